@@ -1,0 +1,80 @@
+"""Service errors with the gRPC status codes and failure details Temporal uses."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.message import Message
+from temporalio.api.errordetails.v1 import message_pb2 as details_pb
+
+
+class ServiceError(Exception):
+    """An error answered to the caller as a gRPC status, optionally with a details message."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str, details: Message | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidArgument(ServiceError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(ServiceError):
+    code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, message: str, details: Message | None = None) -> None:
+        super().__init__(message, details or details_pb.NotFoundFailure())
+
+
+class AlreadyExists(ServiceError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(ServiceError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResourceExhausted(ServiceError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(ServiceError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Unimplemented(ServiceError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class Internal(ServiceError):
+    code = grpc.StatusCode.INTERNAL
+
+
+def namespace_not_found(name: str) -> NotFound:
+    return NotFound(
+        f"Namespace {name} is not found.", details_pb.NamespaceNotFoundFailure(namespace=name)
+    )
+
+
+def workflow_not_found() -> NotFound:
+    return NotFound("workflow execution not found")
+
+
+def workflow_already_started(message: str, request_id: str, run_id: str) -> AlreadyExists:
+    return AlreadyExists(
+        message,
+        details_pb.WorkflowExecutionAlreadyStartedFailure(
+            start_request_id=request_id, run_id=run_id
+        ),
+    )
+
+
+def workflow_completed() -> NotFound:
+    return NotFound("workflow execution already completed")
+
+
+class DeadlineExceeded(ServiceError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED

@@ -1,0 +1,1 @@
+"""gRPC front door: request validation, namespace resolution, error mapping."""

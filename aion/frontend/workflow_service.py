@@ -1,0 +1,370 @@
+"""WorkflowService: validates each request, resolves its namespace and calls the operation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import grpc
+from temporalio.api.enums.v1 import task_queue_pb2
+from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+from temporalio.api.workflowservice.v1 import service_pb2_grpc
+
+from aion import __version__, errors
+from aion.frontend.rpc import deadline_seconds, rpc
+from aion.history.api import (
+    activity_tasks,
+    describe_workflow,
+    get_workflow_history,
+    query_workflow,
+    request_cancel_workflow,
+    respond_workflow_task_completed,
+    respond_workflow_task_failed,
+    signal_workflow,
+    start_workflow,
+    sticky,
+    terminate_workflow,
+    workflow_tasks,
+)
+from aion.history.api.workflow_tasks import StaleTaskError
+from aion.history.engine import HistoryEngine
+from aion.matching import QueryTask
+from aion.namespaces import CLUSTER_NAME, NamespaceRegistry, namespace_capabilities
+from aion.visibility import listing
+
+Ctx = grpc.aio.ServicerContext
+SERVER_VERSION = "1.32.0"
+MAX_POLL_S = 60.0
+MAX_ID_LENGTH = 1000
+
+
+def _require(value: str, what: str) -> None:
+    if not value:
+        raise errors.InvalidArgument(f"{what} is not set on request.")
+
+
+def _require_task_queue(name: str) -> None:
+    if not name:
+        raise errors.InvalidArgument("missing task queue name")
+    if len(name) > MAX_ID_LENGTH:
+        raise errors.InvalidArgument("task queue name exceeds length limit")
+
+
+class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
+    def __init__(self, engine: HistoryEngine, namespaces: NamespaceRegistry) -> None:
+        self.engine = engine
+        self.namespaces = namespaces
+
+    # ---- cluster and namespaces ---------------------------------------------------------
+    @rpc
+    async def GetSystemInfo(self, request: rr.GetSystemInfoRequest, context: Ctx) -> rr.GetSystemInfoResponse:
+        return rr.GetSystemInfoResponse(
+            server_version=SERVER_VERSION,
+            capabilities=rr.GetSystemInfoResponse.Capabilities(
+                signal_and_query_header=True,
+                internal_error_differentiation=True,
+                activity_failure_include_heartbeat=True,
+                encoded_failure_attributes=True,
+                upsert_memo=True,
+                sdk_metadata=True,
+                count_group_by_execution_status=True,
+            ),
+        )
+
+    @rpc
+    async def GetClusterInfo(self, request: rr.GetClusterInfoRequest, context: Ctx) -> rr.GetClusterInfoResponse:
+        return rr.GetClusterInfoResponse(
+            supported_clients={
+                "temporal-go": "<2.0.0",
+                "temporal-java": "<2.0.0",
+                "temporal-typescript": "<2.0.0",
+                "temporal-php": "<2.0.0",
+                "temporal-cli": "<2.0.0",
+                "temporal-ui": "<3.0.0",
+                "temporal-server": "<2.0.0",
+            },
+            server_version=SERVER_VERSION,
+            cluster_id=self.engine.host_id,
+            cluster_name=CLUSTER_NAME,
+            history_shard_count=self.engine.num_shards,
+            persistence_store="sqlite",
+            visibility_store="sqlite",
+            initial_failover_version=1,
+            failover_version_increment=10,
+        )
+
+    @rpc
+    async def RegisterNamespace(self, request: rr.RegisterNamespaceRequest, context: Ctx) -> rr.RegisterNamespaceResponse:
+        await self.namespaces.register(request)
+        return rr.RegisterNamespaceResponse()
+
+    @rpc
+    async def DescribeNamespace(self, request: rr.DescribeNamespaceRequest, context: Ctx) -> rr.DescribeNamespaceResponse:
+        if request.id:
+            try:
+                ns = self.namespaces.by_id(request.id)
+            except KeyError:
+                raise errors.namespace_not_found(request.id) from None
+        else:
+            ns = self.namespaces.get(request.namespace)
+        return self._describe(ns.description)
+
+    @staticmethod
+    def _describe(description: rr.DescribeNamespaceResponse) -> rr.DescribeNamespaceResponse:
+        response = rr.DescribeNamespaceResponse()
+        response.CopyFrom(description)
+        response.namespace_info.capabilities.CopyFrom(namespace_capabilities())
+        response.namespace_info.supports_schedules = False
+        return response
+
+    @rpc
+    async def ListNamespaces(self, request: rr.ListNamespacesRequest, context: Ctx) -> rr.ListNamespacesResponse:
+        return rr.ListNamespacesResponse(
+            namespaces=[self._describe(ns.description) for ns in self.namespaces.all()]
+        )
+
+    @rpc
+    async def UpdateNamespace(self, request: rr.UpdateNamespaceRequest, context: Ctx) -> rr.UpdateNamespaceResponse:
+        ns = await self.namespaces.update(request)
+        d = self._describe(ns.description)
+        return rr.UpdateNamespaceResponse(
+            namespace_info=d.namespace_info,
+            config=d.config,
+            replication_config=d.replication_config,
+            failover_version=d.failover_version,
+            is_global_namespace=d.is_global_namespace,
+        )
+
+    # ---- workflows ----------------------------------------------------------------------
+    @rpc
+    async def StartWorkflowExecution(
+        self, request: rr.StartWorkflowExecutionRequest, context: Ctx
+    ) -> rr.StartWorkflowExecutionResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.workflow_id, "WorkflowId")
+        if len(request.workflow_id) > MAX_ID_LENGTH:
+            raise errors.InvalidArgument("WorkflowId length exceeds limit.")
+        _require(request.workflow_type.name, "WorkflowType")
+        _require_task_queue(request.task_queue.name)
+        for name in ("workflow_execution_timeout", "workflow_run_timeout", "workflow_task_timeout"):
+            value = getattr(request, name)
+            if value.seconds < 0 or value.nanos < 0:
+                raise errors.InvalidArgument(f"Invalid {name.replace('_', ' ')}.")
+        if len(request.request_id) > MAX_ID_LENGTH:
+            raise errors.InvalidArgument("RequestId length exceeds limit.")
+        if not request.request_id:
+            request.request_id = str(uuid.uuid4())
+        return await start_workflow.start_workflow(self.engine, ns, request)
+
+    @rpc
+    async def SignalWorkflowExecution(
+        self, request: rr.SignalWorkflowExecutionRequest, context: Ctx
+    ) -> rr.SignalWorkflowExecutionResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.workflow_execution.workflow_id, "WorkflowId")
+        _require(request.signal_name, "SignalName")
+        await signal_workflow.signal_workflow(self.engine, ns, request)
+        return rr.SignalWorkflowExecutionResponse()
+
+    @rpc
+    async def RequestCancelWorkflowExecution(
+        self, request: rr.RequestCancelWorkflowExecutionRequest, context: Ctx
+    ) -> rr.RequestCancelWorkflowExecutionResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.workflow_execution.workflow_id, "WorkflowId")
+        await request_cancel_workflow.request_cancel_workflow(self.engine, ns, request)
+        return rr.RequestCancelWorkflowExecutionResponse()
+
+    @rpc
+    async def TerminateWorkflowExecution(
+        self, request: rr.TerminateWorkflowExecutionRequest, context: Ctx
+    ) -> rr.TerminateWorkflowExecutionResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.workflow_execution.workflow_id, "WorkflowId")
+        await terminate_workflow.terminate_workflow(self.engine, ns, request)
+        return rr.TerminateWorkflowExecutionResponse()
+
+    @rpc
+    async def DescribeWorkflowExecution(
+        self, request: rr.DescribeWorkflowExecutionRequest, context: Ctx
+    ) -> rr.DescribeWorkflowExecutionResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.execution.workflow_id, "WorkflowId")
+        return await describe_workflow.describe_workflow(self.engine, ns, request)
+
+    @rpc
+    async def GetWorkflowExecutionHistory(
+        self, request: rr.GetWorkflowExecutionHistoryRequest, context: Ctx
+    ) -> rr.GetWorkflowExecutionHistoryResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.execution.workflow_id, "WorkflowId")
+        return await get_workflow_history.get_workflow_history(
+            self.engine, ns, request, deadline_seconds(context)
+        )
+
+    @rpc
+    async def QueryWorkflow(self, request: rr.QueryWorkflowRequest, context: Ctx) -> rr.QueryWorkflowResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.execution.workflow_id, "WorkflowId")
+        _require(request.query.query_type, "QueryType")
+        return await query_workflow.query_workflow(self.engine, ns, request, deadline_seconds(context, 30))
+
+    @rpc
+    async def ListWorkflowExecutions(
+        self, request: rr.ListWorkflowExecutionsRequest, context: Ctx
+    ) -> rr.ListWorkflowExecutionsResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await listing.list_workflows(self.engine.store, ns, request)
+
+    @rpc
+    async def CountWorkflowExecutions(
+        self, request: rr.CountWorkflowExecutionsRequest, context: Ctx
+    ) -> rr.CountWorkflowExecutionsResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await listing.count_workflows(self.engine.store, ns, request)
+
+    # ---- workflow tasks -----------------------------------------------------------------
+    @rpc
+    async def PollWorkflowTaskQueue(
+        self, request: rr.PollWorkflowTaskQueueRequest, context: Ctx
+    ) -> rr.PollWorkflowTaskQueueResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require_task_queue(request.task_queue.name)
+        sticky_poll = request.task_queue.kind == task_queue_pb2.TASK_QUEUE_KIND_STICKY
+        loop = asyncio.get_running_loop()
+        until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
+        while (remaining := until - loop.time()) > 0:
+            task = await self.engine.matching.poll(ns.id, request.task_queue.name, "workflow", remaining)
+            if task is None:
+                break
+            if isinstance(task, QueryTask):
+                return await query_workflow.query_task_response(self.engine, task, sticky_poll)
+            try:
+                return await workflow_tasks.record_workflow_task_started(
+                    self.engine, task, request.identity, str(uuid.uuid4())
+                )
+            except (StaleTaskError, errors.NotFound):
+                continue
+        return rr.PollWorkflowTaskQueueResponse()
+
+    @rpc
+    async def RespondWorkflowTaskCompleted(
+        self, request: rr.RespondWorkflowTaskCompletedRequest, context: Ctx
+    ) -> rr.RespondWorkflowTaskCompletedResponse:
+        _require(request.task_token.decode(errors="replace"), "TaskToken")
+        return await respond_workflow_task_completed.respond_workflow_task_completed(self.engine, request)
+
+    @rpc
+    async def RespondWorkflowTaskFailed(
+        self, request: rr.RespondWorkflowTaskFailedRequest, context: Ctx
+    ) -> rr.RespondWorkflowTaskFailedResponse:
+        _require(request.task_token.decode(errors="replace"), "TaskToken")
+        return await respond_workflow_task_failed.respond_workflow_task_failed(self.engine, request)
+
+    @rpc
+    async def RespondQueryTaskCompleted(
+        self, request: rr.RespondQueryTaskCompletedRequest, context: Ctx
+    ) -> rr.RespondQueryTaskCompletedResponse:
+        query_workflow.respond_query_task_completed(self.engine, request)
+        return rr.RespondQueryTaskCompletedResponse()
+
+    @rpc
+    async def ResetStickyTaskQueue(
+        self, request: rr.ResetStickyTaskQueueRequest, context: Ctx
+    ) -> rr.ResetStickyTaskQueueResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.execution.workflow_id, "WorkflowId")
+        key = await self.engine.resolve(ns.id, request.execution.workflow_id, request.execution.run_id)
+        await sticky.reset_sticky_task_queue(self.engine, key)
+        return rr.ResetStickyTaskQueueResponse()
+
+    @rpc
+    async def ShutdownWorker(self, request: rr.ShutdownWorkerRequest, context: Ctx) -> rr.ShutdownWorkerResponse:
+        ns = self.namespaces.get(request.namespace)
+        if request.sticky_task_queue:
+            await sticky.shutdown_sticky_queue(self.engine, ns, request.sticky_task_queue)
+        return rr.ShutdownWorkerResponse()
+
+    # ---- activity tasks -----------------------------------------------------------------
+    @rpc
+    async def PollActivityTaskQueue(
+        self, request: rr.PollActivityTaskQueueRequest, context: Ctx
+    ) -> rr.PollActivityTaskQueueResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require_task_queue(request.task_queue.name)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
+        while (remaining := until - loop.time()) > 0:
+            task = await self.engine.matching.poll(ns.id, request.task_queue.name, "activity", remaining)
+            if task is None:
+                break
+            assert not isinstance(task, QueryTask)
+            try:
+                return await activity_tasks.record_activity_task_started(
+                    self.engine, ns, task, request.identity, str(uuid.uuid4())
+                )
+            except StaleTaskError:
+                continue
+        return rr.PollActivityTaskQueueResponse()
+
+    @rpc
+    async def RecordActivityTaskHeartbeat(
+        self, request: rr.RecordActivityTaskHeartbeatRequest, context: Ctx
+    ) -> rr.RecordActivityTaskHeartbeatResponse:
+        return await activity_tasks.record_heartbeat(self.engine, request)
+
+    @rpc
+    async def RecordActivityTaskHeartbeatById(
+        self, request: rr.RecordActivityTaskHeartbeatByIdRequest, context: Ctx
+    ) -> rr.RecordActivityTaskHeartbeatByIdResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await activity_tasks.record_heartbeat_by_id(self.engine, ns, request)
+
+    @rpc
+    async def RespondActivityTaskCompleted(
+        self, request: rr.RespondActivityTaskCompletedRequest, context: Ctx
+    ) -> rr.RespondActivityTaskCompletedResponse:
+        await activity_tasks.respond_completed(self.engine, request)
+        return rr.RespondActivityTaskCompletedResponse()
+
+    @rpc
+    async def RespondActivityTaskCompletedById(
+        self, request: rr.RespondActivityTaskCompletedByIdRequest, context: Ctx
+    ) -> rr.RespondActivityTaskCompletedByIdResponse:
+        ns = self.namespaces.get(request.namespace)
+        await activity_tasks.respond_completed_by_id(self.engine, ns, request)
+        return rr.RespondActivityTaskCompletedByIdResponse()
+
+    @rpc
+    async def RespondActivityTaskFailed(
+        self, request: rr.RespondActivityTaskFailedRequest, context: Ctx
+    ) -> rr.RespondActivityTaskFailedResponse:
+        await activity_tasks.respond_failed(self.engine, request)
+        return rr.RespondActivityTaskFailedResponse()
+
+    @rpc
+    async def RespondActivityTaskFailedById(
+        self, request: rr.RespondActivityTaskFailedByIdRequest, context: Ctx
+    ) -> rr.RespondActivityTaskFailedByIdResponse:
+        ns = self.namespaces.get(request.namespace)
+        await activity_tasks.respond_failed_by_id(self.engine, ns, request)
+        return rr.RespondActivityTaskFailedByIdResponse()
+
+    @rpc
+    async def RespondActivityTaskCanceled(
+        self, request: rr.RespondActivityTaskCanceledRequest, context: Ctx
+    ) -> rr.RespondActivityTaskCanceledResponse:
+        await activity_tasks.respond_canceled(self.engine, request)
+        return rr.RespondActivityTaskCanceledResponse()
+
+    @rpc
+    async def RespondActivityTaskCanceledById(
+        self, request: rr.RespondActivityTaskCanceledByIdRequest, context: Ctx
+    ) -> rr.RespondActivityTaskCanceledByIdResponse:
+        ns = self.namespaces.get(request.namespace)
+        await activity_tasks.respond_canceled_by_id(self.engine, ns, request)
+        return rr.RespondActivityTaskCanceledByIdResponse()
+
+
+_ = (namespace_pb, __version__)

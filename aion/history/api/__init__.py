@@ -1,0 +1,1 @@
+"""History operations: one module per API operation, each a function over `MutableState`."""

@@ -1,0 +1,100 @@
+"""DescribeWorkflowExecution: configuration, status, pending activities and workflow task."""
+
+from __future__ import annotations
+
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
+from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion.history.engine import HistoryEngine
+from aion.history.mutable_state import ActivityInfo, MutableState
+from aion.history.timeutil import dur, ts
+from aion.namespaces import Namespace
+
+ActivityState = workflow_pb2.PendingActivityState
+WTState = workflow_pb2.PendingWorkflowTaskState
+
+
+async def describe_workflow(
+    engine: HistoryEngine, ns: Namespace, req: rr.DescribeWorkflowExecutionRequest
+) -> rr.DescribeWorkflowExecutionResponse:
+    key = await engine.resolve(ns.id, req.execution.workflow_id, req.execution.run_id)
+    ms = await engine.get_execution(key)
+    return describe(ms)
+
+
+def execution_info(ms: MutableState) -> workflow_pb.WorkflowExecutionInfo:
+    s = ms.s
+    info = workflow_pb.WorkflowExecutionInfo(
+        execution=ms.execution(),
+        type=common_pb.WorkflowType(name=s.workflow_type),
+        start_time=ts(s.start_time_ns),
+        status=s.status,  # type: ignore[arg-type]
+        history_length=s.next_event_id - 1,
+        execution_time=ts(s.execution_time_ns),
+        task_queue=s.task_queue,
+        first_run_id=s.first_run_id,
+    )
+    if s.close_time_ns:
+        info.close_time.CopyFrom(ts(s.close_time_ns))
+        info.execution_duration.CopyFrom(dur(s.close_time_ns - s.execution_time_ns))
+    if s.memo is not None:
+        info.memo.CopyFrom(s.memo)
+    if s.search_attributes is not None:
+        info.search_attributes.CopyFrom(s.search_attributes)
+    return info
+
+
+def describe(ms: MutableState) -> rr.DescribeWorkflowExecutionResponse:
+    s = ms.s
+    response = rr.DescribeWorkflowExecutionResponse(
+        execution_config=workflow_pb.WorkflowExecutionConfig(
+            task_queue=taskqueue_pb.TaskQueue(name=s.task_queue, kind=1),
+            workflow_execution_timeout=dur(s.execution_timeout_ns),
+            workflow_run_timeout=dur(s.run_timeout_ns),
+            default_workflow_task_timeout=dur(s.task_timeout_ns),
+        ),
+        workflow_execution_info=execution_info(ms),
+        pending_activities=[_pending_activity(ai) for ai in s.activities.values()],
+    )
+    wt = s.workflow_task
+    if wt is not None:
+        pending = response.pending_workflow_task
+        pending.state = WTState.PENDING_WORKFLOW_TASK_STATE_STARTED if wt.started_event_id else WTState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+        pending.scheduled_time.CopyFrom(ts(wt.scheduled_time_ns))
+        pending.original_scheduled_time.CopyFrom(ts(wt.scheduled_time_ns))
+        pending.attempt = wt.attempt
+        if wt.started_time_ns:
+            pending.started_time.CopyFrom(ts(wt.started_time_ns))
+    return response
+
+
+def _pending_activity(ai: ActivityInfo) -> workflow_pb.PendingActivityInfo:
+    if ai.cancel_requested:
+        state = ActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
+    elif ai.started_time_ns:
+        state = ActivityState.PENDING_ACTIVITY_STATE_STARTED
+    else:
+        state = ActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+    info = workflow_pb.PendingActivityInfo(
+        activity_id=ai.activity_id,
+        activity_type=common_pb.ActivityType(name=ai.activity_type),
+        state=state,
+        attempt=ai.attempt,
+        maximum_attempts=ai.retry_policy.maximum_attempts if ai.retry_policy else 0,
+        scheduled_time=ts(ai.attempt_scheduled_time_ns),
+        last_worker_identity=ai.last_worker_identity,
+    )
+    if ai.started_time_ns:
+        info.last_started_time.CopyFrom(ts(ai.started_time_ns))
+    if ai.last_heartbeat_ns:
+        info.last_heartbeat_time.CopyFrom(ts(ai.last_heartbeat_ns))
+    if ai.heartbeat_details is not None:
+        info.heartbeat_details.CopyFrom(ai.heartbeat_details)
+    if ai.last_failure is not None:
+        info.last_failure.CopyFrom(ai.last_failure)
+    if ai.schedule_to_close_ns:
+        info.expiration_time.CopyFrom(ts(ai.scheduled_time_ns + ai.schedule_to_close_ns))
+    return info

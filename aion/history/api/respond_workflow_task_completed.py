@@ -1,0 +1,116 @@
+"""RespondWorkflowTaskCompleted: apply the worker's commands and schedule what follows."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import failed_cause_pb2 as Cause
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion import errors
+from aion.history.api.workflow_tasks import workflow_task_response
+from aion.history.commands import CommandContext, CommandError, handle_commands
+from aion.history.engine import HistoryEngine
+from aion.history.mutable_state import MutableState, WorkflowTaskInfo
+from aion.history.timeutil import ns_of
+from aion.history.tokens import TaskToken
+
+INLINE_TASK_REQUEST_ID = "request-from-RespondWorkflowTaskCompleted"
+
+
+def current_workflow_task(ms: MutableState, token: TaskToken) -> WorkflowTaskInfo:
+    """The started workflow task the token names, or NOT_FOUND as Temporal answers."""
+    wt = ms.s.workflow_task
+    if not ms.running:
+        raise errors.workflow_completed()
+    if (
+        wt is None
+        or not wt.started_event_id
+        or wt.scheduled_event_id != token.scheduled_event_id
+        or wt.stamp != token.stamp
+    ):
+        raise errors.NotFound("Workflow task not found.")
+    return wt
+
+
+async def respond_workflow_task_completed(
+    engine: HistoryEngine, req: rr.RespondWorkflowTaskCompletedRequest
+) -> rr.RespondWorkflowTaskCompletedResponse:
+    token = TaskToken.decode(req.task_token)
+    key = (token.namespace_id, token.workflow_id, token.run_id)
+
+    def complete(ms: MutableState) -> WorkflowTaskInfo | None:
+        current_workflow_task(ms, token)
+        had_buffered = bool(ms.s.buffered_events)
+        fields: dict[str, object] = {"binary_checksum": req.binary_checksum}
+        if req.HasField("sdk_metadata"):
+            fields["sdk_metadata"] = req.sdk_metadata
+        if req.HasField("metering_metadata"):
+            fields["metering_metadata"] = req.metering_metadata
+        if req.HasField("worker_version_stamp"):
+            fields["worker_version"] = req.worker_version_stamp
+        completed = ms.complete_workflow_task(req.identity, **fields)
+        if req.HasField("sticky_attributes") and req.sticky_attributes.worker_task_queue.name:
+            ms.s.sticky_task_queue = req.sticky_attributes.worker_task_queue.name
+            ms.s.sticky_schedule_to_start_ns = ns_of(req.sticky_attributes.schedule_to_start_timeout)
+        else:
+            ms.clear_sticky()
+        ctx = CommandContext(ms, completed.event_id, req.identity, had_buffered)
+        handle_commands(ctx, list(req.commands))
+        if not ms.running:
+            return None
+        needs_task = (
+            req.force_create_new_workflow_task
+            or had_buffered
+            or bool(ms.s.buffered_events)
+            or ctx.activity_canceled_before_start
+        )
+        if not needs_task:
+            return None
+        wt = ms.schedule_workflow_task()
+        if req.return_new_workflow_task:
+            # Started inline: its task never reaches matching.
+            ms.mutation.queue_tasks = [
+                t for t in ms.mutation.queue_tasks if t.scheduled_event_id != wt.scheduled_event_id
+            ]
+            ms.start_workflow_task(INLINE_TASK_REQUEST_ID, req.identity)
+            return wt
+        return None
+
+    try:
+        new_task = await engine.update_execution(key, complete)
+    except CommandError as e:
+        await _fail_for_bad_command(engine, key, token, req.identity, e)
+        raise errors.InvalidArgument(e.message) from None
+    response = rr.RespondWorkflowTaskCompletedResponse()
+    if new_task is not None:
+        ms = await engine.get_execution(key)
+        response.workflow_task.CopyFrom(
+            await workflow_task_response(
+                engine, key, ms, new_task, ms.s.last_completed_wt_started_event_id, sticky=True
+            )
+        )
+    return response
+
+
+async def _fail_for_bad_command(
+    engine: HistoryEngine,
+    key: tuple[str, str, str],
+    token: TaskToken,
+    identity: str,
+    error: CommandError,
+) -> None:
+    """The commands were discarded; record the failed task and schedule the next attempt."""
+
+    def fail(ms: MutableState) -> None:
+        wt = current_workflow_task(ms, token)
+        if wt.attempt > 1 and error.cause != Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
+            return  # keeps failing: let it time out and retry later
+        failure = failure_pb.Failure(
+            message=error.message,
+            source="Server",
+            server_failure_info=failure_pb.ServerFailureInfo(non_retryable=True),
+        )
+        ms.fail_workflow_task(error.cause, failure, identity)
+        ms.schedule_workflow_task()
+
+    await engine.update_execution(key, fail)

@@ -1,0 +1,159 @@
+"""StartWorkflowExecution: id reuse / conflict policies, request id idempotency, first task."""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion import errors
+from aion.history.api.terminate_workflow import terminate_workflow
+from aion.history.engine import HistoryEngine
+from aion.history.mutable_state import MutableState
+from aion.history.mutable_state import ExecutionState
+from aion.history.timeutil import SECOND, dur, ns_of
+from aion.namespaces import Namespace
+from aion.persistence import ConditionFailedError, CurrentExecution
+
+Status = workflow_pb2.WorkflowExecutionStatus
+Reuse = workflow_pb2.WorkflowIdReusePolicy
+Conflict = workflow_pb2.WorkflowIdConflictPolicy
+
+DEFAULT_TASK_TIMEOUT_NS = 10 * SECOND
+MAX_TASK_TIMEOUT_NS = 120 * SECOND
+FAILED_STATUSES = {
+    Status.WORKFLOW_EXECUTION_STATUS_FAILED,
+    Status.WORKFLOW_EXECUTION_STATUS_CANCELED,
+    Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+    Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+}
+
+
+async def start_workflow(
+    engine: HistoryEngine, ns: Namespace, req: rr.StartWorkflowExecutionRequest
+) -> rr.StartWorkflowExecutionResponse:
+    try:
+        current = await engine.current_execution(ns.id, req.workflow_id)
+    except errors.NotFound:
+        current = None
+    if current is not None:
+        existing = await _existing_run_answer(engine, ns, req, current)
+        if existing is not None:
+            return existing
+    ms = _new_run(engine, ns, req)
+    try:
+        await engine.create_execution(ms, current.run_id if current else None)
+    except ConditionFailedError:
+        raise errors.Unavailable("concurrent start of the same workflow id; retry") from None
+    return rr.StartWorkflowExecutionResponse(
+        run_id=ms.s.run_id, started=True, status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+    )
+
+
+async def _existing_run_answer(
+    engine: HistoryEngine,
+    ns: Namespace,
+    req: rr.StartWorkflowExecutionRequest,
+    current: CurrentExecution,
+) -> rr.StartWorkflowExecutionResponse | None:
+    """What to answer when the workflow id already has a run; None means start a new run."""
+    if current.start_request_id == req.request_id and req.request_id:
+        return rr.StartWorkflowExecutionResponse(
+            run_id=current.run_id, started=True, status=current.status  # type: ignore[arg-type]
+        )
+    if current.running:
+        policy = req.workflow_id_conflict_policy or Conflict.WORKFLOW_ID_CONFLICT_POLICY_FAIL
+        if policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING:
+            return rr.StartWorkflowExecutionResponse(
+                run_id=current.run_id, started=False, status=current.status  # type: ignore[arg-type]
+            )
+        if policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING:
+            await terminate_workflow(
+                engine,
+                ns,
+                rr.TerminateWorkflowExecutionRequest(
+                    workflow_execution={"workflow_id": req.workflow_id, "run_id": current.run_id},
+                    reason="terminated by new start request (TerminateExisting)",
+                    identity=req.identity,
+                ),
+            )
+            return None
+        raise errors.workflow_already_started(
+            f"Workflow execution is already running. WorkflowId: {req.workflow_id}, "
+            f"RunId: {current.run_id}.",
+            current.start_request_id,
+            current.run_id,
+        )
+    reuse = req.workflow_id_reuse_policy or Reuse.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+    if reuse == Reuse.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE or (
+        reuse == Reuse.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
+        and current.status not in FAILED_STATUSES
+    ):
+        raise errors.workflow_already_started(
+            f"Workflow execution already finished and its WorkflowIdReusePolicy does not allow "
+            f"a new run. WorkflowId: {req.workflow_id}, RunId: {current.run_id}.",
+            current.start_request_id,
+            current.run_id,
+        )
+    return None
+
+
+def _new_run(
+    engine: HistoryEngine, ns: Namespace, req: rr.StartWorkflowExecutionRequest
+) -> MutableState:
+    now = engine.clock()
+    run_id = str(uuid.uuid4())
+    execution_timeout = ns_of(req.workflow_execution_timeout)
+    run_timeout = ns_of(req.workflow_run_timeout) or execution_timeout
+    if execution_timeout:
+        run_timeout = min(run_timeout, execution_timeout)
+    task_timeout = ns_of(req.workflow_task_timeout) or DEFAULT_TASK_TIMEOUT_NS
+    task_timeout = min(task_timeout, MAX_TASK_TIMEOUT_NS)
+    if run_timeout:
+        task_timeout = min(task_timeout, run_timeout)
+    state = ExecutionState(
+        namespace_id=ns.id,
+        namespace=ns.name,
+        workflow_id=req.workflow_id,
+        run_id=run_id,
+        workflow_type=req.workflow_type.name,
+        task_queue=req.task_queue.name,
+        start_time_ns=now,
+        execution_time_ns=now,
+        run_timeout_ns=run_timeout,
+        execution_timeout_ns=execution_timeout,
+        task_timeout_ns=task_timeout,
+        start_request_id=req.request_id,
+        first_run_id=run_id,
+        failover_version=ns.failover_version,
+        memo=req.memo if req.HasField("memo") else None,
+        search_attributes=req.search_attributes if req.HasField("search_attributes") else None,
+    )
+    ms = engine.new_mutable_state(state)
+    attrs = history_pb.WorkflowExecutionStartedEventAttributes(
+        workflow_type=req.workflow_type,
+        task_queue=taskqueue_pb.TaskQueue(name=req.task_queue.name, kind=1),
+        input=req.input,
+        workflow_execution_timeout=dur(execution_timeout),
+        workflow_run_timeout=dur(run_timeout),
+        workflow_task_timeout=dur(task_timeout),
+        original_execution_run_id=run_id,
+        identity=req.identity,
+        first_execution_run_id=run_id,
+        attempt=1,
+        header=req.header,
+        workflow_id=req.workflow_id,
+    )
+    if execution_timeout:
+        attrs.workflow_execution_expiration_time.FromNanoseconds(now + execution_timeout)
+    for field in ("memo", "search_attributes", "priority", "user_metadata"):
+        if req.HasField(field):
+            getattr(attrs, field).CopyFrom(getattr(req, field))
+    if req.HasField("retry_policy"):
+        attrs.retry_policy.CopyFrom(req.retry_policy)
+    ms.start(attrs)
+    ms.schedule_workflow_task()
+    return ms

@@ -1,0 +1,299 @@
+"""Workflow task commands: one handler per command type, each validating then appending events.
+
+A handler that rejects its command raises `CommandError` with the cause Temporal records; the whole
+workflow task then fails and none of its commands take effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from temporalio.api.command.v1 import message_pb2 as command_pb
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import command_type_pb2, event_type_pb2
+from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
+from temporalio.api.history.v1 import message_pb2 as history_pb
+
+from aion.history.mutable_state import MutableState
+from aion.history.timeutil import SECOND, dur, ns_of
+from aion.history import retry
+
+CT = command_type_pb2.CommandType
+Cause = cause_pb.WorkflowTaskFailedCause
+ET = event_type_pb2.EventType
+
+MAX_ID_LENGTH = 1000
+ACTIVITY_NOT_STARTED_CANCEL_DETAILS = "ACTIVITY_ID_NOT_STARTED"
+
+
+class CommandError(Exception):
+    """A command Temporal would reject: fails the workflow task with `cause`."""
+
+    def __init__(self, cause: int, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.message = message
+
+
+@dataclass
+class CommandContext:
+    ms: MutableState
+    completed_event_id: int
+    identity: str
+    had_buffered_events: bool
+    activity_canceled_before_start: bool = False
+
+
+def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> None:
+    for command in commands:
+        if not ctx.ms.running:
+            raise CommandError(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                "commands after the workflow closed",
+            )
+        handler = HANDLERS.get(command.command_type)
+        if handler is None:
+            name = CT.Name(command.command_type)
+            raise CommandError(
+                UNSUPPORTED_CAUSES.get(command.command_type, Cause.WORKFLOW_TASK_FAILED_CAUSE_UNSPECIFIED),
+                f"{name} is not supported by this server yet",
+            )
+        handler(ctx, command)
+
+
+def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command_pb.ScheduleActivityTaskCommandAttributes()
+    attrs.CopyFrom(command.schedule_activity_task_command_attributes)
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
+    if not attrs.activity_id:
+        raise CommandError(bad, "activityId is not set")
+    if not attrs.activity_type.name:
+        raise CommandError(bad, "activityType is not set")
+    if len(attrs.activity_id) > MAX_ID_LENGTH:
+        raise CommandError(bad, "activityId exceeds length limit.")
+    if not attrs.task_queue.name:
+        attrs.task_queue.name = ctx.ms.s.task_queue
+    attrs.task_queue.kind = 1  # normal
+    if attrs.activity_id in ctx.ms.s.activity_ids:
+        raise CommandError(bad, f"Activity with ActivityID {attrs.activity_id} already exists")
+    try:
+        retry.normalize_policy(attrs.retry_policy)
+    except ValueError as e:
+        raise CommandError(bad, str(e)) from None
+    _normalize_activity_timeouts(attrs, ctx.ms.s.run_timeout_ns, bad)
+    ctx.ms.schedule_activity(ctx.completed_event_id, attrs)
+
+
+def _normalize_activity_timeouts(
+    attrs: command_pb.ScheduleActivityTaskCommandAttributes, run_timeout_ns: int, bad: int
+) -> None:
+    """Fill in missing timeouts from the ones given and cap them at the run timeout."""
+    for name in ("schedule_to_close", "schedule_to_start", "start_to_close", "heartbeat"):
+        if ns_of(getattr(attrs, f"{name}_timeout")) < 0:
+            raise CommandError(bad, f"invalid {name} timeout")
+    s2c = ns_of(attrs.schedule_to_close_timeout)
+    s2s = ns_of(attrs.schedule_to_start_timeout)
+    st2c = ns_of(attrs.start_to_close_timeout)
+    hb = ns_of(attrs.heartbeat_timeout)
+    if s2c > 0:
+        s2s = min(s2s, s2c) if s2s > 0 else s2c
+        st2c = min(st2c, s2c) if st2c > 0 else s2c
+    elif st2c > 0:
+        s2c = run_timeout_ns
+        if s2s <= 0:
+            s2s = run_timeout_ns
+    else:
+        raise CommandError(
+            bad,
+            "a valid StartToCloseTimeout or ScheduleToCloseTimeout must be set on the activity. "
+            f"ActivityId={attrs.activity_id} ActivityType={attrs.activity_type.name}",
+        )
+    if run_timeout_ns > 0:
+        s2c, s2s = min(s2c, run_timeout_ns), min(s2s, run_timeout_ns)
+        st2c, hb = min(st2c, run_timeout_ns), min(hb, run_timeout_ns)
+    hb = min(hb, st2c)
+    attrs.schedule_to_close_timeout.CopyFrom(dur(s2c))
+    attrs.schedule_to_start_timeout.CopyFrom(dur(s2s))
+    attrs.start_to_close_timeout.CopyFrom(dur(st2c))
+    attrs.heartbeat_timeout.CopyFrom(dur(hb))
+
+
+def _buffered_event(ms: MutableState, match: Callable[[history_pb.HistoryEvent], bool]) -> bool:
+    return any(match(e) for e in ms.s.buffered_events)
+
+
+def _request_cancel_activity(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command.request_cancel_activity_task_command_attributes
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES
+    if attrs.scheduled_event_id <= 0:
+        raise CommandError(bad, "ScheduledEventId is not set on RequestCancelActivityTaskCommand.")
+    ms = ctx.ms
+    ai = ms.s.activities.get(attrs.scheduled_event_id)
+    if ai is None:
+        # Finished while this task ran: the finish event is buffered; record the request only.
+        finished = _buffered_event(
+            ms,
+            lambda e: _activity_close_scheduled_id(e) == attrs.scheduled_event_id,
+        )
+        if not finished:
+            raise CommandError(
+                bad, f"invalid activity scheduled event id: {attrs.scheduled_event_id}"
+            )
+        ms.append(
+            ET.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
+            "activity_task_cancel_requested_event_attributes",
+            history_pb.ActivityTaskCancelRequestedEventAttributes(
+                scheduled_event_id=attrs.scheduled_event_id,
+                workflow_task_completed_event_id=ctx.completed_event_id,
+            ),
+        )
+        return
+    ms.request_cancel_activity(ctx.completed_event_id, ai)
+    if not ai.started_time_ns:
+        details = common_pb.Payloads(
+            payloads=[
+                common_pb.Payload(
+                    metadata={"encoding": b"json/plain"},
+                    data=f'"{ACTIVITY_NOT_STARTED_CANCEL_DETAILS}"'.encode(),
+                )
+            ]
+        )
+        ms.cancel_activity(ai, details, ctx.identity)
+        ctx.activity_canceled_before_start = True
+
+
+def _activity_close_scheduled_id(event: history_pb.HistoryEvent) -> int:
+    for field in (
+        "activity_task_completed_event_attributes",
+        "activity_task_failed_event_attributes",
+        "activity_task_timed_out_event_attributes",
+        "activity_task_canceled_event_attributes",
+    ):
+        if event.HasField(field):
+            return int(getattr(event, field).scheduled_event_id)
+    return 0
+
+
+def _start_timer(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command.start_timer_command_attributes
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES
+    if not attrs.timer_id:
+        raise CommandError(bad, "TimerId is not set on StartTimerCommand.")
+    if len(attrs.timer_id) > MAX_ID_LENGTH:
+        raise CommandError(bad, "TimerId on StartTimerCommand exceeds length limit.")
+    if ns_of(attrs.start_to_fire_timeout) < 0:
+        raise CommandError(bad, "An invalid StartToFireTimeout is set on StartTimerCommand.")
+    if attrs.timer_id in ctx.ms.s.timers:
+        raise CommandError(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
+            f"invalid history builder state for action: add-timer-started-event, TimerId={attrs.timer_id}",
+        )
+    ctx.ms.start_timer(ctx.completed_event_id, attrs)
+
+
+def _cancel_timer(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command.cancel_timer_command_attributes
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES
+    if not attrs.timer_id:
+        raise CommandError(bad, "TimerId is not set on CancelTimerCommand.")
+    ms = ctx.ms
+    timer = ms.s.timers.get(attrs.timer_id)
+    if timer is None:
+        # Fired while this task ran: drop the buffered TimerFired so the cancel wins.
+        for event in ms.s.buffered_events:
+            fired = event.timer_fired_event_attributes
+            if event.HasField("timer_fired_event_attributes") and fired.timer_id == attrs.timer_id:
+                ms.s.buffered_events.remove(event)
+                from aion.history.mutable_state import TimerInfo
+
+                ms.s.timers[attrs.timer_id] = TimerInfo(attrs.timer_id, fired.started_event_id, 0)
+                timer = ms.s.timers[attrs.timer_id]
+                break
+    if timer is None:
+        raise CommandError(bad, f"invalid history builder state for action: cancel timer {attrs.timer_id}")
+    ms.cancel_timer(ctx.completed_event_id, timer, ctx.identity)
+
+
+def _check_no_unhandled_events(ctx: CommandContext) -> None:
+    if ctx.had_buffered_events:
+        raise CommandError(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+            "UnhandledCommand",
+        )
+
+
+def _complete_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
+    _check_no_unhandled_events(ctx)
+    attrs = command.complete_workflow_execution_command_attributes
+    ctx.ms.complete(ctx.completed_event_id, attrs.result if attrs.HasField("result") else None)
+
+
+def _fail_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
+    _check_no_unhandled_events(ctx)
+    attrs = command.fail_workflow_execution_command_attributes
+    if not attrs.HasField("failure"):
+        raise CommandError(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
+            "Failure is not set on FailWorkflowExecutionCommand.",
+        )
+    ctx.ms.fail(ctx.completed_event_id, attrs.failure)
+
+
+def _cancel_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
+    _check_no_unhandled_events(ctx)
+    attrs = command.cancel_workflow_execution_command_attributes
+    ctx.ms.cancel(ctx.completed_event_id, attrs.details if attrs.HasField("details") else None)
+
+
+def _record_marker(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command.record_marker_command_attributes
+    if not attrs.marker_name:
+        raise CommandError(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
+            "MarkerName is not set on RecordMarkerCommand.",
+        )
+    ctx.ms.record_marker(ctx.completed_event_id, attrs)
+
+
+def _upsert_search_attributes(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command.upsert_workflow_search_attributes_command_attributes
+    if not attrs.search_attributes.indexed_fields:
+        raise CommandError(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES,
+            "IndexedFields is empty on command.",
+        )
+    ctx.ms.upsert_search_attributes(ctx.completed_event_id, attrs.search_attributes)
+
+
+def _modify_properties(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command.modify_workflow_properties_command_attributes
+    if not attrs.upserted_memo.fields:
+        raise CommandError(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES,
+            "UpsertedMemo is not set on command.",
+        )
+    ctx.ms.modify_properties(ctx.completed_event_id, attrs.upserted_memo)
+
+
+HANDLERS: dict[int, Callable[[CommandContext, command_pb.Command], None]] = {
+    CT.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: _schedule_activity,
+    CT.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK: _request_cancel_activity,
+    CT.COMMAND_TYPE_START_TIMER: _start_timer,
+    CT.COMMAND_TYPE_CANCEL_TIMER: _cancel_timer,
+    CT.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION: _complete_workflow,
+    CT.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION: _fail_workflow,
+    CT.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION: _cancel_workflow,
+    CT.COMMAND_TYPE_RECORD_MARKER: _record_marker,
+    CT.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: _upsert_search_attributes,
+    CT.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES: _modify_properties,
+}
+
+UNSUPPORTED_CAUSES: dict[int, int] = {
+    CT.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES,
+    CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES,
+    CT.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
+    CT.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
+}
+
+_ = SECOND

@@ -1,0 +1,293 @@
+"""The history engine: loads, locks, mutates and commits executions; one place for the flow.
+
+Operations (in `aion/history/api/`) never touch storage: they call `update_execution` with a
+function that checks the request against `MutableState` and appends events; the engine commits the
+transition in one transaction and then publishes its tasks to matching and the timer queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import zlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from temporalio.api.history.v1 import message_pb2 as history_pb
+
+from aion import errors
+from aion.history.api import timers
+from aion.history.mutable_state import ExecutionState, MutableState
+from aion.history.timeutil import now_ns
+from aion.matching import MatchingEngine, QueryTask
+from aion.namespaces import NamespaceRegistry
+from aion.persistence import (
+    ConditionFailedError,
+    CurrentExecution,
+    ExecutionTransaction,
+    ShardOwnershipLostError,
+    Store,
+    TimerTask,
+    VisibilityRecord,
+)
+from aion.queues.timer_queue import TimerQueue
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ExecutionKey = tuple[str, str, str]  # namespace id, workflow id, run id
+
+CACHE_SIZE = 4096
+
+
+@dataclass
+class Shard:
+    """A shard this process owns: its fencing token and task id sequence."""
+
+    shard_id: int
+    range_id: int
+    _seq: int = 0
+
+    def next_task_id(self) -> int:
+        self._seq += 1
+        return (self.range_id << 32) | self._seq
+
+
+class _Entry:
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.ms: MutableState | None = None
+
+
+class HistoryEngine:
+    def __init__(
+        self,
+        store: Store,
+        namespaces: NamespaceRegistry,
+        matching: MatchingEngine,
+        num_shards: int = 4,
+        host_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.namespaces = namespaces
+        self.matching = matching
+        self.num_shards = num_shards
+        self.host_id = host_id or str(uuid.uuid4())
+        self.shards: dict[int, Shard] = {}
+        self.clock = now_ns
+        self.timers = TimerQueue(self._fire_timer)
+        self._cache: OrderedDict[ExecutionKey, _Entry] = OrderedDict()
+        self._current: dict[tuple[str, str], CurrentExecution] = {}
+        self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
+        self.pending_queries: dict[str, QueryTask] = {}
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        for shard_id in range(self.num_shards):
+            range_id = await self.store.acquire_shard(shard_id, self.host_id)
+            self.shards[shard_id] = Shard(shard_id, range_id)
+            self.timers.add(await self.store.load_timer_tasks(shard_id))
+        for task in await self.store.load_queue_tasks():
+            self.matching.add_task(task)
+        self.timers.start()
+
+    async def stop(self) -> None:
+        await self.timers.stop()
+
+    def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
+        h = zlib.crc32(f"{namespace_id}/{workflow_id}".encode())
+        return self.shards[h % self.num_shards]
+
+    # ---- loading -----------------------------------------------------------------------
+    def new_mutable_state(self, state: ExecutionState, db_version: int = 0) -> MutableState:
+        shard = self.shard_for(state.namespace_id, state.workflow_id)
+        ms = MutableState(state, shard.shard_id, shard.next_task_id, self.clock, db_version)
+        ms.is_sticky_alive = lambda name: self.matching.has_live_poller(state.namespace_id, name)
+        return ms
+
+    async def current_execution(self, namespace_id: str, workflow_id: str) -> CurrentExecution:
+        current = self._current.get((namespace_id, workflow_id))
+        if current is None:
+            current = await self.store.get_current_execution(namespace_id, workflow_id)
+            if current is None:
+                raise errors.workflow_not_found()
+            self._current[(namespace_id, workflow_id)] = current
+        return current
+
+    async def resolve(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionKey:
+        if not run_id:
+            run_id = (await self.current_execution(namespace_id, workflow_id)).run_id
+        return (namespace_id, workflow_id, run_id)
+
+    async def _load(self, key: ExecutionKey) -> MutableState:
+        record = await self.store.get_execution(*key)
+        if record is None:
+            raise errors.workflow_not_found()
+        return self.new_mutable_state(MutableState.restore(record.state), record.db_version)
+
+    def _entry(self, key: ExecutionKey) -> _Entry:
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._cache[key] = _Entry()
+            self._evict()
+        else:
+            self._cache.move_to_end(key)
+        return entry
+
+    def _evict(self) -> None:
+        while len(self._cache) > CACHE_SIZE:
+            for key, entry in self._cache.items():
+                if not entry.lock.locked():
+                    del self._cache[key]
+                    break
+            else:
+                return
+
+    async def get_execution(self, key: ExecutionKey) -> MutableState:
+        """A consistent read: the execution's latest committed state (do not mutate it)."""
+        entry = self._entry(key)
+        async with entry.lock:  # waits out an in-flight commit so reads see committed state
+            if entry.ms is None:
+                entry.ms = await self._load(key)
+            return entry.ms
+
+    # ---- the one write path ------------------------------------------------------------
+    async def update_execution(
+        self, key: ExecutionKey, fn: Callable[[MutableState], T | Awaitable[T]]
+    ) -> T:
+        """Load and lock the execution, apply `fn`, commit what it changed, publish its tasks."""
+        entry = self._entry(key)
+        async with entry.lock:
+            if entry.ms is None:
+                entry.ms = await self._load(key)
+            ms = entry.ms
+            status_before = ms.s.status
+            try:
+                result = fn(ms)
+                if asyncio.iscoroutine(result):
+                    result = await result
+                if ms.dirty or ms.mutation:
+                    await self._commit(ms, status_changed=ms.s.status != status_before)
+            except BaseException:
+                entry.ms = None  # partially applied: reload from the store next time
+                raise
+            return result  # type: ignore[return-value]
+
+    async def create_execution(
+        self, ms: MutableState, expected_current_run_id: str | None
+    ) -> None:
+        """Commit a brand-new run and make it the workflow id's current run."""
+        key = (ms.s.namespace_id, ms.s.workflow_id, ms.s.run_id)
+        try:
+            await self._commit(ms, new=True, expected_current_run_id=expected_current_run_id)
+        except ConditionFailedError:
+            self._current.pop((ms.s.namespace_id, ms.s.workflow_id), None)
+            raise
+        self._entry(key).ms = ms
+
+    async def _commit(
+        self,
+        ms: MutableState,
+        new: bool = False,
+        status_changed: bool = False,
+        expected_current_run_id: str | None = None,
+    ) -> None:
+        s = ms.s
+        shard = self.shards[ms.shard_id]
+        m = ms.mutation
+        current = None
+        if new or status_changed:
+            current = CurrentExecution(
+                namespace_id=s.namespace_id,
+                workflow_id=s.workflow_id,
+                run_id=s.run_id,
+                running=ms.running,
+                status=s.status,
+                start_request_id=s.start_request_id,
+                start_time_ns=s.start_time_ns,
+            )
+        tx = ExecutionTransaction(
+            shard_id=shard.shard_id,
+            range_id=shard.range_id,
+            namespace_id=s.namespace_id,
+            workflow_id=s.workflow_id,
+            run_id=s.run_id,
+            state=ms.snapshot(),
+            db_version=ms.db_version + 1,
+            expected_db_version=None if new else ms.db_version,
+            events=[(e.event_id, e.SerializeToString()) for e in m.events],
+            current=current,
+            expected_current_run_id=expected_current_run_id,
+            timer_tasks=m.timer_tasks,
+            queue_tasks=m.queue_tasks,
+            done_timer_task_ids=m.done_timer_task_ids,
+            done_queue_task_ids=m.done_queue_task_ids,
+            visibility=self._visibility(ms) if (m.events or new) else None,
+        )
+        try:
+            await self.store.commit(tx)
+        except ShardOwnershipLostError:
+            log.error("lost ownership of shard %s", shard.shard_id)
+            raise errors.Unavailable("shard ownership lost; retry") from None
+        ms.db_version += 1
+        ms.mutation = type(m)()
+        ms.dirty = False
+        if current is not None:
+            self._current[(s.namespace_id, s.workflow_id)] = current
+        for task in tx.queue_tasks:
+            self.matching.add_task(task)
+        self.timers.add(tx.timer_tasks)
+        if tx.events or current is not None:
+            self._notify((s.namespace_id, s.workflow_id, s.run_id))
+
+    def _visibility(self, ms: MutableState) -> VisibilityRecord:
+        s = ms.s
+        return VisibilityRecord(
+            namespace_id=s.namespace_id,
+            workflow_id=s.workflow_id,
+            run_id=s.run_id,
+            workflow_type=s.workflow_type,
+            task_queue=s.task_queue,
+            status=s.status,
+            start_time_ns=s.start_time_ns,
+            execution_time_ns=s.execution_time_ns,
+            close_time_ns=s.close_time_ns,
+            history_length=s.next_event_id - 1,
+            memo=s.memo.SerializeToString() if s.memo else b"",
+            search_attributes=s.search_attributes.SerializeToString()
+            if s.search_attributes
+            else b"",
+        )
+
+    # ---- history reads and change notification ----------------------------------------
+    async def read_history(
+        self, key: ExecutionKey, first_event_id: int, limit: int
+    ) -> list[history_pb.HistoryEvent]:
+        raw = await self.store.read_events(*key, first_event_id, limit)
+        return [history_pb.HistoryEvent.FromString(b) for b in raw]
+
+    def _notify(self, key: ExecutionKey) -> None:
+        for future in self._watchers.pop(key, []):
+            if not future.done():
+                future.set_result(None)
+
+    async def wait_for_change(self, key: ExecutionKey, timeout: float) -> None:
+        """Return when the execution commits new events or changes status, or at `timeout`."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(key, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            waiters = self._watchers.get(key)
+            if waiters and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self._watchers[key]
+
+    async def _fire_timer(self, task: TimerTask) -> None:
+        await timers.process_timer_task(self, task)

@@ -1,0 +1,970 @@
+"""`MutableState`: the one owner of an execution's state and the only code that appends events.
+
+State lives in `ExecutionState` (a serializable dataclass snapshot). Every change goes through a
+method here that appends the matching history event and records the durable tasks it implies in
+`Mutation`, which the engine commits in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from temporalio.api.command.v1 import message_pb2 as command_pb
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import event_type_pb2, workflow_pb2
+from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
+from temporalio.api.enums.v1 import task_queue_pb2
+
+from aion.history import codec
+from aion.history.timeutil import dur, ns_of, ts
+from aion.persistence import QueueTask, TimerTask
+
+ET = event_type_pb2.EventType
+Status = workflow_pb2.WorkflowExecutionStatus
+TimeoutType = workflow_pb2.TimeoutType
+RetryState = workflow_pb2.RetryState
+
+# Events that arrive from outside the workflow task while one is in flight wait in a buffer and
+# are written after the task's own events, as Temporal does.
+UNBUFFERED_EVENT_TYPES = {
+    ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    ET.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ET.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    ET.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    ET.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+    ET.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
+    ET.EVENT_TYPE_TIMER_STARTED,
+    ET.EVENT_TYPE_TIMER_CANCELED,
+    ET.EVENT_TYPE_MARKER_RECORDED,
+    ET.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    ET.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+}
+
+CLOSED_STATUSES = {
+    Status.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+    Status.WORKFLOW_EXECUTION_STATUS_FAILED,
+    Status.WORKFLOW_EXECUTION_STATUS_CANCELED,
+    Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+    Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
+    Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+}
+
+# Timer task kinds.
+USER_TIMER = "user_timer"
+ACTIVITY_TIMEOUT = "activity_timeout"
+ACTIVITY_RETRY = "activity_retry"
+WORKFLOW_TASK_TIMEOUT = "workflow_task_timeout"
+WORKFLOW_RUN_TIMEOUT = "workflow_run_timeout"
+WORKFLOW_EXECUTION_TIMEOUT = "workflow_execution_timeout"
+
+
+def _workflow_task_retry_delay(attempt: int) -> int:
+    """Retried workflow tasks past the third get a longer timeout rather than a delay."""
+    if attempt <= 3:
+        return 0
+    return min(5 * 2 ** (attempt - 4), 600) * 1_000_000_000
+
+
+@dataclass
+class ActivityInfo:
+    """A scheduled activity; retries happen here without history events until it closes."""
+
+    scheduled_event_id: int
+    activity_id: str
+    activity_type: str
+    task_queue: str
+    schedule_to_close_ns: int
+    schedule_to_start_ns: int
+    start_to_close_ns: int
+    heartbeat_ns: int
+    scheduled_time_ns: int
+    retry_policy: common_pb.RetryPolicy | None = None
+    input: common_pb.Payloads | None = None
+    header: common_pb.Header | None = None
+    attempt: int = 1
+    attempt_scheduled_time_ns: int = 0
+    started_time_ns: int = 0
+    started_identity: str = ""
+    started_request_id: str = ""
+    heartbeat_details: common_pb.Payloads | None = None
+    last_heartbeat_ns: int = 0
+    cancel_requested: bool = False
+    cancel_requested_event_id: int = 0
+    last_failure: failure_pb.Failure | None = None
+    last_worker_identity: str = ""
+    stamp: int = 0  # bumped per attempt: tasks and timers of an older attempt are stale
+
+
+@dataclass
+class TimerInfo:
+    timer_id: str
+    started_event_id: int
+    expiry_time_ns: int
+
+
+@dataclass
+class WorkflowTaskInfo:
+    scheduled_event_id: int
+    attempt: int
+    task_queue: str
+    sticky: bool
+    scheduled_time_ns: int
+    timeout_ns: int
+    started_event_id: int = 0
+    started_time_ns: int = 0
+    request_id: str = ""
+    identity: str = ""
+    stamp: int = 0
+
+
+@dataclass
+class VersionHistoryItem:
+    event_id: int
+    version: int
+
+
+@dataclass
+class ExecutionState:
+    """The persisted snapshot of one execution."""
+
+    namespace_id: str
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    start_time_ns: int
+    execution_time_ns: int
+    run_timeout_ns: int
+    execution_timeout_ns: int
+    task_timeout_ns: int
+    start_request_id: str
+    first_run_id: str
+    status: int = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+    close_time_ns: int = 0
+    next_event_id: int = 1
+    last_completed_wt_started_event_id: int = 0
+    last_event_task_id: int = 0
+    failover_version: int = 0
+    memo: common_pb.Memo | None = None
+    search_attributes: common_pb.SearchAttributes | None = None
+    sticky_task_queue: str = ""
+    sticky_schedule_to_start_ns: int = 0
+    cancel_requested: bool = False
+    workflow_task: WorkflowTaskInfo | None = None
+    activities: dict[int, ActivityInfo] = field(default_factory=dict)
+    activity_ids: dict[str, int] = field(default_factory=dict)
+    timers: dict[str, TimerInfo] = field(default_factory=dict)
+    buffered_events: list[history_pb.HistoryEvent] = field(default_factory=list)
+    version_history: list[VersionHistoryItem] = field(default_factory=list)
+    completion_event_id: int = 0
+    stamp_counter: int = 0
+    next_workflow_task_attempt: int = 1
+    request_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Mutation:
+    """What one transition adds, gathered for the engine to commit."""
+
+    events: list[history_pb.HistoryEvent] = field(default_factory=list)
+    timer_tasks: list[TimerTask] = field(default_factory=list)
+    queue_tasks: list[QueueTask] = field(default_factory=list)
+    done_timer_task_ids: list[int] = field(default_factory=list)
+    done_queue_task_ids: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.events
+            or self.timer_tasks
+            or self.queue_tasks
+            or self.done_timer_task_ids
+            or self.done_queue_task_ids
+        )
+
+
+class InvalidStateError(Exception):
+    """A request does not fit the execution's current state (maps to NOT_FOUND or similar)."""
+
+
+class MutableState:
+    """One execution's state plus the uncommitted mutation of the current transition."""
+
+    def __init__(
+        self,
+        state: ExecutionState,
+        shard_id: int,
+        next_task_id: Callable[[], int],
+        now: Callable[[], int],
+        db_version: int = 0,
+    ) -> None:
+        self.s = state
+        self.shard_id = shard_id
+        self.next_task_id = next_task_id
+        self.now = now
+        self.db_version = db_version
+        self.mutation = Mutation()
+        self.dirty = False
+        self.is_sticky_alive: Callable[[str], bool] = lambda name: True
+
+    # ---- serialization -----------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        return codec.encode(self.s)
+
+    @staticmethod
+    def restore(data: bytes) -> ExecutionState:
+        return codec.decode(ExecutionState, data)
+
+    # ---- queries on state --------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.s.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+
+    @property
+    def has_started_workflow_task(self) -> bool:
+        wt = self.s.workflow_task
+        return wt is not None and wt.started_event_id != 0
+
+    @property
+    def has_pending_workflow_task(self) -> bool:
+        return self.s.workflow_task is not None
+
+    def execution(self) -> common_pb.WorkflowExecution:
+        return common_pb.WorkflowExecution(workflow_id=self.s.workflow_id, run_id=self.s.run_id)
+
+    def _new_stamp(self) -> int:
+        self.s.stamp_counter += 1
+        return self.s.stamp_counter
+
+    # ---- events ------------------------------------------------------------------------
+    def _new_event(self, event_type: int, attr_field: str, attrs: object) -> history_pb.HistoryEvent:
+        event = history_pb.HistoryEvent(
+            event_type=event_type,  # type: ignore[arg-type]
+            event_time=ts(self.now()),
+            version=self.s.failover_version,
+            task_id=self.next_task_id(),
+        )
+        getattr(event, attr_field).CopyFrom(attrs)
+        return event
+
+    def append(self, event_type: int, attr_field: str, attrs: object) -> history_pb.HistoryEvent:
+        """Append an event (or buffer it while a workflow task is in flight); returns it."""
+        event = self._new_event(event_type, attr_field, attrs)
+        if self.has_started_workflow_task and event_type not in UNBUFFERED_EVENT_TYPES:
+            self.s.buffered_events.append(event)
+            self.dirty = True
+            return event
+        self._write(event)
+        return event
+
+    def _write(self, event: history_pb.HistoryEvent) -> None:
+        event.event_id = self.s.next_event_id
+        self.s.next_event_id += 1
+        self.s.last_event_task_id = event.task_id
+        vh = self.s.version_history
+        if vh and vh[-1].version == event.version:
+            vh[-1].event_id = event.event_id
+        else:
+            vh.append(VersionHistoryItem(event.event_id, event.version))
+        self.mutation.events.append(event)
+        self.dirty = True
+
+    def flush_buffered_events(self) -> list[history_pb.HistoryEvent]:
+        """Write buffered events; events referring to scheduled/started ids are renumbered."""
+        flushed = []
+        for event in self.s.buffered_events:
+            self._write(event)
+            flushed.append(event)
+        self.s.buffered_events = []
+        return flushed
+
+    # ---- durable tasks -----------------------------------------------------------------
+    def add_timer_task(self, fire_time_ns: int, kind: str, **data: object) -> None:
+        self.mutation.timer_tasks.append(
+            TimerTask(
+                shard_id=self.shard_id,
+                task_id=self.next_task_id(),
+                fire_time_ns=fire_time_ns,
+                namespace_id=self.s.namespace_id,
+                workflow_id=self.s.workflow_id,
+                run_id=self.s.run_id,
+                kind=kind,
+                data=json.dumps(data),
+            )
+        )
+
+    def add_queue_task(self, kind: str, task_queue: str, scheduled_event_id: int, stamp: int) -> None:
+        self.mutation.queue_tasks.append(
+            QueueTask(
+                task_id=self.next_task_id(),
+                namespace_id=self.s.namespace_id,
+                task_queue=task_queue,
+                kind=kind,
+                workflow_id=self.s.workflow_id,
+                run_id=self.s.run_id,
+                scheduled_event_id=scheduled_event_id,
+                shard_id=self.shard_id,
+                stamp=stamp,
+                create_time_ns=self.now(),
+            )
+        )
+
+    # ---- workflow start / close --------------------------------------------------------
+    def start(self, attrs: history_pb.WorkflowExecutionStartedEventAttributes) -> None:
+        self.append(
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+            "workflow_execution_started_event_attributes",
+            attrs,
+        )
+        now = self.s.start_time_ns
+        if self.s.run_timeout_ns:
+            self.add_timer_task(now + self.s.run_timeout_ns, WORKFLOW_RUN_TIMEOUT)
+        if self.s.execution_timeout_ns and self.s.execution_timeout_ns != self.s.run_timeout_ns:
+            self.add_timer_task(now + self.s.execution_timeout_ns, WORKFLOW_EXECUTION_TIMEOUT)
+
+    def _close(self, status: int, event_type: int, attr_field: str, attrs: object) -> None:
+        self.flush_buffered_events()
+        event = self.append(event_type, attr_field, attrs)
+        self.s.status = status
+        self.s.close_time_ns = self.now()
+        self.s.completion_event_id = event.event_id
+        self.s.workflow_task = None
+        self.s.activities.clear()
+        self.s.activity_ids.clear()
+        self.s.timers.clear()
+
+    def complete(self, wt_completed_id: int, result: common_pb.Payloads | None) -> None:
+        attrs = history_pb.WorkflowExecutionCompletedEventAttributes(
+            workflow_task_completed_event_id=wt_completed_id
+        )
+        if result is not None:
+            attrs.result.CopyFrom(result)
+        self._close(
+            Status.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+            "workflow_execution_completed_event_attributes",
+            attrs,
+        )
+
+    def fail(self, wt_completed_id: int, failure: failure_pb.Failure) -> None:
+        attrs = history_pb.WorkflowExecutionFailedEventAttributes(
+            workflow_task_completed_event_id=wt_completed_id,
+            failure=failure,
+            retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET,
+        )
+        self._close(
+            Status.WORKFLOW_EXECUTION_STATUS_FAILED,
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+            "workflow_execution_failed_event_attributes",
+            attrs,
+        )
+
+    def cancel(self, wt_completed_id: int, details: common_pb.Payloads | None) -> None:
+        attrs = history_pb.WorkflowExecutionCanceledEventAttributes(
+            workflow_task_completed_event_id=wt_completed_id
+        )
+        if details is not None:
+            attrs.details.CopyFrom(details)
+        self._close(
+            Status.WORKFLOW_EXECUTION_STATUS_CANCELED,
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+            "workflow_execution_canceled_event_attributes",
+            attrs,
+        )
+
+    def terminate(self, reason: str, details: common_pb.Payloads | None, identity: str) -> None:
+        if self.has_started_workflow_task:
+            self.fail_workflow_task(
+                cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND, None, identity
+            )
+        attrs = history_pb.WorkflowExecutionTerminatedEventAttributes(
+            reason=reason, identity=identity
+        )
+        if details is not None:
+            attrs.details.CopyFrom(details)
+        self._close(
+            Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+            "workflow_execution_terminated_event_attributes",
+            attrs,
+        )
+
+    def time_out(self) -> None:
+        if self.has_started_workflow_task:
+            self.s.workflow_task = None
+        attrs = history_pb.WorkflowExecutionTimedOutEventAttributes(
+            retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
+        )
+        self._close(
+            Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+            "workflow_execution_timed_out_event_attributes",
+            attrs,
+        )
+
+    # ---- workflow tasks ----------------------------------------------------------------
+    def schedule_workflow_task(self) -> WorkflowTaskInfo:
+        """Schedule the next workflow task (on the sticky queue when the execution has one)."""
+        assert self.s.workflow_task is None
+        attempt = self.s.next_workflow_task_attempt
+        self.flush_buffered_events()
+        if self.s.sticky_task_queue and not self.is_sticky_alive(self.s.sticky_task_queue):
+            self.clear_sticky()
+        sticky = bool(self.s.sticky_task_queue)
+        queue = self.s.sticky_task_queue if sticky else self.s.task_queue
+        now = self.now()
+        wt = WorkflowTaskInfo(
+            scheduled_event_id=self.s.next_event_id,
+            attempt=attempt,
+            task_queue=queue,
+            sticky=sticky,
+            scheduled_time_ns=now,
+            timeout_ns=self.s.task_timeout_ns + _workflow_task_retry_delay(attempt),
+            stamp=self._new_stamp(),
+        )
+        if attempt == 1:  # later attempts are transient: no events until one completes
+            attrs = history_pb.WorkflowTaskScheduledEventAttributes(
+                task_queue=self._task_queue_pb(queue, sticky),
+                start_to_close_timeout=dur(self.s.task_timeout_ns),
+                attempt=attempt,
+            )
+            event = self.append(
+                ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+                "workflow_task_scheduled_event_attributes",
+                attrs,
+            )
+            wt.scheduled_event_id = event.event_id
+        self.s.workflow_task = wt
+        self.add_queue_task("workflow", queue, wt.scheduled_event_id, wt.stamp)
+        if sticky and self.s.sticky_schedule_to_start_ns:
+            self.add_timer_task(
+                now + self.s.sticky_schedule_to_start_ns,
+                WORKFLOW_TASK_TIMEOUT,
+                id=wt.scheduled_event_id,
+                stamp=wt.stamp,
+                type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
+            )
+        self.dirty = True
+        return wt
+
+    def clear_sticky(self) -> None:
+        self.s.sticky_task_queue = ""
+        self.s.sticky_schedule_to_start_ns = 0
+        self.dirty = True
+
+    def _task_queue_pb(self, name: str, sticky: bool) -> taskqueue_pb.TaskQueue:
+        if sticky:
+            return taskqueue_pb.TaskQueue(
+                name=name,
+                kind=task_queue_pb2.TASK_QUEUE_KIND_STICKY,
+                normal_name=self.s.task_queue,
+            )
+        return taskqueue_pb.TaskQueue(name=name, kind=task_queue_pb2.TASK_QUEUE_KIND_NORMAL)
+
+    def transient_workflow_task_events(self) -> list[history_pb.HistoryEvent]:
+        """For a retried workflow task: the scheduled/started events not yet in history."""
+        wt = self.s.workflow_task
+        if wt is None or wt.attempt == 1:
+            return []
+        scheduled = history_pb.HistoryEvent(
+            event_id=wt.scheduled_event_id,
+            event_time=ts(wt.scheduled_time_ns),
+            event_type=ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+            version=self.s.failover_version,
+            workflow_task_scheduled_event_attributes=history_pb.WorkflowTaskScheduledEventAttributes(
+                task_queue=self._task_queue_pb(wt.task_queue, wt.sticky),
+                start_to_close_timeout=dur(wt.timeout_ns),
+                attempt=wt.attempt,
+            ),
+        )
+        events = [scheduled]
+        if wt.started_event_id:
+            events.append(
+                history_pb.HistoryEvent(
+                    event_id=wt.started_event_id,
+                    event_time=ts(wt.started_time_ns),
+                    event_type=ET.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+                    version=self.s.failover_version,
+                    workflow_task_started_event_attributes=history_pb.WorkflowTaskStartedEventAttributes(
+                        scheduled_event_id=wt.scheduled_event_id,
+                        identity=wt.identity,
+                        request_id=wt.request_id,
+                        history_size_bytes=0,
+                    ),
+                )
+            )
+        return events
+
+    def start_workflow_task(self, request_id: str, identity: str) -> WorkflowTaskInfo:
+        wt = self.s.workflow_task
+        assert wt is not None and not wt.started_event_id
+        now = self.now()
+        wt.started_time_ns = now
+        wt.request_id = request_id
+        wt.identity = identity
+        if wt.attempt == 1:
+            attrs = history_pb.WorkflowTaskStartedEventAttributes(
+                scheduled_event_id=wt.scheduled_event_id,
+                identity=identity,
+                request_id=request_id,
+            )
+            event = self._new_event(
+                ET.EVENT_TYPE_WORKFLOW_TASK_STARTED, "workflow_task_started_event_attributes", attrs
+            )
+            self._write(event)
+            wt.started_event_id = event.event_id
+        else:
+            wt.started_event_id = wt.scheduled_event_id + 1
+        if wt.timeout_ns:
+            self.add_timer_task(
+                now + wt.timeout_ns,
+                WORKFLOW_TASK_TIMEOUT,
+                id=wt.scheduled_event_id,
+                stamp=wt.stamp,
+                type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+            )
+        self.dirty = True
+        return wt
+
+    def _materialize_transient_workflow_task(self) -> None:
+        """A retried task that completes gets its scheduled and started events written now."""
+        wt = self.s.workflow_task
+        assert wt is not None
+        if wt.attempt == 1:
+            return
+        for event in self.transient_workflow_task_events():
+            event.task_id = self.next_task_id()
+            self._write(event)
+
+    def complete_workflow_task(self, identity: str, **fields: object) -> history_pb.HistoryEvent:
+        wt = self.s.workflow_task
+        assert wt is not None
+        self._materialize_transient_workflow_task()
+        attrs = history_pb.WorkflowTaskCompletedEventAttributes(
+            scheduled_event_id=wt.scheduled_event_id,
+            started_event_id=wt.started_event_id,
+            identity=identity,
+            **fields,  # type: ignore[arg-type]
+        )
+        event = self._new_event(
+            ET.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, "workflow_task_completed_event_attributes", attrs
+        )
+        self._write(event)
+        self.s.last_completed_wt_started_event_id = wt.started_event_id
+        self.s.workflow_task = None
+        self.s.next_workflow_task_attempt = 1
+        return event
+
+    def fail_workflow_task(
+        self, cause: int, failure: failure_pb.Failure | None, identity: str
+    ) -> None:
+        """Fail the started workflow task: a failed first attempt is written; retries are not."""
+        wt = self.s.workflow_task
+        assert wt is not None
+        if wt.attempt == 1:
+            attrs = history_pb.WorkflowTaskFailedEventAttributes(
+                scheduled_event_id=wt.scheduled_event_id,
+                started_event_id=wt.started_event_id,
+                cause=cause,  # type: ignore[arg-type]
+                identity=identity,
+            )
+            if failure is not None:
+                attrs.failure.CopyFrom(failure)
+            self._write(
+                self._new_event(
+                    ET.EVENT_TYPE_WORKFLOW_TASK_FAILED, "workflow_task_failed_event_attributes", attrs
+                )
+            )
+        self._end_failed_workflow_task(increment_attempt=True)
+
+    def _end_failed_workflow_task(self, increment_attempt: bool) -> None:
+        """A failure on a sticky queue first retries on the normal queue without a new attempt."""
+        wt = self.s.workflow_task
+        assert wt is not None
+        if self.s.sticky_task_queue:
+            increment_attempt = False
+            self.clear_sticky()
+        self.s.next_workflow_task_attempt = wt.attempt + 1 if increment_attempt else 1
+        self.s.workflow_task = None
+        self.dirty = True
+
+    def time_out_workflow_task(self, timeout_type: int) -> None:
+        wt = self.s.workflow_task
+        assert wt is not None
+        if wt.attempt == 1:
+            attrs = history_pb.WorkflowTaskTimedOutEventAttributes(
+                scheduled_event_id=wt.scheduled_event_id,
+                started_event_id=wt.started_event_id,
+                timeout_type=timeout_type,  # type: ignore[arg-type]
+            )
+            self._write(
+                self._new_event(
+                    ET.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+                    "workflow_task_timed_out_event_attributes",
+                    attrs,
+                )
+            )
+        self._end_failed_workflow_task(
+            increment_attempt=timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
+        )
+
+    # ---- activities --------------------------------------------------------------------
+    def schedule_activity(
+        self, wt_completed_id: int, attrs: command_pb.ScheduleActivityTaskCommandAttributes
+    ) -> ActivityInfo:
+        event_attrs = history_pb.ActivityTaskScheduledEventAttributes(
+            activity_id=attrs.activity_id,
+            activity_type=attrs.activity_type,
+            task_queue=attrs.task_queue,
+            header=attrs.header,
+            input=attrs.input,
+            schedule_to_close_timeout=attrs.schedule_to_close_timeout,
+            schedule_to_start_timeout=attrs.schedule_to_start_timeout,
+            start_to_close_timeout=attrs.start_to_close_timeout,
+            heartbeat_timeout=attrs.heartbeat_timeout,
+            workflow_task_completed_event_id=wt_completed_id,
+            retry_policy=attrs.retry_policy,
+            use_workflow_build_id=attrs.use_workflow_build_id,
+            priority=attrs.priority,
+        )
+        event = self.append(
+            ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            "activity_task_scheduled_event_attributes",
+            event_attrs,
+        )
+        now = self.now()
+        ai = ActivityInfo(
+            scheduled_event_id=event.event_id,
+            activity_id=attrs.activity_id,
+            activity_type=attrs.activity_type.name,
+            task_queue=attrs.task_queue.name,
+            schedule_to_close_ns=ns_of(attrs.schedule_to_close_timeout),
+            schedule_to_start_ns=ns_of(attrs.schedule_to_start_timeout),
+            start_to_close_ns=ns_of(attrs.start_to_close_timeout),
+            heartbeat_ns=ns_of(attrs.heartbeat_timeout),
+            scheduled_time_ns=now,
+            retry_policy=attrs.retry_policy,
+            input=attrs.input if attrs.HasField("input") else None,
+            header=attrs.header if attrs.HasField("header") else None,
+        )
+        self.s.activities[ai.scheduled_event_id] = ai
+        self.s.activity_ids[ai.activity_id] = ai.scheduled_event_id
+        self._dispatch_activity_attempt(ai, now)
+        if ai.schedule_to_close_ns:
+            self.add_timer_task(
+                now + ai.schedule_to_close_ns,
+                ACTIVITY_TIMEOUT,
+                id=ai.scheduled_event_id,
+                stamp=0,
+                type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+            )
+        return ai
+
+    def _dispatch_activity_attempt(self, ai: ActivityInfo, now: int) -> None:
+        ai.stamp = self._new_stamp()
+        ai.attempt_scheduled_time_ns = now
+        ai.started_time_ns = 0
+        self.add_queue_task("activity", ai.task_queue, ai.scheduled_event_id, ai.stamp)
+        if ai.schedule_to_start_ns:
+            self.add_timer_task(
+                now + ai.schedule_to_start_ns,
+                ACTIVITY_TIMEOUT,
+                id=ai.scheduled_event_id,
+                stamp=ai.stamp,
+                type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
+            )
+
+    def start_activity(self, ai: ActivityInfo, request_id: str, identity: str) -> None:
+        now = self.now()
+        ai.started_time_ns = now
+        ai.started_request_id = request_id
+        ai.started_identity = identity
+        ai.last_worker_identity = identity
+        ai.last_heartbeat_ns = 0
+        if ai.start_to_close_ns:
+            self.add_timer_task(
+                now + ai.start_to_close_ns,
+                ACTIVITY_TIMEOUT,
+                id=ai.scheduled_event_id,
+                stamp=ai.stamp,
+                type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+            )
+        if ai.heartbeat_ns:
+            self._add_heartbeat_timer(ai, now)
+        self.dirty = True
+
+    def _add_heartbeat_timer(self, ai: ActivityInfo, from_ns: int) -> None:
+        self.add_timer_task(
+            from_ns + ai.heartbeat_ns,
+            ACTIVITY_TIMEOUT,
+            id=ai.scheduled_event_id,
+            stamp=ai.stamp,
+            type=TimeoutType.TIMEOUT_TYPE_HEARTBEAT,
+            at=from_ns,
+        )
+
+    def heartbeat_activity(self, ai: ActivityInfo, details: common_pb.Payloads | None) -> None:
+        now = self.now()
+        if details is not None and details.ByteSize():
+            ai.heartbeat_details = details
+        ai.last_heartbeat_ns = now
+        if ai.heartbeat_ns:
+            self._add_heartbeat_timer(ai, now)
+        self.dirty = True
+
+    def _write_activity_started(self, ai: ActivityInfo) -> history_pb.HistoryEvent:
+        attrs = history_pb.ActivityTaskStartedEventAttributes(
+            scheduled_event_id=ai.scheduled_event_id,
+            identity=ai.started_identity,
+            request_id=ai.started_request_id,
+            attempt=ai.attempt,
+        )
+        if ai.last_failure is not None:
+            attrs.last_failure.CopyFrom(ai.last_failure)
+        event = self.append(
+            ET.EVENT_TYPE_ACTIVITY_TASK_STARTED, "activity_task_started_event_attributes", attrs
+        )
+        event.event_time.CopyFrom(ts(ai.started_time_ns))
+        return event
+
+    def _remove_activity(self, ai: ActivityInfo) -> None:
+        self.s.activities.pop(ai.scheduled_event_id, None)
+        self.s.activity_ids.pop(ai.activity_id, None)
+
+    def complete_activity(
+        self, ai: ActivityInfo, result: common_pb.Payloads | None, identity: str
+    ) -> None:
+        started = self._write_activity_started(ai)
+        attrs = history_pb.ActivityTaskCompletedEventAttributes(
+            scheduled_event_id=ai.scheduled_event_id,
+            started_event_id=started.event_id,
+            identity=identity,
+        )
+        if result is not None:
+            attrs.result.CopyFrom(result)
+        self._append_activity_close(
+            ET.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, "activity_task_completed_event_attributes", attrs
+        )
+        self._remove_activity(ai)
+
+    def fail_activity(
+        self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int, identity: str
+    ) -> None:
+        started = self._write_activity_started(ai)
+        attrs = history_pb.ActivityTaskFailedEventAttributes(
+            scheduled_event_id=ai.scheduled_event_id,
+            started_event_id=started.event_id,
+            identity=identity,
+            failure=failure,
+            retry_state=retry_state,  # type: ignore[arg-type]
+        )
+        self._append_activity_close(
+            ET.EVENT_TYPE_ACTIVITY_TASK_FAILED, "activity_task_failed_event_attributes", attrs
+        )
+        self._remove_activity(ai)
+
+    def time_out_activity(
+        self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int
+    ) -> None:
+        started_event_id = 0
+        if ai.started_time_ns:
+            started_event_id = self._write_activity_started(ai).event_id
+        attrs = history_pb.ActivityTaskTimedOutEventAttributes(
+            scheduled_event_id=ai.scheduled_event_id,
+            started_event_id=started_event_id,
+            failure=failure,
+            retry_state=retry_state,  # type: ignore[arg-type]
+        )
+        self._append_activity_close(
+            ET.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, "activity_task_timed_out_event_attributes", attrs
+        )
+        self._remove_activity(ai)
+
+    def cancel_activity(
+        self, ai: ActivityInfo, details: common_pb.Payloads | None, identity: str
+    ) -> None:
+        started_event_id = 0
+        if ai.started_time_ns:
+            started_event_id = self._write_activity_started(ai).event_id
+        attrs = history_pb.ActivityTaskCanceledEventAttributes(
+            scheduled_event_id=ai.scheduled_event_id,
+            started_event_id=started_event_id,
+            latest_cancel_requested_event_id=ai.cancel_requested_event_id,
+            identity=identity,
+        )
+        if details is not None:
+            attrs.details.CopyFrom(details)
+        self._append_activity_close(
+            ET.EVENT_TYPE_ACTIVITY_TASK_CANCELED, "activity_task_canceled_event_attributes", attrs
+        )
+        self._remove_activity(ai)
+
+    def _append_activity_close(self, event_type: int, attr_field: str, attrs: object) -> None:
+        event = self._new_event(event_type, attr_field, attrs)
+        if self.has_started_workflow_task:
+            self.s.buffered_events.append(event)
+            self.dirty = True
+        else:
+            self._write(event)
+
+    def request_cancel_activity(self, wt_completed_id: int, ai: ActivityInfo) -> int:
+        event = self.append(
+            ET.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
+            "activity_task_cancel_requested_event_attributes",
+            history_pb.ActivityTaskCancelRequestedEventAttributes(
+                scheduled_event_id=ai.scheduled_event_id,
+                workflow_task_completed_event_id=wt_completed_id,
+            ),
+        )
+        ai.cancel_requested = True
+        ai.cancel_requested_event_id = event.event_id
+        return event.event_id
+
+    def retry_activity(self, ai: ActivityInfo, failure: failure_pb.Failure, backoff_ns: int) -> None:
+        """Schedule the next attempt after `backoff_ns`; no history event until the last one."""
+        ai.attempt += 1
+        ai.last_failure = failure
+        ai.started_time_ns = 0
+        ai.stamp = self._new_stamp()
+        self.add_timer_task(
+            self.now() + backoff_ns, ACTIVITY_RETRY, id=ai.scheduled_event_id, stamp=ai.stamp
+        )
+        self.dirty = True
+
+    def dispatch_retried_activity(self, ai: ActivityInfo) -> None:
+        self._dispatch_activity_attempt(ai, self.now())
+        self.dirty = True
+
+    # ---- timers ------------------------------------------------------------------------
+    def start_timer(self, wt_completed_id: int, attrs: command_pb.StartTimerCommandAttributes) -> None:
+        event = self.append(
+            ET.EVENT_TYPE_TIMER_STARTED,
+            "timer_started_event_attributes",
+            history_pb.TimerStartedEventAttributes(
+                timer_id=attrs.timer_id,
+                start_to_fire_timeout=attrs.start_to_fire_timeout,
+                workflow_task_completed_event_id=wt_completed_id,
+            ),
+        )
+        expiry = self.now() + ns_of(attrs.start_to_fire_timeout)
+        self.s.timers[attrs.timer_id] = TimerInfo(attrs.timer_id, event.event_id, expiry)
+        self.add_timer_task(expiry, USER_TIMER, id=attrs.timer_id, started=event.event_id)
+
+    def fire_timer(self, timer: TimerInfo) -> None:
+        self.append(
+            ET.EVENT_TYPE_TIMER_FIRED,
+            "timer_fired_event_attributes",
+            history_pb.TimerFiredEventAttributes(
+                timer_id=timer.timer_id, started_event_id=timer.started_event_id
+            ),
+        )
+        del self.s.timers[timer.timer_id]
+
+    def cancel_timer(self, wt_completed_id: int, timer: TimerInfo, identity: str) -> None:
+        self.append(
+            ET.EVENT_TYPE_TIMER_CANCELED,
+            "timer_canceled_event_attributes",
+            history_pb.TimerCanceledEventAttributes(
+                timer_id=timer.timer_id,
+                started_event_id=timer.started_event_id,
+                workflow_task_completed_event_id=wt_completed_id,
+                identity=identity,
+            ),
+        )
+        del self.s.timers[timer.timer_id]
+
+    # ---- signals, cancellation, markers, properties ------------------------------------
+    def signal(
+        self,
+        name: str,
+        payloads: common_pb.Payloads | None,
+        identity: str,
+        header: common_pb.Header | None,
+        request_id: str = "",
+    ) -> None:
+        attrs = history_pb.WorkflowExecutionSignaledEventAttributes(
+            signal_name=name, identity=identity
+        )
+        if payloads is not None:
+            attrs.input.CopyFrom(payloads)
+        if header is not None:
+            attrs.header.CopyFrom(header)
+        if request_id:
+            attrs.request_id = request_id
+        self.append(
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+            "workflow_execution_signaled_event_attributes",
+            attrs,
+        )
+
+    def request_cancel(self, cause: str, identity: str) -> None:
+        self.s.cancel_requested = True
+        self.append(
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            "workflow_execution_cancel_requested_event_attributes",
+            history_pb.WorkflowExecutionCancelRequestedEventAttributes(
+                cause=cause, identity=identity
+            ),
+        )
+
+    def record_marker(
+        self, wt_completed_id: int, attrs: command_pb.RecordMarkerCommandAttributes
+    ) -> None:
+        event_attrs = history_pb.MarkerRecordedEventAttributes(
+            marker_name=attrs.marker_name,
+            workflow_task_completed_event_id=wt_completed_id,
+        )
+        for key, value in attrs.details.items():
+            event_attrs.details[key].CopyFrom(value)
+        if attrs.HasField("header"):
+            event_attrs.header.CopyFrom(attrs.header)
+        if attrs.HasField("failure"):
+            event_attrs.failure.CopyFrom(attrs.failure)
+        self.append(ET.EVENT_TYPE_MARKER_RECORDED, "marker_recorded_event_attributes", event_attrs)
+
+    def upsert_search_attributes(
+        self, wt_completed_id: int, attrs: common_pb.SearchAttributes
+    ) -> None:
+        self.append(
+            ET.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+            "upsert_workflow_search_attributes_event_attributes",
+            history_pb.UpsertWorkflowSearchAttributesEventAttributes(
+                workflow_task_completed_event_id=wt_completed_id, search_attributes=attrs
+            ),
+        )
+        merged = self.s.search_attributes or common_pb.SearchAttributes()
+        for key, value in attrs.indexed_fields.items():
+            if value.data in (b"", b"null"):
+                merged.indexed_fields.pop(key, None)
+            else:
+                merged.indexed_fields[key].CopyFrom(value)
+        self.s.search_attributes = merged
+
+    def modify_properties(self, wt_completed_id: int, memo: common_pb.Memo) -> None:
+        self.append(
+            ET.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+            "workflow_properties_modified_event_attributes",
+            history_pb.WorkflowPropertiesModifiedEventAttributes(
+                workflow_task_completed_event_id=wt_completed_id, upserted_memo=memo
+            ),
+        )
+        merged = self.s.memo or common_pb.Memo()
+        for key, value in memo.fields.items():
+            if value.data in (b"", b"null"):
+                merged.fields.pop(key, None)
+            else:
+                merged.fields[key].CopyFrom(value)
+        self.s.memo = merged

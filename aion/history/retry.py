@@ -1,0 +1,98 @@
+"""Retry policies: Temporal's defaults and the backoff between attempts."""
+
+from __future__ import annotations
+
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+
+from aion.history.timeutil import SECOND, dur, ns_of
+
+RetryState = workflow_pb2.RetryState
+
+DEFAULT_INITIAL_INTERVAL_NS = SECOND
+DEFAULT_BACKOFF_COEFFICIENT = 2.0
+DEFAULT_MAXIMUM_INTERVAL_COEFFICIENT = 100
+
+
+def normalize_policy(policy: common_pb.RetryPolicy) -> None:
+    """Fill in Temporal's defaults and validate; raises ValueError on a bad policy."""
+    if ns_of(policy.initial_interval) == 0:
+        policy.initial_interval.CopyFrom(dur(DEFAULT_INITIAL_INTERVAL_NS))
+    if ns_of(policy.maximum_interval) == 0:
+        policy.maximum_interval.CopyFrom(
+            dur(DEFAULT_MAXIMUM_INTERVAL_COEFFICIENT * ns_of(policy.initial_interval))
+        )
+    if policy.backoff_coefficient == 0:
+        policy.backoff_coefficient = DEFAULT_BACKOFF_COEFFICIENT
+    if policy.maximum_attempts == 1:
+        return
+    if ns_of(policy.initial_interval) < 0:
+        raise ValueError("InitialInterval cannot be negative on retry policy.")
+    if policy.backoff_coefficient < 1:
+        raise ValueError("BackoffCoefficient cannot be less than 1 on retry policy.")
+    if ns_of(policy.maximum_interval) < 0:
+        raise ValueError("MaximumInterval cannot be negative on retry policy.")
+    if 0 < ns_of(policy.maximum_interval) < ns_of(policy.initial_interval):
+        raise ValueError("MaximumInterval cannot be less than InitialInterval on retry policy.")
+    if policy.maximum_attempts < 0:
+        raise ValueError("MaximumAttempts cannot be negative on retry policy.")
+
+
+def next_backoff(
+    policy: common_pb.RetryPolicy | None,
+    attempt: int,
+    failure: failure_pb.Failure | None,
+    now_ns: int,
+    expiration_ns: int,
+) -> tuple[int, int]:
+    """The delay before attempt `attempt + 1`, or -1 with the RetryState saying why not."""
+    if policy is None:
+        return -1, RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
+    if failure is not None and failure.HasField("timeout_failure_info"):
+        if failure.timeout_failure_info.timeout_type in (
+            workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_START,
+            workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+        ):
+            return -1, RetryState.RETRY_STATE_TIMEOUT
+    if failure is not None and not _retryable(policy, failure):
+        return -1, RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE
+    if policy.maximum_attempts and attempt >= policy.maximum_attempts:
+        return -1, RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
+    initial = ns_of(policy.initial_interval) or DEFAULT_INITIAL_INTERVAL_NS
+    coefficient = policy.backoff_coefficient or DEFAULT_BACKOFF_COEFFICIENT
+    delay = int(initial * coefficient ** (attempt - 1))
+    maximum = ns_of(policy.maximum_interval)
+    if maximum > 0:
+        delay = min(delay, maximum)
+    delay = _explicit_delay(failure, delay)
+    if expiration_ns and now_ns + delay >= expiration_ns:
+        return -1, RetryState.RETRY_STATE_TIMEOUT
+    return delay, RetryState.RETRY_STATE_IN_PROGRESS
+
+
+def _retryable(policy: common_pb.RetryPolicy, failure: failure_pb.Failure) -> bool:
+    if failure.HasField("application_failure_info"):
+        info = failure.application_failure_info
+        if info.non_retryable:
+            return False
+        return info.type not in policy.non_retryable_error_types
+    if failure.HasField("timeout_failure_info"):
+        return failure.timeout_failure_info.timeout_type in (
+            workflow_pb2.TIMEOUT_TYPE_START_TO_CLOSE,
+            workflow_pb2.TIMEOUT_TYPE_HEARTBEAT,
+        )
+    if failure.HasField("server_failure_info"):
+        return not failure.server_failure_info.non_retryable
+    if failure.HasField("canceled_failure_info") or failure.HasField("terminated_failure_info"):
+        return False
+    return True
+
+
+def _explicit_delay(failure: failure_pb.Failure | None, delay: int) -> int:
+    """An ApplicationError's next_retry_delay overrides the computed backoff."""
+    if failure is not None and failure.HasField("application_failure_info"):
+        explicit = failure.application_failure_info.next_retry_delay
+        if ns_of(explicit) > 0:
+            return ns_of(explicit)
+    return delay

@@ -1,0 +1,154 @@
+"""Matching: hands workflow, activity and query tasks to long-polling workers.
+
+Workflow and activity tasks are already durable (written with the transition that created them);
+matching keeps them in memory per task queue, gives each to one poller, and re-queues a task whose
+poller went away before the history engine recorded it as started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from temporalio.api.query.v1 import message_pb2 as query_pb
+
+from aion.persistence import QueueTask
+
+# A sticky queue counts as served while a poller waits on it or polled within this window.
+STICKY_POLLER_WINDOW_S = 10.0
+
+
+@dataclass
+class QueryTask:
+    """A legacy query task: in memory only; the caller waits on `result`."""
+
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    query: query_pb.WorkflowQuery
+    result: asyncio.Future[object]
+    task_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+Task = QueueTask | QueryTask
+
+
+@dataclass
+class _TaskQueue:
+    backlog: deque[QueueTask] = field(default_factory=deque)
+    queries: deque[QueryTask] = field(default_factory=deque)
+    pollers: deque[asyncio.Future[Task]] = field(default_factory=deque)
+    last_poll: float = 0.0
+    shut_down: bool = False
+
+    def take(self) -> Task | None:
+        if self.queries:
+            return self.queries.popleft()
+        if self.backlog:
+            return self.backlog.popleft()
+        return None
+
+    def offer(self, task: Task) -> bool:
+        """Sync match: hand the task to a waiting poller if there is one."""
+        while self.pollers:
+            poller = self.pollers.popleft()
+            if not poller.done():
+                poller.set_result(task)
+                return True
+        return False
+
+
+class MatchingEngine:
+    """All task queues of this process, keyed by (namespace id, queue name, kind)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[tuple[str, str, str], _TaskQueue] = {}
+        self.known_queues: dict[str, set[str]] = {}
+
+    def _queue(self, namespace_id: str, name: str, kind: str) -> _TaskQueue:
+        key = (namespace_id, name, kind)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = _TaskQueue()
+        return queue
+
+    def add_task(self, task: QueueTask) -> None:
+        queue = self._queue(task.namespace_id, task.task_queue, task.kind)
+        if not queue.offer(task):
+            queue.backlog.append(task)
+
+    def requeue(self, task: QueueTask) -> None:
+        """Put back a task whose poller vanished before it was recorded as started."""
+        queue = self._queue(task.namespace_id, task.task_queue, task.kind)
+        if not queue.offer(task):
+            queue.backlog.appendleft(task)
+
+    def add_query(self, namespace_id: str, task_queue: str, task: QueryTask) -> None:
+        queue = self._queue(namespace_id, task_queue, "workflow")
+        if not queue.offer(task):
+            queue.queries.append(task)
+
+    def remove_query(self, namespace_id: str, task_queue: str, task: QueryTask) -> None:
+        queue = self._queue(namespace_id, task_queue, "workflow")
+        if task in queue.queries:
+            queue.queries.remove(task)
+
+    async def poll(self, namespace_id: str, name: str, kind: str, timeout: float) -> Task | None:
+        """Wait up to `timeout` seconds for a task; None when none arrived."""
+        queue = self._queue(namespace_id, name, kind)
+        queue.shut_down = False
+        queue.last_poll = time.monotonic()
+        self.known_queues.setdefault(namespace_id, set()).add(name)
+        task = queue.take()
+        if task is not None:
+            return task
+        poller: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        queue.pollers.append(poller)
+        try:
+            return await asyncio.wait_for(asyncio.shield(poller), timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as e:
+            if poller.done() and not poller.cancelled():
+                # A task was handed over just as the poll ended: do not lose it.
+                task = poller.result()
+                if isinstance(task, QueueTask):
+                    self.requeue(task)
+                else:
+                    queue.queries.appendleft(task)
+            else:
+                poller.cancel()
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            return None
+        finally:
+            queue.last_poll = time.monotonic()
+            if poller in queue.pollers:
+                queue.pollers.remove(poller)
+
+    def has_live_poller(self, namespace_id: str, name: str) -> bool:
+        queue = self._queues.get((namespace_id, name, "workflow"))
+        if queue is None or queue.shut_down:
+            return False
+        if any(not p.done() for p in queue.pollers):
+            return True
+        return time.monotonic() - queue.last_poll < STICKY_POLLER_WINDOW_S
+
+    def shut_down_sticky(self, namespace_id: str, name: str) -> list[QueueTask]:
+        """A worker left: its sticky queue serves no one; returns the tasks it still held."""
+        queue = self._queue(namespace_id, name, "workflow")
+        queue.shut_down = True
+        tasks = list(queue.backlog)
+        queue.backlog.clear()
+        for poller in queue.pollers:
+            poller.cancel()
+        return tasks
+
+    def backlog_count(self, namespace_id: str, name: str, kind: str) -> int:
+        queue = self._queues.get((namespace_id, name, kind))
+        return len(queue.backlog) if queue else 0
+
+    def pollers_seen(self, namespace_id: str, name: str, kind: str) -> float:
+        queue = self._queues.get((namespace_id, name, kind))
+        return queue.last_poll if queue else 0.0

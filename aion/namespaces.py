@@ -1,0 +1,162 @@
+"""Namespaces: the registry every request resolves its namespace through."""
+
+from __future__ import annotations
+
+import uuid
+
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.enums.v1 import namespace_pb2
+from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
+from temporalio.api.replication.v1 import message_pb2 as replication_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion import errors
+from aion.persistence import ConditionFailedError, NamespaceRecord, Store
+
+CLUSTER_NAME = "active"
+DEFAULT_RETENTION = Duration(seconds=86400)
+
+
+def namespace_capabilities() -> namespace_pb.NamespaceInfo.Capabilities:
+    """What Aion supports per namespace (workers read these on start)."""
+    return namespace_pb.NamespaceInfo.Capabilities(
+        eager_workflow_start=False,
+        sync_update=False,
+        async_update=False,
+    )
+
+
+class Namespace:
+    """A resolved namespace: its id, name and full description."""
+
+    def __init__(self, record: NamespaceRecord) -> None:
+        self.record = record
+        self.description = rr.DescribeNamespaceResponse.FromString(record.data)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def failover_version(self) -> int:
+        return self.description.failover_version
+
+
+class NamespaceRegistry:
+    """In-memory view of the namespaces table, written through to the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._by_name: dict[str, Namespace] = {}
+        self._by_id: dict[str, Namespace] = {}
+
+    async def load(self) -> None:
+        for record in await self.store.list_namespaces():
+            self._index(Namespace(record))
+
+    def _index(self, ns: Namespace) -> None:
+        self._by_name[ns.name] = ns
+        self._by_id[ns.id] = ns
+
+    def get(self, name: str) -> Namespace:
+        if not name:
+            raise errors.InvalidArgument("Namespace is not set on request.")
+        ns = self._by_name.get(name)
+        if ns is None:
+            raise errors.namespace_not_found(name)
+        return ns
+
+    def by_id(self, namespace_id: str) -> Namespace:
+        return self._by_id[namespace_id]
+
+    def all(self) -> list[Namespace]:
+        return sorted(self._by_name.values(), key=lambda ns: ns.name)
+
+    async def register(self, request: rr.RegisterNamespaceRequest) -> Namespace:
+        if not request.namespace:
+            raise errors.InvalidArgument("Namespace is not set on request.")
+        if request.namespace in self._by_name:
+            raise errors.AlreadyExists("Namespace already exists.")
+        description = rr.DescribeNamespaceResponse(
+            namespace_info=namespace_pb.NamespaceInfo(
+                name=request.namespace,
+                state=namespace_pb2.NAMESPACE_STATE_REGISTERED,
+                description=request.description,
+                owner_email=request.owner_email,
+                id=str(uuid.uuid4()),
+                data=dict(request.data),
+                supports_schedules=True,
+            ),
+            config=namespace_pb.NamespaceConfig(
+                workflow_execution_retention_ttl=request.workflow_execution_retention_period
+                if request.HasField("workflow_execution_retention_period")
+                else DEFAULT_RETENTION,
+                history_archival_state=namespace_pb2.ARCHIVAL_STATE_DISABLED,
+                visibility_archival_state=namespace_pb2.ARCHIVAL_STATE_DISABLED,
+            ),
+            replication_config=replication_pb.NamespaceReplicationConfig(
+                active_cluster_name=CLUSTER_NAME,
+                clusters=[replication_pb.ClusterReplicationConfig(cluster_name=CLUSTER_NAME)],
+            ),
+            is_global_namespace=request.is_global_namespace,
+        )
+        record = NamespaceRecord(
+            id=description.namespace_info.id,
+            name=request.namespace,
+            data=description.SerializeToString(),
+        )
+        try:
+            await self.store.create_namespace(record)
+        except ConditionFailedError:
+            raise errors.AlreadyExists("Namespace already exists.") from None
+        ns = Namespace(record)
+        self._index(ns)
+        return ns
+
+    async def ensure(self, name: str) -> Namespace:
+        """Register `name` with defaults unless it exists (dev server start-up)."""
+        if name in self._by_name:
+            return self._by_name[name]
+        return await self.register(rr.RegisterNamespaceRequest(namespace=name))
+
+    async def update(self, request: rr.UpdateNamespaceRequest) -> Namespace:
+        ns = self.get(request.namespace)
+        description = rr.DescribeNamespaceResponse()
+        description.CopyFrom(ns.description)
+        info = description.namespace_info
+        if request.HasField("update_info"):
+            u = request.update_info
+            if u.description:
+                info.description = u.description
+            if u.owner_email:
+                info.owner_email = u.owner_email
+            for key, value in u.data.items():
+                info.data[key] = value
+            if u.state:
+                info.state = u.state
+        if request.HasField("config"):
+            c = request.config
+            if c.HasField("workflow_execution_retention_ttl"):
+                description.config.workflow_execution_retention_ttl.CopyFrom(
+                    c.workflow_execution_retention_ttl
+                )
+            for field in ("history_archival_state", "visibility_archival_state"):
+                if getattr(c, field):
+                    setattr(description.config, field, getattr(c, field))
+            if c.HasField("custom_search_attribute_aliases"):
+                for key, value in c.custom_search_attribute_aliases.items():
+                    description.config.custom_search_attribute_aliases[key] = value
+        record = NamespaceRecord(
+            id=ns.id,
+            name=ns.name,
+            data=description.SerializeToString(),
+            notification_version=ns.record.notification_version + 1,
+        )
+        await self.store.update_namespace(record)
+        updated = Namespace(record)
+        self._index(updated)
+        return updated

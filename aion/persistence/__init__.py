@@ -1,0 +1,27 @@
+"""Storage behind one interface (`Store`); SQLite today, PostgreSQL next."""
+
+from aion.persistence.store import (
+    ConditionFailedError,
+    CurrentExecution,
+    ExecutionRecord,
+    ExecutionTransaction,
+    NamespaceRecord,
+    QueueTask,
+    ShardOwnershipLostError,
+    Store,
+    TimerTask,
+    VisibilityRecord,
+)
+
+__all__ = [
+    "ConditionFailedError",
+    "CurrentExecution",
+    "ExecutionRecord",
+    "ExecutionTransaction",
+    "NamespaceRecord",
+    "QueueTask",
+    "ShardOwnershipLostError",
+    "Store",
+    "TimerTask",
+    "VisibilityRecord",
+]

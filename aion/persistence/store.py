@@ -1,0 +1,189 @@
+"""The one storage interface every backend implements.
+
+An execution's transition is one `ExecutionTransaction`: new history events, the mutable state
+snapshot, the current-run pointer, durable tasks and the visibility row commit together or not at
+all, guarded by the execution's db version and the shard's fencing token (range id).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+
+class ConditionFailedError(Exception):
+    """An optimistic-concurrency check failed: someone else changed the row first."""
+
+
+class ShardOwnershipLostError(Exception):
+    """The shard's range id moved on: this process no longer owns the shard."""
+
+
+@dataclass
+class NamespaceRecord:
+    id: str
+    name: str
+    data: bytes  # a serialized DescribeNamespaceResponse (info, config, replication config)
+    notification_version: int = 0
+
+
+@dataclass
+class CurrentExecution:
+    """The run a workflow id currently points at."""
+
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    running: bool
+    status: int
+    start_request_id: str
+    start_time_ns: int = 0
+
+
+@dataclass
+class ExecutionRecord:
+    shard_id: int
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    state: bytes
+    db_version: int
+
+
+@dataclass
+class TimerTask:
+    """A durable timer: fires at `fire_time_ns` and is handed to the history engine."""
+
+    shard_id: int
+    task_id: int
+    fire_time_ns: int
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    kind: str
+    data: str = ""
+
+
+@dataclass
+class QueueTask:
+    """A workflow or activity task waiting in a task queue's durable backlog."""
+
+    task_id: int
+    namespace_id: str
+    task_queue: str
+    kind: str  # "workflow" or "activity"
+    workflow_id: str
+    run_id: str
+    scheduled_event_id: int
+    shard_id: int = 0
+    stamp: int = 0
+    create_time_ns: int = 0
+
+
+@dataclass
+class VisibilityRecord:
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: int
+    start_time_ns: int
+    execution_time_ns: int
+    close_time_ns: int
+    history_length: int
+    memo: bytes
+    search_attributes: bytes
+    parent_workflow_id: str = ""
+    parent_run_id: str = ""
+    root_workflow_id: str = ""
+    root_run_id: str = ""
+
+
+@dataclass
+class ExecutionTransaction:
+    """Everything one state transition writes, committed atomically."""
+
+    shard_id: int
+    range_id: int
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    state: bytes
+    db_version: int
+    expected_db_version: int | None  # None: the execution row is new
+    events: list[tuple[int, bytes]] = field(default_factory=list)  # (event id, event bytes)
+    current: CurrentExecution | None = None
+    # For a new run: the run the current pointer must still name (None: no pointer may exist).
+    expected_current_run_id: str | None = None
+    timer_tasks: list[TimerTask] = field(default_factory=list)
+    queue_tasks: list[QueueTask] = field(default_factory=list)
+    done_timer_task_ids: list[int] = field(default_factory=list)
+    done_queue_task_ids: list[int] = field(default_factory=list)
+    visibility: VisibilityRecord | None = None
+
+
+class Store(abc.ABC):
+    """Async storage interface; every backend implements exactly this."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # Shards
+    @abc.abstractmethod
+    async def acquire_shard(self, shard_id: int, owner: str) -> int:
+        """Take the shard's lease: bump and return its range id (the fencing token)."""
+
+    # Namespaces
+    @abc.abstractmethod
+    async def list_namespaces(self) -> list[NamespaceRecord]: ...
+
+    @abc.abstractmethod
+    async def create_namespace(self, record: NamespaceRecord) -> None:
+        """Insert; raises ConditionFailedError when the name or id exists."""
+
+    @abc.abstractmethod
+    async def update_namespace(self, record: NamespaceRecord) -> None: ...
+
+    # Executions
+    @abc.abstractmethod
+    async def get_current_execution(
+        self, namespace_id: str, workflow_id: str
+    ) -> CurrentExecution | None: ...
+
+    @abc.abstractmethod
+    async def get_execution(
+        self, namespace_id: str, workflow_id: str, run_id: str
+    ) -> ExecutionRecord | None: ...
+
+    @abc.abstractmethod
+    async def read_events(
+        self, namespace_id: str, workflow_id: str, run_id: str, first_event_id: int, limit: int
+    ) -> list[bytes]:
+        """Serialized history events with id >= first_event_id, in order, at most `limit`."""
+
+    @abc.abstractmethod
+    async def commit(self, tx: ExecutionTransaction) -> None:
+        """Apply a transition atomically; raises ConditionFailedError / ShardOwnershipLostError."""
+
+    # Tasks
+    @abc.abstractmethod
+    async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]: ...
+
+    @abc.abstractmethod
+    async def load_queue_tasks(self) -> list[QueueTask]: ...
+
+    @abc.abstractmethod
+    async def delete_queue_tasks(self, task_ids: list[int]) -> None:
+        """Drop backlog tasks found stale (their execution moved on or is gone)."""
+
+    @abc.abstractmethod
+    async def delete_timer_tasks(self, shard_id: int, task_ids: list[int]) -> None:
+        """Drop timer tasks whose execution is gone."""
+
+    # Visibility
+    @abc.abstractmethod
+    async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]: ...

@@ -1,0 +1,1 @@
+"""Durable task processing after commit: the timer queue."""

@@ -1,0 +1,72 @@
+"""Fires durable timer tasks at their time and hands them to the history engine."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aion.persistence import TimerTask
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY_NS = 1_000_000_000
+MAX_CONCURRENT = 64
+
+
+class TimerQueue:
+    """An in-memory heap over the timer tasks table; `handler` processes each due task."""
+
+    def __init__(self, handler: Callable[[TimerTask], Awaitable[None]]) -> None:
+        self._handler = handler
+        self._heap: list[tuple[int, int, TimerTask]] = []
+        self._wakeup = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT)
+
+    def add(self, tasks: list[TimerTask]) -> None:
+        for task in tasks:
+            heapq.heappush(self._heap, (task.fire_time_ns, task.task_id, task))
+        if tasks:
+            self._wakeup.set()
+
+    def start(self) -> None:
+        self._runner = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._runner:
+            self._runner.cancel()
+        for task in list(self._inflight):
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            now = time.time_ns()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, task = heapq.heappop(self._heap)
+                await self._slots.acquire()
+                job = asyncio.get_running_loop().create_task(self._process(task))
+                self._inflight.add(job)
+                job.add_done_callback(self._inflight.discard)
+            timeout = (self._heap[0][0] - now) / 1e9 if self._heap else None
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _process(self, task: TimerTask) -> None:
+        try:
+            await self._handler(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("timer task %s (%s) failed; retrying", task.task_id, task.kind)
+            task.fire_time_ns = time.time_ns() + RETRY_DELAY_NS
+            self.add([task])
+        finally:
+            self._slots.release()

@@ -1,0 +1,130 @@
+"""ListWorkflowExecutions / CountWorkflowExecutions over the visibility table."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion import errors
+from aion.history.timeutil import SECOND, dur, ts
+from aion.history.tokens import page_token, read_page_token
+from aion.namespaces import Namespace
+from aion.persistence import Store, VisibilityRecord
+from aion.visibility.query import (
+    PREDEFINED_SEARCH_ATTRIBUTES,
+    ListQuery,
+    QueryError,
+    group_counts,
+    parse_query,
+    sort_records,
+)
+
+Status = workflow_pb2.WorkflowExecutionStatus
+STATUS_NAMES = {
+    Status.WORKFLOW_EXECUTION_STATUS_RUNNING: "Running",
+    Status.WORKFLOW_EXECUTION_STATUS_COMPLETED: "Completed",
+    Status.WORKFLOW_EXECUTION_STATUS_FAILED: "Failed",
+    Status.WORKFLOW_EXECUTION_STATUS_CANCELED: "Canceled",
+    Status.WORKFLOW_EXECUTION_STATUS_TERMINATED: "Terminated",
+    Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW: "ContinuedAsNew",
+    Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: "TimedOut",
+}
+DEFAULT_PAGE_SIZE = 1000
+
+
+def _time(ns: int) -> datetime.datetime | None:
+    if not ns:
+        return None
+    return datetime.datetime.fromtimestamp(ns / SECOND, tz=datetime.timezone.utc)
+
+
+def _record(v: VisibilityRecord) -> dict[str, Any]:
+    """A visibility row as the query language sees it."""
+    record: dict[str, Any] = {
+        "WorkflowId": v.workflow_id,
+        "RunId": v.run_id,
+        "WorkflowType": v.workflow_type,
+        "ExecutionStatus": STATUS_NAMES.get(v.status, "Unspecified"),
+        "StartTime": _time(v.start_time_ns),
+        "ExecutionTime": _time(v.execution_time_ns),
+        "CloseTime": _time(v.close_time_ns),
+        "TaskQueue": v.task_queue,
+        "HistoryLength": v.history_length,
+    }
+    if v.close_time_ns:
+        record["ExecutionDuration"] = v.close_time_ns - v.execution_time_ns
+    return {k: val for k, val in record.items() if val is not None}
+
+
+def _parse(query: str) -> ListQuery:
+    try:
+        return parse_query(query, PREDEFINED_SEARCH_ATTRIBUTES)
+    except QueryError as e:
+        raise errors.InvalidArgument(str(e)) from None
+
+
+async def _matching(store: Store, ns: Namespace, query: ListQuery) -> list[tuple[dict[str, Any], VisibilityRecord]]:
+    rows = await store.list_visibility(ns.id)
+    pairs = [(_record(v), v) for v in rows]
+    return [(r, v) for r, v in pairs if query.matches(r)]
+
+
+def execution_info(v: VisibilityRecord) -> workflow_pb.WorkflowExecutionInfo:
+    info = workflow_pb.WorkflowExecutionInfo(
+        execution=common_pb.WorkflowExecution(workflow_id=v.workflow_id, run_id=v.run_id),
+        type=common_pb.WorkflowType(name=v.workflow_type),
+        start_time=ts(v.start_time_ns),
+        status=v.status,  # type: ignore[arg-type]
+        history_length=v.history_length,
+        execution_time=ts(v.execution_time_ns),
+        task_queue=v.task_queue,
+    )
+    if v.close_time_ns:
+        info.close_time.CopyFrom(ts(v.close_time_ns))
+        info.execution_duration.CopyFrom(dur(v.close_time_ns - v.execution_time_ns))
+    if v.memo:
+        info.memo.ParseFromString(v.memo)
+    if v.search_attributes:
+        info.search_attributes.ParseFromString(v.search_attributes)
+    return info
+
+
+async def list_workflows(
+    store: Store, ns: Namespace, req: rr.ListWorkflowExecutionsRequest
+) -> rr.ListWorkflowExecutionsResponse:
+    query = _parse(req.query)
+    if query.group_by:
+        raise errors.InvalidArgument("GROUP BY is not supported for list queries.")
+    matched = await _matching(store, ns, query)
+    ordered = sort_records([r for r, _ in matched], query.order_by)
+    by_run = {r["RunId"]: v for r, v in matched}
+    offset = int(read_page_token(req.next_page_token)["offset"]) if req.next_page_token else 0  # type: ignore[call-overload]
+    size = req.page_size or DEFAULT_PAGE_SIZE
+    page = ordered[offset : offset + size]
+    response = rr.ListWorkflowExecutionsResponse(
+        executions=[execution_info(by_run[r["RunId"]]) for r in page]
+    )
+    if offset + size < len(ordered):
+        response.next_page_token = page_token({"offset": offset + size})
+    return response
+
+
+async def count_workflows(
+    store: Store, ns: Namespace, req: rr.CountWorkflowExecutionsRequest
+) -> rr.CountWorkflowExecutionsResponse:
+    query = _parse(req.query)
+    matched = [r for r, _ in await _matching(store, ns, query)]
+    response = rr.CountWorkflowExecutionsResponse(count=len(matched))
+    if query.group_by:
+        for values, count in group_counts(matched, query.group_by):
+            group = response.groups.add(count=count)
+            for value in values:
+                group.group_values.append(
+                    common_pb.Payload(metadata={"encoding": b"json/plain"}, data=f'"{value}"'.encode())
+                )
+    return response

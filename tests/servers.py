@@ -1,0 +1,85 @@
+"""Real server processes for tests: an Aion dev server and the reference Temporal dev server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class AionProcess:
+    """An `aion server start-dev` child process; `start()` returns once it prints its address."""
+
+    db_filename: str | None = None
+    namespaces: list[str] = field(default_factory=list)
+    extra_args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        args = [sys.executable, "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
+        args += ["--port", str(self.port)]
+        if self.db_filename:
+            args += ["--db-filename", self.db_filename]
+        for ns in self.namespaces:
+            args += ["--namespace", ns]
+        args += self.extra_args
+        self.output = []
+        self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.proc and self.proc.stdout
+            for line in self.proc.stdout:
+                self.output.append(line)
+                if self.address in line:
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(READY_TIMEOUT) or self.proc.poll() is not None:
+            self.stop()
+            raise RuntimeError("aion server did not start:\n" + "".join(self.output))
+        return self.address
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the durability tests simulate."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
