@@ -58,7 +58,9 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
 
     # ---- cluster and namespaces ---------------------------------------------------------
     @rpc
-    async def GetSystemInfo(self, request: rr.GetSystemInfoRequest, context: Ctx) -> rr.GetSystemInfoResponse:
+    async def GetSystemInfo(
+        self, request: rr.GetSystemInfoRequest, context: Ctx
+    ) -> rr.GetSystemInfoResponse:
         return rr.GetSystemInfoResponse(
             server_version=SERVER_VERSION,
             capabilities=rr.GetSystemInfoResponse.Capabilities(
@@ -73,7 +75,9 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         )
 
     @rpc
-    async def GetClusterInfo(self, request: rr.GetClusterInfoRequest, context: Ctx) -> rr.GetClusterInfoResponse:
+    async def GetClusterInfo(
+        self, request: rr.GetClusterInfoRequest, context: Ctx
+    ) -> rr.GetClusterInfoResponse:
         return rr.GetClusterInfoResponse(
             supported_clients={
                 "temporal-go": "<2.0.0",
@@ -95,12 +99,16 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         )
 
     @rpc
-    async def RegisterNamespace(self, request: rr.RegisterNamespaceRequest, context: Ctx) -> rr.RegisterNamespaceResponse:
+    async def RegisterNamespace(
+        self, request: rr.RegisterNamespaceRequest, context: Ctx
+    ) -> rr.RegisterNamespaceResponse:
         await self.namespaces.register(request)
         return rr.RegisterNamespaceResponse()
 
     @rpc
-    async def DescribeNamespace(self, request: rr.DescribeNamespaceRequest, context: Ctx) -> rr.DescribeNamespaceResponse:
+    async def DescribeNamespace(
+        self, request: rr.DescribeNamespaceRequest, context: Ctx
+    ) -> rr.DescribeNamespaceResponse:
         if request.id:
             try:
                 ns = self.namespaces.by_id(request.id)
@@ -119,13 +127,17 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         return response
 
     @rpc
-    async def ListNamespaces(self, request: rr.ListNamespacesRequest, context: Ctx) -> rr.ListNamespacesResponse:
+    async def ListNamespaces(
+        self, request: rr.ListNamespacesRequest, context: Ctx
+    ) -> rr.ListNamespacesResponse:
         return rr.ListNamespacesResponse(
             namespaces=[self._describe(ns.description) for ns in self.namespaces.all()]
         )
 
     @rpc
-    async def UpdateNamespace(self, request: rr.UpdateNamespaceRequest, context: Ctx) -> rr.UpdateNamespaceResponse:
+    async def UpdateNamespace(
+        self, request: rr.UpdateNamespaceRequest, context: Ctx
+    ) -> rr.UpdateNamespaceResponse:
         ns = await self.namespaces.update(request)
         d = self._describe(ns.description)
         return rr.UpdateNamespaceResponse(
@@ -156,6 +168,19 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         if not request.request_id:
             request.request_id = str(uuid.uuid4())
         return await start_workflow.start_workflow(self.engine, ns, request)
+
+    @rpc
+    async def SignalWithStartWorkflowExecution(
+        self, request: rr.SignalWithStartWorkflowExecutionRequest, context: Ctx
+    ) -> rr.SignalWithStartWorkflowExecutionResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.workflow_id, "WorkflowId")
+        _require(request.workflow_type.name, "WorkflowType")
+        _require_task_queue(request.task_queue.name)
+        _require(request.signal_name, "SignalName")
+        if not request.request_id:
+            request.request_id = str(uuid.uuid4())
+        return await start_workflow.signal_with_start_workflow(self.engine, ns, request)
 
     @rpc
     async def SignalWorkflowExecution(
@@ -204,11 +229,15 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         )
 
     @rpc
-    async def QueryWorkflow(self, request: rr.QueryWorkflowRequest, context: Ctx) -> rr.QueryWorkflowResponse:
+    async def QueryWorkflow(
+        self, request: rr.QueryWorkflowRequest, context: Ctx
+    ) -> rr.QueryWorkflowResponse:
         ns = self.namespaces.get(request.namespace)
         _require(request.execution.workflow_id, "WorkflowId")
         _require(request.query.query_type, "QueryType")
-        return await query_workflow.query_workflow(self.engine, ns, request, deadline_seconds(context, 30))
+        return await query_workflow.query_workflow(
+            self.engine, ns, request, deadline_seconds(context, 30)
+        )
 
     @rpc
     async def ListWorkflowExecutions(
@@ -235,7 +264,9 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         loop = asyncio.get_running_loop()
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
         while (remaining := until - loop.time()) > 0:
-            task = await self.engine.matching.poll(ns.id, request.task_queue.name, "workflow", remaining)
+            task = await self.engine.matching.poll(
+                ns.id, request.task_queue.name, "workflow", remaining
+            )
             if task is None:
                 break
             if isinstance(task, QueryTask):
@@ -253,7 +284,9 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         self, request: rr.RespondWorkflowTaskCompletedRequest, context: Ctx
     ) -> rr.RespondWorkflowTaskCompletedResponse:
         _require(request.task_token.decode(errors="replace"), "TaskToken")
-        return await respond_workflow_task_completed.respond_workflow_task_completed(self.engine, request)
+        return await respond_workflow_task_completed.respond_workflow_task_completed(
+            self.engine, request
+        )
 
     @rpc
     async def RespondWorkflowTaskFailed(
@@ -275,12 +308,16 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
     ) -> rr.ResetStickyTaskQueueResponse:
         ns = self.namespaces.get(request.namespace)
         _require(request.execution.workflow_id, "WorkflowId")
-        key = await self.engine.resolve(ns.id, request.execution.workflow_id, request.execution.run_id)
+        key = await self.engine.resolve(
+            ns.id, request.execution.workflow_id, request.execution.run_id
+        )
         await sticky.reset_sticky_task_queue(self.engine, key)
         return rr.ResetStickyTaskQueueResponse()
 
     @rpc
-    async def ShutdownWorker(self, request: rr.ShutdownWorkerRequest, context: Ctx) -> rr.ShutdownWorkerResponse:
+    async def ShutdownWorker(
+        self, request: rr.ShutdownWorkerRequest, context: Ctx
+    ) -> rr.ShutdownWorkerResponse:
         ns = self.namespaces.get(request.namespace)
         if request.sticky_task_queue:
             await sticky.shutdown_sticky_queue(self.engine, ns, request.sticky_task_queue)
@@ -296,7 +333,9 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         loop = asyncio.get_running_loop()
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
         while (remaining := until - loop.time()) > 0:
-            task = await self.engine.matching.poll(ns.id, request.task_queue.name, "activity", remaining)
+            task = await self.engine.matching.poll(
+                ns.id, request.task_queue.name, "activity", remaining
+            )
             if task is None:
                 break
             assert not isinstance(task, QueryTask)

@@ -48,7 +48,7 @@ def _from_plain(tp: Any, value: Any) -> Any:
     if value is None:
         return None
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if origin in (typing.Union, __import__("types").UnionType):
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
         return _from_plain(inner[0], value)
     if origin is list:

@@ -7,7 +7,7 @@ workflow task then fails and none of its commands take effect.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
@@ -15,9 +15,9 @@ from temporalio.api.enums.v1 import command_type_pb2, event_type_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
-from aion.history.mutable_state import MutableState
-from aion.history.timeutil import SECOND, dur, ns_of
 from aion.history import retry
+from aion.history.mutable_state import ActivityInfo, MutableState, TimerInfo
+from aion.history.timeutil import dur, ns_of
 
 CT = command_type_pb2.CommandType
 Cause = cause_pb.WorkflowTaskFailedCause
@@ -30,10 +30,12 @@ ACTIVITY_NOT_STARTED_CANCEL_DETAILS = "ACTIVITY_ID_NOT_STARTED"
 class CommandError(Exception):
     """A command Temporal would reject: fails the workflow task with `cause`."""
 
-    def __init__(self, cause: int, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, cause: int, detail: str = "") -> None:
+        name = Cause.Name(cause).removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
+        camel = "".join(part.capitalize() for part in name.split("_"))
+        self.message = f"{camel}: {detail}" if detail else camel
+        super().__init__(self.message)
         self.cause = cause
-        self.message = message
 
 
 @dataclass
@@ -42,7 +44,10 @@ class CommandContext:
     completed_event_id: int
     identity: str
     had_buffered_events: bool
-    activity_canceled_before_start: bool = False
+    # Activities canceled before they started: their Canceled events follow all command events.
+    canceled_before_start: list[tuple[ActivityInfo, common_pb.Payloads]] = field(
+        default_factory=list
+    )
 
 
 def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> None:
@@ -56,10 +61,15 @@ def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> 
         if handler is None:
             name = CT.Name(command.command_type)
             raise CommandError(
-                UNSUPPORTED_CAUSES.get(command.command_type, Cause.WORKFLOW_TASK_FAILED_CAUSE_UNSPECIFIED),
+                UNSUPPORTED_CAUSES.get(
+                    command.command_type, Cause.WORKFLOW_TASK_FAILED_CAUSE_UNSPECIFIED
+                ),
                 f"{name} is not supported by this server yet",
             )
         handler(ctx, command)
+    if ctx.ms.running:
+        for ai, details in ctx.canceled_before_start:
+            ctx.ms.cancel_activity(ai, details, ctx.identity)
 
 
 def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -159,19 +169,18 @@ def _request_cancel_activity(ctx: CommandContext, command: command_pb.Command) -
                 )
             ]
         )
-        ms.cancel_activity(ai, details, ctx.identity)
-        ctx.activity_canceled_before_start = True
+        ctx.canceled_before_start.append((ai, details))
 
 
 def _activity_close_scheduled_id(event: history_pb.HistoryEvent) -> int:
-    for field in (
+    for attr in (
         "activity_task_completed_event_attributes",
         "activity_task_failed_event_attributes",
         "activity_task_timed_out_event_attributes",
         "activity_task_canceled_event_attributes",
     ):
-        if event.HasField(field):
-            return int(getattr(event, field).scheduled_event_id)
+        if event.HasField(attr):
+            return int(getattr(event, attr).scheduled_event_id)
     return 0
 
 
@@ -205,22 +214,19 @@ def _cancel_timer(ctx: CommandContext, command: command_pb.Command) -> None:
             fired = event.timer_fired_event_attributes
             if event.HasField("timer_fired_event_attributes") and fired.timer_id == attrs.timer_id:
                 ms.s.buffered_events.remove(event)
-                from aion.history.mutable_state import TimerInfo
-
                 ms.s.timers[attrs.timer_id] = TimerInfo(attrs.timer_id, fired.started_event_id, 0)
                 timer = ms.s.timers[attrs.timer_id]
                 break
     if timer is None:
-        raise CommandError(bad, f"invalid history builder state for action: cancel timer {attrs.timer_id}")
+        raise CommandError(
+            bad, f"invalid history builder state for action: cancel timer {attrs.timer_id}"
+        )
     ms.cancel_timer(ctx.completed_event_id, timer, ctx.identity)
 
 
 def _check_no_unhandled_events(ctx: CommandContext) -> None:
     if ctx.had_buffered_events:
-        raise CommandError(
-            Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-            "UnhandledCommand",
-        )
+        raise CommandError(Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND)
 
 
 def _complete_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -295,5 +301,3 @@ UNSUPPORTED_CAUSES: dict[int, int] = {
     CT.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
     CT.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
 }
-
-_ = SECOND

@@ -176,9 +176,7 @@ class HistoryEngine:
                 raise
             return result  # type: ignore[return-value]
 
-    async def create_execution(
-        self, ms: MutableState, expected_current_run_id: str | None
-    ) -> None:
+    async def create_execution(self, ms: MutableState, expected_current_run_id: str | None) -> None:
         """Commit a brand-new run and make it the workflow id's current run."""
         key = (ms.s.namespace_id, ms.s.workflow_id, ms.s.run_id)
         try:
@@ -280,7 +278,7 @@ class HistoryEngine:
         self._watchers.setdefault(key, []).append(future)
         try:
             await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             waiters = self._watchers.get(key)

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
-from temporalio.api.enums.v1 import event_type_pb2, workflow_pb2
+from temporalio.api.enums.v1 import event_type_pb2, task_queue_pb2, workflow_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
-from temporalio.api.enums.v1 import task_queue_pb2
 
 from aion.history import codec
 from aion.history.timeutil import dur, ns_of, ts
@@ -250,7 +249,9 @@ class MutableState:
         return self.s.stamp_counter
 
     # ---- events ------------------------------------------------------------------------
-    def _new_event(self, event_type: int, attr_field: str, attrs: object) -> history_pb.HistoryEvent:
+    def _new_event(
+        self, event_type: int, attr_field: str, attrs: object
+    ) -> history_pb.HistoryEvent:
         event = history_pb.HistoryEvent(
             event_type=event_type,  # type: ignore[arg-type]
             event_time=ts(self.now()),
@@ -306,7 +307,9 @@ class MutableState:
             )
         )
 
-    def add_queue_task(self, kind: str, task_queue: str, scheduled_event_id: int, stamp: int) -> None:
+    def add_queue_task(
+        self, kind: str, task_queue: str, scheduled_event_id: int, stamp: int
+    ) -> None:
         self.mutation.queue_tasks.append(
             QueueTask(
                 task_id=self.next_task_id(),
@@ -403,8 +406,10 @@ class MutableState:
         )
 
     def time_out(self) -> None:
-        if self.has_started_workflow_task:
-            self.s.workflow_task = None
+        if self.has_started_workflow_task:  # as Temporal's TimeoutWorkflow: fail the running task
+            self.fail_workflow_task(
+                cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND, None, "history-service"
+            )
         attrs = history_pb.WorkflowExecutionTimedOutEventAttributes(
             retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
         )
@@ -419,6 +424,8 @@ class MutableState:
     def schedule_workflow_task(self) -> WorkflowTaskInfo:
         """Schedule the next workflow task (on the sticky queue when the execution has one)."""
         assert self.s.workflow_task is None
+        if self.s.buffered_events:  # new events: this task cannot be a transient retry
+            self.s.next_workflow_task_attempt = 1
         attempt = self.s.next_workflow_task_attempt
         self.flush_buffered_events()
         if self.s.sticky_task_queue and not self.is_sticky_alive(self.s.sticky_task_queue):
@@ -585,7 +592,9 @@ class MutableState:
                 attrs.failure.CopyFrom(failure)
             self._write(
                 self._new_event(
-                    ET.EVENT_TYPE_WORKFLOW_TASK_FAILED, "workflow_task_failed_event_attributes", attrs
+                    ET.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+                    "workflow_task_failed_event_attributes",
+                    attrs,
                 )
             )
         self._end_failed_workflow_task(increment_attempt=True)
@@ -833,7 +842,9 @@ class MutableState:
         ai.cancel_requested_event_id = event.event_id
         return event.event_id
 
-    def retry_activity(self, ai: ActivityInfo, failure: failure_pb.Failure, backoff_ns: int) -> None:
+    def retry_activity(
+        self, ai: ActivityInfo, failure: failure_pb.Failure, backoff_ns: int
+    ) -> None:
         """Schedule the next attempt after `backoff_ns`; no history event until the last one."""
         ai.attempt += 1
         ai.last_failure = failure
@@ -849,7 +860,9 @@ class MutableState:
         self.dirty = True
 
     # ---- timers ------------------------------------------------------------------------
-    def start_timer(self, wt_completed_id: int, attrs: command_pb.StartTimerCommandAttributes) -> None:
+    def start_timer(
+        self, wt_completed_id: int, attrs: command_pb.StartTimerCommandAttributes
+    ) -> None:
         event = self.append(
             ET.EVENT_TYPE_TIMER_STARTED,
             "timer_started_event_attributes",

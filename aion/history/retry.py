@@ -49,12 +49,11 @@ def next_backoff(
     """The delay before attempt `attempt + 1`, or -1 with the RetryState saying why not."""
     if policy is None:
         return -1, RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
-    if failure is not None and failure.HasField("timeout_failure_info"):
-        if failure.timeout_failure_info.timeout_type in (
-            workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_START,
-            workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
-        ):
-            return -1, RetryState.RETRY_STATE_TIMEOUT
+    if failure is not None and failure.timeout_failure_info.timeout_type in (
+        workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_START,
+        workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+    ):
+        return -1, RetryState.RETRY_STATE_TIMEOUT
     if failure is not None and not _retryable(policy, failure):
         return -1, RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE
     if policy.maximum_attempts and attempt >= policy.maximum_attempts:
@@ -84,9 +83,9 @@ def _retryable(policy: common_pb.RetryPolicy, failure: failure_pb.Failure) -> bo
         )
     if failure.HasField("server_failure_info"):
         return not failure.server_failure_info.non_retryable
-    if failure.HasField("canceled_failure_info") or failure.HasField("terminated_failure_info"):
-        return False
-    return True
+    return not (
+        failure.HasField("canceled_failure_info") or failure.HasField("terminated_failure_info")
+    )
 
 
 def _explicit_delay(failure: failure_pb.Failure | None, delay: int) -> int:

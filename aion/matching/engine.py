@@ -109,7 +109,7 @@ class MatchingEngine:
         queue.pollers.append(poller)
         try:
             return await asyncio.wait_for(asyncio.shield(poller), timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as e:
+        except (TimeoutError, asyncio.CancelledError) as e:
             if poller.done() and not poller.cancelled():
                 # A task was handed over just as the poll ended: do not lose it.
                 task = poller.result()

@@ -129,7 +129,9 @@ def migrate(conn: sqlite3.Connection) -> int:
         )
     for version in range(found, SCHEMA_VERSION):
         with conn:
-            conn.executescript("BEGIN;" + MIGRATIONS[version] + f"PRAGMA user_version={version + 1};")
+            conn.executescript(
+                "BEGIN;" + MIGRATIONS[version] + f"PRAGMA user_version={version + 1};"
+            )
     return found
 
 
@@ -277,7 +279,7 @@ class SQLiteStore(Store):
             errors = await self._run(lambda db: _commit_batch(db, [tx for tx, _ in batch]))
         except Exception as e:  # the whole batch failed (disk error, ...)
             errors = [e] * len(batch)
-        for (_, future), error in zip(batch, errors):
+        for (_, future), error in zip(batch, errors, strict=False):
             if future.done():
                 continue
             if error is None:
@@ -309,7 +311,9 @@ class SQLiteStore(Store):
         def delete(db: sqlite3.Connection) -> None:
             with db:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("DELETE FROM queue_tasks WHERE task_id = ?", [(t,) for t in task_ids])
+                db.executemany(
+                    "DELETE FROM queue_tasks WHERE task_id = ?", [(t,) for t in task_ids]
+                )
 
         await self._run(delete)
 

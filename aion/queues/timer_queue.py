@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import time
@@ -54,10 +55,8 @@ class TimerQueue:
                 self._inflight.add(job)
                 job.add_done_callback(self._inflight.discard)
             timeout = (self._heap[0][0] - now) / 1e9 if self._heap else None
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
 
     async def _process(self, task: TimerTask) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
@@ -40,7 +41,7 @@ DEFAULT_PAGE_SIZE = 1000
 def _time(ns: int) -> datetime.datetime | None:
     if not ns:
         return None
-    return datetime.datetime.fromtimestamp(ns / SECOND, tz=datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(ns / SECOND, tz=datetime.UTC)
 
 
 def _record(v: VisibilityRecord) -> dict[str, Any]:
@@ -68,7 +69,9 @@ def _parse(query: str) -> ListQuery:
         raise errors.InvalidArgument(str(e)) from None
 
 
-async def _matching(store: Store, ns: Namespace, query: ListQuery) -> list[tuple[dict[str, Any], VisibilityRecord]]:
+async def _matching(
+    store: Store, ns: Namespace, query: ListQuery
+) -> list[tuple[dict[str, Any], VisibilityRecord]]:
     rows = await store.list_visibility(ns.id)
     pairs = [(_record(v), v) for v in rows]
     return [(r, v) for r, v in pairs if query.matches(r)]
@@ -98,8 +101,6 @@ async def list_workflows(
     store: Store, ns: Namespace, req: rr.ListWorkflowExecutionsRequest
 ) -> rr.ListWorkflowExecutionsResponse:
     query = _parse(req.query)
-    if query.group_by:
-        raise errors.InvalidArgument("GROUP BY is not supported for list queries.")
     matched = await _matching(store, ns, query)
     ordered = sort_records([r for r, _ in matched], query.order_by)
     by_run = {r["RunId"]: v for r, v in matched}
@@ -124,7 +125,11 @@ async def count_workflows(
         for values, count in group_counts(matched, query.group_by):
             group = response.groups.add(count=count)
             for value in values:
+                text = "" if value is None else str(value)
                 group.group_values.append(
-                    common_pb.Payload(metadata={"encoding": b"json/plain"}, data=f'"{value}"'.encode())
+                    common_pb.Payload(
+                        metadata={"encoding": b"json/plain", "type": b"Keyword"},
+                        data=json.dumps(text).encode(),
+                    )
                 )
     return response

@@ -59,8 +59,13 @@ def time_out_attempt(ms: MutableState, ai: ActivityInfo, timeout_type: int) -> b
     state = _retry_or_state(ms, ai, failure)
     if state == RetryState.RETRY_STATE_IN_PROGRESS:
         return False
-    if state == RetryState.RETRY_STATE_TIMEOUT and timeout_type != workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_START:
+    if (
+        state == RetryState.RETRY_STATE_TIMEOUT
+        and timeout_type != workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_START
+    ):
         failure = timeout_failure(NO_TIME_FOR_RETRY, workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE)
+    if ai.last_failure is not None:
+        failure.cause.CopyFrom(ai.last_failure)
     ms.time_out_activity(ai, failure, state)
     return True
 

@@ -39,7 +39,9 @@ async def record_activity_task_started(
         raise StaleTaskError() from None
 
 
-def _activity_task(ms: MutableState, ns: Namespace, ai: ActivityInfo) -> rr.PollActivityTaskQueueResponse:
+def _activity_task(
+    ms: MutableState, ns: Namespace, ai: ActivityInfo
+) -> rr.PollActivityTaskQueueResponse:
     token = TaskToken(
         namespace_id=ms.s.namespace_id,
         workflow_id=ms.s.workflow_id,
@@ -131,7 +133,9 @@ async def _finish(
     await engine.update_execution(key, apply)
 
 
-def _completed(result: common_pb.Payloads | None, identity: str) -> Callable[[MutableState, ActivityInfo], bool]:
+def _completed(
+    result: common_pb.Payloads | None, identity: str
+) -> Callable[[MutableState, ActivityInfo], bool]:
     def act(ms: MutableState, ai: ActivityInfo) -> bool:
         ms.complete_activity(ai, result, identity)
         return True
@@ -150,7 +154,9 @@ def _failed(
     return act
 
 
-def _canceled(details: common_pb.Payloads | None, identity: str) -> Callable[[MutableState, ActivityInfo], bool]:
+def _canceled(
+    details: common_pb.Payloads | None, identity: str
+) -> Callable[[MutableState, ActivityInfo], bool]:
     def act(ms: MutableState, ai: ActivityInfo) -> bool:
         if not ai.cancel_requested:
             raise errors.InvalidArgument("Activity cancellation was not requested.")
@@ -164,7 +170,9 @@ def _opt(msg: object, field: str) -> object:
     return getattr(msg, field) if msg.HasField(field) else None  # type: ignore[attr-defined]
 
 
-async def respond_completed(engine: HistoryEngine, req: rr.RespondActivityTaskCompletedRequest) -> None:
+async def respond_completed(
+    engine: HistoryEngine, req: rr.RespondActivityTaskCompletedRequest
+) -> None:
     key, find = await _activity_by_token(engine, req.task_token)
     await _finish(engine, key, find, _completed(_opt(req, "result"), req.identity), False)  # type: ignore[arg-type]
 
@@ -190,7 +198,9 @@ async def respond_failed_by_id(
     await _finish(engine, key, find, act, True)
 
 
-async def respond_canceled(engine: HistoryEngine, req: rr.RespondActivityTaskCanceledRequest) -> None:
+async def respond_canceled(
+    engine: HistoryEngine, req: rr.RespondActivityTaskCanceledRequest
+) -> None:
     key, find = await _activity_by_token(engine, req.task_token)
     await _finish(engine, key, find, _canceled(_opt(req, "details"), req.identity), False)  # type: ignore[arg-type]
 

@@ -62,7 +62,11 @@ def describe(ms: MutableState) -> rr.DescribeWorkflowExecutionResponse:
     wt = s.workflow_task
     if wt is not None:
         pending = response.pending_workflow_task
-        pending.state = WTState.PENDING_WORKFLOW_TASK_STATE_STARTED if wt.started_event_id else WTState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+        pending.state = (
+            WTState.PENDING_WORKFLOW_TASK_STATE_STARTED
+            if wt.started_event_id
+            else WTState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+        )
         pending.scheduled_time.CopyFrom(ts(wt.scheduled_time_ns))
         pending.original_scheduled_time.CopyFrom(ts(wt.scheduled_time_ns))
         pending.attempt = wt.attempt

@@ -17,7 +17,10 @@ CLOSE_EVENT = workflow_pb2.HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOS
 
 
 async def get_workflow_history(
-    engine: HistoryEngine, ns: Namespace, req: rr.GetWorkflowExecutionHistoryRequest, deadline_s: float
+    engine: HistoryEngine,
+    ns: Namespace,
+    req: rr.GetWorkflowExecutionHistoryRequest,
+    deadline_s: float,
 ) -> rr.GetWorkflowExecutionHistoryResponse:
     if req.next_page_token:
         token = read_page_token(req.next_page_token)

@@ -35,9 +35,21 @@ async def query_workflow(
     condition = req.query_reject_condition
     if (condition == Reject.QUERY_REJECT_CONDITION_NOT_OPEN and not ms.running) or (
         condition == Reject.QUERY_REJECT_CONDITION_NOT_COMPLETED_CLEANLY
-        and status not in (Status.WORKFLOW_EXECUTION_STATUS_RUNNING, Status.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+        and status
+        not in (
+            Status.WORKFLOW_EXECUTION_STATUS_RUNNING,
+            Status.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+        )
     ):
         return rr.QueryWorkflowResponse(query_rejected=query_pb.QueryRejected(status=status))  # type: ignore[arg-type]
+    # Strong consistency, as Temporal: while a workflow task is pending (including the first one),
+    # events the worker has not seen yet precede this query; wait for the task to finish.
+    loop = asyncio.get_running_loop()
+    deadline_at = loop.time() + deadline_s
+    until = loop.time() + max(1.0, deadline_s - 1.0)
+    while ms.running and ms.has_pending_workflow_task and (left := until - loop.time()) > 0:
+        await engine.wait_for_change(key, left)
+        ms = await engine.get_execution(key)
     if ms.s.last_completed_wt_started_event_id == 0 and ms.running:
         raise errors.FailedPrecondition(
             "Cannot query workflow before its first workflow task completes.",
@@ -50,8 +62,8 @@ async def query_workflow(
     engine.pending_queries[task.task_id] = task
     engine.matching.add_query(ns.id, queue, task)
     try:
-        answer = await asyncio.wait_for(future, max(deadline_s - 0.5, 0.1))
-    except asyncio.TimeoutError:
+        answer = await asyncio.wait_for(future, max(deadline_at - loop.time() - 0.5, 0.1))
+    except TimeoutError:
         raise errors.DeadlineExceeded("context deadline exceeded") from None
     finally:
         engine.pending_queries.pop(task.task_id, None)
@@ -88,7 +100,9 @@ async def query_task_response(
     )
 
 
-def respond_query_task_completed(engine: HistoryEngine, req: rr.RespondQueryTaskCompletedRequest) -> None:
+def respond_query_task_completed(
+    engine: HistoryEngine, req: rr.RespondQueryTaskCompletedRequest
+) -> None:
     token = TaskToken.decode(req.task_token)
     task = engine.pending_queries.get(token.query_task_id)
     if task is None:

@@ -51,7 +51,9 @@ async def respond_workflow_task_completed(
         completed = ms.complete_workflow_task(req.identity, **fields)
         if req.HasField("sticky_attributes") and req.sticky_attributes.worker_task_queue.name:
             ms.s.sticky_task_queue = req.sticky_attributes.worker_task_queue.name
-            ms.s.sticky_schedule_to_start_ns = ns_of(req.sticky_attributes.schedule_to_start_timeout)
+            ms.s.sticky_schedule_to_start_ns = ns_of(
+                req.sticky_attributes.schedule_to_start_timeout
+            )
         else:
             ms.clear_sticky()
         ctx = CommandContext(ms, completed.event_id, req.identity, had_buffered)
@@ -62,7 +64,7 @@ async def respond_workflow_task_completed(
             req.force_create_new_workflow_task
             or had_buffered
             or bool(ms.s.buffered_events)
-            or ctx.activity_canceled_before_start
+            or bool(ctx.canceled_before_start)
         )
         if not needs_task:
             return None
@@ -106,9 +108,7 @@ async def _fail_for_bad_command(
         if wt.attempt > 1 and error.cause != Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
             return  # keeps failing: let it time out and retry later
         failure = failure_pb.Failure(
-            message=error.message,
-            source="Server",
-            server_failure_info=failure_pb.ServerFailureInfo(non_retryable=True),
+            message=error.message, server_failure_info=failure_pb.ServerFailureInfo()
         )
         ms.fail_workflow_task(error.cause, failure, identity)
         ms.schedule_workflow_task()

@@ -18,7 +18,9 @@ async def respond_workflow_task_failed(
 
     def fail(ms: MutableState) -> None:
         current_workflow_task(ms, token)
-        ms.fail_workflow_task(req.cause, req.failure if req.HasField("failure") else None, req.identity)
+        ms.fail_workflow_task(
+            req.cause, req.failure if req.HasField("failure") else None, req.identity
+        )
         ms.schedule_workflow_task()
 
     await engine.update_execution(key, fail)

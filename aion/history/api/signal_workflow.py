@@ -16,7 +16,9 @@ MAX_REMEMBERED_REQUEST_IDS = 1000
 async def signal_workflow(
     engine: HistoryEngine, ns: Namespace, req: rr.SignalWorkflowExecutionRequest
 ) -> None:
-    key = await engine.resolve(ns.id, req.workflow_execution.workflow_id, req.workflow_execution.run_id)
+    key = await engine.resolve(
+        ns.id, req.workflow_execution.workflow_id, req.workflow_execution.run_id
+    )
 
     def signal(ms: MutableState) -> None:
         if not ms.running:

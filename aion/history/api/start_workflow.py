@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+from google.protobuf.message import Message
 from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.history.api.signal_workflow import signal_workflow
 from aion.history.api.terminate_workflow import terminate_workflow
 from aion.history.engine import HistoryEngine
-from aion.history.mutable_state import MutableState
-from aion.history.mutable_state import ExecutionState
+from aion.history.mutable_state import ExecutionState, MutableState
 from aion.history.timeutil import SECOND, dur, ns_of
 from aion.namespaces import Namespace
 from aion.persistence import ConditionFailedError, CurrentExecution
@@ -24,6 +25,27 @@ Conflict = workflow_pb2.WorkflowIdConflictPolicy
 
 DEFAULT_TASK_TIMEOUT_NS = 10 * SECOND
 MAX_TASK_TIMEOUT_NS = 120 * SECOND
+SHARED_START_FIELDS = (
+    "namespace",
+    "workflow_id",
+    "workflow_type",
+    "task_queue",
+    "input",
+    "workflow_execution_timeout",
+    "workflow_run_timeout",
+    "workflow_task_timeout",
+    "identity",
+    "request_id",
+    "workflow_id_reuse_policy",
+    "workflow_id_conflict_policy",
+    "retry_policy",
+    "cron_schedule",
+    "memo",
+    "search_attributes",
+    "header",
+    "user_metadata",
+    "priority",
+)
 FAILED_STATUSES = {
     Status.WORKFLOW_EXECUTION_STATUS_FAILED,
     Status.WORKFLOW_EXECUTION_STATUS_CANCELED,
@@ -62,13 +84,17 @@ async def _existing_run_answer(
     """What to answer when the workflow id already has a run; None means start a new run."""
     if current.start_request_id == req.request_id and req.request_id:
         return rr.StartWorkflowExecutionResponse(
-            run_id=current.run_id, started=True, status=current.status  # type: ignore[arg-type]
+            run_id=current.run_id,
+            started=True,
+            status=current.status,  # type: ignore[arg-type]
         )
     if current.running:
         policy = req.workflow_id_conflict_policy or Conflict.WORKFLOW_ID_CONFLICT_POLICY_FAIL
         if policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING:
             return rr.StartWorkflowExecutionResponse(
-                run_id=current.run_id, started=False, status=current.status  # type: ignore[arg-type]
+                run_id=current.run_id,
+                started=False,
+                status=current.status,  # type: ignore[arg-type]
             )
         if policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING:
             await terminate_workflow(
@@ -101,8 +127,59 @@ async def _existing_run_answer(
     return None
 
 
+async def signal_with_start_workflow(
+    engine: HistoryEngine, ns: Namespace, req: rr.SignalWithStartWorkflowExecutionRequest
+) -> rr.SignalWithStartWorkflowExecutionResponse:
+    """Signal the running workflow, or start a new run with the signal as its first event."""
+    start = rr.StartWorkflowExecutionRequest()
+    for name in SHARED_START_FIELDS:
+        value = getattr(req, name)
+        if isinstance(value, Message):
+            if req.HasField(name):
+                getattr(start, name).CopyFrom(value)
+        else:
+            setattr(start, name, value)
+    signal = rr.SignalWorkflowExecutionRequest(
+        namespace=req.namespace,
+        workflow_execution={"workflow_id": req.workflow_id},
+        signal_name=req.signal_name,
+        identity=req.identity,
+        request_id=req.request_id,
+    )
+    if req.HasField("signal_input"):
+        signal.input.CopyFrom(req.signal_input)
+    if req.HasField("header"):
+        signal.header.CopyFrom(req.header)
+    try:
+        current = await engine.current_execution(ns.id, req.workflow_id)
+    except errors.NotFound:
+        current = None
+    if current is not None and current.running:
+        policy = (
+            req.workflow_id_conflict_policy or Conflict.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+        )
+        if policy != Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING:
+            if policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_FAIL:
+                await _existing_run_answer(engine, ns, start, current)
+            await signal_workflow(engine, ns, signal)
+            return rr.SignalWithStartWorkflowExecutionResponse(run_id=current.run_id, started=False)
+    if current is not None:
+        start.workflow_id_conflict_policy = Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+        start.request_id = ""  # a signal-with-start never answers as an idempotent retry
+        await _existing_run_answer(engine, ns, start, current)
+    ms = _new_run(engine, ns, start, signal)
+    try:
+        await engine.create_execution(ms, current.run_id if current else None)
+    except ConditionFailedError:
+        raise errors.Unavailable("concurrent start of the same workflow id; retry") from None
+    return rr.SignalWithStartWorkflowExecutionResponse(run_id=ms.s.run_id, started=True)
+
+
 def _new_run(
-    engine: HistoryEngine, ns: Namespace, req: rr.StartWorkflowExecutionRequest
+    engine: HistoryEngine,
+    ns: Namespace,
+    req: rr.StartWorkflowExecutionRequest,
+    signal: rr.SignalWorkflowExecutionRequest | None = None,
 ) -> MutableState:
     now = engine.clock()
     run_id = str(uuid.uuid4())
@@ -155,5 +232,12 @@ def _new_run(
     if req.HasField("retry_policy"):
         attrs.retry_policy.CopyFrom(req.retry_policy)
     ms.start(attrs)
+    if signal is not None:
+        ms.signal(
+            signal.signal_name,
+            signal.input if signal.HasField("input") else None,
+            signal.identity,
+            signal.header if signal.HasField("header") else None,
+        )
     ms.schedule_workflow_task()
     return ms

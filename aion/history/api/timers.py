@@ -58,9 +58,15 @@ def _activity_timeout(ms: MutableState, data: dict[str, object]) -> None:
         return  # belongs to an earlier attempt
     if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and ai.started_time_ns:
         return
-    if timeout_type in (TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE, TimeoutType.TIMEOUT_TYPE_HEARTBEAT):
-        if not ai.started_time_ns:
-            return
+    if (
+        timeout_type
+        in (
+            TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+            TimeoutType.TIMEOUT_TYPE_HEARTBEAT,
+        )
+        and not ai.started_time_ns
+    ):
+        return
     if timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
         last_beat = max(ai.last_heartbeat_ns, ai.started_time_ns)
         if data.get("at") != last_beat:

