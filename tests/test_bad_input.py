@@ -1,0 +1,162 @@
+"""Bad input gets the gRPC status and message Temporal gives, and the server keeps serving."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio.api.command.v1 import message_pb2 as command_pb
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import command_type_pb2, event_type_pb2, failed_cause_pb2
+from temporalio.api.errordetails.v1 import message_pb2 as details_pb
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+
+def _start_request(**overrides: object) -> rr.StartWorkflowExecutionRequest:
+    request = rr.StartWorkflowExecutionRequest(
+        namespace="default",
+        workflow_id=f"bad-input-{uuid.uuid4()}",
+        workflow_type=common_pb.WorkflowType(name="Anything"),
+        task_queue=taskqueue_pb.TaskQueue(name=f"tq-{uuid.uuid4()}"),
+        request_id=str(uuid.uuid4()),
+    )
+    for name, value in overrides.items():
+        if isinstance(value, str):
+            setattr(request, name, value)
+        else:
+            getattr(request, name).CopyFrom(value)
+    return request
+
+
+async def test_unknown_namespace_is_not_found(client: Client) -> None:
+    with pytest.raises(RPCError) as info:
+        await client.workflow_service.start_workflow_execution(
+            _start_request(namespace="no-such-namespace")
+        )
+    assert info.value.status == RPCStatusCode.NOT_FOUND
+    assert "no-such-namespace" in info.value.message
+    details = details_pb.NamespaceNotFoundFailure()
+    assert info.value.grpc_status.details[0].Unpack(details)
+    assert details.namespace == "no-such-namespace"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"workflow_id": ""}, "WorkflowId is not set on request."),
+        ({"workflow_type": common_pb.WorkflowType(name="")}, "WorkflowType is not set on request."),
+        ({"task_queue": taskqueue_pb.TaskQueue(name="")}, "missing task queue name"),
+    ],
+)
+async def test_missing_start_fields_are_invalid_argument(
+    client: Client, override: dict[str, object], message: str
+) -> None:
+    with pytest.raises(RPCError) as info:
+        await client.workflow_service.start_workflow_execution(_start_request(**override))
+    assert info.value.status == RPCStatusCode.INVALID_ARGUMENT
+    assert info.value.message == message
+
+
+async def test_second_start_gets_already_started_details(client: Client) -> None:
+    request = _start_request()
+    first = await client.workflow_service.start_workflow_execution(request)
+    again = rr.StartWorkflowExecutionRequest()
+    again.CopyFrom(request)
+    again.request_id = str(uuid.uuid4())
+    with pytest.raises(RPCError) as info:
+        await client.workflow_service.start_workflow_execution(again)
+    assert info.value.status == RPCStatusCode.ALREADY_EXISTS
+    details = details_pb.WorkflowExecutionAlreadyStartedFailure()
+    assert info.value.grpc_status.details[0].Unpack(details)
+    assert details.run_id == first.run_id
+    assert details.start_request_id == request.request_id
+
+
+async def test_invalid_command_fails_the_workflow_task_and_server_keeps_serving(
+    client: Client,
+) -> None:
+    service = client.workflow_service
+    start = _start_request()
+    await service.start_workflow_execution(start)
+    poll = rr.PollWorkflowTaskQueueRequest(
+        namespace="default", task_queue=start.task_queue, identity="raw-worker"
+    )
+    task = await service.poll_workflow_task_queue(poll)
+    assert task.task_token
+
+    bad = command_pb.Command(
+        command_type=command_type_pb2.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+        schedule_activity_task_command_attributes=command_pb.ScheduleActivityTaskCommandAttributes(
+            activity_type=common_pb.ActivityType(name="act"),
+            task_queue=start.task_queue,
+        ),
+    )
+    with pytest.raises(RPCError) as info:
+        await service.respond_workflow_task_completed(
+            rr.RespondWorkflowTaskCompletedRequest(
+                namespace="default", task_token=task.task_token, commands=[bad]
+            )
+        )
+    assert info.value.status == RPCStatusCode.INVALID_ARGUMENT
+    assert "activityId is not set" in info.value.message
+
+    # The failed task is recorded with Temporal's cause and a new attempt is handed out.
+    retry = await service.poll_workflow_task_queue(poll)
+    assert retry.task_token and retry.attempt == 2
+    failed = [
+        e
+        for e in retry.history.events
+        if e.event_type == event_type_pb2.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
+    assert len(failed) == 1
+    assert (
+        failed[0].workflow_task_failed_event_attributes.cause
+        == failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
+    )
+
+    complete = command_pb.Command(
+        command_type=command_type_pb2.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        complete_workflow_execution_command_attributes=command_pb.CompleteWorkflowExecutionCommandAttributes(),
+    )
+    await service.respond_workflow_task_completed(
+        rr.RespondWorkflowTaskCompletedRequest(
+            namespace="default", task_token=retry.task_token, commands=[complete]
+        )
+    )
+    described = await service.describe_workflow_execution(
+        rr.DescribeWorkflowExecutionRequest(
+            namespace="default", execution=common_pb.WorkflowExecution(workflow_id=start.workflow_id)
+        )
+    )
+    assert described.workflow_execution_info.status == 2  # COMPLETED
+
+
+async def test_stale_task_token_is_not_found(client: Client) -> None:
+    service = client.workflow_service
+    start = _start_request()
+    await service.start_workflow_execution(start)
+    task = await service.poll_workflow_task_queue(
+        rr.PollWorkflowTaskQueueRequest(namespace="default", task_queue=start.task_queue)
+    )
+    complete = command_pb.Command(
+        command_type=command_type_pb2.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        complete_workflow_execution_command_attributes=command_pb.CompleteWorkflowExecutionCommandAttributes(),
+    )
+    request = rr.RespondWorkflowTaskCompletedRequest(
+        namespace="default", task_token=task.task_token, commands=[complete]
+    )
+    await service.respond_workflow_task_completed(request)
+    with pytest.raises(RPCError) as info:
+        await service.respond_workflow_task_completed(request)
+    assert info.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_garbage_task_token_is_invalid_argument(client: Client) -> None:
+    with pytest.raises(RPCError) as info:
+        await client.workflow_service.respond_activity_task_completed(
+            rr.RespondActivityTaskCompletedRequest(namespace="default", task_token=b"\x00garbage")
+        )
+    assert info.value.status == RPCStatusCode.INVALID_ARGUMENT
