@@ -105,6 +105,7 @@ class ActivityInfo:
     last_failure: failure_pb.Failure | None = None
     last_worker_identity: str = ""
     stamp: int = 0  # bumped per attempt: tasks and timers of an older attempt are stale
+    heartbeat_timer_ns: int = 0
 
 
 @dataclass
@@ -712,26 +713,24 @@ class MutableState:
                 type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
             )
         if ai.heartbeat_ns:
-            self._add_heartbeat_timer(ai, now)
+            self.arm_heartbeat_timer(ai, now + ai.heartbeat_ns)
         self.dirty = True
 
-    def _add_heartbeat_timer(self, ai: ActivityInfo, from_ns: int) -> None:
+    def arm_heartbeat_timer(self, ai: ActivityInfo, fire_time_ns: int) -> None:
+        """One heartbeat timer per attempt: when it fires early it re-arms from the last beat."""
+        ai.heartbeat_timer_ns = fire_time_ns
         self.add_timer_task(
-            from_ns + ai.heartbeat_ns,
+            fire_time_ns,
             ACTIVITY_TIMEOUT,
             id=ai.scheduled_event_id,
             stamp=ai.stamp,
             type=TimeoutType.TIMEOUT_TYPE_HEARTBEAT,
-            at=from_ns,
         )
 
     def heartbeat_activity(self, ai: ActivityInfo, details: common_pb.Payloads | None) -> None:
-        now = self.now()
         if details is not None and details.ByteSize():
             ai.heartbeat_details = details
-        ai.last_heartbeat_ns = now
-        if ai.heartbeat_ns:
-            self._add_heartbeat_timer(ai, now)
+        ai.last_heartbeat_ns = self.now()
         self.dirty = True
 
     def _write_activity_started(self, ai: ActivityInfo) -> history_pb.HistoryEvent:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
@@ -33,9 +35,11 @@ async def get_workflow_history(
     page_size = req.maximum_page_size or DEFAULT_PAGE_SIZE
     ms = await engine.get_execution(key)
 
+    loop = asyncio.get_running_loop()
+    until = loop.time() + wait_budget
     if req.history_event_filter_type == CLOSE_EVENT:
-        if ms.running and req.wait_new_event:
-            await engine.wait_for_change(key, wait_budget)
+        while ms.running and req.wait_new_event and (remaining := until - loop.time()) > 0:
+            await engine.wait_for_change(key, remaining)
             ms = await engine.get_execution(key)
         if ms.running:
             # Not closed yet: the caller polls again with this token.

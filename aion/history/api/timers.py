@@ -68,9 +68,10 @@ def _activity_timeout(ms: MutableState, data: dict[str, object]) -> None:
     ):
         return
     if timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
-        last_beat = max(ai.last_heartbeat_ns, ai.started_time_ns)
-        if data.get("at") != last_beat:
-            return  # a later heartbeat re-armed the timer
+        deadline = max(ai.last_heartbeat_ns, ai.started_time_ns) + ai.heartbeat_ns
+        if deadline > ms.now():
+            ms.arm_heartbeat_timer(ai, deadline)  # beats arrived since: wait for the next one
+            return
     if time_out_attempt(ms, ai, timeout_type):
         ensure_workflow_task(ms)
 
