@@ -21,6 +21,7 @@ from aion.visibility.query import (
     ListQuery,
     QueryError,
     group_counts,
+    parse_datetime,
     parse_query,
     sort_records,
 )
@@ -59,7 +60,24 @@ def _record(v: VisibilityRecord) -> dict[str, Any]:
     }
     if v.close_time_ns:
         record["ExecutionDuration"] = v.close_time_ns - v.execution_time_ns
+    if v.search_attributes:
+        attributes = common_pb.SearchAttributes.FromString(v.search_attributes)
+        for name, payload in attributes.indexed_fields.items():
+            value = _search_attribute_value(payload)
+            if value is not None and name not in record:
+                record[name] = value
     return {k: val for k, val in record.items() if val is not None}
+
+
+def _search_attribute_value(payload: common_pb.Payload) -> Any:
+    """Decode a search attribute payload (JSON, as every SDK sends them) for the query engine."""
+    try:
+        value = json.loads(payload.data)
+    except ValueError:
+        return None
+    if payload.metadata.get("type") == b"Datetime" and isinstance(value, str):
+        return parse_datetime(value)
+    return value
 
 
 def _parse(query: str) -> ListQuery:
