@@ -128,7 +128,8 @@ async def test_invalid_command_fails_the_workflow_task_and_server_keeps_serving(
     )
     described = await service.describe_workflow_execution(
         rr.DescribeWorkflowExecutionRequest(
-            namespace="default", execution=common_pb.WorkflowExecution(workflow_id=start.workflow_id)
+            namespace="default",
+            execution=common_pb.WorkflowExecution(workflow_id=start.workflow_id),
         )
     )
     assert described.workflow_execution_info.status == 2  # COMPLETED

@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RetryPolicy
@@ -91,9 +92,23 @@ async def test_sigkill_mid_run_loses_nothing(tmp_path: Path) -> None:
             for i, handle in enumerate(handles):
                 if (i + 3) % 2 == 0:
                     await handle.signal(MixedWorkflow.bonus_signal, 1000)
-            results = await asyncio.wait_for(
-                asyncio.gather(*(h.result() for h in handles)), timeout=180
-            )
+            tasks = [asyncio.ensure_future(h.result()) for h in handles]
+            _, pending = await asyncio.wait(tasks, timeout=180)
+            if pending:
+                stuck = [h for h, t in zip(handles, tasks, strict=True) if t in pending]
+                report = [await _describe(h) for h in stuck[:5]]
+                pytest.fail(f"{len(stuck)} workflows did not finish; first ones:\n" + "\n".join(report))
+            results = [t.result() for t in tasks]
         assert results == [expected(i) for i in range(WORKFLOWS)]
+
+
+async def _describe(handle: WorkflowHandle[MixedWorkflow, int]) -> str:
+    described = await handle.describe()
+    raw = described.raw_description
+    events = [e.event_type for e in (await handle.fetch_history()).events]
+    return (
+        f"{handle.id}: status={described.status} pending_activities={list(raw.pending_activities)} "
+        f"pending_wt={raw.pending_workflow_task} events={events}"
+    )
     finally:
         server.stop()

@@ -1,0 +1,208 @@
+"""Run the same bench against the reference Temporal dev server and Aion, one after the other.
+
+Each server is started on free loopback ports, benchmarked with run.py (given the server's PID
+so its CPU time is measured), then stopped by PID before the next one starts. Prints a markdown
+table (and writes it to --output if given). Aion is skipped with a note if it does not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from run import WORKLOADS, WorkloadResult, fmt
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TEMPORAL = Path(sys.executable).parent / "temporal"
+NAMESPACE = "default"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+
+
+@dataclass
+class Outcome:
+    """What happened for one server: its results by workload, or why there are none."""
+
+    server: str
+    results: dict[str, WorkloadResult] | None = None
+    problem: str | None = None
+    load_before: float | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def wait_ready(proc: subprocess.Popen[bytes], address: str) -> None:
+    """Poll until the server answers DescribeNamespace; raise if it exits or takes too long."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with code {proc.returncode}")
+        try:
+            client = await Client.connect(address, namespace=NAMESPACE)
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=NAMESPACE)
+            )
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready after {READY_TIMEOUT:.0f} s: {exc}") from exc
+        await asyncio.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server by PID, SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def log_tail(path: Path, lines: int = 15) -> list[str]:
+    return [line for line in path.read_text(errors="replace").splitlines() if line.strip()][-lines:]
+
+
+def bench_one(
+    name: str, argv: list[str], address: str, bench_args: list[str], log: Path
+) -> Outcome:
+    """Start one server, run run.py against it, stop it."""
+    print(f"== {name}: starting {' '.join(argv)}", file=sys.stderr)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        try:
+            asyncio.run(wait_ready(proc, address))
+        except RuntimeError as exc:
+            tail = log_tail(log)
+            print("\n".join(tail), file=sys.stderr)
+            last = f": {tail[-1]}" if tail else ""
+            return Outcome(name, problem=f"server did not start ({exc}){last}")
+        load_before = os.getloadavg()[0]
+        cmd = [sys.executable, str(HERE / "run.py"), "--address", address]
+        cmd += ["--server-pid", str(proc.pid), "--json", *bench_args]
+        print(f"== {name}: pid {proc.pid}, {' '.join(cmd[1:])}", file=sys.stderr)
+        done = subprocess.run(cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            return Outcome(name, problem=f"run.py exited with code {done.returncode}")
+        report = json.loads(done.stdout)
+        results = {r["workload"]: WorkloadResult(**r) for r in report["results"]}
+        return Outcome(name, results=results, load_before=load_before)
+    finally:
+        stop(proc)
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    return f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def markdown(outcomes: list[Outcome], reference: str, args: argparse.Namespace) -> str:
+    """Render the outcomes as one markdown table plus notes."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"Side-by-side bench, {when}; machine: {machine()}; reference: {reference}.",
+        (
+            f"Each workload: {args.workflows} workflows, {args.concurrency} in flight, "
+            f"after {args.warmup} warm-up workflows."
+        ),
+        "",
+        "| workload | server | ok/n | wf/s | p50 ms | p95 ms | p99 ms | server CPU ms/wf |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workload in args.workload:
+        for o in outcomes:
+            r = (o.results or {}).get(workload)
+            if r is None:
+                lines.append(f"| {workload} | {o.server} | - | - | - | - | - | - |")
+                continue
+            cpu_ms = r.server_cpu_s_per_wf * 1000 if r.server_cpu_s_per_wf is not None else None
+            lines.append(
+                f"| {workload} | {o.server} | {r.completed}/{r.workflows} "
+                f"| {fmt(r.workflows_per_s, 1)} | {fmt(r.p50_ms, 1)} | {fmt(r.p95_ms, 1)} "
+                f"| {fmt(r.p99_ms, 1)} | {fmt(cpu_ms, 2)} |"
+            )
+    lines.append("")
+    for o in outcomes:
+        if o.problem:
+            lines.append(f"- **{o.server}: skipped** — {o.problem}")
+        else:
+            lines.append(f"- {o.server}: 1-min load average before the run {o.load_before:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workload", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("-n", "--workflows", type=int, default=200)
+    parser.add_argument("-c", "--concurrency", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("-o", "--output", type=Path, help="also write the markdown here")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    bench_args = ["--workload", *args.workload, "-n", str(args.workflows)]
+    bench_args += ["-c", str(args.concurrency), "--warmup", str(args.warmup)]
+    bench_args += ["--timeout", str(args.timeout)]
+    reference = subprocess.run(
+        [str(TEMPORAL), "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="aion-bench-") as tmp:
+        port = free_port()
+        argv = [str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
+        argv += ["--port", str(port), "--ui-port", str(free_port()), "--log-level", "error"]
+        outcomes.append(
+            bench_one("temporal", argv, f"127.0.0.1:{port}", bench_args, Path(tmp, "temporal.log"))
+        )
+
+        port = free_port()
+        argv = [sys.executable, "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
+        argv += ["--port", str(port)]
+        outcomes.append(
+            bench_one("aion", argv, f"127.0.0.1:{port}", bench_args, Path(tmp, "aion.log"))
+        )
+
+    for o in outcomes:
+        if o.problem:
+            print(f"!! {o.server} skipped: {o.problem}", file=sys.stderr)
+    table = markdown(outcomes, reference, args)
+    print(table)
+    if args.output:
+        args.output.write_text(table)
+
+
+if __name__ == "__main__":
+    main()

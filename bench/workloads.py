@@ -1,0 +1,88 @@
+"""Workflow and activity definitions shared by the bench client (run.py) and worker (worker.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import activity, workflow
+
+TIMER_SECONDS = 1.0
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+
+@activity.defn(name="bench_echo")
+async def echo(value: int) -> int:
+    """The cheapest possible activity: hand the input back."""
+    return value
+
+
+@workflow.defn(name="BenchNoop")
+class NoopWorkflow:
+    """Completes on its first workflow task."""
+
+    @workflow.run
+    async def run(self) -> None:
+        return None
+
+
+@workflow.defn(name="BenchOneActivity")
+class OneActivityWorkflow:
+    """Runs one activity."""
+
+    @workflow.run
+    async def run(self) -> int:
+        return await workflow.execute_activity(echo, 1, start_to_close_timeout=ACTIVITY_TIMEOUT)
+
+
+@workflow.defn(name="BenchTenActivities")
+class TenActivitiesWorkflow:
+    """Runs ten activities one after the other."""
+
+    @workflow.run
+    async def run(self) -> int:
+        total = 0
+        for i in range(10):
+            total += await workflow.execute_activity(
+                echo, i, start_to_close_timeout=ACTIVITY_TIMEOUT
+            )
+        return total
+
+
+@workflow.defn(name="BenchSignalQuery")
+class SignalQueryWorkflow:
+    """Waits for the `release` signal; the `released` query reports whether it arrived."""
+
+    def __init__(self) -> None:
+        self._released = False
+
+    @workflow.run
+    async def run(self) -> bool:
+        await workflow.wait_condition(lambda: self._released)
+        return self._released
+
+    @workflow.signal
+    def release(self) -> None:
+        self._released = True
+
+    @workflow.query
+    def released(self) -> bool:
+        return self._released
+
+
+@workflow.defn(name="BenchTimer")
+class TimerWorkflow:
+    """Sleeps on a durable timer."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.sleep(TIMER_SECONDS)
+
+
+WORKFLOWS = [
+    NoopWorkflow,
+    OneActivityWorkflow,
+    TenActivitiesWorkflow,
+    SignalQueryWorkflow,
+    TimerWorkflow,
+]
+ACTIVITIES = [echo]
