@@ -56,6 +56,16 @@ def expected(i: int) -> int:
     return value + 1000 if value % 2 == 0 else value
 
 
+async def _describe(handle: WorkflowHandle[MixedWorkflow, int]) -> str:
+    described = await handle.describe()
+    raw = described.raw_description
+    events = [e.event_type for e in (await handle.fetch_history()).events]
+    return (
+        f"{handle.id}: status={described.status} pending_activities={list(raw.pending_activities)} "
+        f"pending_wt={raw.pending_workflow_task} events={events}"
+    )
+
+
 async def test_sigkill_mid_run_loses_nothing(tmp_path: Path) -> None:
     server = AionProcess(db_filename=str(tmp_path / "aion.db"))
     server.start()
@@ -97,18 +107,11 @@ async def test_sigkill_mid_run_loses_nothing(tmp_path: Path) -> None:
             if pending:
                 stuck = [h for h, t in zip(handles, tasks, strict=True) if t in pending]
                 report = [await _describe(h) for h in stuck[:5]]
-                pytest.fail(f"{len(stuck)} workflows did not finish; first ones:\n" + "\n".join(report))
+                pytest.fail(
+                    f"{len(stuck)} workflows did not finish; first ones:\n" + "\n".join(report)
+                )
             results = [t.result() for t in tasks]
         assert results == [expected(i) for i in range(WORKFLOWS)]
 
-
-async def _describe(handle: WorkflowHandle[MixedWorkflow, int]) -> str:
-    described = await handle.describe()
-    raw = described.raw_description
-    events = [e.event_type for e in (await handle.fetch_history()).events]
-    return (
-        f"{handle.id}: status={described.status} pending_activities={list(raw.pending_activities)} "
-        f"pending_wt={raw.pending_workflow_task} events={events}"
-    )
     finally:
         server.stop()

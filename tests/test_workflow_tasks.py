@@ -280,7 +280,7 @@ async def test_timers(client: Client) -> None:
     started = of_type(events, EventType.EVENT_TYPE_TIMER_STARTED)
     fired = of_type(events, EventType.EVENT_TYPE_TIMER_FIRED)
     assert len(started) == len(fired) == 2
-    for start, fire in zip(started, fired):
+    for start, fire in zip(started, fired, strict=True):
         attrs = start.timer_started_event_attributes
         assert attrs.start_to_fire_timeout.ToMilliseconds() == 500
         assert fire.timer_fired_event_attributes.timer_id == attrs.timer_id
