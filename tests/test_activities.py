@@ -475,14 +475,20 @@ async def test_async_completion_by_task_token(client: Client) -> None:
     )
 
 
-async def test_async_failure_by_task_token(client: Client) -> None:
+@pytest.mark.parametrize("address_by", ["task_token", "id"])
+async def test_async_failure(client: Client, address_by: str) -> None:
     tq = unique("tq")
     acts = Activities()
     async with new_worker(client, tq, [RunActivityWorkflow], [acts.complete_later]):
-        handle, token = await _start_async_activity(client, acts, tq)
-        await client.get_async_activity_handle(task_token=token).fail(
-            ApplicationError("could not do it", type="Remote")
+        handle, token = await _start_async_activity(client, acts, tq, activity_id="to-fail")
+        remote = (
+            client.get_async_activity_handle(task_token=token)
+            if address_by == "task_token"
+            else client.get_async_activity_handle(
+                workflow_id=handle.id, run_id=handle.result_run_id, activity_id="to-fail"
+            )
         )
+        await remote.fail(ApplicationError("could not do it", type="Remote"))
         with pytest.raises(WorkflowFailureError) as err:
             await handle.result()
     activity_error = err.value.cause
