@@ -12,6 +12,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.persistence import ConditionFailedError, NamespaceRecord, Store
+from aion.visibility.search_attributes import SearchAttributeError, SearchAttributeRegistry
 
 CLUSTER_NAME = "active"
 DEFAULT_RETENTION = Duration(seconds=86400)
@@ -53,8 +54,10 @@ class NamespaceRegistry:
         self.store = store
         self._by_name: dict[str, Namespace] = {}
         self._by_id: dict[str, Namespace] = {}
+        self.search_attributes = SearchAttributeRegistry(store)
 
     async def load(self) -> None:
+        await self.search_attributes.load()
         for record in await self.store.list_namespaces():
             self._index(Namespace(record))
 
@@ -69,6 +72,10 @@ class NamespaceRegistry:
         if ns is None:
             raise errors.namespace_not_found(name)
         return ns
+
+    def id_of(self, name: str) -> str | None:
+        ns = self._by_name.get(name)
+        return ns.id if ns else None
 
     def by_id(self, namespace_id: str) -> Namespace:
         return self._by_id[namespace_id]
@@ -147,9 +154,13 @@ class NamespaceRegistry:
             for field in ("history_archival_state", "visibility_archival_state"):
                 if getattr(c, field):
                     setattr(description.config, field, getattr(c, field))
-            if c.HasField("custom_search_attribute_aliases"):
-                for key, value in c.custom_search_attribute_aliases.items():
-                    description.config.custom_search_attribute_aliases[key] = value
+            if c.custom_search_attribute_aliases:
+                try:
+                    await self.search_attributes.upsert_aliases(
+                        ns.id, c.custom_search_attribute_aliases
+                    )
+                except SearchAttributeError as e:
+                    raise errors.InvalidArgument(str(e)) from None
         record = NamespaceRecord(
             id=ns.id,
             name=ns.name,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
+from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
+from aion.frontend.operator_service import OperatorService
 from aion.frontend.workflow_service import WorkflowService
 from aion.history.engine import HistoryEngine
 from aion.matching import MatchingEngine
@@ -31,6 +34,11 @@ class ServerConfig:
     """Namespaces registered at start (if missing)."""
     num_shards: int = 4
     """History shards; fixed for the life of a database."""
+    search_attributes: dict[str, int] = field(default_factory=dict)
+    """Custom search attributes (name to IndexedValueType) registered at start in each of
+    `namespaces` that lacks them."""
+    dynamic_config: dict[str, Any] = field(default_factory=dict)
+    """The reference's dynamic config values (key to JSON value); accepted, none honoured yet."""
 
 
 class AionServer:
@@ -51,13 +59,20 @@ class AionServer:
         service_pb2_grpc.add_WorkflowServiceServicer_to_server(
             WorkflowService(self.engine, self.namespaces), self.grpc
         )
+        operator_grpc.add_OperatorServiceServicer_to_server(
+            OperatorService(self.namespaces), self.grpc
+        )
         self.address = f"{config.ip}:{config.port}"
 
     async def start(self) -> None:
         await self.store.open()
         await self.namespaces.load()
         for name in self.config.namespaces:
-            await self.namespaces.ensure(name)
+            ns = await self.namespaces.ensure(name)
+            if self.config.search_attributes:
+                await self.namespaces.search_attributes.add(ns.id, self.config.search_attributes)
+        for key in self.config.dynamic_config:
+            log.debug("dynamic config value %s is not supported yet; ignored", key)
         await self.engine.start()
         bound = self.grpc.add_insecure_port(self.address)
         if bound == 0:

@@ -107,8 +107,12 @@ async def test_sigkill_mid_run_loses_nothing(tmp_path: Path) -> None:
             if pending:
                 stuck = [h for h, t in zip(handles, tasks, strict=True) if t in pending]
                 report = [await _describe(h) for h in stuck[:5]]
+                errors = [line for line in server.output if "ERROR" in line or "Error" in line]
                 pytest.fail(
-                    f"{len(stuck)} workflows did not finish; first ones:\n" + "\n".join(report)
+                    f"{len(stuck)} workflows did not finish; first ones:\n"
+                    + "\n".join(report)
+                    + "\nserver errors:\n"
+                    + "".join(errors[-30:])
                 )
             results = [t.result() for t in tasks]
         assert results == [expected(i) for i in range(WORKFLOWS)]

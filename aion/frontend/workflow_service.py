@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import grpc
 from temporalio.api.enums.v1 import task_queue_pb2
@@ -30,8 +31,9 @@ from aion.history.api import (
 from aion.history.api.workflow_tasks import StaleTaskError
 from aion.history.engine import HistoryEngine
 from aion.matching import QueryTask
-from aion.namespaces import CLUSTER_NAME, NamespaceRegistry, namespace_capabilities
+from aion.namespaces import CLUSTER_NAME, Namespace, NamespaceRegistry, namespace_capabilities
 from aion.visibility import listing
+from aion.visibility.search_attributes import SearchAttributeError, system_and_preallocated
 
 Ctx = grpc.aio.ServicerContext
 SERVER_VERSION = "1.32.0"
@@ -118,10 +120,11 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
             ns = self.namespaces.get(request.namespace)
         return self._describe(ns.description)
 
-    @staticmethod
-    def _describe(description: rr.DescribeNamespaceResponse) -> rr.DescribeNamespaceResponse:
+    def _describe(self, description: rr.DescribeNamespaceResponse) -> rr.DescribeNamespaceResponse:
         response = rr.DescribeNamespaceResponse()
         response.CopyFrom(description)
+        aliases = self.namespaces.search_attributes.aliases(description.namespace_info.id)
+        response.config.custom_search_attribute_aliases.update(aliases)
         response.namespace_info.capabilities.CopyFrom(namespace_capabilities())
         response.namespace_info.supports_schedules = False
         return response
@@ -148,6 +151,21 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
             is_global_namespace=d.is_global_namespace,
         )
 
+    @rpc
+    async def GetSearchAttributes(
+        self, request: rr.GetSearchAttributesRequest, context: Ctx
+    ) -> rr.GetSearchAttributesResponse:
+        return rr.GetSearchAttributesResponse(keys=system_and_preallocated())  # type: ignore[arg-type]
+
+    def _check_search_attributes(self, ns: Namespace, request: Any) -> None:
+        """A request's search attributes, checked as Temporal's frontend does."""
+        if not request.HasField("search_attributes"):
+            return
+        try:
+            self.namespaces.search_attributes.validate(ns.id, ns.name, request.search_attributes)
+        except SearchAttributeError as e:
+            raise errors.InvalidArgument(str(e)) from None
+
     # ---- workflows ----------------------------------------------------------------------
     @rpc
     async def StartWorkflowExecution(
@@ -167,6 +185,7 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
             raise errors.InvalidArgument("RequestId length exceeds limit.")
         if not request.request_id:
             request.request_id = str(uuid.uuid4())
+        self._check_search_attributes(ns, request)
         return await start_workflow.start_workflow(self.engine, ns, request)
 
     @rpc
@@ -180,6 +199,7 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         _require(request.signal_name, "SignalName")
         if not request.request_id:
             request.request_id = str(uuid.uuid4())
+        self._check_search_attributes(ns, request)
         return await start_workflow.signal_with_start_workflow(self.engine, ns, request)
 
     @rpc
@@ -216,7 +236,15 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
     ) -> rr.DescribeWorkflowExecutionResponse:
         ns = self.namespaces.get(request.namespace)
         _require(request.execution.workflow_id, "WorkflowId")
-        return await describe_workflow.describe_workflow(self.engine, ns, request)
+        response = await describe_workflow.describe_workflow(self.engine, ns, request)
+        info = response.workflow_execution_info
+        if info.HasField("search_attributes"):
+            shown = self.namespaces.search_attributes.present(ns.id, info.search_attributes)
+            if shown.indexed_fields:
+                info.search_attributes.CopyFrom(shown)
+            else:
+                info.ClearField("search_attributes")
+        return response
 
     @rpc
     async def GetWorkflowExecutionHistory(
@@ -244,14 +272,18 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         self, request: rr.ListWorkflowExecutionsRequest, context: Ctx
     ) -> rr.ListWorkflowExecutionsResponse:
         ns = self.namespaces.get(request.namespace)
-        return await listing.list_workflows(self.engine.store, ns, request)
+        return await listing.list_workflows(
+            self.engine.store, ns, request, self.namespaces.search_attributes
+        )
 
     @rpc
     async def CountWorkflowExecutions(
         self, request: rr.CountWorkflowExecutionsRequest, context: Ctx
     ) -> rr.CountWorkflowExecutionsResponse:
         ns = self.namespaces.get(request.namespace)
-        return await listing.count_workflows(self.engine.store, ns, request)
+        return await listing.count_workflows(
+            self.engine.store, ns, request, self.namespaces.search_attributes
+        )
 
     # ---- workflow tasks -----------------------------------------------------------------
     @rpc
@@ -277,6 +309,10 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
                 )
             except (StaleTaskError, errors.NotFound):
                 continue
+            except BaseException:
+                # Not recorded (or recorded and then stale on redelivery): never lose the task.
+                self.engine.matching.requeue(task)
+                raise
         return rr.PollWorkflowTaskQueueResponse()
 
     @rpc
@@ -345,6 +381,9 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
                 )
             except StaleTaskError:
                 continue
+            except BaseException:
+                self.engine.matching.requeue(task)
+                raise
         return rr.PollActivityTaskQueueResponse()
 
     @rpc

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
-from temporalio.api.enums.v1 import command_type_pb2, event_type_pb2
+from temporalio.api.enums.v1 import command_type_pb2, event_type_pb2, workflow_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 
-from aion.history import retry
+from aion.history import continuation, cron, retry
 from aion.history.mutable_state import ActivityInfo, MutableState, TimerInfo
-from aion.history.timeutil import dur, ns_of
+from aion.history.timeutil import SECOND, dur, ns_of
 
 CT = command_type_pb2.CommandType
 Cause = cause_pb.WorkflowTaskFailedCause
@@ -44,6 +45,11 @@ class CommandContext:
     completed_event_id: int
     identity: str
     had_buffered_events: bool
+    resolve_namespace: Callable[[str], str | None] = lambda name: None
+    # (namespace id, namespace name, attributes): raises ValueError with Temporal's message.
+    validate_search_attributes: Callable[[str, str, common_pb.SearchAttributes], None] = (
+        lambda namespace_id, namespace, attributes: None
+    )
     # Activities canceled before they started: their Canceled events follow all command events.
     canceled_before_start: list[tuple[ActivityInfo, common_pb.Payloads]] = field(
         default_factory=list
@@ -61,9 +67,7 @@ def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> 
         if handler is None:
             name = CT.Name(command.command_type)
             raise CommandError(
-                UNSUPPORTED_CAUSES.get(
-                    command.command_type, Cause.WORKFLOW_TASK_FAILED_CAUSE_UNSPECIFIED
-                ),
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_UNSPECIFIED,
                 f"{name} is not supported by this server yet",
             )
         handler(ctx, command)
@@ -232,7 +236,8 @@ def _check_no_unhandled_events(ctx: CommandContext) -> None:
 def _complete_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
     _check_no_unhandled_events(ctx)
     attrs = command.complete_workflow_execution_command_attributes
-    ctx.ms.complete(ctx.completed_event_id, attrs.result if attrs.HasField("result") else None)
+    result = attrs.result if attrs.HasField("result") else None
+    continuation.complete(ctx.ms, ctx.completed_event_id, result)
 
 
 def _fail_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -243,7 +248,7 @@ def _fail_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
             Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
             "Failure is not set on FailWorkflowExecutionCommand.",
         )
-    ctx.ms.fail(ctx.completed_event_id, attrs.failure)
+    continuation.fail(ctx.ms, ctx.completed_event_id, attrs.failure)
 
 
 def _cancel_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -269,6 +274,12 @@ def _upsert_search_attributes(ctx: CommandContext, command: command_pb.Command) 
             Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES,
             "IndexedFields is empty on command.",
         )
+    try:
+        ctx.validate_search_attributes(
+            ctx.ms.s.namespace_id, ctx.ms.s.namespace, attrs.search_attributes
+        )
+    except ValueError as e:
+        raise CommandError(Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, str(e)) from None
     ctx.ms.upsert_search_attributes(ctx.completed_event_id, attrs.search_attributes)
 
 
@@ -282,6 +293,125 @@ def _modify_properties(ctx: CommandContext, command: command_pb.Command) -> None
     ctx.ms.modify_properties(ctx.completed_event_id, attrs.upserted_memo)
 
 
+def _continue_as_new(ctx: CommandContext, command: command_pb.Command) -> None:
+    _check_no_unhandled_events(ctx)
+    attrs = command.continue_as_new_workflow_execution_command_attributes
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES
+    if attrs.HasField("retry_policy"):
+        try:
+            retry.normalize_policy(attrs.retry_policy)
+        except ValueError as e:
+            raise CommandError(bad, str(e)) from None
+    if attrs.cron_schedule:
+        try:
+            cron.parse(attrs.cron_schedule)
+        except cron.CronError as e:
+            raise CommandError(bad, str(e)) from None
+    for name in ("workflow_run_timeout", "workflow_task_timeout", "backoff_start_interval"):
+        if ns_of(getattr(attrs, name)) < 0:
+            raise CommandError(bad, f"Invalid {name}.")
+    continuation.continue_as_new(ctx.ms, ctx.completed_event_id, attrs)
+
+
+def _target_namespace(ctx: CommandContext, name: str, bad: int) -> tuple[str, str]:
+    """(id, name) of a command's target namespace; empty means the workflow's own."""
+    if not name or name == ctx.ms.s.namespace:
+        return ctx.ms.s.namespace_id, ctx.ms.s.namespace
+    namespace_id = ctx.resolve_namespace(name)
+    if namespace_id is None:
+        raise CommandError(bad, f"Namespace {name} is not found.")
+    return namespace_id, name
+
+
+def _start_child(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command.start_child_workflow_execution_command_attributes
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES
+    if not attrs.workflow_id:
+        raise CommandError(bad, "Required field WorkflowId is not set on command.")
+    if not attrs.workflow_type.name:
+        raise CommandError(bad, "Required field WorkflowType is not set on command.")
+    if len(attrs.workflow_id) > MAX_ID_LENGTH:
+        raise CommandError(bad, "WorkflowId on command exceeds length limit.")
+    namespace_id, namespace = _target_namespace(ctx, attrs.namespace, bad)
+    if attrs.HasField("retry_policy"):
+        try:
+            retry.normalize_policy(attrs.retry_policy)
+        except ValueError as e:
+            raise CommandError(bad, str(e)) from None
+    if attrs.cron_schedule:
+        try:
+            cron.parse(attrs.cron_schedule)
+        except cron.CronError as e:
+            raise CommandError(bad, str(e)) from None
+    for name in ("workflow_execution_timeout", "workflow_run_timeout", "workflow_task_timeout"):
+        if ns_of(getattr(attrs, name)) < 0:
+            raise CommandError(bad, f"Invalid {name}.")
+    event = history_pb.StartChildWorkflowExecutionInitiatedEventAttributes(
+        namespace=namespace,
+        namespace_id=namespace_id,
+        workflow_id=attrs.workflow_id,
+        workflow_type=attrs.workflow_type,
+        task_queue=taskqueue_pb.TaskQueue(
+            name=attrs.task_queue.name or ctx.ms.s.task_queue, kind=1
+        ),
+        workflow_execution_timeout=attrs.workflow_execution_timeout,
+        workflow_run_timeout=attrs.workflow_run_timeout,
+        workflow_task_timeout=attrs.workflow_task_timeout
+        if ns_of(attrs.workflow_task_timeout)
+        else dur(10 * SECOND),
+        parent_close_policy=attrs.parent_close_policy or workflow_pb2.PARENT_CLOSE_POLICY_TERMINATE,
+        control=attrs.control,
+        workflow_id_reuse_policy=attrs.workflow_id_reuse_policy,
+        cron_schedule=attrs.cron_schedule,
+        inherit_build_id=attrs.inherit_build_id,
+    )
+    for name in ("input", "header", "memo", "search_attributes", "retry_policy", "priority"):
+        if attrs.HasField(name):
+            getattr(event, name).CopyFrom(getattr(attrs, name))
+    ctx.ms.initiate_child(ctx.completed_event_id, event, namespace_id)
+
+
+def _signal_external(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command.signal_external_workflow_execution_command_attributes
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES
+    if not attrs.execution.workflow_id:
+        raise CommandError(bad, "WorkflowId is not set on command.")
+    if not attrs.signal_name:
+        raise CommandError(bad, "SignalName is not set on command.")
+    namespace_id, namespace = _target_namespace(ctx, attrs.namespace, bad)
+    event = history_pb.SignalExternalWorkflowExecutionInitiatedEventAttributes(
+        namespace=namespace,
+        namespace_id=namespace_id,
+        workflow_execution=attrs.execution,
+        signal_name=attrs.signal_name,
+        control=attrs.control,
+        child_workflow_only=attrs.child_workflow_only,
+    )
+    for name in ("input", "header"):
+        if attrs.HasField(name):
+            getattr(event, name).CopyFrom(getattr(attrs, name))
+    ctx.ms.initiate_signal_external(ctx.completed_event_id, event)
+
+
+def _request_cancel_external(ctx: CommandContext, command: command_pb.Command) -> None:
+    attrs = command.request_cancel_external_workflow_execution_command_attributes
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES
+    if not attrs.workflow_id:
+        raise CommandError(bad, "WorkflowId is not set on command.")
+    namespace_id, namespace = _target_namespace(ctx, attrs.namespace, bad)
+    event = history_pb.RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
+        namespace=namespace,
+        namespace_id=namespace_id,
+        workflow_execution=common_pb.WorkflowExecution(
+            workflow_id=attrs.workflow_id, run_id=attrs.run_id
+        ),
+        control=attrs.control,
+        child_workflow_only=attrs.child_workflow_only,
+        reason=attrs.reason,
+    )
+    ctx.ms.initiate_cancel_external(ctx.completed_event_id, event)
+
+
 HANDLERS: dict[int, Callable[[CommandContext, command_pb.Command], None]] = {
     CT.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: _schedule_activity,
     CT.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK: _request_cancel_activity,
@@ -293,11 +423,8 @@ HANDLERS: dict[int, Callable[[CommandContext, command_pb.Command], None]] = {
     CT.COMMAND_TYPE_RECORD_MARKER: _record_marker,
     CT.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: _upsert_search_attributes,
     CT.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES: _modify_properties,
-}
-
-UNSUPPORTED_CAUSES: dict[int, int] = {
-    CT.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES,
-    CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES,
-    CT.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
-    CT.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
+    CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: _continue_as_new,
+    CT.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: _start_child,
+    CT.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: _signal_external,
+    CT.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: _request_cancel_external,
 }

@@ -106,6 +106,7 @@ class HistoryEngine:
         shard = self.shard_for(state.namespace_id, state.workflow_id)
         ms = MutableState(state, shard.shard_id, shard.next_task_id, self.clock, db_version)
         ms.is_sticky_alive = lambda name: self.matching.has_live_poller(state.namespace_id, name)
+        ms.spawn = self.new_mutable_state
         return ms
 
     async def current_execution(self, namespace_id: str, workflow_id: str) -> CurrentExecution:
@@ -193,8 +194,30 @@ class HistoryEngine:
         status_changed: bool = False,
         expected_current_run_id: str | None = None,
     ) -> None:
+        tx = self._transaction(ms, new, status_changed, expected_current_run_id)
+        new_run = ms.new_run
+        if new_run is not None:
+            tx.new_run = self._transaction(new_run, True, True, ms.s.run_id)
+        try:
+            await self.store.commit(tx)
+        except ShardOwnershipLostError:
+            log.error("lost ownership of shard %s", tx.shard_id)
+            raise errors.Unavailable("shard ownership lost; retry") from None
+        ms.new_run = None
+        self._committed(ms, tx)
+        if new_run is not None and tx.new_run is not None:
+            self._committed(new_run, tx.new_run)
+            key = (new_run.s.namespace_id, new_run.s.workflow_id, new_run.s.run_id)
+            self._entry(key).ms = new_run
+
+    def _transaction(
+        self,
+        ms: MutableState,
+        new: bool,
+        status_changed: bool,
+        expected_current_run_id: str | None,
+    ) -> ExecutionTransaction:
         s = ms.s
-        shard = self.shards[ms.shard_id]
         m = ms.mutation
         current = None
         if new or status_changed:
@@ -207,7 +230,8 @@ class HistoryEngine:
                 start_request_id=s.start_request_id,
                 start_time_ns=s.start_time_ns,
             )
-        tx = ExecutionTransaction(
+        shard = self.shards[ms.shard_id]
+        return ExecutionTransaction(
             shard_id=shard.shard_id,
             range_id=shard.range_id,
             namespace_id=s.namespace_id,
@@ -225,20 +249,19 @@ class HistoryEngine:
             done_queue_task_ids=m.done_queue_task_ids,
             visibility=self._visibility(ms) if (m.events or new) else None,
         )
-        try:
-            await self.store.commit(tx)
-        except ShardOwnershipLostError:
-            log.error("lost ownership of shard %s", shard.shard_id)
-            raise errors.Unavailable("shard ownership lost; retry") from None
+
+    def _committed(self, ms: MutableState, tx: ExecutionTransaction) -> None:
+        """After commit: the state is durable; hand its tasks on and wake waiters."""
+        s = ms.s
         ms.db_version += 1
-        ms.mutation = type(m)()
+        ms.mutation = type(ms.mutation)()
         ms.dirty = False
-        if current is not None:
-            self._current[(s.namespace_id, s.workflow_id)] = current
+        if tx.current is not None:
+            self._current[(s.namespace_id, s.workflow_id)] = tx.current
         for task in tx.queue_tasks:
             self.matching.add_task(task)
         self.timers.add(tx.timer_tasks)
-        if tx.events or current is not None:
+        if tx.events or tx.current is not None:
             self._notify((s.namespace_id, s.workflow_id, s.run_id))
 
     def _visibility(self, ms: MutableState) -> VisibilityRecord:

@@ -18,6 +18,7 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
+from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
 from aion.history import codec
 from aion.history.timeutil import dur, ns_of, ts
@@ -52,6 +53,9 @@ UNBUFFERED_EVENT_TYPES = {
     ET.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
 }
 
+MAX_RESET_POINTS = 20
+PARENT_CLOSE_POLICY_ABANDON = workflow_pb2.PARENT_CLOSE_POLICY_ABANDON
+
 CLOSED_STATUSES = {
     Status.WORKFLOW_EXECUTION_STATUS_COMPLETED,
     Status.WORKFLOW_EXECUTION_STATUS_FAILED,
@@ -68,6 +72,13 @@ ACTIVITY_RETRY = "activity_retry"
 WORKFLOW_TASK_TIMEOUT = "workflow_task_timeout"
 WORKFLOW_RUN_TIMEOUT = "workflow_run_timeout"
 WORKFLOW_EXECUTION_TIMEOUT = "workflow_execution_timeout"
+WORKFLOW_BACKOFF = "workflow_backoff"
+# Transfer tasks: timer tasks due at once that act on another execution after this commit.
+START_CHILD = "start_child"
+NOTIFY_PARENT = "notify_parent"
+SIGNAL_EXTERNAL = "signal_external"
+CANCEL_EXTERNAL = "cancel_external"
+APPLY_PARENT_CLOSE_POLICY = "apply_parent_close_policy"
 
 
 def _workflow_task_retry_delay(attempt: int) -> int:
@@ -131,6 +142,43 @@ class WorkflowTaskInfo:
 
 
 @dataclass
+class ParentInfo:
+    namespace: str
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    initiated_event_id: int
+
+
+@dataclass
+class ChildInfo:
+    """A child workflow from its initiation until it closes (or its start fails)."""
+
+    initiated_event_id: int
+    namespace: str
+    namespace_id: str
+    workflow_id: str
+    workflow_type: str
+    parent_close_policy: int
+    create_request_id: str
+    run_id: str = ""
+    started_event_id: int = 0
+
+
+@dataclass
+class ExternalRequest:
+    """A signal or cancel request to another workflow, pending until it is delivered."""
+
+    initiated_event_id: int
+    namespace: str
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    request_id: str
+    child_workflow_only: bool = False
+
+
+@dataclass
 class VersionHistoryItem:
     event_id: int
     version: int
@@ -173,6 +221,20 @@ class ExecutionState:
     completion_event_id: int = 0
     stamp_counter: int = 0
     next_workflow_task_attempt: int = 1
+    attempt: int = 1
+    retry_policy: common_pb.RetryPolicy | None = None
+    cron_schedule: str = ""
+    expiration_time_ns: int = 0
+    parent: ParentInfo | None = None
+    root_workflow_id: str = ""
+    root_run_id: str = ""
+    children: dict[int, ChildInfo] = field(default_factory=dict)
+    signal_requests: dict[int, ExternalRequest] = field(default_factory=dict)
+    cancel_requests: dict[int, ExternalRequest] = field(default_factory=dict)
+    last_completion_result: common_pb.Payloads | None = None
+    input: common_pb.Payloads | None = None
+    header: common_pb.Header | None = None
+    reset_points: list[workflow_pb.ResetPointInfo] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
 
 
@@ -219,6 +281,9 @@ class MutableState:
         self.mutation = Mutation()
         self.dirty = False
         self.is_sticky_alive: Callable[[str], bool] = lambda name: True
+        # A run this transition creates (continue-as-new, retry, cron); committed together.
+        self.new_run: MutableState | None = None
+        self.spawn: Callable[[ExecutionState], MutableState] | None = None
 
     # ---- serialization -----------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -333,11 +398,13 @@ class MutableState:
             "workflow_execution_started_event_attributes",
             attrs,
         )
-        now = self.s.start_time_ns
         if self.s.run_timeout_ns:
-            self.add_timer_task(now + self.s.run_timeout_ns, WORKFLOW_RUN_TIMEOUT)
-        if self.s.execution_timeout_ns and self.s.execution_timeout_ns != self.s.run_timeout_ns:
-            self.add_timer_task(now + self.s.execution_timeout_ns, WORKFLOW_EXECUTION_TIMEOUT)
+            run_deadline = self.s.execution_time_ns + self.s.run_timeout_ns
+            if self.s.expiration_time_ns:
+                run_deadline = min(run_deadline, self.s.expiration_time_ns)
+            self.add_timer_task(run_deadline, WORKFLOW_RUN_TIMEOUT)
+        if self.s.expiration_time_ns:
+            self.add_timer_task(self.s.expiration_time_ns, WORKFLOW_EXECUTION_TIMEOUT)
 
     def _close(self, status: int, event_type: int, attr_field: str, attrs: object) -> None:
         self.flush_buffered_events()
@@ -349,10 +416,21 @@ class MutableState:
         self.s.activities.clear()
         self.s.activity_ids.clear()
         self.s.timers.clear()
+        now = self.now()
+        if (
+            self.s.parent is not None
+            and status != Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+        ):
+            self.add_timer_task(now, NOTIFY_PARENT)  # a continued chain reports from its last run
+        for child in self.s.children.values():
+            if child.parent_close_policy != PARENT_CLOSE_POLICY_ABANDON and child.started_event_id:
+                self.add_timer_task(now, APPLY_PARENT_CLOSE_POLICY, id=child.initiated_event_id)
 
-    def complete(self, wt_completed_id: int, result: common_pb.Payloads | None) -> None:
+    def complete(
+        self, wt_completed_id: int, result: common_pb.Payloads | None, new_run_id: str = ""
+    ) -> None:
         attrs = history_pb.WorkflowExecutionCompletedEventAttributes(
-            workflow_task_completed_event_id=wt_completed_id
+            workflow_task_completed_event_id=wt_completed_id, new_execution_run_id=new_run_id
         )
         if result is not None:
             attrs.result.CopyFrom(result)
@@ -363,11 +441,18 @@ class MutableState:
             attrs,
         )
 
-    def fail(self, wt_completed_id: int, failure: failure_pb.Failure) -> None:
+    def fail(
+        self,
+        wt_completed_id: int,
+        failure: failure_pb.Failure,
+        retry_state: int = RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET,
+        new_run_id: str = "",
+    ) -> None:
         attrs = history_pb.WorkflowExecutionFailedEventAttributes(
             workflow_task_completed_event_id=wt_completed_id,
             failure=failure,
-            retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET,
+            retry_state=retry_state,  # type: ignore[arg-type]
+            new_execution_run_id=new_run_id,
         )
         self._close(
             Status.WORKFLOW_EXECUTION_STATUS_FAILED,
@@ -406,13 +491,16 @@ class MutableState:
             attrs,
         )
 
-    def time_out(self) -> None:
+    def time_out(
+        self, retry_state: int = RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET, new_run_id: str = ""
+    ) -> None:
         if self.has_started_workflow_task:  # as Temporal's TimeoutWorkflow: fail the running task
             self.fail_workflow_task(
                 cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND, None, "history-service"
             )
         attrs = history_pb.WorkflowExecutionTimedOutEventAttributes(
-            retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
+            retry_state=retry_state,  # type: ignore[arg-type]
+            new_execution_run_id=new_run_id,
         )
         self._close(
             Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
@@ -571,10 +659,27 @@ class MutableState:
             ET.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, "workflow_task_completed_event_attributes", attrs
         )
         self._write(event)
+        build_id = attrs.deployment.build_id or attrs.worker_version.build_id
+        self._add_reset_point(attrs.binary_checksum, build_id, event.event_id)
         self.s.last_completed_wt_started_event_id = wt.started_event_id
         self.s.workflow_task = None
         self.s.next_workflow_task_attempt = 1
         return event
+
+    def _add_reset_point(self, binary_checksum: str, build_id: str, event_id: int) -> None:
+        """The first task a build completes is a point the workflow can be reset to."""
+        points = self.s.reset_points
+        if any(p.binary_checksum == binary_checksum and p.build_id == build_id for p in points):
+            return
+        point = workflow_pb.ResetPointInfo(
+            binary_checksum=binary_checksum,
+            build_id=build_id,
+            run_id=self.s.run_id,
+            first_workflow_task_completed_id=event_id,
+            create_time=ts(self.now()),
+            resettable=not (self.s.children or self.s.signal_requests or self.s.cancel_requests),
+        )
+        self.s.reset_points = (points + [point])[-MAX_RESET_POINTS:]
 
     def fail_workflow_task(
         self, cause: int, failure: failure_pb.Failure | None, identity: str
@@ -980,3 +1085,246 @@ class MutableState:
             else:
                 merged.fields[key].CopyFrom(value)
         self.s.memo = merged
+
+    # ---- continue-as-new -----------------------------------------------------------------
+    def continue_as_new(
+        self, wt_completed_id: int, attrs: history_pb.WorkflowExecutionContinuedAsNewEventAttributes
+    ) -> None:
+        attrs.workflow_task_completed_event_id = wt_completed_id
+        self._close(
+            Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+            "workflow_execution_continued_as_new_event_attributes",
+            attrs,
+        )
+
+    # ---- child workflows ---------------------------------------------------------------
+    def initiate_child(
+        self,
+        wt_completed_id: int,
+        attrs: history_pb.StartChildWorkflowExecutionInitiatedEventAttributes,
+        namespace_id: str,
+    ) -> ChildInfo:
+        attrs.workflow_task_completed_event_id = wt_completed_id
+        event = self.append(
+            ET.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+            "start_child_workflow_execution_initiated_event_attributes",
+            attrs,
+        )
+        child = ChildInfo(
+            initiated_event_id=event.event_id,
+            namespace=attrs.namespace,
+            namespace_id=namespace_id,
+            workflow_id=attrs.workflow_id,
+            workflow_type=attrs.workflow_type.name,
+            parent_close_policy=attrs.parent_close_policy,
+            create_request_id=f"{self.s.run_id}:{event.event_id}",
+        )
+        self.s.children[child.initiated_event_id] = child
+        self.add_timer_task(self.now(), START_CHILD, id=child.initiated_event_id)
+        return child
+
+    def child_started(self, child: ChildInfo, run_id: str, header: common_pb.Header | None) -> None:
+        attrs = history_pb.ChildWorkflowExecutionStartedEventAttributes(
+            namespace=child.namespace,
+            namespace_id=child.namespace_id,
+            initiated_event_id=child.initiated_event_id,
+            workflow_execution=common_pb.WorkflowExecution(
+                workflow_id=child.workflow_id, run_id=run_id
+            ),
+            workflow_type=common_pb.WorkflowType(name=child.workflow_type),
+        )
+        if header is not None:
+            attrs.header.CopyFrom(header)
+        event = self.append(
+            ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED,
+            "child_workflow_execution_started_event_attributes",
+            attrs,
+        )
+        child.run_id = run_id
+        child.started_event_id = event.event_id
+
+    def child_start_failed(self, child: ChildInfo, cause: int) -> None:
+        self.append(
+            ET.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED,
+            "start_child_workflow_execution_failed_event_attributes",
+            history_pb.StartChildWorkflowExecutionFailedEventAttributes(
+                namespace=child.namespace,
+                namespace_id=child.namespace_id,
+                workflow_id=child.workflow_id,
+                workflow_type=common_pb.WorkflowType(name=child.workflow_type),
+                cause=cause,  # type: ignore[arg-type]
+                initiated_event_id=child.initiated_event_id,
+            ),
+        )
+        del self.s.children[child.initiated_event_id]
+
+    def child_closed(self, child: ChildInfo, close_event: history_pb.HistoryEvent) -> None:
+        """Record how a child's run ended (its close event, translated for the parent)."""
+        common = {
+            "namespace": child.namespace,
+            "namespace_id": child.namespace_id,
+            "workflow_execution": common_pb.WorkflowExecution(
+                workflow_id=child.workflow_id, run_id=child.run_id
+            ),
+            "workflow_type": common_pb.WorkflowType(name=child.workflow_type),
+            "initiated_event_id": child.initiated_event_id,
+            "started_event_id": child.started_event_id,
+        }
+        kind = close_event.WhichOneof("attributes")
+        source = getattr(close_event, kind)
+        if kind == "workflow_execution_completed_event_attributes":
+            self.append(
+                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+                "child_workflow_execution_completed_event_attributes",
+                history_pb.ChildWorkflowExecutionCompletedEventAttributes(
+                    result=source.result, **common
+                ),
+            )
+        elif kind == "workflow_execution_failed_event_attributes":
+            self.append(
+                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
+                "child_workflow_execution_failed_event_attributes",
+                history_pb.ChildWorkflowExecutionFailedEventAttributes(
+                    failure=source.failure, retry_state=source.retry_state, **common
+                ),
+            )
+        elif kind == "workflow_execution_canceled_event_attributes":
+            self.append(
+                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
+                "child_workflow_execution_canceled_event_attributes",
+                history_pb.ChildWorkflowExecutionCanceledEventAttributes(
+                    details=source.details, **common
+                ),
+            )
+        elif kind == "workflow_execution_terminated_event_attributes":
+            self.append(
+                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED,
+                "child_workflow_execution_terminated_event_attributes",
+                history_pb.ChildWorkflowExecutionTerminatedEventAttributes(**common),
+            )
+        elif kind == "workflow_execution_timed_out_event_attributes":
+            self.append(
+                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
+                "child_workflow_execution_timed_out_event_attributes",
+                history_pb.ChildWorkflowExecutionTimedOutEventAttributes(
+                    retry_state=source.retry_state, **common
+                ),
+            )
+        else:
+            return  # continued-as-new: the chain goes on; its last run reports
+        del self.s.children[child.initiated_event_id]
+
+    # ---- signals and cancel requests to other workflows -------------------------------
+    def initiate_signal_external(
+        self,
+        wt_completed_id: int,
+        attrs: history_pb.SignalExternalWorkflowExecutionInitiatedEventAttributes,
+    ) -> ExternalRequest:
+        attrs.workflow_task_completed_event_id = wt_completed_id
+        event = self.append(
+            ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+            "signal_external_workflow_execution_initiated_event_attributes",
+            attrs,
+        )
+        request = ExternalRequest(
+            initiated_event_id=event.event_id,
+            namespace=attrs.namespace,
+            namespace_id=attrs.namespace_id,
+            workflow_id=attrs.workflow_execution.workflow_id,
+            run_id=attrs.workflow_execution.run_id,
+            request_id=f"{self.s.run_id}:{event.event_id}",
+            child_workflow_only=attrs.child_workflow_only,
+        )
+        self.s.signal_requests[request.initiated_event_id] = request
+        self.add_timer_task(self.now(), SIGNAL_EXTERNAL, id=request.initiated_event_id)
+        return request
+
+    def external_signaled(self, request: ExternalRequest, control: str) -> None:
+        self.append(
+            ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
+            "external_workflow_execution_signaled_event_attributes",
+            history_pb.ExternalWorkflowExecutionSignaledEventAttributes(
+                initiated_event_id=request.initiated_event_id,
+                namespace=request.namespace,
+                namespace_id=request.namespace_id,
+                workflow_execution=common_pb.WorkflowExecution(
+                    workflow_id=request.workflow_id, run_id=request.run_id
+                ),
+                control=control,
+            ),
+        )
+        del self.s.signal_requests[request.initiated_event_id]
+
+    def signal_external_failed(self, request: ExternalRequest, cause: int, control: str) -> None:
+        self.append(
+            ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+            "signal_external_workflow_execution_failed_event_attributes",
+            history_pb.SignalExternalWorkflowExecutionFailedEventAttributes(
+                cause=cause,  # type: ignore[arg-type]
+                namespace=request.namespace,
+                namespace_id=request.namespace_id,
+                workflow_execution=common_pb.WorkflowExecution(
+                    workflow_id=request.workflow_id, run_id=request.run_id
+                ),
+                initiated_event_id=request.initiated_event_id,
+                control=control,
+            ),
+        )
+        del self.s.signal_requests[request.initiated_event_id]
+
+    def initiate_cancel_external(
+        self,
+        wt_completed_id: int,
+        attrs: history_pb.RequestCancelExternalWorkflowExecutionInitiatedEventAttributes,
+    ) -> ExternalRequest:
+        attrs.workflow_task_completed_event_id = wt_completed_id
+        event = self.append(
+            ET.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+            "request_cancel_external_workflow_execution_initiated_event_attributes",
+            attrs,
+        )
+        request = ExternalRequest(
+            initiated_event_id=event.event_id,
+            namespace=attrs.namespace,
+            namespace_id=attrs.namespace_id,
+            workflow_id=attrs.workflow_execution.workflow_id,
+            run_id=attrs.workflow_execution.run_id,
+            request_id=f"{self.s.run_id}:{event.event_id}",
+            child_workflow_only=attrs.child_workflow_only,
+        )
+        self.s.cancel_requests[request.initiated_event_id] = request
+        self.add_timer_task(self.now(), CANCEL_EXTERNAL, id=request.initiated_event_id)
+        return request
+
+    def external_cancel_requested(self, request: ExternalRequest) -> None:
+        self.append(
+            ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            "external_workflow_execution_cancel_requested_event_attributes",
+            history_pb.ExternalWorkflowExecutionCancelRequestedEventAttributes(
+                initiated_event_id=request.initiated_event_id,
+                namespace=request.namespace,
+                namespace_id=request.namespace_id,
+                workflow_execution=common_pb.WorkflowExecution(
+                    workflow_id=request.workflow_id, run_id=request.run_id
+                ),
+            ),
+        )
+        del self.s.cancel_requests[request.initiated_event_id]
+
+    def cancel_external_failed(self, request: ExternalRequest, cause: int, control: str) -> None:
+        self.append(
+            ET.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+            "request_cancel_external_workflow_execution_failed_event_attributes",
+            history_pb.RequestCancelExternalWorkflowExecutionFailedEventAttributes(
+                cause=cause,  # type: ignore[arg-type]
+                namespace=request.namespace,
+                namespace_id=request.namespace_id,
+                workflow_execution=common_pb.WorkflowExecution(
+                    workflow_id=request.workflow_id, run_id=request.run_id
+                ),
+                initiated_event_id=request.initiated_event_id,
+                control=control,
+            ),
+        )
+        del self.s.cancel_requests[request.initiated_event_id]

@@ -8,6 +8,7 @@ poller went away before the history engine recorded it as started.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import deque
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from temporalio.api.query.v1 import message_pb2 as query_pb
 
 from aion.persistence import QueueTask
+
+log = logging.getLogger(__name__)
 
 # A sticky queue counts as served while a poller waits on it or polled within this window.
 STICKY_POLLER_WINDOW_S = 10.0
@@ -76,6 +79,7 @@ class MatchingEngine:
         return queue
 
     def add_task(self, task: QueueTask) -> None:
+        log.debug("queue task %s %s for %s", task.task_id, task.kind, task.workflow_id)
         queue = self._queue(task.namespace_id, task.task_queue, task.kind)
         if not queue.offer(task):
             queue.backlog.append(task)

@@ -15,6 +15,7 @@ from aion.persistence.store import (
     ExecutionTransaction,
     NamespaceRecord,
     QueueTask,
+    SearchAttributeRecord,
     ShardOwnershipLostError,
     Store,
     TimerTask,
@@ -110,6 +111,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace_id, run_id)
     );
     CREATE INDEX visibility_by_start ON visibility (namespace_id, start_time_ns);
+    """,
+    """
+    CREATE TABLE search_attributes (
+        namespace_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        field TEXT NOT NULL,
+        PRIMARY KEY (namespace_id, name)
+    );
     """,
 ]
 
@@ -225,6 +235,33 @@ class SQLiteStore(Store):
 
         await self._run(update)
 
+    async def list_search_attributes(self) -> list[SearchAttributeRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT namespace_id, name, type, field FROM search_attributes "
+                "ORDER BY namespace_id, name"
+            ).fetchall()
+        )
+        return [SearchAttributeRecord(*row) for row in rows]
+
+    async def update_search_attributes(
+        self, namespace_id: str, upserts: list[SearchAttributeRecord], deletions: list[str]
+    ) -> None:
+        def update(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "DELETE FROM search_attributes WHERE namespace_id = ? AND name = ?",
+                    [(namespace_id, name) for name in deletions],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO search_attributes (namespace_id, name, type, field) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(namespace_id, r.name, r.type, r.field) for r in upserts],
+                )
+
+        await self._run(update)
+
     async def get_current_execution(
         self, namespace_id: str, workflow_id: str
     ) -> CurrentExecution | None:
@@ -307,12 +344,13 @@ class SQLiteStore(Store):
         )
         return [QueueTask(*row) for row in rows]
 
-    async def delete_queue_tasks(self, task_ids: list[int]) -> None:
+    async def delete_queue_tasks(self, shard_id: int, task_ids: list[int]) -> None:
         def delete(db: sqlite3.Connection) -> None:
             with db:
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany(
-                    "DELETE FROM queue_tasks WHERE task_id = ?", [(t,) for t in task_ids]
+                    "DELETE FROM queue_tasks WHERE shard_id = ? AND task_id = ?",
+                    [(shard_id, t) for t in task_ids],
                 )
 
         await self._run(delete)
@@ -349,6 +387,8 @@ def _commit_batch(db: sqlite3.Connection, batch: list[ExecutionTransaction]) -> 
             db.execute("SAVEPOINT tx")
             try:
                 _apply(db, tx)
+                if tx.new_run is not None:
+                    _apply(db, tx.new_run)
             except (ConditionFailedError, ShardOwnershipLostError) as e:
                 db.execute("ROLLBACK TO tx")
                 errors.append(e)
@@ -420,8 +460,8 @@ def _apply(db: sqlite3.Connection, tx: ExecutionTransaction) -> None:
         )
     if tx.done_queue_task_ids:
         db.executemany(
-            "DELETE FROM queue_tasks WHERE task_id = ?",
-            [(task_id,) for task_id in tx.done_queue_task_ids],
+            "DELETE FROM queue_tasks WHERE shard_id = ? AND task_id = ?",
+            [(tx.shard_id, task_id) for task_id in tx.done_queue_task_ids],
         )
     if tx.visibility is not None:
         v = tx.visibility

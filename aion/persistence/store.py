@@ -28,6 +28,17 @@ class NamespaceRecord:
 
 
 @dataclass
+class SearchAttributeRecord:
+    """A custom search attribute of a namespace: its name, IndexedValueType and the storage field
+    it occupies (Temporal's SQL visibility names them Keyword01, Int01, ...)."""
+
+    namespace_id: str
+    name: str
+    type: int
+    field: str
+
+
+@dataclass
 class CurrentExecution:
     """The run a workflow id currently points at."""
 
@@ -121,6 +132,8 @@ class ExecutionTransaction:
     done_timer_task_ids: list[int] = field(default_factory=list)
     done_queue_task_ids: list[int] = field(default_factory=list)
     visibility: VisibilityRecord | None = None
+    # A run created by this transition (continue-as-new, retry, cron), committed with it.
+    new_run: ExecutionTransaction | None = None
 
 
 class Store(abc.ABC):
@@ -147,6 +160,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def update_namespace(self, record: NamespaceRecord) -> None: ...
+
+    # Custom search attributes
+    @abc.abstractmethod
+    async def list_search_attributes(self) -> list[SearchAttributeRecord]:
+        """Every namespace's custom search attributes."""
+
+    @abc.abstractmethod
+    async def update_search_attributes(
+        self, namespace_id: str, upserts: list[SearchAttributeRecord], deletions: list[str]
+    ) -> None:
+        """Add (or replace) `upserts` and drop the names in `deletions`, in one transaction."""
 
     # Executions
     @abc.abstractmethod
@@ -177,7 +201,7 @@ class Store(abc.ABC):
     async def load_queue_tasks(self) -> list[QueueTask]: ...
 
     @abc.abstractmethod
-    async def delete_queue_tasks(self, task_ids: list[int]) -> None:
+    async def delete_queue_tasks(self, shard_id: int, task_ids: list[int]) -> None:
         """Drop backlog tasks found stale (their execution moved on or is gone)."""
 
     @abc.abstractmethod

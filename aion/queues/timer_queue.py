@@ -59,6 +59,7 @@ class TimerQueue:
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
     async def _process(self, task: TimerTask) -> None:
+        log.debug("timer %s %s for %s", task.task_id, task.kind, task.workflow_id)
         try:
             await self._handler(task)
         except asyncio.CancelledError:

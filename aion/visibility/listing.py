@@ -17,14 +17,13 @@ from aion.history.tokens import page_token, read_page_token
 from aion.namespaces import Namespace
 from aion.persistence import Store, VisibilityRecord
 from aion.visibility.query import (
-    PREDEFINED_SEARCH_ATTRIBUTES,
     ListQuery,
     QueryError,
     group_counts,
-    parse_datetime,
     parse_query,
     sort_records,
 )
+from aion.visibility.search_attributes import SearchAttributeRegistry
 
 Status = workflow_pb2.WorkflowExecutionStatus
 STATUS_NAMES = {
@@ -45,7 +44,7 @@ def _time(ns: int) -> datetime.datetime | None:
     return datetime.datetime.fromtimestamp(ns / SECOND, tz=datetime.UTC)
 
 
-def _record(v: VisibilityRecord) -> dict[str, Any]:
+def _record(v: VisibilityRecord, attributes: SearchAttributeRegistry) -> dict[str, Any]:
     """A visibility row as the query language sees it."""
     record: dict[str, Any] = {
         "WorkflowId": v.workflow_id,
@@ -61,41 +60,32 @@ def _record(v: VisibilityRecord) -> dict[str, Any]:
     if v.close_time_ns:
         record["ExecutionDuration"] = v.close_time_ns - v.execution_time_ns
     if v.search_attributes:
-        attributes = common_pb.SearchAttributes.FromString(v.search_attributes)
-        for name, payload in attributes.indexed_fields.items():
-            value = _search_attribute_value(payload)
-            if value is not None and name not in record:
-                record[name] = value
+        values = attributes.query_values(
+            v.namespace_id, common_pb.SearchAttributes.FromString(v.search_attributes)
+        )
+        for name, value in values.items():
+            record.setdefault(name, value)
     return {k: val for k, val in record.items() if val is not None}
 
 
-def _search_attribute_value(payload: common_pb.Payload) -> Any:
-    """Decode a search attribute payload (JSON, as every SDK sends them) for the query engine."""
+def _parse(query: str, ns: Namespace, attributes: SearchAttributeRegistry) -> ListQuery:
     try:
-        value = json.loads(payload.data)
-    except ValueError:
-        return None
-    if payload.metadata.get("type") == b"Datetime" and isinstance(value, str):
-        return parse_datetime(value)
-    return value
-
-
-def _parse(query: str) -> ListQuery:
-    try:
-        return parse_query(query, PREDEFINED_SEARCH_ATTRIBUTES)
+        return parse_query(query, attributes.types(ns.id))
     except QueryError as e:
         raise errors.InvalidArgument(str(e)) from None
 
 
 async def _matching(
-    store: Store, ns: Namespace, query: ListQuery
+    store: Store, ns: Namespace, query: ListQuery, attributes: SearchAttributeRegistry
 ) -> list[tuple[dict[str, Any], VisibilityRecord]]:
     rows = await store.list_visibility(ns.id)
-    pairs = [(_record(v), v) for v in rows]
+    pairs = [(_record(v, attributes), v) for v in rows]
     return [(r, v) for r, v in pairs if query.matches(r)]
 
 
-def execution_info(v: VisibilityRecord) -> workflow_pb.WorkflowExecutionInfo:
+def execution_info(
+    v: VisibilityRecord, attributes: SearchAttributeRegistry
+) -> workflow_pb.WorkflowExecutionInfo:
     info = workflow_pb.WorkflowExecutionInfo(
         execution=common_pb.WorkflowExecution(workflow_id=v.workflow_id, run_id=v.run_id),
         type=common_pb.WorkflowType(name=v.workflow_type),
@@ -111,22 +101,29 @@ def execution_info(v: VisibilityRecord) -> workflow_pb.WorkflowExecutionInfo:
     if v.memo:
         info.memo.ParseFromString(v.memo)
     if v.search_attributes:
-        info.search_attributes.ParseFromString(v.search_attributes)
+        shown = attributes.present(
+            v.namespace_id, common_pb.SearchAttributes.FromString(v.search_attributes)
+        )
+        if shown.indexed_fields:
+            info.search_attributes.CopyFrom(shown)
     return info
 
 
 async def list_workflows(
-    store: Store, ns: Namespace, req: rr.ListWorkflowExecutionsRequest
+    store: Store,
+    ns: Namespace,
+    req: rr.ListWorkflowExecutionsRequest,
+    attributes: SearchAttributeRegistry,
 ) -> rr.ListWorkflowExecutionsResponse:
-    query = _parse(req.query)
-    matched = await _matching(store, ns, query)
+    query = _parse(req.query, ns, attributes)
+    matched = await _matching(store, ns, query, attributes)
     ordered = sort_records([r for r, _ in matched], query.order_by)
     by_run = {r["RunId"]: v for r, v in matched}
     offset = int(read_page_token(req.next_page_token)["offset"]) if req.next_page_token else 0  # type: ignore[call-overload]
     size = req.page_size or DEFAULT_PAGE_SIZE
     page = ordered[offset : offset + size]
     response = rr.ListWorkflowExecutionsResponse(
-        executions=[execution_info(by_run[r["RunId"]]) for r in page]
+        executions=[execution_info(by_run[r["RunId"]], attributes) for r in page]
     )
     if offset + size < len(ordered):
         response.next_page_token = page_token({"offset": offset + size})
@@ -134,10 +131,13 @@ async def list_workflows(
 
 
 async def count_workflows(
-    store: Store, ns: Namespace, req: rr.CountWorkflowExecutionsRequest
+    store: Store,
+    ns: Namespace,
+    req: rr.CountWorkflowExecutionsRequest,
+    attributes: SearchAttributeRegistry,
 ) -> rr.CountWorkflowExecutionsResponse:
-    query = _parse(req.query)
-    matched = [r for r, _ in await _matching(store, ns, query)]
+    query = _parse(req.query, ns, attributes)
+    matched = [r for r, _ in await _matching(store, ns, query, attributes)]
     response = rr.CountWorkflowExecutionsResponse(count=len(matched))
     if query.group_by:
         for values, count in group_counts(matched, query.group_by):

@@ -10,7 +10,7 @@ run or server to server. The rules, applied recursively to every message:
   dropped from decoded JSON objects too (e.g. the times inside a local activity marker);
 * a sticky task queue's (worker-generated) name becomes `<sticky>`;
 * occurrences of the keys of `aliases` (the workflow id, the task queue) inside strings
-  are replaced by their placeholders.
+  are replaced by their placeholders, and UUIDs inside strings (run ids) by `<uuid>`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,10 +31,14 @@ from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.api.history.v1 import History
 from temporalio.api.taskqueue.v1 import TaskQueue
 
+# Run ids and other server-made UUIDs quoted inside messages (e.g. a cancel reason).
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
 VOLATILE_FIELDS = frozenset(
     {
         # Random or server-assigned ids.
         "run_id",
+        "namespace_id",
         "original_execution_run_id",
         "first_execution_run_id",
         "new_execution_run_id",
@@ -113,7 +118,7 @@ def _value(field: FieldDescriptor, value: Any, aliases: Mapping[str, str]) -> An
 def _alias(text: str, aliases: Mapping[str, str]) -> str:
     for actual, placeholder in aliases.items():
         text = text.replace(actual, placeholder)
-    return text
+    return UUID.sub("<uuid>", text)
 
 
 def _payload(payload: Payload, aliases: Mapping[str, str]) -> Plain:

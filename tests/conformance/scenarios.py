@@ -18,7 +18,12 @@ from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.workflow import ActivityCancellationType
 
@@ -421,6 +426,98 @@ class ContinueOnce:
         return iteration
 
 
+@workflow.defn
+class ChildOf:
+    """Run a child (an AwaitSignal) to its end and return what it returned."""
+
+    @workflow.run
+    async def run(self, child_id: str) -> str:
+        return await workflow.execute_child_workflow(AwaitSignal.run, id=child_id)
+
+
+@workflow.defn
+class FailingChild:
+    @workflow.run
+    async def run(self) -> None:
+        raise ApplicationError("child gave up", type="ChildError", non_retryable=True)
+
+
+@workflow.defn
+class ChildFailureOf:
+    @workflow.run
+    async def run(self, child_id: str) -> str:
+        try:
+            await workflow.execute_child_workflow(FailingChild.run, id=child_id)
+        except ChildWorkflowError as e:
+            return f"child failed: {e.cause}"
+        return "unexpected"
+
+
+@workflow.defn
+class CancelChildOf:
+    """Start a child, cancel it once it runs, and report how it ended."""
+
+    @workflow.run
+    async def run(self, child_id: str) -> str:
+        child = await workflow.start_child_workflow(
+            AwaitSignal.run,
+            id=child_id,
+            cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        child.cancel()
+        try:
+            await child
+        except ChildWorkflowError as e:
+            return f"child ended: {type(e.cause).__name__}"
+        return "unexpected"
+
+
+@workflow.defn
+class DuplicateChildOf:
+    """Start a child whose id is already running: the start fails."""
+
+    @workflow.run
+    async def run(self, child_id: str) -> str:
+        try:
+            await workflow.start_child_workflow(AwaitSignal.run, id=child_id)
+        except WorkflowAlreadyStartedError:
+            return "already started"
+        return "unexpected"
+
+
+@workflow.defn
+class SignalOther:
+    @workflow.run
+    async def run(self, target_id: str) -> str:
+        await workflow.get_external_workflow_handle(target_id).signal(AwaitSignal.finish, "hi")
+        try:
+            await workflow.get_external_workflow_handle(target_id + "-missing").signal(
+                AwaitSignal.finish, "nobody"
+            )
+        except ApplicationError as e:
+            return f"signalled; missing target: {e.type}"
+        return "unexpected"
+
+
+@workflow.defn
+class CancelOther:
+    @workflow.run
+    async def run(self, target_id: str) -> str:
+        await workflow.get_external_workflow_handle(target_id).cancel()
+        return "cancel requested"
+
+
+@workflow.defn
+class RetryOnce:
+    """Fail the first attempt; the retry policy starts a second run that succeeds."""
+
+    @workflow.run
+    async def run(self) -> int:
+        if workflow.info().attempt == 1:
+            raise ApplicationError("first attempt fails")
+        return workflow.info().attempt
+
+
 # Scenarios
 
 
@@ -677,6 +774,85 @@ async def patch_marker(client: Client, task_queue: str, workflow_id: str) -> Wor
     return await client.start_workflow(Patched.run, id=workflow_id, task_queue=task_queue)
 
 
-@scenario([ContinueOnce], skip="continue-as-new is issue 3")
+@scenario([ContinueOnce])
 async def continue_as_new(client: Client, task_queue: str, workflow_id: str) -> WorkflowHandle:
     return await client.start_workflow(ContinueOnce.run, 0, id=workflow_id, task_queue=task_queue)
+
+
+@scenario([ChildOf, AwaitSignal])
+async def child_workflow(client: Client, task_queue: str, workflow_id: str) -> WorkflowHandle:
+    handle = await client.start_workflow(
+        ChildOf.run, f"{workflow_id}-child", id=workflow_id, task_queue=task_queue
+    )
+    await wait_for_event(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 2)
+    await client.get_workflow_handle(f"{workflow_id}-child").signal(AwaitSignal.finish, "done")
+    return handle
+
+
+@scenario([ChildFailureOf, FailingChild])
+async def child_workflow_failure(
+    client: Client, task_queue: str, workflow_id: str
+) -> WorkflowHandle:
+    return await client.start_workflow(
+        ChildFailureOf.run, f"{workflow_id}-child", id=workflow_id, task_queue=task_queue
+    )
+
+
+@scenario([CancelChildOf, AwaitSignal])
+async def child_workflow_cancel(
+    client: Client, task_queue: str, workflow_id: str
+) -> WorkflowHandle:
+    return await client.start_workflow(
+        CancelChildOf.run, f"{workflow_id}-child", id=workflow_id, task_queue=task_queue
+    )
+
+
+@scenario([DuplicateChildOf, AwaitSignal])
+async def child_workflow_already_running(
+    client: Client, task_queue: str, workflow_id: str
+) -> WorkflowHandle:
+    other = await client.start_workflow(
+        AwaitSignal.run, id=f"{workflow_id}-child", task_queue=task_queue
+    )
+    handle = await client.start_workflow(
+        DuplicateChildOf.run, f"{workflow_id}-child", id=workflow_id, task_queue=task_queue
+    )
+    await handle.result()
+    await other.terminate()
+    return handle
+
+
+@scenario([SignalOther, AwaitSignal])
+async def signal_external(client: Client, task_queue: str, workflow_id: str) -> WorkflowHandle:
+    target = await client.start_workflow(
+        AwaitSignal.run, id=f"{workflow_id}-target", task_queue=task_queue
+    )
+    await first_task_completed(target)
+    handle = await client.start_workflow(
+        SignalOther.run, f"{workflow_id}-target", id=workflow_id, task_queue=task_queue
+    )
+    await target.result()
+    return handle
+
+
+@scenario([CancelOther, AwaitSignal])
+async def cancel_external(client: Client, task_queue: str, workflow_id: str) -> WorkflowHandle:
+    target = await client.start_workflow(
+        AwaitSignal.run, id=f"{workflow_id}-target", task_queue=task_queue
+    )
+    await first_task_completed(target)
+    handle = await client.start_workflow(
+        CancelOther.run, f"{workflow_id}-target", id=workflow_id, task_queue=task_queue
+    )
+    await handle.result()
+    return handle
+
+
+@scenario([RetryOnce])
+async def workflow_retry(client: Client, task_queue: str, workflow_id: str) -> WorkflowHandle:
+    return await client.start_workflow(
+        RetryOnce.run,
+        id=workflow_id,
+        task_queue=task_queue,
+        retry_policy=RetryPolicy(maximum_attempts=2),
+    )

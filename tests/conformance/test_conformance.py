@@ -48,18 +48,15 @@ async def run_scenario(client: Client, scenario: Scenario) -> list[Plain]:
 
 
 async def fetch_run_chain(client: Client, workflow_id: str, run_id: str | None) -> History:
-    """The events of `run_id` and of every run it continued as, one after the other."""
+    """The events of `run_id` and of every run its chain continued as (continue-as-new, retry,
+    cron), one after the other."""
     chain = History()
     while run_id:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
         chain.events.extend(history.events)
         last = history.events[-1]
-        continued = last.workflow_execution_continued_as_new_event_attributes
-        run_id = (
-            continued.new_execution_run_id
-            if last.HasField("workflow_execution_continued_as_new_event_attributes")
-            else None
-        )
+        attributes = getattr(last, last.WhichOneof("attributes") or "", None)
+        run_id = getattr(attributes, "new_execution_run_id", None)
     return chain
 
 

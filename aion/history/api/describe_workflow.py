@@ -37,6 +37,15 @@ def execution_info(ms: MutableState) -> workflow_pb.WorkflowExecutionInfo:
         task_queue=s.task_queue,
         first_run_id=s.first_run_id,
     )
+    if s.parent is not None:
+        info.parent_namespace_id = s.parent.namespace_id
+        info.parent_execution.workflow_id = s.parent.workflow_id
+        info.parent_execution.run_id = s.parent.run_id
+    if s.reset_points:
+        info.auto_reset_points.points.extend(s.reset_points)
+    if s.root_workflow_id:
+        info.root_execution.workflow_id = s.root_workflow_id
+        info.root_execution.run_id = s.root_run_id
     if s.close_time_ns:
         info.close_time.CopyFrom(ts(s.close_time_ns))
         info.execution_duration.CopyFrom(dur(s.close_time_ns - s.execution_time_ns))
@@ -58,6 +67,16 @@ def describe(ms: MutableState) -> rr.DescribeWorkflowExecutionResponse:
         ),
         workflow_execution_info=execution_info(ms),
         pending_activities=[_pending_activity(ai) for ai in s.activities.values()],
+        pending_children=[
+            workflow_pb.PendingChildExecutionInfo(
+                workflow_id=child.workflow_id,
+                run_id=child.run_id,
+                workflow_type_name=child.workflow_type,
+                initiated_id=child.initiated_event_id,
+                parent_close_policy=child.parent_close_policy,  # type: ignore[arg-type]
+            )
+            for child in s.children.values()
+        ],
     )
     wt = s.workflow_task
     if wt is not None:

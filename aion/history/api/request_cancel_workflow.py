@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.history.api.activities import ensure_workflow_task
-from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
 from aion.namespaces import Namespace
+
+if TYPE_CHECKING:
+    from aion.history.engine import HistoryEngine
 
 
 async def request_cancel_workflow(
@@ -20,11 +24,16 @@ async def request_cancel_workflow(
     def cancel(ms: MutableState) -> None:
         if req.first_execution_run_id and ms.s.first_run_id != req.first_execution_run_id:
             raise errors.workflow_not_found()
-        if not ms.running:
-            raise errors.workflow_completed()
-        if ms.s.cancel_requested:
-            return  # Temporal treats a repeated request as a no-op
-        ms.request_cancel(req.reason, req.identity)
-        ensure_workflow_task(ms)
+        deliver_cancel(ms, req.reason, req.identity)
 
     await engine.update_execution(key, cancel)
+
+
+def deliver_cancel(ms: MutableState, reason: str, identity: str) -> None:
+    """Record a cancel request once and wake the workflow; it decides what to do."""
+    if not ms.running:
+        raise errors.workflow_completed()
+    if ms.s.cancel_requested:
+        return  # Temporal treats a repeated request as a no-op
+    ms.request_cancel(reason, identity)
+    ensure_workflow_task(ms)

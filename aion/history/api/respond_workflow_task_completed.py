@@ -56,7 +56,10 @@ async def respond_workflow_task_completed(
             )
         else:
             ms.clear_sticky()
-        ctx = CommandContext(ms, completed.event_id, req.identity, had_buffered)
+        ctx = CommandContext(
+            ms, completed.event_id, req.identity, had_buffered, engine.namespaces.id_of
+        )
+        ctx.validate_search_attributes = engine.namespaces.search_attributes.validate
         handle_commands(ctx, list(req.commands))
         if not ms.running:
             return None

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.history.api.activities import ensure_workflow_task
-from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
 from aion.namespaces import Namespace
+
+if TYPE_CHECKING:
+    from aion.history.engine import HistoryEngine
 
 MAX_REMEMBERED_REQUEST_IDS = 1000
 
@@ -16,24 +21,35 @@ MAX_REMEMBERED_REQUEST_IDS = 1000
 async def signal_workflow(
     engine: HistoryEngine, ns: Namespace, req: rr.SignalWorkflowExecutionRequest
 ) -> None:
-    key = await engine.resolve(
-        ns.id, req.workflow_execution.workflow_id, req.workflow_execution.run_id
-    )
-
-    def signal(ms: MutableState) -> None:
-        if not ms.running:
-            raise errors.workflow_completed()
-        if req.request_id and req.request_id in ms.s.request_ids:
-            return  # a retried request: already applied
-        if req.request_id:
-            ms.s.request_ids = (ms.s.request_ids + [req.request_id])[-MAX_REMEMBERED_REQUEST_IDS:]
-        ms.signal(
+    execution = req.workflow_execution
+    key = await engine.resolve(ns.id, execution.workflow_id, execution.run_id)
+    await engine.update_execution(
+        key,
+        lambda ms: deliver_signal(
+            ms,
             req.signal_name,
             req.input if req.HasField("input") else None,
-            req.identity,
             req.header if req.HasField("header") else None,
+            req.identity,
             req.request_id,
-        )
-        ensure_workflow_task(ms)
+        ),
+    )
 
-    await engine.update_execution(key, signal)
+
+def deliver_signal(
+    ms: MutableState,
+    name: str,
+    payloads: common_pb.Payloads | None,
+    header: common_pb.Header | None,
+    identity: str,
+    request_id: str,
+) -> None:
+    """Append the signal (once per request id) and make sure the workflow wakes up."""
+    if not ms.running:
+        raise errors.workflow_completed()
+    if request_id and request_id in ms.s.request_ids:
+        return  # a retried request: already applied
+    if request_id:
+        ms.s.request_ids = (ms.s.request_ids + [request_id])[-MAX_REMEMBERED_REQUEST_IDS:]
+    ms.signal(name, payloads, identity, header, request_id)
+    ensure_workflow_task(ms)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-
 from google.protobuf.message import Message
+from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import workflow_pb2
-from temporalio.api.history.v1 import message_pb2 as history_pb
-from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.history import cron, retry
 from aion.history.api.signal_workflow import signal_workflow
 from aion.history.api.terminate_workflow import terminate_workflow
 from aion.history.engine import HistoryEngine
-from aion.history.mutable_state import ExecutionState, MutableState
-from aion.history.timeutil import SECOND, dur, ns_of
+from aion.history.mutable_state import MutableState
+from aion.history.runs import RunOptions, build_run
+from aion.history.timeutil import ns_of
 from aion.namespaces import Namespace
 from aion.persistence import ConditionFailedError, CurrentExecution
 
@@ -23,8 +22,6 @@ Status = workflow_pb2.WorkflowExecutionStatus
 Reuse = workflow_pb2.WorkflowIdReusePolicy
 Conflict = workflow_pb2.WorkflowIdConflictPolicy
 
-DEFAULT_TASK_TIMEOUT_NS = 10 * SECOND
-MAX_TASK_TIMEOUT_NS = 120 * SECOND
 SHARED_START_FIELDS = (
     "namespace",
     "workflow_id",
@@ -181,63 +178,55 @@ def _new_run(
     req: rr.StartWorkflowExecutionRequest,
     signal: rr.SignalWorkflowExecutionRequest | None = None,
 ) -> MutableState:
-    now = engine.clock()
-    run_id = str(uuid.uuid4())
-    execution_timeout = ns_of(req.workflow_execution_timeout)
-    run_timeout = ns_of(req.workflow_run_timeout) or execution_timeout
-    if execution_timeout:
-        run_timeout = min(run_timeout, execution_timeout)
-    task_timeout = ns_of(req.workflow_task_timeout) or DEFAULT_TASK_TIMEOUT_NS
-    task_timeout = min(task_timeout, MAX_TASK_TIMEOUT_NS)
-    if run_timeout:
-        task_timeout = min(task_timeout, run_timeout)
-    state = ExecutionState(
+    retry_policy = None
+    if req.HasField("retry_policy"):
+        retry_policy = common_pb.RetryPolicy()
+        retry_policy.CopyFrom(req.retry_policy)
+        try:
+            retry.normalize_policy(retry_policy)
+        except ValueError as e:
+            raise errors.InvalidArgument(str(e)) from None
+    backoff = ns_of(req.workflow_start_delay)
+    if req.cron_schedule:
+        try:
+            backoff = cron.backoff_ns(req.cron_schedule, engine.clock())
+        except cron.CronError as e:
+            raise errors.InvalidArgument(f"Invalid CronSchedule: {e}") from None
+    opts = RunOptions(
         namespace_id=ns.id,
         namespace=ns.name,
+        failover_version=ns.failover_version,
         workflow_id=req.workflow_id,
-        run_id=run_id,
         workflow_type=req.workflow_type.name,
         task_queue=req.task_queue.name,
-        start_time_ns=now,
-        execution_time_ns=now,
-        run_timeout_ns=run_timeout,
-        execution_timeout_ns=execution_timeout,
-        task_timeout_ns=task_timeout,
-        start_request_id=req.request_id,
-        first_run_id=run_id,
-        failover_version=ns.failover_version,
+        request_id=req.request_id,
+        identity=req.identity,
+        input=req.input if req.HasField("input") else None,
+        header=req.header if req.HasField("header") else None,
         memo=req.memo if req.HasField("memo") else None,
         search_attributes=req.search_attributes if req.HasField("search_attributes") else None,
+        user_metadata=req.user_metadata if req.HasField("user_metadata") else None,
+        priority=req.priority if req.HasField("priority") else None,
+        execution_timeout_ns=ns_of(req.workflow_execution_timeout),
+        run_timeout_ns=ns_of(req.workflow_run_timeout),
+        task_timeout_ns=ns_of(req.workflow_task_timeout),
+        retry_policy=retry_policy,
+        cron_schedule=req.cron_schedule,
+        backoff_ns=backoff,
+        continued_failure=req.continued_failure if req.HasField("continued_failure") else None,
+        last_completion_result=req.last_completion_result
+        if req.HasField("last_completion_result")
+        else None,
     )
-    ms = engine.new_mutable_state(state)
-    attrs = history_pb.WorkflowExecutionStartedEventAttributes(
-        workflow_type=req.workflow_type,
-        task_queue=taskqueue_pb.TaskQueue(name=req.task_queue.name, kind=1),
-        input=req.input,
-        workflow_execution_timeout=dur(execution_timeout),
-        workflow_run_timeout=dur(run_timeout),
-        workflow_task_timeout=dur(task_timeout),
-        original_execution_run_id=run_id,
-        identity=req.identity,
-        first_execution_run_id=run_id,
-        attempt=1,
-        header=req.header,
-        workflow_id=req.workflow_id,
-    )
-    if execution_timeout:
-        attrs.workflow_execution_expiration_time.FromNanoseconds(now + execution_timeout)
-    for field in ("memo", "search_attributes", "priority", "user_metadata"):
-        if req.HasField(field):
-            getattr(attrs, field).CopyFrom(getattr(req, field))
-    if req.HasField("retry_policy"):
-        attrs.retry_policy.CopyFrom(req.retry_policy)
-    ms.start(attrs)
+    before_first_task = None
     if signal is not None:
-        ms.signal(
-            signal.signal_name,
-            signal.input if signal.HasField("input") else None,
-            signal.identity,
-            signal.header if signal.HasField("header") else None,
-        )
-    ms.schedule_workflow_task()
-    return ms
+
+        def before_first_task(ms: MutableState) -> None:
+            ms.signal(
+                signal.signal_name,
+                signal.input if signal.HasField("input") else None,
+                signal.identity,
+                signal.header if signal.HasField("header") else None,
+            )
+
+    return build_run(engine.new_mutable_state, opts, engine.clock(), before_first_task)

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING
 from temporalio.api.enums.v1 import workflow_pb2
 
 from aion import errors
+from aion.history import continuation
+from aion.history.api import transfer
 from aion.history.api.activities import ensure_workflow_task, time_out_attempt
 from aion.history.mutable_state import (
     ACTIVITY_RETRY,
     ACTIVITY_TIMEOUT,
     USER_TIMER,
+    WORKFLOW_BACKOFF,
     WORKFLOW_EXECUTION_TIMEOUT,
     WORKFLOW_RUN_TIMEOUT,
     WORKFLOW_TASK_TIMEOUT,
@@ -28,6 +31,10 @@ TimeoutType = workflow_pb2.TimeoutType
 
 async def process_timer_task(engine: HistoryEngine, task: TimerTask) -> None:
     data = json.loads(task.data) if task.data else {}
+    transfer_handler = transfer.HANDLERS.get(task.kind)
+    if transfer_handler is not None:
+        await transfer_handler(engine, task, data)
+        return
     handler = HANDLERS[task.kind]
 
     def fire(ms: MutableState) -> None:
@@ -95,7 +102,12 @@ def _workflow_task_timeout(ms: MutableState, data: dict[str, object]) -> None:
 
 
 def _workflow_timeout(ms: MutableState, data: dict[str, object]) -> None:
-    ms.time_out()
+    continuation.time_out(ms)
+
+
+def _workflow_backoff(ms: MutableState, data: dict[str, object]) -> None:
+    if ms.s.workflow_task is None and ms.s.last_completed_wt_started_event_id == 0:
+        ms.schedule_workflow_task()
 
 
 HANDLERS = {
@@ -105,4 +117,5 @@ HANDLERS = {
     WORKFLOW_TASK_TIMEOUT: _workflow_task_timeout,
     WORKFLOW_RUN_TIMEOUT: _workflow_timeout,
     WORKFLOW_EXECUTION_TIMEOUT: _workflow_timeout,
+    WORKFLOW_BACKOFF: _workflow_backoff,
 }

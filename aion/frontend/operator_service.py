@@ -1,0 +1,80 @@
+"""OperatorService: custom search attributes (add, list, remove), as the reference answers them."""
+
+from __future__ import annotations
+
+import grpc
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import request_response_pb2 as rr
+from temporalio.api.operatorservice.v1 import service_pb2_grpc
+
+from aion import errors
+from aion.frontend.rpc import rpc
+from aion.namespaces import Namespace, NamespaceRegistry
+from aion.visibility.query import PREDEFINED_SEARCH_ATTRIBUTES
+from aion.visibility.search_attributes import (
+    SearchAttributeError,
+    TooManySearchAttributesError,
+    is_reserved,
+)
+
+Ctx = grpc.aio.ServicerContext
+
+
+class OperatorService(service_pb2_grpc.OperatorServiceServicer):
+    def __init__(self, namespaces: NamespaceRegistry) -> None:
+        self.namespaces = namespaces
+        self.search_attributes = namespaces.search_attributes
+
+    def _namespace(self, name: str) -> Namespace | None:
+        """The named namespace; NOT_FOUND if unknown, None if not set (checked later, as
+        Temporal's namespace interceptor only resolves names that are set)."""
+        return self.namespaces.get(name) if name else None
+
+    @staticmethod
+    def _required(ns: Namespace | None) -> Namespace:
+        if ns is None:
+            raise errors.InvalidArgument("Namespace is not set on request.")
+        return ns
+
+    @rpc
+    async def AddSearchAttributes(
+        self, request: rr.AddSearchAttributesRequest, context: Ctx
+    ) -> rr.AddSearchAttributesResponse:
+        ns = self._namespace(request.namespace)
+        if not request.search_attributes:
+            raise errors.InvalidArgument("SearchAttributes are not set on request.")
+        for name, sa_type in request.search_attributes.items():
+            if is_reserved(name):
+                raise errors.InvalidArgument(f"Search attribute {name} is reserved by system.")
+            if sa_type not in IndexedValueType.values():
+                raise errors.InvalidArgument(f"Unknown search attribute type: {sa_type}.")
+        ns = self._required(ns)
+        try:
+            await self.search_attributes.add(ns.id, dict(request.search_attributes))
+        except TooManySearchAttributesError as e:
+            raise errors.InvalidArgument(f"Unable to create search attributes: {e}.") from None
+        return rr.AddSearchAttributesResponse()
+
+    @rpc
+    async def RemoveSearchAttributes(
+        self, request: rr.RemoveSearchAttributesRequest, context: Ctx
+    ) -> rr.RemoveSearchAttributesResponse:
+        ns = self._namespace(request.namespace)
+        if not request.search_attributes:
+            raise errors.InvalidArgument("SearchAttributes are not set on request.")
+        ns = self._required(ns)
+        try:
+            await self.search_attributes.remove(ns.id, request.search_attributes)
+        except SearchAttributeError as e:
+            raise errors.InvalidArgument(str(e)) from None
+        return rr.RemoveSearchAttributesResponse()
+
+    @rpc
+    async def ListSearchAttributes(
+        self, request: rr.ListSearchAttributesRequest, context: Ctx
+    ) -> rr.ListSearchAttributesResponse:
+        ns = self._required(self._namespace(request.namespace))
+        return rr.ListSearchAttributesResponse(
+            custom_attributes=self.search_attributes.custom(ns.id),  # type: ignore[arg-type]
+            system_attributes=PREDEFINED_SEARCH_ATTRIBUTES,  # type: ignore[arg-type]
+        )

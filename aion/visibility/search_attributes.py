@@ -1,0 +1,501 @@
+"""Search attributes: Temporal's system and predefined ones, and each namespace's custom ones.
+
+Custom search attributes are registered per namespace (OperatorService.AddSearchAttributes, the
+dev server's `--search-attribute NAME=TYPE`) and persisted. Behaviour follows the reference
+Temporal server (1.32) with SQL visibility, as bundled in the Temporal CLI dev server:
+
+* Each custom attribute occupies one of a fixed set of storage fields per type (Keyword01 ..
+  Keyword10, Int01 .. Int03, ...): at most 10 Keyword and 3 of every other type per namespace.
+  Adding a name that exists is a no-op whatever its type; removing an unknown name is a no-op.
+* Written search attributes (start, signal-with-start, upsert) are checked as Temporal's
+  frontend checks them: every name must be a registered custom attribute or a predefined one a
+  user may set, and every value must decode as the attribute's type (JSON; a one-element list
+  stands for its element, an empty list or null for "unset").
+* Read paths (describe, list) drop values of attributes that are no longer registered, and add
+  the `type` metadata a payload lacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from temporalio.api.common.v1 import message_pb2 as common_pb
+
+from aion.persistence import SearchAttributeRecord, Store
+from aion.visibility.query import (
+    BOOL,
+    DATETIME,
+    DOUBLE,
+    INT,
+    KEYWORD,
+    KEYWORD_LIST,
+    PREDEFINED_SEARCH_ATTRIBUTES,
+    TEXT,
+    TYPE_NAMES,
+    parse_datetime,
+)
+
+SYSTEM_SEARCH_ATTRIBUTES: frozenset[str] = frozenset(
+    {
+        "WorkflowId", "RunId", "WorkflowType", "StartTime", "ExecutionTime", "CloseTime",
+        "ExecutionStatus", "TaskQueue", "HistoryLength", "ExecutionDuration",
+        "StateTransitionCount", "HistorySizeBytes", "ParentWorkflowId", "ParentRunId",
+        "RootWorkflowId", "RootRunId",
+    }
+)  # fmt: skip
+"""Attributes the server derives from the execution itself; never written by users."""
+
+USER_SETTABLE_PREDEFINED: frozenset[str] = frozenset(
+    {
+        "TemporalChangeVersion", "BinaryChecksums", "BuildIds", "BatcherNamespace",
+        "BatcherUser", "TemporalScheduledStartTime", "TemporalScheduledById",
+        "TemporalSchedulePaused", "TemporalNamespaceDivision", "TemporalPauseInfo",
+        "TemporalReportedProblems",
+    }
+)  # fmt: skip
+"""Predefined (non-system) attributes users may still write (Temporal's white list)."""
+
+RESERVED_NAMES: frozenset[str] = frozenset(
+    {"NamespaceId", "MemoEncoding", "Memo", "VisibilityTaskKey"}
+)
+RESERVED_PREFIX = "Temporal"
+
+FIELDS_PER_TYPE: dict[int, int] = {
+    BOOL: 3,
+    INT: 3,
+    DOUBLE: 3,
+    DATETIME: 3,
+    KEYWORD: 10,
+    KEYWORD_LIST: 3,
+    TEXT: 3,
+}
+"""Storage fields per type, as Temporal's SQL visibility pre-allocates them."""
+
+PREALLOCATED_FIELDS: dict[str, int] = {
+    f"{TYPE_NAMES[t]}{i:02d}": t
+    for t, count in FIELDS_PER_TYPE.items()
+    for i in range(1, count + 1)
+}
+"""Field name (Keyword01, Int02, ...) to type."""
+
+MAX_KEYS = 100
+MAX_VALUE_SIZE = 2 * 1024
+MAX_TOTAL_SIZE = 40 * 1024
+
+TYPE_BY_NAME: dict[str, int] = {name.lower(): t for t, name in TYPE_NAMES.items() if t}
+"""Type by its short name, lower-cased (`keyword`, `keywordlist`, ...)."""
+
+
+def is_reserved(name: str) -> bool:
+    """A name no custom search attribute may take."""
+    return (
+        name in PREDEFINED_SEARCH_ATTRIBUTES
+        or name in RESERVED_NAMES
+        or name.startswith(RESERVED_PREFIX)
+    )
+
+
+def parse_type(name: str) -> int | None:
+    """An IndexedValueType from its short name, case-insensitively (`Keyword`, `int`, ...)."""
+    return TYPE_BY_NAME.get(name.lower())
+
+
+class SearchAttributeError(ValueError):
+    """Invalid search attributes; the message is Temporal's (INVALID_ARGUMENT on a request,
+    BAD_SEARCH_ATTRIBUTES on a command)."""
+
+
+class TooManySearchAttributesError(ValueError):
+    """No free storage field of the requested type."""
+
+
+# --------------------------------------------------------------------------- values
+
+
+class _Undecodable(Exception):
+    pass
+
+
+def _decode_payload(payload: common_pb.Payload) -> Any:
+    """The payload as Go's SDK decodes it into `any` (JSON values, bytes, None)."""
+    encoding = payload.metadata.get("encoding")
+    if encoding == b"binary/null":
+        return None
+    if encoding == b"binary/plain":
+        return bytes(payload.data)
+    if encoding != b"json/plain":
+        raise _Undecodable
+
+    try:
+        value = json.loads(payload.data, parse_constant=_reject, parse_float=_finite_float)
+    except ValueError:  # includes JSONDecodeError and UnicodeDecodeError
+        raise _Undecodable from None
+    if not _fits_float64(value):
+        raise _Undecodable
+    return value
+
+
+def _reject(constant: str) -> Any:
+    raise ValueError(constant)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(text)  # Go's decoder rejects numbers beyond float64
+    return value
+
+
+def _fits_float64(value: Any) -> bool:
+    if type(value) is int:
+        return abs(value) < 2**1024
+    if type(value) is list:
+        return all(_fits_float64(v) for v in value)
+    if type(value) is dict:
+        return all(_fits_float64(v) for v in value.values())
+    return True
+
+
+def _is_int64(value: Any) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
+def _conforms(value: Any, sa_type: int) -> bool:
+    """Whether a decoded JSON value (not None) is one value of `sa_type`."""
+    if sa_type == INT:
+        return _is_int64(value)
+    if sa_type == DOUBLE:
+        return type(value) in (int, float)
+    if sa_type == BOOL:
+        return type(value) is bool
+    if sa_type in (KEYWORD, TEXT):
+        return type(value) is str
+    if sa_type == DATETIME:
+        return type(value) is str and parse_datetime(value) is not None
+    if sa_type == KEYWORD_LIST:
+        return type(value) is list and all(v is None or type(v) is str for v in value)
+    return False
+
+
+_ZERO: dict[int, Any] = {INT: 0, DOUBLE: 0, BOOL: False, KEYWORD: "", TEXT: "", KEYWORD_LIST: None}
+
+
+def decode_value(payload: common_pb.Payload, sa_type: int) -> Any:
+    """The value of a search attribute payload of `sa_type`, as Temporal decodes it: None means
+    unset (null, empty list); a one-element list stands for its element (for KeywordList, a list
+    of one list). KeywordList values are lists of strings; Datetime values stay strings.
+    Raises SearchAttributeError with Temporal's message for a value of the wrong type."""
+    try:
+        value = _decode_payload(payload)
+    except _Undecodable:
+        raise SearchAttributeError(f"value from <{_payload_text(payload)}>") from None
+    if isinstance(value, bytes):
+        raise SearchAttributeError(_go_format(value))
+    if value is None:
+        return None
+    if _conforms(value, sa_type):
+        if sa_type == KEYWORD_LIST:
+            return [v or "" for v in value] or None
+        return value
+    if type(value) is list and all(v is None or _conforms(v, sa_type) for v in value):
+        items = [_ZERO.get(sa_type) if v is None else v for v in value]
+        if not items:
+            return None
+        if len(items) == 1:
+            item = items[0]
+            if sa_type == KEYWORD_LIST:
+                return [v or "" for v in item] if item else None
+            return item
+    raise SearchAttributeError(_go_format(value))
+
+
+def _payload_text(payload: common_pb.Payload) -> str:
+    """A Payload in protobuf text format, spaced as the reference server prints it."""
+    parts = [
+        f"metadata:{{key:{_quote(k.encode())}  value:{_quote(v)}}}"
+        for k, v in sorted(payload.metadata.items())
+    ]
+    parts.append(f"data:{_quote(payload.data)}")
+    return "  ".join(parts)
+
+
+def _quote(data: bytes) -> str:
+    out = []
+    for b in data:
+        c = chr(b)
+        if c in '\\"':
+            out.append("\\" + c)
+        elif c == "\n":
+            out.append("\\n")
+        elif 0x20 <= b < 0x7F:
+            out.append(c)
+        else:
+            out.append(f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def _go_format(value: Any) -> str:
+    """`fmt.Sprintf("%v", value)` for a value Go decoded from JSON into `any`."""
+    if value is None:
+        return "<nil>"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _go_float(float(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return "[" + " ".join(str(b) for b in value) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_format(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_format(value[k])}" for k in sorted(value)) + "]"
+    return str(value)
+
+
+def _go_float(x: float) -> str:
+    """Go's `%v` of a float64: the shortest digits that round-trip, in exponent form when the
+    exponent is below -4 or 6 and above (strconv's 'g' with shortest precision)."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    if x == 0:
+        return "-0" if math.copysign(1, x) < 0 else "0"
+    sign, digit_tuple, exponent = Decimal(repr(x)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    digits = "".join(map(str, digit_tuple))
+    point = len(digits) + exponent  # decimal point position after `point` digits
+    exp = point - 1
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{prefix}{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return prefix + digits + "0" * (point - len(digits))
+    return f"{prefix}{digits[:point]}.{digits[point:]}"
+
+
+def query_value(payload: common_pb.Payload, sa_type: int) -> Any:
+    """The value the list-filter engine sees (None when unset or of the wrong type)."""
+    try:
+        value = decode_value(payload, sa_type)
+    except SearchAttributeError:
+        return None
+    if sa_type == DATETIME and isinstance(value, str):
+        return parse_datetime(value)
+    return value
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class CustomSearchAttribute:
+    name: str
+    type: int
+    field: str
+
+
+class SearchAttributeRegistry:
+    """Every namespace's custom search attributes, in memory and written through to the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._custom: dict[str, dict[str, CustomSearchAttribute]] = {}
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        self._custom = {}
+        for r in await self.store.list_search_attributes():
+            self._custom.setdefault(r.namespace_id, {})[r.name] = CustomSearchAttribute(
+                r.name, r.type, r.field
+            )
+
+    # ---- reading ------------------------------------------------------------------------
+    def custom(self, namespace_id: str) -> dict[str, int]:
+        """Custom attribute name to type."""
+        return {a.name: a.type for a in self._custom.get(namespace_id, {}).values()}
+
+    def types(self, namespace_id: str) -> dict[str, int]:
+        """Every attribute a list filter may name (predefined and custom) to its type."""
+        return {**self.custom(namespace_id), **PREDEFINED_SEARCH_ATTRIBUTES}
+
+    def aliases(self, namespace_id: str) -> dict[str, str]:
+        """Storage field to custom attribute name (DescribeNamespace's aliases)."""
+        return {a.field: a.name for a in self._custom.get(namespace_id, {}).values()}
+
+    def type_of(self, namespace_id: str, name: str) -> int | None:
+        if name in PREDEFINED_SEARCH_ATTRIBUTES:
+            return PREDEFINED_SEARCH_ATTRIBUTES[name]
+        attr = self._custom.get(namespace_id, {}).get(name)
+        return attr.type if attr else None
+
+    # ---- changing -----------------------------------------------------------------------
+    async def add(self, namespace_id: str, attributes: Mapping[str, int]) -> None:
+        """Register names not registered yet (existing names are left alone, whatever their
+        type); all or nothing. Raises TooManySearchAttributesError."""
+        async with self._lock:
+            current = self._custom.get(namespace_id, {})
+            used = {a.field for a in current.values()}
+            new: list[SearchAttributeRecord] = []
+            for name, sa_type in attributes.items():
+                if name in current or any(r.name == name for r in new):
+                    continue
+                free = [f for f, t in PREALLOCATED_FIELDS.items() if t == sa_type and f not in used]
+                if not free:
+                    count = sum(1 for t in PREALLOCATED_FIELDS.values() if t == sa_type)
+                    raise TooManySearchAttributesError(
+                        f"cannot have more than {count} search attribute of type "
+                        f"{TYPE_NAMES.get(sa_type, str(sa_type))}"
+                    )
+                used.add(free[0])
+                new.append(SearchAttributeRecord(namespace_id, name, sa_type, free[0]))
+            if new:
+                await self._write(namespace_id, new, [])
+
+    async def remove(self, namespace_id: str, names: Iterable[str]) -> None:
+        """Unregister custom names; unknown names are skipped. Raises SearchAttributeError for a
+        system, predefined or storage-field name (nothing is removed then)."""
+        async with self._lock:
+            current = self._custom.get(namespace_id, {})
+            drop: list[str] = []
+            for name in names:
+                if name in current:
+                    drop.append(name)
+                elif name in PREDEFINED_SEARCH_ATTRIBUTES or name in PREALLOCATED_FIELDS:
+                    raise SearchAttributeError(
+                        f"Unable to remove non-custom search attributes: {name}."
+                    )
+            if drop:
+                await self._write(namespace_id, [], drop)
+
+    async def upsert_aliases(self, namespace_id: str, field_to_alias: Mapping[str, str]) -> None:
+        """UpdateNamespace's `custom_search_attribute_aliases`: an empty alias frees its field,
+        an existing alias is left alone, a taken field is an error."""
+        async with self._lock:
+            current = self._custom.get(namespace_id, {})
+            by_field = {a.field: a for a in current.values()}
+            new: list[SearchAttributeRecord] = []
+            drop: list[str] = []
+            for field_name, alias in field_to_alias.items():
+                if not alias:
+                    if field_name in by_field:
+                        drop.append(by_field[field_name].name)
+                elif alias in current:
+                    continue
+                elif field_name in by_field:
+                    raise SearchAttributeError(
+                        "Custom search attribute field name already allocated."
+                    )
+                elif field_name in PREALLOCATED_FIELDS:
+                    sa_type = PREALLOCATED_FIELDS[field_name]
+                    new.append(SearchAttributeRecord(namespace_id, alias, sa_type, field_name))
+            if new or drop:
+                await self._write(namespace_id, new, drop)
+
+    async def _write(
+        self, namespace_id: str, upserts: list[SearchAttributeRecord], deletions: list[str]
+    ) -> None:
+        await self.store.update_search_attributes(namespace_id, upserts, deletions)
+        current = dict(self._custom.get(namespace_id, {}))
+        for name in deletions:
+            current.pop(name, None)
+        for r in upserts:
+            current[r.name] = CustomSearchAttribute(r.name, r.type, r.field)
+        self._custom[namespace_id] = current
+
+    # ---- validating writes --------------------------------------------------------------
+    def validate(
+        self, namespace_id: str, namespace: str, attributes: common_pb.SearchAttributes
+    ) -> None:
+        """Check search attributes a request or command writes, as Temporal does; raises
+        SearchAttributeError with Temporal's message."""
+        fields = attributes.indexed_fields
+        if not fields:
+            return
+        custom = self._custom.get(namespace_id, {})
+        for name in fields:
+            if name not in PREDEFINED_SEARCH_ATTRIBUTES and name not in custom:
+                raise SearchAttributeError(
+                    f"Namespace {namespace} has no mapping defined for search attribute {name}"
+                )
+        if len(fields) > MAX_KEYS:
+            raise SearchAttributeError(
+                f"number of search attributes {len(fields)} exceeds limit {MAX_KEYS}"
+            )
+        for name, payload in fields.items():
+            if name in SYSTEM_SEARCH_ATTRIBUTES or (
+                name in PREDEFINED_SEARCH_ATTRIBUTES and name not in USER_SETTABLE_PREDEFINED
+            ):
+                raise SearchAttributeError(f"{name} attribute can't be set in SearchAttributes")
+            sa_type = self.type_of(namespace_id, name)
+            assert sa_type is not None
+            try:
+                decode_value(payload, sa_type)
+            except SearchAttributeError as e:
+                raise SearchAttributeError(
+                    f"invalid value for search attribute {name} of type "
+                    f"{TYPE_NAMES.get(sa_type, sa_type)}: {e}"
+                ) from None
+        for name, payload in fields.items():
+            if len(payload.data) > MAX_VALUE_SIZE:
+                raise SearchAttributeError(
+                    f"search attribute {name} value size {len(payload.data)} exceeds size "
+                    f"limit {MAX_VALUE_SIZE}"
+                )
+        total = attributes.ByteSize()
+        if total > MAX_TOTAL_SIZE:
+            raise SearchAttributeError(
+                f"total size of search attributes {total} exceeds size limit {MAX_TOTAL_SIZE}"
+            )
+
+    # ---- reading values -----------------------------------------------------------------
+    def present(
+        self, namespace_id: str, attributes: common_pb.SearchAttributes
+    ) -> common_pb.SearchAttributes:
+        """Search attributes as describe and list answer them: only attributes still
+        registered, with values of their type, each payload carrying its `type` metadata."""
+        shown = common_pb.SearchAttributes()
+        for name, payload in attributes.indexed_fields.items():
+            sa_type = self.type_of(namespace_id, name)
+            if sa_type is None:
+                continue
+            try:
+                if decode_value(payload, sa_type) is None:
+                    continue
+            except SearchAttributeError:
+                continue
+            out = shown.indexed_fields[name]
+            out.CopyFrom(payload)
+            if "type" not in out.metadata:
+                out.metadata["type"] = TYPE_NAMES[sa_type].encode()
+        return shown
+
+    def query_values(
+        self, namespace_id: str, attributes: common_pb.SearchAttributes
+    ) -> dict[str, Any]:
+        """Attribute values as the list-filter engine sees them (registered attributes only)."""
+        values: dict[str, Any] = {}
+        for name, payload in attributes.indexed_fields.items():
+            sa_type = self.type_of(namespace_id, name)
+            if sa_type is None or name in SYSTEM_SEARCH_ATTRIBUTES:
+                continue
+            value = query_value(payload, sa_type)
+            if value is not None:
+                values[name] = value
+        return values
+
+
+def system_and_preallocated() -> dict[str, int]:
+    """What the deprecated GetSearchAttributes answers: every system and predefined attribute
+    and every storage field (Temporal lists its SQL columns, not the namespaces' names)."""
+    return {**PREDEFINED_SEARCH_ATTRIBUTES, **PREALLOCATED_FIELDS}
