@@ -20,6 +20,7 @@ from aion.history.api import (
     get_workflow_history,
     query_workflow,
     request_cancel_workflow,
+    reset_workflow,
     respond_workflow_task_completed,
     respond_workflow_task_failed,
     signal_workflow,
@@ -229,6 +230,14 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         _require(request.workflow_execution.workflow_id, "WorkflowId")
         await terminate_workflow.terminate_workflow(self.engine, ns, request)
         return rr.TerminateWorkflowExecutionResponse()
+
+    @rpc
+    async def ResetWorkflowExecution(
+        self, request: rr.ResetWorkflowExecutionRequest, context: Ctx
+    ) -> rr.ResetWorkflowExecutionResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.workflow_execution.workflow_id, "WorkflowId")
+        return await reset_workflow.reset_workflow(self.engine, ns, request)
 
     @rpc
     async def DescribeWorkflowExecution(

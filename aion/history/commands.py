@@ -310,6 +310,17 @@ def _continue_as_new(ctx: CommandContext, command: command_pb.Command) -> None:
     for name in ("workflow_run_timeout", "workflow_task_timeout", "backoff_start_interval"):
         if ns_of(getattr(attrs, name)) < 0:
             raise CommandError(bad, f"Invalid {name}.")
+    if attrs.HasField("search_attributes"):
+        try:
+            ctx.validate_search_attributes(
+                ctx.ms.s.namespace_id, ctx.ms.s.namespace, attrs.search_attributes
+            )
+        except ValueError as e:
+            raise CommandError(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES,
+                f"invalid SearchAttributes on ContinueAsNewWorkflowExecutionCommand: {e}. "
+                f"WorkflowType={attrs.workflow_type.name} TaskQueue={attrs.task_queue.name}",
+            ) from None
     continuation.continue_as_new(ctx.ms, ctx.completed_event_id, attrs)
 
 
@@ -346,6 +357,16 @@ def _start_child(ctx: CommandContext, command: command_pb.Command) -> None:
     for name in ("workflow_execution_timeout", "workflow_run_timeout", "workflow_task_timeout"):
         if ns_of(getattr(attrs, name)) < 0:
             raise CommandError(bad, f"Invalid {name}.")
+    if attrs.HasField("search_attributes"):
+        try:
+            ctx.validate_search_attributes(namespace_id, namespace, attrs.search_attributes)
+        except ValueError as e:
+            raise CommandError(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES,
+                f"invalid SearchAttributes on StartChildWorkflowCommand: {e}. "
+                f"WorkflowId={attrs.workflow_id} WorkflowType={attrs.workflow_type.name} "
+                f"Namespace={namespace}",
+            ) from None
     event = history_pb.StartChildWorkflowExecutionInitiatedEventAttributes(
         namespace=namespace,
         namespace_id=namespace_id,

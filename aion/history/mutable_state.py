@@ -373,6 +373,14 @@ class MutableState:
             )
         )
 
+    def copy_event(self, event: history_pb.HistoryEvent) -> None:
+        """Write an event copied from another run's history (a reset), keeping its id."""
+        copied = history_pb.HistoryEvent()
+        copied.CopyFrom(event)
+        copied.task_id = self.next_task_id()
+        self.s.next_event_id = copied.event_id
+        self._write(copied)
+
     def add_queue_task(
         self, kind: str, task_queue: str, scheduled_event_id: int, stamp: int
     ) -> None:
@@ -682,9 +690,12 @@ class MutableState:
         self.s.reset_points = (points + [point])[-MAX_RESET_POINTS:]
 
     def fail_workflow_task(
-        self, cause: int, failure: failure_pb.Failure | None, identity: str
+        self, cause: int, failure: failure_pb.Failure | None, identity: str, **reset: object
     ) -> None:
-        """Fail the started workflow task: a failed first attempt is written; retries are not."""
+        """Fail the started workflow task: a failed first attempt is written; retries are not.
+
+        `reset` carries base_run_id / new_run_id / fork_event_version when a reset fails it.
+        """
         wt = self.s.workflow_task
         assert wt is not None
         if wt.attempt == 1:
@@ -693,6 +704,7 @@ class MutableState:
                 started_event_id=wt.started_event_id,
                 cause=cause,  # type: ignore[arg-type]
                 identity=identity,
+                **reset,  # type: ignore[arg-type]
             )
             if failure is not None:
                 attrs.failure.CopyFrom(failure)
@@ -958,6 +970,29 @@ class MutableState:
             self.now() + backoff_ns, ACTIVITY_RETRY, id=ai.scheduled_event_id, stamp=ai.stamp
         )
         self.dirty = True
+
+    def rearm_pending_work(self) -> None:
+        """After a reset: dispatch pending activities afresh and re-arm timers and timeouts."""
+        now = self.now()
+        for ai in self.s.activities.values():
+            ai.attempt = 1
+            self._dispatch_activity_attempt(ai, now)
+            if ai.schedule_to_close_ns:
+                self.add_timer_task(
+                    now + ai.schedule_to_close_ns,
+                    ACTIVITY_TIMEOUT,
+                    id=ai.scheduled_event_id,
+                    stamp=0,
+                    type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+                )
+        for timer in self.s.timers.values():
+            self.add_timer_task(
+                timer.expiry_time_ns, USER_TIMER, id=timer.timer_id, started=timer.started_event_id
+            )
+        if self.s.run_timeout_ns:
+            self.add_timer_task(now + self.s.run_timeout_ns, WORKFLOW_RUN_TIMEOUT)
+        if self.s.expiration_time_ns:
+            self.add_timer_task(self.s.expiration_time_ns, WORKFLOW_EXECUTION_TIMEOUT)
 
     def dispatch_retried_activity(self, ai: ActivityInfo) -> None:
         self._dispatch_activity_attempt(ai, self.now())

@@ -15,7 +15,9 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import (
@@ -508,6 +510,26 @@ class CancelOther:
 
 
 @workflow.defn
+class ActivityThenSignal:
+    """Run one activity, then wait for `finish`."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    @workflow.signal
+    def finish(self, value: str) -> None:
+        self.value = value
+
+    @workflow.run
+    async def run(self) -> str:
+        echoed = await workflow.execute_activity(
+            echo, "before", start_to_close_timeout=timedelta(seconds=10)
+        )
+        await workflow.wait_condition(lambda: self.value is not None)
+        return f"{echoed} then {self.value}"
+
+
+@workflow.defn
 class RetryOnce:
     """Fail the first attempt; the retry policy starts a second run that succeeds."""
 
@@ -855,4 +877,29 @@ async def workflow_retry(client: Client, task_queue: str, workflow_id: str) -> W
         id=workflow_id,
         task_queue=task_queue,
         retry_policy=RetryPolicy(maximum_attempts=2),
+    )
+
+
+@scenario([ActivityThenSignal], [echo])
+async def reset_to_first_task(client: Client, task_queue: str, workflow_id: str) -> WorkflowHandle:
+    """Reset a completed run to its first workflow task; the later signal is reapplied."""
+    handle = await client.start_workflow(
+        ActivityThenSignal.run, id=workflow_id, task_queue=task_queue
+    )
+    await wait_for_event(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 2)
+    await handle.signal(ActivityThenSignal.finish, "signalled")
+    await handle.result()
+    response = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(
+                workflow_id=workflow_id, run_id=handle.result_run_id
+            ),
+            reason="conformance reset",
+            workflow_task_finish_event_id=4,
+            request_id=f"{workflow_id}-reset",
+        )
+    )
+    return client.get_workflow_handle(
+        workflow_id, run_id=response.run_id, first_execution_run_id=response.run_id
     )

@@ -1,0 +1,178 @@
+"""Rebuilding an execution's pending state from its history events (used by reset)."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import event_type_pb2
+from temporalio.api.history.v1 import message_pb2 as history_pb
+
+from aion.history.mutable_state import (
+    ActivityInfo,
+    ChildInfo,
+    ExecutionState,
+    ExternalRequest,
+    TimerInfo,
+    WorkflowTaskInfo,
+)
+from aion.history.timeutil import ns_of
+
+ET = event_type_pb2.EventType
+
+
+def replay(state: ExecutionState, events: list[history_pb.HistoryEvent]) -> None:
+    """Apply `events` (a history prefix) to a fresh `state`: pending work, signals, attributes."""
+    for event in events:
+        _apply(state, event)
+        state.next_event_id = event.event_id + 1
+        state.last_event_task_id = event.task_id
+
+
+def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
+    t = e.event_type
+    time_ns = ns_of(e.event_time)
+    if t == ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+        a = e.workflow_task_scheduled_event_attributes
+        s.workflow_task = WorkflowTaskInfo(
+            scheduled_event_id=e.event_id,
+            attempt=a.attempt or 1,
+            task_queue=s.task_queue,
+            sticky=False,
+            scheduled_time_ns=time_ns,
+            timeout_ns=ns_of(a.start_to_close_timeout),
+        )
+    elif t == ET.EVENT_TYPE_WORKFLOW_TASK_STARTED and s.workflow_task is not None:
+        a = e.workflow_task_started_event_attributes
+        s.workflow_task.started_event_id = e.event_id
+        s.workflow_task.started_time_ns = time_ns
+        s.workflow_task.request_id = a.request_id
+        s.workflow_task.identity = a.identity
+    elif t == ET.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+        s.last_completed_wt_started_event_id = (
+            e.workflow_task_completed_event_attributes.started_event_id
+        )
+        s.workflow_task = None
+    elif t in (ET.EVENT_TYPE_WORKFLOW_TASK_FAILED, ET.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT):
+        s.workflow_task = None
+    elif t == ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        a = e.activity_task_scheduled_event_attributes
+        s.activities[e.event_id] = ActivityInfo(
+            scheduled_event_id=e.event_id,
+            activity_id=a.activity_id,
+            activity_type=a.activity_type.name,
+            task_queue=a.task_queue.name,
+            schedule_to_close_ns=ns_of(a.schedule_to_close_timeout),
+            schedule_to_start_ns=ns_of(a.schedule_to_start_timeout),
+            start_to_close_ns=ns_of(a.start_to_close_timeout),
+            heartbeat_ns=ns_of(a.heartbeat_timeout),
+            scheduled_time_ns=time_ns,
+            retry_policy=a.retry_policy if a.HasField("retry_policy") else None,
+            input=a.input if a.HasField("input") else None,
+            header=a.header if a.HasField("header") else None,
+        )
+        s.activity_ids[a.activity_id] = e.event_id
+    elif t == ET.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+        a = e.activity_task_cancel_requested_event_attributes
+        ai = s.activities.get(a.scheduled_event_id)
+        if ai is not None:
+            ai.cancel_requested = True
+            ai.cancel_requested_event_id = e.event_id
+    elif t in _ACTIVITY_CLOSED:
+        scheduled_id = getattr(e, _ACTIVITY_CLOSED[t]).scheduled_event_id
+        ai = s.activities.pop(scheduled_id, None)
+        if ai is not None:
+            s.activity_ids.pop(ai.activity_id, None)
+    elif t == ET.EVENT_TYPE_TIMER_STARTED:
+        a = e.timer_started_event_attributes
+        s.timers[a.timer_id] = TimerInfo(
+            a.timer_id, e.event_id, time_ns + ns_of(a.start_to_fire_timeout)
+        )
+    elif t == ET.EVENT_TYPE_TIMER_FIRED:
+        s.timers.pop(e.timer_fired_event_attributes.timer_id, None)
+    elif t == ET.EVENT_TYPE_TIMER_CANCELED:
+        s.timers.pop(e.timer_canceled_event_attributes.timer_id, None)
+    elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+        s.cancel_requested = True
+    elif t == ET.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+        fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+        if s.search_attributes is not None:
+            for key, value in fields.indexed_fields.items():
+                s.search_attributes.indexed_fields[key].CopyFrom(value)
+        else:
+            s.search_attributes = fields
+    elif t == ET.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+        memo = e.workflow_properties_modified_event_attributes.upserted_memo
+        if s.memo is not None:
+            for key, value in memo.fields.items():
+                s.memo.fields[key].CopyFrom(value)
+        else:
+            s.memo = memo
+    elif t == ET.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+        a = e.start_child_workflow_execution_initiated_event_attributes
+        s.children[e.event_id] = ChildInfo(
+            initiated_event_id=e.event_id,
+            namespace=a.namespace,
+            namespace_id=a.namespace_id,
+            workflow_id=a.workflow_id,
+            workflow_type=a.workflow_type.name,
+            parent_close_policy=a.parent_close_policy,
+            create_request_id=f"{s.run_id}:{e.event_id}",
+        )
+    elif t == ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+        a = e.child_workflow_execution_started_event_attributes
+        child = s.children.get(a.initiated_event_id)
+        if child is not None:
+            child.run_id = a.workflow_execution.run_id
+            child.started_event_id = e.event_id
+    elif t in _CHILD_CLOSED:
+        s.children.pop(getattr(e, _CHILD_CLOSED[t]).initiated_event_id, None)
+    elif t == ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+        a = e.signal_external_workflow_execution_initiated_event_attributes
+        s.signal_requests[e.event_id] = _external(s, e.event_id, a)
+    elif t == ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED:
+        s.signal_requests.pop(
+            e.external_workflow_execution_signaled_event_attributes.initiated_event_id, None
+        )
+    elif t == ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED:
+        s.signal_requests.pop(
+            e.signal_external_workflow_execution_failed_event_attributes.initiated_event_id, None
+        )
+    elif t == ET.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+        a = e.request_cancel_external_workflow_execution_initiated_event_attributes
+        s.cancel_requests[e.event_id] = _external(s, e.event_id, a)
+    elif t == ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+        s.cancel_requests.pop(
+            e.external_workflow_execution_cancel_requested_event_attributes.initiated_event_id, None
+        )
+    elif t == ET.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED:
+        s.cancel_requests.pop(
+            e.request_cancel_external_workflow_execution_failed_event_attributes.initiated_event_id,
+            None,
+        )
+
+
+def _external(s: ExecutionState, event_id: int, a: object) -> ExternalRequest:
+    execution = a.workflow_execution  # type: ignore[attr-defined]
+    return ExternalRequest(
+        initiated_event_id=event_id,
+        namespace=a.namespace,  # type: ignore[attr-defined]
+        namespace_id=a.namespace_id,  # type: ignore[attr-defined]
+        workflow_id=execution.workflow_id,
+        run_id=execution.run_id,
+        request_id=f"{s.run_id}:{event_id}",
+        child_workflow_only=a.child_workflow_only,  # type: ignore[attr-defined]
+    )
+
+
+_ACTIVITY_CLOSED = {
+    ET.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    ET.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    ET.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    ET.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}
+_CHILD_CLOSED = {
+    ET.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED: "start_child_workflow_execution_failed_event_attributes",
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED: "child_workflow_execution_completed_event_attributes",
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED: "child_workflow_execution_failed_event_attributes",
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED: "child_workflow_execution_canceled_event_attributes",
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED: "child_workflow_execution_terminated_event_attributes",
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT: "child_workflow_execution_timed_out_event_attributes",
+}
