@@ -16,9 +16,12 @@ from temporalio.api.enums.v1 import (
     EventType,
     PendingWorkflowTaskState,
     TaskQueueKind,
+    TaskQueueType,
     WorkflowTaskFailedCause,
 )
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError, TerminatedError
 from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
@@ -587,3 +590,23 @@ async def test_many_concurrent_workflows(client: Client) -> None:
     assert len({h.result_run_id for h in handles}) == 50
     count = await client.count_workflows(f"TaskQueue = '{tq}' AND ExecutionStatus = 'Completed'")
     assert count.count == 50
+
+
+async def test_describe_task_queue_lists_pollers(client: Client) -> None:
+    tq = unique("tq")
+    async with new_worker(client, tq, [SleepingWorkflow]):
+        # Running a workflow through the worker proves it has polled the queue.
+        handle = await client.start_workflow(
+            SleepingWorkflow.run, 0.01, id=unique("wf"), task_queue=tq
+        )
+        await handle.result()
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=tq),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                report_stats=True,
+            )
+        )
+    assert [p.identity for p in response.pollers] == [client.identity]
+    assert response.stats.approximate_backlog_count == 0

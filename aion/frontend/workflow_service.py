@@ -8,11 +8,11 @@ from typing import Any
 
 import grpc
 from temporalio.api.enums.v1 import task_queue_pb2
-from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
-from aion import __version__, errors
+from aion import errors
 from aion.frontend.rpc import deadline_seconds, rpc
 from aion.history.api import (
     activity_tasks,
@@ -31,6 +31,7 @@ from aion.history.api import (
 )
 from aion.history.api.workflow_tasks import StaleTaskError
 from aion.history.engine import HistoryEngine
+from aion.history.timeutil import ts
 from aion.matching import QueryTask
 from aion.namespaces import CLUSTER_NAME, Namespace, NamespaceRegistry, namespace_capabilities
 from aion.visibility import listing
@@ -306,7 +307,7 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
         while (remaining := until - loop.time()) > 0:
             task = await self.engine.matching.poll(
-                ns.id, request.task_queue.name, "workflow", remaining
+                ns.id, request.task_queue.name, "workflow", remaining, request.identity
             )
             if task is None:
                 break
@@ -368,6 +369,35 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
             await sticky.shutdown_sticky_queue(self.engine, ns, request.sticky_task_queue)
         return rr.ShutdownWorkerResponse()
 
+    @rpc
+    async def DescribeTaskQueue(
+        self, request: rr.DescribeTaskQueueRequest, context: Ctx
+    ) -> rr.DescribeTaskQueueResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require_task_queue(request.task_queue.name)
+        kind = (
+            "activity"
+            if request.task_queue_type == task_queue_pb2.TASK_QUEUE_TYPE_ACTIVITY
+            else "workflow"
+        )
+        matching = self.engine.matching
+        name = request.task_queue.name
+        response = rr.DescribeTaskQueueResponse(
+            pollers=[
+                taskqueue_pb.PollerInfo(
+                    identity=who, last_access_time=ts(at), rate_per_second=100000
+                )
+                for who, at in sorted(matching.recent_pollers(ns.id, name, kind).items())
+            ]
+        )
+        backlog = matching.backlog_count(ns.id, name, kind)
+        if request.report_stats:
+            response.stats.approximate_backlog_count = backlog
+        if request.include_task_queue_status:
+            response.task_queue_status.backlog_count_hint = backlog
+            response.task_queue_status.rate_per_second = 100000
+        return response
+
     # ---- activity tasks -----------------------------------------------------------------
     @rpc
     async def PollActivityTaskQueue(
@@ -379,7 +409,7 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
         while (remaining := until - loop.time()) > 0:
             task = await self.engine.matching.poll(
-                ns.id, request.task_queue.name, "activity", remaining
+                ns.id, request.task_queue.name, "activity", remaining, request.identity
             )
             if task is None:
                 break
@@ -453,5 +483,3 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         await activity_tasks.respond_canceled_by_id(self.engine, ns, request)
         return rr.RespondActivityTaskCanceledByIdResponse()
 
-
-_ = (namespace_pb, __version__)

@@ -20,6 +20,8 @@ from aion.persistence import QueueTask
 
 log = logging.getLogger(__name__)
 
+POLLER_HISTORY_NS = 5 * 60 * 1_000_000_000
+
 # A sticky queue counts as served while a poller waits on it or polled within this window.
 STICKY_POLLER_WINDOW_S = 10.0
 
@@ -46,6 +48,7 @@ class _TaskQueue:
     pollers: deque[asyncio.Future[Task]] = field(default_factory=deque)
     last_poll: float = 0.0
     shut_down: bool = False
+    pollers_seen: dict[str, int] = field(default_factory=dict)  # identity -> last poll (ns)
 
     def take(self) -> Task | None:
         if self.queries:
@@ -100,10 +103,13 @@ class MatchingEngine:
         if task in queue.queries:
             queue.queries.remove(task)
 
-    async def poll(self, namespace_id: str, name: str, kind: str, timeout: float) -> Task | None:
+    async def poll(
+        self, namespace_id: str, name: str, kind: str, timeout: float, identity: str = ""
+    ) -> Task | None:
         """Wait up to `timeout` seconds for a task; None when none arrived."""
         queue = self._queue(namespace_id, name, kind)
         queue.shut_down = False
+        queue.pollers_seen[identity] = time.time_ns()
         queue.last_poll = time.monotonic()
         self.known_queues.setdefault(namespace_id, set()).add(name)
         task = queue.take()
@@ -153,6 +159,10 @@ class MatchingEngine:
         queue = self._queues.get((namespace_id, name, kind))
         return len(queue.backlog) if queue else 0
 
-    def pollers_seen(self, namespace_id: str, name: str, kind: str) -> float:
+    def recent_pollers(self, namespace_id: str, name: str, kind: str) -> dict[str, int]:
+        """Identities that polled within the last minutes, with their last poll time (ns)."""
         queue = self._queues.get((namespace_id, name, kind))
-        return queue.last_poll if queue else 0.0
+        if queue is None:
+            return {}
+        horizon = time.time_ns() - POLLER_HISTORY_NS
+        return {who: at for who, at in queue.pollers_seen.items() if at >= horizon}
