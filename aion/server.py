@@ -19,6 +19,8 @@ from aion.persistence.sqlite import SQLiteStore
 
 log = logging.getLogger("aion")
 
+SUGGEST_CONTINUE_AS_NEW_COUNT = "limit.historyCount.suggestContinueAsNew"
+
 
 @dataclass
 class ServerConfig:
@@ -38,7 +40,8 @@ class ServerConfig:
     """Custom search attributes (name to IndexedValueType) registered at start in each of
     `namespaces` that lacks them."""
     dynamic_config: dict[str, Any] = field(default_factory=dict)
-    """The reference's dynamic config values (key to JSON value); accepted, none honoured yet."""
+    """The reference's dynamic config values (key to JSON value); honoured: the history count
+    that makes workflow tasks suggest continue-as-new. Others are accepted and ignored."""
 
 
 class AionServer:
@@ -71,8 +74,11 @@ class AionServer:
             ns = await self.namespaces.ensure(name)
             if self.config.search_attributes:
                 await self.namespaces.search_attributes.add(ns.id, self.config.search_attributes)
-        for key in self.config.dynamic_config:
-            log.debug("dynamic config value %s is not supported yet; ignored", key)
+        for key, value in self.config.dynamic_config.items():
+            if key == SUGGEST_CONTINUE_AS_NEW_COUNT:
+                self.engine.limits.suggest_continue_as_new_count = int(value)
+            else:
+                log.debug("dynamic config value %s is not supported yet; ignored", key)
         await self.engine.start()
         bound = self.grpc.add_insecure_port(self.address)
         if bound == 0:

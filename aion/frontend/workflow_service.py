@@ -482,4 +482,3 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         ns = self.namespaces.get(request.namespace)
         await activity_tasks.respond_canceled_by_id(self.engine, ns, request)
         return rr.RespondActivityTaskCanceledByIdResponse()
-

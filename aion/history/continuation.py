@@ -96,7 +96,6 @@ def continue_as_new(
         new_execution_run_id=opts.run_id,
         workflow_type=common_pb.WorkflowType(name=opts.workflow_type),
         task_queue=taskqueue_pb.TaskQueue(name=opts.task_queue, kind=1),
-        workflow_run_timeout=dur(opts.run_timeout_ns),
         workflow_task_timeout=dur(opts.task_timeout_ns),
         backoff_start_interval=dur(backoff),
         inherit_build_id=attrs.inherit_build_id,
@@ -111,6 +110,8 @@ def continue_as_new(
     ):
         if attrs.HasField(name):
             getattr(event, name).CopyFrom(getattr(attrs, name))
+    if opts.run_timeout_ns:
+        event.workflow_run_timeout.CopyFrom(dur(opts.run_timeout_ns))
     if not attrs.HasField("memo") and s.memo is not None:
         event.memo.CopyFrom(s.memo)
     if not attrs.HasField("search_attributes") and s.search_attributes is not None:

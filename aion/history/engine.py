@@ -20,7 +20,7 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors
 from aion.history.api import timers
-from aion.history.mutable_state import ExecutionState, MutableState
+from aion.history.mutable_state import ExecutionState, Limits, MutableState
 from aion.history.timeutil import now_ns
 from aion.matching import MatchingEngine, QueryTask
 from aion.namespaces import NamespaceRegistry
@@ -78,6 +78,7 @@ class HistoryEngine:
         self.host_id = host_id or str(uuid.uuid4())
         self.shards: dict[int, Shard] = {}
         self.clock = now_ns
+        self.limits = Limits()
         self.timers = TimerQueue(self._fire_timer)
         self._cache: OrderedDict[ExecutionKey, _Entry] = OrderedDict()
         self._current: dict[tuple[str, str], CurrentExecution] = {}
@@ -107,6 +108,7 @@ class HistoryEngine:
         ms = MutableState(state, shard.shard_id, shard.next_task_id, self.clock, db_version)
         ms.is_sticky_alive = lambda name: self.matching.has_live_poller(state.namespace_id, name)
         ms.spawn = self.new_mutable_state
+        ms.limits = self.limits
         return ms
 
     async def current_execution(self, namespace_id: str, workflow_id: str) -> CurrentExecution:

@@ -142,6 +142,14 @@ class WorkflowTaskInfo:
 
 
 @dataclass
+class Limits:
+    """Per-server limits that shape what workflows are told (dynamic config)."""
+
+    suggest_continue_as_new_count: int = 4 * 1024
+    suggest_continue_as_new_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass
 class ParentInfo:
     namespace: str
     namespace_id: str
@@ -206,6 +214,7 @@ class ExecutionState:
     next_event_id: int = 1
     last_completed_wt_started_event_id: int = 0
     last_event_task_id: int = 0
+    history_size_bytes: int = 0
     failover_version: int = 0
     memo: common_pb.Memo | None = None
     search_attributes: common_pb.SearchAttributes | None = None
@@ -284,6 +293,7 @@ class MutableState:
         # A run this transition creates (continue-as-new, retry, cron); committed together.
         self.new_run: MutableState | None = None
         self.spawn: Callable[[ExecutionState], MutableState] | None = None
+        self.limits = Limits()
 
     # ---- serialization -----------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -306,6 +316,13 @@ class MutableState:
     @property
     def has_pending_workflow_task(self) -> bool:
         return self.s.workflow_task is not None
+
+    @property
+    def suggests_continue_as_new(self) -> bool:
+        return (
+            self.s.next_event_id > self.limits.suggest_continue_as_new_count
+            or self.s.history_size_bytes > self.limits.suggest_continue_as_new_bytes
+        )
 
     def execution(self) -> common_pb.WorkflowExecution:
         return common_pb.WorkflowExecution(workflow_id=self.s.workflow_id, run_id=self.s.run_id)
@@ -341,6 +358,7 @@ class MutableState:
         event.event_id = self.s.next_event_id
         self.s.next_event_id += 1
         self.s.last_event_task_id = event.task_id
+        self.s.history_size_bytes += event.ByteSize()
         vh = self.s.version_history
         if vh and vh[-1].version == event.version:
             vh[-1].event_id = event.event_id
@@ -606,7 +624,8 @@ class MutableState:
                         scheduled_event_id=wt.scheduled_event_id,
                         identity=wt.identity,
                         request_id=wt.request_id,
-                        history_size_bytes=0,
+                        history_size_bytes=self.s.history_size_bytes,
+                        suggest_continue_as_new=self.suggests_continue_as_new,
                     ),
                 )
             )
@@ -624,6 +643,8 @@ class MutableState:
                 scheduled_event_id=wt.scheduled_event_id,
                 identity=identity,
                 request_id=request_id,
+                history_size_bytes=self.s.history_size_bytes,
+                suggest_continue_as_new=self.suggests_continue_as_new,
             )
             event = self._new_event(
                 ET.EVENT_TYPE_WORKFLOW_TASK_STARTED, "workflow_task_started_event_attributes", attrs

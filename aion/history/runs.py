@@ -114,8 +114,6 @@ def build_run(
     attrs = history_pb.WorkflowExecutionStartedEventAttributes(
         workflow_type=common_pb.WorkflowType(name=opts.workflow_type),
         task_queue=taskqueue_pb.TaskQueue(name=opts.task_queue, kind=1),
-        workflow_execution_timeout=dur(execution_timeout),
-        workflow_run_timeout=dur(run_timeout),
         workflow_task_timeout=dur(task_timeout),
         continued_execution_run_id=opts.continued_run_id,
         initiator=opts.initiator,  # type: ignore[arg-type]
@@ -126,6 +124,10 @@ def build_run(
         cron_schedule=opts.cron_schedule,
         workflow_id=opts.workflow_id,
     )
+    if execution_timeout:  # unset (not zero) means no timeout, as Temporal writes it
+        attrs.workflow_execution_timeout.CopyFrom(dur(execution_timeout))
+    if run_timeout:
+        attrs.workflow_run_timeout.CopyFrom(dur(run_timeout))
     if expiration:
         attrs.workflow_execution_expiration_time.FromNanoseconds(expiration)
     if opts.backoff_ns:

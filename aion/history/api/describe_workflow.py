@@ -61,8 +61,6 @@ def describe(ms: MutableState) -> rr.DescribeWorkflowExecutionResponse:
     response = rr.DescribeWorkflowExecutionResponse(
         execution_config=workflow_pb.WorkflowExecutionConfig(
             task_queue=taskqueue_pb.TaskQueue(name=s.task_queue, kind=1),
-            workflow_execution_timeout=dur(s.execution_timeout_ns),
-            workflow_run_timeout=dur(s.run_timeout_ns),
             default_workflow_task_timeout=dur(s.task_timeout_ns),
         ),
         workflow_execution_info=execution_info(ms),
@@ -78,6 +76,11 @@ def describe(ms: MutableState) -> rr.DescribeWorkflowExecutionResponse:
             for child in s.children.values()
         ],
     )
+    config = response.execution_config
+    if s.execution_timeout_ns:
+        config.workflow_execution_timeout.CopyFrom(dur(s.execution_timeout_ns))
+    if s.run_timeout_ns:
+        config.workflow_run_timeout.CopyFrom(dur(s.run_timeout_ns))
     wt = s.workflow_task
     if wt is not None:
         pending = response.pending_workflow_task

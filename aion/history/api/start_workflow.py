@@ -42,6 +42,7 @@ SHARED_START_FIELDS = (
     "header",
     "user_metadata",
     "priority",
+    "workflow_start_delay",
 )
 FAILED_STATUSES = {
     Status.WORKFLOW_EXECUTION_STATUS_FAILED,
