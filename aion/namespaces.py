@@ -21,7 +21,7 @@ DEFAULT_RETENTION = Duration(seconds=86400)
 def namespace_capabilities() -> namespace_pb.NamespaceInfo.Capabilities:
     """What Aion supports per namespace (workers read these on start)."""
     return namespace_pb.NamespaceInfo.Capabilities(
-        eager_workflow_start=False,
+        eager_workflow_start=True,
         sync_update=False,
         async_update=False,
     )

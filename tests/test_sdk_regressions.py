@@ -8,7 +8,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from temporalio import workflow
+from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
+from temporalio.api.common.v1 import ActivityType, WorkflowType
+from temporalio.api.enums.v1 import CommandType, PendingActivityState
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    PollWorkflowTaskQueueRequest,
+    RespondWorkflowTaskCompletedRequest,
+    StartWorkflowExecutionRequest,
+)
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -103,3 +113,70 @@ async def test_signal_with_start_honours_start_delay(client: Client) -> None:
     started = first.workflow_execution_started_event_attributes
     assert started.first_workflow_task_backoff.ToTimedelta() == delay
     await handle.terminate()
+
+
+async def test_activity_requested_eagerly_is_handed_back_with_the_task_completion(
+    client: Client,
+) -> None:
+    service = client.workflow_service
+    task_queue = TaskQueue(name=f"tq-{uuid.uuid4()}")
+    workflow_id = f"wf-{uuid.uuid4()}"
+    await service.start_workflow_execution(
+        StartWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_id=workflow_id,
+            workflow_type=WorkflowType(name="Raw"),
+            task_queue=task_queue,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    task = await service.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace=client.namespace, task_queue=task_queue)
+    )
+    schedule = Command(
+        command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+        schedule_activity_task_command_attributes=ScheduleActivityTaskCommandAttributes(
+            activity_id="eager-1",
+            activity_type=ActivityType(name="act"),
+            task_queue=task_queue,
+            start_to_close_timeout=Duration(seconds=10),
+            request_eager_execution=True,
+        ),
+    )
+    response = await service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(
+            namespace=client.namespace, task_token=task.task_token, commands=[schedule]
+        )
+    )
+    (eager,) = response.activity_tasks
+    assert eager.activity_id == "eager-1" and eager.attempt == 1
+    described = await client.get_workflow_handle(workflow_id).describe()
+    (pending,) = described.raw_description.pending_activities
+    assert pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+
+
+@workflow.defn
+class HelloWorkflow:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return f"Hello, {name}!"
+
+
+async def test_eager_workflow_start_hands_the_first_task_to_the_starter(client: Client) -> None:
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[HelloWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            HelloWorkflow.run,
+            "Aion",
+            id=f"wf-{uuid.uuid4()}",
+            task_queue=task_queue,
+            request_eager_start=True,
+            task_timeout=timedelta(hours=1),  # a lost eager task would hang, not retry
+        )
+        assert handle.__temporal_eagerly_started  # type: ignore[attr-defined]
+        assert await handle.result() == "Hello, Aion!"

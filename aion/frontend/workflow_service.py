@@ -73,6 +73,7 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
                 activity_failure_include_heartbeat=True,
                 encoded_failure_attributes=True,
                 upsert_memo=True,
+                eager_workflow_start=True,
                 sdk_metadata=True,
                 count_group_by_execution_status=True,
             ),

@@ -54,6 +54,8 @@ class CommandContext:
     canceled_before_start: list[tuple[ActivityInfo, common_pb.Payloads]] = field(
         default_factory=list
     )
+    # Activities the worker asked to run eagerly (same task queue as the workflow).
+    eager_activities: list[ActivityInfo] = field(default_factory=list)
 
 
 def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> None:
@@ -96,7 +98,9 @@ def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None
     except ValueError as e:
         raise CommandError(bad, str(e)) from None
     _normalize_activity_timeouts(attrs, ctx.ms.s.run_timeout_ns, bad)
-    ctx.ms.schedule_activity(ctx.completed_event_id, attrs)
+    ai = ctx.ms.schedule_activity(ctx.completed_event_id, attrs)
+    if attrs.request_eager_execution and attrs.task_queue.name == ctx.ms.s.task_queue:
+        ctx.eager_activities.append(ai)
 
 
 def _normalize_activity_timeouts(

@@ -30,7 +30,7 @@ async def record_activity_task_started(
         if not ms.running or ai is None or ai.stamp != task.stamp or ai.started_time_ns:
             raise StaleTaskError()
         ms.start_activity(ai, request_id, identity)
-        return _activity_task(ms, ns, ai)
+        return activity_task_response(ms, ns, ai)
 
     try:
         return await engine.update_execution(key, record)
@@ -39,7 +39,7 @@ async def record_activity_task_started(
         raise StaleTaskError() from None
 
 
-def _activity_task(
+def activity_task_response(
     ms: MutableState, ns: Namespace, ai: ActivityInfo
 ) -> rr.PollActivityTaskQueueResponse:
     token = TaskToken(

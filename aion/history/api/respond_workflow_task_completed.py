@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
+
 from temporalio.api.enums.v1 import failed_cause_pb2 as Cause
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.history.api.activity_tasks import activity_task_response
 from aion.history.api.workflow_tasks import workflow_task_response
 from aion.history.commands import CommandContext, CommandError, handle_commands
 from aion.history.engine import HistoryEngine
-from aion.history.mutable_state import MutableState, WorkflowTaskInfo
+from aion.history.mutable_state import ActivityInfo, MutableState, WorkflowTaskInfo
 from aion.history.timeutil import ns_of
 from aion.history.tokens import TaskToken
+from aion.namespaces import Namespace
 
+MAX_EAGER_ACTIVITIES = 3
+PollActivity = rr.PollActivityTaskQueueResponse
 INLINE_TASK_REQUEST_ID = "request-from-RespondWorkflowTaskCompleted"
 
 
@@ -38,7 +44,7 @@ async def respond_workflow_task_completed(
     token = TaskToken.decode(req.task_token)
     key = (token.namespace_id, token.workflow_id, token.run_id)
 
-    def complete(ms: MutableState) -> WorkflowTaskInfo | None:
+    def complete(ms: MutableState) -> tuple[WorkflowTaskInfo | None, list[PollActivity]]:
         current_workflow_task(ms, token)
         had_buffered = bool(ms.s.buffered_events)
         fields: dict[str, object] = {"binary_checksum": req.binary_checksum}
@@ -62,7 +68,10 @@ async def respond_workflow_task_completed(
         ctx.validate_search_attributes = engine.namespaces.search_attributes.validate
         handle_commands(ctx, list(req.commands))
         if not ms.running:
-            return None
+            return None, []
+        eager = _start_eager_activities(
+            ms, engine.namespaces.by_id(ms.s.namespace_id), ctx.eager_activities, req.identity
+        )
         needs_task = (
             req.force_create_new_workflow_task
             or had_buffered
@@ -70,23 +79,20 @@ async def respond_workflow_task_completed(
             or bool(ctx.canceled_before_start)
         )
         if not needs_task:
-            return None
+            return None, eager
         wt = ms.schedule_workflow_task()
         if req.return_new_workflow_task:
-            # Started inline: its task never reaches matching.
-            ms.mutation.queue_tasks = [
-                t for t in ms.mutation.queue_tasks if t.scheduled_event_id != wt.scheduled_event_id
-            ]
+            _take_queue_task(ms, "workflow", wt.scheduled_event_id)  # started inline
             ms.start_workflow_task(INLINE_TASK_REQUEST_ID, req.identity)
-            return wt
-        return None
+            return wt, eager
+        return None, eager
 
     try:
-        new_task = await engine.update_execution(key, complete)
+        new_task, eager = await engine.update_execution(key, complete)
     except CommandError as e:
         await _fail_for_bad_command(engine, key, token, req.identity, e)
         raise errors.InvalidArgument(e.message) from None
-    response = rr.RespondWorkflowTaskCompletedResponse()
+    response = rr.RespondWorkflowTaskCompletedResponse(activity_tasks=eager)
     if new_task is not None:
         ms = await engine.get_execution(key)
         response.workflow_task.CopyFrom(
@@ -95,6 +101,29 @@ async def respond_workflow_task_completed(
             )
         )
     return response
+
+
+def _take_queue_task(ms: MutableState, kind: str, scheduled_event_id: int) -> None:
+    """Drop a task this transition created: it is handed to the worker in the response."""
+    ms.mutation.queue_tasks = [
+        t
+        for t in ms.mutation.queue_tasks
+        if not (t.kind == kind and t.scheduled_event_id == scheduled_event_id)
+    ]
+
+
+def _start_eager_activities(
+    ms: MutableState, ns: Namespace, requested: list[ActivityInfo], identity: str
+) -> list[PollActivity]:
+    """Activities the worker asked to run itself (same task queue) start in this transition."""
+    tasks = []
+    for ai in requested[:MAX_EAGER_ACTIVITIES]:
+        if ms.s.activities.get(ai.scheduled_event_id) is not ai or ai.started_time_ns:
+            continue
+        _take_queue_task(ms, "activity", ai.scheduled_event_id)
+        ms.start_activity(ai, str(uuid.uuid4()), identity)
+        tasks.append(activity_task_response(ms, ns, ai))
+    return tasks
 
 
 async def _fail_for_bad_command(

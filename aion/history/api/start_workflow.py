@@ -11,6 +11,7 @@ from aion import errors
 from aion.history import cron, retry
 from aion.history.api.signal_workflow import signal_workflow
 from aion.history.api.terminate_workflow import terminate_workflow
+from aion.history.api.workflow_tasks import workflow_task_response
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
 from aion.history.runs import RunOptions, build_run
@@ -64,13 +65,24 @@ async def start_workflow(
         if existing is not None:
             return existing
     ms = _new_run(engine, ns, req)
+    eager = ms.s.workflow_task if req.request_eager_execution else None
+    if eager is not None:
+        # Eager start: the first workflow task goes back to the starter, not to matching.
+        ms.mutation.queue_tasks = [t for t in ms.mutation.queue_tasks if t.kind != "workflow"]
+        ms.start_workflow_task(req.request_id, req.identity)
     try:
         await engine.create_execution(ms, current.run_id if current else None)
     except ConditionFailedError:
         raise errors.Unavailable("concurrent start of the same workflow id; retry") from None
-    return rr.StartWorkflowExecutionResponse(
+    response = rr.StartWorkflowExecutionResponse(
         run_id=ms.s.run_id, started=True, status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING
     )
+    if eager is not None:
+        key = (ms.s.namespace_id, ms.s.workflow_id, ms.s.run_id)
+        response.eager_workflow_task.CopyFrom(
+            await workflow_task_response(engine, key, ms, eager, 0, sticky=False)
+        )
+    return response
 
 
 async def _existing_run_answer(
