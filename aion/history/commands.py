@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
@@ -297,10 +298,8 @@ def _modify_properties(ctx: CommandContext, command: command_pb.Command) -> None
     ctx.ms.modify_properties(ctx.completed_event_id, attrs.upserted_memo)
 
 
-def _continue_as_new(ctx: CommandContext, command: command_pb.Command) -> None:
-    _check_no_unhandled_events(ctx)
-    attrs = command.continue_as_new_workflow_execution_command_attributes
-    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES
+def _check_run_options(attrs: Any, bad: int, durations: tuple[str, ...]) -> None:
+    """Retry policy, cron schedule and timeouts of a command that starts a run."""
     if attrs.HasField("retry_policy"):
         try:
             retry.normalize_policy(attrs.retry_policy)
@@ -311,9 +310,18 @@ def _continue_as_new(ctx: CommandContext, command: command_pb.Command) -> None:
             cron.parse(attrs.cron_schedule)
         except cron.CronError as e:
             raise CommandError(bad, str(e)) from None
-    for name in ("workflow_run_timeout", "workflow_task_timeout", "backoff_start_interval"):
+    for name in durations:
         if ns_of(getattr(attrs, name)) < 0:
             raise CommandError(bad, f"Invalid {name}.")
+
+
+def _continue_as_new(ctx: CommandContext, command: command_pb.Command) -> None:
+    _check_no_unhandled_events(ctx)
+    attrs = command.continue_as_new_workflow_execution_command_attributes
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES
+    _check_run_options(
+        attrs, bad, ("workflow_run_timeout", "workflow_task_timeout", "backoff_start_interval")
+    )
     if attrs.HasField("search_attributes"):
         try:
             ctx.validate_search_attributes(
@@ -348,19 +356,9 @@ def _start_child(ctx: CommandContext, command: command_pb.Command) -> None:
     if len(attrs.workflow_id) > MAX_ID_LENGTH:
         raise CommandError(bad, "WorkflowId on command exceeds length limit.")
     namespace_id, namespace = _target_namespace(ctx, attrs.namespace, bad)
-    if attrs.HasField("retry_policy"):
-        try:
-            retry.normalize_policy(attrs.retry_policy)
-        except ValueError as e:
-            raise CommandError(bad, str(e)) from None
-    if attrs.cron_schedule:
-        try:
-            cron.parse(attrs.cron_schedule)
-        except cron.CronError as e:
-            raise CommandError(bad, str(e)) from None
-    for name in ("workflow_execution_timeout", "workflow_run_timeout", "workflow_task_timeout"):
-        if ns_of(getattr(attrs, name)) < 0:
-            raise CommandError(bad, f"Invalid {name}.")
+    _check_run_options(
+        attrs, bad, ("workflow_execution_timeout", "workflow_run_timeout", "workflow_task_timeout")
+    )
     if attrs.HasField("search_attributes"):
         try:
             ctx.validate_search_attributes(namespace_id, namespace, attrs.search_attributes)

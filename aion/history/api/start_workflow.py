@@ -13,7 +13,7 @@ from aion.history.api.signal_workflow import signal_workflow
 from aion.history.api.terminate_workflow import terminate_workflow
 from aion.history.api.workflow_tasks import workflow_task_response
 from aion.history.engine import HistoryEngine
-from aion.history.mutable_state import MutableState
+from aion.history.mutable_state import FAILED_STATUSES, MutableState
 from aion.history.runs import RunOptions, build_run
 from aion.history.timeutil import ns_of
 from aion.namespaces import Namespace
@@ -45,12 +45,6 @@ SHARED_START_FIELDS = (
     "priority",
     "workflow_start_delay",
 )
-FAILED_STATUSES = {
-    Status.WORKFLOW_EXECUTION_STATUS_FAILED,
-    Status.WORKFLOW_EXECUTION_STATUS_CANCELED,
-    Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
-    Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
-}
 
 
 async def start_workflow(

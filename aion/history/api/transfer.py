@@ -18,7 +18,13 @@ from aion.history.api.activities import ensure_workflow_task
 from aion.history.api.request_cancel_workflow import deliver_cancel
 from aion.history.api.signal_workflow import deliver_signal
 from aion.history.api.terminate_workflow import terminate_workflow
-from aion.history.mutable_state import ChildInfo, ExternalRequest, MutableState, ParentInfo
+from aion.history.mutable_state import (
+    FAILED_STATUSES,
+    ChildInfo,
+    ExternalRequest,
+    MutableState,
+    ParentInfo,
+)
 from aion.history.runs import RunOptions, build_run
 from aion.history.timeutil import ns_of
 from aion.persistence import ConditionFailedError, TimerTask
@@ -30,12 +36,6 @@ Reuse = workflow_pb2.WorkflowIdReusePolicy
 NOT_FOUND = failed_cause_pb2.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
 CANCEL_NOT_FOUND = failed_cause_pb2.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
 CHILD_EXISTS = failed_cause_pb2.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS
-FAILED_STATUSES = {
-    workflow_pb2.WORKFLOW_EXECUTION_STATUS_FAILED,
-    workflow_pb2.WORKFLOW_EXECUTION_STATUS_CANCELED,
-    workflow_pb2.WORKFLOW_EXECUTION_STATUS_TERMINATED,
-    workflow_pb2.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
-}
 
 
 def _key(task: TimerTask) -> ExecutionKey:
