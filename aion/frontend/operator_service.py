@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import grpc
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import request_response_pb2 as rr
@@ -17,7 +19,7 @@ from aion.visibility.search_attributes import (
     is_reserved,
 )
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class OperatorService(service_pb2_grpc.OperatorServiceServicer):

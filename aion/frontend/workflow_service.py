@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from temporalio.api.enums.v1 import task_queue_pb2
@@ -37,7 +37,7 @@ from aion.namespaces import CLUSTER_NAME, Namespace, NamespaceRegistry, namespac
 from aion.visibility import listing
 from aion.visibility.search_attributes import SearchAttributeError, system_and_preallocated
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 SERVER_VERSION = "1.32.0"
 MAX_POLL_S = 60.0
 MAX_ID_LENGTH = 1000

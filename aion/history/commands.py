@@ -12,7 +12,7 @@ from typing import Any
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
-from temporalio.api.enums.v1 import command_type_pb2, event_type_pb2, workflow_pb2
+from temporalio.api.enums.v1 import command_type_pb2, event_type_pb2, task_queue_pb2, workflow_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
@@ -32,7 +32,7 @@ ACTIVITY_NOT_STARTED_CANCEL_DETAILS = "ACTIVITY_ID_NOT_STARTED"
 class CommandError(Exception):
     """A command Temporal would reject: fails the workflow task with `cause`."""
 
-    def __init__(self, cause: int, detail: str = "") -> None:
+    def __init__(self, cause: Cause.ValueType, detail: str = "") -> None:
         name = Cause.Name(cause).removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
         camel = "".join(part.capitalize() for part in name.split("_"))
         self.message = f"{camel}: {detail}" if detail else camel
@@ -91,7 +91,7 @@ def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None
         raise CommandError(bad, "activityId exceeds length limit.")
     if not attrs.task_queue.name:
         attrs.task_queue.name = ctx.ms.s.task_queue
-    attrs.task_queue.kind = 1  # normal
+    attrs.task_queue.kind = task_queue_pb2.TASK_QUEUE_KIND_NORMAL
     if attrs.activity_id in ctx.ms.s.activity_ids:
         raise CommandError(bad, f"Activity with ActivityID {attrs.activity_id} already exists")
     try:
@@ -105,7 +105,9 @@ def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None
 
 
 def _normalize_activity_timeouts(
-    attrs: command_pb.ScheduleActivityTaskCommandAttributes, run_timeout_ns: int, bad: int
+    attrs: command_pb.ScheduleActivityTaskCommandAttributes,
+    run_timeout_ns: int,
+    bad: Cause.ValueType,
 ) -> None:
     """Fill in missing timeouts from the ones given and cap them at the run timeout."""
     for name in ("schedule_to_close", "schedule_to_start", "start_to_close", "heartbeat"):
@@ -298,7 +300,7 @@ def _modify_properties(ctx: CommandContext, command: command_pb.Command) -> None
     ctx.ms.modify_properties(ctx.completed_event_id, attrs.upserted_memo)
 
 
-def _check_run_options(attrs: Any, bad: int, durations: tuple[str, ...]) -> None:
+def _check_run_options(attrs: Any, bad: Cause.ValueType, durations: tuple[str, ...]) -> None:
     """Retry policy, cron schedule and timeouts of a command that starts a run."""
     if attrs.HasField("retry_policy"):
         try:
@@ -336,7 +338,7 @@ def _continue_as_new(ctx: CommandContext, command: command_pb.Command) -> None:
     continuation.continue_as_new(ctx.ms, ctx.completed_event_id, attrs)
 
 
-def _target_namespace(ctx: CommandContext, name: str, bad: int) -> tuple[str, str]:
+def _target_namespace(ctx: CommandContext, name: str, bad: Cause.ValueType) -> tuple[str, str]:
     """(id, name) of a command's target namespace; empty means the workflow's own."""
     if not name or name == ctx.ms.s.namespace:
         return ctx.ms.s.namespace_id, ctx.ms.s.namespace
@@ -375,7 +377,8 @@ def _start_child(ctx: CommandContext, command: command_pb.Command) -> None:
         workflow_id=attrs.workflow_id,
         workflow_type=attrs.workflow_type,
         task_queue=taskqueue_pb.TaskQueue(
-            name=attrs.task_queue.name or ctx.ms.s.task_queue, kind=1
+            name=attrs.task_queue.name or ctx.ms.s.task_queue,
+            kind=task_queue_pb2.TASK_QUEUE_KIND_NORMAL,
         ),
         workflow_execution_timeout=attrs.workflow_execution_timeout,
         workflow_run_timeout=attrs.workflow_run_timeout,

@@ -6,7 +6,7 @@ import dataclasses
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
-from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.enums.v1 import task_queue_pb2, workflow_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
@@ -95,7 +95,9 @@ def continue_as_new(
     event = history_pb.WorkflowExecutionContinuedAsNewEventAttributes(
         new_execution_run_id=opts.run_id,
         workflow_type=common_pb.WorkflowType(name=opts.workflow_type),
-        task_queue=taskqueue_pb.TaskQueue(name=opts.task_queue, kind=1),
+        task_queue=taskqueue_pb.TaskQueue(
+            name=opts.task_queue, kind=task_queue_pb2.TASK_QUEUE_KIND_NORMAL
+        ),
         workflow_task_timeout=dur(opts.task_timeout_ns),
         backoff_start_interval=dur(backoff),
         inherit_build_id=attrs.inherit_build_id,
@@ -108,7 +110,7 @@ def continue_as_new(
         "last_completion_result",
         "failure",
     ):
-        if attrs.HasField(name):
+        if attrs.HasField(name):  # type: ignore[arg-type]  # dynamic field name
             getattr(event, name).CopyFrom(getattr(attrs, name))
     if opts.run_timeout_ns:
         event.workflow_run_timeout.CopyFrom(dur(opts.run_timeout_ns))
@@ -145,7 +147,7 @@ def complete(ms: MutableState, wt_completed_id: int, result: common_pb.Payloads 
 def _retry_or_cron(ms: MutableState, failure: failure_pb.Failure) -> tuple[int, str]:
     """Start the chain's next run after a failure when policy allows; (retry state, new run id)."""
     s = ms.s
-    state = RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
+    state: int = RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
     if s.retry_policy is not None:
         delay, state = retry.next_backoff(
             s.retry_policy, s.attempt, failure, ms.now(), s.expiration_time_ns
@@ -186,7 +188,8 @@ def fail(ms: MutableState, wt_completed_id: int, failure: failure_pb.Failure) ->
 
 def time_out(ms: MutableState) -> None:
     failure = timeout_failure("workflow timeout", workflow_pb2.TIMEOUT_TYPE_START_TO_CLOSE)
-    state, new_run_id = RetryState.RETRY_STATE_TIMEOUT, ""
+    state: int = RetryState.RETRY_STATE_TIMEOUT
+    new_run_id = ""
     if not ms.s.expiration_time_ns or ms.s.expiration_time_ns > ms.now():
         state, new_run_id = _retry_or_cron(ms, failure)
     ms.time_out(state, new_run_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
@@ -171,6 +172,17 @@ class ChildInfo:
     create_request_id: str
     run_id: str = ""
     started_event_id: int = 0
+
+
+class _ChildEventCommon(TypedDict):
+    """Fields shared by the parent's child-closed events (see `MutableState.child_closed`)."""
+
+    namespace: str
+    namespace_id: str
+    workflow_execution: common_pb.WorkflowExecution
+    workflow_type: common_pb.WorkflowType
+    initiated_event_id: int
+    started_event_id: int
 
 
 @dataclass
@@ -1217,7 +1229,7 @@ class MutableState:
 
     def child_closed(self, child: ChildInfo, close_event: history_pb.HistoryEvent) -> None:
         """Record how a child's run ended (its close event, translated for the parent)."""
-        common = {
+        common: _ChildEventCommon = {
             "namespace": child.namespace,
             "namespace_id": child.namespace_id,
             "workflow_execution": common_pb.WorkflowExecution(
@@ -1228,29 +1240,31 @@ class MutableState:
             "started_event_id": child.started_event_id,
         }
         kind = close_event.WhichOneof("attributes")
-        source = getattr(close_event, kind)
         if kind == "workflow_execution_completed_event_attributes":
+            completed = close_event.workflow_execution_completed_event_attributes
             self.append(
                 ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
                 "child_workflow_execution_completed_event_attributes",
                 history_pb.ChildWorkflowExecutionCompletedEventAttributes(
-                    result=source.result, **common
+                    result=completed.result, **common
                 ),
             )
         elif kind == "workflow_execution_failed_event_attributes":
+            failed = close_event.workflow_execution_failed_event_attributes
             self.append(
                 ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
                 "child_workflow_execution_failed_event_attributes",
                 history_pb.ChildWorkflowExecutionFailedEventAttributes(
-                    failure=source.failure, retry_state=source.retry_state, **common
+                    failure=failed.failure, retry_state=failed.retry_state, **common
                 ),
             )
         elif kind == "workflow_execution_canceled_event_attributes":
+            canceled = close_event.workflow_execution_canceled_event_attributes
             self.append(
                 ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
                 "child_workflow_execution_canceled_event_attributes",
                 history_pb.ChildWorkflowExecutionCanceledEventAttributes(
-                    details=source.details, **common
+                    details=canceled.details, **common
                 ),
             )
         elif kind == "workflow_execution_terminated_event_attributes":
@@ -1260,11 +1274,12 @@ class MutableState:
                 history_pb.ChildWorkflowExecutionTerminatedEventAttributes(**common),
             )
         elif kind == "workflow_execution_timed_out_event_attributes":
+            timed_out = close_event.workflow_execution_timed_out_event_attributes
             self.append(
                 ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
                 "child_workflow_execution_timed_out_event_attributes",
                 history_pb.ChildWorkflowExecutionTimedOutEventAttributes(
-                    retry_state=source.retry_state, **common
+                    retry_state=timed_out.retry_state, **common
                 ),
             )
         else:

@@ -30,21 +30,21 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
     t = e.event_type
     time_ns = ns_of(e.event_time)
     if t == ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-        a = e.workflow_task_scheduled_event_attributes
+        scheduled = e.workflow_task_scheduled_event_attributes
         s.workflow_task = WorkflowTaskInfo(
             scheduled_event_id=e.event_id,
-            attempt=a.attempt or 1,
+            attempt=scheduled.attempt or 1,
             task_queue=s.task_queue,
             sticky=False,
             scheduled_time_ns=time_ns,
-            timeout_ns=ns_of(a.start_to_close_timeout),
+            timeout_ns=ns_of(scheduled.start_to_close_timeout),
         )
     elif t == ET.EVENT_TYPE_WORKFLOW_TASK_STARTED and s.workflow_task is not None:
-        a = e.workflow_task_started_event_attributes
+        started = e.workflow_task_started_event_attributes
         s.workflow_task.started_event_id = e.event_id
         s.workflow_task.started_time_ns = time_ns
-        s.workflow_task.request_id = a.request_id
-        s.workflow_task.identity = a.identity
+        s.workflow_task.request_id = started.request_id
+        s.workflow_task.identity = started.identity
     elif t == ET.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
         s.last_completed_wt_started_event_id = (
             e.workflow_task_completed_event_attributes.started_event_id
@@ -53,25 +53,25 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
     elif t in (ET.EVENT_TYPE_WORKFLOW_TASK_FAILED, ET.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT):
         s.workflow_task = None
     elif t == ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-        a = e.activity_task_scheduled_event_attributes
+        activity = e.activity_task_scheduled_event_attributes
         s.activities[e.event_id] = ActivityInfo(
             scheduled_event_id=e.event_id,
-            activity_id=a.activity_id,
-            activity_type=a.activity_type.name,
-            task_queue=a.task_queue.name,
-            schedule_to_close_ns=ns_of(a.schedule_to_close_timeout),
-            schedule_to_start_ns=ns_of(a.schedule_to_start_timeout),
-            start_to_close_ns=ns_of(a.start_to_close_timeout),
-            heartbeat_ns=ns_of(a.heartbeat_timeout),
+            activity_id=activity.activity_id,
+            activity_type=activity.activity_type.name,
+            task_queue=activity.task_queue.name,
+            schedule_to_close_ns=ns_of(activity.schedule_to_close_timeout),
+            schedule_to_start_ns=ns_of(activity.schedule_to_start_timeout),
+            start_to_close_ns=ns_of(activity.start_to_close_timeout),
+            heartbeat_ns=ns_of(activity.heartbeat_timeout),
             scheduled_time_ns=time_ns,
-            retry_policy=a.retry_policy if a.HasField("retry_policy") else None,
-            input=a.input if a.HasField("input") else None,
-            header=a.header if a.HasField("header") else None,
+            retry_policy=activity.retry_policy if activity.HasField("retry_policy") else None,
+            input=activity.input if activity.HasField("input") else None,
+            header=activity.header if activity.HasField("header") else None,
         )
-        s.activity_ids[a.activity_id] = e.event_id
+        s.activity_ids[activity.activity_id] = e.event_id
     elif t == ET.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
-        a = e.activity_task_cancel_requested_event_attributes
-        ai = s.activities.get(a.scheduled_event_id)
+        cancel = e.activity_task_cancel_requested_event_attributes
+        ai = s.activities.get(cancel.scheduled_event_id)
         if ai is not None:
             ai.cancel_requested = True
             ai.cancel_requested_event_id = e.event_id
@@ -81,9 +81,9 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
         if ai is not None:
             s.activity_ids.pop(ai.activity_id, None)
     elif t == ET.EVENT_TYPE_TIMER_STARTED:
-        a = e.timer_started_event_attributes
-        s.timers[a.timer_id] = TimerInfo(
-            a.timer_id, e.event_id, time_ns + ns_of(a.start_to_fire_timeout)
+        timer = e.timer_started_event_attributes
+        s.timers[timer.timer_id] = TimerInfo(
+            timer.timer_id, e.event_id, time_ns + ns_of(timer.start_to_fire_timeout)
         )
     elif t == ET.EVENT_TYPE_TIMER_FIRED:
         s.timers.pop(e.timer_fired_event_attributes.timer_id, None)
@@ -106,27 +106,27 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
         else:
             s.memo = memo
     elif t == ET.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
-        a = e.start_child_workflow_execution_initiated_event_attributes
+        initiated = e.start_child_workflow_execution_initiated_event_attributes
         s.children[e.event_id] = ChildInfo(
             initiated_event_id=e.event_id,
-            namespace=a.namespace,
-            namespace_id=a.namespace_id,
-            workflow_id=a.workflow_id,
-            workflow_type=a.workflow_type.name,
-            parent_close_policy=a.parent_close_policy,
+            namespace=initiated.namespace,
+            namespace_id=initiated.namespace_id,
+            workflow_id=initiated.workflow_id,
+            workflow_type=initiated.workflow_type.name,
+            parent_close_policy=initiated.parent_close_policy,
             create_request_id=f"{s.run_id}:{e.event_id}",
         )
     elif t == ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
-        a = e.child_workflow_execution_started_event_attributes
-        child = s.children.get(a.initiated_event_id)
+        child_started = e.child_workflow_execution_started_event_attributes
+        child = s.children.get(child_started.initiated_event_id)
         if child is not None:
-            child.run_id = a.workflow_execution.run_id
+            child.run_id = child_started.workflow_execution.run_id
             child.started_event_id = e.event_id
     elif t in _CHILD_CLOSED:
         s.children.pop(getattr(e, _CHILD_CLOSED[t]).initiated_event_id, None)
     elif t == ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
-        a = e.signal_external_workflow_execution_initiated_event_attributes
-        s.signal_requests[e.event_id] = _external(s, e.event_id, a)
+        signal = e.signal_external_workflow_execution_initiated_event_attributes
+        s.signal_requests[e.event_id] = _external(s, e.event_id, signal)
     elif t == ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED:
         s.signal_requests.pop(
             e.external_workflow_execution_signaled_event_attributes.initiated_event_id, None
@@ -136,8 +136,8 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
             e.signal_external_workflow_execution_failed_event_attributes.initiated_event_id, None
         )
     elif t == ET.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
-        a = e.request_cancel_external_workflow_execution_initiated_event_attributes
-        s.cancel_requests[e.event_id] = _external(s, e.event_id, a)
+        cancel_ext = e.request_cancel_external_workflow_execution_initiated_event_attributes
+        s.cancel_requests[e.event_id] = _external(s, e.event_id, cancel_ext)
     elif t == ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
         s.cancel_requests.pop(
             e.external_workflow_execution_cancel_requested_event_attributes.initiated_event_id, None
@@ -149,16 +149,23 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
         )
 
 
-def _external(s: ExecutionState, event_id: int, a: object) -> ExternalRequest:
-    execution = a.workflow_execution  # type: ignore[attr-defined]
+def _external(
+    s: ExecutionState,
+    event_id: int,
+    a: (
+        history_pb.SignalExternalWorkflowExecutionInitiatedEventAttributes
+        | history_pb.RequestCancelExternalWorkflowExecutionInitiatedEventAttributes
+    ),
+) -> ExternalRequest:
+    execution = a.workflow_execution
     return ExternalRequest(
         initiated_event_id=event_id,
-        namespace=a.namespace,  # type: ignore[attr-defined]
-        namespace_id=a.namespace_id,  # type: ignore[attr-defined]
+        namespace=a.namespace,
+        namespace_id=a.namespace_id,
         workflow_id=execution.workflow_id,
         run_id=execution.run_id,
         request_id=f"{s.run_id}:{event_id}",
-        child_workflow_only=a.child_workflow_only,  # type: ignore[attr-defined]
+        child_workflow_only=a.child_workflow_only,
     )
 
 

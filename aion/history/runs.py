@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
-from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.enums.v1 import task_queue_pb2, workflow_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
@@ -113,7 +113,9 @@ def build_run(
     ms = factory(state)
     attrs = history_pb.WorkflowExecutionStartedEventAttributes(
         workflow_type=common_pb.WorkflowType(name=opts.workflow_type),
-        task_queue=taskqueue_pb.TaskQueue(name=opts.task_queue, kind=1),
+        task_queue=taskqueue_pb.TaskQueue(
+            name=opts.task_queue, kind=task_queue_pb2.TASK_QUEUE_KIND_NORMAL
+        ),
         workflow_task_timeout=dur(task_timeout),
         continued_execution_run_id=opts.continued_run_id,
         initiator=opts.initiator,  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from aion.visibility.query import (
 from aion.visibility.search_attributes import SearchAttributeRegistry
 
 Status = workflow_pb2.WorkflowExecutionStatus
-STATUS_NAMES = {
+STATUS_NAMES: dict[int, str] = {
     Status.WORKFLOW_EXECUTION_STATUS_RUNNING: "Running",
     Status.WORKFLOW_EXECUTION_STATUS_COMPLETED: "Completed",
     Status.WORKFLOW_EXECUTION_STATUS_FAILED: "Failed",

@@ -10,7 +10,7 @@ from aion.history.mutable_state import ActivityInfo, MutableState
 
 RetryState = workflow_pb2.RetryState
 
-TIMEOUT_NAMES = {
+TIMEOUT_NAMES: dict[int, str] = {
     workflow_pb2.TIMEOUT_TYPE_START_TO_CLOSE: "StartToClose",
     workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_START: "ScheduleToStart",
     workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE: "ScheduleToClose",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
-from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.enums.v1 import task_queue_pb2, workflow_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
@@ -60,7 +60,9 @@ def describe(ms: MutableState) -> rr.DescribeWorkflowExecutionResponse:
     s = ms.s
     response = rr.DescribeWorkflowExecutionResponse(
         execution_config=workflow_pb.WorkflowExecutionConfig(
-            task_queue=taskqueue_pb.TaskQueue(name=s.task_queue, kind=1),
+            task_queue=taskqueue_pb.TaskQueue(
+                name=s.task_queue, kind=task_queue_pb2.TASK_QUEUE_KIND_NORMAL
+            ),
             default_workflow_task_timeout=dur(s.task_timeout_ns),
         ),
         workflow_execution_info=execution_info(ms),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
-from temporalio.api.enums.v1 import query_pb2, workflow_pb2
+from temporalio.api.enums.v1 import query_pb2, task_queue_pb2, workflow_pb2
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.query.v1 import message_pb2 as query_pb
@@ -96,7 +96,9 @@ async def query_task_response(
         started_event_id=ms.s.last_completed_wt_started_event_id,
         history=history_pb.History(events=events),
         query=task.query,
-        workflow_execution_task_queue=taskqueue_pb.TaskQueue(name=ms.s.task_queue, kind=1),
+        workflow_execution_task_queue=taskqueue_pb.TaskQueue(
+            name=ms.s.task_queue, kind=task_queue_pb2.TASK_QUEUE_KIND_NORMAL
+        ),
     )
 
 

@@ -105,7 +105,9 @@ async def _existing_run_answer(
                 engine,
                 ns,
                 rr.TerminateWorkflowExecutionRequest(
-                    workflow_execution={"workflow_id": req.workflow_id, "run_id": current.run_id},
+                    workflow_execution=common_pb.WorkflowExecution(
+                        workflow_id=req.workflow_id, run_id=current.run_id
+                    ),
                     reason="terminated by new start request (TerminateExisting)",
                     identity=req.identity,
                 ),
@@ -139,13 +141,13 @@ async def signal_with_start_workflow(
     for name in SHARED_START_FIELDS:
         value = getattr(req, name)
         if isinstance(value, Message):
-            if req.HasField(name):
+            if req.HasField(name):  # type: ignore[arg-type]  # dynamic field name
                 getattr(start, name).CopyFrom(value)
         else:
             setattr(start, name, value)
     signal = rr.SignalWorkflowExecutionRequest(
         namespace=req.namespace,
-        workflow_execution={"workflow_id": req.workflow_id},
+        workflow_execution=common_pb.WorkflowExecution(workflow_id=req.workflow_id),
         signal_name=req.signal_name,
         identity=req.identity,
         request_id=req.request_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import failed_cause_pb2, workflow_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
@@ -261,7 +262,9 @@ async def apply_parent_close_policy(
                     engine,
                     ns,
                     rr.TerminateWorkflowExecutionRequest(
-                        workflow_execution={"workflow_id": key[1], "run_id": key[2]},
+                        workflow_execution=common_pb.WorkflowExecution(
+                            workflow_id=key[1], run_id=key[2]
+                        ),
                         reason="by parent close policy",
                         identity=identity,
                     ),

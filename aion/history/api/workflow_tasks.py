@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
@@ -78,7 +79,9 @@ async def workflow_task_response(
         started_event_id=wt.started_event_id,
         attempt=wt.attempt,
         history=history_pb.History(events=events),
-        workflow_execution_task_queue=taskqueue_pb.TaskQueue(name=ms.s.task_queue, kind=1),
+        workflow_execution_task_queue=taskqueue_pb.TaskQueue(
+            name=ms.s.task_queue, kind=task_queue_pb2.TASK_QUEUE_KIND_NORMAL
+        ),
         scheduled_time=ts(wt.scheduled_time_ns),
         started_time=ts(wt.started_time_ns),
     )
