@@ -19,7 +19,7 @@ from temporalio.api.workflowservice.v1 import (
     RespondWorkflowTaskCompletedRequest,
     StartWorkflowExecutionRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.servers import AionProcess
@@ -180,3 +180,15 @@ async def test_eager_workflow_start_hands_the_first_task_to_the_starter(client: 
         )
         assert handle.__temporal_eagerly_started  # type: ignore[attr-defined]
         assert await handle.result() == "Hello, Aion!"
+
+
+async def test_cancelling_a_closed_workflow_succeeds(client: Client) -> None:
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(
+            InfoWorkflow.run, 0, id=f"wf-{uuid.uuid4()}", task_queue=task_queue
+        )
+        await handle.signal(InfoWorkflow.proceed)
+        await handle.result()
+    await handle.cancel()  # a no-op, not an error
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED

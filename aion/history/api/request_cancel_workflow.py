@@ -30,10 +30,11 @@ async def request_cancel_workflow(
 
 
 def deliver_cancel(ms: MutableState, reason: str, identity: str) -> None:
-    """Record a cancel request once and wake the workflow; it decides what to do."""
-    if not ms.running:
-        raise errors.workflow_completed()
-    if ms.s.cancel_requested:
-        return  # Temporal treats a repeated request as a no-op
+    """Record a cancel request once and wake the workflow; it decides what to do.
+
+    As in Temporal, cancelling a closed workflow, or one already asked, succeeds as a no-op.
+    """
+    if not ms.running or ms.s.cancel_requested:
+        return
     ms.request_cancel(reason, identity)
     ensure_workflow_task(ms)

@@ -231,15 +231,14 @@ async def _deliver(
     source: MutableState,
     apply: object,
 ) -> bool:
-    """Apply a signal or cancel to the target; False when it does not exist or has closed."""
+    """Apply a signal or cancel to the target; False when it does not exist (or, for a signal,
+    has closed: a cancel request to a closed workflow succeeds as a no-op, as in Temporal)."""
     try:
         key = await engine.resolve(request.namespace_id, request.workflow_id, request.run_id)
         target = await engine.get_execution(key)
         if request.child_workflow_only and (
             target.s.parent is None or target.s.parent.run_id != source.s.run_id
         ):
-            return False
-        if not target.running:
             return False
         await engine.update_execution(key, apply)  # type: ignore[arg-type]
     except errors.NotFound:
