@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import namespace_pb2
 from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
@@ -11,6 +9,7 @@ from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.ids import uuid7
 from aion.persistence import ConditionFailedError, NamespaceRecord, Store
 from aion.visibility.search_attributes import SearchAttributeError, SearchAttributeRegistry
 
@@ -94,7 +93,7 @@ class NamespaceRegistry:
                 state=namespace_pb2.NAMESPACE_STATE_REGISTERED,
                 description=request.description,
                 owner_email=request.owner_email,
-                id=str(uuid.uuid4()),
+                id=uuid7(),
                 data=dict(request.data),
                 supports_schedules=True,
             ),

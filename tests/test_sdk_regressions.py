@@ -78,6 +78,7 @@ async def test_unset_timeouts_stay_unset_and_history_size_grows(client: Client) 
         )
         await handle.signal(InfoWorkflow.proceed)
         info = await handle.result()
+    assert handle.result_run_id and uuid.UUID(handle.result_run_id).version == 7
     assert info["execution_timeout"] == "None"
     assert info["run_timeout"] == "None"
     assert isinstance(info["history_size"], int) and info["history_size"] > 100

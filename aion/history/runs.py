@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ from aion.history.mutable_state import (
     ParentInfo,
 )
 from aion.history.timeutil import SECOND, dur
+from aion.ids import uuid7
 
 Initiator = workflow_pb2.ContinueAsNewInitiator
 
@@ -62,7 +62,7 @@ class RunOptions:
     root_workflow_id: str = ""
     root_run_id: str = ""
     prev_reset_points: list[workflow_pb.ResetPointInfo] = field(default_factory=list)
-    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    run_id: str = field(default_factory=uuid7)
 
 
 def build_run(

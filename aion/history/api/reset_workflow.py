@@ -13,6 +13,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from aion import errors
 from aion.history.mutable_state import ExecutionState, MutableState
 from aion.history.rebuild import replay
+from aion.ids import uuid7
 from aion.namespaces import Namespace
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ async def reset_workflow(
     history = await engine.read_history(key, 1, MAX_EVENTS)
     prefix = [e for e in history if e.event_id < finish]
     started = prefix[0].workflow_execution_started_event_attributes
-    run_id = str(uuid.uuid4())
+    run_id = uuid7()
     state = dataclasses.replace(
         ExecutionState(
             namespace_id=base.s.namespace_id,
