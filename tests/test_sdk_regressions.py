@@ -20,6 +20,8 @@ from temporalio.api.workflowservice.v1 import (
     StartWorkflowExecutionRequest,
 )
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.servers import AionProcess
@@ -193,3 +195,65 @@ async def test_cancelling_a_closed_workflow_succeeds(client: Client) -> None:
         await handle.result()
     await handle.cancel()  # a no-op, not an error
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+@workflow.defn
+class SummarizedTimerWorkflow:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.sleep(timedelta(milliseconds=1), summary="short nap")
+
+
+async def test_user_metadata_reaches_the_started_and_command_events(client: Client) -> None:
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[SummarizedTimerWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            SummarizedTimerWorkflow.run,
+            id=f"wf-{uuid.uuid4()}",
+            task_queue=task_queue,
+            static_summary="a summary",
+        )
+        await handle.result()
+    events = [e async for e in handle.fetch_history_events()]
+    assert events[0].user_metadata.summary.data == b'"a summary"'
+    timer = next(e for e in events if e.HasField("timer_started_event_attributes"))
+    assert timer.user_metadata.summary.data == b'"short nap"'
+
+
+@workflow.defn
+class FlakyChild:
+    @workflow.run
+    async def run(self) -> int:
+        if workflow.info().attempt < 2:
+            raise ApplicationError("first attempt fails")
+        return workflow.info().attempt
+
+
+@workflow.defn
+class RetryingParent:
+    @workflow.run
+    async def run(self) -> int:
+        return await workflow.execute_child_workflow(
+            FlakyChild.run,
+            id=f"{workflow.info().workflow_id}-child",
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10)),
+        )
+
+
+async def test_parent_hears_from_the_child_chain_after_its_retries(client: Client) -> None:
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[RetryingParent, FlakyChild],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            RetryingParent.run, id=f"wf-{uuid.uuid4()}", task_queue=task_queue
+        )
+        assert await handle.result() == 2

@@ -73,7 +73,11 @@ def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> 
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_UNSPECIFIED,
                 f"{name} is not supported by this server yet",
             )
+        written = len(ctx.ms.mutation.events)
         handler(ctx, command)
+        if command.HasField("user_metadata") and len(ctx.ms.mutation.events) > written:
+            # The command's summary and details travel on the event it produced.
+            ctx.ms.mutation.events[written].user_metadata.CopyFrom(command.user_metadata)
     if ctx.ms.running:
         for ai, details in ctx.canceled_before_start:
             ctx.ms.cancel_activity(ai, details, ctx.identity)

@@ -18,6 +18,7 @@ from temporalio.api.enums.v1 import event_type_pb2, task_queue_pb2, workflow_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.sdk.v1 import user_metadata_pb2 as sdk_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
@@ -430,12 +431,18 @@ class MutableState:
         )
 
     # ---- workflow start / close --------------------------------------------------------
-    def start(self, attrs: history_pb.WorkflowExecutionStartedEventAttributes) -> None:
-        self.append(
+    def start(
+        self,
+        attrs: history_pb.WorkflowExecutionStartedEventAttributes,
+        user_metadata: sdk_pb.UserMetadata | None = None,
+    ) -> None:
+        event = self.append(
             ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
             "workflow_execution_started_event_attributes",
             attrs,
         )
+        if user_metadata is not None:
+            event.user_metadata.CopyFrom(user_metadata)
         if self.s.run_timeout_ns:
             run_deadline = self.s.execution_time_ns + self.s.run_timeout_ns
             if self.s.expiration_time_ns:
@@ -458,8 +465,10 @@ class MutableState:
         if (
             self.s.parent is not None
             and status != Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+            and self.new_run is None
         ):
-            self.add_timer_task(now, NOTIFY_PARENT)  # a continued chain reports from its last run
+            # A chain that goes on (continue-as-new, retry, cron) reports from its last run.
+            self.add_timer_task(now, NOTIFY_PARENT)
         for child in self.s.children.values():
             if child.parent_close_policy != PARENT_CLOSE_POLICY_ABANDON and child.started_event_id:
                 self.add_timer_task(now, APPLY_PARENT_CLOSE_POLICY, id=child.initiated_event_id)

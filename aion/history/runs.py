@@ -9,6 +9,7 @@ from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import task_queue_pb2, workflow_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.sdk.v1 import user_metadata_pb2 as sdk_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
@@ -43,7 +44,7 @@ class RunOptions:
     header: common_pb.Header | None = None
     memo: common_pb.Memo | None = None
     search_attributes: common_pb.SearchAttributes | None = None
-    user_metadata: object | None = None
+    user_metadata: sdk_pb.UserMetadata | None = None
     priority: common_pb.Priority | None = None
     execution_timeout_ns: int = 0
     run_timeout_ns: int = 0
@@ -134,7 +135,7 @@ def build_run(
         attrs.workflow_execution_expiration_time.FromNanoseconds(expiration)
     if opts.backoff_ns:
         attrs.first_workflow_task_backoff.CopyFrom(dur(opts.backoff_ns))
-    for name in ("input", "header", "memo", "search_attributes", "user_metadata", "priority"):
+    for name in ("input", "header", "memo", "search_attributes", "priority"):
         value = getattr(opts, name)
         if value is not None:
             getattr(attrs, name).CopyFrom(value)
@@ -157,7 +158,7 @@ def build_run(
     if opts.parent is not None:
         attrs.root_workflow_execution.workflow_id = state.root_workflow_id
         attrs.root_workflow_execution.run_id = state.root_run_id
-    ms.start(attrs)
+    ms.start(attrs, opts.user_metadata)
     if before_first_task is not None:
         before_first_task(ms)
     if opts.backoff_ns:

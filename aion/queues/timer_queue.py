@@ -14,7 +14,12 @@ from aion.persistence import TimerTask
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_NS = 1_000_000_000
+DEFER_DELAY_NS = 100_000_000
 MAX_CONCURRENT = 64
+
+
+class RetryLater(Exception):
+    """A task that cannot run yet (it waits on another execution); it is retried shortly."""
 
 
 class TimerQueue:
@@ -64,6 +69,10 @@ class TimerQueue:
             await self._handler(task)
         except asyncio.CancelledError:
             raise
+        except RetryLater as e:
+            log.debug("timer task %s (%s) deferred: %s", task.task_id, task.kind, e)
+            task.fire_time_ns = time.time_ns() + DEFER_DELAY_NS
+            self.add([task])
         except Exception:
             log.exception("timer task %s (%s) failed; retrying", task.task_id, task.kind)
             task.fire_time_ns = time.time_ns() + RETRY_DELAY_NS

@@ -29,6 +29,7 @@ from aion.history.mutable_state import (
 from aion.history.runs import RunOptions, build_run
 from aion.history.timeutil import ns_of
 from aion.persistence import ConditionFailedError, TimerTask
+from aion.queues.timer_queue import RetryLater
 
 if TYPE_CHECKING:
     from aion.history.engine import ExecutionKey, HistoryEngine
@@ -150,7 +151,10 @@ async def notify_parent(engine: HistoryEngine, task: TimerTask, data: dict[str, 
 
         def record(ms: MutableState) -> None:
             child: ChildInfo | None = ms.s.children.get(parent.initiated_event_id)
-            if not ms.running or child is None or not child.started_event_id:
+            if ms.running and child is not None and not child.started_event_id:
+                # The child finished before its start was recorded on the parent.
+                raise RetryLater("child start not recorded on the parent yet")
+            if not ms.running or child is None:
                 return
             if child.run_id != child_ms.s.run_id and child.workflow_id == child_ms.s.workflow_id:
                 child.run_id = child_ms.s.run_id  # the chain continued: report its last run
