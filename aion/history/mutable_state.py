@@ -199,6 +199,24 @@ class ExternalRequest:
     child_workflow_only: bool = False
 
 
+def external_request(
+    run_id: str,
+    event_id: int,
+    attrs: history_pb.SignalExternalWorkflowExecutionInitiatedEventAttributes
+    | history_pb.RequestCancelExternalWorkflowExecutionInitiatedEventAttributes,
+) -> ExternalRequest:
+    """The pending request an *ExternalWorkflowExecutionInitiated event stands for."""
+    return ExternalRequest(
+        initiated_event_id=event_id,
+        namespace=attrs.namespace,
+        namespace_id=attrs.namespace_id,
+        workflow_id=attrs.workflow_execution.workflow_id,
+        run_id=attrs.workflow_execution.run_id,
+        request_id=f"{run_id}:{event_id}",
+        child_workflow_only=attrs.child_workflow_only,
+    )
+
+
 @dataclass
 class VersionHistoryItem:
     event_id: int
@@ -1307,15 +1325,7 @@ class MutableState:
             "signal_external_workflow_execution_initiated_event_attributes",
             attrs,
         )
-        request = ExternalRequest(
-            initiated_event_id=event.event_id,
-            namespace=attrs.namespace,
-            namespace_id=attrs.namespace_id,
-            workflow_id=attrs.workflow_execution.workflow_id,
-            run_id=attrs.workflow_execution.run_id,
-            request_id=f"{self.s.run_id}:{event.event_id}",
-            child_workflow_only=attrs.child_workflow_only,
-        )
+        request = external_request(self.s.run_id, event.event_id, attrs)
         self.s.signal_requests[request.initiated_event_id] = request
         self.add_timer_task(self.now(), SIGNAL_EXTERNAL, id=request.initiated_event_id)
         return request
@@ -1364,15 +1374,7 @@ class MutableState:
             "request_cancel_external_workflow_execution_initiated_event_attributes",
             attrs,
         )
-        request = ExternalRequest(
-            initiated_event_id=event.event_id,
-            namespace=attrs.namespace,
-            namespace_id=attrs.namespace_id,
-            workflow_id=attrs.workflow_execution.workflow_id,
-            run_id=attrs.workflow_execution.run_id,
-            request_id=f"{self.s.run_id}:{event.event_id}",
-            child_workflow_only=attrs.child_workflow_only,
-        )
+        request = external_request(self.s.run_id, event.event_id, attrs)
         self.s.cancel_requests[request.initiated_event_id] = request
         self.add_timer_task(self.now(), CANCEL_EXTERNAL, id=request.initiated_event_id)
         return request

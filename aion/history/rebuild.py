@@ -9,9 +9,9 @@ from aion.history.mutable_state import (
     ActivityInfo,
     ChildInfo,
     ExecutionState,
-    ExternalRequest,
     TimerInfo,
     WorkflowTaskInfo,
+    external_request,
 )
 from aion.history.timeutil import ns_of
 
@@ -126,7 +126,7 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
         s.children.pop(getattr(e, _CHILD_CLOSED[t]).initiated_event_id, None)
     elif t == ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
         signal = e.signal_external_workflow_execution_initiated_event_attributes
-        s.signal_requests[e.event_id] = _external(s, e.event_id, signal)
+        s.signal_requests[e.event_id] = external_request(s.run_id, e.event_id, signal)
     elif t == ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED:
         s.signal_requests.pop(
             e.external_workflow_execution_signaled_event_attributes.initiated_event_id, None
@@ -137,7 +137,7 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
         )
     elif t == ET.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
         cancel_ext = e.request_cancel_external_workflow_execution_initiated_event_attributes
-        s.cancel_requests[e.event_id] = _external(s, e.event_id, cancel_ext)
+        s.cancel_requests[e.event_id] = external_request(s.run_id, e.event_id, cancel_ext)
     elif t == ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
         s.cancel_requests.pop(
             e.external_workflow_execution_cancel_requested_event_attributes.initiated_event_id, None
@@ -147,26 +147,6 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
             e.request_cancel_external_workflow_execution_failed_event_attributes.initiated_event_id,
             None,
         )
-
-
-def _external(
-    s: ExecutionState,
-    event_id: int,
-    a: (
-        history_pb.SignalExternalWorkflowExecutionInitiatedEventAttributes
-        | history_pb.RequestCancelExternalWorkflowExecutionInitiatedEventAttributes
-    ),
-) -> ExternalRequest:
-    execution = a.workflow_execution
-    return ExternalRequest(
-        initiated_event_id=event_id,
-        namespace=a.namespace,
-        namespace_id=a.namespace_id,
-        workflow_id=execution.workflow_id,
-        run_id=execution.run_id,
-        request_id=f"{s.run_id}:{event_id}",
-        child_workflow_only=a.child_workflow_only,
-    )
 
 
 _ACTIVITY_CLOSED = {
