@@ -72,7 +72,6 @@ class MatchingEngine:
 
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str, str], _TaskQueue] = {}
-        self.known_queues: dict[str, set[str]] = {}
 
     def _queue(self, namespace_id: str, name: str, kind: str) -> _TaskQueue:
         key = (namespace_id, name, kind)
@@ -111,7 +110,6 @@ class MatchingEngine:
         queue.shut_down = False
         queue.pollers_seen[identity] = time.time_ns()
         queue.last_poll = time.monotonic()
-        self.known_queues.setdefault(namespace_id, set()).add(name)
         task = queue.take()
         if task is not None:
             return task
