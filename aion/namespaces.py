@@ -21,8 +21,8 @@ def namespace_capabilities() -> namespace_pb.NamespaceInfo.Capabilities:
     """What Aion supports per namespace (workers read these on start)."""
     return namespace_pb.NamespaceInfo.Capabilities(
         eager_workflow_start=True,
-        sync_update=False,
-        async_update=False,
+        sync_update=True,
+        async_update=True,
     )
 
 

@@ -27,6 +27,7 @@ from aion.history.api import (
     start_workflow,
     sticky,
     terminate_workflow,
+    update_workflow,
     workflow_tasks,
 )
 from aion.history.api.workflow_tasks import StaleTaskError
@@ -53,6 +54,30 @@ def _require_task_queue(name: str) -> None:
         raise errors.InvalidArgument("missing task queue name")
     if len(name) > MAX_ID_LENGTH:
         raise errors.InvalidArgument("task queue name exceeds length limit")
+
+
+def _validate_update(request: rr.UpdateWorkflowExecutionRequest) -> None:
+    """Temporal's checks on an update request; fills in the update id and wait stage."""
+    _require(request.workflow_execution.workflow_id, "WorkflowId")
+    update = request.request
+    if not update.HasField("meta"):
+        raise errors.InvalidArgument("Update meta is not set on request.")
+    if len(update.meta.update_id) > MAX_ID_LENGTH:
+        raise errors.InvalidArgument("UpdateId length exceeds limit.")
+    if not update.meta.update_id:
+        update.meta.update_id = str(uuid.uuid4())
+    if not update.HasField("input"):
+        raise errors.InvalidArgument("Update input is not set on request.")
+    if not update.input.name:
+        raise errors.InvalidArgument("Update name is not set on request.")
+    stage = request.wait_policy.lifecycle_stage
+    if stage == update_workflow.UNSPECIFIED:
+        request.wait_policy.lifecycle_stage = update_workflow.COMPLETED
+    elif stage == update_workflow.ADMITTED:
+        raise errors.PermissionDenied(
+            "UpdateWorkflowExecution issued asynchronously and waiting on update admitted is"
+            " not supported."
+        )
 
 
 class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
@@ -294,6 +319,28 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         ns = self.namespaces.get(request.namespace)
         return await listing.count_workflows(
             self.engine.store, ns, request, self.namespaces.search_attributes
+        )
+
+    # ---- updates ------------------------------------------------------------------------
+    @rpc
+    async def UpdateWorkflowExecution(
+        self, request: rr.UpdateWorkflowExecutionRequest, context: Ctx
+    ) -> rr.UpdateWorkflowExecutionResponse:
+        ns = self.namespaces.get(request.namespace)
+        _validate_update(request)
+        return await update_workflow.update_workflow(
+            self.engine, ns, request, deadline_seconds(context)
+        )
+
+    @rpc
+    async def PollWorkflowExecutionUpdate(
+        self, request: rr.PollWorkflowExecutionUpdateRequest, context: Ctx
+    ) -> rr.PollWorkflowExecutionUpdateResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.update_ref.workflow_execution.workflow_id, "WorkflowId")
+        _require(request.update_ref.update_id, "UpdateId")
+        return await update_workflow.poll_update(
+            self.engine, ns, request, deadline_seconds(context)
         )
 
     # ---- workflow tasks -----------------------------------------------------------------

@@ -57,6 +57,8 @@ class CommandContext:
     )
     # Activities the worker asked to run eagerly (same task queue as the workflow).
     eager_activities: list[ActivityInfo] = field(default_factory=list)
+    # Applies the protocol message (update acceptance or response) a command names.
+    apply_message: Callable[[str], None] = lambda message_id: None
 
 
 def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> None:
@@ -442,6 +444,10 @@ def _request_cancel_external(ctx: CommandContext, command: command_pb.Command) -
     ctx.ms.initiate_cancel_external(ctx.completed_event_id, event)
 
 
+def _protocol_message(ctx: CommandContext, command: command_pb.Command) -> None:
+    ctx.apply_message(command.protocol_message_command_attributes.message_id)
+
+
 HANDLERS: dict[int, Callable[[CommandContext, command_pb.Command], None]] = {
     CT.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: _schedule_activity,
     CT.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK: _request_cancel_activity,
@@ -457,4 +463,5 @@ HANDLERS: dict[int, Callable[[CommandContext, command_pb.Command], None]] = {
     CT.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: _start_child,
     CT.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: _signal_external,
     CT.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: _request_cancel_external,
+    CT.COMMAND_TYPE_PROTOCOL_MESSAGE: _protocol_message,
 }

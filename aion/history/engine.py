@@ -20,8 +20,9 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors
 from aion.history.api import timers
-from aion.history.mutable_state import ExecutionState, Limits, MutableState
+from aion.history.mutable_state import ExecutionState, Limits, MutableState, Mutation
 from aion.history.timeutil import now_ns
+from aion.history.updates import UpdateAborted
 from aion.matching import MatchingEngine, QueryTask
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import (
@@ -145,6 +146,8 @@ class HistoryEngine:
             for key, entry in self._cache.items():
                 if not entry.lock.locked():
                     del self._cache[key]
+                    if entry.ms is not None:
+                        entry.ms.updates.clear(UpdateAborted())
                     break
             else:
                 return
@@ -174,10 +177,24 @@ class HistoryEngine:
                     result = await result
                 if ms.dirty or ms.mutation:
                     await self._commit(ms, status_changed=ms.s.status != status_before)
-            except BaseException:
-                entry.ms = None  # partially applied: reload from the store next time
+            except errors.ServiceError:
+                ms.effects.clear()
+                if ms.dirty or _changes(ms.mutation):
+                    self._drop(entry, ms)
+                else:  # refused before changing anything: the cached state is still good
+                    ms.mutation = Mutation()
                 raise
+            except BaseException:
+                ms.effects.clear()
+                self._drop(entry, ms)
+                raise
+            _run_effects(ms)
             return result  # type: ignore[return-value]
+
+    def _drop(self, entry: _Entry, ms: MutableState) -> None:
+        """A transition failed part-way: reload from the store next time; updates retry."""
+        entry.ms = None
+        ms.updates.clear(UpdateAborted())
 
     async def create_execution(self, ms: MutableState, expected_current_run_id: str | None) -> None:
         """Commit a brand-new run and make it the workflow id's current run."""
@@ -188,6 +205,7 @@ class HistoryEngine:
             self._current.pop((ms.s.namespace_id, ms.s.workflow_id), None)
             raise
         self._entry(key).ms = ms
+        _run_effects(ms)
 
     async def _commit(
         self,
@@ -314,3 +332,13 @@ class HistoryEngine:
 
     async def _fire_timer(self, task: TimerTask) -> None:
         await timers.process_timer_task(self, task)
+
+
+def _changes(m: Mutation) -> bool:
+    return bool(m.events or m.timer_tasks or m.queue_tasks)
+
+
+def _run_effects(ms: MutableState) -> None:
+    effects, ms.effects = ms.effects, []
+    for effect in effects:
+        effect()

@@ -18,12 +18,22 @@ from temporalio.api.enums.v1 import event_type_pb2, task_queue_pb2, workflow_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.protocol.v1 import message_pb2 as protocol_pb
 from temporalio.api.sdk.v1 import user_metadata_pb2 as sdk_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
+from temporalio.api.update.v1 import message_pb2 as update_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
 from aion.history import codec
 from aion.history.timeutil import dur, ns_of, ts
+from aion.history.updates import (
+    Update,
+    UpdateAborted,
+    UpdateRecord,
+    UpdateRegistry,
+    aborted_by_close,
+    workflow_closed_failure,
+)
 from aion.persistence import QueueTask, TimerTask
 
 ET = event_type_pb2.EventType
@@ -141,6 +151,13 @@ class WorkflowTaskInfo:
     request_id: str = ""
     identity: str = ""
     stamp: int = 0
+    # Scheduled to deliver updates: its events are written only if it changes the workflow.
+    speculative: bool = False
+
+    @property
+    def is_virtual(self) -> bool:
+        """Its scheduled/started events are not in history (a retry, or speculative)."""
+        return self.attempt > 1 or self.speculative
 
 
 @dataclass
@@ -276,6 +293,7 @@ class ExecutionState:
     header: common_pb.Header | None = None
     reset_points: list[workflow_pb.ResetPointInfo] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
+    updates: dict[str, UpdateRecord] = field(default_factory=dict)
 
 
 @dataclass
@@ -325,6 +343,9 @@ class MutableState:
         self.new_run: MutableState | None = None
         self.spawn: Callable[[ExecutionState], MutableState] | None = None
         self.limits = Limits()
+        self.updates = UpdateRegistry()
+        # Run by the engine once this transition has committed (never if it fails).
+        self.effects: list[Callable[[], None]] = []
 
     # ---- serialization -----------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -382,6 +403,12 @@ class MutableState:
             self.s.buffered_events.append(event)
             self.dirty = True
             return event
+        wt = self.s.workflow_task
+        if wt is not None and wt.is_virtual and not wt.started_event_id:
+            if wt.speculative:  # something to write: the task becomes a normal one
+                self._materialize_virtual_workflow_task()
+            else:  # a retry's events stay virtual and move behind the new event
+                wt.scheduled_event_id += 1
         self._write(event)
         return event
 
@@ -479,6 +506,10 @@ class MutableState:
         self.s.activities.clear()
         self.s.activity_ids.clear()
         self.s.timers.clear()
+        self._abort_updates(
+            continuing=status == Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+            or self.new_run is not None
+        )
         now = self.now()
         if (
             self.s.parent is not None
@@ -575,11 +606,16 @@ class MutableState:
         )
 
     # ---- workflow tasks ----------------------------------------------------------------
-    def schedule_workflow_task(self) -> WorkflowTaskInfo:
-        """Schedule the next workflow task (on the sticky queue when the execution has one)."""
+    def schedule_workflow_task(self, speculative: bool = False) -> WorkflowTaskInfo:
+        """Schedule the next workflow task (on the sticky queue when the execution has one).
+
+        A speculative task only carries updates: its events stay out of history unless it
+        completes with something to record.
+        """
         assert self.s.workflow_task is None
         if self.s.buffered_events:  # new events: this task cannot be a transient retry
             self.s.next_workflow_task_attempt = 1
+            speculative = False
         attempt = self.s.next_workflow_task_attempt
         self.flush_buffered_events()
         if self.s.sticky_task_queue and not self.is_sticky_alive(self.s.sticky_task_queue):
@@ -595,8 +631,9 @@ class MutableState:
             scheduled_time_ns=now,
             timeout_ns=self.s.task_timeout_ns + _workflow_task_retry_delay(attempt),
             stamp=self._new_stamp(),
+            speculative=speculative and attempt == 1,
         )
-        if attempt == 1:  # later attempts are transient: no events until one completes
+        if not wt.is_virtual:  # later attempts are transient: no events until one completes
             attrs = history_pb.WorkflowTaskScheduledEventAttributes(
                 task_queue=self._task_queue_pb(queue, sticky),
                 start_to_close_timeout=dur(self.s.task_timeout_ns),
@@ -636,9 +673,9 @@ class MutableState:
         return taskqueue_pb.TaskQueue(name=name, kind=task_queue_pb2.TASK_QUEUE_KIND_NORMAL)
 
     def transient_workflow_task_events(self) -> list[history_pb.HistoryEvent]:
-        """For a retried workflow task: the scheduled/started events not yet in history."""
+        """For a retried or speculative workflow task: its events not yet in history."""
         wt = self.s.workflow_task
-        if wt is None or wt.attempt == 1:
+        if wt is None or not wt.is_virtual:
             return []
         scheduled = history_pb.HistoryEvent(
             event_id=wt.scheduled_event_id,
@@ -677,7 +714,7 @@ class MutableState:
         wt.started_time_ns = now
         wt.request_id = request_id
         wt.identity = identity
-        if wt.attempt == 1:
+        if not wt.is_virtual:
             attrs = history_pb.WorkflowTaskStartedEventAttributes(
                 scheduled_event_id=wt.scheduled_event_id,
                 identity=identity,
@@ -703,20 +740,21 @@ class MutableState:
         self.dirty = True
         return wt
 
-    def _materialize_transient_workflow_task(self) -> None:
-        """A retried task that completes gets its scheduled and started events written now."""
+    def _materialize_virtual_workflow_task(self) -> None:
+        """A retried or speculative task that must be recorded gets its events written now."""
         wt = self.s.workflow_task
         assert wt is not None
-        if wt.attempt == 1:
+        if not wt.is_virtual:
             return
         for event in self.transient_workflow_task_events():
             event.task_id = self.next_task_id()
             self._write(event)
+        wt.speculative = False
 
     def complete_workflow_task(self, identity: str, **fields: object) -> history_pb.HistoryEvent:
         wt = self.s.workflow_task
         assert wt is not None
-        self._materialize_transient_workflow_task()
+        self._materialize_virtual_workflow_task()
         attrs = history_pb.WorkflowTaskCompletedEventAttributes(
             scheduled_event_id=wt.scheduled_event_id,
             started_event_id=wt.started_event_id,
@@ -758,6 +796,8 @@ class MutableState:
         """
         wt = self.s.workflow_task
         assert wt is not None
+        if wt.speculative:
+            self._materialize_virtual_workflow_task()
         if wt.attempt == 1:
             attrs = history_pb.WorkflowTaskFailedEventAttributes(
                 scheduled_event_id=wt.scheduled_event_id,
@@ -791,6 +831,8 @@ class MutableState:
     def time_out_workflow_task(self, timeout_type: int) -> None:
         wt = self.s.workflow_task
         assert wt is not None
+        if wt.speculative:
+            self._materialize_virtual_workflow_task()
         if wt.attempt == 1:
             attrs = history_pb.WorkflowTaskTimedOutEventAttributes(
                 scheduled_event_id=wt.scheduled_event_id,
@@ -807,6 +849,97 @@ class MutableState:
         self._end_failed_workflow_task(
             increment_attempt=timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
         )
+
+    def discard_speculative_workflow_task(self) -> None:
+        """The speculative task changed nothing (only rejections): it leaves no events."""
+        wt = self.s.workflow_task
+        assert wt is not None and wt.speculative
+        self.s.workflow_task = None
+        self.dirty = True
+
+    # ---- updates -----------------------------------------------------------------------
+    def find_update(self, update_id: str) -> Update | UpdateRecord | None:
+        """The in-flight update, or the record of an accepted one, or None."""
+        update = self.updates.in_flight.get(update_id)
+        if update is not None:
+            return update
+        record = self.s.updates.get(update_id)
+        if record is None or record.completed_event_id:
+            return record
+        # Accepted before this state was loaded: track it again to wait for its outcome.
+        update = Update(update_id, None, accepted_event_id=record.accepted_event_id)
+        update.set_accepted()
+        if not self.running:  # the run closed first: it never completes
+            update.set_outcome(update_pb.Outcome(failure=workflow_closed_failure()))
+            return update
+        self.updates.in_flight[update_id] = update
+        return update
+
+    def admit_update(self, request: update_pb.Request) -> Update:
+        """Admit a new update (nothing is written) and make sure a workflow task carries it."""
+        self.updates.check_limits(len(self.s.updates))
+        update = Update(request.meta.update_id, request)
+        self.updates.in_flight[update.update_id] = update
+        if not self.has_pending_workflow_task:
+            self.schedule_workflow_task(speculative=True)
+        return update
+
+    def deliver_updates(self, wt: WorkflowTaskInfo) -> list[protocol_pb.Message]:
+        """The request messages a started workflow task carries: every update not yet accepted."""
+        messages = []
+        for update in self.updates.admitted():
+            if update.request is None:
+                continue
+            update.sent_stamp = wt.stamp
+            messages.append(update.request_message(wt.started_event_id - 1))
+        return messages
+
+    def accept_update(self, update: Update, acceptance: update_pb.Acceptance) -> None:
+        request = update.request if update.request is not None else acceptance.accepted_request
+        attrs = history_pb.WorkflowExecutionUpdateAcceptedEventAttributes(
+            protocol_instance_id=update.update_id,
+            accepted_request_message_id=f"{update.update_id}/request",
+            accepted_request_sequencing_event_id=acceptance.accepted_request_sequencing_event_id,
+            accepted_request=request,
+        )
+        event = self.append(
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+            "workflow_execution_update_accepted_event_attributes",
+            attrs,
+        )
+        update.accepted_event_id = event.event_id
+        self.s.updates[update.update_id] = UpdateRecord(event.event_id)
+        self.effects.append(update.set_accepted)
+
+    def complete_update(self, update: Update, response: update_pb.Response) -> None:
+        attrs = history_pb.WorkflowExecutionUpdateCompletedEventAttributes(
+            meta=response.meta, accepted_event_id=update.accepted_event_id, outcome=response.outcome
+        )
+        event = self.append(
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+            "workflow_execution_update_completed_event_attributes",
+            attrs,
+        )
+        self.s.updates[update.update_id].completed_event_id = event.event_id
+        del self.updates.in_flight[update.update_id]
+        self.effects.append(lambda: update.set_outcome(response.outcome))
+
+    def reject_update(self, update: Update, failure: failure_pb.Failure) -> None:
+        """A rejected update disappears: no event, no record; its callers get the failure."""
+        del self.updates.in_flight[update.update_id]
+        self.dirty = True
+        self.effects.append(lambda: update.set_rejected(failure))
+
+    def _abort_updates(self, continuing: bool) -> None:
+        """The run closed: accepted updates fail; others are retried on the next run or end."""
+        error: Exception = UpdateAborted() if continuing else aborted_by_close()
+        for update in list(self.updates.in_flight.values()):
+            if update.is_accepted:
+                outcome = update_pb.Outcome(failure=workflow_closed_failure())
+                self.effects.append(lambda u=update, o=outcome: u.set_outcome(o))  # type: ignore[misc]
+            else:
+                self.effects.append(lambda u=update: u.abort(error))  # type: ignore[misc]
+        self.updates.in_flight.clear()
 
     # ---- activities --------------------------------------------------------------------
     def schedule_activity(

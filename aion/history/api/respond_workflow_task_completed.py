@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 
 from temporalio.api.enums.v1 import failed_cause_pb2 as Cause
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.protocol.v1.message_pb2 import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
@@ -14,6 +16,7 @@ from aion.history.api.workflow_tasks import workflow_task_response
 from aion.history.commands import CommandContext, CommandError, handle_commands
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import ActivityInfo, MutableState, WorkflowTaskInfo
+from aion.history.protocol import Messages
 from aion.history.timeutil import ns_of
 from aion.history.tokens import TaskToken
 from aion.namespaces import Namespace
@@ -38,15 +41,34 @@ def current_workflow_task(ms: MutableState, token: TaskToken) -> WorkflowTaskInf
     return wt
 
 
+@dataclass
+class _Completion:
+    new_task: WorkflowTaskInfo | None = None
+    messages: list[Message] = field(default_factory=list)
+    eager: list[PollActivity] = field(default_factory=list)
+    reset_history_event_id: int = 0
+
+
 async def respond_workflow_task_completed(
     engine: HistoryEngine, req: rr.RespondWorkflowTaskCompletedRequest
 ) -> rr.RespondWorkflowTaskCompletedResponse:
     token = TaskToken.decode(req.task_token)
     key = (token.namespace_id, token.workflow_id, token.run_id)
 
-    def complete(ms: MutableState) -> tuple[WorkflowTaskInfo | None, list[PollActivity]]:
-        current_workflow_task(ms, token)
+    def complete(ms: MutableState) -> _Completion:
+        wt = current_workflow_task(ms, token)
         had_buffered = bool(ms.s.buffered_events)
+        messages = Messages(ms, list(req.messages))
+        heartbeat = req.force_create_new_workflow_task
+        _apply_sticky_attributes(ms, req)
+        if (
+            wt.speculative
+            and not req.commands
+            and not had_buffered
+            and not heartbeat
+            and messages.only_rejections
+        ):
+            return _discard(ms, wt, messages, req)
         fields: dict[str, object] = {"binary_checksum": req.binary_checksum}
         if req.HasField("sdk_metadata"):
             fields["sdk_metadata"] = req.sdk_metadata
@@ -55,52 +77,93 @@ async def respond_workflow_task_completed(
         if req.HasField("worker_version_stamp"):
             fields["worker_version"] = req.worker_version_stamp
         completed = ms.complete_workflow_task(req.identity, **fields)
-        if req.HasField("sticky_attributes") and req.sticky_attributes.worker_task_queue.name:
-            ms.s.sticky_task_queue = req.sticky_attributes.worker_task_queue.name
-            ms.s.sticky_schedule_to_start_ns = ns_of(
-                req.sticky_attributes.schedule_to_start_timeout
-            )
-        else:
-            ms.clear_sticky()
         ctx = CommandContext(
             ms, completed.event_id, req.identity, had_buffered, engine.namespaces.id_of
         )
         ctx.validate_search_attributes = engine.namespaces.search_attributes.validate
+        ctx.apply_message = messages.apply
         handle_commands(ctx, list(req.commands))
         if not ms.running:
-            return None, []
-        eager = _start_eager_activities(
+            return _Completion()
+        messages.apply_remaining()
+        if not heartbeat:
+            messages.reject_unprocessed(wt)
+        result = _Completion()
+        result.eager = _start_eager_activities(
             ms, engine.namespaces.by_id(ms.s.namespace_id), ctx.eager_activities, req.identity
         )
         needs_task = (
-            req.force_create_new_workflow_task
+            heartbeat
             or had_buffered
             or bool(ms.s.buffered_events)
             or bool(ctx.canceled_before_start)
         )
-        if not needs_task:
-            return None, eager
-        wt = ms.schedule_workflow_task()
-        if req.return_new_workflow_task:
-            _take_queue_task(ms, "workflow", wt.scheduled_event_id)  # started inline
-            ms.start_workflow_task(INLINE_TASK_REQUEST_ID, req.identity)
-            return wt, eager
-        return None, eager
+        if needs_task or ms.updates.admitted():
+            speculative = not needs_task and req.return_new_workflow_task
+            _next_workflow_task(ms, req, result, speculative)
+        return result
 
     try:
-        new_task, eager = await engine.update_execution(key, complete)
+        result = await engine.update_execution(key, complete)
     except CommandError as e:
         await _fail_for_bad_command(engine, key, token, req.identity, e)
         raise errors.InvalidArgument(e.message) from None
-    response = rr.RespondWorkflowTaskCompletedResponse(activity_tasks=eager)
-    if new_task is not None:
+    response = rr.RespondWorkflowTaskCompletedResponse(
+        activity_tasks=result.eager, reset_history_event_id=result.reset_history_event_id
+    )
+    if result.new_task is not None:
         ms = await engine.get_execution(key)
         response.workflow_task.CopyFrom(
             await workflow_task_response(
-                engine, key, ms, new_task, ms.s.last_completed_wt_started_event_id, sticky=True
+                engine,
+                key,
+                ms,
+                result.new_task,
+                ms.s.last_completed_wt_started_event_id,
+                sticky=True,
+                messages=result.messages,
             )
         )
     return response
+
+
+def _apply_sticky_attributes(ms: MutableState, req: rr.RespondWorkflowTaskCompletedRequest) -> None:
+    if req.HasField("sticky_attributes") and req.sticky_attributes.worker_task_queue.name:
+        ms.s.sticky_task_queue = req.sticky_attributes.worker_task_queue.name
+        ms.s.sticky_schedule_to_start_ns = ns_of(req.sticky_attributes.schedule_to_start_timeout)
+    else:
+        ms.clear_sticky()
+
+
+def _discard(
+    ms: MutableState,
+    wt: WorkflowTaskInfo,
+    messages: Messages,
+    req: rr.RespondWorkflowTaskCompletedRequest,
+) -> _Completion:
+    """A speculative task that only rejected updates vanishes; the worker rolls its history back."""
+    messages.apply_remaining()
+    messages.reject_unprocessed(wt)
+    ms.discard_speculative_workflow_task()
+    result = _Completion(reset_history_event_id=ms.s.last_completed_wt_started_event_id)
+    if ms.updates.admitted():
+        _next_workflow_task(ms, req, result, speculative=True)
+    return result
+
+
+def _next_workflow_task(
+    ms: MutableState,
+    req: rr.RespondWorkflowTaskCompletedRequest,
+    result: _Completion,
+    speculative: bool,
+) -> None:
+    """Schedule the next task; a worker that asked for it gets it started in the response."""
+    wt = ms.schedule_workflow_task(speculative=speculative)
+    if req.return_new_workflow_task:
+        _take_queue_task(ms, "workflow", wt.scheduled_event_id)  # started inline
+        ms.start_workflow_task(INLINE_TASK_REQUEST_ID, req.identity)
+        result.new_task = wt
+        result.messages = ms.deliver_updates(wt)
 
 
 def _take_queue_task(ms: MutableState, kind: str, scheduled_event_id: int) -> None:

@@ -92,7 +92,7 @@ def _activity_retry(ms: MutableState, data: dict[str, object]) -> None:
 
 def _workflow_task_timeout(ms: MutableState, data: dict[str, object]) -> None:
     wt = ms.s.workflow_task
-    if wt is None or wt.scheduled_event_id != data["id"] or wt.stamp != data["stamp"]:
+    if wt is None or wt.stamp != data["stamp"]:
         return
     timeout_type = int(data["type"])  # type: ignore[call-overload]
     if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and wt.started_event_id:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.protocol.v1.message_pb2 import Message
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
+from aion import errors
 from aion.history.engine import ExecutionKey, HistoryEngine
 from aion.history.mutable_state import MutableState, WorkflowTaskInfo
 from aion.history.timeutil import ts
@@ -17,8 +21,11 @@ from aion.persistence import QueueTask
 MAX_HISTORY_EVENTS_PER_RESPONSE = 100_000
 
 
-class StaleTaskError(Exception):
+class StaleTaskError(errors.NotFound):
     """The polled task no longer matches the execution (already started, completed or gone)."""
+
+    def __init__(self) -> None:
+        super().__init__("Workflow task not found.")
 
 
 async def record_workflow_task_started(
@@ -27,28 +34,24 @@ async def record_workflow_task_started(
     """Mark the task started (writing WorkflowTaskStarted) and return what the worker needs."""
     key = (task.namespace_id, task.workflow_id, task.run_id)
 
-    def record(ms: MutableState) -> tuple[WorkflowTaskInfo, int, bool]:
+    def record(ms: MutableState) -> tuple[WorkflowTaskInfo, int, bool, list[Message]]:
         ms.mutation.done_queue_task_ids.append(task.task_id)
         wt = ms.s.workflow_task
-        if (
-            not ms.running
-            or wt is None
-            or wt.scheduled_event_id != task.scheduled_event_id
-            or wt.stamp != task.stamp
-            or wt.started_event_id
-        ):
+        # The stamp names the task; a retried task's scheduled id may have moved on.
+        if not ms.running or wt is None or wt.stamp != task.stamp or wt.started_event_id:
             raise StaleTaskError()
         sticky = task.task_queue == ms.s.sticky_task_queue and bool(ms.s.sticky_task_queue)
         ms.start_workflow_task(poll_request_id, identity)
-        return wt, ms.s.last_completed_wt_started_event_id, sticky
+        messages = ms.deliver_updates(wt)
+        return wt, ms.s.last_completed_wt_started_event_id, sticky, messages
 
     try:
-        wt, previous_started, sticky = await engine.update_execution(key, record)
+        wt, previous_started, sticky, messages = await engine.update_execution(key, record)
     except StaleTaskError:
         await engine.store.delete_queue_tasks(task.shard_id, [task.task_id])
         raise
     ms = await engine.get_execution(key)
-    return await workflow_task_response(engine, key, ms, wt, previous_started, sticky)
+    return await workflow_task_response(engine, key, ms, wt, previous_started, sticky, messages)
 
 
 async def workflow_task_response(
@@ -58,6 +61,7 @@ async def workflow_task_response(
     wt: WorkflowTaskInfo,
     previous_started: int,
     sticky: bool,
+    messages: Sequence[Message] = (),
 ) -> rr.PollWorkflowTaskQueueResponse:
     """A poll response for a started workflow task: full history, or the tail for sticky."""
     first = previous_started + 1 if sticky and previous_started else 1
@@ -84,4 +88,5 @@ async def workflow_task_response(
         ),
         scheduled_time=ts(wt.scheduled_time_ns),
         started_time=ts(wt.started_time_ns),
+        messages=messages,
     )
