@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 from google.protobuf.message import Message
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
 
 class ServiceError(Exception):
@@ -82,3 +83,24 @@ def workflow_completed() -> NotFound:
 
 class DeadlineExceeded(ServiceError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Aborted(ServiceError):
+    code = grpc.StatusCode.ABORTED
+
+
+def multi_operation_failed(start: ServiceError | None, update: ServiceError | None) -> Aborted:
+    """Update-with-Start failed: the failing operation's status, the other one aborted."""
+    failure = details_pb.MultiOperationExecutionFailure()
+    for error in (start, update):
+        status = failure.statuses.add()
+        if error is None:
+            error = ServiceError(
+                "Operation was aborted.", failure_pb.MultiOperationExecutionAborted()
+            )
+            error.code = grpc.StatusCode.ABORTED
+        status.code = error.code.value[0]
+        status.message = error.message
+        if error.details is not None:
+            status.details.add().Pack(error.details)
+    return Aborted("Update-with-Start could not be executed.", failure)

@@ -27,6 +27,7 @@ from aion.history.api import (
     start_workflow,
     sticky,
     terminate_workflow,
+    update_with_start,
     update_workflow,
     workflow_tasks,
 )
@@ -200,6 +201,10 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         self, request: rr.StartWorkflowExecutionRequest, context: Ctx
     ) -> rr.StartWorkflowExecutionResponse:
         ns = self.namespaces.get(request.namespace)
+        self._validate_start(ns, request)
+        return await start_workflow.start_workflow(self.engine, ns, request)
+
+    def _validate_start(self, ns: Namespace, request: rr.StartWorkflowExecutionRequest) -> None:
         _require(request.workflow_id, "WorkflowId")
         if len(request.workflow_id) > MAX_ID_LENGTH:
             raise errors.InvalidArgument("WorkflowId length exceeds limit.")
@@ -214,7 +219,6 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         if not request.request_id:
             request.request_id = str(uuid.uuid4())
         self._check_search_attributes(ns, request)
-        return await start_workflow.start_workflow(self.engine, ns, request)
 
     @rpc
     async def SignalWithStartWorkflowExecution(
@@ -341,6 +345,53 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         _require(request.update_ref.update_id, "UpdateId")
         return await update_workflow.poll_update(
             self.engine, ns, request, deadline_seconds(context)
+        )
+
+    @rpc
+    async def ExecuteMultiOperation(
+        self, request: rr.ExecuteMultiOperationRequest, context: Ctx
+    ) -> rr.ExecuteMultiOperationResponse:
+        ns = self.namespaces.get(request.namespace)
+        ops = request.operations
+        if (
+            len(ops) != 2
+            or not ops[0].HasField("start_workflow")
+            or not ops[1].HasField("update_workflow")
+        ):
+            raise errors.InvalidArgument("Operations have to be exactly [Start, Update].")
+        start, update = ops[0].start_workflow, ops[1].update_workflow
+        try:
+            self._validate_start(ns, start)
+            if start.namespace != request.namespace:
+                raise errors.InvalidArgument(
+                    "Operation namespace did not match request's namespace."
+                )
+            if start.cron_schedule:
+                raise errors.InvalidArgument("CronSchedule is not allowed.")
+            if start.request_eager_execution:
+                raise errors.InvalidArgument("RequestEagerExecution is not supported.")
+            if start.HasField("workflow_start_delay"):
+                raise errors.InvalidArgument("WorkflowStartDelay is not supported.")
+        except errors.ServiceError as e:
+            raise errors.multi_operation_failed(e, None) from None
+        try:
+            if update.namespace != request.namespace:
+                raise errors.InvalidArgument(
+                    "Operation namespace did not match request's namespace."
+                )
+            if update.workflow_execution.workflow_id != start.workflow_id:
+                raise errors.InvalidArgument(
+                    "WorkflowId is not consistent with previous operation(s)."
+                )
+            if update.workflow_execution.run_id:
+                raise errors.InvalidArgument("RunId is not allowed.")
+            if update.first_execution_run_id:
+                raise errors.InvalidArgument("FirstExecutionRunId is not allowed.")
+            _validate_update(update)
+        except errors.ServiceError as e:
+            raise errors.multi_operation_failed(None, e) from None
+        return await update_with_start.update_with_start(
+            self.engine, ns, start, update, deadline_seconds(context)
         )
 
     # ---- workflow tasks -----------------------------------------------------------------

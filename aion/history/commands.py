@@ -77,9 +77,12 @@ def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> 
             )
         written = len(ctx.ms.mutation.events)
         handler(ctx, command)
-        if command.HasField("user_metadata") and len(ctx.ms.mutation.events) > written:
-            # The command's summary and details travel on the event it produced.
-            ctx.ms.mutation.events[written].user_metadata.CopyFrom(command.user_metadata)
+        if len(ctx.ms.mutation.events) > written:
+            # The command's summary, details and group markers travel on the event it produced.
+            event = ctx.ms.mutation.events[written]
+            if command.HasField("user_metadata"):
+                event.user_metadata.CopyFrom(command.user_metadata)
+            event.event_group_markers.extend(command.event_group_markers)
     if ctx.ms.running:
         for ai, details in ctx.canceled_before_start:
             ctx.ms.cancel_activity(ai, details, ctx.identity)

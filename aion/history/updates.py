@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from temporalio.api.enums.v1 import failed_cause_pb2 as enums_pb
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
@@ -23,6 +24,7 @@ from temporalio.api.update.v1 import message_pb2 as update_pb
 
 from aion import errors
 
+T = TypeVar("T")
 MAX_IN_FLIGHT_UPDATES = 10
 MAX_TOTAL_UPDATES = 2000
 
@@ -117,7 +119,7 @@ class Update:
                 future.exception()  # nobody may be waiting: mark the exception retrieved
 
 
-def _resolve(future: asyncio.Future[object], value: object) -> None:
+def _resolve(future: asyncio.Future[T], value: T) -> None:
     if not future.done():
         future.set_result(value)
 

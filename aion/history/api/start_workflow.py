@@ -55,10 +55,10 @@ async def start_workflow(
     except errors.NotFound:
         current = None
     if current is not None:
-        existing = await _existing_run_answer(engine, ns, req, current)
+        existing = await existing_run_answer(engine, ns, req, current)
         if existing is not None:
             return existing
-    ms = _new_run(engine, ns, req)
+    ms = new_run(engine, ns, req)
     eager = ms.s.workflow_task if req.request_eager_execution else None
     if eager is not None:
         # Eager start: the first workflow task goes back to the starter, not to matching.
@@ -79,7 +79,7 @@ async def start_workflow(
     return response
 
 
-async def _existing_run_answer(
+async def existing_run_answer(
     engine: HistoryEngine,
     ns: Namespace,
     req: rr.StartWorkflowExecutionRequest,
@@ -166,14 +166,14 @@ async def signal_with_start_workflow(
         )
         if policy != Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING:
             if policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_FAIL:
-                await _existing_run_answer(engine, ns, start, current)
+                await existing_run_answer(engine, ns, start, current)
             await signal_workflow(engine, ns, signal)
             return rr.SignalWithStartWorkflowExecutionResponse(run_id=current.run_id, started=False)
     if current is not None:
         start.workflow_id_conflict_policy = Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
         start.request_id = ""  # a signal-with-start never answers as an idempotent retry
-        await _existing_run_answer(engine, ns, start, current)
-    ms = _new_run(engine, ns, start, signal)
+        await existing_run_answer(engine, ns, start, current)
+    ms = new_run(engine, ns, start, signal)
     try:
         await engine.create_execution(ms, current.run_id if current else None)
     except ConditionFailedError:
@@ -181,7 +181,7 @@ async def signal_with_start_workflow(
     return rr.SignalWithStartWorkflowExecutionResponse(run_id=ms.s.run_id, started=True)
 
 
-def _new_run(
+def new_run(
     engine: HistoryEngine,
     ns: Namespace,
     req: rr.StartWorkflowExecutionRequest,

@@ -31,7 +31,7 @@ COMPLETED = Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
 LONG_POLL_S = 20.0  # Temporal's long-poll expiration interval
 
 Found = Update | UpdateRecord
-Status = tuple[int, update_pb.Outcome | None]
+Status = tuple["Stage.ValueType", update_pb.Outcome | None]
 
 
 async def update_workflow(
@@ -47,7 +47,7 @@ async def update_workflow(
     until = loop.time() + min(LONG_POLL_S, deadline_s)
     while True:
         key = await engine.resolve(ns.id, execution.workflow_id, execution.run_id)
-        found = await engine.update_execution(key, lambda ms: admit(ms, req))
+        found: Found = await engine.update_execution(key, lambda ms: admit(ms, req))
         try:
             reached, outcome = await wait_for_stage(
                 engine, key, found, stage, until - loop.time(), deadline_s <= LONG_POLL_S
