@@ -12,6 +12,7 @@ from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
+from tests.conformance import update_scenarios  # noqa: F401 (registers its scenarios)
 from tests.conformance.normalize import Plain, diff, normalize_history
 from tests.conformance.reference import temporal_binary
 from tests.conformance.scenarios import SCENARIOS, Scenario

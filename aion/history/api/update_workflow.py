@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import update_pb2 as update_enums
+from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 from temporalio.api.update.v1 import message_pb2 as update_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
@@ -29,6 +30,7 @@ ADMITTED = Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
 ACCEPTED = Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
 COMPLETED = Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
 LONG_POLL_S = 20.0  # Temporal's long-poll expiration interval
+FAILING_TASK_ATTEMPTS = 3
 
 Found = Update | UpdateRecord
 Status = tuple["Stage.ValueType", update_pb.Outcome | None]
@@ -53,7 +55,10 @@ async def update_workflow(
                 engine, key, found, stage, until - loop.time(), deadline_s <= LONG_POLL_S
             )
         except UpdateAborted:
-            continue  # dropped before acceptance (state reloaded, run continued): admit again
+            # Dropped before acceptance (state reloaded, run continued): admit it again.
+            if loop.time() < until:
+                continue
+            reached, outcome = ADMITTED, None
         return rr.UpdateWorkflowExecutionResponse(
             update_ref=update_ref(key, update_id), outcome=outcome, stage=reached
         )
@@ -68,6 +73,13 @@ def admit(ms: MutableState, req: rr.UpdateWorkflowExecutionRequest) -> Found:
         return found
     if not ms.running:
         raise errors.workflow_completed()
+    wt = ms.s.workflow_task
+    if (wt.attempt if wt else ms.s.next_workflow_task_attempt) >= FAILING_TASK_ATTEMPTS:
+        # Updates are applied after the task's events: they cannot fix a failing task.
+        raise errors.FailedPrecondition(
+            "Unable to perform workflow execution update due to Workflow Task in failed state.",
+            details_pb.WorkflowNotReadyFailure(),
+        )
     return ms.admit_update(req.request)
 
 

@@ -1,0 +1,1 @@
+"""Runnable examples of Temporal programs served by Aion."""
