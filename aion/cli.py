@@ -1,4 +1,4 @@
-"""Command line: `aion server start-dev ...` (also `python -m aion ...`)."""
+"""Command line: `aion server start-dev ...`, `aion db migrate ...` (also `python -m aion ...`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import signal
 import sys
 from typing import Any
 
+import asyncpg
+
+from aion.persistence.postgres import migrate_dsn
+from aion.persistence.sqlite import SchemaTooNewError
 from aion.server import AionServer, ServerConfig
 from aion.visibility.query import TYPE_NAMES
 from aion.visibility.search_attributes import (
@@ -45,7 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     dev = server_commands.add_parser("start-dev", help="start a development server")
     dev.add_argument("--ip", default="127.0.0.1", help="address to listen on")
     dev.add_argument("--port", "-p", type=int, default=7233, help="gRPC port")
-    dev.add_argument("--db-filename", "-f", help="SQLite file (default: in memory)")
+    storage = dev.add_mutually_exclusive_group()
+    storage.add_argument("--db-filename", "-f", help="SQLite file (default: in memory)")
+    storage.add_argument(
+        "--dsn", help="PostgreSQL connection string (postgresql://user@host:5432/db) instead"
+    )
     dev.add_argument(
         "--namespace", "-n", action="append", default=[], help="extra namespace to register"
     )
@@ -77,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     ignored.add_argument("--sqlite-pragma", action="append", metavar="PRAGMA=VALUE")
     ignored.add_argument("--log-config", action="store_true")
     dev.set_defaults(subparser=dev)
+    db = commands.add_parser("db", help="manage a PostgreSQL database")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_commands.add_parser("migrate", help="bring the schema up to date and exit")
+    migrate.add_argument("--dsn", required=True, help="PostgreSQL connection string")
+    migrate.set_defaults(subparser=migrate)
     return parser
 
 
@@ -135,8 +148,23 @@ async def _serve(config: ServerConfig) -> None:
     await server.stop()
 
 
+def _migrate(dsn: str) -> None:
+    try:
+        found, now = asyncio.run(migrate_dsn(dsn))
+    except (OSError, asyncpg.PostgresError, SchemaTooNewError) as e:
+        print(f"aion: {e}", file=sys.stderr)
+        sys.exit(1)
+    if found == now:
+        print(f"database schema is up to date (version {now})")
+    else:
+        print(f"database schema migrated from version {found} to {now}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command == "db":
+        _migrate(args.dsn)
+        return
     try:
         search_attributes = parse_search_attributes(args.search_attribute)
         dynamic_config = parse_dynamic_config(args.dynamic_config_value)
@@ -154,13 +182,14 @@ def main(argv: list[str] | None = None) -> None:
         ip=args.ip,
         port=args.port,
         db_filename=args.db_filename,
+        dsn=args.dsn,
         namespaces=["default", *args.namespace],
         search_attributes=search_attributes,
         dynamic_config=dynamic_config,
     )
     try:
         asyncio.run(_serve(config))
-    except OSError as e:
+    except (OSError, asyncpg.PostgresError, SchemaTooNewError) as e:
         print(f"aion: {e}", file=sys.stderr)
         sys.exit(1)
     except TooManySearchAttributesError as e:

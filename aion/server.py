@@ -15,6 +15,8 @@ from aion.frontend.workflow_service import WorkflowService
 from aion.history.engine import HistoryEngine
 from aion.matching import MatchingEngine
 from aion.namespaces import NamespaceRegistry
+from aion.persistence import Store
+from aion.persistence.postgres import PostgresStore
 from aion.persistence.sqlite import SQLiteStore
 
 log = logging.getLogger("aion")
@@ -31,7 +33,10 @@ class ServerConfig:
     port: int = 7233
     """gRPC port."""
     db_filename: str | None = None
-    """SQLite file; None keeps everything in memory."""
+    """SQLite file; None keeps everything in memory. Ignored when `dsn` is set."""
+    dsn: str | None = None
+    """PostgreSQL connection string (``postgresql://user@host:5432/db``); when set, the server
+    stores everything there instead of SQLite."""
     namespaces: list[str] = field(default_factory=lambda: ["default"])
     """Namespaces registered at start (if missing)."""
     num_shards: int = 4
@@ -49,7 +54,11 @@ class AionServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = SQLiteStore(config.db_filename or ":memory:")
+        self.store: Store = (
+            PostgresStore(config.dsn)
+            if config.dsn
+            else SQLiteStore(config.db_filename or ":memory:")
+        )
         self.namespaces = NamespaceRegistry(self.store)
         self.matching = MatchingEngine()
         self.engine = HistoryEngine(self.store, self.namespaces, self.matching, config.num_shards)

@@ -25,6 +25,7 @@ class AionProcess:
     """An `aion server start-dev` child process; `start()` returns once it prints its address."""
 
     db_filename: str | None = None
+    dsn: str | None = None  # PostgreSQL instead of SQLite
     namespaces: list[str] = field(default_factory=list)
     extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
@@ -40,6 +41,8 @@ class AionProcess:
         args += ["--port", str(self.port)]
         if self.db_filename:
             args += ["--db-filename", self.db_filename]
+        if self.dsn:
+            args += ["--dsn", self.dsn]
         for ns in self.namespaces:
             args += ["--namespace", ns]
         args += self.extra_args

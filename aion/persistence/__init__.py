@@ -1,4 +1,4 @@
-"""Storage behind one interface (`Store`); SQLite today, PostgreSQL next."""
+"""Storage behind one interface (`Store`): SQLite (`sqlite`) and PostgreSQL (`postgres`)."""
 
 from aion.persistence.store import (
     ConditionFailedError,

@@ -1,0 +1,509 @@
+"""PostgreSQL backend: an asyncpg pool, group commit with a savepoint per transition.
+
+The semantics are SQLite's (see `aion.persistence.sqlite`); only the SQL differs. Because several
+processes may share one database, the checks SQLite gets for free from its single writer are made
+explicit with row locks: a commit holds the shard row `FOR SHARE` (so `acquire_shard`, which
+updates it, waits for commits under the old range id and every later commit sees the new one) and
+the current-run pointer `FOR UPDATE`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from aion.persistence.sqlite import SchemaTooNewError
+from aion.persistence.store import (
+    ConditionFailedError,
+    CurrentExecution,
+    ExecutionRecord,
+    ExecutionTransaction,
+    NamespaceRecord,
+    QueueTask,
+    SearchAttributeRecord,
+    ShardOwnershipLostError,
+    Store,
+    TimerTask,
+    VisibilityRecord,
+)
+
+# Each entry upgrades the schema by one version; never edit a released entry, append a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE shards (
+        shard_id INTEGER PRIMARY KEY,
+        range_id BIGINT NOT NULL,
+        owner TEXT NOT NULL
+    );
+    CREATE TABLE namespaces (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        data BYTEA NOT NULL,
+        notification_version BIGINT NOT NULL
+    );
+    CREATE TABLE current_executions (
+        shard_id INTEGER NOT NULL,
+        namespace_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        running BOOLEAN NOT NULL,
+        status INTEGER NOT NULL,
+        start_request_id TEXT NOT NULL,
+        start_time_ns BIGINT NOT NULL,
+        PRIMARY KEY (namespace_id, workflow_id)
+    );
+    CREATE TABLE executions (
+        shard_id INTEGER NOT NULL,
+        namespace_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        state BYTEA NOT NULL,
+        db_version BIGINT NOT NULL,
+        PRIMARY KEY (namespace_id, workflow_id, run_id)
+    );
+    CREATE TABLE history_events (
+        shard_id INTEGER NOT NULL,
+        namespace_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        event_id BIGINT NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY (namespace_id, workflow_id, run_id, event_id)
+    );
+    CREATE TABLE timer_tasks (
+        shard_id INTEGER NOT NULL,
+        task_id BIGINT NOT NULL,
+        fire_time_ns BIGINT NOT NULL,
+        namespace_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (shard_id, task_id)
+    );
+    CREATE INDEX timer_tasks_by_fire_time ON timer_tasks (shard_id, fire_time_ns);
+    CREATE TABLE queue_tasks (
+        shard_id INTEGER NOT NULL,
+        task_id BIGINT NOT NULL,
+        namespace_id TEXT NOT NULL,
+        task_queue TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        scheduled_event_id BIGINT NOT NULL,
+        stamp BIGINT NOT NULL,
+        create_time_ns BIGINT NOT NULL,
+        PRIMARY KEY (shard_id, task_id)
+    );
+    CREATE TABLE visibility (
+        namespace_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        workflow_type TEXT NOT NULL,
+        task_queue TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        start_time_ns BIGINT NOT NULL,
+        execution_time_ns BIGINT NOT NULL,
+        close_time_ns BIGINT NOT NULL,
+        history_length BIGINT NOT NULL,
+        memo BYTEA NOT NULL,
+        search_attributes BYTEA NOT NULL,
+        parent_workflow_id TEXT NOT NULL,
+        parent_run_id TEXT NOT NULL,
+        root_workflow_id TEXT NOT NULL,
+        root_run_id TEXT NOT NULL,
+        PRIMARY KEY (namespace_id, run_id)
+    );
+    CREATE INDEX visibility_by_start ON visibility (namespace_id, start_time_ns);
+    CREATE TABLE search_attributes (
+        namespace_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        field TEXT NOT NULL,
+        PRIMARY KEY (namespace_id, name)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Key of the advisory lock that serializes migrations of processes starting together.
+_MIGRATION_LOCK = 0x41494F4E  # "AION"
+
+
+async def migrate(conn: asyncpg.Connection) -> int:
+    """Bring the schema up to `SCHEMA_VERSION` in one transaction; returns the version found."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        found = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+        if found > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"database schema version {found} is newer than this Aion supports "
+                f"({SCHEMA_VERSION})"
+            )
+        for version in range(found, SCHEMA_VERSION):
+            await conn.execute(MIGRATIONS[version])
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version + 1)
+    return int(found)
+
+
+async def migrate_dsn(dsn: str) -> tuple[int, int]:
+    """Migrate the database at `dsn`; returns (version found, version now)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await migrate(conn), SCHEMA_VERSION
+    finally:
+        await conn.close()
+
+
+class PostgresStore(Store):
+    """PostgreSQL at `dsn` (e.g. ``postgresql://user@host:5432/aion``); migrates on open."""
+
+    def __init__(self, dsn: str, max_connections: int = 8) -> None:
+        self.dsn = dsn
+        self.max_connections = max_connections
+        self._pool: asyncpg.Pool | None = None
+        self._pending: list[tuple[ExecutionTransaction, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _db(self) -> asyncpg.Pool:
+        assert self._pool is not None, "store is not open"
+        return self._pool
+
+    async def open(self) -> None:
+        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.max_connections)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def acquire_shard(self, shard_id: int, owner: str) -> int:
+        range_id = await self._db().fetchval(
+            "INSERT INTO shards (shard_id, range_id, owner) VALUES ($1, 1, $2) "
+            "ON CONFLICT (shard_id) DO UPDATE SET range_id = shards.range_id + 1, "
+            "owner = excluded.owner RETURNING range_id",
+            shard_id,
+            owner,
+        )
+        return int(range_id)
+
+    async def list_namespaces(self) -> list[NamespaceRecord]:
+        rows = await self._db().fetch(
+            'SELECT id, name, data, notification_version FROM namespaces ORDER BY name COLLATE "C"'
+        )
+        return [NamespaceRecord(*row) for row in rows]
+
+    async def create_namespace(self, record: NamespaceRecord) -> None:
+        try:
+            await self._db().execute(
+                "INSERT INTO namespaces (id, name, data, notification_version) "
+                "VALUES ($1, $2, $3, $4)",
+                record.id,
+                record.name,
+                record.data,
+                record.notification_version,
+            )
+        except asyncpg.UniqueViolationError as e:
+            raise ConditionFailedError(str(e)) from e
+
+    async def update_namespace(self, record: NamespaceRecord) -> None:
+        await self._db().execute(
+            "UPDATE namespaces SET data = $1, notification_version = $2 WHERE id = $3",
+            record.data,
+            record.notification_version,
+            record.id,
+        )
+
+    async def list_search_attributes(self) -> list[SearchAttributeRecord]:
+        rows = await self._db().fetch(
+            "SELECT namespace_id, name, type, field FROM search_attributes "
+            'ORDER BY namespace_id COLLATE "C", name COLLATE "C"'
+        )
+        return [SearchAttributeRecord(*row) for row in rows]
+
+    async def update_search_attributes(
+        self, namespace_id: str, upserts: list[SearchAttributeRecord], deletions: list[str]
+    ) -> None:
+        async with self._db().acquire() as conn, conn.transaction():
+            if deletions:
+                await conn.execute(
+                    "DELETE FROM search_attributes WHERE namespace_id = $1 AND name = ANY($2)",
+                    namespace_id,
+                    deletions,
+                )
+            if upserts:
+                await conn.executemany(
+                    "INSERT INTO search_attributes (namespace_id, name, type, field) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (namespace_id, name) "
+                    "DO UPDATE SET type = excluded.type, field = excluded.field",
+                    [(namespace_id, r.name, r.type, r.field) for r in upserts],
+                )
+
+    async def get_current_execution(
+        self, namespace_id: str, workflow_id: str
+    ) -> CurrentExecution | None:
+        row = await self._db().fetchrow(
+            "SELECT namespace_id, workflow_id, run_id, running, status, start_request_id, "
+            "start_time_ns FROM current_executions WHERE namespace_id = $1 AND workflow_id = $2",
+            namespace_id,
+            workflow_id,
+        )
+        return CurrentExecution(*row) if row else None
+
+    async def get_execution(
+        self, namespace_id: str, workflow_id: str, run_id: str
+    ) -> ExecutionRecord | None:
+        row = await self._db().fetchrow(
+            "SELECT shard_id, namespace_id, workflow_id, run_id, state, db_version "
+            "FROM executions WHERE namespace_id = $1 AND workflow_id = $2 AND run_id = $3",
+            namespace_id,
+            workflow_id,
+            run_id,
+        )
+        return ExecutionRecord(*row) if row else None
+
+    async def read_events(
+        self, namespace_id: str, workflow_id: str, run_id: str, first_event_id: int, limit: int
+    ) -> list[bytes]:
+        rows = await self._db().fetch(
+            "SELECT data FROM history_events WHERE namespace_id = $1 AND workflow_id = $2 "
+            "AND run_id = $3 AND event_id >= $4 ORDER BY event_id LIMIT $5",
+            namespace_id,
+            workflow_id,
+            run_id,
+            first_event_id,
+            limit,
+        )
+        return [r[0] for r in rows]
+
+    async def commit(self, tx: ExecutionTransaction) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((tx, future))
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        """Group commit: one flush at a time; whatever queued meanwhile is the next batch."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    async with self._db().acquire() as conn:
+                        errors = await _commit_batch(conn, [tx for tx, _ in batch])
+                except Exception as e:  # the whole batch failed (connection lost, ...)
+                    errors = [e] * len(batch)
+                for (_, future), error in zip(batch, errors, strict=False):
+                    if future.done():
+                        continue
+                    if error is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(error)
+        finally:
+            self._flusher = None
+
+    async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]:
+        rows = await self._db().fetch(
+            "SELECT shard_id, task_id, fire_time_ns, namespace_id, workflow_id, run_id, kind, "
+            "data FROM timer_tasks WHERE shard_id = $1 ORDER BY fire_time_ns",
+            shard_id,
+        )
+        return [TimerTask(*row) for row in rows]
+
+    async def load_queue_tasks(self) -> list[QueueTask]:
+        rows = await self._db().fetch(
+            "SELECT task_id, namespace_id, task_queue, kind, workflow_id, run_id, "
+            "scheduled_event_id, shard_id, stamp, create_time_ns FROM queue_tasks "
+            "ORDER BY task_id"
+        )
+        return [QueueTask(*row) for row in rows]
+
+    async def delete_queue_tasks(self, shard_id: int, task_ids: list[int]) -> None:
+        await self._db().execute(
+            "DELETE FROM queue_tasks WHERE shard_id = $1 AND task_id = ANY($2)", shard_id, task_ids
+        )
+
+    async def delete_timer_tasks(self, shard_id: int, task_ids: list[int]) -> None:
+        await self._db().execute(
+            "DELETE FROM timer_tasks WHERE shard_id = $1 AND task_id = ANY($2)", shard_id, task_ids
+        )
+
+    async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]:
+        rows = await self._db().fetch(
+            "SELECT namespace_id, workflow_id, run_id, workflow_type, task_queue, status, "
+            "start_time_ns, execution_time_ns, close_time_ns, history_length, memo, "
+            "search_attributes, parent_workflow_id, parent_run_id, root_workflow_id, "
+            "root_run_id FROM visibility WHERE namespace_id = $1 ORDER BY start_time_ns DESC",
+            namespace_id,
+        )
+        return [VisibilityRecord(*row) for row in rows]
+
+
+async def _commit_batch(conn: asyncpg.Connection, batch: list[ExecutionTransaction]) -> list[Any]:
+    errors: list[Any] = []
+    async with conn.transaction():
+        for tx in batch:
+            try:
+                async with conn.transaction():  # a savepoint: a refused transition leaves no trace
+                    await _apply(conn, tx)
+                    if tx.new_run is not None:
+                        await _apply(conn, tx.new_run)
+            except (ConditionFailedError, ShardOwnershipLostError) as e:
+                errors.append(e)
+            else:
+                errors.append(None)
+    return errors
+
+
+async def _apply(conn: asyncpg.Connection, tx: ExecutionTransaction) -> None:
+    # FOR SHARE: acquire_shard (an UPDATE of this row) waits until this commit ends.
+    range_id = await conn.fetchval(
+        "SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE", tx.shard_id
+    )
+    if range_id is None or range_id != tx.range_id:
+        raise ShardOwnershipLostError(f"shard {tx.shard_id} is owned under another range id")
+    key = (tx.namespace_id, tx.workflow_id, tx.run_id)
+    if tx.expected_db_version is None:
+        status = await conn.execute(
+            "INSERT INTO executions (shard_id, namespace_id, workflow_id, run_id, state, "
+            "db_version) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            tx.shard_id,
+            *key,
+            tx.state,
+            tx.db_version,
+        )
+        if status != "INSERT 0 1":
+            raise ConditionFailedError("execution already exists")
+    else:
+        status = await conn.execute(
+            "UPDATE executions SET state = $1, db_version = $2 WHERE namespace_id = $3 "
+            "AND workflow_id = $4 AND run_id = $5 AND db_version = $6",
+            tx.state,
+            tx.db_version,
+            *key,
+            tx.expected_db_version,
+        )
+        if status != "UPDATE 1":
+            raise ConditionFailedError("execution was changed concurrently")
+    if tx.current is not None:
+        await _write_current(conn, tx)
+    if tx.events:
+        await conn.executemany(
+            "INSERT INTO history_events (shard_id, namespace_id, workflow_id, run_id, event_id, "
+            "data) VALUES ($1, $2, $3, $4, $5, $6)",
+            [(tx.shard_id, *key, event_id, data) for event_id, data in tx.events],
+        )
+    if tx.timer_tasks:
+        await conn.executemany(
+            "INSERT INTO timer_tasks (shard_id, task_id, fire_time_ns, namespace_id, workflow_id, "
+            "run_id, kind, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            [
+                (t.shard_id, t.task_id, t.fire_time_ns, t.namespace_id, t.workflow_id, t.run_id)
+                + (t.kind, t.data)
+                for t in tx.timer_tasks
+            ],
+        )
+    if tx.queue_tasks:
+        await conn.executemany(
+            "INSERT INTO queue_tasks (shard_id, task_id, namespace_id, task_queue, kind, "
+            "workflow_id, run_id, scheduled_event_id, stamp, create_time_ns) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            [
+                (t.shard_id, t.task_id, t.namespace_id, t.task_queue, t.kind, t.workflow_id)
+                + (t.run_id, t.scheduled_event_id, t.stamp, t.create_time_ns)
+                for t in tx.queue_tasks
+            ],
+        )
+    if tx.done_timer_task_ids:
+        await conn.execute(
+            "DELETE FROM timer_tasks WHERE shard_id = $1 AND task_id = ANY($2)",
+            tx.shard_id,
+            tx.done_timer_task_ids,
+        )
+    if tx.done_queue_task_ids:
+        await conn.execute(
+            "DELETE FROM queue_tasks WHERE shard_id = $1 AND task_id = ANY($2)",
+            tx.shard_id,
+            tx.done_queue_task_ids,
+        )
+    if tx.visibility is not None:
+        v = tx.visibility
+        await conn.execute(
+            "INSERT INTO visibility (namespace_id, workflow_id, run_id, workflow_type, "
+            "task_queue, status, start_time_ns, execution_time_ns, close_time_ns, history_length, "
+            "memo, search_attributes, parent_workflow_id, parent_run_id, root_workflow_id, "
+            "root_run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+            "$15, $16) ON CONFLICT (namespace_id, run_id) DO UPDATE SET "
+            "workflow_id = excluded.workflow_id, workflow_type = excluded.workflow_type, "
+            "task_queue = excluded.task_queue, status = excluded.status, "
+            "start_time_ns = excluded.start_time_ns, "
+            "execution_time_ns = excluded.execution_time_ns, "
+            "close_time_ns = excluded.close_time_ns, history_length = excluded.history_length, "
+            "memo = excluded.memo, search_attributes = excluded.search_attributes, "
+            "parent_workflow_id = excluded.parent_workflow_id, "
+            "parent_run_id = excluded.parent_run_id, "
+            "root_workflow_id = excluded.root_workflow_id, root_run_id = excluded.root_run_id",
+            *(v.namespace_id, v.workflow_id, v.run_id, v.workflow_type, v.task_queue, v.status),
+            *(v.start_time_ns, v.execution_time_ns, v.close_time_ns, v.history_length, v.memo),
+            *(v.search_attributes, v.parent_workflow_id, v.parent_run_id, v.root_workflow_id),
+            v.root_run_id,
+        )
+
+
+async def _write_current(conn: asyncpg.Connection, tx: ExecutionTransaction) -> None:
+    c = tx.current
+    assert c is not None
+    # FOR UPDATE: another process's new run of this workflow id waits for this commit.
+    found = await conn.fetchval(
+        "SELECT run_id FROM current_executions WHERE namespace_id = $1 AND workflow_id = $2 "
+        "FOR UPDATE",
+        c.namespace_id,
+        c.workflow_id,
+    )
+    if tx.expected_db_version is None:
+        # A new run may only take over the pointer from the run the caller saw.
+        if found != tx.expected_current_run_id:
+            raise ConditionFailedError("another run of this workflow id started concurrently")
+    elif found != c.run_id:
+        return  # an older run closing no longer owns the pointer
+    values = (
+        tx.shard_id,
+        c.namespace_id,
+        c.workflow_id,
+        c.run_id,
+        c.running,
+        c.status,
+        c.start_request_id,
+        c.start_time_ns,
+    )
+    if found is None:
+        # No row to lock: a concurrent first run inserts too, and only one insert may win.
+        status = await conn.execute(
+            "INSERT INTO current_executions (shard_id, namespace_id, workflow_id, run_id, "
+            "running, status, start_request_id, start_time_ns) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            *values,
+        )
+        if status != "INSERT 0 1":
+            raise ConditionFailedError("another run of this workflow id started concurrently")
+    else:
+        await conn.execute(
+            "UPDATE current_executions SET shard_id = $1, run_id = $4, running = $5, "
+            "status = $6, start_request_id = $7, start_time_ns = $8 "
+            "WHERE namespace_id = $2 AND workflow_id = $3",
+            *values,
+        )

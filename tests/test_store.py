@@ -1,0 +1,356 @@
+"""The store on its own, on every backend: keys are scoped by shard, versions and fencing tokens
+guard writes, one transition commits as a whole, and the schema migrates forward only.
+
+The PostgreSQL variants create a fresh database per test (through the admin connection in
+AION_TEST_PG_DSN, default postgresql://postgres@127.0.0.1:5432/postgres) and skip when no
+PostgreSQL answers there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from aion.persistence import (
+    ConditionFailedError,
+    CurrentExecution,
+    ExecutionTransaction,
+    NamespaceRecord,
+    QueueTask,
+    ShardOwnershipLostError,
+    Store,
+    TimerTask,
+    VisibilityRecord,
+    postgres,
+    sqlite,
+)
+from aion.persistence.postgres import PostgresStore
+from aion.persistence.sqlite import SchemaTooNewError, SQLiteStore
+
+PG_ADMIN_DSN = os.environ.get("AION_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _pg_admin() -> asyncpg.Connection:
+    """The admin connection, or a skip naming the DSN when PostgreSQL is not reachable."""
+    try:
+        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as e:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} (set AION_TEST_PG_DSN): {e}")
+
+
+def _with_database(dsn: str, database: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + database))
+
+
+async def pg_database() -> tuple[str, Callable[[], Awaitable[None]]]:
+    """A fresh empty database: its DSN and a coroutine function that drops it."""
+    admin = await _pg_admin()
+    name = f"aion_test_{uuid.uuid4().hex[:12]}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    return _with_database(PG_ADMIN_DSN, name), drop
+
+
+@dataclass
+class Backend:
+    """How to open (and reopen) one backend's store over one database."""
+
+    name: str
+    make: Callable[[], Store]
+    location: str  # the SQLite file or the PostgreSQL DSN
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        path = str(tmp_path / "store.db")
+        yield Backend("sqlite", lambda: SQLiteStore(path), path)
+        return
+    dsn, drop = await pg_database()
+    try:
+        yield Backend("postgres", lambda: PostgresStore(dsn), dsn)
+    finally:
+        await drop()
+
+
+@pytest.fixture
+async def pg_dsn() -> AsyncIterator[str]:
+    dsn, drop = await pg_database()
+    try:
+        yield dsn
+    finally:
+        await drop()
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    s = backend.make()
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def _tx(shard_id: int, range_id: int, workflow_id: str, **fields: object) -> ExecutionTransaction:
+    tx = ExecutionTransaction(
+        shard_id=shard_id,
+        range_id=range_id,
+        namespace_id="ns",
+        workflow_id=workflow_id,
+        run_id="run",
+        state=b"{}",
+        db_version=1,
+        expected_db_version=None,
+    )
+    for name, value in fields.items():
+        setattr(tx, name, value)
+    return tx
+
+
+def _queue_task(shard_id: int, task_id: int, workflow_id: str) -> QueueTask:
+    return QueueTask(task_id, "ns", "tq", "activity", workflow_id, "run", 5, shard_id=shard_id)
+
+
+def _current(workflow_id: str, run_id: str, running: bool = True) -> CurrentExecution:
+    return CurrentExecution("ns", workflow_id, run_id, running, 1, "req", 123)
+
+
+def _visibility(workflow_id: str, run_id: str, status: int) -> VisibilityRecord:
+    return VisibilityRecord(
+        "ns", workflow_id, run_id, "Type", "tq", status, 10, 10, 0, 3, b"memo", b"sa"
+    )
+
+
+async def test_round_trip(store: Store) -> None:
+    record = NamespaceRecord("ns", "default", b"info", 1)
+    await store.create_namespace(record)
+    with pytest.raises(ConditionFailedError):
+        await store.create_namespace(NamespaceRecord("ns2", "default", b"other"))
+    record.data, record.notification_version = b"info2", 2
+    await store.update_namespace(record)
+    assert await store.list_namespaces() == [NamespaceRecord("ns", "default", b"info2", 2)]
+
+    range_id = await store.acquire_shard(0, "host")
+    timer = TimerTask(0, 11, 5_000, "ns", "wf", "run", "workflow_run_timeout", "x")
+    await store.commit(
+        _tx(
+            0,
+            range_id,
+            "wf",
+            state=b"state-1",
+            events=[(1, b"e1"), (2, b"e2"), (3, b"e3")],
+            current=_current("wf", "run"),
+            timer_tasks=[timer],
+            queue_tasks=[_queue_task(0, 12, "wf")],
+            visibility=_visibility("wf", "run", 1),
+        )
+    )
+
+    execution = await store.get_execution("ns", "wf", "run")
+    assert execution is not None
+    assert (execution.shard_id, execution.state, execution.db_version) == (0, b"state-1", 1)
+    assert await store.get_execution("ns", "wf", "other") is None
+    assert await store.get_current_execution("ns", "wf") == _current("wf", "run")
+    assert await store.get_current_execution("ns", "nope") is None
+    assert await store.read_events("ns", "wf", "run", 1, 100) == [b"e1", b"e2", b"e3"]
+    assert await store.read_events("ns", "wf", "run", 2, 1) == [b"e2"]
+    assert await store.load_timer_tasks(0) == [timer]
+    assert await store.load_timer_tasks(1) == []
+    assert await store.load_queue_tasks() == [_queue_task(0, 12, "wf")]
+    assert await store.list_visibility("ns") == [_visibility("wf", "run", 1)]
+
+    # The next transition appends, completes the tasks and closes the run.
+    await store.commit(
+        _tx(
+            0,
+            range_id,
+            "wf",
+            state=b"state-2",
+            db_version=2,
+            expected_db_version=1,
+            events=[(4, b"e4")],
+            current=_current("wf", "run", running=False),
+            done_timer_task_ids=[11],
+            done_queue_task_ids=[12],
+            visibility=_visibility("wf", "run", 2),
+        )
+    )
+    assert await store.read_events("ns", "wf", "run", 3, 100) == [b"e3", b"e4"]
+    assert (await store.get_current_execution("ns", "wf")) == _current("wf", "run", False)
+    assert await store.list_visibility("ns") == [_visibility("wf", "run", 2)]
+    assert await store.load_timer_tasks(0) == [] and await store.load_queue_tasks() == []
+
+    # Tasks dropped outside a transition.
+    await store.commit(
+        _tx(0, range_id, "wf2", timer_tasks=[timer], queue_tasks=[_queue_task(0, 13, "wf2")])
+    )
+    await store.delete_timer_tasks(0, [11])
+    await store.delete_queue_tasks(0, [13])
+    assert await store.load_timer_tasks(0) == [] and await store.load_queue_tasks() == []
+
+
+async def test_a_refused_transition_leaves_no_trace(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "host")
+    await store.commit(_tx(0, range_id, "wf", current=_current("wf", "run")))
+    # A new run that did not see the current one: refused, and none of its rows remain.
+    rival = _tx(
+        0,
+        range_id,
+        "wf",
+        run_id="run2",
+        events=[(1, b"e1")],
+        current=_current("wf", "run2"),
+        queue_tasks=[_queue_task(0, 1, "wf")],
+    )
+    with pytest.raises(ConditionFailedError):
+        await store.commit(rival)
+    assert await store.get_execution("ns", "wf", "run2") is None
+    assert await store.read_events("ns", "wf", "run2", 1, 10) == []
+    assert await store.load_queue_tasks() == []
+    assert (await store.get_current_execution("ns", "wf")) == _current("wf", "run")
+    # The same run, knowing the current one, takes the pointer over.
+    rival.expected_current_run_id = "run"
+    await store.commit(rival)
+    assert (await store.get_current_execution("ns", "wf")) == _current("wf", "run2")
+
+
+async def test_queue_task_ids_are_scoped_by_shard(store: Store) -> None:
+    ranges = [await store.acquire_shard(shard, "host") for shard in (0, 1)]
+    # Each shard numbers its tasks on its own, so the same id can exist in both.
+    await store.commit(_tx(0, ranges[0], "a", queue_tasks=[_queue_task(0, 7, "a")]))
+    await store.commit(_tx(1, ranges[1], "b", queue_tasks=[_queue_task(1, 7, "b")]))
+
+    await store.delete_queue_tasks(0, [7])
+    assert [t.workflow_id for t in await store.load_queue_tasks()] == ["b"]
+
+    done = _tx(1, ranges[1], "b", db_version=2, expected_db_version=1)
+    done.done_queue_task_ids = [7]
+    await store.commit(done)
+    assert await store.load_queue_tasks() == []
+
+
+async def test_stale_version_is_refused(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "host")
+    await store.commit(_tx(0, range_id, "a"))
+    with pytest.raises(ConditionFailedError):
+        await store.commit(_tx(0, range_id, "a"))  # the row exists already
+    with pytest.raises(ConditionFailedError):
+        await store.commit(_tx(0, range_id, "a", db_version=2, expected_db_version=5))
+    await store.commit(_tx(0, range_id, "a", db_version=2, expected_db_version=1))
+    with pytest.raises(ConditionFailedError):
+        await store.commit(_tx(0, range_id, "a", db_version=3, expected_db_version=1))
+
+
+async def test_stale_fencing_token_is_refused(store: Store) -> None:
+    old_range = await store.acquire_shard(0, "first")
+    await store.commit(_tx(0, old_range, "a"))
+    new_range = await store.acquire_shard(0, "second")
+    assert new_range > old_range
+    with pytest.raises(ShardOwnershipLostError):
+        await store.commit(_tx(0, old_range, "a", db_version=2, expected_db_version=1))
+    with pytest.raises(ShardOwnershipLostError):
+        await store.commit(_tx(3, new_range, "never-acquired"))
+    await store.commit(_tx(0, new_range, "a", db_version=2, expected_db_version=1))
+
+
+async def test_group_commit_refuses_only_the_stale_transition(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "host")
+    await store.commit(_tx(0, range_id, "stale"))
+    txs = [_tx(0, range_id, f"wf{i}", events=[(1, b"e1")]) for i in range(10)]
+    txs.insert(5, _tx(0, range_id, "stale", db_version=2, expected_db_version=7))
+    results = await asyncio.gather(*(store.commit(tx) for tx in txs), return_exceptions=True)
+    assert [type(r) for r in results] == [type(None)] * 5 + [ConditionFailedError] + [
+        type(None)
+    ] * 5
+    for i in range(10):
+        assert await store.read_events("ns", f"wf{i}", "run", 1, 10) == [b"e1"]
+
+
+async def test_migrating_twice_is_a_no_op_and_a_newer_schema_is_refused(
+    backend: Backend,
+) -> None:
+    store = backend.make()
+    await store.open()
+    range_id = await store.acquire_shard(0, "host")
+    await store.commit(_tx(0, range_id, "a"))
+    await store.close()
+
+    store = backend.make()  # opening again migrates nothing and keeps the data
+    await store.open()
+    try:
+        assert await store.get_execution("ns", "a", "run") is not None
+    finally:
+        await store.close()
+    assert await _schema_version(backend) == _code_schema_version(backend)
+
+    await _set_schema_version(backend, _code_schema_version(backend) + 1)
+    with pytest.raises(SchemaTooNewError, match="newer than this Aion supports"):
+        await backend.make().open()
+
+
+async def test_db_migrate_command(pg_dsn: str) -> None:
+    backend = Backend("postgres", lambda: PostgresStore(pg_dsn), pg_dsn)
+    command = [sys.executable, "-m", "aion", "db", "migrate", "--dsn", pg_dsn]
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "migrated from version 0" in first.stdout
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "up to date" in again.stdout
+    assert await _schema_version(backend) == postgres.SCHEMA_VERSION
+    await _set_schema_version(backend, postgres.SCHEMA_VERSION + 1)
+    refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 1 and "newer than this Aion supports" in refused.stderr
+
+
+def _code_schema_version(backend: Backend) -> int:
+    return sqlite.SCHEMA_VERSION if backend.name == "sqlite" else postgres.SCHEMA_VERSION
+
+
+async def _schema_version(backend: Backend) -> int:
+    if backend.name == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(backend.location) as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    conn = await asyncpg.connect(backend.location)
+    try:
+        return int(await conn.fetchval("SELECT max(version) FROM schema_version"))
+    finally:
+        await conn.close()
+
+
+async def _set_schema_version(backend: Backend, version: int) -> None:
+    """Pretend a newer Aion migrated the database."""
+    if backend.name == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(backend.location)
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.close()
+        return
+    conn = await asyncpg.connect(backend.location)
+    try:
+        await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+    finally:
+        await conn.close()
