@@ -9,11 +9,11 @@ the current-run pointer `FOR UPDATE`.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
 
+from aion.persistence.group_commit import GroupCommit
 from aion.persistence.sqlite import SchemaTooNewError
 from aion.persistence.store import (
     ConditionFailedError,
@@ -166,8 +166,7 @@ class PostgresStore(Store):
         self.dsn = dsn
         self.max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
-        self._pending: list[tuple[ExecutionTransaction, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._group = GroupCommit(self._write_batch)
 
     def _db(self) -> asyncpg.Pool:
         assert self._pool is not None, "store is not open"
@@ -184,8 +183,7 @@ class PostgresStore(Store):
         self._pool = pool
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._group.drain()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -290,31 +288,11 @@ class PostgresStore(Store):
         return [r[0] for r in rows]
 
     async def commit(self, tx: ExecutionTransaction) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((tx, future))
-        if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
-        await future
+        await self._group.commit(tx)
 
-    async def _flush(self) -> None:
-        """Group commit: one flush at a time; whatever queued meanwhile is the next batch."""
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    async with self._db().acquire() as conn:
-                        errors = await _commit_batch(conn, [tx for tx, _ in batch])
-                except Exception as e:  # the whole batch failed (connection lost, ...)
-                    errors = [e] * len(batch)
-                for (_, future), error in zip(batch, errors, strict=False):
-                    if future.done():
-                        continue
-                    if error is None:
-                        future.set_result(None)
-                    else:
-                        future.set_exception(error)
-        finally:
-            self._flusher = None
+    async def _write_batch(self, batch: list[ExecutionTransaction]) -> list[Exception | None]:
+        async with self._db().acquire() as conn:
+            return await _commit_batch(conn, batch)
 
     async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]:
         rows = await self._db().fetch(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from aion.persistence.group_commit import GroupCommit
 from aion.persistence.store import (
     ConditionFailedError,
     CurrentExecution,
@@ -152,8 +153,8 @@ class SQLiteStore(Store):
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aion-sqlite")
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[ExecutionTransaction, asyncio.Future[None]]] = []
-        self._flush_scheduled = False
+        # Every transition queued during a write goes into the next SQLite transaction.
+        self._group = GroupCommit(lambda batch: self._run(lambda db: _commit_batch(db, batch)))
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -175,6 +176,8 @@ class SQLiteStore(Store):
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
 
     async def close(self) -> None:
+        await self._group.drain()
+
         def shut() -> None:
             if self._conn is not None:
                 self._conn.close()
@@ -301,28 +304,7 @@ class SQLiteStore(Store):
         return [r[0] for r in rows]
 
     async def commit(self, tx: ExecutionTransaction) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((tx, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().create_task(self._flush())
-        await future
-
-    async def _flush(self) -> None:
-        """Group commit: every transition queued so far goes into one SQLite transaction."""
-        batch, self._pending = self._pending, []
-        self._flush_scheduled = False
-        try:
-            errors = await self._run(lambda db: _commit_batch(db, [tx for tx, _ in batch]))
-        except Exception as e:  # the whole batch failed (disk error, ...)
-            errors = [e] * len(batch)
-        for (_, future), error in zip(batch, errors, strict=False):
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+        await self._group.commit(tx)
 
     async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]:
         rows = await self._run(
