@@ -123,8 +123,8 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
             cluster_id=self.engine.host_id,
             cluster_name=CLUSTER_NAME,
             history_shard_count=self.engine.num_shards,
-            persistence_store="sqlite",
-            visibility_store="sqlite",
+            persistence_store=self.engine.store.name,
+            visibility_store=self.engine.store.name,
             initial_failover_version=1,
             failover_version_increment=10,
         )

@@ -162,6 +162,8 @@ async def migrate_dsn(dsn: str) -> tuple[int, int]:
 class PostgresStore(Store):
     """PostgreSQL at `dsn` (e.g. ``postgresql://user@host:5432/aion``); migrates on open."""
 
+    name = "postgres"
+
     def __init__(self, dsn: str, max_connections: int = 8) -> None:
         self.dsn = dsn
         self.max_connections = max_connections

@@ -149,6 +149,8 @@ def migrate(conn: sqlite3.Connection) -> int:
 class SQLiteStore(Store):
     """Embedded SQLite; `path` ":memory:" keeps everything in memory (the dev default)."""
 
+    name = "sqlite"
+
     def __init__(self, path: str = ":memory:") -> None:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aion-sqlite")

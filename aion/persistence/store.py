@@ -139,6 +139,8 @@ class ExecutionTransaction:
 class Store(abc.ABC):
     """Async storage interface; every backend implements exactly this."""
 
+    name = ""  # what GetClusterInfo reports as the persistence and visibility store
+
     @abc.abstractmethod
     async def open(self) -> None: ...
 
