@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from workloads import (
+    UPDATES_PER_WORKFLOW,
     NoopWorkflow,
     OneActivityWorkflow,
     SignalQueryWorkflow,
     TenActivitiesWorkflow,
     TimerWorkflow,
+    UpdateWorkflow,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -65,12 +67,34 @@ async def run_timer(client: Client, workflow_id: str, task_queue: str) -> None:
     await client.execute_workflow(TimerWorkflow.run, id=workflow_id, task_queue=task_queue)
 
 
+async def run_update(client: Client, workflow_id: str, task_queue: str) -> None:
+    handle = await client.start_workflow(UpdateWorkflow.run, id=workflow_id, task_queue=task_queue)
+    expected = 0
+    for i in range(1, UPDATES_PER_WORKFLOW + 1):
+        if i == 3:  # one rejected update per workflow, between accepted ones
+            try:
+                await handle.execute_update(UpdateWorkflow.add, -1)
+            except WorkflowUpdateFailedError:
+                pass
+            else:
+                raise RuntimeError("update with a negative amount was not rejected")
+        expected += i
+        total = await handle.execute_update(UpdateWorkflow.add, i)
+        if total != expected:
+            raise RuntimeError(f"update {i} returned {total}, expected {expected}")
+    if await handle.execute_update(UpdateWorkflow.finish) != expected:
+        raise RuntimeError("finish update returned the wrong total")
+    if await handle.result() != expected:
+        raise RuntimeError("workflow completed with the wrong total")
+
+
 WORKLOADS: dict[str, RunOne] = {
     "noop": run_noop,
     "one-activity": run_one_activity,
     "ten-activities": run_ten_activities,
     "signal-query": run_signal_query,
     "timer": run_timer,
+    "update": run_update,
 }
 
 

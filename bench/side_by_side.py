@@ -44,11 +44,22 @@ class Outcome:
     load_before: float | None = None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+def free_port(port_range: tuple[int, int] | None = None, taken: set[int] | None = None) -> int:
+    """A loopback port that is free now: any (port 0), or the first free one in `port_range`."""
+    candidates = [0] if port_range is None else range(port_range[0], port_range[1] + 1)
+    for candidate in candidates:
+        if taken is not None and candidate in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port: int = s.getsockname()[1]
+        if taken is not None:
+            taken.add(port)
         return port
+    raise RuntimeError(f"no free port in {port_range}")
 
 
 async def wait_ready(proc: subprocess.Popen[bytes], address: str) -> None:
@@ -167,7 +178,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("-o", "--output", type=Path, help="also write the markdown here")
+    parser.add_argument(
+        "--ports",
+        type=port_range,
+        metavar="LO-HI",
+        help="take the servers' listening ports from this range (default: any free port)",
+    )
     return parser.parse_args()
+
+
+def port_range(text: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    try:
+        bounds = (int(lo), int(hi))
+    except ValueError:
+        bounds = (0, -1)
+    if not sep or not 0 < bounds[0] <= bounds[1] < 65536:
+        raise argparse.ArgumentTypeError(f"expected LO-HI with 0 < LO <= HI < 65536, got {text!r}")
+    return bounds
 
 
 def main() -> None:
@@ -181,14 +209,19 @@ def main() -> None:
 
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="aion-bench-") as tmp:
-        port = free_port()
+        taken: set[int] = set()
+        port = free_port(args.ports, taken)
         argv = [str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
-        argv += ["--port", str(port), "--ui-port", str(free_port()), "--log-level", "error"]
+        argv += ["--port", str(port), "--ui-port", str(free_port(args.ports, taken))]
+        if args.ports:  # otherwise the reference picks these itself
+            argv += ["--http-port", str(free_port(args.ports, taken))]
+            argv += ["--metrics-port", str(free_port(args.ports, taken))]
+        argv += ["--log-level", "error"]
         outcomes.append(
             bench_one("temporal", argv, f"127.0.0.1:{port}", bench_args, Path(tmp, "temporal.log"))
         )
 
-        port = free_port()
+        port = free_port(args.ports, taken)
         argv = [sys.executable, "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
         argv += ["--port", str(port)]
         outcomes.append(

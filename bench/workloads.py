@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio import activity, workflow
 
 TIMER_SECONDS = 1.0
+UPDATES_PER_WORKFLOW = 5  # accepted `add` updates per `update` workflow (plus one rejected)
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
@@ -78,11 +79,45 @@ class TimerWorkflow:
         await workflow.sleep(TIMER_SECONDS)
 
 
+@workflow.defn(name="BenchUpdate")
+class UpdateWorkflow:
+    """Keeps a running total that `add` updates change; the `finish` update lets it complete.
+
+    `add`'s validator rejects negative amounts, so a rejected update never reaches the handler
+    (and, on a server that follows Temporal, leaves no trace in the history).
+    """
+
+    def __init__(self) -> None:
+        self._total = 0
+        self._finished = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self._finished)
+        return self._total
+
+    @workflow.update
+    def add(self, amount: int) -> int:
+        self._total += amount
+        return self._total
+
+    @add.validator
+    def validate_add(self, amount: int) -> None:
+        if amount < 0:
+            raise ValueError(f"amount must not be negative, got {amount}")
+
+    @workflow.update
+    def finish(self) -> int:
+        self._finished = True
+        return self._total
+
+
 WORKFLOWS = [
     NoopWorkflow,
     OneActivityWorkflow,
     TenActivitiesWorkflow,
     SignalQueryWorkflow,
     TimerWorkflow,
+    UpdateWorkflow,
 ]
 ACTIVITIES = [echo]
