@@ -257,3 +257,53 @@ async def test_parent_hears_from_the_child_chain_after_its_retries(client: Clien
             RetryingParent.run, id=f"wf-{uuid.uuid4()}", task_queue=task_queue
         )
         assert await handle.result() == 2
+
+
+@workflow.defn
+class SignalsItsChild:
+    """The parent signals its child right after starting it; the last signal ends the child."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflow.run
+    async def run(self, top: bool) -> str:
+        if not top:
+            await workflow.wait_condition(lambda: self.done)
+            return "child"
+        child = await workflow.start_child_workflow(
+            SignalsItsChild.run, False, id=f"{workflow.info().workflow_id}-child"
+        )
+        await child.signal(SignalsItsChild.poke)
+        await child.signal(SignalsItsChild.poke)
+        await child.signal(SignalsItsChild.finish)
+        return "parent of " + await child
+
+    @workflow.signal
+    def poke(self) -> None:
+        pass
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+
+async def test_child_start_recorded_during_a_workflow_task_still_reports_its_close(
+    client: Client,
+) -> None:
+    """Found by the SDK suite's test_workflow_separate_protocol: a child start recorded while the
+    parent's workflow task ran was buffered, its id never reached the child's record, and the
+    child's close was deferred forever."""
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(client, task_queue=task_queue, workflows=[SignalsItsChild]):
+        for _ in range(5):
+            handle = await client.start_workflow(
+                SignalsItsChild.run,
+                True,
+                id=f"parent-{uuid.uuid4()}",
+                task_queue=task_queue,
+                execution_timeout=timedelta(seconds=20),
+            )
+            for _ in range(3):  # keeps the parent's workflow tasks busy while its child starts
+                await handle.signal(SignalsItsChild.poke)
+            assert await handle.result() == "parent of child"

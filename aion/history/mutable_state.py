@@ -66,6 +66,14 @@ UNBUFFERED_EVENT_TYPES = {
 }
 
 MAX_RESET_POINTS = 20
+BUFFERED_EVENT_ID = -123  # stands for an event id while its event waits in the buffer
+CHILD_CLOSED_EVENT_TYPES = {
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
+    ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED,
+}
 PARENT_CLOSE_POLICY_ABANDON = workflow_pb2.PARENT_CLOSE_POLICY_ABANDON
 
 # Closed unsuccessfully: what ALLOW_DUPLICATE_FAILED_ONLY lets a new run replace.
@@ -426,11 +434,25 @@ class MutableState:
         self.dirty = True
 
     def flush_buffered_events(self) -> list[history_pb.HistoryEvent]:
-        """Write buffered events; events referring to scheduled/started ids are renumbered."""
+        """Write buffered events; ids that pointed at a buffered event get its real id."""
         flushed = []
         for event in self.s.buffered_events:
             self._write(event)
             flushed.append(event)
+            kind = event.WhichOneof("attributes") or ""
+            attrs = getattr(event, kind, None)
+            if kind == "child_workflow_execution_started_event_attributes":
+                child = self.s.children.get(attrs.initiated_event_id)  # type: ignore[union-attr]
+                if child is not None:
+                    child.started_event_id = event.event_id
+                started = event.event_id
+                for later in self.s.buffered_events:
+                    later_attrs = getattr(later, later.WhichOneof("attributes") or "", None)
+                    if (
+                        later.event_type in CHILD_CLOSED_EVENT_TYPES
+                        and later_attrs.initiated_event_id == attrs.initiated_event_id  # type: ignore[union-attr]
+                    ):
+                        later_attrs.started_event_id = started  # type: ignore[union-attr]
         self.s.buffered_events = []
         return flushed
 
@@ -1370,7 +1392,8 @@ class MutableState:
             attrs,
         )
         child.run_id = run_id
-        child.started_event_id = event.event_id
+        # A buffered event has no id yet: the flush sets the real one.
+        child.started_event_id = event.event_id or BUFFERED_EVENT_ID
 
     def child_start_failed(self, child: ChildInfo, cause: int) -> None:
         self.append(
