@@ -307,3 +307,18 @@ async def test_child_start_recorded_during_a_workflow_task_still_reports_its_clo
             for _ in range(3):  # keeps the parent's workflow tasks busy while its child starts
                 await handle.signal(SignalsItsChild.poke)
             assert await handle.result() == "parent of child"
+
+
+async def test_describe_shows_the_start_summary_and_details(client: Client) -> None:
+    """Found by the SDK suite's test_user_metadata_is_set."""
+    handle = await client.start_workflow(
+        "NoWorkerHere",
+        id=f"wf-{uuid.uuid4()}",
+        task_queue=f"tq-{uuid.uuid4()}",
+        static_summary="a summary",
+        static_details="some details",
+    )
+    description = await handle.describe()
+    assert await description.static_summary() == "a summary"
+    assert await description.static_details() == "some details"
+    await handle.terminate()

@@ -22,7 +22,11 @@ async def describe_workflow(
 ) -> rr.DescribeWorkflowExecutionResponse:
     key = await engine.resolve(ns.id, req.execution.workflow_id, req.execution.run_id)
     ms = await engine.get_execution(key)
-    return describe(ms)
+    response = describe(ms)
+    (started,) = await engine.read_history(key, 1, 1)
+    if started.HasField("user_metadata"):  # the start's summary and details
+        response.execution_config.user_metadata.CopyFrom(started.user_metadata)
+    return response
 
 
 def execution_info(ms: MutableState) -> workflow_pb.WorkflowExecutionInfo:
