@@ -95,10 +95,7 @@ def multi_operation_failed(start: ServiceError | None, update: ServiceError | No
     for error in (start, update):
         status = failure.statuses.add()
         if error is None:
-            error = ServiceError(
-                "Operation was aborted.", failure_pb.MultiOperationExecutionAborted()
-            )
-            error.code = grpc.StatusCode.ABORTED
+            error = Aborted("Operation was aborted.", failure_pb.MultiOperationExecutionAborted())
         status.code = error.code.value[0]
         status.message = error.message
         if error.details is not None:

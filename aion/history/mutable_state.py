@@ -435,25 +435,22 @@ class MutableState:
 
     def flush_buffered_events(self) -> list[history_pb.HistoryEvent]:
         """Write buffered events; ids that pointed at a buffered event get its real id."""
-        flushed = []
+        child_started: dict[int, int] = {}  # initiated event id -> started event id
         for event in self.s.buffered_events:
+            if event.event_type in CHILD_CLOSED_EVENT_TYPES:
+                attrs = getattr(event, event.WhichOneof("attributes") or "")
+                if attrs.started_event_id == BUFFERED_EVENT_ID:
+                    attrs.started_event_id = child_started[attrs.initiated_event_id]
             self._write(event)
-            flushed.append(event)
-            kind = event.WhichOneof("attributes") or ""
-            attrs = getattr(event, kind, None)
-            if kind == "child_workflow_execution_started_event_attributes":
-                child = self.s.children.get(attrs.initiated_event_id)  # type: ignore[union-attr]
+            if event.event_type == ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+                initiated = (
+                    event.child_workflow_execution_started_event_attributes.initiated_event_id
+                )
+                child_started[initiated] = event.event_id
+                child = self.s.children.get(initiated)
                 if child is not None:
                     child.started_event_id = event.event_id
-                started = event.event_id
-                for later in self.s.buffered_events:
-                    later_attrs = getattr(later, later.WhichOneof("attributes") or "", None)
-                    if (
-                        later.event_type in CHILD_CLOSED_EVENT_TYPES
-                        and later_attrs.initiated_event_id == attrs.initiated_event_id  # type: ignore[union-attr]
-                    ):
-                        later_attrs.started_event_id = started  # type: ignore[union-attr]
-        self.s.buffered_events = []
+        flushed, self.s.buffered_events = self.s.buffered_events, []
         return flushed
 
     # ---- durable tasks -----------------------------------------------------------------

@@ -55,23 +55,19 @@ async def update_with_start(
         run_id=ms.s.run_id, started=True, status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING
     )
     try:
-        stage, outcome = await update_workflow.wait_for_stage(
+        status = await update_workflow.wait_for_stage(
             engine,
             key,
             admitted,
             update.wait_policy.lifecycle_stage,
             min(update_workflow.LONG_POLL_S, deadline_s),
-            deadline_s <= update_workflow.LONG_POLL_S,
+            deadline_s,
         )
     except update_workflow.UpdateAborted:
-        stage, outcome = update_workflow.ADMITTED, None  # the caller asks again
+        status = update_workflow.ADMITTED, None  # the caller asks again
     except errors.ServiceError as e:
         raise errors.multi_operation_failed(None, e) from None
-    updated = rr.UpdateWorkflowExecutionResponse(
-        update_ref=update_workflow.update_ref(key, update.request.meta.update_id),
-        outcome=outcome,
-        stage=stage,
-    )
+    updated = update_workflow.update_response(key, update.request.meta.update_id, status)
     return _response(started, updated)
 
 

@@ -51,17 +51,15 @@ async def update_workflow(
         key = await engine.resolve(ns.id, execution.workflow_id, execution.run_id)
         found: Found = await engine.update_execution(key, lambda ms: admit(ms, req))
         try:
-            reached, outcome = await wait_for_stage(
-                engine, key, found, stage, until - loop.time(), deadline_s <= LONG_POLL_S
+            status = await wait_for_stage(
+                engine, key, found, stage, until - loop.time(), deadline_s
             )
         except UpdateAborted:
             # Dropped before acceptance (state reloaded, run continued): admit it again.
             if loop.time() < until:
                 continue
-            reached, outcome = ADMITTED, None
-        return rr.UpdateWorkflowExecutionResponse(
-            update_ref=update_ref(key, update_id), outcome=outcome, stage=reached
-        )
+            status = ADMITTED, None
+        return update_response(key, update_id, status)
 
 
 def admit(ms: MutableState, req: rr.UpdateWorkflowExecutionRequest) -> Found:
@@ -99,7 +97,7 @@ async def poll_update(
     timeout = min(LONG_POLL_S, deadline_s)
     try:
         reached, outcome = await wait_for_stage(
-            engine, key, found, req.wait_policy.lifecycle_stage, timeout, deadline_s <= LONG_POLL_S
+            engine, key, found, req.wait_policy.lifecycle_stage, timeout, deadline_s
         )
     except UpdateAborted:
         raise errors.Unavailable("workflow update was aborted") from None
@@ -115,16 +113,26 @@ def update_ref(key: ExecutionKey, update_id: str) -> update_pb.UpdateRef:
     )
 
 
+def update_response(
+    key: ExecutionKey, update_id: str, status: Status
+) -> rr.UpdateWorkflowExecutionResponse:
+    stage, outcome = status
+    return rr.UpdateWorkflowExecutionResponse(
+        update_ref=update_ref(key, update_id), outcome=outcome, stage=stage
+    )
+
+
 async def wait_for_stage(
     engine: HistoryEngine,
     key: ExecutionKey,
     found: Found,
     stage: int,
     timeout: float,
-    caller_deadline: bool,
+    deadline_s: float,
 ) -> Status:
     """Wait until the update reaches `stage`; at `timeout`, the stage reached so far (or, when the
-    caller's own deadline is what ran out, DEADLINE_EXCEEDED)."""
+    caller's own deadline, `deadline_s` from the call's start, is shorter than a long poll,
+    DEADLINE_EXCEEDED)."""
     if isinstance(found, UpdateRecord):
         return COMPLETED, await _recorded_outcome(engine, key, found)
     update = found
@@ -134,7 +142,7 @@ async def wait_for_stage(
         if stage == ACCEPTED:
             await asyncio.wait_for(asyncio.shield(update.accepted), timeout)
     except TimeoutError:
-        if caller_deadline:
+        if deadline_s <= LONG_POLL_S:
             raise errors.DeadlineExceeded("context deadline exceeded") from None
     return _reached(update)
 
