@@ -16,7 +16,6 @@ from aion.history.engine import HistoryEngine
 from aion.matching import MatchingEngine
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
-from aion.persistence.postgres import PostgresStore
 from aion.persistence.sqlite import SQLiteStore
 
 log = logging.getLogger("aion")
@@ -54,11 +53,13 @@ class AionServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store: Store = (
-            PostgresStore(config.dsn)
-            if config.dsn
-            else SQLiteStore(config.db_filename or ":memory:")
-        )
+        self.store: Store
+        if config.dsn:
+            from aion.persistence.postgres import PostgresStore  # asyncpg only when needed
+
+            self.store = PostgresStore(config.dsn)
+        else:
+            self.store = SQLiteStore(config.db_filename or ":memory:")
         self.namespaces = NamespaceRegistry(self.store)
         self.matching = MatchingEngine()
         self.engine = HistoryEngine(self.store, self.namespaces, self.matching, config.num_shards)

@@ -27,6 +27,7 @@ from aion.persistence import (
     ExecutionTransaction,
     NamespaceRecord,
     QueueTask,
+    SchemaTooNewError,
     ShardOwnershipLostError,
     Store,
     TimerTask,
@@ -35,7 +36,7 @@ from aion.persistence import (
     sqlite,
 )
 from aion.persistence.postgres import PostgresStore
-from aion.persistence.sqlite import SchemaTooNewError, SQLiteStore
+from aion.persistence.sqlite import SQLiteStore
 
 PG_ADMIN_DSN = os.environ.get("AION_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,6 @@ from typing import Any
 import asyncpg
 
 from aion.persistence.group_commit import GroupCommit
-from aion.persistence.sqlite import SchemaTooNewError
 from aion.persistence.store import (
     ConditionFailedError,
     CurrentExecution,
@@ -27,6 +26,7 @@ from aion.persistence.store import (
     Store,
     TimerTask,
     VisibilityRecord,
+    check_schema_version,
 )
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
@@ -139,11 +139,7 @@ async def migrate(conn: asyncpg.Connection) -> int:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         found = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-        if found > SCHEMA_VERSION:
-            raise SchemaTooNewError(
-                f"database schema version {found} is newer than this Aion supports "
-                f"({SCHEMA_VERSION})"
-            )
+        check_schema_version(found, SCHEMA_VERSION)
         for version in range(found, SCHEMA_VERSION):
             await conn.execute(MIGRATIONS[version])
             await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version + 1)

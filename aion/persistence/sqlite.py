@@ -21,6 +21,7 @@ from aion.persistence.store import (
     Store,
     TimerTask,
     VisibilityRecord,
+    check_schema_version,
 )
 
 T = TypeVar("T")
@@ -127,17 +128,10 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaTooNewError(Exception):
-    """The database was written by a newer Aion."""
-
-
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema up to `SCHEMA_VERSION`; returns the version found before."""
     found = conn.execute("PRAGMA user_version").fetchone()[0]
-    if found > SCHEMA_VERSION:
-        raise SchemaTooNewError(
-            f"database schema version {found} is newer than this Aion supports ({SCHEMA_VERSION})"
-        )
+    check_schema_version(found, SCHEMA_VERSION)
     for version in range(found, SCHEMA_VERSION):
         with conn:
             conn.executescript(

@@ -19,6 +19,18 @@ class ShardOwnershipLostError(Exception):
     """The shard's range id moved on: this process no longer owns the shard."""
 
 
+class SchemaTooNewError(Exception):
+    """The database was written by a newer Aion."""
+
+
+def check_schema_version(found: int, supported: int) -> None:
+    """Refuse a database whose schema is newer than this code's migrations."""
+    if found > supported:
+        raise SchemaTooNewError(
+            f"database schema version {found} is newer than this Aion supports ({supported})"
+        )
+
+
 @dataclass
 class NamespaceRecord:
     id: str
