@@ -4,7 +4,6 @@ completion (by task token and by id) and local activities."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -32,6 +31,8 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from tests.helpers import unique
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -208,10 +209,6 @@ def new_worker(
         activities=list(activities),
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4()}"
 
 
 async def history(handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]:

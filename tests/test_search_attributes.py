@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from aion.visibility.search_attributes import SearchAttributeError, decode_value
+from tests.helpers import unique
 from tests.servers import ROOT, AionProcess
 
 pytestmark = pytest.mark.timeout(60)
@@ -54,10 +54,6 @@ CUSTOM = {
     BOOL.name: T.INDEXED_VALUE_TYPE_BOOL,
     TXT.name: T.INDEXED_VALUE_TYPE_TEXT,
 }
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 async def new_namespace(client: Client) -> Client:

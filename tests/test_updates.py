@@ -4,7 +4,6 @@ concurrency, update-with-start, errors, and updates across server and worker res
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from tests.helpers import unique
 from tests.servers import AionProcess
 
 pytestmark = pytest.mark.timeout(60)
@@ -82,10 +82,6 @@ class Counter:
     @workflow.signal
     def finish(self) -> None:
         self.done = True
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def worker(client: Client, task_queue: str) -> Worker:

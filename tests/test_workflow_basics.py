@@ -51,6 +51,8 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from tests.helpers import unique
+
 pytestmark = pytest.mark.timeout(30)
 
 
@@ -174,10 +176,6 @@ def new_worker(
         activities=list(activities),
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4()}"
 
 
 async def event_types(handle: WorkflowHandle[Any, Any]) -> list[int]:

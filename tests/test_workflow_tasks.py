@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -26,6 +25,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import CancelledError, TerminatedError
 from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from tests.helpers import unique
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -253,10 +254,6 @@ def new_worker(
         workflow_runner=UnsandboxedWorkflowRunner(),
         **kwargs,
     )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4()}"
 
 
 async def history(handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]:
