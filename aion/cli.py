@@ -1,24 +1,27 @@
-"""Command line: `aion server start-dev ...`, `aion db migrate ...` (also `python -m aion ...`)."""
+"""Command line: `aion server start ...`, `aion server start-dev ...`, `aion db migrate ...` (also
+`python -m aion ...`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
+import sqlite3
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
-from aion.persistence import SchemaTooNewError
-from aion.server import AionServer, ServerConfig
-from aion.visibility.query import TYPE_NAMES
-from aion.visibility.search_attributes import (
-    FIELDS_PER_TYPE,
-    TooManySearchAttributesError,
-    is_reserved,
-    parse_type,
+from aion.config import (
+    ConfigError,
+    Settings,
+    key_values,
+    load,
+    parse_dynamic_config,
+    parse_search_attributes,
 )
+from aion.persistence import SchemaTooNewError
+from aion.server import SUGGEST_CONTINUE_AS_NEW_COUNT, AionServer, ServerConfig
+from aion.visibility.search_attributes import TooManySearchAttributesError
 
 log = logging.getLogger("aion")
 
@@ -38,39 +41,72 @@ IGNORED_OPTIONS = {
 }
 
 
+def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
+    """The flags `start` and `start-dev` share; all default to None (`start-dev` sets its own
+    defaults, `start` takes the config file's values for what is not given)."""
+    parser.add_argument("--ip", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", "-p", type=int, help="gRPC port (default: 7233)")
+    storage = parser.add_mutually_exclusive_group()
+    storage.add_argument(
+        "--db-filename", "-f", help="SQLite file" + (" (default: in memory)" if dev else "")
+    )
+    storage.add_argument(
+        "--dsn", help="PostgreSQL connection string (postgresql://user@host:5432/db) instead"
+    )
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        help="extra namespace to register" if dev else "namespace to register (repeatable)",
+    )
+    parser.add_argument(
+        "--log-level",
+        help=f"debug, info, warn(ing), error or never (default: {'warning' if dev else 'info'})",
+    )
+    parser.add_argument(
+        "--search-attribute",
+        action="append",
+        metavar="NAME=TYPE",
+        help="custom search attribute to register in each start-up namespace (repeatable); "
+        "TYPE is Text, Keyword, Int, Double, Bool, Datetime or KeywordList",
+    )
+    parser.add_argument(
+        "--dynamic-config-value",
+        action="append",
+        metavar="KEY=VALUE",
+        help="reference dynamic config value, VALUE in JSON (repeatable; honoured: "
+        f"{SUGGEST_CONTINUE_AS_NEW_COUNT})",
+    )
+    parser.set_defaults(subparser=parser)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aion", description="Aion durable execution server")
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("server", help="run a server")
     server_commands = server.add_subparsers(dest="server_command", required=True)
+    start = server_commands.add_parser(
+        "start", help="start a production server (needs --dsn or --db-filename, or a config file)"
+    )
+    start.add_argument(
+        "--config", "-c", metavar="FILE", help="TOML config file; flags override its values"
+    )
+    _add_server_arguments(start, dev=False)
+    start.add_argument("--num-shards", type=int, help="history shards (default: 4)")
+    start.add_argument(
+        "--broadcast-address",
+        metavar="HOST:PORT",
+        help="address other server processes use to reach this one (default: ip:port)",
+    )
     dev = server_commands.add_parser("start-dev", help="start a development server")
-    dev.add_argument("--ip", default="127.0.0.1", help="address to listen on")
-    dev.add_argument("--port", "-p", type=int, default=7233, help="gRPC port")
-    storage = dev.add_mutually_exclusive_group()
-    storage.add_argument("--db-filename", "-f", help="SQLite file (default: in memory)")
-    storage.add_argument(
-        "--dsn", help="PostgreSQL connection string (postgresql://user@host:5432/db) instead"
-    )
-    dev.add_argument(
-        "--namespace", "-n", action="append", default=[], help="extra namespace to register"
-    )
-    dev.add_argument(
-        "--log-level", default="warning", help="debug, info, warn(ing), error or never"
-    )
-    dev.add_argument(
-        "--search-attribute",
-        action="append",
-        default=[],
-        metavar="NAME=TYPE",
-        help="custom search attribute to register in each start-up namespace (repeatable); "
-        "TYPE is Text, Keyword, Int, Double, Bool, Datetime or KeywordList",
-    )
-    dev.add_argument(
-        "--dynamic-config-value",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="reference dynamic config value, VALUE in JSON (repeatable; accepted, not honoured)",
+    _add_server_arguments(dev, dev=True)
+    dev.set_defaults(
+        ip="127.0.0.1",
+        port=7233,
+        namespace=[],
+        log_level="warning",
+        search_attribute=[],
+        dynamic_config_value=[],
     )
     ignored = dev.add_argument_group("accepted for compatibility with the reference, ignored")
     ignored.add_argument("--headless", action="store_true", help="(no web UI)")
@@ -81,7 +117,6 @@ def _parser() -> argparse.ArgumentParser:
     ignored.add_argument("--ui-disable-news-fetch", action="store_true")
     ignored.add_argument("--sqlite-pragma", action="append", metavar="PRAGMA=VALUE")
     ignored.add_argument("--log-config", action="store_true")
-    dev.set_defaults(subparser=dev)
     db = commands.add_parser("db", help="manage a PostgreSQL database")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     migrate = db_commands.add_parser("migrate", help="bring the schema up to date and exit")
@@ -90,59 +125,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _key_values(items: list[str], what: str) -> dict[str, str]:
-    """`KEY=VALUE` strings to a dict (later keys win); ValueError names the bad one."""
-    pairs: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"invalid {what}: missing expected '=' in {json.dumps(item)}")
-        pairs[key] = value
-    return pairs
-
-
-def parse_dynamic_config(items: list[str]) -> dict[str, Any]:
-    """`--dynamic-config-value KEY=VALUE` flags: VALUE must be JSON, as the reference wants."""
-    values: dict[str, Any] = {}
-    for key, text in _key_values(items, "dynamic config values").items():
-        try:
-            values[key] = json.loads(text)
-        except ValueError as e:
-            raise ValueError(
-                f"invalid dynamic config values: invalid JSON value for key {json.dumps(key)}: {e}"
-            ) from None
-    return values
-
-
-def parse_search_attributes(items: list[str]) -> dict[str, int]:
-    """`--search-attribute NAME=TYPE` flags; TYPE case-insensitively, as the reference."""
-    attributes: dict[str, int] = {}
-    for name, type_name in _key_values(items, "search attributes").items():
-        sa_type = parse_type(type_name)
-        if sa_type is None:
-            raise ValueError(f"invalid search attribute value type {json.dumps(type_name)}")
-        if is_reserved(name):
-            raise ValueError(f"invalid search attributes: {name} is reserved by the system")
-        attributes[name] = sa_type
-    for sa_type, limit in FIELDS_PER_TYPE.items():
-        if sum(1 for t in attributes.values() if t == sa_type) > limit:
-            raise ValueError(
-                f"invalid search attributes: cannot have more than {limit} search attributes "
-                f"of type {TYPE_NAMES[sa_type]}"
-            )
-    return attributes
-
-
-async def _serve(config: ServerConfig) -> None:
+async def _serve(config: ServerConfig, label: str) -> None:
     server = AionServer(config)
     await server.start()
-    print(f"Aion dev server listening on {server.address}", flush=True)
+    print(f"{label} listening on {server.address}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop()
+
+
+def _fail(message: str) -> NoReturn:
+    """Stop the command with a one-line message on stderr and status 1."""
+    print(f"aion: {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 def _fatal_errors(dsn: str | None) -> tuple[type[Exception], ...]:
@@ -160,33 +158,44 @@ def _migrate(dsn: str) -> None:
     try:
         found, now = asyncio.run(migrate_dsn(dsn))
     except _fatal_errors(dsn) as e:
-        print(f"aion: {e}", file=sys.stderr)
-        sys.exit(1)
+        _fail(str(e))
     if found == now:
         print(f"database schema is up to date (version {now})")
     else:
         print(f"database schema migrated from version {found} to {now}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    if args.command == "db":
-        _migrate(args.dsn)
-        return
+def _start_settings(args: argparse.Namespace) -> Settings:
+    """`aion server start`: the config file's settings under the flags given; exits 1 with a
+    one-line message when they are invalid."""
+    try:
+        flags: dict[str, Any] = {
+            "ip": args.ip,
+            "port": args.port,
+            "broadcast_address": args.broadcast_address,
+            "dsn": args.dsn,
+            "db_filename": args.db_filename,
+            "num_shards": args.num_shards,
+            "namespaces": args.namespace,
+            "log_level": args.log_level,
+            "search_attributes": args.search_attribute
+            and key_values(args.search_attribute, "search attributes"),
+            "dynamic_config": args.dynamic_config_value
+            and parse_dynamic_config(args.dynamic_config_value),
+        }
+        return load(args.config, flags)
+    except ConfigError as e:
+        _fail(str(e))
+
+
+def _dev_settings(args: argparse.Namespace) -> Settings:
+    """`aion server start-dev`: settings from the flags alone; bad ones are usage errors."""
     try:
         search_attributes = parse_search_attributes(args.search_attribute)
         dynamic_config = parse_dynamic_config(args.dynamic_config_value)
     except ValueError as e:
         args.subparser.error(str(e))
-    level = args.log_level.upper()
-    logging.basicConfig(
-        level=logging.CRITICAL + 1 if level == "NEVER" else level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for option, reason in IGNORED_OPTIONS.items():
-        if getattr(args, option) not in (None, False):
-            log.debug("--%s is ignored: %s", option.replace("_", "-"), reason)
-    config = ServerConfig(
+    server = ServerConfig(
         ip=args.ip,
         port=args.port,
         db_filename=args.db_filename,
@@ -195,11 +204,31 @@ def main(argv: list[str] | None = None) -> None:
         search_attributes=search_attributes,
         dynamic_config=dynamic_config,
     )
+    return Settings(server=server, log_level=args.log_level)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "db":
+        _migrate(args.dsn)
+        return
+    dev = args.server_command == "start-dev"
+    settings = _dev_settings(args) if dev else _start_settings(args)
+    level = settings.log_level.upper()
+    logging.basicConfig(
+        level=logging.CRITICAL + 1 if level == "NEVER" else level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if dev:
+        for option, reason in IGNORED_OPTIONS.items():
+            if getattr(args, option) not in (None, False):
+                log.debug("--%s is ignored: %s", option.replace("_", "-"), reason)
+    config = settings.server
     try:
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, "Aion dev server" if dev else "Aion server"))
     except _fatal_errors(config.dsn) as e:
-        print(f"aion: {e}", file=sys.stderr)
-        sys.exit(1)
+        _fail(str(e))
     except TooManySearchAttributesError as e:
-        print(f"aion: invalid search attributes: {e}", file=sys.stderr)
-        sys.exit(1)
+        _fail(f"invalid search attributes: {e}")
+    except sqlite3.Error as e:
+        _fail(f"SQLite database {config.db_filename or '(in memory)'}: {e}")

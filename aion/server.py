@@ -31,6 +31,8 @@ class ServerConfig:
     """Address to listen on."""
     port: int = 7233
     """gRPC port."""
+    broadcast_address: str | None = None
+    """``HOST:PORT`` other server processes use to reach this one; None: ``ip:port``."""
     db_filename: str | None = None
     """SQLite file; None keeps everything in memory. Ignored when `dsn` is set."""
     dsn: str | None = None
