@@ -101,3 +101,37 @@ def multi_operation_failed(start: ServiceError | None, update: ServiceError | No
         if error.details is not None:
             status.details.add().Pack(error.details)
     return Aborted("Update-with-Start could not be executed.", failure)
+
+
+class ShardNotOwned(Unavailable):
+    """The execution's history shard is owned by another server process (or by none, while
+    ownership moves); the frontend forwards the call to the owner."""
+
+    def __init__(self, shard_id: int) -> None:
+        super().__init__(f"shard {shard_id} is not owned by this server process; retry")
+        self.shard_id = shard_id
+
+
+_BY_CODE = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        FailedPrecondition,
+        PermissionDenied,
+        ResourceExhausted,
+        Unavailable,
+        Unimplemented,
+        Internal,
+        DeadlineExceeded,
+        Aborted,
+    )
+}
+
+
+def from_status(
+    code: grpc.StatusCode, message: str, details: Message | None = None
+) -> ServiceError:
+    """The ServiceError for a status another process answered with."""
+    return _BY_CODE.get(code, Internal)(message, details)

@@ -127,7 +127,11 @@ class NamespaceRegistry:
         """Register `name` with defaults unless it exists (dev server start-up)."""
         if name in self._by_name:
             return self._by_name[name]
-        return await self.register(rr.RegisterNamespaceRequest(namespace=name))
+        try:
+            return await self.register(rr.RegisterNamespaceRequest(namespace=name))
+        except errors.AlreadyExists:  # another process sharing the database registered it
+            await self.load()
+            return self.get(name)
 
     async def update(self, request: rr.UpdateNamespaceRequest) -> Namespace:
         ns = self.get(request.namespace)

@@ -10,8 +10,12 @@ import grpc
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
+from aion.cluster import Cluster
+from aion.cluster.peers import peer_handler
 from aion.frontend.operator_service import OperatorService
+from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import WorkflowService
+from aion.history.api import cross_shard
 from aion.history.engine import HistoryEngine
 from aion.matching import MatchingEngine
 from aion.namespaces import NamespaceRegistry
@@ -78,9 +82,15 @@ class AionServer:
             OperatorService(self.namespaces), self.grpc
         )
         self.address = f"{config.ip}:{config.port}"
+        if self.store.shared:
+            self.engine.cluster = Cluster(
+                self.engine, self.namespaces, config.broadcast_address or self.address
+            )
+            self.grpc.add_generic_rpc_handlers((peer_handler(self.engine, cross_shard.OPS, abort),))
 
     async def start(self) -> None:
         await self.store.open()
+        await self.store.check_shard_count(self.config.num_shards)
         await self.namespaces.load()
         for name in self.config.namespaces:
             ns = await self.namespaces.ensure(name)
@@ -91,13 +101,17 @@ class AionServer:
                 self.engine.limits.suggest_continue_as_new_count = int(value)
             else:
                 log.debug("dynamic config value %s is not supported yet; ignored", key)
-        await self.engine.start()
         bound = self.grpc.add_insecure_port(self.address)
         if bound == 0:
             raise OSError(f"cannot listen on {self.address}")
+        if self.engine.cluster is not None:
+            await self.engine.cluster.start()  # takes this process's share of the shards
+        await self.engine.start()
         await self.grpc.start()
 
     async def stop(self) -> None:
         await self.grpc.stop(grace=1.0)
+        if self.engine.cluster is not None:
+            await self.engine.cluster.stop()  # the others take our shards at once
         await self.engine.stop()
         await self.store.close()

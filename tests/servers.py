@@ -28,6 +28,7 @@ class AionProcess:
     dsn: str | None = None  # PostgreSQL instead of SQLite
     namespaces: list[str] = field(default_factory=list)
     extra_args: list[str] = field(default_factory=list)
+    command: str = "start-dev"  # or "start", the production command
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
@@ -37,7 +38,7 @@ class AionProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> str:
-        args = [sys.executable, "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
+        args = [sys.executable, "-m", "aion", "server", self.command, "--ip", "127.0.0.1"]
         args += ["--port", str(self.port)]
         if self.db_filename:
             args += ["--db-filename", self.db_filename]
@@ -56,17 +57,19 @@ class AionProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         ready = threading.Event()
+        listening = threading.Event()
 
         def pump() -> None:
             assert self.proc and self.proc.stdout
             for line in self.proc.stdout:
                 self.output.append(line)
                 if self.address in line:
+                    listening.set()
                     ready.set()
-            ready.set()
+            ready.set()  # the output ended: the process is gone
 
         threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(READY_TIMEOUT) or self.proc.poll() is not None:
+        if not ready.wait(READY_TIMEOUT) or not listening.is_set():
             self.stop()
             raise RuntimeError("aion server did not start:\n" + "".join(self.output))
         return self.address

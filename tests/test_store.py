@@ -25,9 +25,11 @@ from aion.persistence import (
     ConditionFailedError,
     CurrentExecution,
     ExecutionTransaction,
+    HostRecord,
     NamespaceRecord,
     QueueTask,
     SchemaTooNewError,
+    ShardCountMismatchError,
     ShardOwnershipLostError,
     Store,
     TimerTask,
@@ -179,7 +181,7 @@ async def test_round_trip(store: Store) -> None:
     assert await store.read_events("ns", "wf", "run", 2, 1) == [b"e2"]
     assert await store.load_timer_tasks(0) == [timer]
     assert await store.load_timer_tasks(1) == []
-    assert await store.load_queue_tasks() == [_queue_task(0, 12, "wf")]
+    assert await store.load_queue_tasks(0) == [_queue_task(0, 12, "wf")]
     assert await store.list_visibility("ns") == [_visibility("wf", "run", 1)]
 
     # The next transition appends, completes the tasks and closes the run.
@@ -201,7 +203,7 @@ async def test_round_trip(store: Store) -> None:
     assert await store.read_events("ns", "wf", "run", 3, 100) == [b"e3", b"e4"]
     assert (await store.get_current_execution("ns", "wf")) == _current("wf", "run", False)
     assert await store.list_visibility("ns") == [_visibility("wf", "run", 2)]
-    assert await store.load_timer_tasks(0) == [] and await store.load_queue_tasks() == []
+    assert await store.load_timer_tasks(0) == [] and await store.load_queue_tasks(0) == []
 
     # Tasks dropped outside a transition.
     await store.commit(
@@ -209,7 +211,7 @@ async def test_round_trip(store: Store) -> None:
     )
     await store.delete_timer_tasks(0, [11])
     await store.delete_queue_tasks(0, [13])
-    assert await store.load_timer_tasks(0) == [] and await store.load_queue_tasks() == []
+    assert await store.load_timer_tasks(0) == [] and await store.load_queue_tasks(0) == []
 
 
 async def test_a_refused_transition_leaves_no_trace(store: Store) -> None:
@@ -229,7 +231,7 @@ async def test_a_refused_transition_leaves_no_trace(store: Store) -> None:
         await store.commit(rival)
     assert await store.get_execution("ns", "wf", "run2") is None
     assert await store.read_events("ns", "wf", "run2", 1, 10) == []
-    assert await store.load_queue_tasks() == []
+    assert await store.load_queue_tasks(0) == []
     assert (await store.get_current_execution("ns", "wf")) == _current("wf", "run")
     # The same run, knowing the current one, takes the pointer over.
     rival.expected_current_run_id = "run"
@@ -244,12 +246,13 @@ async def test_queue_task_ids_are_scoped_by_shard(store: Store) -> None:
     await store.commit(_tx(1, ranges[1], "b", queue_tasks=[_queue_task(1, 7, "b")]))
 
     await store.delete_queue_tasks(0, [7])
-    assert [t.workflow_id for t in await store.load_queue_tasks()] == ["b"]
+    assert await store.load_queue_tasks(0) == []
+    assert [t.workflow_id for t in await store.load_queue_tasks(1)] == ["b"]
 
     done = _tx(1, ranges[1], "b", db_version=2, expected_db_version=1)
     done.done_queue_task_ids = [7]
     await store.commit(done)
-    assert await store.load_queue_tasks() == []
+    assert await store.load_queue_tasks(1) == []
 
 
 async def test_stale_version_is_refused(store: Store) -> None:
@@ -355,3 +358,21 @@ async def _set_schema_version(backend: Backend, version: int) -> None:
         await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
     finally:
         await conn.close()
+
+
+async def test_the_shard_count_is_fixed_by_the_first_start(store: Store) -> None:
+    await store.check_shard_count(4)
+    await store.check_shard_count(4)
+    with pytest.raises(ShardCountMismatchError, match="created with 4"):
+        await store.check_shard_count(8)
+
+
+async def test_membership_lists_live_hosts_until_they_leave(store: Store) -> None:
+    one, two = HostRecord("one", "127.0.0.1:1"), HostRecord("two", "127.0.0.1:2")
+    assert await store.heartbeat(one, 5.0) == [one]
+    assert await store.heartbeat(two, 5.0) == [one, two]
+    assert await store.heartbeat(two, 0.0) == []  # nobody renewed within no time at all
+    await store.leave("one")
+    assert await store.heartbeat(two, 5.0) == [two]
+    ranges = {s: await store.acquire_shard(s, "two") for s in (0, 1)}
+    assert await store.shard_range_ids() == ranges

@@ -16,6 +16,7 @@ from aion import errors
 from aion.frontend.rpc import deadline_seconds, rpc
 from aion.history.api import (
     activity_tasks,
+    cross_shard,
     describe_workflow,
     get_workflow_history,
     query_workflow,
@@ -29,9 +30,7 @@ from aion.history.api import (
     terminate_workflow,
     update_with_start,
     update_workflow,
-    workflow_tasks,
 )
-from aion.history.api.workflow_tasks import StaleTaskError
 from aion.history.engine import HistoryEngine
 from aion.history.timeutil import ts
 from aion.matching import QueryTask
@@ -413,10 +412,13 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
             if isinstance(task, QueryTask):
                 return await query_workflow.query_task_response(self.engine, task, sticky_poll)
             try:
-                return await workflow_tasks.record_workflow_task_started(
+                return await cross_shard.record_workflow_task_started(
                     self.engine, task, request.identity, str(uuid.uuid4())
                 )
-            except (StaleTaskError, errors.NotFound):
+            except errors.NotFound:
+                continue  # stale: started elsewhere, or its execution moved on
+            except errors.Unavailable:
+                self.engine.matching.retry_later(task)
                 continue
             except BaseException:
                 # Not recorded (or recorded and then stale on redelivery): never lose the task.
@@ -514,10 +516,13 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
                 break
             assert not isinstance(task, QueryTask)
             try:
-                return await activity_tasks.record_activity_task_started(
-                    self.engine, ns, task, request.identity, str(uuid.uuid4())
+                return await cross_shard.record_activity_task_started(
+                    self.engine, task, request.identity, str(uuid.uuid4())
                 )
-            except StaleTaskError:
+            except errors.NotFound:
+                continue
+            except errors.Unavailable:
+                self.engine.matching.retry_later(task)
                 continue
             except BaseException:
                 self.engine.matching.requeue(task)

@@ -68,3 +68,15 @@ def _from_plain(tp: Any, value: Any) -> Any:
     if tp is bytes:
         return base64.b64decode(value)
     return value
+
+
+M = TypeVar("M", bound=Message)
+
+
+def pack(message: Message) -> str:
+    """A protobuf message as text, for JSON sent to another process."""
+    return base64.b64encode(message.SerializeToString()).decode()
+
+
+def unpack(cls: type[M], text: str) -> M:
+    return cls.FromString(base64.b64decode(text))

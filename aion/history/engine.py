@@ -14,7 +14,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
@@ -29,12 +29,17 @@ from aion.persistence import (
     ConditionFailedError,
     CurrentExecution,
     ExecutionTransaction,
+    QueueTask,
     ShardOwnershipLostError,
     Store,
+    StoreUnavailableError,
     TimerTask,
     VisibilityRecord,
 )
 from aion.queues.timer_queue import TimerQueue
+
+if TYPE_CHECKING:
+    from aion.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -85,23 +90,68 @@ class HistoryEngine:
         self._current: dict[tuple[str, str], CurrentExecution] = {}
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
         self.pending_queries: dict[str, QueryTask] = {}
+        self.cluster: Cluster | None = None  # set when several processes share the database
 
-    # ---- lifecycle ---------------------------------------------------------------------
+    # ---- lifecycle and shard ownership ------------------------------------------------
     async def start(self) -> None:
-        for shard_id in range(self.num_shards):
-            range_id = await self.store.acquire_shard(shard_id, self.host_id)
-            self.shards[shard_id] = Shard(shard_id, range_id)
-            self.timers.add(await self.store.load_timer_tasks(shard_id))
-        for task in await self.store.load_queue_tasks():
-            self.matching.add_task(task)
+        if self.cluster is None:  # the only process on its database: every shard is ours
+            for shard_id in range(self.num_shards):
+                await self.acquire_shard(shard_id)
         self.timers.start()
 
     async def stop(self) -> None:
         await self.timers.stop()
 
+    async def acquire_shard(self, shard_id: int) -> None:
+        """Take the shard's lease (fencing out a previous owner) and load its pending tasks."""
+        range_id = await self.store.acquire_shard(shard_id, self.host_id)
+        self.shards[shard_id] = Shard(shard_id, range_id)
+        self.timers.add(await self.store.load_timer_tasks(shard_id))
+        for task in await self.store.load_queue_tasks(shard_id):
+            self.enqueue(task)
+        log.info("acquired shard %s (range id %s)", shard_id, range_id)
+
+    def release_shard(self, shard_id: int) -> None:
+        """Stop serving a shard another process owns now: forget its cached state and timers."""
+        if self.shards.pop(shard_id, None) is None:
+            return
+        self.timers.discard(lambda task: task.shard_id == shard_id)
+        for key in [k for k in self._cache if self.shard_id_of(k[0], k[1]) == shard_id]:
+            entry = self._cache.pop(key)
+            if entry.ms is not None:
+                entry.ms.updates.clear(UpdateAborted())
+        for pointer in [k for k in self._current if self.shard_id_of(*k) == shard_id]:
+            del self._current[pointer]
+        log.info("released shard %s", shard_id)
+
+    def shard_id_of(self, namespace_id: str, workflow_id: str) -> int:
+        return zlib.crc32(f"{namespace_id}/{workflow_id}".encode()) % self.num_shards
+
     def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
-        h = zlib.crc32(f"{namespace_id}/{workflow_id}".encode())
-        return self.shards[h % self.num_shards]
+        """The owned shard of a workflow id; ShardNotOwned when another process owns it."""
+        shard_id = self.shard_id_of(namespace_id, workflow_id)
+        shard = self.shards.get(shard_id)
+        if shard is None:
+            raise errors.ShardNotOwned(shard_id)
+        return shard
+
+    async def call(self, shard_id: int, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run a named operation (`cross_shard.OPS`) on the shard's owner: this process or,
+        through the cluster, the one holding its lease."""
+        if shard_id in self.shards:
+            # Imported here: the operations are built on this engine.
+            from aion.history.api.cross_shard import OPS
+
+            return await OPS[op](self, args)
+        if self.cluster is None:
+            raise errors.ShardNotOwned(shard_id)
+        return await self.cluster.invoke(shard_id, op, args)
+
+    def enqueue(self, task: QueueTask) -> None:
+        """Hand a durable task to matching; other processes' pollers learn of it when no poller
+        here takes it at once."""
+        if not self.matching.add_task(task) and self.cluster is not None:
+            self.cluster.share_task(task)
 
     # ---- loading -----------------------------------------------------------------------
     def new_mutable_state(self, state: ExecutionState, db_version: int = 0) -> MutableState:
@@ -113,6 +163,7 @@ class HistoryEngine:
         return ms
 
     async def current_execution(self, namespace_id: str, workflow_id: str) -> CurrentExecution:
+        self.shard_for(namespace_id, workflow_id)
         current = self._current.get((namespace_id, workflow_id))
         if current is None:
             current = await self.store.get_current_execution(namespace_id, workflow_id)
@@ -133,6 +184,7 @@ class HistoryEngine:
         return self.new_mutable_state(MutableState.restore(record.state), record.db_version)
 
     def _entry(self, key: ExecutionKey) -> _Entry:
+        self.shard_for(key[0], key[1])
         entry = self._cache.get(key)
         if entry is None:
             entry = self._cache[key] = _Entry()
@@ -221,8 +273,17 @@ class HistoryEngine:
         try:
             await self.store.commit(tx)
         except ShardOwnershipLostError:
-            log.error("lost ownership of shard %s", tx.shard_id)
-            raise errors.Unavailable("shard ownership lost; retry") from None
+            log.warning("lost ownership of shard %s", tx.shard_id)
+            self.release_shard(tx.shard_id)
+            raise errors.ShardNotOwned(tx.shard_id) from None
+        except ConditionFailedError:
+            if new:
+                raise  # the caller decides: another run of the workflow id came first
+            # Only a process that lost its shard without noticing yet gets here.
+            raise errors.Unavailable("the execution was changed concurrently; retry") from None
+        except StoreUnavailableError as e:
+            log.warning("write to shard %s failed: %s", tx.shard_id, e)
+            raise errors.Unavailable(f"persistence unavailable: {e}") from None
         ms.new_run = None
         self._committed(ms, tx)
         if new_run is not None and tx.new_run is not None:
@@ -250,7 +311,9 @@ class HistoryEngine:
                 start_request_id=s.start_request_id,
                 start_time_ns=s.start_time_ns,
             )
-        shard = self.shards[ms.shard_id]
+        shard = self.shards.get(ms.shard_id)
+        if shard is None or shard.next_task_id != ms.next_task_id:
+            raise errors.ShardNotOwned(ms.shard_id)  # released (or re-acquired) meanwhile
         return ExecutionTransaction(
             shard_id=shard.shard_id,
             range_id=shard.range_id,
@@ -279,7 +342,7 @@ class HistoryEngine:
         if tx.current is not None:
             self._current[(s.namespace_id, s.workflow_id)] = tx.current
         for task in tx.queue_tasks:
-            self.matching.add_task(task)
+            self.enqueue(task)
         self.timers.add(tx.timer_tasks)
         if tx.events or tx.current is not None:
             self._notify((s.namespace_id, s.workflow_id, s.run_id))
@@ -331,7 +394,14 @@ class HistoryEngine:
                     del self._watchers[key]
 
     async def _fire_timer(self, task: TimerTask) -> None:
-        await timers.process_timer_task(self, task)
+        if task.shard_id not in self.shards:
+            return  # released: the shard's new owner loaded this task
+        try:
+            await timers.process_timer_task(self, task)
+        except errors.ShardNotOwned as e:
+            if e.shard_id != task.shard_id:
+                raise
+            log.debug("timer task %s dropped: shard %s moved", task.task_id, task.shard_id)
 
 
 def _changes(m: Mutation) -> bool:

@@ -12,15 +12,19 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from temporalio.api.query.v1 import message_pb2 as query_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion.persistence import QueueTask
 
 log = logging.getLogger(__name__)
 
 POLLER_HISTORY_NS = 5 * 60 * 1_000_000_000
+
+RETRY_DELAY_S = 0.5
 
 # A sticky queue counts as served while a poller waits on it or polled within this window.
 STICKY_POLLER_WINDOW_S = 10.0
@@ -36,6 +40,8 @@ class QueryTask:
     query: query_pb.WorkflowQuery
     result: asyncio.Future[object]
     task_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # For a query dispatched here by the process owning the workflow: the poll response it built.
+    response: rr.PollWorkflowTaskQueueResponse | None = None
 
 
 Task = QueueTask | QueryTask
@@ -44,6 +50,7 @@ Task = QueueTask | QueryTask
 @dataclass
 class _TaskQueue:
     backlog: deque[QueueTask] = field(default_factory=deque)
+    queued: set[tuple[int, int]] = field(default_factory=set)  # (shard id, task id) in backlog
     queries: deque[QueryTask] = field(default_factory=deque)
     pollers: deque[asyncio.Future[Task]] = field(default_factory=deque)
     last_poll: float = 0.0
@@ -54,8 +61,22 @@ class _TaskQueue:
         if self.queries:
             return self.queries.popleft()
         if self.backlog:
-            return self.backlog.popleft()
+            task = self.backlog.popleft()
+            self.queued.discard((task.shard_id, task.task_id))
+            return task
         return None
+
+    def park(self, task: QueueTask, front: bool = False) -> bool:
+        """Put a task in the backlog unless it is there already; False when it was."""
+        key = (task.shard_id, task.task_id)
+        if key in self.queued:
+            return False
+        self.queued.add(key)
+        if front:
+            self.backlog.appendleft(task)
+        else:
+            self.backlog.append(task)
+        return True
 
     def offer(self, task: Task) -> bool:
         """Sync match: hand the task to a waiting poller if there is one."""
@@ -72,6 +93,8 @@ class MatchingEngine:
 
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str, str], _TaskQueue] = {}
+        # Called with a requeued task no poller here took (other processes may serve it).
+        self.on_requeue: Callable[[QueueTask], None] | None = None
 
     def _queue(self, namespace_id: str, name: str, kind: str) -> _TaskQueue:
         key = (namespace_id, name, kind)
@@ -80,17 +103,25 @@ class MatchingEngine:
             queue = self._queues[key] = _TaskQueue()
         return queue
 
-    def add_task(self, task: QueueTask) -> None:
+    def add_task(self, task: QueueTask) -> bool:
+        """Give the task to a waiting poller (True) or queue it in the backlog (False)."""
         log.debug("queue task %s %s for %s", task.task_id, task.kind, task.workflow_id)
         queue = self._queue(task.namespace_id, task.task_queue, task.kind)
-        if not queue.offer(task):
-            queue.backlog.append(task)
+        if queue.offer(task):
+            return True
+        queue.park(task)
+        return False
 
     def requeue(self, task: QueueTask) -> None:
         """Put back a task whose poller vanished before it was recorded as started."""
         queue = self._queue(task.namespace_id, task.task_queue, task.kind)
-        if not queue.offer(task):
-            queue.backlog.appendleft(task)
+        if not queue.offer(task) and queue.park(task, front=True) and self.on_requeue:
+            self.on_requeue(task)
+
+    def retry_later(self, task: QueueTask) -> None:
+        """Offer a task again shortly: its execution's shard could not be reached (its owner
+        died, or ownership is moving) and only the new owner can start it."""
+        asyncio.get_running_loop().call_later(RETRY_DELAY_S, self.add_task, task)
 
     def add_query(self, namespace_id: str, task_queue: str, task: QueryTask) -> None:
         queue = self._queue(namespace_id, task_queue, "workflow")
@@ -149,6 +180,7 @@ class MatchingEngine:
         queue.shut_down = True
         tasks = list(queue.backlog)
         queue.backlog.clear()
+        queue.queued.clear()
         for poller in queue.pollers:
             poller.cancel()
         return tasks

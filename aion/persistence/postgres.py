@@ -9,6 +9,7 @@ the current-run pointer `FOR UPDATE`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -19,14 +20,17 @@ from aion.persistence.store import (
     CurrentExecution,
     ExecutionRecord,
     ExecutionTransaction,
+    HostRecord,
     NamespaceRecord,
     QueueTask,
     SearchAttributeRecord,
     ShardOwnershipLostError,
     Store,
+    StoreUnavailableError,
     TimerTask,
     VisibilityRecord,
     check_schema_version,
+    check_shard_count,
 )
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
@@ -125,9 +129,25 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace_id, name)
     );
     """,
+    """
+    CREATE TABLE cluster_metadata (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE hosts (
+        host_id TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        last_seen TIMESTAMPTZ NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# A transaction left open this long (its process paused or hung) is ended by the server, which
+# frees the shard rows it holds for the process taking the shards over.
+IDLE_IN_TRANSACTION_MS = 3000
+LOCK_TIMEOUT_MS = 2000
 
 # Key of the advisory lock that serializes migrations of processes starting together.
 _MIGRATION_LOCK = 0x41494F4E  # "AION"
@@ -159,19 +179,26 @@ class PostgresStore(Store):
     """PostgreSQL at `dsn` (e.g. ``postgresql://user@host:5432/aion``); migrates on open."""
 
     name = "postgres"
+    shared = True
 
     def __init__(self, dsn: str, max_connections: int = 8) -> None:
         self.dsn = dsn
         self.max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
         self._group = GroupCommit(self._write_batch)
+        self._listener: asyncpg.Connection | None = None
 
     def _db(self) -> asyncpg.Pool:
         assert self._pool is not None, "store is not open"
         return self._pool
 
     async def open(self) -> None:
-        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.max_connections)
+        pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self.max_connections,
+            server_settings={"idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_MS)},
+        )
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
@@ -182,18 +209,70 @@ class PostgresStore(Store):
 
     async def close(self) -> None:
         await self._group.drain()
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
+    async def check_shard_count(self, num_shards: int) -> None:
+        async with self._db().acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO cluster_metadata (name, value) VALUES ('num_shards', $1) "
+                "ON CONFLICT DO NOTHING",
+                str(num_shards),
+            )
+            found = await conn.fetchval(
+                "SELECT value FROM cluster_metadata WHERE name = 'num_shards'"
+            )
+        check_shard_count(int(found), num_shards)
+
+    async def heartbeat(self, host: HostRecord, lease_s: float) -> list[HostRecord]:
+        # The database's clock, not the hosts': leases compare times from one clock only.
+        async with self._db().acquire() as conn:
+            await conn.execute(
+                "INSERT INTO hosts (host_id, address, last_seen) VALUES ($1, $2, now()) "
+                "ON CONFLICT (host_id) DO UPDATE SET address = excluded.address, "
+                "last_seen = excluded.last_seen",
+                host.host_id,
+                host.address,
+            )
+            rows = await conn.fetch(
+                "SELECT host_id, address FROM hosts "
+                "WHERE last_seen > now() - make_interval(secs => $1) ORDER BY host_id",
+                lease_s,
+            )
+        return [HostRecord(*row) for row in rows]
+
+    async def shard_range_ids(self) -> dict[int, int]:
+        rows = await self._db().fetch("SELECT shard_id, range_id FROM shards")
+        return {r[0]: r[1] for r in rows}
+
+    async def leave(self, host_id: str) -> None:
+        await self._db().execute("DELETE FROM hosts WHERE host_id = $1", host_id)
+
+    async def publish(self, channel: str, payload: str) -> None:
+        await self._db().execute("SELECT pg_notify($1, $2)", channel, payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        if self._listener is None:
+            self._listener = await asyncpg.connect(self.dsn)
+        await self._listener.add_listener(channel, lambda *args: callback(args[-1]))
+
     async def acquire_shard(self, shard_id: int, owner: str) -> int:
-        range_id = await self._db().fetchval(
-            "INSERT INTO shards (shard_id, range_id, owner) VALUES ($1, 1, $2) "
-            "ON CONFLICT (shard_id) DO UPDATE SET range_id = shards.range_id + 1, "
-            "owner = excluded.owner RETURNING range_id",
-            shard_id,
-            owner,
-        )
+        async with self._db().acquire() as conn, conn.transaction():
+            # Commits under the old lease hold the shard row; a stuck one (its process paused
+            # mid-transaction) is ended by the server's idle-in-transaction timeout, so wait a
+            # little and let the caller try again rather than hang.
+            await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
+            range_id = await conn.fetchval(
+                "INSERT INTO shards (shard_id, range_id, owner) VALUES ($1, 1, $2) "
+                "ON CONFLICT (shard_id) DO UPDATE SET range_id = shards.range_id + 1, "
+                "owner = excluded.owner RETURNING range_id",
+                shard_id,
+                owner,
+            )
         return int(range_id)
 
     async def list_namespaces(self) -> list[NamespaceRecord]:
@@ -289,8 +368,11 @@ class PostgresStore(Store):
         await self._group.commit(tx)
 
     async def _write_batch(self, batch: list[ExecutionTransaction]) -> list[Exception | None]:
-        async with self._db().acquire() as conn:
-            return await _commit_batch(conn, batch)
+        try:
+            async with self._db().acquire() as conn:
+                return await _commit_batch(conn, batch)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreUnavailableError(f"{type(e).__name__}: {e}") from e
 
     async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]:
         rows = await self._db().fetch(
@@ -300,11 +382,12 @@ class PostgresStore(Store):
         )
         return [TimerTask(*row) for row in rows]
 
-    async def load_queue_tasks(self) -> list[QueueTask]:
+    async def load_queue_tasks(self, shard_id: int) -> list[QueueTask]:
         rows = await self._db().fetch(
             "SELECT task_id, namespace_id, task_queue, kind, workflow_id, run_id, "
             "scheduled_event_id, shard_id, stamp, create_time_ns FROM queue_tasks "
-            "ORDER BY task_id"
+            "WHERE shard_id = $1 ORDER BY task_id",
+            shard_id,
         )
         return [QueueTask(*row) for row in rows]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ from aion.persistence.store import (
     CurrentExecution,
     ExecutionRecord,
     ExecutionTransaction,
+    HostRecord,
     NamespaceRecord,
     QueueTask,
     SearchAttributeRecord,
@@ -22,6 +24,7 @@ from aion.persistence.store import (
     TimerTask,
     VisibilityRecord,
     check_schema_version,
+    check_shard_count,
 )
 
 T = TypeVar("T")
@@ -123,6 +126,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace_id, name)
     );
     """,
+    """
+    CREATE TABLE cluster_metadata (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE hosts (
+        host_id TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        last_seen_ns INTEGER NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -181,6 +195,52 @@ class SQLiteStore(Store):
 
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._executor.shutdown(wait=True)
+
+    async def check_shard_count(self, num_shards: int) -> None:
+        def check(db: sqlite3.Connection) -> str:
+            with db:
+                db.execute(
+                    "INSERT INTO cluster_metadata (name, value) VALUES ('num_shards', ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (str(num_shards),),
+                )
+            return str(
+                db.execute(
+                    "SELECT value FROM cluster_metadata WHERE name = 'num_shards'"
+                ).fetchone()[0]
+            )
+
+        check_shard_count(int(await self._run(check)), num_shards)
+
+    async def heartbeat(self, host: HostRecord, lease_s: float) -> list[HostRecord]:
+        def renew(db: sqlite3.Connection) -> list[Any]:
+            now = time.time_ns()
+            with db:
+                db.execute(
+                    "INSERT INTO hosts (host_id, address, last_seen_ns) VALUES (?, ?, ?) "
+                    "ON CONFLICT (host_id) DO UPDATE SET address = excluded.address, "
+                    "last_seen_ns = excluded.last_seen_ns",
+                    (host.host_id, host.address, now),
+                )
+            return db.execute(
+                "SELECT host_id, address FROM hosts WHERE last_seen_ns > ? ORDER BY host_id",
+                (now - int(lease_s * 1e9),),
+            ).fetchall()
+
+        return [HostRecord(*row) for row in await self._run(renew)]
+
+    async def shard_range_ids(self) -> dict[int, int]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT shard_id, range_id FROM shards").fetchall()
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def leave(self, host_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("DELETE FROM hosts WHERE host_id = ?", (host_id,))
+
+        await self._run(delete)
 
     async def acquire_shard(self, shard_id: int, owner: str) -> int:
         def acquire(db: sqlite3.Connection) -> int:
@@ -312,12 +372,13 @@ class SQLiteStore(Store):
         )
         return [TimerTask(*row) for row in rows]
 
-    async def load_queue_tasks(self) -> list[QueueTask]:
+    async def load_queue_tasks(self, shard_id: int) -> list[QueueTask]:
         rows = await self._run(
             lambda db: db.execute(
                 "SELECT task_id, namespace_id, task_queue, kind, workflow_id, run_id, "
                 "scheduled_event_id, shard_id, stamp, create_time_ns FROM queue_tasks "
-                "ORDER BY task_id"
+                "WHERE shard_id = ? ORDER BY task_id",
+                (shard_id,),
             ).fetchall()
         )
         return [QueueTask(*row) for row in rows]

@@ -8,6 +8,7 @@ all, guarded by the execution's db version and the shard's fencing token (range 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -19,8 +20,16 @@ class ShardOwnershipLostError(Exception):
     """The shard's range id moved on: this process no longer owns the shard."""
 
 
+class StoreUnavailableError(Exception):
+    """The database could not be reached or ended the transaction; nothing was written."""
+
+
 class SchemaTooNewError(Exception):
     """The database was written by a newer Aion."""
+
+
+class ShardCountMismatchError(Exception):
+    """The server was configured with another number of history shards than its database."""
 
 
 def check_schema_version(found: int, supported: int) -> None:
@@ -29,6 +38,23 @@ def check_schema_version(found: int, supported: int) -> None:
         raise SchemaTooNewError(
             f"database schema version {found} is newer than this Aion supports ({supported})"
         )
+
+
+def check_shard_count(found: int, configured: int) -> None:
+    """Refuse to run with another shard count than the database was created with."""
+    if found != configured:
+        raise ShardCountMismatchError(
+            f"this server is configured with {configured} history shards but the database was "
+            f"created with {found}; every process sharing a database must use {found}"
+        )
+
+
+@dataclass
+class HostRecord:
+    """A live server process sharing the database: its id and the address peers reach it at."""
+
+    host_id: str
+    address: str
 
 
 @dataclass
@@ -152,6 +178,7 @@ class Store(abc.ABC):
     """Async storage interface; every backend implements exactly this."""
 
     name = ""  # what GetClusterInfo reports as the persistence and visibility store
+    shared = False  # True when several server processes may use the database at once
 
     @abc.abstractmethod
     async def open(self) -> None: ...
@@ -159,10 +186,35 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
-    # Shards
+    # Cluster: shards, their count and the processes that share them
+    @abc.abstractmethod
+    async def check_shard_count(self, num_shards: int) -> None:
+        """Record the number of history shards on first use; afterwards raise
+        ShardCountMismatchError when `num_shards` differs from it."""
+
     @abc.abstractmethod
     async def acquire_shard(self, shard_id: int, owner: str) -> int:
         """Take the shard's lease: bump and return its range id (the fencing token)."""
+
+    @abc.abstractmethod
+    async def shard_range_ids(self) -> dict[int, int]:
+        """Every shard's current range id: a process whose lease was taken finds out here."""
+
+    @abc.abstractmethod
+    async def heartbeat(self, host: HostRecord, lease_s: float) -> list[HostRecord]:
+        """Renew `host`'s membership and return every host renewed within `lease_s` seconds."""
+
+    @abc.abstractmethod
+    async def leave(self, host_id: str) -> None:
+        """Drop a host's membership at once (a clean shutdown)."""
+
+    async def publish(self, channel: str, payload: str) -> None:
+        """Send `payload` to the other processes listening on `channel` (shared stores only)."""
+        raise NotImplementedError
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call `callback` with every payload published on `channel` (shared stores only)."""
+        raise NotImplementedError
 
     # Namespaces
     @abc.abstractmethod
@@ -212,7 +264,7 @@ class Store(abc.ABC):
     async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]: ...
 
     @abc.abstractmethod
-    async def load_queue_tasks(self) -> list[QueueTask]: ...
+    async def load_queue_tasks(self, shard_id: int) -> list[QueueTask]: ...
 
     @abc.abstractmethod
     async def delete_queue_tasks(self, shard_id: int, task_ids: list[int]) -> None:

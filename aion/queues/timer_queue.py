@@ -39,6 +39,11 @@ class TimerQueue:
         if tasks:
             self._wakeup.set()
 
+    def discard(self, predicate: Callable[[TimerTask], bool]) -> None:
+        """Forget the pending tasks `predicate` selects (a shard that moved to another process)."""
+        self._heap = [entry for entry in self._heap if not predicate(entry[2])]
+        heapq.heapify(self._heap)
+
     def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._run())
 

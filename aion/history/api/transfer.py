@@ -7,10 +7,12 @@ source replays the task, and the target recognises the repeated request by its r
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import failed_cause_pb2, workflow_pb2
+from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
@@ -19,6 +21,7 @@ from aion.history.api.activities import ensure_workflow_task
 from aion.history.api.request_cancel_workflow import deliver_cancel
 from aion.history.api.signal_workflow import deliver_signal
 from aion.history.api.terminate_workflow import terminate_workflow
+from aion.history.codec import pack, unpack
 from aion.history.mutable_state import (
     FAILED_STATUSES,
     ChildInfo,
@@ -65,14 +68,47 @@ async def start_child(engine: HistoryEngine, task: TimerTask, data: dict[str, ob
         await _finish(engine, task)
         return
     initiated = (await engine.read_history(_key(task), child.initiated_event_id, 1))[0]
+    s = parent.s
+    result = await _on_owner(
+        engine,
+        child.namespace_id,
+        child.workflow_id,
+        "start_child_run",
+        {
+            "initiated": pack(initiated),
+            "child": dataclasses.asdict(child),
+            "parent": dataclasses.asdict(
+                ParentInfo(s.namespace, s.namespace_id, s.workflow_id, s.run_id, 0)
+            ),
+            "root": [s.root_workflow_id, s.root_run_id],
+            "failover_version": s.failover_version,
+        },
+    )
+    run_id = result["run_id"]
+    if run_id is None:
+        await _finish(engine, task, lambda ms: _child_start_failed(ms, child.initiated_event_id))
+        return
     attrs = initiated.start_child_workflow_execution_initiated_event_attributes
+    header = attrs.header if attrs.HasField("header") else None
+    await _finish(
+        engine, task, lambda ms: _child_started(ms, child.initiated_event_id, run_id, header)
+    )
+
+
+async def start_child_run(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+    """On the child's shard: start the child's run, or find it started by an earlier attempt;
+    `run_id` None when the workflow id is taken."""
+    initiated = unpack(history_pb.HistoryEvent, args["initiated"])
+    attrs = initiated.start_child_workflow_execution_initiated_event_attributes
+    child = ChildInfo(**args["child"])
+    parent = ParentInfo(**{**args["parent"], "initiated_event_id": child.initiated_event_id})
     try:
         current = await engine.current_execution(child.namespace_id, child.workflow_id)
     except errors.NotFound:
         current = None
     if current is not None and current.start_request_id == child.create_request_id:
-        run_id = current.run_id  # started before a crash: just record it
-    elif current is not None and (
+        return {"run_id": current.run_id}  # started before a crash: just record it
+    if current is not None and (
         current.running
         or attrs.workflow_id_reuse_policy == Reuse.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
         or (
@@ -81,52 +117,37 @@ async def start_child(engine: HistoryEngine, task: TimerTask, data: dict[str, ob
             and current.status not in FAILED_STATUSES
         )
     ):
-        await _finish(engine, task, lambda ms: _child_start_failed(ms, child.initiated_event_id))
-        return
-    else:
-        s = parent.s
-        opts = RunOptions(
-            namespace_id=child.namespace_id,
-            namespace=child.namespace,
-            failover_version=s.failover_version,
-            workflow_id=child.workflow_id,
-            workflow_type=child.workflow_type,
-            task_queue=attrs.task_queue.name,
-            request_id=child.create_request_id,
-            input=attrs.input if attrs.HasField("input") else None,
-            header=attrs.header if attrs.HasField("header") else None,
-            memo=attrs.memo if attrs.HasField("memo") else None,
-            search_attributes=attrs.search_attributes
-            if attrs.HasField("search_attributes")
-            else None,
-            priority=attrs.priority if attrs.HasField("priority") else None,
-            execution_timeout_ns=ns_of(attrs.workflow_execution_timeout),
-            run_timeout_ns=ns_of(attrs.workflow_run_timeout),
-            task_timeout_ns=ns_of(attrs.workflow_task_timeout),
-            retry_policy=attrs.retry_policy if attrs.HasField("retry_policy") else None,
-            cron_schedule=attrs.cron_schedule,
-            parent=ParentInfo(
-                namespace=s.namespace,
-                namespace_id=s.namespace_id,
-                workflow_id=s.workflow_id,
-                run_id=s.run_id,
-                initiated_event_id=child.initiated_event_id,
-            ),
-            root_workflow_id=s.root_workflow_id,
-            root_run_id=s.root_run_id,
-        )
-        if attrs.cron_schedule:
-            opts.backoff_ns = cron.backoff_ns(attrs.cron_schedule, engine.clock())
-        ms = build_run(engine.new_mutable_state, opts, engine.clock())
-        try:
-            await engine.create_execution(ms, current.run_id if current else None)
-        except ConditionFailedError:
-            raise errors.Unavailable("child start raced another start; retrying") from None
-        run_id = ms.s.run_id
-    header = attrs.header if attrs.HasField("header") else None
-    await _finish(
-        engine, task, lambda ms: _child_started(ms, child.initiated_event_id, run_id, header)
+        return {"run_id": None}
+    opts = RunOptions(
+        namespace_id=child.namespace_id,
+        namespace=child.namespace,
+        failover_version=args["failover_version"],
+        workflow_id=child.workflow_id,
+        workflow_type=child.workflow_type,
+        task_queue=attrs.task_queue.name,
+        request_id=child.create_request_id,
+        input=attrs.input if attrs.HasField("input") else None,
+        header=attrs.header if attrs.HasField("header") else None,
+        memo=attrs.memo if attrs.HasField("memo") else None,
+        search_attributes=attrs.search_attributes if attrs.HasField("search_attributes") else None,
+        priority=attrs.priority if attrs.HasField("priority") else None,
+        execution_timeout_ns=ns_of(attrs.workflow_execution_timeout),
+        run_timeout_ns=ns_of(attrs.workflow_run_timeout),
+        task_timeout_ns=ns_of(attrs.workflow_task_timeout),
+        retry_policy=attrs.retry_policy if attrs.HasField("retry_policy") else None,
+        cron_schedule=attrs.cron_schedule,
+        parent=parent,
+        root_workflow_id=args["root"][0],
+        root_run_id=args["root"][1],
     )
+    if attrs.cron_schedule:
+        opts.backoff_ns = cron.backoff_ns(attrs.cron_schedule, engine.clock())
+    ms = build_run(engine.new_mutable_state, opts, engine.clock())
+    try:
+        await engine.create_execution(ms, current.run_id if current else None)
+    except ConditionFailedError:
+        raise errors.Unavailable("child start raced another start; retrying") from None
+    return {"run_id": ms.s.run_id}
 
 
 def _child_started(ms: MutableState, initiated_id: int, run_id: str, header: object) -> None:
@@ -148,24 +169,41 @@ async def notify_parent(engine: HistoryEngine, task: TimerTask, data: dict[str, 
     parent = child_ms.s.parent
     if parent is not None:
         close = (await engine.read_history(_key(task), child_ms.s.completion_event_id, 1))[0]
-
-        def record(ms: MutableState) -> None:
-            child: ChildInfo | None = ms.s.children.get(parent.initiated_event_id)
-            if ms.running and child is not None and not child.started_event_id:
-                # The child finished before its start was recorded on the parent.
-                raise RetryLater("child start not recorded on the parent yet")
-            if not ms.running or child is None:
-                return
-            if child.run_id != child_ms.s.run_id and child.workflow_id == child_ms.s.workflow_id:
-                child.run_id = child_ms.s.run_id  # the chain continued: report its last run
-            ms.child_closed(child, close)
-            ensure_workflow_task(ms)
-
-        with contextlib.suppress(errors.NotFound):
-            await engine.update_execution(
-                (parent.namespace_id, parent.workflow_id, parent.run_id), record
-            )
+        await _on_owner(
+            engine,
+            parent.namespace_id,
+            parent.workflow_id,
+            "record_child_closed",
+            {
+                "parent": [parent.namespace_id, parent.workflow_id, parent.run_id],
+                "initiated_event_id": parent.initiated_event_id,
+                "child": [child_ms.s.workflow_id, child_ms.s.run_id],
+                "close": pack(close),
+            },
+        )
     await engine.store.delete_timer_tasks(task.shard_id, [task.task_id])
+
+
+async def record_child_closed(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+    """On the parent's shard: record that a child closed (with its closing event)."""
+    close = unpack(history_pb.HistoryEvent, args["close"])
+    child_workflow_id, child_run_id = args["child"]
+
+    def record(ms: MutableState) -> None:
+        child: ChildInfo | None = ms.s.children.get(args["initiated_event_id"])
+        if ms.running and child is not None and not child.started_event_id:
+            # The child finished before its start was recorded on the parent.
+            raise errors.Unavailable("child start not recorded on the parent yet")
+        if not ms.running or child is None:
+            return
+        if child.run_id != child_run_id and child.workflow_id == child_workflow_id:
+            child.run_id = child_run_id  # the chain continued: report its last run
+        ms.child_closed(child, close)
+        ensure_workflow_task(ms)
+
+    with contextlib.suppress(errors.NotFound):
+        await engine.update_execution(tuple(args["parent"]), record)  # type: ignore[arg-type]
+    return {}
 
 
 async def signal_external(engine: HistoryEngine, task: TimerTask, data: dict[str, object]) -> None:
@@ -180,14 +218,12 @@ async def signal_external(engine: HistoryEngine, task: TimerTask, data: dict[str
         engine,
         request,
         source,
-        lambda ms: deliver_signal(
-            ms,
-            attrs.signal_name,
-            attrs.input if attrs.HasField("input") else None,
-            attrs.header if attrs.HasField("header") else None,
-            f"workflow:{source.s.workflow_id}",
-            request.request_id,
-        ),
+        {
+            "signal_name": attrs.signal_name,
+            "input": pack(attrs.input) if attrs.HasField("input") else None,
+            "header": pack(attrs.header) if attrs.HasField("header") else None,
+            "request_id": request.request_id,
+        },
     )
 
     def record(ms: MutableState) -> None:
@@ -210,12 +246,7 @@ async def cancel_external(engine: HistoryEngine, task: TimerTask, data: dict[str
         return
     initiated = (await engine.read_history(_key(task), request.initiated_event_id, 1))[0]
     attrs = initiated.request_cancel_external_workflow_execution_initiated_event_attributes
-    delivered = await _deliver(
-        engine,
-        request,
-        source,
-        lambda ms: deliver_cancel(ms, attrs.reason, f"workflow:{source.s.workflow_id}"),
-    )
+    delivered = await _deliver(engine, request, source, {"reason": attrs.reason})
 
     def record(ms: MutableState) -> None:
         pending = ms.s.cancel_requests.get(request.initiated_event_id)
@@ -230,24 +261,50 @@ async def cancel_external(engine: HistoryEngine, task: TimerTask, data: dict[str
 
 
 async def _deliver(
-    engine: HistoryEngine,
-    request: ExternalRequest,
-    source: MutableState,
-    apply: object,
+    engine: HistoryEngine, request: ExternalRequest, source: MutableState, what: dict[str, Any]
 ) -> bool:
-    """Apply a signal or cancel to the target; False when it does not exist (or, for a signal,
+    """Signal or cancel the target on its shard; False when it does not exist (or, for a signal,
     has closed: a cancel request to a closed workflow succeeds as a no-op, as in Temporal)."""
+    result = await _on_owner(
+        engine,
+        request.namespace_id,
+        request.workflow_id,
+        "deliver_external",
+        {
+            "target": [request.namespace_id, request.workflow_id, request.run_id],
+            "child_workflow_only": request.child_workflow_only,
+            "source_run_id": source.s.run_id,
+            "identity": f"workflow:{source.s.workflow_id}",
+            **what,
+        },
+    )
+    return bool(result["delivered"])
+
+
+async def deliver_external(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+    """On the target's shard: apply a signal (`signal_name` set) or a cancel request."""
+
+    def apply(ms: MutableState) -> None:
+        if "signal_name" not in args:
+            deliver_cancel(ms, args["reason"], args["identity"])
+            return
+        payloads = unpack(common_pb.Payloads, args["input"]) if args["input"] else None
+        header = unpack(common_pb.Header, args["header"]) if args["header"] else None
+        deliver_signal(
+            ms, args["signal_name"], payloads, header, args["identity"], args["request_id"]
+        )
+
     try:
-        key = await engine.resolve(request.namespace_id, request.workflow_id, request.run_id)
+        key = await engine.resolve(*args["target"])
         target = await engine.get_execution(key)
-        if request.child_workflow_only and (
-            target.s.parent is None or target.s.parent.run_id != source.s.run_id
+        if args["child_workflow_only"] and (
+            target.s.parent is None or target.s.parent.run_id != args["source_run_id"]
         ):
-            return False
-        await engine.update_execution(key, apply)  # type: ignore[arg-type]
+            return {"delivered": False}
+        await engine.update_execution(key, apply)
     except errors.NotFound:
-        return False
-    return True
+        return {"delivered": False}
+    return {"delivered": True}
 
 
 async def apply_parent_close_policy(
@@ -256,28 +313,64 @@ async def apply_parent_close_policy(
     parent = await engine.get_execution(_key(task))
     child = parent.s.children.get(int(data["id"]))  # type: ignore[call-overload]
     if child is not None and child.run_id:
-        identity = f"parent-close-policy:{parent.s.workflow_id}"
-        try:
-            key = await engine.resolve(child.namespace_id, child.workflow_id, "")
-            if child.parent_close_policy == workflow_pb2.PARENT_CLOSE_POLICY_TERMINATE:
-                ns = engine.namespaces.by_id(child.namespace_id)
-                await terminate_workflow(
-                    engine,
-                    ns,
-                    rr.TerminateWorkflowExecutionRequest(
-                        workflow_execution=common_pb.WorkflowExecution(
-                            workflow_id=key[1], run_id=key[2]
-                        ),
-                        reason="by parent close policy",
-                        identity=identity,
-                    ),
-                )
-            else:
-                await engine.update_execution(key, lambda ms: deliver_cancel(ms, "", identity))
-        except errors.NotFound:
-            pass
+        await _on_owner(
+            engine,
+            child.namespace_id,
+            child.workflow_id,
+            "close_child",
+            {
+                "child": [child.namespace_id, child.workflow_id],
+                "terminate": child.parent_close_policy
+                == workflow_pb2.PARENT_CLOSE_POLICY_TERMINATE,
+                "identity": f"parent-close-policy:{parent.s.workflow_id}",
+            },
+        )
     await engine.store.delete_timer_tasks(task.shard_id, [task.task_id])
 
+
+async def close_child(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+    """On the child's shard: terminate or cancel it as its parent's close policy says."""
+    namespace_id, workflow_id = args["child"]
+    identity = args["identity"]
+    try:
+        key = await engine.resolve(namespace_id, workflow_id, "")
+        if args["terminate"]:
+            await terminate_workflow(
+                engine,
+                engine.namespaces.by_id(namespace_id),
+                rr.TerminateWorkflowExecutionRequest(
+                    workflow_execution=common_pb.WorkflowExecution(
+                        workflow_id=key[1], run_id=key[2]
+                    ),
+                    reason="by parent close policy",
+                    identity=identity,
+                ),
+            )
+        else:
+            await engine.update_execution(key, lambda ms: deliver_cancel(ms, "", identity))
+    except errors.NotFound:
+        pass
+    return {}
+
+
+async def _on_owner(
+    engine: HistoryEngine, namespace_id: str, workflow_id: str, op: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    """Run `op` on the target execution's shard, here or on its owner; a target that cannot be
+    reached now (moving shard, child start not recorded yet) retries the task shortly."""
+    try:
+        return await engine.call(engine.shard_id_of(namespace_id, workflow_id), op, args)
+    except errors.Unavailable as e:
+        raise RetryLater(e.message) from None
+
+
+# Operations run on the target's shard, maybe for another process (see `engine.call`).
+OPS = {
+    "start_child_run": start_child_run,
+    "record_child_closed": record_child_closed,
+    "deliver_external": deliver_external,
+    "close_child": close_child,
+}
 
 HANDLERS = {
     "start_child": start_child,

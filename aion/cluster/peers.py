@@ -1,0 +1,122 @@
+"""Calls between server processes: named operations on a shard's owner, forwarded API calls.
+
+Both travel over the processes' own gRPC port. A named operation (`aion.cluster.v1.Peer/Invoke`)
+carries JSON: `{"op": name, "args": {...}}`, answered with the operation's JSON result or its
+ServiceError's status. A forwarded WorkflowService call is the client's request as it came, marked
+so that it is never forwarded twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion import errors
+
+INVOKE_METHOD = "/aion.cluster.v1.Peer/Invoke"
+WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
+FORWARDED = "aion-forwarded"
+INVOKE_TIMEOUT_S = 30.0
+
+# A named operation: runs on the process that owns the shard it acts on.
+Op = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+_NOT_FORWARDED = {"content-type", "user-agent", "te", "grpc-timeout", "grpc-accept-encoding"}
+
+
+class Peers:
+    """Channels to the other processes, opened on first use."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = grpc.aio.insecure_channel(
+                address,
+                options=[
+                    ("grpc.max_receive_message_length", 128 * 1024 * 1024),
+                    ("grpc.max_send_message_length", 128 * 1024 * 1024),
+                ],
+            )
+        return channel
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+    async def invoke(
+        self, address: str, op: str, args: dict[str, Any], timeout: float = INVOKE_TIMEOUT_S
+    ) -> dict[str, Any]:
+        call = self._channel(address).unary_unary(INVOKE_METHOD)
+        try:
+            raw = await call(json.dumps({"op": op, "args": args}).encode(), timeout=timeout)
+        except grpc.aio.AioRpcError as e:
+            raise errors.from_status(e.code(), e.details() or "") from None
+        result: dict[str, Any] = json.loads(raw)
+        return result
+
+    async def forward(
+        self, address: str, method: str, request: Message, context: grpc.aio.ServicerContext
+    ) -> Message | None:
+        """Make the client's WorkflowService call on `address`; its answer, or its error
+        passed through to the client unchanged; None when the peer did not serve it (it is
+        unreachable, or does not own the shard (yet))."""
+        response_type = getattr(rr, f"{method}Response")
+        call = self._channel(address).unary_unary(
+            WORKFLOW_SERVICE + method,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_type.FromString,
+        )
+        metadata = [
+            (k, v)
+            for k, v in context.invocation_metadata() or ()
+            if k not in _NOT_FORWARDED and not k.startswith(":")
+        ]
+        metadata.append((FORWARDED, "1"))
+        try:
+            response: Message = await call(
+                request, timeout=context.time_remaining(), metadata=metadata
+            )
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                return None
+            await context.abort(
+                e.code(), e.details() or "", trailing_metadata=tuple(e.trailing_metadata() or ())
+            )
+            raise AssertionError("unreachable") from None
+        return response
+
+
+def is_forwarded(context: grpc.aio.ServicerContext) -> bool:
+    return any(k == FORWARDED for k, _ in context.invocation_metadata() or ())
+
+
+def peer_handler(
+    engine: Any,
+    ops: dict[str, Op],
+    abort: Callable[[grpc.aio.ServicerContext, errors.ServiceError], Awaitable[None]],
+) -> grpc.GenericRpcHandler:
+    """The server side of `Peers.invoke`: runs the named operation on this process's engine."""
+
+    async def invoke(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        message = json.loads(request)
+        op = ops.get(message.get("op", ""))
+        if op is None:
+            await abort(context, errors.Unimplemented(f"unknown peer operation {message!r}"))
+        try:
+            result = await op(engine, message["args"])  # type: ignore[misc]
+        except errors.ServiceError as e:
+            await abort(context, e)
+        return json.dumps(result).encode()
+
+    return grpc.method_handlers_generic_handler(
+        "aion.cluster.v1.Peer", {"Invoke": grpc.unary_unary_rpc_method_handler(invoke)}
+    )

@@ -1,0 +1,76 @@
+"""Operations a process runs on its own shards for another process (see `aion.cluster`).
+
+A poller on one process may take a task whose execution lives on another: recording the task
+as started happens on the shard's owner. Transfer tasks reach other shards the same way, and a
+query goes to the pollers of every process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion.cluster.peers import Op
+from aion.history.api import activity_tasks, query_workflow, transfer, workflow_tasks
+from aion.history.codec import pack, unpack
+from aion.history.engine import HistoryEngine
+from aion.persistence import QueueTask
+
+
+async def record_workflow_task_started(
+    engine: HistoryEngine, task: QueueTask, identity: str, poll_request_id: str
+) -> rr.PollWorkflowTaskQueueResponse:
+    """Start a polled workflow task on its execution's shard, wherever that is."""
+    if task.shard_id in engine.shards:
+        return await workflow_tasks.record_workflow_task_started(
+            engine, task, identity, poll_request_id
+        )
+    result = await engine.call(
+        task.shard_id, "record_workflow_task_started", _poll_args(task, identity, poll_request_id)
+    )
+    return unpack(rr.PollWorkflowTaskQueueResponse, result["response"])
+
+
+async def record_activity_task_started(
+    engine: HistoryEngine, task: QueueTask, identity: str, poll_request_id: str
+) -> rr.PollActivityTaskQueueResponse:
+    """Start a polled activity task on its execution's shard, wherever that is."""
+    if task.shard_id in engine.shards:
+        ns = engine.namespaces.by_id(task.namespace_id)
+        return await activity_tasks.record_activity_task_started(
+            engine, ns, task, identity, poll_request_id
+        )
+    result = await engine.call(
+        task.shard_id, "record_activity_task_started", _poll_args(task, identity, poll_request_id)
+    )
+    return unpack(rr.PollActivityTaskQueueResponse, result["response"])
+
+
+def _poll_args(task: QueueTask, identity: str, poll_request_id: str) -> dict[str, Any]:
+    return {"task": dataclasses.asdict(task), "identity": identity, "request_id": poll_request_id}
+
+
+async def _workflow_task_started_op(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+    response = await workflow_tasks.record_workflow_task_started(
+        engine, QueueTask(**args["task"]), args["identity"], args["request_id"]
+    )
+    return {"response": pack(response)}
+
+
+async def _activity_task_started_op(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+    task = QueueTask(**args["task"])
+    ns = engine.namespaces.by_id(task.namespace_id)
+    response = await activity_tasks.record_activity_task_started(
+        engine, ns, task, args["identity"], args["request_id"]
+    )
+    return {"response": pack(response)}
+
+
+OPS: dict[str, Op] = {
+    **transfer.OPS,
+    "record_workflow_task_started": _workflow_task_started_op,
+    "record_activity_task_started": _activity_task_started_op,
+    "dispatch_query": query_workflow.dispatch_query,
+}
