@@ -122,6 +122,8 @@ class HistoryEngine:
                 entry.ms.updates.clear(UpdateAborted())
         for pointer in [k for k in self._current if self.shard_id_of(*k) == shard_id]:
             del self._current[pointer]
+        for watched in [k for k in self._watchers if self.shard_id_of(k[0], k[1]) == shard_id]:
+            self._notify(watched)  # long polls look again and find the shard's new owner
         log.info("released shard %s", shard_id)
 
     def shard_id_of(self, namespace_id: str, workflow_id: str) -> int:
