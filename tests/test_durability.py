@@ -1,11 +1,11 @@
-"""Nothing acknowledged is lost: SIGKILL the server mid-run, restart it on the same file."""
+"""Nothing acknowledged is lost: SIGKILL the server mid-run, restart it on the same database
+(a SQLite file, or a PostgreSQL database)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from temporalio import activity, workflow
@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
-from tests.servers import AionProcess
+from tests.helpers import Storage
 
 WORKFLOWS = 200
 
@@ -66,8 +66,8 @@ async def _describe(handle: WorkflowHandle[MixedWorkflow, int]) -> str:
     )
 
 
-async def test_sigkill_mid_run_loses_nothing(tmp_path: Path) -> None:
-    server = AionProcess(db_filename=str(tmp_path / "aion.db"))
+async def test_sigkill_mid_run_loses_nothing(storage: Storage) -> None:
+    server = storage.server()
     server.start()
     try:
         client = await Client.connect(server.address)

@@ -1,5 +1,10 @@
 """A real Aion server process on PostgreSQL: a workflow with an activity and a timer runs, and
-its history outlives a restart of the server. Skipped when no PostgreSQL is reachable."""
+its history outlives a restart of the server.
+
+PostgreSQL only, by design: the end-to-end check of `start-dev --dsn` on its own (a fresh database
+migrated on start, then a restart on the same database with new range ids). Every other server
+test runs on both backends (tests/conftest.py), the restart ones included (test_durability.py,
+test_updates.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +18,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from tests.helpers import fresh_storage
 from tests.servers import AionProcess
-from tests.test_store import pg_database
 
 pytestmark = pytest.mark.timeout(90)
-
-PORT = 17531
 
 
 @activity.defn
@@ -38,14 +41,13 @@ class Greeting:
 
 @pytest.fixture
 async def pg_server() -> AsyncIterator[AionProcess]:
-    dsn, drop = await pg_database()
-    server = AionProcess(dsn=dsn, port=PORT)
-    try:
+    async with fresh_storage("postgres") as storage:
+        server = storage.server()
         await asyncio.to_thread(server.start)
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
-        await drop()
+        try:
+            yield server
+        finally:
+            await asyncio.to_thread(server.stop)
 
 
 async def _run(client: Client, workflow_id: str) -> str:

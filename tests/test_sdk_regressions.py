@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from tests.helpers import fresh_storage
 from tests.servers import AionProcess
 
 
@@ -54,13 +56,16 @@ class InfoWorkflow:
 
 
 @pytest.fixture(scope="module")
-def small_history_server() -> Iterator[AionProcess]:
-    server = AionProcess(
-        extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=10"]
-    )
-    server.start()
-    yield server
-    server.stop()
+async def small_history_server(backend: str) -> AsyncIterator[AionProcess]:
+    async with fresh_storage(backend) as storage:
+        server = storage.server(
+            extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=10"]
+        )
+        await asyncio.to_thread(server.start)
+        try:
+            yield server
+        finally:
+            await asyncio.to_thread(server.stop)
 
 
 def _worker(client: Client, task_queue: str) -> Worker:

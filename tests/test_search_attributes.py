@@ -8,7 +8,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,8 +31,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from aion.visibility.search_attributes import SearchAttributeError, decode_value
-from tests.helpers import unique
-from tests.servers import ROOT, AionProcess
+from tests.helpers import Storage, unique
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -543,10 +542,8 @@ def test_rejected_value_messages(data: bytes, sa_type: int, shown: str) -> None:
 # ---- dev server flags -------------------------------------------------------------------------
 
 
-async def test_search_attribute_and_dynamic_config_flags(tmp_path: Path) -> None:
-    db = str(tmp_path / "flags.db")
-    server = AionProcess(
-        db_filename=db,
+async def test_search_attribute_and_dynamic_config_flags(storage: Storage) -> None:
+    server = storage.server(
         namespaces=["second"],
         extra_args=[
             "--search-attribute", "FlagKeyword=keyword",

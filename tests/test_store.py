@@ -1,22 +1,18 @@
 """The store on its own, on every backend: keys are scoped by shard, versions and fencing tokens
 guard writes, one transition commits as a whole, and the schema migrates forward only.
 
-The PostgreSQL variants create a fresh database per test (through the admin connection in
-AION_TEST_PG_DSN, default postgresql://postgres@127.0.0.1:5432/postgres) and skip when no
-PostgreSQL answers there.
+Each test runs as [sqlite] and [postgres] (tests/conftest.py); the PostgreSQL variants create a
+fresh database per test through the admin connection in AION_TEST_PG_DSN.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -39,40 +35,9 @@ from aion.persistence import (
 )
 from aion.persistence.postgres import PostgresStore
 from aion.persistence.sqlite import SQLiteStore
+from tests.helpers import pg_database
 
-PG_ADMIN_DSN = os.environ.get("AION_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-async def _pg_admin() -> asyncpg.Connection:
-    """The admin connection, or a skip naming the DSN when PostgreSQL is not reachable."""
-    try:
-        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as e:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} (set AION_TEST_PG_DSN): {e}")
-
-
-def _with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + database))
-
-
-async def pg_database() -> tuple[str, Callable[[], Awaitable[None]]]:
-    """A fresh empty database: its DSN and a coroutine function that drops it."""
-    admin = await _pg_admin()
-    name = f"aion_test_{uuid.uuid4().hex[:12]}"
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    return _with_database(PG_ADMIN_DSN, name), drop
 
 
 @dataclass
@@ -84,9 +49,10 @@ class Backend:
     location: str  # the SQLite file or the PostgreSQL DSN
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
+@pytest.fixture
+async def db(backend: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A fresh database on `backend` (the conftest fixture: each test runs on both)."""
+    if backend == "sqlite":
         path = str(tmp_path / "store.db")
         yield Backend("sqlite", lambda: SQLiteStore(path), path)
         return
@@ -97,6 +63,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await drop()
 
 
+# PostgreSQL only: `aion db migrate` exists for PostgreSQL (a SQLite file migrates when it opens).
 @pytest.fixture
 async def pg_dsn() -> AsyncIterator[str]:
     dsn, drop = await pg_database()
@@ -107,8 +74,8 @@ async def pg_dsn() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[Store]:
-    s = backend.make()
+async def store(db: Backend) -> AsyncIterator[Store]:
+    s = db.make()
     await s.open()
     try:
         yield s
@@ -292,26 +259,24 @@ async def test_group_commit_refuses_only_the_stale_transition(store: Store) -> N
         assert await store.read_events("ns", f"wf{i}", "run", 1, 10) == [b"e1"]
 
 
-async def test_migrating_twice_is_a_no_op_and_a_newer_schema_is_refused(
-    backend: Backend,
-) -> None:
-    store = backend.make()
+async def test_migrating_twice_is_a_no_op_and_a_newer_schema_is_refused(db: Backend) -> None:
+    store = db.make()
     await store.open()
     range_id = await store.acquire_shard(0, "host")
     await store.commit(_tx(0, range_id, "a"))
     await store.close()
 
-    store = backend.make()  # opening again migrates nothing and keeps the data
+    store = db.make()  # opening again migrates nothing and keeps the data
     await store.open()
     try:
         assert await store.get_execution("ns", "a", "run") is not None
     finally:
         await store.close()
-    assert await _schema_version(backend) == _code_schema_version(backend)
+    assert await _schema_version(db) == _code_schema_version(db)
 
-    await _set_schema_version(backend, _code_schema_version(backend) + 1)
+    await _set_schema_version(db, _code_schema_version(db) + 1)
     with pytest.raises(SchemaTooNewError, match="newer than this Aion supports"):
-        await backend.make().open()
+        await db.make().open()
 
 
 async def test_db_migrate_command(pg_dsn: str) -> None:

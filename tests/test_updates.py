@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from temporalio import activity, workflow
@@ -22,8 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from tests.helpers import unique
-from tests.servers import AionProcess
+from tests.helpers import Storage, unique
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -273,8 +271,8 @@ async def test_update_waits_for_a_worker(client: Client) -> None:
         assert await handle.result() == 6
 
 
-async def test_accepted_update_survives_a_server_crash(tmp_path: Path) -> None:
-    server = AionProcess(db_filename=f"{tmp_path}/aion.db")
+async def test_accepted_update_survives_a_server_crash(storage: Storage) -> None:
+    server = storage.server()
     server.start()
     try:
         client = await Client.connect(server.address)

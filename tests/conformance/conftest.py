@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.client import Client
 
+from tests.conformance.normalize import Plain
 from tests.conformance.reference import ReferenceServer, temporal_binary
+from tests.servers import AionProcess
 
 # Set to "reference" to run the candidate side against the reference server too: a
 # self-check that the scenarios give identical histories when run twice.
@@ -38,8 +40,16 @@ async def reference_client(reference_server: ReferenceServer) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def candidate_client(request: pytest.FixtureRequest, reference_client: Client) -> Client:
-    """A client of Aion (or of the reference again, if $AION_CONFORMANCE_TARGET=reference)."""
+def reference_histories() -> dict[str, list[Plain]]:
+    """Each scenario's normalized history on the reference, by scenario name: run once, compared
+    with Aion on each storage backend."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+async def candidate_client(aion_server: AionProcess, reference_client: Client) -> Client:
+    """A client of Aion, the session's server on each storage backend (or of the reference
+    again, if $AION_CONFORMANCE_TARGET=reference)."""
     if os.environ.get(TARGET_ENV) == "reference":
         return reference_client
-    return await Client.connect(request.getfixturevalue("aion_server").address)
+    return await Client.connect(aion_server.address)

@@ -69,9 +69,14 @@ async def fetch_run_chain(client: Client, workflow_id: str, run_id: str | None) 
     ],
 )
 async def test_history_matches_reference(
-    scenario: Scenario, reference_client: Client, candidate_client: Client
+    scenario: Scenario,
+    reference_client: Client,
+    candidate_client: Client,
+    reference_histories: dict[str, list[Plain]],
 ) -> None:
-    expected = await run_scenario(reference_client, scenario)
+    if scenario.name not in reference_histories:
+        reference_histories[scenario.name] = await run_scenario(reference_client, scenario)
+    expected = reference_histories[scenario.name]
     actual = await run_scenario(candidate_client, scenario)
     if actual != expected:
         pytest.fail(
