@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from aion.config import ConfigError, Settings, load
+from tests.helpers import Storage
 from tests.servers import ROOT, free_port
 
 READY_TIMEOUT = 30.0
@@ -164,15 +165,17 @@ def _aion(*args: str) -> list[str]:
 
 
 @pytest.fixture
-def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`aion server start --config FILE` on a SQLite file; yields the process and its address
-    once it prints its readiness line, and stops it by its PID afterwards."""
+def started(tmp_path: Path, storage: Storage) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`aion server start --config FILE` on a fresh SQLite file or PostgreSQL database; yields
+    the process and its address once it prints its readiness line, and stops it by its PID
+    afterwards."""
     port = free_port()
     config = tmp_path / "aion.toml"
+    database = f'dsn = "{storage.dsn}"' if storage.dsn else f'db_filename = "{storage.db_filename}"'
     config.write_text(
         f"""
 port = {port}
-db_filename = "{tmp_path / "aion.db"}"
+{database}
 num_shards = 3
 namespaces = ["default", "orders", "billing"]
 log_level = "warning"
