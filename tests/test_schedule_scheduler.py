@@ -375,3 +375,16 @@ def test_json_round_trip() -> None:
     copy = Scheduler.from_json(text)
     assert copy.to_json() == text
     assert copy.describe() == s.describe()
+
+
+def test_jitter_delays_the_start_but_not_the_workflow_id() -> None:
+    jittered = schedule()
+    jittered.spec.jitter.FromSeconds(30)
+    s = Scheduler.create("ns", "ns-id", "sched", jittered, T0)
+    d = run(s, T0)
+    assert d.next_wakeup is not None and at(1) < d.next_wakeup < at(1.5)
+    assert run(s, at(1)).starts == []  # the nominal time alone is not enough
+    (start,) = run(s, d.next_wakeup).starts
+    assert start.nominal_time == at(1) and start.actual_time == d.next_wakeup
+    assert start.request.workflow_id == "wf-2024-01-01T00:01:00Z"
+    assert s.info.recent_actions[0].schedule_time.ToDatetime(dt.UTC) == d.next_wakeup
