@@ -19,7 +19,7 @@ from aion.config import (
     parse_dynamic_config,
     parse_search_attributes,
 )
-from aion.persistence import SchemaTooNewError, ShardCountMismatchError
+from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
 from aion.server import SUGGEST_CONTINUE_AS_NEW_COUNT, AionServer, ServerConfig
 from aion.visibility.search_attributes import TooManySearchAttributesError
 
@@ -145,7 +145,7 @@ def _fail(message: str) -> NoReturn:
 
 def _fatal_errors(dsn: str | None) -> tuple[type[Exception], ...]:
     """Errors that stop the command with a one-line message."""
-    common = (OSError, SchemaTooNewError, ShardCountMismatchError)
+    common = (OSError, SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError)
     if not dsn:
         return common
     import asyncpg  # loaded only for PostgreSQL: it adds ~70 ms to every start

@@ -252,6 +252,7 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
         dsn=dsn,
         namespaces=list(dict.fromkeys(namespaces)),
         num_shards=num_shards,
+        upgrade_schema=False,  # production: migrations are an explicit step (aion db migrate)
         search_attributes=search_attribute_types(values.get("search_attributes", {})),
         dynamic_config=check_dynamic_config(values.get("dynamic_config", {})),
         broadcast_address=_broadcast_address(broadcast)

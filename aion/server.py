@@ -42,6 +42,9 @@ class ServerConfig:
     dsn: str | None = None
     """PostgreSQL connection string (``postgresql://user@host:5432/db``); when set, the server
     stores everything there instead of SQLite."""
+    upgrade_schema: bool = True
+    """Migrate an older PostgreSQL schema on start. `aion server start` sets False: processes
+    sharing the database may still run older code, so it asks for `aion db migrate` instead."""
     namespaces: list[str] = field(default_factory=lambda: ["default"])
     """Namespaces registered at start (if missing)."""
     num_shards: int = 4
@@ -63,7 +66,7 @@ class AionServer:
         if config.dsn:
             from aion.persistence.postgres import PostgresStore  # asyncpg only when needed
 
-            self.store = PostgresStore(config.dsn)
+            self.store = PostgresStore(config.dsn, upgrade_schema=config.upgrade_schema)
         else:
             self.store = SQLiteStore(config.db_filename or ":memory:")
         self.namespaces = NamespaceRegistry(self.store)

@@ -26,7 +26,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from aion.cluster.membership import LEASE_S
 from aion.persistence import ShardOwnershipLostError
-from aion.persistence.postgres import PostgresStore
+from aion.persistence.postgres import SCHEMA_VERSION, PostgresStore, migrate
 from tests.servers import AionProcess
 from tests.test_store import _tx, pg_database
 
@@ -316,3 +316,21 @@ async def test_a_process_with_another_shard_count_is_refused(
     assert (
         await client.workflow_service.get_cluster_info(GetClusterInfoRequest())
     ).history_shard_count == NUM_SHARDS
+
+
+async def test_start_refuses_an_older_schema_and_asks_for_a_migration(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await conn.execute("DELETE FROM schema_version WHERE version = $1", SCHEMA_VERSION)
+    finally:
+        await conn.close()
+    node = AionProcess(dsn=dsn, command="start")
+    with pytest.raises(RuntimeError) as refused:
+        await asyncio.to_thread(node.start)
+    assert node.proc is not None and node.proc.wait() == 1
+    assert (
+        f"aion: database schema version {SCHEMA_VERSION - 1} is older than this Aion needs "
+        f"({SCHEMA_VERSION}); stop the servers using it and run `aion db migrate --dsn ...` first"
+        in str(refused.value)
+    )

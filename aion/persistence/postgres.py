@@ -153,13 +153,14 @@ LOCK_TIMEOUT_MS = 2000
 _MIGRATION_LOCK = 0x41494F4E  # "AION"
 
 
-async def migrate(conn: asyncpg.Connection) -> int:
-    """Bring the schema up to `SCHEMA_VERSION` in one transaction; returns the version found."""
+async def migrate(conn: asyncpg.Connection, upgrade: bool = True) -> int:
+    """Bring the schema up to `SCHEMA_VERSION` in one transaction; returns the version found.
+    With `upgrade` False only an empty database is set up; an older schema is refused."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         found = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-        check_schema_version(found, SCHEMA_VERSION)
+        check_schema_version(found, SCHEMA_VERSION, upgrade)
         for version in range(found, SCHEMA_VERSION):
             await conn.execute(MIGRATIONS[version])
             await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version + 1)
@@ -176,13 +177,15 @@ async def migrate_dsn(dsn: str) -> tuple[int, int]:
 
 
 class PostgresStore(Store):
-    """PostgreSQL at `dsn` (e.g. ``postgresql://user@host:5432/aion``); migrates on open."""
+    """PostgreSQL at `dsn` (e.g. ``postgresql://user@host:5432/aion``); sets up or (with
+    `upgrade_schema`) migrates the schema on open."""
 
     name = "postgres"
     shared = True
 
-    def __init__(self, dsn: str, max_connections: int = 8) -> None:
+    def __init__(self, dsn: str, max_connections: int = 8, upgrade_schema: bool = True) -> None:
         self.dsn = dsn
+        self.upgrade_schema = upgrade_schema
         self.max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
         self._group = GroupCommit(self._write_batch)
@@ -201,7 +204,7 @@ class PostgresStore(Store):
         )
         try:
             async with pool.acquire() as conn:
-                await migrate(conn)
+                await migrate(conn, self.upgrade_schema)
         except BaseException:
             await pool.close()
             raise

@@ -32,11 +32,21 @@ class ShardCountMismatchError(Exception):
     """The server was configured with another number of history shards than its database."""
 
 
-def check_schema_version(found: int, supported: int) -> None:
-    """Refuse a database whose schema is newer than this code's migrations."""
+class SchemaTooOldError(Exception):
+    """The database needs `aion db migrate` before this Aion can use it."""
+
+
+def check_schema_version(found: int, supported: int, upgrade: bool = True) -> None:
+    """Refuse a database whose schema is newer than this code's migrations, and, unless
+    `upgrade`, one that is older (an empty database is always set up)."""
     if found > supported:
         raise SchemaTooNewError(
             f"database schema version {found} is newer than this Aion supports ({supported})"
+        )
+    if 0 < found < supported and not upgrade:
+        raise SchemaTooOldError(
+            f"database schema version {found} is older than this Aion needs ({supported}); "
+            "stop the servers using it and run `aion db migrate --dsn ...` first"
         )
 
 
