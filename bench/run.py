@@ -1,14 +1,16 @@
 """Benchmark a server that speaks Temporal's gRPC API, using the official Python SDK.
 
-Runs each workload as N workflows with at most C in flight, against a bench worker in a separate
-process, and reports throughput, end-to-end latency percentiles and (with --server-pid) the
-server's CPU-seconds per workflow.
+Runs each workload as N workflows with at most C in flight, against bench workers in separate
+processes, and reports throughput, end-to-end latency percentiles and (with --server-pid) the
+server's CPU-seconds per workflow. Several comma-separated addresses (processes of one cluster)
+spread the workflows round-robin over them, with the workers spread over them too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,7 +19,7 @@ import sys
 import time
 import uuid
 from asyncio.subprocess import Process
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,11 +127,16 @@ class WorkloadResult:
     server_cpu_s: float | None
     server_cpu_s_per_wf: float | None
     first_error: str | None
+    # With several --server-pid: each one's CPU seconds, keyed by PID (as a string, for JSON).
+    server_cpu_s_by_pid: dict[str, float] | None = None
+    # With --db-name: the CPU time of the PostgreSQL backends serving that database.
+    db_cpu_s: float | None = None
+    db_cpu_s_per_wf: float | None = None
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """utime+stime of `pid` and its live descendants, plus their reaped children's, in seconds."""
-    stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, clock ticks)
+def proc_stats() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, utime+stime+cutime+cstime in clock ticks) for every process now."""
+    stats: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -140,6 +147,13 @@ def tree_cpu_seconds(pid: int) -> float:
         fields = raw[raw.rindex(")") + 2 :].split()
         # After the command name: state ppid ... utime(14) stime cutime cstime (1-based fields).
         stats[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    return stats
+
+
+def tree_cpu_seconds(pid: int, stats: dict[int, tuple[int, int]] | None = None) -> float:
+    """utime+stime of `pid` and its live descendants, plus their reaped children's, in seconds."""
+    if stats is None:
+        stats = proc_stats()
     if pid not in stats:
         raise ProcessLookupError(f"no process {pid}")
     tree, frontier = {pid}, [pid]
@@ -151,6 +165,83 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(stats[p][1] for p in tree) / CLK_TCK
 
 
+def trees_cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """tree_cpu_seconds of each PID, from one reading of /proc."""
+    stats = proc_stats()
+    return {pid: tree_cpu_seconds(pid, stats) for pid in pids}
+
+
+def backend_title(pid: int) -> list[str] | None:
+    """The words of a PostgreSQL process's title, `postgres: ...`; None for other processes."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, UnicodeDecodeError):
+        return []  # gone, or unreadable: not known to be anything
+    words = title.split()
+    return words if words[:1] == ["postgres:"] else None
+
+
+class BackendCpu:
+    """CPU time of the local PostgreSQL backends serving one database, while it is measured.
+
+    Backends are found by their process title, `postgres: [CLUSTER: ]USER DB HOST(PORT) STATE`,
+    and sampled every SAMPLE_S: one that starts meanwhile counts from zero, one that exits
+    (a pool replacing a connection) loses at most its last SAMPLE_S of CPU time.
+    """
+
+    SAMPLE_S = 0.2
+
+    def __init__(self, db_name: str) -> None:
+        self.db_name = db_name
+        self._others: set[int] = set()  # PIDs that are not PostgreSQL processes
+        self._first: dict[int, int] = {}  # backend PID -> clock ticks when first seen
+        self._last: dict[int, int] = {}  # backend PID -> clock ticks when last seen
+        self._sampler: asyncio.Task[None] | None = None
+
+    def _serves_db(self, pid: int) -> bool:
+        words = backend_title(pid)
+        if words is None:
+            self._others.add(pid)
+            return False
+        # The client's address, HOST(PORT) or [local], follows the database name.
+        client = next((i for i, w in enumerate(words) if w.endswith(")") or w == "[local]"), 0)
+        return client > 1 and words[client - 1] == self.db_name
+
+    def _sample(self) -> None:
+        initial = self._sampler is None
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in self._others:
+                continue
+            pid = int(entry)
+            if pid not in self._last and not self._serves_db(pid):
+                continue
+            try:
+                raw = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            ticks = sum(int(f) for f in raw[raw.rindex(")") + 2 :].split()[11:13])
+            self._first.setdefault(pid, ticks if initial else 0)
+            self._last[pid] = ticks
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.SAMPLE_S)
+            self._sample()
+
+    def start(self) -> None:
+        self._sample()
+        self._sampler = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> float:
+        """Stop sampling; the backends' CPU seconds since start()."""
+        assert self._sampler is not None
+        self._sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._sampler
+        self._sample()
+        return sum(self._last[p] - self._first[p] for p in self._last) / CLK_TCK
+
+
 def percentile(sorted_values: list[float], q: int) -> float:
     """Linear-interpolated percentile (q in 1..99) of an already sorted, non-empty list."""
     if len(sorted_values) == 1:
@@ -160,22 +251,26 @@ def percentile(sorted_values: list[float], q: int) -> float:
 
 async def run_batch(
     run_one: RunOne,
-    client: Client,
+    clients: list[Client],
     task_queue: str,
     workflow_ids: list[str],
     concurrency: int,
     timeout: float,
 ) -> Batch:
-    """Run one workflow per id, at most `concurrency` at a time, giving up after `timeout` s."""
+    """Run one workflow per id, at most `concurrency` at a time, giving up after `timeout` s.
+
+    Workflow i is driven entirely (start, queries, signals, updates, result) through
+    clients[i % len(clients)].
+    """
     latencies: list[float] = []
     errors: list[str] = []
-    pending = iter(workflow_ids)
+    pending = iter(enumerate(workflow_ids))
 
     async def lane() -> None:
-        for workflow_id in pending:
+        for i, workflow_id in pending:
             started = time.perf_counter()
             try:
-                await run_one(client, workflow_id, task_queue)
+                await run_one(clients[i % len(clients)], workflow_id, task_queue)
             except Exception as exc:  # any failure is counted, not raised
                 errors.append(f"{type(exc).__name__}: {exc}")
             else:
@@ -192,22 +287,28 @@ async def run_batch(
 
 
 async def run_workload(
-    name: str, client: Client, task_queue: str, args: argparse.Namespace
+    name: str, clients: list[Client], task_queue: str, args: argparse.Namespace
 ) -> WorkloadResult:
     """Warm up, then run the measured batch of one workload."""
     run_one = WORKLOADS[name]
     prefix = f"{task_queue}-{name}"
     warmup_ids = [f"{prefix}-warmup-{i}" for i in range(args.warmup)]
-    await run_batch(run_one, client, task_queue, warmup_ids, args.concurrency, args.timeout)
+    await run_batch(run_one, clients, task_queue, warmup_ids, args.concurrency, args.timeout)
 
-    cpu_before = tree_cpu_seconds(args.server_pid) if args.server_pid else None
+    pids: list[int] = args.server_pid or []
+    cpu_before = trees_cpu_seconds(pids)
+    db = BackendCpu(args.db_name) if args.db_name else None
+    if db is not None:
+        db.start()
     ids = [f"{prefix}-{i}" for i in range(args.workflows)]
-    batch = await run_batch(run_one, client, task_queue, ids, args.concurrency, args.timeout)
-    cpu_after = tree_cpu_seconds(args.server_pid) if args.server_pid else None
+    batch = await run_batch(run_one, clients, task_queue, ids, args.concurrency, args.timeout)
+    cpu_after = trees_cpu_seconds(pids)
+    db_cpu = await db.stop() if db is not None else None
 
     completed = len(batch.latencies)
     lat_ms = sorted(x * 1000 for x in batch.latencies)
-    cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
+    by_pid = {pid: cpu_after[pid] - cpu_before[pid] for pid in pids}
+    cpu = sum(by_pid.values()) if pids else None
     return WorkloadResult(
         workload=name,
         workflows=args.workflows,
@@ -222,6 +323,9 @@ async def run_workload(
         server_cpu_s=cpu,
         server_cpu_s_per_wf=cpu / completed if cpu is not None and completed else None,
         first_error=batch.errors[0] if batch.errors else None,
+        server_cpu_s_by_pid={str(p): c for p, c in by_pid.items()} if len(pids) > 1 else None,
+        db_cpu_s=db_cpu,
+        db_cpu_s_per_wf=db_cpu / completed if db_cpu is not None and completed else None,
     )
 
 
@@ -260,13 +364,16 @@ def fmt(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def format_table(results: list[WorkloadResult]) -> str:
+def format_table(results: list[WorkloadResult], db_column: bool = False) -> str:
     """Render the results as an aligned plain-text table."""
     header = ["workload", "ok/n", "err", "wall s", "wf/s", "p50 ms", "p95 ms", "p99 ms"]
     header.append("srv CPU ms/wf")
+    if db_column:
+        header.append("db CPU ms/wf")
     rows = [header]
     for r in results:
         cpu_ms = r.server_cpu_s_per_wf * 1000 if r.server_cpu_s_per_wf is not None else None
+        db_ms = r.db_cpu_s_per_wf * 1000 if r.db_cpu_s_per_wf is not None else None
         rows.append(
             [
                 r.workload + (" (timed out)" if r.timed_out else ""),
@@ -278,6 +385,7 @@ def format_table(results: list[WorkloadResult]) -> str:
                 fmt(r.p95_ms, 1),
                 fmt(r.p99_ms, 1),
                 fmt(cpu_ms, 2),
+                *([fmt(db_ms, 2)] if db_column else []),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -293,29 +401,50 @@ def format_table(results: list[WorkloadResult]) -> str:
 
 
 async def bench(args: argparse.Namespace) -> list[WorkloadResult]:
-    """Run every selected workload against one server."""
-    client = await Client.connect(args.address, namespace=args.namespace)
+    """Run every selected workload against one server (or the processes of one cluster)."""
+    addresses: list[str] = args.addresses
+    clients = [await Client.connect(a, namespace=args.namespace) for a in addresses]
     task_queue = f"bench-{uuid.uuid4().hex[:8]}"
-    worker = await start_worker(args.address, args.namespace, task_queue)
+    worker_count: int = args.workers or len(addresses)
+    workers: list[Process] = []
     results: list[WorkloadResult] = []
     try:
+        for i in range(worker_count):
+            address = addresses[i % len(addresses)]
+            workers.append(await start_worker(address, args.namespace, task_queue))
         for name in args.workload:
             print(
                 f"running {name}: {args.workflows} workflows, {args.concurrency} in flight",
                 file=sys.stderr,
             )
-            result = await run_workload(name, client, task_queue, args)
+            result = await run_workload(name, clients, task_queue, args)
             if result.first_error:
                 print(f"  {result.errors} errors, first: {result.first_error}", file=sys.stderr)
             results.append(result)
     finally:
-        await stop_worker(worker)
+        await asyncio.gather(*(stop_worker(w) for w in workers))
     return results
+
+
+def pid_list(text: str) -> list[int]:
+    """`--server-pid` value: one PID or several comma-separated."""
+    try:
+        pids = [int(p) for p in text.split(",")]
+    except ValueError:
+        pids = []
+    if not pids or min(pids) < 1:
+        raise argparse.ArgumentTypeError(f"expected PID[,PID...], got {text!r}")
+    return pids
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--address", required=True, help="server gRPC address, HOST:PORT")
+    parser.add_argument(
+        "--address",
+        required=True,
+        help="server gRPC address, HOST:PORT, or several comma-separated (processes of one "
+        "cluster): workflow i goes to address i mod count",
+    )
     parser.add_argument("--namespace", default="default")
     parser.add_argument(
         "--workload",
@@ -334,15 +463,39 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="give up on a batch after this many seconds"
     )
-    parser.add_argument("--server-pid", type=int, help="measure this process tree's CPU time")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="bench worker processes, worker i polling address i mod count "
+        "(default: one per address)",
+    )
+    parser.add_argument(
+        "--server-pid",
+        type=pid_list,
+        action="extend",
+        metavar="PID[,PID...]",
+        help="measure the CPU time of these process trees, summed (repeatable)",
+    )
+    parser.add_argument(
+        "--db-name",
+        help="also measure the CPU time of the local PostgreSQL backends serving this database",
+    )
     parser.add_argument(
         "--json", action="store_true", help="print a JSON report instead of a table"
     )
     args = parser.parse_args()
     if args.workflows < 1 or args.concurrency < 1 or args.warmup < 0 or args.timeout <= 0:
         parser.error("--workflows and --concurrency must be >= 1, --warmup >= 0, --timeout > 0")
-    if args.server_pid and not Path(f"/proc/{args.server_pid}").is_dir():
-        parser.error(f"--server-pid: no process {args.server_pid}")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be >= 1")
+    args.addresses = [a.strip() for a in args.address.split(",") if a.strip()]
+    if not args.addresses:
+        parser.error("--address: expected HOST:PORT[,HOST:PORT...]")
+    for pid in args.server_pid or []:
+        if not Path(f"/proc/{pid}").is_dir():
+            parser.error(f"--server-pid: no process {pid}")
+    if args.server_pid and len(set(args.server_pid)) != len(args.server_pid):
+        parser.error("--server-pid: a PID is given twice")
     return args
 
 
@@ -356,7 +509,10 @@ def main() -> None:
             "workflows": args.workflows,
             "concurrency": args.concurrency,
             "warmup": args.warmup,
-            "server_pid": args.server_pid,
+            "server_pid": args.server_pid[0] if args.server_pid else None,
+            "server_pids": args.server_pid or [],
+            "workers": args.workers or len(args.addresses),
+            "db_name": args.db_name,
             "cpus": os.cpu_count(),
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "results": [dataclasses.asdict(r) for r in results],
@@ -366,7 +522,7 @@ def main() -> None:
         print(
             f"server {args.address}  namespace {args.namespace}  n={args.workflows}  c={args.concurrency}"
         )
-        print(format_table(results))
+        print(format_table(results, db_column=args.db_name is not None))
 
 
 if __name__ == "__main__":
