@@ -21,6 +21,7 @@ from aion.matching import MatchingEngine
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.sqlite import SQLiteStore
+from aion.schedules.runtime import ScheduleRuntime
 
 log = logging.getLogger("aion")
 
@@ -72,6 +73,7 @@ class AionServer:
         self.namespaces = NamespaceRegistry(self.store)
         self.matching = MatchingEngine()
         self.engine = HistoryEngine(self.store, self.namespaces, self.matching, config.num_shards)
+        self.engine.schedules = ScheduleRuntime(self.engine)
         self.grpc = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 128 * 1024 * 1024),

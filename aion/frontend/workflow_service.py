@@ -35,6 +35,7 @@ from aion.history.engine import HistoryEngine
 from aion.history.timeutil import ts
 from aion.matching import QueryTask
 from aion.namespaces import CLUSTER_NAME, Namespace, NamespaceRegistry, namespace_capabilities
+from aion.schedules import api as schedules
 from aion.visibility import listing
 from aion.visibility.search_attributes import SearchAttributeError, system_and_preallocated
 
@@ -392,6 +393,63 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         return await update_with_start.update_with_start(
             self.engine, ns, start, update, deadline_seconds(context)
         )
+
+    # ---- schedules ----------------------------------------------------------------------
+    @rpc
+    async def CreateSchedule(
+        self, request: rr.CreateScheduleRequest, context: Ctx
+    ) -> rr.CreateScheduleResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await schedules.create_schedule(self.engine, ns, request)
+
+    @rpc
+    async def DescribeSchedule(
+        self, request: rr.DescribeScheduleRequest, context: Ctx
+    ) -> rr.DescribeScheduleResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await schedules.describe_schedule(self.engine, ns, request)
+
+    @rpc
+    async def UpdateSchedule(
+        self, request: rr.UpdateScheduleRequest, context: Ctx
+    ) -> rr.UpdateScheduleResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await schedules.update_schedule(self.engine, ns, request)
+
+    @rpc
+    async def PatchSchedule(
+        self, request: rr.PatchScheduleRequest, context: Ctx
+    ) -> rr.PatchScheduleResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await schedules.patch_schedule(self.engine, ns, request)
+
+    @rpc
+    async def DeleteSchedule(
+        self, request: rr.DeleteScheduleRequest, context: Ctx
+    ) -> rr.DeleteScheduleResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await schedules.delete_schedule(self.engine, ns, request)
+
+    @rpc
+    async def ListSchedules(
+        self, request: rr.ListSchedulesRequest, context: Ctx
+    ) -> rr.ListSchedulesResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await schedules.list_schedules(self.engine, ns, request)
+
+    @rpc
+    async def CountSchedules(
+        self, request: rr.CountSchedulesRequest, context: Ctx
+    ) -> rr.CountSchedulesResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await schedules.count_schedules(self.engine, ns, request)
+
+    @rpc
+    async def ListScheduleMatchingTimes(
+        self, request: rr.ListScheduleMatchingTimesRequest, context: Ctx
+    ) -> rr.ListScheduleMatchingTimesResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await schedules.list_schedule_matching_times(self.engine, ns, request)
 
     # ---- workflow tasks -----------------------------------------------------------------
     @rpc

@@ -40,6 +40,7 @@ from aion.queues.timer_queue import TimerQueue
 
 if TYPE_CHECKING:
     from aion.cluster import Cluster
+    from aion.schedules.runtime import ScheduleRuntime
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class HistoryEngine:
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
         self.pending_queries: dict[str, QueryTask] = {}
         self.cluster: Cluster | None = None  # set when several processes share the database
+        self.schedules: ScheduleRuntime | None = None  # the schedules of the shards we own
 
     # ---- lifecycle and shard ownership ------------------------------------------------
     async def start(self) -> None:
@@ -101,6 +103,8 @@ class HistoryEngine:
 
     async def stop(self) -> None:
         await self.timers.stop()
+        if self.schedules is not None:
+            await self.schedules.stop()
 
     async def acquire_shard(self, shard_id: int) -> None:
         """Take the shard's lease (fencing out a previous owner) and load its pending tasks."""
@@ -109,6 +113,8 @@ class HistoryEngine:
         self.timers.add(await self.store.load_timer_tasks(shard_id))
         for task in await self.store.load_queue_tasks(shard_id):
             self.enqueue(task)
+        if self.schedules is not None:
+            await self.schedules.load_shard(shard_id)
         log.info("acquired shard %s (range id %s)", shard_id, range_id)
 
     def release_shard(self, shard_id: int) -> None:
@@ -116,6 +122,8 @@ class HistoryEngine:
         if self.shards.pop(shard_id, None) is None:
             return
         self.timers.discard(lambda task: task.shard_id == shard_id)
+        if self.schedules is not None:
+            self.schedules.forget_shard(shard_id)
         for key in [k for k in self._cache if self.shard_id_of(k[0], k[1]) == shard_id]:
             entry = self._cache.pop(key)
             if entry.ms is not None:

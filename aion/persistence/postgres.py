@@ -23,6 +23,7 @@ from aion.persistence.store import (
     HostRecord,
     NamespaceRecord,
     QueueTask,
+    ScheduleRecord,
     SearchAttributeRecord,
     ShardOwnershipLostError,
     Store,
@@ -139,6 +140,17 @@ MIGRATIONS: list[str] = [
         address TEXT NOT NULL,
         last_seen TIMESTAMPTZ NOT NULL
     );
+    """,
+    """
+    CREATE TABLE schedules (
+        shard_id INTEGER NOT NULL,
+        namespace_id TEXT NOT NULL,
+        schedule_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        PRIMARY KEY (namespace_id, schedule_id)
+    );
+    CREATE INDEX schedules_by_shard ON schedules (shard_id);
     """,
 ]
 
@@ -404,6 +416,61 @@ class PostgresStore(Store):
             "DELETE FROM timer_tasks WHERE shard_id = $1 AND task_id = ANY($2)", shard_id, task_ids
         )
 
+    async def save_schedule(
+        self, record: ScheduleRecord, range_id: int, expected_version: int | None
+    ) -> None:
+        r = record
+        try:
+            async with self._db().acquire() as conn, conn.transaction():
+                await _check_range(conn, r.shard_id, range_id)
+                if expected_version is None:
+                    status = await conn.execute(
+                        "INSERT INTO schedules (shard_id, namespace_id, schedule_id, state, "
+                        "version) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        *(r.shard_id, r.namespace_id, r.schedule_id, r.state, r.version),
+                    )
+                else:
+                    status = await conn.execute(
+                        "UPDATE schedules SET state = $1, version = $2 WHERE namespace_id = $3 "
+                        "AND schedule_id = $4 AND version = $5",
+                        *(r.state, r.version, r.namespace_id, r.schedule_id, expected_version),
+                    )
+                if status not in ("INSERT 0 1", "UPDATE 1"):
+                    raise ConditionFailedError("schedule was changed concurrently")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreUnavailableError(f"{type(e).__name__}: {e}") from e
+
+    async def delete_schedule(
+        self, shard_id: int, range_id: int, namespace_id: str, schedule_id: str
+    ) -> None:
+        async with self._db().acquire() as conn, conn.transaction():
+            await _check_range(conn, shard_id, range_id)
+            await conn.execute(
+                "DELETE FROM schedules WHERE namespace_id = $1 AND schedule_id = $2",
+                namespace_id,
+                schedule_id,
+            )
+
+    async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None:
+        row = await self._db().fetchrow(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules "
+            "WHERE namespace_id = $1 AND schedule_id = $2",
+            namespace_id,
+            schedule_id,
+        )
+        return ScheduleRecord(*row) if row else None
+
+    async def list_schedules(
+        self, namespace_id: str | None = None, shard_id: int | None = None
+    ) -> list[ScheduleRecord]:
+        rows = await self._db().fetch(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE ($1::text IS NULL OR "
+            "namespace_id = $1) AND ($2::int IS NULL OR shard_id = $2) ORDER BY schedule_id",
+            namespace_id,
+            shard_id,
+        )
+        return [ScheduleRecord(*row) for row in rows]
+
     async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]:
         rows = await self._db().fetch(
             "SELECT namespace_id, workflow_id, run_id, workflow_type, task_queue, status, "
@@ -431,13 +498,20 @@ async def _commit_batch(conn: asyncpg.Connection, batch: list[ExecutionTransacti
     return errors
 
 
-async def _apply(conn: asyncpg.Connection, tx: ExecutionTransaction) -> None:
-    # FOR SHARE: acquire_shard (an UPDATE of this row) waits until this commit ends.
-    range_id = await conn.fetchval(
-        "SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE", tx.shard_id
+_SCHEDULE_COLUMNS = "shard_id, namespace_id, schedule_id, state, version"
+
+
+async def _check_range(conn: asyncpg.Connection, shard_id: int, range_id: int) -> None:
+    # FOR SHARE: acquire_shard (an UPDATE of this row) waits until this transaction ends.
+    found = await conn.fetchval(
+        "SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE", shard_id
     )
-    if range_id is None or range_id != tx.range_id:
-        raise ShardOwnershipLostError(f"shard {tx.shard_id} is owned under another range id")
+    if found is None or found != range_id:
+        raise ShardOwnershipLostError(f"shard {shard_id} is owned under another range id")
+
+
+async def _apply(conn: asyncpg.Connection, tx: ExecutionTransaction) -> None:
+    await _check_range(conn, tx.shard_id, tx.range_id)
     key = (tx.namespace_id, tx.workflow_id, tx.run_id)
     if tx.expected_db_version is None:
         status = await conn.execute(

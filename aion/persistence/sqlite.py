@@ -18,6 +18,7 @@ from aion.persistence.store import (
     HostRecord,
     NamespaceRecord,
     QueueTask,
+    ScheduleRecord,
     SearchAttributeRecord,
     ShardOwnershipLostError,
     Store,
@@ -136,6 +137,17 @@ MIGRATIONS: list[str] = [
         address TEXT NOT NULL,
         last_seen_ns INTEGER NOT NULL
     );
+    """,
+    """
+    CREATE TABLE schedules (
+        shard_id INTEGER NOT NULL,
+        namespace_id TEXT NOT NULL,
+        schedule_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (namespace_id, schedule_id)
+    );
+    CREATE INDEX schedules_by_shard ON schedules (shard_id);
     """,
 ]
 
@@ -405,6 +417,67 @@ class SQLiteStore(Store):
 
         await self._run(delete)
 
+    async def save_schedule(
+        self, record: ScheduleRecord, range_id: int, expected_version: int | None
+    ) -> None:
+        def save(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                _check_range(db, record.shard_id, range_id)
+                r = record
+                if expected_version is None:
+                    cursor = db.execute(
+                        "INSERT OR IGNORE INTO schedules (shard_id, namespace_id, schedule_id, "
+                        "state, version) VALUES (?, ?, ?, ?, ?)",
+                        (r.shard_id, r.namespace_id, r.schedule_id, r.state, r.version),
+                    )
+                else:
+                    cursor = db.execute(
+                        "UPDATE schedules SET state = ?, version = ? WHERE namespace_id = ? "
+                        "AND schedule_id = ? AND version = ?",
+                        (r.state, r.version, r.namespace_id, r.schedule_id, expected_version),
+                    )
+                if cursor.rowcount != 1:
+                    raise ConditionFailedError("schedule was changed concurrently")
+
+        await self._run(save)
+
+    async def delete_schedule(
+        self, shard_id: int, range_id: int, namespace_id: str, schedule_id: str
+    ) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                _check_range(db, shard_id, range_id)
+                db.execute(
+                    "DELETE FROM schedules WHERE namespace_id = ? AND schedule_id = ?",
+                    (namespace_id, schedule_id),
+                )
+
+        await self._run(delete)
+
+    async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None:
+        row = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_SCHEDULE_COLUMNS} FROM schedules "
+                "WHERE namespace_id = ? AND schedule_id = ?",
+                (namespace_id, schedule_id),
+            ).fetchone()
+        )
+        return ScheduleRecord(*row) if row else None
+
+    async def list_schedules(
+        self, namespace_id: str | None = None, shard_id: int | None = None
+    ) -> list[ScheduleRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE (? IS NULL OR namespace_id = ?) "
+                "AND (? IS NULL OR shard_id = ?) ORDER BY schedule_id",
+                (namespace_id, namespace_id, shard_id, shard_id),
+            ).fetchall()
+        )
+        return [ScheduleRecord(*row) for row in rows]
+
     async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]:
         rows = await self._run(
             lambda db: db.execute(
@@ -442,9 +515,7 @@ def _commit_batch(db: sqlite3.Connection, batch: list[ExecutionTransaction]) -> 
 
 
 def _apply(db: sqlite3.Connection, tx: ExecutionTransaction) -> None:
-    row = db.execute("SELECT range_id FROM shards WHERE shard_id = ?", (tx.shard_id,)).fetchone()
-    if row is None or row[0] != tx.range_id:
-        raise ShardOwnershipLostError(f"shard {tx.shard_id} is owned under another range id")
+    _check_range(db, tx.shard_id, tx.range_id)
     key = (tx.namespace_id, tx.workflow_id, tx.run_id)
     if tx.expected_db_version is None:
         try:
@@ -536,3 +607,12 @@ def _write_current(db: sqlite3.Connection, tx: ExecutionTransaction) -> None:
         (tx.shard_id, c.namespace_id, c.workflow_id, c.run_id, int(c.running), c.status)
         + (c.start_request_id, c.start_time_ns),
     )
+
+
+_SCHEDULE_COLUMNS = "shard_id, namespace_id, schedule_id, state, version"
+
+
+def _check_range(db: sqlite3.Connection, shard_id: int, range_id: int) -> None:
+    row = db.execute("SELECT range_id FROM shards WHERE shard_id = ?", (shard_id,)).fetchone()
+    if row is None or row[0] != range_id:
+        raise ShardOwnershipLostError(f"shard {shard_id} is owned under another range id")

@@ -160,6 +160,17 @@ class VisibilityRecord:
 
 
 @dataclass
+class ScheduleRecord:
+    """A schedule: its scheduler's state (`aion.schedules.Scheduler.to_json`) and version."""
+
+    shard_id: int
+    namespace_id: str
+    schedule_id: str
+    state: str
+    version: int
+
+
+@dataclass
 class ExecutionTransaction:
     """Everything one state transition writes, committed atomically."""
 
@@ -283,6 +294,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_timer_tasks(self, shard_id: int, task_ids: list[int]) -> None:
         """Drop timer tasks whose execution is gone."""
+
+    # Schedules
+    @abc.abstractmethod
+    async def save_schedule(
+        self, record: ScheduleRecord, range_id: int, expected_version: int | None
+    ) -> None:
+        """Insert (`expected_version` None) or replace the schedule at `expected_version`;
+        ConditionFailedError / ShardOwnershipLostError as for `commit`."""
+
+    @abc.abstractmethod
+    async def delete_schedule(
+        self, shard_id: int, range_id: int, namespace_id: str, schedule_id: str
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_schedules(
+        self, namespace_id: str | None = None, shard_id: int | None = None
+    ) -> list[ScheduleRecord]:
+        """A namespace's schedules, or a shard's (by schedule id)."""
 
     # Visibility
     @abc.abstractmethod

@@ -28,6 +28,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1.message_pb2 import (
+    Memo,
     Payload,
     Payloads,
     SearchAttributes,
@@ -149,6 +150,8 @@ class Scheduler:
     ongoing_backfills: list[Backfill] = field(default_factory=list)
     last_completion_result: Payloads | None = None
     continued_failure: Failure | None = None
+    memo: Memo | None = None  # the schedule's own, shown by DescribeSchedule and ListSchedules
+    search_attributes: SearchAttributes | None = None
 
     def __post_init__(self) -> None:
         self._ensure_fields()
@@ -346,6 +349,8 @@ class Scheduler:
                 ],
                 "last_completion_result": _dict_or_none(self.last_completion_result),
                 "continued_failure": _dict_or_none(self.continued_failure),
+                "memo": _dict_or_none(self.memo),
+                "search_attributes": _dict_or_none(self.search_attributes),
             }
         )
 
@@ -366,6 +371,8 @@ class Scheduler:
             [Backfill(parse(s), parse(e), p) for s, e, p in d["ongoing_backfills"]],
             _message_or_none(d["last_completion_result"], Payloads),
             _message_or_none(d["continued_failure"], Failure),
+            _message_or_none(d.get("memo"), Memo),
+            _message_or_none(d.get("search_attributes"), SearchAttributes),
         )
 
     # --- internals ------------------------------------------------------------------------

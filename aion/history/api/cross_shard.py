@@ -13,7 +13,13 @@ from typing import Any
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion.cluster.peers import Op
-from aion.history.api import activity_tasks, query_workflow, transfer, workflow_tasks
+from aion.history.api import (
+    activity_tasks,
+    query_workflow,
+    start_workflow,
+    transfer,
+    workflow_tasks,
+)
 from aion.history.codec import pack, unpack
 from aion.history.engine import HistoryEngine
 from aion.persistence import QueueTask
@@ -68,9 +74,18 @@ async def _activity_task_started_op(engine: HistoryEngine, args: dict[str, Any])
     return {"response": pack(response)}
 
 
+async def _start_workflow_op(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+    """A schedule's start, on the workflow's shard."""
+    ns = engine.namespaces.by_id(args["namespace_id"])
+    request = unpack(rr.StartWorkflowExecutionRequest, args["request"])
+    response = await start_workflow.start_workflow(engine, ns, request)
+    return {"run_id": response.run_id}
+
+
 OPS: dict[str, Op] = {
     **transfer.OPS,
     "record_workflow_task_started": _workflow_task_started_op,
     "record_activity_task_started": _activity_task_started_op,
     "dispatch_query": query_workflow.dispatch_query,
+    "start_workflow": _start_workflow_op,
 }

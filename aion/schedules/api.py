@@ -1,0 +1,167 @@
+"""The schedule operations of WorkflowService: create, describe, update, patch, delete, list,
+count and matching times. Each acts on the process owning the schedule's shard (the frontend
+forwards the call there otherwise)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from temporalio.api.schedule.v1 import message_pb2 as schedule_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion import errors
+from aion.history.engine import HistoryEngine
+from aion.namespaces import Namespace
+from aion.schedules.runtime import ScheduleRuntime
+from aion.schedules.scheduler import ScheduleConflict, Scheduler
+from aion.schedules.spec import CompiledSpec, InvalidSpec, describe_form, jitter_seed
+
+LIST_ACTIONS = 5  # recent and future actions a ListSchedules entry shows
+
+
+def _runtime(engine: HistoryEngine) -> ScheduleRuntime:
+    assert engine.schedules is not None
+    return engine.schedules
+
+
+def _check(schedule: schedule_pb.Schedule) -> None:
+    """Temporal's checks on a schedule a request carries."""
+    try:
+        CompiledSpec.from_proto(schedule.spec)
+    except InvalidSpec as e:
+        raise errors.InvalidArgument(e.message) from None
+    if not schedule.action.HasField("start_workflow"):
+        raise errors.InvalidArgument("Schedule action is not set on request.")
+    start = schedule.action.start_workflow
+    if not start.workflow_type.name:
+        raise errors.InvalidArgument("WorkflowType is not set on request.")
+    if not start.task_queue.name:
+        raise errors.InvalidArgument("missing task queue name")
+
+
+def _token(s: Scheduler) -> bytes:
+    return str(s.conflict_token).encode()
+
+
+async def create_schedule(
+    engine: HistoryEngine, ns: Namespace, req: rr.CreateScheduleRequest
+) -> rr.CreateScheduleResponse:
+    if not req.schedule_id:
+        raise errors.InvalidArgument("ScheduleId is not set on request.")
+    _check(req.schedule)
+    runtime = _runtime(engine)
+    s = Scheduler.create(
+        ns.name,
+        ns.id,
+        req.schedule_id,
+        req.schedule,
+        runtime.now(),
+        req.initial_patch if req.HasField("initial_patch") else None,
+    )
+    s.memo = req.memo if req.HasField("memo") else None
+    s.search_attributes = req.search_attributes if req.HasField("search_attributes") else None
+    await runtime.create(s)
+    return rr.CreateScheduleResponse(conflict_token=_token(s))
+
+
+async def describe_schedule(
+    engine: HistoryEngine, ns: Namespace, req: rr.DescribeScheduleRequest
+) -> rr.DescribeScheduleResponse:
+    s = _runtime(engine).get(ns.id, req.schedule_id)
+    schedule, info, _ = s.describe()
+    schedule.spec.CopyFrom(describe_form(schedule.spec))
+    response = rr.DescribeScheduleResponse(schedule=schedule, info=info, conflict_token=_token(s))
+    if s.memo is not None:
+        response.memo.CopyFrom(s.memo)
+    if s.search_attributes is not None:
+        response.search_attributes.CopyFrom(s.search_attributes)
+    return response
+
+
+async def update_schedule(
+    engine: HistoryEngine, ns: Namespace, req: rr.UpdateScheduleRequest
+) -> rr.UpdateScheduleResponse:
+    _check(req.schedule)
+    runtime = _runtime(engine)
+    token = int(req.conflict_token) if req.conflict_token.isdigit() else 0
+
+    def update(s: Scheduler) -> None:
+        try:
+            s.update(req.schedule, runtime.now(), token)
+        except ScheduleConflict:
+            return  # as Temporal: a stale update is dropped
+        if req.HasField("search_attributes"):
+            s.search_attributes = req.search_attributes
+
+    await runtime.change(ns.id, req.schedule_id, update)
+    return rr.UpdateScheduleResponse()
+
+
+async def patch_schedule(
+    engine: HistoryEngine, ns: Namespace, req: rr.PatchScheduleRequest
+) -> rr.PatchScheduleResponse:
+    runtime = _runtime(engine)
+    await runtime.change(ns.id, req.schedule_id, lambda s: s.patch(req.patch, runtime.now()))
+    return rr.PatchScheduleResponse()
+
+
+async def delete_schedule(
+    engine: HistoryEngine, ns: Namespace, req: rr.DeleteScheduleRequest
+) -> rr.DeleteScheduleResponse:
+    await _runtime(engine).delete(ns.id, req.schedule_id)
+    return rr.DeleteScheduleResponse()
+
+
+async def list_schedule_matching_times(
+    engine: HistoryEngine, ns: Namespace, req: rr.ListScheduleMatchingTimesRequest
+) -> rr.ListScheduleMatchingTimesResponse:
+    s = _runtime(engine).get(ns.id, req.schedule_id)
+    spec = CompiledSpec.from_proto(s.schedule.spec)
+    times = spec.matching_times(
+        req.start_time.ToDatetime(dt.UTC),
+        req.end_time.ToDatetime(dt.UTC),
+        seed=jitter_seed(ns.id, req.schedule_id),
+    )
+    response = rr.ListScheduleMatchingTimesResponse()
+    for t in times:
+        response.start_time.add().FromDatetime(t)
+    return response
+
+
+async def list_schedules(
+    engine: HistoryEngine, ns: Namespace, req: rr.ListSchedulesRequest
+) -> rr.ListSchedulesResponse:
+    """Every schedule of the namespace, read from the store (any process can answer)."""
+    response = rr.ListSchedulesResponse()
+    for s in await _all(engine, ns):
+        entry = response.schedules.add(schedule_id=s.schedule_id, info=_list_info(s))
+        if s.memo is not None:
+            entry.memo.CopyFrom(s.memo)
+        if s.search_attributes is not None:
+            entry.search_attributes.CopyFrom(s.search_attributes)
+    return response
+
+
+async def count_schedules(
+    engine: HistoryEngine, ns: Namespace, req: rr.CountSchedulesRequest
+) -> rr.CountSchedulesResponse:
+    return rr.CountSchedulesResponse(count=len(await _all(engine, ns)))
+
+
+async def _all(engine: HistoryEngine, ns: Namespace) -> list[Scheduler]:
+    records = await engine.store.list_schedules(namespace_id=ns.id)
+    return [Scheduler.from_json(r.state) for r in records]
+
+
+def _list_info(s: Scheduler) -> schedule_pb.ScheduleListInfo:
+    schedule, info, _ = s.describe()
+    spec = describe_form(schedule.spec)
+    listed = schedule_pb.ScheduleListInfo(
+        spec=spec,
+        workflow_type=schedule.action.start_workflow.workflow_type,
+        notes=schedule.state.notes,
+        paused=schedule.state.paused,
+        recent_actions=info.recent_actions[-LIST_ACTIONS:],
+        future_action_times=info.future_action_times[:LIST_ACTIONS],
+    )
+    return listed

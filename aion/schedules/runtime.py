@@ -1,0 +1,283 @@
+"""Runs the schedules of the shards this process owns.
+
+A schedule lives on the history shard of its id, like a workflow: the process owning the shard
+keeps its `Scheduler` in memory, wakes it at its next action time, starts the workflows it
+decides on (on their own shards, wherever those are) and saves its state after every step.
+After a restart or a shard move, the new owner loads it and catches up: actions missed inside
+the catchup window still run. Starts are idempotent (fixed workflow and request ids), so a step
+repeated after a crash starts nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.history.v1 import message_pb2 as history_pb
+
+from aion import errors
+from aion.history.codec import pack
+from aion.history.mutable_state import MutableState
+from aion.persistence import ConditionFailedError, ScheduleRecord, ShardOwnershipLostError
+from aion.schedules.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from aion.history.engine import HistoryEngine
+
+log = logging.getLogger(__name__)
+
+Status = workflow_pb2.WorkflowExecutionStatus
+RUNNING = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+CONTINUED_AS_NEW = Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+
+# While a schedule has workflows running, it looks at them this often (overlap policies and
+# pause-on-failure depend on when they close).
+WATCH_RUNNING_S = 1.0
+RETRY_S = 1.0
+
+Key = tuple[str, str]  # namespace id, schedule id
+
+
+@dataclass
+class _Entry:
+    scheduler: Scheduler
+    version: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wakeup: asyncio.TimerHandle | None = None
+
+
+class ScheduleRuntime:
+    """The schedules of this process's shards, each woken at its next action time."""
+
+    def __init__(self, engine: HistoryEngine) -> None:
+        self.engine = engine
+        self._entries: dict[Key, _Entry] = {}
+        self._steps: set[asyncio.Task[None]] = set()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.engine.clock() / 1e9, dt.UTC)
+
+    # ---- shards ----------------------------------------------------------------------------
+    async def load_shard(self, shard_id: int) -> None:
+        for record in await self.engine.store.list_schedules(shard_id=shard_id):
+            key = (record.namespace_id, record.schedule_id)
+            self._entries[key] = _Entry(Scheduler.from_json(record.state), record.version)
+            self._wake(key, 0.0)  # catch up at once
+
+    def forget_shard(self, shard_id: int) -> None:
+        for key in [k for k in self._entries if self.engine.shard_id_of(*k) == shard_id]:
+            entry = self._entries.pop(key)
+            if entry.wakeup is not None:
+                entry.wakeup.cancel()
+
+    async def stop(self) -> None:
+        for entry in self._entries.values():
+            if entry.wakeup is not None:
+                entry.wakeup.cancel()
+        for step in list(self._steps):
+            step.cancel()
+        await asyncio.gather(*self._steps, return_exceptions=True)
+
+    # ---- operations ------------------------------------------------------------------------
+    def get(self, namespace_id: str, schedule_id: str) -> Scheduler:
+        """The schedule (this process must own its shard); NotFound when there is none."""
+        return self._entry((namespace_id, schedule_id)).scheduler
+
+    async def create(self, scheduler: Scheduler) -> None:
+        key = (scheduler.namespace_id, scheduler.schedule_id)
+        self.engine.shard_for(*key)
+        if key in self._entries:
+            raise errors.workflow_already_started(
+                f'schedule "{scheduler.schedule_id}" is already registered', "", ""
+            )
+        entry = _Entry(scheduler, 0)
+        async with entry.lock:
+            await self._save(key, entry, new=True)
+            self._entries[key] = entry
+        self._wake(key, 0.0)
+
+    async def change(
+        self, namespace_id: str, schedule_id: str, fn: Callable[[Scheduler], None]
+    ) -> None:
+        """Apply `fn` (update, patch) to the schedule, save it, and let it act at once."""
+        key = (namespace_id, schedule_id)
+        entry = self._entry(key)
+        async with entry.lock:
+            fn(entry.scheduler)
+            await self._step(key, entry)
+
+    async def delete(self, namespace_id: str, schedule_id: str) -> None:
+        key = (namespace_id, schedule_id)
+        entry = self._entry(key)
+        async with entry.lock:
+            shard = self.engine.shard_for(*key)
+            await self.engine.store.delete_schedule(
+                shard.shard_id, shard.range_id, namespace_id, schedule_id
+            )
+            self._entries.pop(key, None)
+            if entry.wakeup is not None:
+                entry.wakeup.cancel()
+
+    def _entry(self, key: Key) -> _Entry:
+        self.engine.shard_for(*key)
+        entry = self._entries.get(key)
+        if entry is None:
+            raise errors.NotFound("schedule not found")
+        return entry
+
+    # ---- time passing ----------------------------------------------------------------------
+    def _wake(self, key: Key, delay_s: float) -> None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        if entry.wakeup is not None:
+            entry.wakeup.cancel()
+        entry.wakeup = asyncio.get_running_loop().call_later(delay_s, self._spawn, key)
+
+    def _spawn(self, key: Key) -> None:
+        step = asyncio.get_running_loop().create_task(self._woken(key))
+        self._steps.add(step)
+        step.add_done_callback(self._steps.discard)
+
+    async def _woken(self, key: Key) -> None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        async with entry.lock:
+            if self._entries.get(key) is entry:
+                try:
+                    await self._step(key, entry)
+                except errors.ServiceError as e:
+                    log.debug("schedule %s: %s", key[1], e.message)
+
+    async def _step(self, key: Key, entry: _Entry) -> None:
+        """Look at the running workflows, take what is due, act on it, save; then sleep until
+        the next action time."""
+        s = entry.scheduler
+        try:
+            await self._watch_running(s)
+            decision = s.process_time(self.now())
+            for start in decision.starts:
+                await self._start(s, start.request)
+            for execution in decision.cancel + decision.terminate:
+                await self._close(s, execution.workflow_id, execution in decision.terminate)
+            await self._save(key, entry)
+        except (errors.ShardNotOwned, ShardOwnershipLostError):
+            self.forget_shard(self.engine.shard_id_of(*key))
+            raise errors.ShardNotOwned(self.engine.shard_id_of(*key)) from None
+        except Exception as e:
+            # Forget what this step decided; the saved state takes it again shortly.
+            log.warning("schedule %s: step failed (%s); retrying", key[1], e)
+            await self._reload(key, entry)
+            self._wake(key, RETRY_S)
+            if isinstance(e, errors.ServiceError):
+                raise
+            return
+        delay = None
+        if decision.next_wakeup is not None:
+            delay = max((decision.next_wakeup - self.now()).total_seconds(), 0.0)
+        if s.info.running_workflows:
+            delay = min(delay if delay is not None else WATCH_RUNNING_S, WATCH_RUNNING_S)
+        if delay is not None:
+            self._wake(key, delay)
+
+    async def _start(self, s: Scheduler, request: Any) -> None:
+        workflow_id = request.workflow_id
+        try:
+            result = await self.engine.call(
+                self.engine.shard_id_of(s.namespace_id, workflow_id),
+                "start_workflow",
+                {"namespace_id": s.namespace_id, "request": pack(request)},
+            )
+        except errors.AlreadyExists:
+            s.start_failed(workflow_id)
+            return
+        s.started(workflow_id, result["run_id"], self.now())
+
+    async def _close(self, s: Scheduler, workflow_id: str, terminate: bool) -> None:
+        await self.engine.call(
+            self.engine.shard_id_of(s.namespace_id, workflow_id),
+            "close_child",
+            {
+                "child": [s.namespace_id, workflow_id],
+                "terminate": terminate,
+                "identity": f"temporal-scheduler-{s.namespace}-{s.schedule_id}",
+            },
+        )
+
+    async def _watch_running(self, s: Scheduler) -> None:
+        """Tell the scheduler of its workflows that closed since it last looked."""
+        store = self.engine.store
+        for execution in list(s.info.running_workflows):
+            record = await store.get_execution(
+                s.namespace_id, execution.workflow_id, execution.run_id
+            )
+            if record is None:
+                s.on_workflow_closed(
+                    execution.workflow_id, Status.WORKFLOW_EXECUTION_STATUS_TERMINATED
+                )
+                continue
+            state = MutableState.restore(record.state)
+            if state.status == RUNNING:
+                continue
+            if state.status == CONTINUED_AS_NEW:
+                current = await store.get_current_execution(s.namespace_id, execution.workflow_id)
+                if current is not None and current.running:
+                    execution.run_id = current.run_id  # the chain goes on
+                    continue
+            closing = await store.read_events(
+                s.namespace_id,
+                execution.workflow_id,
+                execution.run_id,
+                state.completion_event_id,
+                1,
+            )
+            failure, result = _outcome(closing)
+            status = Status.ValueType(state.status)
+            s.on_workflow_closed(execution.workflow_id, status, failure=failure, result=result)
+
+    # ---- persistence -----------------------------------------------------------------------
+    async def _save(self, key: Key, entry: _Entry, new: bool = False) -> None:
+        shard = self.engine.shard_for(*key)
+        record = ScheduleRecord(
+            shard.shard_id, key[0], key[1], entry.scheduler.to_json(), entry.version + 1
+        )
+        try:
+            await self.engine.store.save_schedule(
+                record, shard.range_id, None if new else entry.version
+            )
+        except ConditionFailedError:
+            if new:
+                raise errors.workflow_already_started(
+                    f'schedule "{key[1]}" is already registered', "", ""
+                ) from None
+            raise
+        entry.version += 1
+
+    async def _reload(self, key: Key, entry: _Entry) -> None:
+        record = await self.engine.store.get_schedule(*key)
+        if record is None:
+            self._entries.pop(key, None)
+            return
+        entry.scheduler = Scheduler.from_json(record.state)
+        entry.version = record.version
+
+
+def _outcome(events: list[bytes]) -> tuple[Any, Any]:
+    """The failure or result a closing event carries, for the next start."""
+    if not events:
+        return None, None
+    event = history_pb.HistoryEvent.FromString(events[0])
+    which = event.WhichOneof("attributes")
+    if which is None:
+        return None, None
+    attrs = getattr(event, which)
+    fields = attrs.DESCRIPTOR.fields_by_name
+    failure = attrs.failure if "failure" in fields and attrs.HasField("failure") else None
+    result = attrs.result if "result" in fields and attrs.HasField("result") else None
+    return failure, result

@@ -1,0 +1,166 @@
+"""Schedules through the SDK, end to end on a real server: create, describe, list, trigger,
+pause and unpause, backfill, update, delete; the started workflows carry the schedule's search
+attributes; a schedule survives a restart of the server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio import workflow
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleBackfill,
+    ScheduleHandle,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.common import SearchAttributeKey
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from tests.helpers import Storage, unique
+
+pytestmark = pytest.mark.timeout(120)
+
+SCHEDULED_BY = SearchAttributeKey.for_keyword("TemporalScheduledById")
+
+
+@workflow.defn
+class Scheduled:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return f"hello {name}"
+
+
+def _schedule(task_queue: str, every: timedelta = timedelta(hours=1)) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            Scheduled.run, "world", id="scheduled", task_queue=task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+    )
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def _actions(handle: ScheduleHandle) -> int:
+    return (await handle.describe()).info.num_actions
+
+
+def _worker(client: Client, task_queue: str) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Scheduled],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+
+
+async def test_trigger_pause_backfill_update_and_delete(client: Client) -> None:
+    task_queue = unique("sched")
+    schedule_id = unique("schedule")
+    handle = await client.create_schedule(schedule_id, _schedule(task_queue))
+    with pytest.raises(ScheduleAlreadyRunningError):
+        await client.create_schedule(schedule_id, _schedule(task_queue))
+    async with _worker(client, task_queue):
+        described = await handle.describe()
+        assert described.info.num_actions == 0
+        assert len(described.info.next_action_times) == 10
+        await handle.trigger()
+
+        async def one_action() -> bool:
+            return await _actions(handle) == 1
+
+        await _eventually(one_action, "the triggered action")
+        action = (await handle.describe()).info.recent_actions[0]
+        run = client.get_workflow_handle(
+            action.action.workflow_id, run_id=action.action.first_execution_run_id
+        )  # type: ignore[attr-defined]
+        assert await run.result() == "hello world"
+        started = await run.describe()
+        assert started.typed_search_attributes.get(SCHEDULED_BY) == schedule_id
+        assert action.action.workflow_id.startswith("scheduled-")  # type: ignore[attr-defined]
+
+        await handle.pause(note="for maintenance")
+        described = await handle.describe()
+        assert (
+            described.schedule.state.paused and described.schedule.state.note == "for maintenance"
+        )
+        await handle.unpause(note="back")
+        assert not (await handle.describe()).schedule.state.paused
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        await handle.backfill(
+            ScheduleBackfill(
+                start_at=now - timedelta(hours=3),
+                end_at=now - timedelta(minutes=1),
+                overlap=ScheduleOverlapPolicy.ALLOW_ALL,
+            )
+        )
+
+        async def backfilled() -> bool:
+            return await _actions(handle) >= 3
+
+        await _eventually(backfilled, "the backfilled actions")
+
+        def longer(update: ScheduleUpdateInput) -> ScheduleUpdate:
+            schedule = update.description.schedule
+            schedule.spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))])
+            return ScheduleUpdate(schedule=schedule)
+
+        await handle.update(longer)
+        spec = (await handle.describe()).schedule.spec
+        assert spec.intervals == [ScheduleIntervalSpec(every=timedelta(days=1))]
+        listed = [s.id async for s in await client.list_schedules()]
+        assert schedule_id in listed
+        await handle.delete()
+    with pytest.raises(RPCError) as missing:
+        await handle.describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_an_interval_schedule_runs_on_its_own(client: Client) -> None:
+    task_queue = unique("sched")
+    handle = await client.create_schedule(
+        unique("every-second"), _schedule(task_queue, every=timedelta(seconds=1))
+    )
+    async with _worker(client, task_queue):
+
+        async def two_actions() -> bool:
+            return await _actions(handle) >= 2
+
+        await _eventually(two_actions, "two actions one second apart")
+    await handle.delete()
+
+
+async def test_a_schedule_survives_a_restart(storage: Storage) -> None:
+    server = storage.server()
+    await asyncio.to_thread(server.start)
+    try:
+        client = await Client.connect(server.address)
+        schedule_id = unique("durable")
+        await client.create_schedule(schedule_id, _schedule(unique("sched")))
+        await asyncio.to_thread(server.kill)
+        await asyncio.to_thread(server.start)
+        client = await Client.connect(server.address)
+        described = await client.get_schedule_handle(schedule_id).describe()
+        assert described.id == schedule_id
+        assert len(described.info.next_action_times) == 10
+    finally:
+        await asyncio.to_thread(server.stop)
