@@ -58,7 +58,10 @@ class NamespaceRegistry:
     async def load(self) -> None:
         await self.search_attributes.load()
         for record in await self.store.list_namespaces():
-            self._index(Namespace(record))
+            known = self._by_id.get(record.id)
+            # A read that started before a change made here must not undo it.
+            if known is None or known.record.notification_version <= record.notification_version:
+                self._index(Namespace(record))
 
     def _index(self, ns: Namespace) -> None:
         self._by_name[ns.name] = ns

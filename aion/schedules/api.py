@@ -67,7 +67,10 @@ async def create_schedule(
 async def describe_schedule(
     engine: HistoryEngine, ns: Namespace, req: rr.DescribeScheduleRequest
 ) -> rr.DescribeScheduleResponse:
-    s = _runtime(engine).get(ns.id, req.schedule_id)
+    return await _runtime(engine).read(ns.id, req.schedule_id, _describe)
+
+
+def _describe(s: Scheduler) -> rr.DescribeScheduleResponse:
     schedule, info, _ = s.describe()
     schedule.spec.CopyFrom(describe_form(schedule.spec))
     response = rr.DescribeScheduleResponse(schedule=schedule, info=info, conflict_token=_token(s))
@@ -115,8 +118,8 @@ async def delete_schedule(
 async def list_schedule_matching_times(
     engine: HistoryEngine, ns: Namespace, req: rr.ListScheduleMatchingTimesRequest
 ) -> rr.ListScheduleMatchingTimesResponse:
-    s = _runtime(engine).get(ns.id, req.schedule_id)
-    spec = CompiledSpec.from_proto(s.schedule.spec)
+    schedule = await _runtime(engine).read(ns.id, req.schedule_id, lambda s: s.schedule)
+    spec = CompiledSpec.from_proto(schedule.spec)
     times = spec.matching_times(
         req.start_time.ToDatetime(dt.UTC),
         req.end_time.ToDatetime(dt.UTC),

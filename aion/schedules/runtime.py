@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
@@ -41,6 +41,7 @@ WATCH_RUNNING_S = 1.0
 RETRY_S = 1.0
 
 Key = tuple[str, str]  # namespace id, schedule id
+T = TypeVar("T")
 
 
 @dataclass
@@ -84,9 +85,12 @@ class ScheduleRuntime:
         await asyncio.gather(*self._steps, return_exceptions=True)
 
     # ---- operations ------------------------------------------------------------------------
-    def get(self, namespace_id: str, schedule_id: str) -> Scheduler:
-        """The schedule (this process must own its shard); NotFound when there is none."""
-        return self._entry((namespace_id, schedule_id)).scheduler
+    async def read(self, namespace_id: str, schedule_id: str, fn: Callable[[Scheduler], T]) -> T:
+        """`fn` of the schedule between steps (this process must own its shard; NotFound when
+        there is no such schedule): never a step's decisions before they are carried out."""
+        entry = self._entry((namespace_id, schedule_id))
+        async with entry.lock:
+            return fn(entry.scheduler)
 
     async def create(self, scheduler: Scheduler) -> None:
         key = (scheduler.namespace_id, scheduler.schedule_id)

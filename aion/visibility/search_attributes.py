@@ -311,14 +311,20 @@ class SearchAttributeRegistry:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._custom: dict[str, dict[str, CustomSearchAttribute]] = {}
+        self._writes = 0  # changes made through this registry
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
-        self._custom = {}
+        """(Re)read every namespace's custom attributes; readers never see a partial map, and
+        a read that overlapped a change made here is dropped (it may predate the change)."""
+        writes = self._writes
+        custom: dict[str, dict[str, CustomSearchAttribute]] = {}
         for r in await self.store.list_search_attributes():
-            self._custom.setdefault(r.namespace_id, {})[r.name] = CustomSearchAttribute(
+            custom.setdefault(r.namespace_id, {})[r.name] = CustomSearchAttribute(
                 r.name, r.type, r.field
             )
+        if writes == self._writes:
+            self._custom = custom
 
     # ---- reading ------------------------------------------------------------------------
     def custom(self, namespace_id: str) -> dict[str, int]:
@@ -405,7 +411,9 @@ class SearchAttributeRegistry:
     async def _write(
         self, namespace_id: str, upserts: list[SearchAttributeRecord], deletions: list[str]
     ) -> None:
+        self._writes += 1
         await self.store.update_search_attributes(namespace_id, upserts, deletions)
+        self._writes += 1
         current = dict(self._custom.get(namespace_id, {}))
         for name in deletions:
             current.pop(name, None)
