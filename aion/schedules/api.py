@@ -74,11 +74,17 @@ def _describe(s: Scheduler) -> rr.DescribeScheduleResponse:
     schedule, info, _ = s.describe()
     schedule.spec.CopyFrom(describe_form(schedule.spec))
     response = rr.DescribeScheduleResponse(schedule=schedule, info=info, conflict_token=_token(s))
-    if s.memo is not None:
-        response.memo.CopyFrom(s.memo)
-    if s.search_attributes is not None:
-        response.search_attributes.CopyFrom(s.search_attributes)
+    _copy_memo_and_attributes(s, response)
     return response
+
+
+def _copy_memo_and_attributes(
+    s: Scheduler, target: rr.DescribeScheduleResponse | schedule_pb.ScheduleListEntry
+) -> None:
+    if s.memo is not None:
+        target.memo.CopyFrom(s.memo)
+    if s.search_attributes is not None:
+        target.search_attributes.CopyFrom(s.search_attributes)
 
 
 async def update_schedule(
@@ -138,10 +144,7 @@ async def list_schedules(
     response = rr.ListSchedulesResponse()
     for s in await _all(engine, ns):
         entry = response.schedules.add(schedule_id=s.schedule_id, info=_list_info(s))
-        if s.memo is not None:
-            entry.memo.CopyFrom(s.memo)
-        if s.search_attributes is not None:
-            entry.search_attributes.CopyFrom(s.search_attributes)
+        _copy_memo_and_attributes(s, entry)
     return response
 
 

@@ -25,6 +25,7 @@ from temporalio.api.schedule.v1.message_pb2 import (
     StructuredCalendarSpec,
 )
 
+from aion.history.cron import DESCRIPTORS
 from aion.schedules.gotime import SECOND_NS, GoError, parse_duration, quote
 
 MIN_YEAR = 2000
@@ -44,15 +45,7 @@ MONTHS = [
     "december",
 ]
 WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
-PREDEFINED = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
+PREDEFINED = DESCRIPTORS  # the same shortcuts as a workflow's cron_schedule
 DAYS_SUFFIX = re.compile(r"([0-9]+(\.[0-9]*)?|(\.[0-9]+))d")
 ATOI = re.compile(r"[+-]?[0-9]+")
 INT64 = 1 << 63
