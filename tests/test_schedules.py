@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -20,11 +21,14 @@ from temporalio.client import (
     ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
+    SchedulePolicy,
     ScheduleSpec,
+    ScheduleState,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
 from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -164,3 +168,106 @@ async def test_a_schedule_survives_a_restart(storage: Storage) -> None:
         assert len(described.info.next_action_times) == 10
     finally:
         await asyncio.to_thread(server.stop)
+
+
+@workflow.defn
+class Blocking:
+    def __init__(self) -> None:
+        self.released = False
+
+    @workflow.signal
+    def release(self) -> None:
+        self.released = True
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        await workflow.wait_condition(lambda: self.released)
+        return name
+
+
+@workflow.defn
+class Failing:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        raise ApplicationError(f"{name} broke", non_retryable=True)
+
+
+def _hourly(workflow_run: Any, task_queue: str, **policy: Any) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            workflow_run, "x", id=unique("wf"), task_queue=task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))]),
+        policy=SchedulePolicy(**policy),
+    )
+
+
+async def test_overlap_skip_then_buffer_one(client: Client) -> None:
+    task_queue = unique("sched")
+    handle = await client.create_schedule(unique("overlap"), _hourly(Blocking.run, task_queue))
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Blocking],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        await handle.trigger()  # starts one; the schedule's policy is SKIP
+        await handle.trigger()  # skipped: one is running
+        described = await handle.describe()
+        assert described.info.num_actions == 1
+        assert described.info.num_actions_skipped_overlap == 1
+        await handle.trigger(overlap=ScheduleOverlapPolicy.BUFFER_ONE)  # waits for the first
+        described = await handle.describe()
+        assert described.info.num_actions == 1  # buffered, not started
+        first = described.info.running_actions[0]
+        await client.get_workflow_handle(
+            first.workflow_id, run_id=first.first_execution_run_id
+        ).signal(Blocking.release)
+
+        async def second_started() -> bool:
+            return await _actions(handle) == 2
+
+        await _eventually(second_started, "the buffered start after the first closed")
+        second = (await handle.describe()).info.running_actions[0]
+        assert second.first_execution_run_id != first.first_execution_run_id
+        await client.get_workflow_handle(second.workflow_id).signal(Blocking.release)
+    await handle.delete()
+
+
+async def test_a_failed_run_pauses_the_schedule(client: Client) -> None:
+    task_queue = unique("sched")
+    handle = await client.create_schedule(
+        unique("fragile"), _hourly(Failing.run, task_queue, pause_on_failure=True)
+    )
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Failing],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        await handle.trigger()
+
+        async def paused() -> bool:
+            return (await handle.describe()).schedule.state.paused
+
+        await _eventually(paused, "the schedule to pause after the failure")
+    note = (await handle.describe()).schedule.state.note
+    assert note.startswith("paused due to workflow failure: ") and note.endswith(": x broke")
+    await handle.delete()
+
+
+async def test_limited_actions_run_out(client: Client) -> None:
+    task_queue = unique("sched")
+    schedule = _schedule(task_queue, every=timedelta(seconds=1))
+    schedule.state = ScheduleState(limited_actions=True, remaining_actions=1)
+    handle = await client.create_schedule(unique("limited"), schedule)
+    async with _worker(client, task_queue):
+
+        async def used_up() -> bool:
+            return (await handle.describe()).schedule.state.remaining_actions == 0
+
+        await _eventually(used_up, "the one allowed action")
+    described = await handle.describe()
+    assert described.info.num_actions == 1
+    assert described.info.next_action_times == []  # nothing left to run
+    await handle.delete()

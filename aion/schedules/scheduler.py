@@ -557,7 +557,14 @@ class Scheduler:
             namespace=self.namespace,
             workflow_id=workflow_id,
             identity=f"temporal-scheduler-{self.namespace}-{self.schedule_id}",
-            request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.namespace_id}/{workflow_id}")),
+            # Fixed per action, so a step repeated after a crash starts nothing twice, and
+            # distinct per action, so two starts of one workflow id are two runs.
+            request_id=str(
+                uuid.uuid5(
+                    uuid.NAMESPACE_URL,
+                    f"{self.namespace_id}/{self.schedule_id}/{workflow_id}/{self.info.action_count}",
+                )
+            ),
             workflow_id_reuse_policy=(
                 WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
                 if start.manual
