@@ -9,7 +9,8 @@ the current-run pointer `FOR UPDATE`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -382,12 +383,19 @@ class PostgresStore(Store):
     async def commit(self, tx: ExecutionTransaction) -> None:
         await self._group.commit(tx)
 
-    async def _write_batch(self, batch: list[ExecutionTransaction]) -> list[Exception | None]:
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for a write: a lost connection or a server error (nothing was
+        written) comes out as StoreUnavailableError."""
         try:
             async with self._db().acquire() as conn:
-                return await _commit_batch(conn, batch)
+                yield conn
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StoreUnavailableError(f"{type(e).__name__}: {e}") from e
+
+    async def _write_batch(self, batch: list[ExecutionTransaction]) -> list[Exception | None]:
+        async with self._writing() as conn:
+            return await _commit_batch(conn, batch)
 
     async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]:
         rows = await self._db().fetch(
@@ -420,30 +428,27 @@ class PostgresStore(Store):
         self, record: ScheduleRecord, range_id: int, expected_version: int | None
     ) -> None:
         r = record
-        try:
-            async with self._db().acquire() as conn, conn.transaction():
-                await _check_range(conn, r.shard_id, range_id)
-                if expected_version is None:
-                    status = await conn.execute(
-                        "INSERT INTO schedules (shard_id, namespace_id, schedule_id, state, "
-                        "version) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                        *(r.shard_id, r.namespace_id, r.schedule_id, r.state, r.version),
-                    )
-                else:
-                    status = await conn.execute(
-                        "UPDATE schedules SET state = $1, version = $2 WHERE namespace_id = $3 "
-                        "AND schedule_id = $4 AND version = $5",
-                        *(r.state, r.version, r.namespace_id, r.schedule_id, expected_version),
-                    )
-                if status not in ("INSERT 0 1", "UPDATE 1"):
-                    raise ConditionFailedError("schedule was changed concurrently")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreUnavailableError(f"{type(e).__name__}: {e}") from e
+        async with self._writing() as conn, conn.transaction():
+            await _check_range(conn, r.shard_id, range_id)
+            if expected_version is None:
+                status = await conn.execute(
+                    "INSERT INTO schedules (shard_id, namespace_id, schedule_id, state, "
+                    "version) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    *(r.shard_id, r.namespace_id, r.schedule_id, r.state, r.version),
+                )
+            else:
+                status = await conn.execute(
+                    "UPDATE schedules SET state = $1, version = $2 WHERE namespace_id = $3 "
+                    "AND schedule_id = $4 AND version = $5",
+                    *(r.state, r.version, r.namespace_id, r.schedule_id, expected_version),
+                )
+            if status not in ("INSERT 0 1", "UPDATE 1"):
+                raise ConditionFailedError("schedule was changed concurrently")
 
     async def delete_schedule(
         self, shard_id: int, range_id: int, namespace_id: str, schedule_id: str
     ) -> None:
-        async with self._db().acquire() as conn, conn.transaction():
+        async with self._writing() as conn, conn.transaction():
             await _check_range(conn, shard_id, range_id)
             await conn.execute(
                 "DELETE FROM schedules WHERE namespace_id = $1 AND schedule_id = $2",
