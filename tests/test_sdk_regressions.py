@@ -13,7 +13,7 @@ from google.protobuf.duration_pb2 import Duration
 from temporalio import workflow
 from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
 from temporalio.api.common.v1 import ActivityType, WorkflowType
-from temporalio.api.enums.v1 import CommandType, PendingActivityState
+from temporalio.api.enums.v1 import CommandType, EventType, PendingActivityState
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     PollWorkflowTaskQueueRequest,
@@ -327,3 +327,36 @@ async def test_describe_shows_the_start_summary_and_details(client: Client) -> N
     assert await description.static_summary() == "a summary"
     assert await description.static_details() == "some details"
     await handle.terminate()
+
+
+@workflow.defn
+class ReportsBuildId:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.sleep(timedelta(milliseconds=1))
+        return workflow.info().get_current_build_id()
+
+
+async def test_workflow_tasks_record_the_workers_build_id(client: Client) -> None:
+    """Found by the SDK suite's test_workflow_current_build_id_appropriately_set: workers stamp
+    their build id on completed workflow tasks only when the server advertises
+    build_id_based_versioning, and replaying workers read it back from history."""
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ReportsBuildId],
+        build_id="1.0",
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            ReportsBuildId.run, id=f"wf-{uuid.uuid4()}", task_queue=task_queue
+        )
+        assert await handle.result() == "1.0"
+    completed = [
+        e.workflow_task_completed_event_attributes
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    ]
+    assert [c.worker_version.build_id for c in completed] == ["1.0", "1.0"]
+    assert all(not c.binary_checksum for c in completed)

@@ -720,6 +720,8 @@ async def test_system_and_cluster_info(client: Client) -> None:
     assert system.server_version
     assert system.capabilities.signal_and_query_header
     assert system.capabilities.internal_error_differentiation
+    assert system.capabilities.supports_schedules
+    assert system.capabilities.build_id_based_versioning
 
     cluster = await client.workflow_service.get_cluster_info(GetClusterInfoRequest())
     assert cluster.cluster_id

@@ -19,8 +19,10 @@ from aion.history.api import (
     cross_shard,
     describe_workflow,
     get_workflow_history,
+    pause_activity,
     query_workflow,
     request_cancel_workflow,
+    reset_activity,
     reset_workflow,
     respond_workflow_task_completed,
     respond_workflow_task_failed,
@@ -28,6 +30,7 @@ from aion.history.api import (
     start_workflow,
     sticky,
     terminate_workflow,
+    unpause_activity,
     update_with_start,
     update_workflow,
 )
@@ -55,6 +58,14 @@ def _require_task_queue(name: str) -> None:
         raise errors.InvalidArgument("missing task queue name")
     if len(name) > MAX_ID_LENGTH:
         raise errors.InvalidArgument("task queue name exceeds length limit")
+
+
+def _require_activity_target(request: Any) -> None:
+    _require(request.execution.workflow_id, "WorkflowId")
+    if request.WhichOneof("activity") is None:
+        raise errors.InvalidArgument(
+            "Either Activity.Id or Activity.Type should be set on request."
+        )
 
 
 def _validate_update(request: rr.UpdateWorkflowExecutionRequest) -> None:
@@ -97,7 +108,10 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
                 signal_and_query_header=True,
                 internal_error_differentiation=True,
                 activity_failure_include_heartbeat=True,
+                supports_schedules=True,
                 encoded_failure_attributes=True,
+                # Workers then stamp completed workflow tasks with their build id.
+                build_id_based_versioning=True,
                 upsert_memo=True,
                 eager_workflow_start=True,
                 sdk_metadata=True,
@@ -644,3 +658,30 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         ns = self.namespaces.get(request.namespace)
         await activity_tasks.respond_canceled_by_id(self.engine, ns, request)
         return rr.RespondActivityTaskCanceledByIdResponse()
+
+    @rpc
+    async def PauseActivity(
+        self, request: rr.PauseActivityRequest, context: Ctx
+    ) -> rr.PauseActivityResponse:
+        _require_activity_target(request)
+        ns = self.namespaces.get(request.namespace)
+        await pause_activity.pause_activity(self.engine, ns, request)
+        return rr.PauseActivityResponse()
+
+    @rpc
+    async def UnpauseActivity(
+        self, request: rr.UnpauseActivityRequest, context: Ctx
+    ) -> rr.UnpauseActivityResponse:
+        _require_activity_target(request)
+        ns = self.namespaces.get(request.namespace)
+        await unpause_activity.unpause_activity(self.engine, ns, request)
+        return rr.UnpauseActivityResponse()
+
+    @rpc
+    async def ResetActivity(
+        self, request: rr.ResetActivityRequest, context: Ctx
+    ) -> rr.ResetActivityResponse:
+        _require_activity_target(request)
+        ns = self.namespaces.get(request.namespace)
+        await reset_activity.reset_activity(self.engine, ns, request)
+        return rr.ResetActivityResponse()

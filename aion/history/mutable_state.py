@@ -8,6 +8,7 @@ method here that appends the matching history event and records the durable task
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict
@@ -137,6 +138,15 @@ class ActivityInfo:
     last_worker_identity: str = ""
     stamp: int = 0  # bumped per attempt: tasks and timers of an older attempt are stale
     heartbeat_timer_ns: int = 0
+    # Paused (PauseActivity): no new attempt is dispatched and no timeout fires until unpaused.
+    paused: bool = False
+    pause_time_ns: int = 0
+    pause_identity: str = ""
+    pause_reason: str = ""
+    pause_request_id: str = ""
+    # ResetActivity while an attempt runs: its heartbeats answer activity_reset.
+    reset_requested: bool = False
+    reset_heartbeats: bool = False  # the next attempt starts without heartbeat details
 
 
 @dataclass
@@ -1016,6 +1026,7 @@ class MutableState:
         ai.stamp = self._new_stamp()
         ai.attempt_scheduled_time_ns = now
         ai.started_time_ns = 0
+        self._begin_new_attempt(ai)
         self.add_queue_task("activity", ai.task_queue, ai.scheduled_event_id, ai.stamp)
         if ai.schedule_to_start_ns:
             self.add_timer_task(
@@ -1173,15 +1184,104 @@ class MutableState:
     def retry_activity(
         self, ai: ActivityInfo, failure: failure_pb.Failure, backoff_ns: int
     ) -> None:
-        """Schedule the next attempt after `backoff_ns`; no history event until the last one."""
+        """Schedule the next attempt after `backoff_ns`; no history event until the last one.
+
+        A paused activity's next attempt waits for UnpauseActivity instead.
+        """
         ai.attempt += 1
         ai.last_failure = failure
         ai.started_time_ns = 0
         ai.stamp = self._new_stamp()
-        self.add_timer_task(
-            self.now() + backoff_ns, ACTIVITY_RETRY, id=ai.scheduled_event_id, stamp=ai.stamp
-        )
+        self._begin_new_attempt(ai)
+        if not ai.paused:
+            self.add_timer_task(
+                self.now() + backoff_ns, ACTIVITY_RETRY, id=ai.scheduled_event_id, stamp=ai.stamp
+            )
         self.dirty = True
+
+    @staticmethod
+    def _begin_new_attempt(ai: ActivityInfo) -> None:
+        """A reset applies to the attempt that was running when it was asked for, not later."""
+        if ai.reset_heartbeats:
+            ai.heartbeat_details = None
+            ai.last_heartbeat_ns = 0
+        ai.reset_requested = False
+        ai.reset_heartbeats = False
+
+    def pause_activity(self, ai: ActivityInfo, identity: str, reason: str, request_id: str) -> None:
+        """A running attempt may finish; a waiting one is not dispatched until unpaused."""
+        if not ai.started_time_ns:
+            ai.stamp = self._new_stamp()  # its queued task and retry timer become stale
+        ai.paused = True
+        ai.pause_time_ns = self.now()
+        ai.pause_identity = identity
+        ai.pause_reason = reason
+        ai.pause_request_id = request_id
+        self.dirty = True
+
+    def unpause_activity(
+        self, ai: ActivityInfo, reset_attempts: bool, reset_heartbeat: bool, jitter_ns: int
+    ) -> None:
+        if reset_attempts:
+            ai.attempt = 1
+        if reset_heartbeat:
+            ai.heartbeat_details = None
+            ai.last_heartbeat_ns = 0
+        self._resume_activity(ai, jitter_ns)
+
+    def reset_activity(
+        self, ai: ActivityInfo, reset_heartbeats: bool, keep_paused: bool, jitter_ns: int
+    ) -> None:
+        """Back to attempt 1; a running attempt is told through its heartbeats."""
+        ai.attempt = 1
+        ai.reset_requested = True
+        ai.reset_heartbeats = ai.reset_heartbeats or reset_heartbeats
+        if ai.paused and not keep_paused:
+            self._resume_activity(ai, jitter_ns)
+        elif not ai.paused and not ai.started_time_ns:
+            ai.stamp = self._new_stamp()  # the pending retry timer becomes stale
+            self._dispatch_after(ai, jitter_ns)
+        self.dirty = True
+
+    def _resume_activity(self, ai: ActivityInfo, jitter_ns: int) -> None:
+        """Unpause: dispatch a waiting attempt, or re-arm the timeouts of a running one."""
+        ai.paused = False
+        ai.pause_time_ns = 0
+        ai.pause_identity = ai.pause_reason = ai.pause_request_id = ""
+        now = self.now()
+        if ai.schedule_to_close_ns:
+            self.add_timer_task(
+                max(now, ai.scheduled_time_ns + ai.schedule_to_close_ns),
+                ACTIVITY_TIMEOUT,
+                id=ai.scheduled_event_id,
+                stamp=0,
+                type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+            )
+        if not ai.started_time_ns:
+            self._dispatch_after(ai, jitter_ns)
+        else:
+            if ai.start_to_close_ns:
+                self.add_timer_task(
+                    max(now, ai.started_time_ns + ai.start_to_close_ns),
+                    ACTIVITY_TIMEOUT,
+                    id=ai.scheduled_event_id,
+                    stamp=ai.stamp,
+                    type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+                )
+            if ai.heartbeat_ns:
+                last_beat = max(ai.last_heartbeat_ns, ai.started_time_ns)
+                self.arm_heartbeat_timer(ai, max(now, last_beat + ai.heartbeat_ns))
+        self.dirty = True
+
+    def _dispatch_after(self, ai: ActivityInfo, jitter_ns: int) -> None:
+        if jitter_ns > 0:
+            ai.stamp = self._new_stamp()
+            delay = random.randrange(jitter_ns)
+            self.add_timer_task(
+                self.now() + delay, ACTIVITY_RETRY, id=ai.scheduled_event_id, stamp=ai.stamp
+            )
+        else:
+            self._dispatch_activity_attempt(ai, self.now())
 
     def rearm_pending_work(self) -> None:
         """After a reset: dispatch pending activities afresh and re-arm timers and timeouts."""

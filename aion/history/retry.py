@@ -49,13 +49,9 @@ def next_backoff(
     """The delay before attempt `attempt + 1`, or -1 with the RetryState saying why not."""
     if policy is None:
         return -1, RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
-    if failure is not None and failure.timeout_failure_info.timeout_type in (
-        workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_START,
-        workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
-    ):
-        return -1, RetryState.RETRY_STATE_TIMEOUT
-    if failure is not None and not _retryable(policy, failure):
-        return -1, RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE
+    state = _failure_retry_state(policy, failure)
+    if state != RetryState.RETRY_STATE_IN_PROGRESS:
+        return -1, state
     if policy.maximum_attempts and attempt >= policy.maximum_attempts:
         return -1, RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
     initial = ns_of(policy.initial_interval) or DEFAULT_INITIAL_INTERVAL_NS
@@ -68,6 +64,25 @@ def next_backoff(
     if expiration_ns and now_ns + delay >= expiration_ns:
         return -1, RetryState.RETRY_STATE_TIMEOUT
     return delay, RetryState.RETRY_STATE_IN_PROGRESS
+
+
+def failure_allows_retry(policy: common_pb.RetryPolicy | None, failure: failure_pb.Failure) -> bool:
+    """Whether this failure, whatever the attempt count, may be retried under `policy`."""
+    return (
+        policy is not None
+        and _failure_retry_state(policy, failure) == RetryState.RETRY_STATE_IN_PROGRESS
+    )
+
+
+def _failure_retry_state(policy: common_pb.RetryPolicy, failure: failure_pb.Failure | None) -> int:
+    if failure is not None and failure.timeout_failure_info.timeout_type in (
+        workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_START,
+        workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+    ):
+        return RetryState.RETRY_STATE_TIMEOUT
+    if failure is not None and not _retryable(policy, failure):
+        return RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE
+    return RetryState.RETRY_STATE_IN_PROGRESS
 
 
 def _retryable(policy: common_pb.RetryPolicy, failure: failure_pb.Failure) -> bool:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
+from aion import errors
 from aion.history import retry
 from aion.history.mutable_state import ActivityInfo, MutableState
 
@@ -33,6 +36,9 @@ def timeout_failure(message: str, timeout_type: int) -> failure_pb.Failure:
 def _retry_or_state(ms: MutableState, ai: ActivityInfo, failure: failure_pb.Failure) -> int:
     if ai.cancel_requested:
         return RetryState.RETRY_STATE_CANCEL_REQUESTED
+    if ai.paused and retry.failure_allows_retry(ai.retry_policy, failure):
+        ms.retry_activity(ai, failure, 0)  # waits, paused, for UnpauseActivity
+        return RetryState.RETRY_STATE_IN_PROGRESS
     expiration = ai.scheduled_time_ns + ai.schedule_to_close_ns if ai.schedule_to_close_ns else 0
     delay, state = retry.next_backoff(ai.retry_policy, ai.attempt, failure, ms.now(), expiration)
     if delay >= 0:
@@ -74,3 +80,25 @@ def ensure_workflow_task(ms: MutableState) -> None:
     """Something happened the workflow must see: schedule a workflow task unless one is pending."""
     if ms.running and not ms.has_pending_workflow_task:
         ms.schedule_workflow_task()
+
+
+ACTIVITY_NOT_FOUND = (
+    "Can't find pending activity with such ID. Invalid activityID or activity already completed"
+)
+
+
+def select_activities(ms: MutableState, request: Any) -> list[ActivityInfo]:
+    """The pending activities an operator request names: by id, by type, or all of them."""
+    if not ms.running:
+        raise errors.workflow_completed()
+    which = request.WhichOneof("activity")
+    if which == "id":
+        scheduled_id = ms.s.activity_ids.get(request.id)
+        selected = [ms.s.activities[scheduled_id]] if scheduled_id else []
+    elif which == "type":
+        selected = [ai for ai in ms.s.activities.values() if ai.activity_type == request.type]
+    else:
+        selected = list(ms.s.activities.values())
+    if not selected:
+        raise errors.NotFound(ACTIVITY_NOT_FOUND)
+    return selected

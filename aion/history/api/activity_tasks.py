@@ -218,13 +218,16 @@ async def heartbeat(
     find: Callable[[MutableState], ActivityInfo],
     details: common_pb.Payloads | None,
 ) -> rr.RecordActivityTaskHeartbeatResponse:
-    def beat(ms: MutableState) -> bool:
+    def beat(ms: MutableState) -> rr.RecordActivityTaskHeartbeatResponse:
         ai = find(ms)
         ms.heartbeat_activity(ai, details)
-        return ai.cancel_requested
+        return rr.RecordActivityTaskHeartbeatResponse(
+            cancel_requested=ai.cancel_requested,
+            activity_paused=ai.paused,
+            activity_reset=ai.reset_requested,
+        )
 
-    cancel_requested = await engine.update_execution(key, beat)
-    return rr.RecordActivityTaskHeartbeatResponse(cancel_requested=cancel_requested)
+    return await engine.update_execution(key, beat)
 
 
 async def record_heartbeat(
@@ -239,4 +242,8 @@ async def record_heartbeat_by_id(
 ) -> rr.RecordActivityTaskHeartbeatByIdResponse:
     key, find = await _activity_by_id(engine, ns, req.workflow_id, req.run_id, req.activity_id)
     response = await heartbeat(engine, key, find, _opt(req, "details"))  # type: ignore[arg-type]
-    return rr.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=response.cancel_requested)
+    return rr.RecordActivityTaskHeartbeatByIdResponse(
+        cancel_requested=response.cancel_requested,
+        activity_paused=response.activity_paused,
+        activity_reset=response.activity_reset,
+    )

@@ -107,7 +107,13 @@ def _pending_activity(ai: ActivityInfo) -> workflow_pb.PendingActivityInfo:
     if ai.cancel_requested:
         state = ActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
     elif ai.started_time_ns:
-        state = ActivityState.PENDING_ACTIVITY_STATE_STARTED
+        state = (
+            ActivityState.PENDING_ACTIVITY_STATE_PAUSE_REQUESTED
+            if ai.paused
+            else ActivityState.PENDING_ACTIVITY_STATE_STARTED
+        )
+    elif ai.paused:
+        state = ActivityState.PENDING_ACTIVITY_STATE_PAUSED
     else:
         state = ActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
     info = workflow_pb.PendingActivityInfo(
@@ -121,6 +127,11 @@ def _pending_activity(ai: ActivityInfo) -> workflow_pb.PendingActivityInfo:
     )
     if ai.started_time_ns:
         info.last_started_time.CopyFrom(ts(ai.started_time_ns))
+    if ai.paused:
+        info.paused = True
+        info.pause_info.pause_time.CopyFrom(ts(ai.pause_time_ns))
+        info.pause_info.manual.identity = ai.pause_identity
+        info.pause_info.manual.reason = ai.pause_reason
     if ai.last_heartbeat_ns:
         info.last_heartbeat_time.CopyFrom(ts(ai.last_heartbeat_ns))
     if ai.heartbeat_details is not None:

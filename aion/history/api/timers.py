@@ -58,8 +58,8 @@ def _user_timer(ms: MutableState, data: dict[str, object]) -> None:
 
 def _activity_timeout(ms: MutableState, data: dict[str, object]) -> None:
     ai = ms.s.activities.get(int(data["id"]))  # type: ignore[call-overload]
-    if ai is None:
-        return
+    if ai is None or ai.paused:
+        return  # unpausing re-arms the timeouts
     timeout_type = int(data["type"])  # type: ignore[call-overload]
     if timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE and data["stamp"] != ai.stamp:
         return  # belongs to an earlier attempt

@@ -1,0 +1,29 @@
+"""ResetActivity: start an activity over from attempt 1 (a running attempt is told to stop)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion.history.api.activities import select_activities
+from aion.history.mutable_state import MutableState
+from aion.history.timeutil import ns_of
+from aion.namespaces import Namespace
+
+if TYPE_CHECKING:
+    from aion.history.engine import HistoryEngine
+
+
+async def reset_activity(
+    engine: HistoryEngine, ns: Namespace, req: rr.ResetActivityRequest
+) -> None:
+    # restore_original_options has nothing to restore: activity options cannot be changed yet.
+    execution = req.execution
+    key = await engine.resolve(ns.id, execution.workflow_id, execution.run_id)
+
+    def reset(ms: MutableState) -> None:
+        for ai in select_activities(ms, req):
+            ms.reset_activity(ai, req.reset_heartbeat, req.keep_paused, ns_of(req.jitter))
+
+    await engine.update_execution(key, reset)

@@ -1,0 +1,29 @@
+"""UnpauseActivity: let a paused activity run again, optionally from attempt 1."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion.history.api.activities import select_activities
+from aion.history.mutable_state import MutableState
+from aion.history.timeutil import ns_of
+from aion.namespaces import Namespace
+
+if TYPE_CHECKING:
+    from aion.history.engine import HistoryEngine
+
+
+async def unpause_activity(
+    engine: HistoryEngine, ns: Namespace, req: rr.UnpauseActivityRequest
+) -> None:
+    execution = req.execution
+    key = await engine.resolve(ns.id, execution.workflow_id, execution.run_id)
+
+    def unpause(ms: MutableState) -> None:
+        for ai in select_activities(ms, req):
+            if ai.paused:
+                ms.unpause_activity(ai, req.reset_attempts, req.reset_heartbeat, ns_of(req.jitter))
+
+    await engine.update_execution(key, unpause)
