@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 from temporalio import workflow
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import CountSchedulesRequest
 from temporalio.client import (
     Client,
     Schedule,
@@ -27,7 +30,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -270,4 +273,71 @@ async def test_limited_actions_run_out(client: Client) -> None:
     described = await handle.describe()
     assert described.info.num_actions == 1
     assert described.info.next_action_times == []  # nothing left to run
+    await handle.delete()
+
+
+async def test_list_filters_by_query_and_pages(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={"ScheduleTeam": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+        )
+    )
+    team = SearchAttributeKey.for_keyword("ScheduleTeam")
+    mine, task_queue = unique("team"), unique("sched")
+    ids = [unique("listed") for _ in range(5)]
+    for i, schedule_id in enumerate(ids):
+        schedule = _schedule(task_queue)
+        schedule.state = ScheduleState(paused=i == 0)
+        await client.create_schedule(
+            schedule_id,
+            schedule,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(team, mine)]),
+        )
+
+    async def listed(query: str, page_size: int = 1000) -> list[str]:
+        return [s.id async for s in await client.list_schedules(query, page_size=page_size)]
+
+    assert sorted(await listed(f"ScheduleTeam = '{mine}'", page_size=2)) == sorted(ids)
+    assert await listed(f"ScheduleTeam = '{mine}' AND TemporalSchedulePaused = true") == ids[:1]
+    assert await listed(f"ScheduleId = '{ids[3]}'") == [ids[3]]
+    count = await client.workflow_service.count_schedules(
+        CountSchedulesRequest(namespace=client.namespace, query=f"ScheduleTeam = '{mine}'")
+    )
+    assert count.count == 5
+
+    with pytest.raises(RPCError) as bad:
+        await listed("WorkflowType = 'Scheduled'")
+    assert bad.value.status == RPCStatusCode.INVALID_ARGUMENT
+    assert (
+        bad.value.message == 'invalid query filter for schedules: cannot filter on "WorkflowType"'
+    )
+    for schedule_id in ids:
+        await client.get_schedule_handle(schedule_id).delete()
+    assert await listed(f"ScheduleTeam = '{mine}'") == []
+
+
+async def test_search_attributes_are_checked_and_described_typed(client: Client) -> None:
+    """Found by the SDK suite's test_schedule_workflow_search_attribute_update: attributes sent
+    without their type metadata come back typed."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={"ScheduleTeam": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+        )
+    )
+    team = SearchAttributeKey.for_keyword("ScheduleTeam")
+    schedule = _schedule(unique("sched"))
+    assert isinstance(schedule.action, ScheduleActionStartWorkflow)
+    schedule.action.untyped_search_attributes = {"ScheduleTeam": ["untyped"]}
+    handle = await client.create_schedule(unique("typed"), schedule)
+    described = await handle.describe()
+    assert isinstance(described.schedule.action, ScheduleActionStartWorkflow)
+    assert described.schedule.action.typed_search_attributes[team] == "untyped"
+
+    schedule.action.untyped_search_attributes = {"NoSuchAttribute": ["x"]}
+    with pytest.raises(RPCError) as bad:
+        await client.create_schedule(unique("untyped"), schedule)
+    assert bad.value.status == RPCStatusCode.INVALID_ARGUMENT
+    assert "has no mapping defined for search attribute NoSuchAttribute" in bad.value.message
     await handle.delete()

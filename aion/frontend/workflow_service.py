@@ -414,6 +414,8 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         self, request: rr.CreateScheduleRequest, context: Ctx
     ) -> rr.CreateScheduleResponse:
         ns = self.namespaces.get(request.namespace)
+        self._check_search_attributes(ns, request)
+        self._check_search_attributes(ns, request.schedule.action.start_workflow)
         return await schedules.create_schedule(self.engine, ns, request)
 
     @rpc
@@ -428,6 +430,8 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         self, request: rr.UpdateScheduleRequest, context: Ctx
     ) -> rr.UpdateScheduleResponse:
         ns = self.namespaces.get(request.namespace)
+        self._check_search_attributes(ns, request)
+        self._check_search_attributes(ns, request.schedule.action.start_workflow)
         return await schedules.update_schedule(self.engine, ns, request)
 
     @rpc

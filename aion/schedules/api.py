@@ -5,18 +5,27 @@ forwards the call there otherwise)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from temporalio.api.schedule.v1 import message_pb2 as schedule_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.history.engine import HistoryEngine
+from aion.history.tokens import page_token, read_page_token
 from aion.namespaces import Namespace
 from aion.schedules.runtime import ScheduleRuntime
 from aion.schedules.scheduler import ScheduleConflict, Scheduler
 from aion.schedules.spec import CompiledSpec, InvalidSpec, describe_form, jitter_seed
+from aion.visibility.query import ListQuery, QueryError, parse_query
+from aion.visibility.search_attributes import (
+    PREDEFINED_SEARCH_ATTRIBUTES,
+    SearchAttributeRegistry,
+)
 
 LIST_ACTIONS = 5  # recent and future actions a ListSchedules entry shows
+DEFAULT_PAGE_SIZE = 1000
+PAUSED = "TemporalSchedulePaused"
 
 
 def _runtime(engine: HistoryEngine) -> ScheduleRuntime:
@@ -67,24 +76,33 @@ async def create_schedule(
 async def describe_schedule(
     engine: HistoryEngine, ns: Namespace, req: rr.DescribeScheduleRequest
 ) -> rr.DescribeScheduleResponse:
-    return await _runtime(engine).read(ns.id, req.schedule_id, _describe)
+    attributes = engine.namespaces.search_attributes
 
+    def describe(s: Scheduler) -> rr.DescribeScheduleResponse:
+        schedule, info, _ = s.describe()
+        schedule.spec.CopyFrom(describe_form(schedule.spec))
+        start = schedule.action.start_workflow
+        if start.HasField("search_attributes"):
+            start.search_attributes.CopyFrom(attributes.present(ns.id, start.search_attributes))
+        response = rr.DescribeScheduleResponse(
+            schedule=schedule, info=info, conflict_token=_token(s)
+        )
+        _copy_memo_and_attributes(s, response, attributes)
+        return response
 
-def _describe(s: Scheduler) -> rr.DescribeScheduleResponse:
-    schedule, info, _ = s.describe()
-    schedule.spec.CopyFrom(describe_form(schedule.spec))
-    response = rr.DescribeScheduleResponse(schedule=schedule, info=info, conflict_token=_token(s))
-    _copy_memo_and_attributes(s, response)
-    return response
+    return await _runtime(engine).read(ns.id, req.schedule_id, describe)
 
 
 def _copy_memo_and_attributes(
-    s: Scheduler, target: rr.DescribeScheduleResponse | schedule_pb.ScheduleListEntry
+    s: Scheduler,
+    target: rr.DescribeScheduleResponse | schedule_pb.ScheduleListEntry,
+    attributes: SearchAttributeRegistry,
 ) -> None:
+    """The schedule's own memo, and its search attributes typed as describe shows them."""
     if s.memo is not None:
         target.memo.CopyFrom(s.memo)
     if s.search_attributes is not None:
-        target.search_attributes.CopyFrom(s.search_attributes)
+        target.search_attributes.CopyFrom(attributes.present(s.namespace_id, s.search_attributes))
 
 
 async def update_schedule(
@@ -140,23 +158,55 @@ async def list_schedule_matching_times(
 async def list_schedules(
     engine: HistoryEngine, ns: Namespace, req: rr.ListSchedulesRequest
 ) -> rr.ListSchedulesResponse:
-    """Every schedule of the namespace, read from the store (any process can answer)."""
+    """The namespace's schedules matching the query, by schedule id, read from the store (any
+    process can answer)."""
+    matched = await _matching(engine, ns, req.query)
+    offset = int(read_page_token(req.next_page_token)["offset"]) if req.next_page_token else 0  # type: ignore[call-overload]
+    size = req.maximum_page_size if req.maximum_page_size > 0 else DEFAULT_PAGE_SIZE
     response = rr.ListSchedulesResponse()
-    for s in await _all(engine, ns):
+    for s in matched[offset : offset + size]:
         entry = response.schedules.add(schedule_id=s.schedule_id, info=_list_info(s))
-        _copy_memo_and_attributes(s, entry)
+        _copy_memo_and_attributes(s, entry, engine.namespaces.search_attributes)
+    if offset + size < len(matched):
+        response.next_page_token = page_token({"offset": offset + size})
     return response
 
 
 async def count_schedules(
     engine: HistoryEngine, ns: Namespace, req: rr.CountSchedulesRequest
 ) -> rr.CountSchedulesResponse:
-    return rr.CountSchedulesResponse(count=len(await _all(engine, ns)))
+    return rr.CountSchedulesResponse(count=len(await _matching(engine, ns, req.query)))
 
 
-async def _all(engine: HistoryEngine, ns: Namespace) -> list[Scheduler]:
+async def _matching(engine: HistoryEngine, ns: Namespace, text: str) -> list[Scheduler]:
+    attributes = engine.namespaces.search_attributes
+    query = _schedule_query(text, attributes.types(ns.id))
     records = await engine.store.list_schedules(namespace_id=ns.id)
-    return [Scheduler.from_json(r.state) for r in records]
+    schedules = sorted((Scheduler.from_json(r.state) for r in records), key=lambda s: s.schedule_id)
+    if query.where is None:
+        return schedules
+    return [s for s in schedules if query.matches(_query_record(s, attributes, ns.id))]
+
+
+def _schedule_query(text: str, types: dict[str, int]) -> ListQuery:
+    """Schedules filter on custom attributes, TemporalSchedulePaused and ScheduleId only."""
+    try:
+        query = parse_query(text, types)
+    except QueryError as e:
+        raise errors.InvalidArgument(str(e)) from None
+    for name, alias in query.columns:
+        if name in PREDEFINED_SEARCH_ATTRIBUTES and name != PAUSED and alias != "ScheduleId":
+            raise errors.InvalidArgument(
+                f'invalid query filter for schedules: cannot filter on "{name}"'
+            )
+    return query
+
+
+def _query_record(s: Scheduler, attributes: SearchAttributeRegistry, ns_id: str) -> dict[str, Any]:
+    record: dict[str, Any] = {"WorkflowId": s.schedule_id, PAUSED: s.schedule.state.paused}
+    if s.search_attributes is not None:
+        record.update(attributes.query_values(ns_id, s.search_attributes))
+    return record
 
 
 def _list_info(s: Scheduler) -> schedule_pb.ScheduleListInfo:

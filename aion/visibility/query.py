@@ -724,6 +724,8 @@ class ListQuery:
     order_by: list[tuple[str, bool]] = field(default_factory=list)  # (name, descending)
     group_by: list[str] = field(default_factory=list)
     mentions_namespace_division: bool = False
+    # Every attribute the query names: (resolved name, name as written).
+    columns: list[tuple[str, str]] = field(default_factory=list)
 
     def matches(self, record: Mapping[str, Any]) -> bool:
         """Whether the record passes the filter (and Temporal's implicit division filter)."""
@@ -837,6 +839,7 @@ class _Converter:
     def __init__(self, types: Mapping[str, int]) -> None:
         self.types = types
         self.mentions_division = False
+        self.columns: list[tuple[str, str]] = []
 
     def column(self, node: _Raw) -> _Column:
         if not isinstance(node, _RCol):
@@ -845,6 +848,7 @@ class _Converter:
         name = self.resolve(alias)
         if name == NAMESPACE_DIVISION:
             self.mentions_division = True
+        self.columns.append((name, alias))
         return _Column(name, alias, self.types[name])
 
     def resolve(self, alias: str) -> str:
@@ -1078,6 +1082,7 @@ def parse_query(
             f"{_UNSUPPORTED}: 'ORDER BY' clause is not supported with 'GROUP BY' clause"
         )
     query.mentions_namespace_division = converter.mentions_division
+    query.columns = converter.columns
     return query
 
 
