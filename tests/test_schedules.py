@@ -29,6 +29,7 @@ from temporalio.client import (
     ScheduleState,
     ScheduleUpdate,
     ScheduleUpdateInput,
+    WorkflowExecutionStatus,
 )
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
@@ -341,3 +342,155 @@ async def test_search_attributes_are_checked_and_described_typed(client: Client)
     assert bad.value.status == RPCStatusCode.INVALID_ARGUMENT
     assert "has no mapping defined for search attribute NoSuchAttribute" in bad.value.message
     await handle.delete()
+
+
+def _blocking_worker(client: Client, task_queue: str) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Blocking],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+
+
+async def _backfill_hours(handle: ScheduleHandle, hours: int) -> None:
+    """Backfill the last `hours` hourly actions (distinct nominal times, so distinct ids)."""
+    end = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+    await handle.backfill(ScheduleBackfill(start_at=end - timedelta(hours=hours), end_at=end))
+
+
+async def _running(handle: ScheduleHandle, count: int) -> list[str]:
+    """Wait until exactly `count` of the schedule's workflows run; their workflow ids."""
+    described = None
+
+    async def settled() -> bool:
+        nonlocal described
+        described = await handle.describe()
+        return len(described.info.running_actions) == count
+
+    await _eventually(settled, f"{count} running workflows")
+    assert described is not None
+    return [a.workflow_id for a in described.info.running_actions]
+
+
+async def _release(client: Client, workflow_id: str) -> None:
+    await client.get_workflow_handle(workflow_id).signal(Blocking.release)
+
+
+async def test_overlap_allow_all_runs_every_action_at_once(client: Client) -> None:
+    task_queue = unique("sched")
+    handle = await client.create_schedule(
+        unique("allow-all"),
+        _hourly(Blocking.run, task_queue, overlap=ScheduleOverlapPolicy.ALLOW_ALL),
+    )
+    async with _blocking_worker(client, task_queue):
+        await _backfill_hours(handle, 3)
+
+        async def three_started() -> bool:
+            return await _actions(handle) == 3
+
+        await _eventually(three_started, "three actions")
+        described = await handle.describe()
+        assert described.info.running_actions == []  # as Temporal: ALLOW_ALL runs are not watched
+        started = [a.action.workflow_id for a in described.info.recent_actions]  # type: ignore[attr-defined]
+        for workflow_id in started:
+            running = await client.get_workflow_handle(workflow_id).describe()
+            assert running.status == WorkflowExecutionStatus.RUNNING
+        for workflow_id in started:
+            await _release(client, workflow_id)
+            await client.get_workflow_handle(workflow_id).result()
+    await handle.delete()
+
+
+async def test_overlap_buffer_all_runs_every_action_in_turn(client: Client) -> None:
+    task_queue = unique("sched")
+    handle = await client.create_schedule(
+        unique("buffer-all"),
+        _hourly(Blocking.run, task_queue, overlap=ScheduleOverlapPolicy.BUFFER_ALL),
+    )
+    async with _blocking_worker(client, task_queue):
+        await _backfill_hours(handle, 3)
+        seen: list[str] = []
+        for _ in range(3):
+            described = None
+
+            async def next_one_runs() -> bool:
+                nonlocal described
+                described = await handle.describe()
+                running = [a.workflow_id for a in described.info.running_actions]
+                return len(running) == 1 and running[0] not in seen
+
+            await _eventually(next_one_runs, "the next buffered action")
+            assert described is not None
+            seen.append(described.info.running_actions[0].workflow_id)
+            assert described.raw_description.info.buffer_size == 3 - len(seen)
+            await _release(client, seen[-1])
+        await _running(handle, 0)
+        assert (await handle.describe()).info.num_actions == 3
+    await handle.delete()
+
+
+@pytest.mark.parametrize(
+    ("policy", "status"),
+    [
+        (ScheduleOverlapPolicy.CANCEL_OTHER, WorkflowExecutionStatus.CANCELED),
+        (ScheduleOverlapPolicy.TERMINATE_OTHER, WorkflowExecutionStatus.TERMINATED),
+    ],
+)
+async def test_overlap_cancel_or_terminate_other_replaces_the_running_one(
+    client: Client, policy: ScheduleOverlapPolicy, status: WorkflowExecutionStatus
+) -> None:
+    task_queue = unique("sched")
+    handle = await client.create_schedule(
+        unique("replace"), _hourly(Blocking.run, task_queue, overlap=policy)
+    )
+    async with _blocking_worker(client, task_queue):
+        await handle.trigger()
+        (first,) = await _running(handle, 1)
+        await _backfill_hours(handle, 1)  # one more action: the first must make way
+
+        async def replaced() -> bool:
+            running = (await handle.describe()).info.running_actions
+            return [a.workflow_id for a in running] not in ([], [first])
+
+        await _eventually(replaced, "the next action to replace the running one")
+        assert (await client.get_workflow_handle(first).describe()).status == status
+        (second,) = await _running(handle, 1)
+        await _release(client, second)
+    await handle.delete()
+
+
+async def test_missed_actions_inside_the_catchup_window_run_after_a_restart(
+    storage: Storage,
+) -> None:
+    server = storage.server()
+    await asyncio.to_thread(server.start)
+    try:
+        client = await Client.connect(server.address)
+        task_queue = unique("sched")
+        schedule = _schedule(task_queue, every=timedelta(seconds=1))
+        schedule.policy = SchedulePolicy(
+            overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=timedelta(seconds=10)
+        )
+        handle = await client.create_schedule(unique("catchup"), schedule)
+        await asyncio.to_thread(server.kill)
+        down_at = datetime.now(UTC)
+        # The server stays down long enough for some actions to fall out of the 10 s window.
+        await asyncio.sleep(13)
+        await asyncio.to_thread(server.start)
+        up_at = datetime.now(UTC)
+        client = await Client.connect(server.address)
+        handle = client.get_schedule_handle(handle.id)
+
+        async def caught_up() -> bool:
+            info = (await handle.describe()).info
+            return any(a.scheduled_at > up_at - timedelta(seconds=2) for a in info.recent_actions)
+
+        await _eventually(caught_up, "the missed actions")
+        info = (await handle.describe()).info
+        missed = [a.scheduled_at for a in info.recent_actions if down_at < a.scheduled_at < up_at]
+        assert missed, "actions due while the server was down ran after it came back"
+        assert min(missed) >= up_at - timedelta(seconds=11), "none older than the window"
+        assert info.num_actions_missed_catchup_window >= 1
+    finally:
+        await asyncio.to_thread(server.stop)

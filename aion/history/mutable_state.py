@@ -100,6 +100,8 @@ NOTIFY_PARENT = "notify_parent"
 SIGNAL_EXTERNAL = "signal_external"
 CANCEL_EXTERNAL = "cancel_external"
 APPLY_PARENT_CLOSE_POLICY = "apply_parent_close_policy"
+NOTIFY_SCHEDULE = "notify_schedule"
+SCHEDULED_BY = "TemporalScheduledById"
 
 
 def _workflow_task_retry_delay(attempt: int) -> int:
@@ -550,6 +552,20 @@ class MutableState:
         for child in self.s.children.values():
             if child.parent_close_policy != PARENT_CLOSE_POLICY_ABANDON and child.started_event_id:
                 self.add_timer_task(now, APPLY_PARENT_CLOSE_POLICY, id=child.initiated_event_id)
+        schedule_id = self._scheduled_by()
+        if schedule_id:
+            self.add_timer_task(now, NOTIFY_SCHEDULE, schedule_id=schedule_id)
+
+    def _scheduled_by(self) -> str:
+        """The id of the schedule that started this run, if one did."""
+        attributes = self.s.search_attributes
+        if attributes is None or SCHEDULED_BY not in attributes.indexed_fields:
+            return ""
+        try:
+            value = json.loads(attributes.indexed_fields[SCHEDULED_BY].data)
+        except ValueError:
+            return ""
+        return value if isinstance(value, str) else ""
 
     def complete(
         self, wt_completed_id: int, result: common_pb.Payloads | None, new_run_id: str = ""

@@ -35,9 +35,6 @@ Status = workflow_pb2.WorkflowExecutionStatus
 RUNNING = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
 CONTINUED_AS_NEW = Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
 
-# While a schedule has workflows running, it looks at them this often (overlap policies and
-# pause-on-failure depend on when they close).
-WATCH_RUNNING_S = 1.0
 RETRY_S = 1.0
 
 Key = tuple[str, str]  # namespace id, schedule id
@@ -134,6 +131,11 @@ class ScheduleRuntime:
             raise errors.NotFound("schedule not found")
         return entry
 
+    def workflow_closed(self, namespace_id: str, schedule_id: str) -> None:
+        """One of the schedule's workflows closed (a durable task of that run says so): overlap
+        policies and pause-on-failure act on it at once."""
+        self._wake((namespace_id, schedule_id), 0.0)
+
     # ---- time passing ----------------------------------------------------------------------
     def _wake(self, key: Key, delay_s: float) -> None:
         entry = self._entries.get(key)
@@ -161,7 +163,7 @@ class ScheduleRuntime:
 
     async def _step(self, key: Key, entry: _Entry) -> None:
         """Look at the running workflows, take what is due, act on it, save; then sleep until
-        the next action time."""
+        the next action time or until one of its workflows closes."""
         s = entry.scheduler
         try:
             await self._watch_running(s)
@@ -182,13 +184,8 @@ class ScheduleRuntime:
             if isinstance(e, errors.ServiceError):
                 raise
             return
-        delay = None
         if decision.next_wakeup is not None:
-            delay = max((decision.next_wakeup - self.now()).total_seconds(), 0.0)
-        if s.info.running_workflows:
-            delay = min(delay if delay is not None else WATCH_RUNNING_S, WATCH_RUNNING_S)
-        if delay is not None:
-            self._wake(key, delay)
+            self._wake(key, max((decision.next_wakeup - self.now()).total_seconds(), 0.0))
 
     async def _start(self, s: Scheduler, request: Any) -> None:
         workflow_id = request.workflow_id

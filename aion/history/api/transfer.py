@@ -353,6 +353,27 @@ async def close_child(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, 
     return {}
 
 
+async def notify_schedule(engine: HistoryEngine, task: TimerTask, data: dict[str, object]) -> None:
+    """A run a schedule started has closed: the schedule looks at its running workflows now."""
+    schedule_id = str(data["schedule_id"])
+    await _on_owner(
+        engine,
+        task.namespace_id,
+        schedule_id,
+        "schedule_workflow_closed",
+        {"schedule": [task.namespace_id, schedule_id]},
+    )
+    await engine.store.delete_timer_tasks(task.shard_id, [task.task_id])
+
+
+async def schedule_workflow_closed(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+    """On the schedule's shard."""
+    if engine.schedules is not None:
+        namespace_id, schedule_id = args["schedule"]
+        engine.schedules.workflow_closed(namespace_id, schedule_id)
+    return {}
+
+
 async def _on_owner(
     engine: HistoryEngine, namespace_id: str, workflow_id: str, op: str, args: dict[str, Any]
 ) -> dict[str, Any]:
@@ -370,6 +391,7 @@ OPS = {
     "record_child_closed": record_child_closed,
     "deliver_external": deliver_external,
     "close_child": close_child,
+    "schedule_workflow_closed": schedule_workflow_closed,
 }
 
 HANDLERS = {
@@ -378,4 +400,5 @@ HANDLERS = {
     "signal_external": signal_external,
     "cancel_external": cancel_external,
     "apply_parent_close_policy": apply_parent_close_policy,
+    "notify_schedule": notify_schedule,
 }
