@@ -1,6 +1,8 @@
-"""Schedules through the SDK, end to end on a real server: create, describe, list, trigger,
-pause and unpause, backfill, update, delete; the started workflows carry the schedule's search
-attributes; a schedule survives a restart of the server."""
+"""Schedules through the SDK, end to end on a real server: create, describe, list (with a
+query, paged), trigger, pause and unpause, backfill, update, delete; every overlap policy,
+pause on failure, limited actions; the started workflows carry the schedule's search
+attributes; a schedule survives a restart and runs the actions it missed inside its catchup
+window."""
 
 from __future__ import annotations
 
