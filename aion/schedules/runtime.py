@@ -173,9 +173,16 @@ class ScheduleRuntime:
             for execution in decision.cancel + decision.terminate:
                 await self._close(s, execution.workflow_id, execution in decision.terminate)
             await self._save(key, entry)
-        except (errors.ShardNotOwned, ShardOwnershipLostError):
-            self.forget_shard(self.engine.shard_id_of(*key))
-            raise errors.ShardNotOwned(self.engine.shard_id_of(*key)) from None
+        except (errors.ShardNotOwned, ShardOwnershipLostError) as e:
+            own_shard = self.engine.shard_id_of(*key)
+            if own_shard not in self.engine.shards:
+                self.forget_shard(own_shard)
+                raise errors.ShardNotOwned(own_shard) from None
+            # A workflow's shard is not served yet (start-up, a move): retry like any failure.
+            log.debug("schedule %s: %s; retrying", key[1], e)
+            await self._reload(key, entry)
+            self._wake(key, RETRY_S)
+            return
         except Exception as e:
             # Forget what this step decided; the saved state takes it again shortly.
             log.warning("schedule %s: step failed (%s); retrying", key[1], e)
