@@ -20,7 +20,12 @@ from aion.config import (
     parse_search_attributes,
 )
 from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
-from aion.server import SUGGEST_CONTINUE_AS_NEW_COUNT, AionServer, ServerConfig
+from aion.server import (
+    SCHEDULE_RETENTION,
+    SUGGEST_CONTINUE_AS_NEW_COUNT,
+    AionServer,
+    ServerConfig,
+)
 from aion.visibility.search_attributes import TooManySearchAttributesError
 
 log = logging.getLogger("aion")
@@ -75,7 +80,8 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="reference dynamic config value, VALUE in JSON (repeatable; honoured: "
-        f"{SUGGEST_CONTINUE_AS_NEW_COUNT})",
+        f"{SUGGEST_CONTINUE_AS_NEW_COUNT}; and Aion's own {SCHEDULE_RETENTION}, how long a "
+        "schedule with nothing left to do is kept, e.g. '\"168h\"')",
     )
     parser.set_defaults(subparser=parser)
 

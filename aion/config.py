@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aion.server import SUGGEST_CONTINUE_AS_NEW_COUNT, ServerConfig
+from aion.schedules.gotime import GoError, parse_duration
+from aion.server import SCHEDULE_RETENTION, SUGGEST_CONTINUE_AS_NEW_COUNT, ServerConfig
 from aion.visibility.query import TYPE_NAMES
 from aion.visibility.search_attributes import FIELDS_PER_TYPE, is_reserved, parse_type
 
@@ -39,7 +40,10 @@ _TOML_TYPES: dict[type, str] = {
 }
 
 # Dynamic config values that Aion honours, each with the type its value must have.
-_HONOURED_DYNAMIC_CONFIG: dict[str, type] = {SUGGEST_CONTINUE_AS_NEW_COUNT: int}
+_HONOURED_DYNAMIC_CONFIG: dict[str, type] = {
+    SUGGEST_CONTINUE_AS_NEW_COUNT: int,
+    SCHEDULE_RETENTION: str,
+}
 
 
 class ConfigError(ValueError):
@@ -150,6 +154,11 @@ def check_dynamic_config(values: dict[str, Any]) -> dict[str, Any]:
                 f"invalid dynamic config values: {key} must be {_TOML_TYPES[expected]}, "
                 f"not {_type_name(values[key])}"
             )
+    if SCHEDULE_RETENTION in values:
+        try:
+            parse_duration(values[SCHEDULE_RETENTION])
+        except GoError as e:
+            raise ConfigError(f"invalid dynamic config values: {SCHEDULE_RETENTION}: {e}") from None
     return values
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +22,14 @@ from aion.matching import MatchingEngine
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.sqlite import SQLiteStore
+from aion.schedules.gotime import parse_duration
 from aion.schedules.runtime import ScheduleRuntime
 
 log = logging.getLogger("aion")
 
 SUGGEST_CONTINUE_AS_NEW_COUNT = "limit.historyCount.suggestContinueAsNew"
+# Aion's own: how long a schedule with nothing left to do is kept (a Go duration; Temporal: 7 days).
+SCHEDULE_RETENTION = "aion.scheduleRetention"
 
 
 @dataclass
@@ -73,7 +77,8 @@ class AionServer:
         self.namespaces = NamespaceRegistry(self.store)
         self.matching = MatchingEngine()
         self.engine = HistoryEngine(self.store, self.namespaces, self.matching, config.num_shards)
-        self.engine.schedules = ScheduleRuntime(self.engine)
+        self.schedules = ScheduleRuntime(self.engine)
+        self.engine.schedules = self.schedules
         self.grpc = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 128 * 1024 * 1024),
@@ -104,6 +109,8 @@ class AionServer:
         for key, value in self.config.dynamic_config.items():
             if key == SUGGEST_CONTINUE_AS_NEW_COUNT:
                 self.engine.limits.suggest_continue_as_new_count = int(value)
+            elif key == SCHEDULE_RETENTION:
+                self.schedules.retention = dt.timedelta(microseconds=parse_duration(value) // 1000)
             else:
                 log.debug("dynamic config value %s is not supported yet; ignored", key)
         bound = self.grpc.add_insecure_port(self.address)

@@ -388,3 +388,17 @@ def test_jitter_delays_the_start_but_not_the_workflow_id() -> None:
     assert start.nominal_time == at(1) and start.actual_time == d.next_wakeup
     assert start.request.workflow_id == "wf-2024-01-01T00:01:00Z"
     assert s.info.recent_actions[0].schedule_time.ToDatetime(dt.UTC) == d.next_wakeup
+
+
+def test_idle_since_its_last_event_once_it_has_nothing_left_to_do() -> None:
+    s = new(limitedActions=True, remainingActions=1)
+    assert run(s, at(0)).idle_since is None  # an action is still to come
+    decision = run(s, at(1))  # takes the last one
+    assert decision.idle_since == at(1)
+    assert run(s, at(5)).idle_since == at(1), "retention counts from the last event"
+
+    paused = new(paused=True)
+    assert run(paused, at(3)).idle_since is None, "a paused schedule is kept"
+    unpaused = new()
+    unpaused.update(schedule(limitedActions=True, remainingActions=0), at(2))
+    assert run(unpaused, at(3)).idle_since == at(2)

@@ -496,3 +496,32 @@ async def test_missed_actions_inside_the_catchup_window_run_after_a_restart(
         assert info.num_actions_missed_catchup_window >= 1
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_schedule_with_nothing_left_to_do_is_deleted_after_its_retention(
+    storage: Storage,
+) -> None:
+    server = storage.server(extra_args=["--dynamic-config-value", 'aion.scheduleRetention="1s"'])
+    await asyncio.to_thread(server.start)
+    try:
+        client = await Client.connect(server.address)
+        task_queue = unique("sched")
+        done = _schedule(task_queue, every=timedelta(seconds=1))
+        done.state = ScheduleState(limited_actions=True, remaining_actions=1)
+        handle = await client.create_schedule(unique("done"), done)
+        paused = _schedule(task_queue)
+        paused.state = ScheduleState(paused=True)
+        kept = await client.create_schedule(unique("paused"), paused)
+
+        async def gone() -> bool:
+            try:
+                await handle.describe()
+            except RPCError as e:
+                assert e.status == RPCStatusCode.NOT_FOUND
+                return True
+            return False
+
+        await _eventually(gone, "the used-up schedule to be deleted")
+        assert (await kept.describe()).schedule.state.paused
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -589,6 +589,10 @@ async def test_search_attribute_and_dynamic_config_flags(storage: Storage) -> No
             'invalid dynamic config values: invalid JSON value for key "frontend.someKey"',
         ),
         (
+            ["--dynamic-config-value", 'aion.scheduleRetention="a week"'],
+            'invalid dynamic config values: aion.scheduleRetention: time: invalid duration "a week"',
+        ),
+        (
             ["--search-attribute", "NoType"],
             "invalid search attributes: missing expected '=' in \"NoType\"",
         ),

@@ -36,6 +36,8 @@ RUNNING = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
 CONTINUED_AS_NEW = Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
 
 RETRY_S = 1.0
+# A schedule with nothing left to do is deleted this long after its last event (as Temporal).
+DEFAULT_RETENTION = dt.timedelta(days=7)
 
 Key = tuple[str, str]  # namespace id, schedule id
 T = TypeVar("T")
@@ -56,6 +58,7 @@ class ScheduleRuntime:
         self.engine = engine
         self._entries: dict[Key, _Entry] = {}
         self._steps: set[asyncio.Task[None]] = set()
+        self.retention = DEFAULT_RETENTION
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.engine.clock() / 1e9, dt.UTC)
@@ -116,13 +119,14 @@ class ScheduleRuntime:
         key = (namespace_id, schedule_id)
         entry = self._entry(key)
         async with entry.lock:
-            shard = self.engine.shard_for(*key)
-            await self.engine.store.delete_schedule(
-                shard.shard_id, shard.range_id, namespace_id, schedule_id
-            )
-            self._entries.pop(key, None)
-            if entry.wakeup is not None:
-                entry.wakeup.cancel()
+            await self._delete(key)
+
+    async def _delete(self, key: Key) -> None:
+        shard = self.engine.shard_for(*key)
+        await self.engine.store.delete_schedule(shard.shard_id, shard.range_id, *key)
+        entry = self._entries.pop(key, None)
+        if entry is not None and entry.wakeup is not None:
+            entry.wakeup.cancel()
 
     def _entry(self, key: Key) -> _Entry:
         self.engine.shard_for(*key)
@@ -191,8 +195,15 @@ class ScheduleRuntime:
             if isinstance(e, errors.ServiceError):
                 raise
             return
-        if decision.next_wakeup is not None:
-            self._wake(key, max((decision.next_wakeup - self.now()).total_seconds(), 0.0))
+        wake_at = decision.next_wakeup
+        if decision.idle_since is not None:
+            expires = decision.idle_since + self.retention
+            if expires <= self.now():
+                await self._delete(key)
+                return
+            wake_at = min(wake_at, expires) if wake_at is not None else expires
+        if wake_at is not None:
+            self._wake(key, max((wake_at - self.now()).total_seconds(), 0.0))
 
     async def _start(self, s: Scheduler, request: Any) -> None:
         workflow_id = request.workflow_id

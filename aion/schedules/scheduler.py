@@ -133,6 +133,10 @@ class Decision:
     next_wakeup: dt.datetime | None = None
     """Call `process_time` again at this time (None: only when something happens: a patch,
     an update, or a started workflow closing)."""
+    idle_since: dt.datetime | None = None
+    """Set when the schedule has nothing more to do (not paused, and out of actions or of
+    matching times): its last event. The caller deletes it a retention period later unless
+    something happens meanwhile."""
 
 
 @dataclass
@@ -233,12 +237,26 @@ class Scheduler:
         decision = Decision()
         while self._process_buffer(now, decision):
             pass
-        if self._more_allow_all_backfills():
+        more_backfills = self._more_allow_all_backfills()
+        can_act = self._can_take_scheduled_action(manual=False)
+        if more_backfills:
             next_wakeup = now + dt.timedelta(seconds=1)
-        elif not self._can_take_scheduled_action(manual=False):
+        elif not can_act:
             next_wakeup = None  # paused or out of actions: sleep until something changes
         decision.next_wakeup = next_wakeup
+        idle = not (self.schedule.state.paused or more_backfills or (next_wakeup and can_act))
+        if idle:
+            decision.idle_since = self._last_event()
         return decision
+
+    def _last_event(self) -> dt.datetime:
+        """The last action, update or creation: retention counts from it."""
+        times = [_time(self.info.create_time)]
+        if self.info.HasField("update_time"):
+            times.append(_time(self.info.update_time))
+        if self.info.recent_actions:
+            times.append(_time(self.info.recent_actions[-1].actual_time))
+        return max(times)
 
     def started(self, workflow_id: str, run_id: str, start_time: dt.datetime) -> None:
         """The caller started a workflow of the last `Decision`: record its run and start time."""
