@@ -198,6 +198,15 @@ class Failing:
         raise ApplicationError(f"{name} broke", non_retryable=True)
 
 
+def _blocking_worker(client: Client, task_queue: str) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Blocking],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+
+
 def _hourly(workflow_run: Any, task_queue: str, **policy: Any) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
@@ -211,12 +220,7 @@ def _hourly(workflow_run: Any, task_queue: str, **policy: Any) -> Schedule:
 async def test_overlap_skip_then_buffer_one(client: Client) -> None:
     task_queue = unique("sched")
     handle = await client.create_schedule(unique("overlap"), _hourly(Blocking.run, task_queue))
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[Blocking],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
+    async with _blocking_worker(client, task_queue):
         await handle.trigger()  # starts one; the schedule's policy is SKIP
         await handle.trigger()  # skipped: one is running
         described = await handle.describe()
@@ -344,15 +348,6 @@ async def test_search_attributes_are_checked_and_described_typed(client: Client)
     assert bad.value.status == RPCStatusCode.INVALID_ARGUMENT
     assert "has no mapping defined for search attribute NoSuchAttribute" in bad.value.message
     await handle.delete()
-
-
-def _blocking_worker(client: Client, task_queue: str) -> Worker:
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[Blocking],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    )
 
 
 async def _backfill_hours(handle: ScheduleHandle, hours: int) -> None:
