@@ -12,6 +12,7 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.schedule.v1 import ScheduleSpec
 
+from aion.farmhash import fingerprint32
 from aion.schedules import (
     CompiledSpec,
     InvalidSpec,
@@ -31,7 +32,6 @@ from aion.schedules.cron import (
     parse_field,
     parse_temporal_duration,
 )
-from aion.schedules.farmhash import fingerprint32
 
 LA = ZoneInfo("America/Los_Angeles")
 BERLIN = ZoneInfo("Europe/Berlin")

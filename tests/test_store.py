@@ -20,6 +20,7 @@ import pytest
 from aion.persistence import (
     ConditionFailedError,
     CurrentExecution,
+    DeploymentRecord,
     ExecutionTransaction,
     HostRecord,
     NamespaceRecord,
@@ -257,6 +258,60 @@ async def test_group_commit_refuses_only_the_stale_transition(store: Store) -> N
     ] * 5
     for i in range(10):
         assert await store.read_events("ns", f"wf{i}", "run", 1, 10) == [b"e1"]
+
+
+async def test_a_queue_task_keeps_its_deployment_version(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "host")
+    pinned = _queue_task(0, 1, "a")
+    pinned.version = "orders:build-2"
+    await store.commit(_tx(0, range_id, "a", queue_tasks=[pinned, _queue_task(0, 2, "a")]))
+    loaded = await store.load_queue_tasks(0)
+    assert loaded == [pinned, _queue_task(0, 2, "a")]
+    assert [t.version for t in loaded] == ["orders:build-2", ""]
+
+
+async def test_worker_deployments_insert_replace_and_delete(store: Store) -> None:
+    orders = DeploymentRecord("ns", "orders", '{"versions": []}', 1)
+    await store.save_deployment(orders, None)
+    with pytest.raises(ConditionFailedError):  # exists already
+        await store.save_deployment(DeploymentRecord("ns", "orders", "{}", 1), None)
+    assert await store.list_deployments("ns") == [orders]
+
+    # Replaced only at the version the writer read.
+    replaced = DeploymentRecord("ns", "orders", '{"versions": ["b1"]}', 2)
+    await store.save_deployment(replaced, 1)
+    with pytest.raises(ConditionFailedError):  # changed meanwhile
+        await store.save_deployment(DeploymentRecord("ns", "orders", "{}", 3), 1)
+    with pytest.raises(ConditionFailedError):  # not there at all
+        await store.save_deployment(DeploymentRecord("ns", "missing", "{}", 2), 1)
+    assert await store.list_deployments("ns") == [replaced]
+
+    await store.delete_deployment("ns", "orders")
+    await store.delete_deployment("ns", "orders")  # deleting what is gone is a no-op
+    assert await store.list_deployments() == []
+    await store.save_deployment(DeploymentRecord("ns", "orders", "{}", 1), None)  # name reusable
+    assert await store.list_deployments() == [DeploymentRecord("ns", "orders", "{}", 1)]
+
+
+async def test_worker_deployments_list_by_namespace_then_name(store: Store) -> None:
+    records = [
+        DeploymentRecord(namespace_id, name, "{}", 1)
+        for namespace_id, name in [("ns-b", "a"), ("ns-a", "b"), ("ns-a", "B"), ("ns-a", "a")]
+    ]
+    for record in records:
+        await store.save_deployment(record, None)
+    # The same name in another namespace is another deployment.
+    assert [(r.namespace_id, r.name) for r in await store.list_deployments()] == [
+        ("ns-a", "B"),
+        ("ns-a", "a"),
+        ("ns-a", "b"),
+        ("ns-b", "a"),
+    ]
+    assert [r.name for r in await store.list_deployments("ns-a")] == ["B", "a", "b"]
+    assert await store.list_deployments("ns-b") == [records[0]]
+    assert await store.list_deployments("other") == []
+    await store.delete_deployment("ns-a", "a")
+    assert [r.name for r in await store.list_deployments("ns-a")] == ["B", "b"]
 
 
 async def test_migrating_twice_is_a_no_op_and_a_newer_schema_is_refused(db: Backend) -> None:

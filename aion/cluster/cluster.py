@@ -41,11 +41,17 @@ class Cluster:
             engine.acquire_shard,
             engine.release_shard,
             lambda: {s.shard_id: s.range_id for s in engine.shards.values()},
-            on_tick=namespaces.load,  # namespaces and search attributes made by the others
+            on_tick=self._refresh,
         )
+        self.namespaces = namespaces
         self.peers = Peers()
         self._outbox: list[QueueTask] = []
         self._sender: asyncio.Task[None] | None = None
+
+    async def _refresh(self) -> None:
+        """Take in the namespaces, search attributes and worker deployments the others made."""
+        await self.namespaces.load()
+        await self.engine.deployments.refresh()
 
     async def start(self) -> None:
         await self.store.listen(TASKS_CHANNEL, self._received)

@@ -7,7 +7,7 @@ import uuid
 from typing import Any, TypeAlias
 
 import grpc
-from temporalio.api.enums.v1 import task_queue_pb2
+from temporalio.api.enums.v1 import deployment_pb2, task_queue_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
@@ -39,6 +39,7 @@ from aion.history.timeutil import ts
 from aion.matching import QueryTask
 from aion.namespaces import CLUSTER_NAME, Namespace, NamespaceRegistry, namespace_capabilities
 from aion.schedules import api as schedules
+from aion.versioning.deployment import version_key
 from aion.visibility import listing
 from aion.visibility.search_attributes import SearchAttributeError, system_and_preallocated
 
@@ -46,6 +47,9 @@ Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 SERVER_VERSION = "1.32.0"
 MAX_POLL_S = 60.0
 MAX_ID_LENGTH = 1000
+VERSIONED_MODE = deployment_pb2.WORKER_VERSIONING_MODE_VERSIONED
+WORKFLOW_QUEUE = task_queue_pb2.TASK_QUEUE_TYPE_WORKFLOW
+ACTIVITY_QUEUE = task_queue_pb2.TASK_QUEUE_TYPE_ACTIVITY
 
 
 def _require(value: str, what: str) -> None:
@@ -208,6 +212,25 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
             self.namespaces.search_attributes.validate(ns.id, ns.name, request.search_attributes)
         except SearchAttributeError as e:
             raise errors.InvalidArgument(str(e)) from None
+
+    async def _poller_version(
+        self, ns: Namespace, request: Any, task_type: int, sticky: bool
+    ) -> str:
+        """The worker deployment version a poll serves ("" for an unversioned worker), which
+        its first poll of a queue registers."""
+        options = request.deployment_options
+        if options.worker_versioning_mode != VERSIONED_MODE:
+            return ""
+        if not options.deployment_name or not options.build_id:
+            raise errors.InvalidArgument("Deployment name and build id must be set together.")
+        if "." in options.deployment_name or ":" in options.deployment_name:
+            raise errors.InvalidArgument("deployment name cannot contain '.' or ':'")
+        if sticky:
+            return ""  # a sticky queue is one worker's own
+        await self.engine.deployments.register(
+            ns.id, options.deployment_name, options.build_id, request.task_queue.name, task_type
+        )
+        return version_key(options.deployment_name, options.build_id)
 
     # ---- workflows ----------------------------------------------------------------------
     @rpc
@@ -477,11 +500,12 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         ns = self.namespaces.get(request.namespace)
         _require_task_queue(request.task_queue.name)
         sticky_poll = request.task_queue.kind == task_queue_pb2.TASK_QUEUE_KIND_STICKY
+        version = await self._poller_version(ns, request, WORKFLOW_QUEUE, sticky_poll)
         loop = asyncio.get_running_loop()
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
         while (remaining := until - loop.time()) > 0:
             task = await self.engine.matching.poll(
-                ns.id, request.task_queue.name, "workflow", remaining, request.identity
+                ns.id, request.task_queue.name, "workflow", remaining, request.identity, version
             )
             if task is None:
                 break
@@ -582,11 +606,12 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
     ) -> rr.PollActivityTaskQueueResponse:
         ns = self.namespaces.get(request.namespace)
         _require_task_queue(request.task_queue.name)
+        version = await self._poller_version(ns, request, ACTIVITY_QUEUE, False)
         loop = asyncio.get_running_loop()
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
         while (remaining := until - loop.time()) > 0:
             task = await self.engine.matching.poll(
-                ns.id, request.task_queue.name, "activity", remaining, request.identity
+                ns.id, request.task_queue.name, "activity", remaining, request.identity, version
             )
             if task is None:
                 break

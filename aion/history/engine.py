@@ -37,6 +37,7 @@ from aion.persistence import (
     VisibilityRecord,
 )
 from aion.queues.timer_queue import TimerQueue
+from aion.versioning.registry import DeploymentRegistry
 
 if TYPE_CHECKING:
     from aion.cluster import Cluster
@@ -93,6 +94,9 @@ class HistoryEngine:
         self.pending_queries: dict[str, QueryTask] = {}
         self.cluster: Cluster | None = None  # set when several processes share the database
         self.schedules: ScheduleRuntime | None = None  # the schedules of the shards we own
+        self.deployments = DeploymentRegistry(store, self.clock)
+        matching.routing = self.deployments
+        self.deployments.on_routing_changed = matching.routing_changed
 
     # ---- lifecycle and shard ownership ------------------------------------------------
     async def start(self) -> None:

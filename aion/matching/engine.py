@@ -14,6 +14,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from temporalio.api.query.v1 import message_pb2 as query_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
@@ -42,28 +43,65 @@ class QueryTask:
     task_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     # For a query dispatched here by the process owning the workflow: the poll response it built.
     response: rr.PollWorkflowTaskQueueResponse | None = None
+    version: str = ""  # the worker deployment version the workflow is pinned to
 
 
 Task = QueueTask | QueryTask
+TASK_TYPES = {"workflow": 1, "activity": 2}  # TaskQueueType WORKFLOW, ACTIVITY
+
+
+class Routing(Protocol):
+    """Which worker deployment version's pollers take a task (`aion.versioning`)."""
+
+    def is_versioned(self, namespace_id: str, task_queue: str, task_type: int) -> bool: ...
+
+    def route(
+        self, namespace_id: str, task_queue: str, task_type: int, workflow_id: str, pinned: str
+    ) -> str: ...
+
+
+class _Unversioned:
+    def is_versioned(self, namespace_id: str, task_queue: str, task_type: int) -> bool:
+        return False
+
+    def route(
+        self, namespace_id: str, task_queue: str, task_type: int, workflow_id: str, pinned: str
+    ) -> str:
+        return ""
 
 
 @dataclass
 class _TaskQueue:
+    # Returns the version whose pollers take a task; None while no version serves the queue.
+    target: Callable[[Task], str] | None = None
     backlog: deque[QueueTask] = field(default_factory=deque)
     queued: set[tuple[int, int]] = field(default_factory=set)  # (shard id, task id) in backlog
     queries: deque[QueryTask] = field(default_factory=deque)
-    pollers: deque[asyncio.Future[Task]] = field(default_factory=deque)
+    pollers: deque[tuple[asyncio.Future[Task], str]] = field(default_factory=deque)
     last_poll: float = 0.0
     shut_down: bool = False
     pollers_seen: dict[str, int] = field(default_factory=dict)  # identity -> last poll (ns)
 
-    def take(self) -> Task | None:
-        if self.queries:
-            return self.queries.popleft()
-        if self.backlog:
-            task = self.backlog.popleft()
-            self.queued.discard((task.shard_id, task.task_id))
-            return task
+    def take(self, version: str = "") -> Task | None:
+        """The next task for a poller of `version` ("" = unversioned)."""
+        target = self.target
+        if target is None:
+            if self.queries:
+                return self.queries.popleft()
+            if self.backlog:
+                task = self.backlog.popleft()
+                self.queued.discard((task.shard_id, task.task_id))
+                return task
+            return None
+        for query in self.queries:
+            if target(query) == version:
+                self.queries.remove(query)
+                return query
+        for task in self.backlog:
+            if target(task) == version:
+                self.backlog.remove(task)
+                self.queued.discard((task.shard_id, task.task_id))
+                return task
         return None
 
     def park(self, task: QueueTask, front: bool = False) -> bool:
@@ -79,13 +117,28 @@ class _TaskQueue:
         return True
 
     def offer(self, task: Task) -> bool:
-        """Sync match: hand the task to a waiting poller if there is one."""
-        while self.pollers:
-            poller = self.pollers.popleft()
-            if not poller.done():
+        """Sync match: hand the task to a waiting poller (of its version) if there is one."""
+        version = self.target(task) if self.target is not None else None
+        for entry in list(self.pollers):
+            poller, poller_version = entry
+            if poller.done():
+                self.pollers.remove(entry)
+            elif version is None or poller_version == version:
+                self.pollers.remove(entry)
                 poller.set_result(task)
                 return True
         return False
+
+    def rematch(self) -> None:
+        """Routing changed: give waiting pollers the backlog tasks now routed to them."""
+        for entry in list(self.pollers):
+            poller, version = entry
+            if poller.done():
+                continue
+            task = self.take(version)
+            if task is not None:
+                self.pollers.remove(entry)
+                poller.set_result(task)
 
 
 class MatchingEngine:
@@ -95,13 +148,34 @@ class MatchingEngine:
         self._queues: dict[tuple[str, str, str], _TaskQueue] = {}
         # Called with a requeued task no poller here took (other processes may serve it).
         self.on_requeue: Callable[[QueueTask], None] | None = None
+        self.routing: Routing = _Unversioned()
 
     def _queue(self, namespace_id: str, name: str, kind: str) -> _TaskQueue:
         key = (namespace_id, name, kind)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _TaskQueue()
+            self._route(queue, namespace_id, name, kind)
         return queue
+
+    def _route(self, queue: _TaskQueue, namespace_id: str, name: str, kind: str) -> None:
+        task_type = TASK_TYPES[kind]
+        if not self.routing.is_versioned(namespace_id, name, task_type):
+            queue.target = None
+            return
+        route = self.routing.route
+
+        def target(task: Task) -> str:
+            return route(namespace_id, name, task_type, task.workflow_id, task.version)
+
+        queue.target = target
+
+    def routing_changed(self, namespace_id: str) -> None:
+        """Worker deployments of the namespace changed: re-route its queues' waiting work."""
+        for (ns, name, kind), queue in self._queues.items():
+            if ns == namespace_id:
+                self._route(queue, ns, name, kind)
+                queue.rematch()
 
     def add_task(self, task: QueueTask) -> bool:
         """Give the task to a waiting poller (True) or queue it in the backlog (False)."""
@@ -134,18 +208,26 @@ class MatchingEngine:
             queue.queries.remove(task)
 
     async def poll(
-        self, namespace_id: str, name: str, kind: str, timeout: float, identity: str = ""
+        self,
+        namespace_id: str,
+        name: str,
+        kind: str,
+        timeout: float,
+        identity: str = "",
+        version: str = "",
     ) -> Task | None:
-        """Wait up to `timeout` seconds for a task; None when none arrived."""
+        """Wait up to `timeout` seconds for a task routed to `version` ("" = an unversioned
+        poller); None when none arrived."""
         queue = self._queue(namespace_id, name, kind)
         queue.shut_down = False
         queue.pollers_seen[identity] = time.time_ns()
         queue.last_poll = time.monotonic()
-        task = queue.take()
+        task = queue.take(version)
         if task is not None:
             return task
         poller: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
-        queue.pollers.append(poller)
+        entry = (poller, version)
+        queue.pollers.append(entry)
         try:
             return await asyncio.wait_for(asyncio.shield(poller), timeout)
         except (TimeoutError, asyncio.CancelledError) as e:
@@ -163,14 +245,14 @@ class MatchingEngine:
             return None
         finally:
             queue.last_poll = time.monotonic()
-            if poller in queue.pollers:
-                queue.pollers.remove(poller)
+            if entry in queue.pollers:
+                queue.pollers.remove(entry)
 
     def has_live_poller(self, namespace_id: str, name: str) -> bool:
         queue = self._queues.get((namespace_id, name, "workflow"))
         if queue is None or queue.shut_down:
             return False
-        if any(not p.done() for p in queue.pollers):
+        if any(not p.done() for p, _ in queue.pollers):
             return True
         return time.monotonic() - queue.last_poll < STICKY_POLLER_WINDOW_S
 
@@ -181,7 +263,7 @@ class MatchingEngine:
         tasks = list(queue.backlog)
         queue.backlog.clear()
         queue.queued.clear()
-        for poller in queue.pollers:
+        for poller, _ in queue.pollers:
             poller.cancel()
         return tasks
 

@@ -3,6 +3,7 @@
 from aion.persistence.store import (
     ConditionFailedError,
     CurrentExecution,
+    DeploymentRecord,
     ExecutionRecord,
     ExecutionTransaction,
     HostRecord,
@@ -23,6 +24,7 @@ from aion.persistence.store import (
 __all__ = [
     "ConditionFailedError",
     "CurrentExecution",
+    "DeploymentRecord",
     "ExecutionRecord",
     "ExecutionTransaction",
     "HostRecord",

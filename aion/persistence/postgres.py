@@ -19,6 +19,7 @@ from aion.persistence.group_commit import GroupCommit
 from aion.persistence.store import (
     ConditionFailedError,
     CurrentExecution,
+    DeploymentRecord,
     ExecutionRecord,
     ExecutionTransaction,
     HostRecord,
@@ -152,6 +153,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace_id, schedule_id)
     );
     CREATE INDEX schedules_by_shard ON schedules (shard_id);
+    """,
+    """
+    CREATE TABLE worker_deployments (
+        namespace_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        PRIMARY KEY (namespace_id, name)
+    );
+    ALTER TABLE queue_tasks ADD COLUMN version TEXT NOT NULL DEFAULT '';
     """,
 ]
 
@@ -408,7 +419,7 @@ class PostgresStore(Store):
     async def load_queue_tasks(self, shard_id: int) -> list[QueueTask]:
         rows = await self._db().fetch(
             "SELECT task_id, namespace_id, task_queue, kind, workflow_id, run_id, "
-            "scheduled_event_id, shard_id, stamp, create_time_ns FROM queue_tasks "
+            "scheduled_event_id, shard_id, stamp, create_time_ns, version FROM queue_tasks "
             "WHERE shard_id = $1 ORDER BY task_id",
             shard_id,
         )
@@ -475,6 +486,41 @@ class PostgresStore(Store):
             shard_id,
         )
         return [ScheduleRecord(*row) for row in rows]
+
+    async def save_deployment(self, record: DeploymentRecord, expected_version: int | None) -> None:
+        r = record
+        async with self._writing() as conn:
+            if expected_version is None:
+                status = await conn.execute(
+                    "INSERT INTO worker_deployments (namespace_id, name, state, version) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    *(r.namespace_id, r.name, r.state, r.version),
+                )
+            else:
+                status = await conn.execute(
+                    "UPDATE worker_deployments SET state = $1, version = $2 "
+                    "WHERE namespace_id = $3 AND name = $4 AND version = $5",
+                    *(r.state, r.version, r.namespace_id, r.name, expected_version),
+                )
+        if status not in ("INSERT 0 1", "UPDATE 1"):
+            raise ConditionFailedError("worker deployment was changed concurrently")
+
+    async def delete_deployment(self, namespace_id: str, name: str) -> None:
+        async with self._writing() as conn:
+            await conn.execute(
+                "DELETE FROM worker_deployments WHERE namespace_id = $1 AND name = $2",
+                namespace_id,
+                name,
+            )
+
+    async def list_deployments(self, namespace_id: str | None = None) -> list[DeploymentRecord]:
+        rows = await self._db().fetch(
+            "SELECT namespace_id, name, state, version FROM worker_deployments "
+            "WHERE ($1::text IS NULL OR namespace_id = $1) "
+            'ORDER BY namespace_id COLLATE "C", name COLLATE "C"',
+            namespace_id,
+        )
+        return [DeploymentRecord(*row) for row in rows]
 
     async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]:
         rows = await self._db().fetch(
@@ -561,11 +607,11 @@ async def _apply(conn: asyncpg.Connection, tx: ExecutionTransaction) -> None:
     if tx.queue_tasks:
         await conn.executemany(
             "INSERT INTO queue_tasks (shard_id, task_id, namespace_id, task_queue, kind, "
-            "workflow_id, run_id, scheduled_event_id, stamp, create_time_ns) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "workflow_id, run_id, scheduled_event_id, stamp, create_time_ns, version) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             [
                 (t.shard_id, t.task_id, t.namespace_id, t.task_queue, t.kind, t.workflow_id)
-                + (t.run_id, t.scheduled_event_id, t.stamp, t.create_time_ns)
+                + (t.run_id, t.scheduled_event_id, t.stamp, t.create_time_ns, t.version)
                 for t in tx.queue_tasks
             ],
         )

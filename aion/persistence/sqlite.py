@@ -13,6 +13,7 @@ from aion.persistence.group_commit import GroupCommit
 from aion.persistence.store import (
     ConditionFailedError,
     CurrentExecution,
+    DeploymentRecord,
     ExecutionRecord,
     ExecutionTransaction,
     HostRecord,
@@ -148,6 +149,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace_id, schedule_id)
     );
     CREATE INDEX schedules_by_shard ON schedules (shard_id);
+    """,
+    """
+    CREATE TABLE worker_deployments (
+        namespace_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (namespace_id, name)
+    );
+    ALTER TABLE queue_tasks ADD COLUMN version TEXT NOT NULL DEFAULT '';
     """,
 ]
 
@@ -388,7 +399,7 @@ class SQLiteStore(Store):
         rows = await self._run(
             lambda db: db.execute(
                 "SELECT task_id, namespace_id, task_queue, kind, workflow_id, run_id, "
-                "scheduled_event_id, shard_id, stamp, create_time_ns FROM queue_tasks "
+                "scheduled_event_id, shard_id, stamp, create_time_ns, version FROM queue_tasks "
                 "WHERE shard_id = ? ORDER BY task_id",
                 (shard_id,),
             ).fetchall()
@@ -478,6 +489,49 @@ class SQLiteStore(Store):
         )
         return [ScheduleRecord(*row) for row in rows]
 
+    async def save_deployment(self, record: DeploymentRecord, expected_version: int | None) -> None:
+        def save(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                r = record
+                if expected_version is None:
+                    cursor = db.execute(
+                        "INSERT OR IGNORE INTO worker_deployments (namespace_id, name, state, "
+                        "version) VALUES (?, ?, ?, ?)",
+                        (r.namespace_id, r.name, r.state, r.version),
+                    )
+                else:
+                    cursor = db.execute(
+                        "UPDATE worker_deployments SET state = ?, version = ? "
+                        "WHERE namespace_id = ? AND name = ? AND version = ?",
+                        (r.state, r.version, r.namespace_id, r.name, expected_version),
+                    )
+                if cursor.rowcount != 1:
+                    raise ConditionFailedError("worker deployment was changed concurrently")
+
+        await self._run(save)
+
+    async def delete_deployment(self, namespace_id: str, name: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "DELETE FROM worker_deployments WHERE namespace_id = ? AND name = ?",
+                    (namespace_id, name),
+                )
+
+        await self._run(delete)
+
+    async def list_deployments(self, namespace_id: str | None = None) -> list[DeploymentRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT namespace_id, name, state, version FROM worker_deployments "
+                "WHERE (? IS NULL OR namespace_id = ?) ORDER BY namespace_id, name",
+                (namespace_id, namespace_id),
+            ).fetchall()
+        )
+        return [DeploymentRecord(*row) for row in rows]
+
     async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]:
         rows = await self._run(
             lambda db: db.execute(
@@ -555,11 +609,11 @@ def _apply(db: sqlite3.Connection, tx: ExecutionTransaction) -> None:
     if tx.queue_tasks:
         db.executemany(
             "INSERT INTO queue_tasks (shard_id, task_id, namespace_id, task_queue, kind, "
-            "workflow_id, run_id, scheduled_event_id, stamp, create_time_ns) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "workflow_id, run_id, scheduled_event_id, stamp, create_time_ns, version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (t.shard_id, t.task_id, t.namespace_id, t.task_queue, t.kind, t.workflow_id)
-                + (t.run_id, t.scheduled_event_id, t.stamp, t.create_time_ns)
+                + (t.run_id, t.scheduled_event_id, t.stamp, t.create_time_ns, t.version)
                 for t in tx.queue_tasks
             ],
         )

@@ -137,6 +137,9 @@ class QueueTask:
     shard_id: int = 0
     stamp: int = 0
     create_time_ns: int = 0
+    # The worker deployment version (`deployment:build_id`) the task is pinned to; empty: routed
+    # by its task queue's current routing.
+    version: str = ""
 
 
 @dataclass
@@ -166,6 +169,17 @@ class ScheduleRecord:
     shard_id: int
     namespace_id: str
     schedule_id: str
+    state: str
+    version: int
+
+
+@dataclass
+class DeploymentRecord:
+    """A worker deployment with its versions and routing (`aion.versioning` state, JSON) and
+    version."""
+
+    namespace_id: str
+    name: str
     state: str
     version: int
 
@@ -316,6 +330,19 @@ class Store(abc.ABC):
         self, namespace_id: str | None = None, shard_id: int | None = None
     ) -> list[ScheduleRecord]:
         """A namespace's schedules, or a shard's (by schedule id)."""
+
+    # Worker deployments (namespace-level, like namespaces: not fenced by a shard)
+    @abc.abstractmethod
+    async def save_deployment(self, record: DeploymentRecord, expected_version: int | None) -> None:
+        """Insert (`expected_version` None) or replace the deployment at `expected_version`;
+        ConditionFailedError when it exists already (insert) or changed meanwhile (replace)."""
+
+    @abc.abstractmethod
+    async def delete_deployment(self, namespace_id: str, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def list_deployments(self, namespace_id: str | None = None) -> list[DeploymentRecord]:
+        """All deployments (of a namespace), by namespace id then name."""
 
     # Visibility
     @abc.abstractmethod

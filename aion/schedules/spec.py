@@ -24,6 +24,7 @@ from temporalio.api.schedule.v1.message_pb2 import (
     StructuredCalendarSpec,
 )
 
+from aion.farmhash import fingerprint32
 from aion.schedules import gotime
 from aion.schedules.calendar import CompiledCalendar
 from aion.schedules.cron import (
@@ -33,7 +34,6 @@ from aion.schedules.cron import (
     calendar_to_structured,
     parse_cron_string,
 )
-from aion.schedules.farmhash import fingerprint32
 
 SECOND_NS = gotime.SECOND_NS
 MAX_COMMENT_BYTES = 200

@@ -1,4 +1,5 @@
-"""FarmHash `Fingerprint32` (the farmhashmk 32-bit hash), which Temporal uses to seed jitter."""
+"""FarmHash `Fingerprint32` (the farmhashmk 32-bit hash), which Temporal uses to seed schedule
+jitter and to pick the workflows a ramping worker deployment version gets."""
 
 from __future__ import annotations
 
