@@ -11,6 +11,7 @@ from typing import Any
 
 from aion.schedules.gotime import GoError, parse_duration
 from aion.server import SCHEDULE_RETENTION, SUGGEST_CONTINUE_AS_NEW_COUNT, ServerConfig
+from aion.versioning import drainage
 from aion.visibility.query import TYPE_NAMES
 from aion.visibility.search_attributes import FIELDS_PER_TYPE, is_reserved, parse_type
 
@@ -40,9 +41,10 @@ _TOML_TYPES: dict[type, str] = {
 }
 
 # Dynamic config values that Aion honours, each with the type its value must have.
+_DURATIONS = (SCHEDULE_RETENTION, drainage.REFRESH_INTERVAL, drainage.GRACE_PERIOD)
 _HONOURED_DYNAMIC_CONFIG: dict[str, type] = {
     SUGGEST_CONTINUE_AS_NEW_COUNT: int,
-    SCHEDULE_RETENTION: str,
+    **dict.fromkeys(_DURATIONS, str),
 }
 
 
@@ -154,11 +156,13 @@ def check_dynamic_config(values: dict[str, Any]) -> dict[str, Any]:
                 f"invalid dynamic config values: {key} must be {_TOML_TYPES[expected]}, "
                 f"not {_type_name(values[key])}"
             )
-    if SCHEDULE_RETENTION in values:
+    for key in _DURATIONS:
+        if key not in values:
+            continue
         try:
-            parse_duration(values[SCHEDULE_RETENTION])
+            parse_duration(values[key])
         except GoError as e:
-            raise ConfigError(f"invalid dynamic config values: {SCHEDULE_RETENTION}: {e}") from None
+            raise ConfigError(f"invalid dynamic config values: {key}: {e}") from None
     return values
 
 

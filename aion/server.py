@@ -24,6 +24,7 @@ from aion.persistence import Store
 from aion.persistence.sqlite import SQLiteStore
 from aion.schedules.gotime import parse_duration
 from aion.schedules.runtime import ScheduleRuntime
+from aion.versioning import drainage
 
 log = logging.getLogger("aion")
 
@@ -79,6 +80,7 @@ class AionServer:
         self.engine = HistoryEngine(self.store, self.namespaces, self.matching, config.num_shards)
         self.schedules = ScheduleRuntime(self.engine)
         self.engine.schedules = self.schedules
+        self.drainage = drainage.DrainageMonitor(self.engine)
         self.grpc = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 128 * 1024 * 1024),
@@ -112,6 +114,10 @@ class AionServer:
                 self.engine.limits.suggest_continue_as_new_count = int(value)
             elif key == SCHEDULE_RETENTION:
                 self.schedules.retention = dt.timedelta(microseconds=parse_duration(value) // 1000)
+            elif key == drainage.REFRESH_INTERVAL:
+                self.drainage.refresh_interval_ns = parse_duration(value)
+            elif key == drainage.GRACE_PERIOD:
+                self.drainage.grace_period_ns = parse_duration(value)
             else:
                 log.debug("dynamic config value %s is not supported yet; ignored", key)
         bound = self.grpc.add_insecure_port(self.address)
@@ -120,10 +126,12 @@ class AionServer:
         if self.engine.cluster is not None:
             await self.engine.cluster.start()  # takes this process's share of the shards
         await self.engine.start()
+        self.drainage.start()
         await self.grpc.start()
 
     async def stop(self) -> None:
         await self.grpc.stop(grace=1.0)
+        await self.drainage.stop()
         if self.engine.cluster is not None:
             await self.engine.cluster.stop()  # the others take our shards at once
         await self.engine.stop()

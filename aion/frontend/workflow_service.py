@@ -39,6 +39,7 @@ from aion.history.timeutil import ts
 from aion.matching import QueryTask
 from aion.namespaces import CLUSTER_NAME, Namespace, NamespaceRegistry, namespace_capabilities
 from aion.schedules import api as schedules
+from aion.versioning import api as versioning
 from aion.versioning.deployment import version_key
 from aion.visibility import listing
 from aion.visibility.search_attributes import SearchAttributeError, system_and_preallocated
@@ -714,3 +715,95 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         ns = self.namespaces.get(request.namespace)
         await reset_activity.reset_activity(self.engine, ns, request)
         return rr.ResetActivityResponse()
+
+    # ---- worker deployments -------------------------------------------------------------
+    @rpc
+    async def DescribeWorkerDeployment(
+        self, request: rr.DescribeWorkerDeploymentRequest, context: Ctx
+    ) -> rr.DescribeWorkerDeploymentResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await versioning.describe_worker_deployment(self.engine, ns, request)
+
+    @rpc
+    async def ListWorkerDeployments(
+        self, request: rr.ListWorkerDeploymentsRequest, context: Ctx
+    ) -> rr.ListWorkerDeploymentsResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await versioning.list_worker_deployments(self.engine, ns, request)
+
+    @rpc
+    async def SetWorkerDeploymentCurrentVersion(
+        self, request: rr.SetWorkerDeploymentCurrentVersionRequest, context: Ctx
+    ) -> rr.SetWorkerDeploymentCurrentVersionResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await versioning.set_current_version(self.engine, ns, request)
+
+    @rpc
+    async def SetWorkerDeploymentRampingVersion(
+        self, request: rr.SetWorkerDeploymentRampingVersionRequest, context: Ctx
+    ) -> rr.SetWorkerDeploymentRampingVersionResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await versioning.set_ramping_version(self.engine, ns, request)
+
+    @rpc
+    async def DescribeWorkerDeploymentVersion(
+        self, request: rr.DescribeWorkerDeploymentVersionRequest, context: Ctx
+    ) -> rr.DescribeWorkerDeploymentVersionResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await versioning.describe_version(self.engine, ns, request)
+
+    @rpc
+    async def UpdateWorkerDeploymentVersionMetadata(
+        self, request: rr.UpdateWorkerDeploymentVersionMetadataRequest, context: Ctx
+    ) -> rr.UpdateWorkerDeploymentVersionMetadataResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await versioning.update_version_metadata(self.engine, ns, request)
+
+    @rpc
+    async def DeleteWorkerDeploymentVersion(
+        self, request: rr.DeleteWorkerDeploymentVersionRequest, context: Ctx
+    ) -> rr.DeleteWorkerDeploymentVersionResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await versioning.delete_version(self.engine, ns, request)
+
+    @rpc
+    async def DeleteWorkerDeployment(
+        self, request: rr.DeleteWorkerDeploymentRequest, context: Ctx
+    ) -> rr.DeleteWorkerDeploymentResponse:
+        ns = self.namespaces.get(request.namespace)
+        return await versioning.delete_deployment(self.engine, ns, request)
+
+    @rpc
+    async def UpdateWorkerBuildIdCompatibility(
+        self, request: rr.UpdateWorkerBuildIdCompatibilityRequest, context: Ctx
+    ) -> rr.UpdateWorkerBuildIdCompatibilityResponse:
+        self.namespaces.get(request.namespace)
+        raise errors.PermissionDenied(versioning.LEGACY_SETS_DISABLED)
+
+    @rpc
+    async def GetWorkerBuildIdCompatibility(
+        self, request: rr.GetWorkerBuildIdCompatibilityRequest, context: Ctx
+    ) -> rr.GetWorkerBuildIdCompatibilityResponse:
+        self.namespaces.get(request.namespace)
+        raise errors.PermissionDenied(versioning.LEGACY_SETS_DISABLED)
+
+    @rpc
+    async def UpdateWorkerVersioningRules(
+        self, request: rr.UpdateWorkerVersioningRulesRequest, context: Ctx
+    ) -> rr.UpdateWorkerVersioningRulesResponse:
+        self.namespaces.get(request.namespace)
+        raise errors.PermissionDenied(versioning.LEGACY_RULES_DISABLED)
+
+    @rpc
+    async def GetWorkerVersioningRules(
+        self, request: rr.GetWorkerVersioningRulesRequest, context: Ctx
+    ) -> rr.GetWorkerVersioningRulesResponse:
+        self.namespaces.get(request.namespace)
+        raise errors.PermissionDenied(versioning.LEGACY_RULES_DISABLED)
+
+    @rpc
+    async def GetWorkerTaskReachability(
+        self, request: rr.GetWorkerTaskReachabilityRequest, context: Ctx
+    ) -> rr.GetWorkerTaskReachabilityResponse:
+        self.namespaces.get(request.namespace)
+        raise errors.PermissionDenied(versioning.LEGACY_RULES_DISABLED)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors
@@ -62,6 +63,9 @@ class Shard:
     def next_task_id(self) -> int:
         self._seq += 1
         return (self.range_id << 32) | self._seq
+
+
+WORKFLOW_QUEUE = task_queue_pb2.TASK_QUEUE_TYPE_WORKFLOW
 
 
 class _Entry:
@@ -172,6 +176,9 @@ class HistoryEngine:
         shard = self.shard_for(state.namespace_id, state.workflow_id)
         ms = MutableState(state, shard.shard_id, shard.next_task_id, self.clock, db_version)
         ms.is_sticky_alive = lambda name: self.matching.has_live_poller(state.namespace_id, name)
+        ms.routing_target = lambda task_queue: self.deployments.route(
+            state.namespace_id, task_queue, WORKFLOW_QUEUE, state.workflow_id, ""
+        )
         ms.spawn = self.new_mutable_state
         ms.limits = self.limits
         return ms

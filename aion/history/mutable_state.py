@@ -15,6 +15,8 @@ from typing import TypedDict
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.deployment.v1 import message_pb2 as deployment_pb
+from temporalio.api.enums.v1 import deployment_pb2 as deployment_enums
 from temporalio.api.enums.v1 import event_type_pb2, task_queue_pb2, workflow_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
@@ -102,6 +104,23 @@ CANCEL_EXTERNAL = "cancel_external"
 APPLY_PARENT_CLOSE_POLICY = "apply_parent_close_policy"
 NOTIFY_SCHEDULE = "notify_schedule"
 SCHEDULED_BY = "TemporalScheduledById"
+
+
+VersioningBehavior = workflow_pb2.VersioningBehavior
+BEHAVIOR_NAMES = {
+    VersioningBehavior.VERSIONING_BEHAVIOR_PINNED: "Pinned",
+    VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE: "AutoUpgrade",
+}
+
+
+def _keyword(value: object) -> common_pb.Payload:
+    return common_pb.Payload(
+        metadata={
+            "encoding": b"json/plain",
+            "type": b"Keyword" if isinstance(value, str) else b"KeywordList",
+        },
+        data=json.dumps(value).encode(),
+    )
 
 
 def _workflow_task_retry_delay(attempt: int) -> int:
@@ -314,6 +333,13 @@ class ExecutionState:
     reset_points: list[workflow_pb.ResetPointInfo] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
     updates: dict[str, UpdateRecord] = field(default_factory=dict)
+    # Worker Versioning, from the last completed workflow task of a versioned worker.
+    versioning_behavior: int = 0  # VersioningBehavior
+    deployment_name: str = ""
+    deployment_build_id: str = ""
+    versioning_revision: int = 0
+    worker_deployment_name: str = ""  # also set by workers with versioning off
+    used_deployment_versions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -359,6 +385,9 @@ class MutableState:
         self.mutation = Mutation()
         self.dirty = False
         self.is_sticky_alive: Callable[[str], bool] = lambda name: True
+        # The worker deployment version new work of this workflow on a queue goes to ("" =
+        # unversioned pollers), whatever it is pinned to.
+        self.routing_target: Callable[[str], str] = lambda task_queue: ""
         # A run this transition creates (continue-as-new, retry, cron); committed together.
         self.new_run: MutableState | None = None
         self.spawn: Callable[[ExecutionState], MutableState] | None = None
@@ -395,6 +424,49 @@ class MutableState:
             self.s.next_event_id > self.limits.suggest_continue_as_new_count
             or self.s.history_size_bytes > self.limits.suggest_continue_as_new_bytes
         )
+
+    @property
+    def deployment_version(self) -> str:
+        """The worker deployment version (`dep:build`) it last ran on; "" if unversioned."""
+        if not self.s.deployment_name:
+            return ""
+        return f"{self.s.deployment_name}:{self.s.deployment_build_id}"
+
+    @property
+    def pinned_version(self) -> str:
+        """The version all its tasks go to, when its worker declared it PINNED."""
+        if self.s.versioning_behavior != VersioningBehavior.VERSIONING_BEHAVIOR_PINNED:
+            return ""
+        return self.deployment_version
+
+    def record_deployment(
+        self, options: deployment_pb.WorkerDeploymentOptions, behavior: int, revision: int
+    ) -> None:
+        """A workflow task completed on a worker with these deployment options."""
+        self.s.worker_deployment_name = options.deployment_name
+        if options.worker_versioning_mode != deployment_enums.WORKER_VERSIONING_MODE_VERSIONED:
+            return
+        self.s.versioning_behavior = behavior
+        self.s.deployment_name = options.deployment_name
+        self.s.deployment_build_id = options.build_id
+        self.s.versioning_revision = revision
+        version = self.deployment_version
+        if version not in self.s.used_deployment_versions:
+            self.s.used_deployment_versions.append(version)
+        attributes = self.s.search_attributes or common_pb.SearchAttributes()
+        fields = attributes.indexed_fields
+        fields["TemporalWorkerDeployment"].CopyFrom(_keyword(options.deployment_name))
+        fields["TemporalWorkerDeploymentVersion"].CopyFrom(_keyword(version))
+        fields["TemporalUsedWorkerDeploymentVersions"].CopyFrom(
+            _keyword(list(self.s.used_deployment_versions))
+        )
+        behavior_name = BEHAVIOR_NAMES.get(behavior)
+        if behavior_name:
+            fields["TemporalWorkflowVersioningBehavior"].CopyFrom(_keyword(behavior_name))
+        else:
+            fields.pop("TemporalWorkflowVersioningBehavior", None)
+        self.s.search_attributes = attributes
+        self.dirty = True
 
     def execution(self) -> common_pb.WorkflowExecution:
         return common_pb.WorkflowExecution(workflow_id=self.s.workflow_id, run_id=self.s.run_id)
@@ -503,6 +575,7 @@ class MutableState:
                 shard_id=self.shard_id,
                 stamp=stamp,
                 create_time_ns=self.now(),
+                version=self.pinned_version,
             )
         )
 
@@ -663,7 +736,9 @@ class MutableState:
             speculative = False
         attempt = self.s.next_workflow_task_attempt
         self.flush_buffered_events()
-        if self.s.sticky_task_queue and not self.is_sticky_alive(self.s.sticky_task_queue):
+        if self.s.sticky_task_queue and (
+            not self.is_sticky_alive(self.s.sticky_task_queue) or self._moves_to_another_version()
+        ):
             self.clear_sticky()
         sticky = bool(self.s.sticky_task_queue)
         queue = self.s.sticky_task_queue if sticky else self.s.task_queue
@@ -702,6 +777,13 @@ class MutableState:
             )
         self.dirty = True
         return wt
+
+    def _moves_to_another_version(self) -> bool:
+        """An unpinned workflow whose queue now routes to another version: its next task goes
+        there, not to the old version's sticky worker."""
+        if self.pinned_version:
+            return False
+        return self.routing_target(self.s.task_queue) != self.deployment_version
 
     def clear_sticky(self) -> None:
         self.s.sticky_task_queue = ""
@@ -766,6 +848,8 @@ class MutableState:
                 request_id=request_id,
                 history_size_bytes=self.s.history_size_bytes,
                 suggest_continue_as_new=self.suggests_continue_as_new,
+                target_worker_deployment_version_changed=bool(self.pinned_version)
+                and self.routing_target(self.s.task_queue) != self.pinned_version,
             )
             event = self._new_event(
                 ET.EVENT_TYPE_WORKFLOW_TASK_STARTED, "workflow_task_started_event_attributes", attrs

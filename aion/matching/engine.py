@@ -149,6 +149,7 @@ class MatchingEngine:
         # Called with a requeued task no poller here took (other processes may serve it).
         self.on_requeue: Callable[[QueueTask], None] | None = None
         self.routing: Routing = _Unversioned()
+        self._version_polls: dict[tuple[str, str], int] = {}  # (namespace, version) -> last poll
 
     def _queue(self, namespace_id: str, name: str, kind: str) -> _TaskQueue:
         key = (namespace_id, name, kind)
@@ -221,6 +222,8 @@ class MatchingEngine:
         queue = self._queue(namespace_id, name, kind)
         queue.shut_down = False
         queue.pollers_seen[identity] = time.time_ns()
+        if version:
+            self._version_polls[(namespace_id, version)] = time.time_ns()
         queue.last_poll = time.monotonic()
         task = queue.take(version)
         if task is not None:
@@ -266,6 +269,10 @@ class MatchingEngine:
         for poller, _ in queue.pollers:
             poller.cancel()
         return tasks
+
+    def last_poll_ns(self, namespace_id: str, version: str) -> int:
+        """When a poller of the worker deployment version last polled here (0: never)."""
+        return self._version_polls.get((namespace_id, version), 0)
 
     def backlog_count(self, namespace_id: str, name: str, kind: str) -> int:
         queue = self._queues.get((namespace_id, name, kind))

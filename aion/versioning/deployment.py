@@ -87,17 +87,17 @@ class Deployment:
         return codec.decode(Deployment, text.encode())
 
     # ---- registration and routing ----------------------------------------------------------
-    def register(self, build_id: str, task_queue: str, task_type: int, now: int) -> bool:
-        """A poller of `build_id` polled `task_queue`: True when that is news (save it)."""
+    def ensure_version(self, build_id: str, now: int) -> Version:
         version = self.versions.get(build_id)
-        changed = False
         if version is None:
             version = self.versions[build_id] = Version(build_id, now)
-            changed = True
+        return version
+
+    def register(self, build_id: str, task_queue: str, task_type: int, now: int) -> None:
+        """A poller of `build_id` polled `task_queue`."""
+        version = self.ensure_version(build_id, now)
         if not version.serves(task_queue, task_type):
             version.task_queues.append([task_queue, task_type])
-            changed = True
-        return changed
 
     def target(self, workflow_id: str, use_ramping: bool = False) -> str:
         """The build id new work of `workflow_id` goes to ("" = unversioned pollers)."""
@@ -258,7 +258,7 @@ class Deployment:
             routing_config=self.routing_config(),
             version_summaries=[self.summary(v) for v in newest_first],
             last_modifier_identity=self.last_modifier_identity,
-            routing_config_update_state=deployment_pb2.ROUTING_CONFIG_UPDATE_STATE_COMPLETED,
+            routing_config_update_state=task_queue_pb2.ROUTING_CONFIG_UPDATE_STATE_COMPLETED,
         )
 
     def version_info(self, v: Version) -> deployment_pb.WorkerDeploymentVersionInfo:

@@ -84,6 +84,10 @@ class DeploymentRegistry:
         found = self._deployments.get((namespace_id, name))
         return found[0] if found else None
 
+    def every(self) -> list[tuple[str, Deployment]]:
+        """Every namespace's deployments, as (namespace id, deployment)."""
+        return [(ns, d) for (ns, _), (d, _) in sorted(self._deployments.items())]
+
     def all(self, namespace_id: str) -> list[Deployment]:
         return [d for (ns, _), (d, _) in sorted(self._deployments.items()) if ns == namespace_id]
 

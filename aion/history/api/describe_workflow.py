@@ -57,6 +57,14 @@ def execution_info(ms: MutableState) -> workflow_pb.WorkflowExecutionInfo:
         info.memo.CopyFrom(s.memo)
     if s.search_attributes is not None:
         info.search_attributes.CopyFrom(s.search_attributes)
+    info.worker_deployment_name = s.worker_deployment_name
+    if s.deployment_name:
+        versioning = info.versioning_info
+        versioning.behavior = s.versioning_behavior  # type: ignore[assignment]
+        versioning.version = f"{s.deployment_name}.{s.deployment_build_id}"
+        versioning.deployment_version.deployment_name = s.deployment_name
+        versioning.deployment_version.build_id = s.deployment_build_id
+        versioning.revision_number = s.versioning_revision
     return info
 
 

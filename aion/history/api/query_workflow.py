@@ -60,7 +60,7 @@ async def query_workflow(
     sticky = ms.s.sticky_task_queue
     queue = sticky if sticky and engine.matching.has_live_poller(ns.id, sticky) else ms.s.task_queue
     future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-    task = QueryTask(key[0], key[1], key[2], req.query, future)
+    task = QueryTask(key[0], key[1], key[2], req.query, future, version=ms.pinned_version)
     engine.pending_queries[task.task_id] = task
     engine.matching.add_query(ns.id, queue, task)
     elsewhere: list[asyncio.Task[dict[str, Any]]] = []
@@ -92,7 +92,12 @@ async def _dispatch_to_peers(
     if cluster is None or not cluster.membership.peer_addresses():
         return []
     response = await query_task_response(engine, task, sticky_poll=False)
-    args = {"task_queue": task_queue, "response": pack(response), "timeout": timeout}
+    args = {
+        "task_queue": task_queue,
+        "response": pack(response),
+        "timeout": timeout,
+        "version": task.version,
+    }
     return cluster.invoke_everywhere("dispatch_query", args)
 
 
@@ -125,6 +130,7 @@ async def dispatch_query(engine: HistoryEngine, args: dict[str, Any]) -> dict[st
         response.query,
         future,
         response=response,
+        version=args.get("version", ""),
     )
     engine.pending_queries[task.task_id] = task
     engine.matching.add_query(token.namespace_id, args["task_queue"], task)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from temporalio.api.deployment.v1 import message_pb2 as deployment_pb
+from temporalio.api.enums.v1 import deployment_pb2 as deployment_enums
 from temporalio.api.enums.v1 import failed_cause_pb2 as Cause
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.protocol.v1.message_pb2 import Message
@@ -76,6 +78,7 @@ async def respond_workflow_task_completed(
             fields["metering_metadata"] = req.metering_metadata
         if req.HasField("worker_version_stamp"):
             fields["worker_version"] = req.worker_version_stamp
+        fields.update(_deployment_fields(engine, ms, req))
         completed = ms.complete_workflow_task(req.identity, **fields)
         ctx = CommandContext(
             ms, completed.event_id, req.identity, had_buffered, engine.namespaces.id_of
@@ -209,3 +212,27 @@ async def _fail_for_bad_command(
         ms.schedule_workflow_task()
 
     await engine.update_execution(key, fail)
+
+
+def _deployment_fields(
+    engine: HistoryEngine, ms: MutableState, req: rr.RespondWorkflowTaskCompletedRequest
+) -> dict[str, object]:
+    """The worker deployment the task completed on, for its event and the execution."""
+    options = req.deployment_options
+    versioned = options.worker_versioning_mode == deployment_enums.WORKER_VERSIONING_MODE_VERSIONED
+    if req.versioning_behavior and not versioned:
+        raise errors.InvalidArgument(
+            "versioning behavior cannot be specified without deployment options being set "
+            "with versioned mode"
+        )
+    if not req.HasField("deployment_options"):
+        return {}
+    deployment = engine.deployments.find(ms.s.namespace_id, options.deployment_name)
+    ms.record_deployment(options, req.versioning_behavior, deployment.revision if deployment else 0)
+    fields: dict[str, object] = {"worker_deployment_name": options.deployment_name}
+    if versioned:
+        fields["versioning_behavior"] = req.versioning_behavior
+        fields["deployment_version"] = deployment_pb.WorkerDeploymentVersion(
+            deployment_name=options.deployment_name, build_id=options.build_id
+        )
+    return fields
