@@ -26,6 +26,7 @@ from aion.server import (
     AionServer,
     ServerConfig,
 )
+from aion.versioning import drainage
 from aion.visibility.search_attributes import TooManySearchAttributesError
 
 log = logging.getLogger("aion")
@@ -80,7 +81,8 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="reference dynamic config value, VALUE in JSON (repeatable; honoured: "
-        f"{SUGGEST_CONTINUE_AS_NEW_COUNT}; and Aion's own {SCHEDULE_RETENTION}, how long a "
+        f"{SUGGEST_CONTINUE_AS_NEW_COUNT}, {drainage.REFRESH_INTERVAL}, "
+        f"{drainage.GRACE_PERIOD}; and Aion's own {SCHEDULE_RETENTION}, how long a "
         "schedule with nothing left to do is kept, e.g. '\"168h\"')",
     )
     parser.set_defaults(subparser=parser)

@@ -107,7 +107,7 @@ SCHEDULED_BY = "TemporalScheduledById"
 
 
 VersioningBehavior = workflow_pb2.VersioningBehavior
-BEHAVIOR_NAMES = {
+BEHAVIOR_NAMES: dict[int, str] = {
     VersioningBehavior.VERSIONING_BEHAVIOR_PINNED: "Pinned",
     VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE: "AutoUpgrade",
 }
