@@ -19,7 +19,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy, SearchAttributeKey, VersioningBehavior
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -45,6 +45,9 @@ class Scenario:
     workflows: Sequence[type]
     activities: Sequence[Callable[..., Any]] = ()
     skip: str | None = None
+    # Run on a versioned worker (a new worker deployment whose only version is made current)
+    # whose workflows default to this behaviour.
+    versioning: VersioningBehavior | None = None
 
 
 SCENARIOS: list[Scenario] = []
@@ -54,11 +57,14 @@ def scenario(
     workflows: Sequence[type],
     activities: Sequence[Callable[..., Any]] = (),
     skip: str | None = None,
+    versioning: VersioningBehavior | None = None,
 ) -> Callable[[Driver], Driver]:
     """Register the decorated driver as a scenario named after it."""
 
     def register(drive: Driver) -> Driver:
-        SCENARIOS.append(Scenario(drive.__name__, drive, tuple(workflows), tuple(activities), skip))
+        SCENARIOS.append(
+            Scenario(drive.__name__, drive, tuple(workflows), tuple(activities), skip, versioning)
+        )
         return drive
 
     return register
@@ -903,3 +909,20 @@ async def reset_to_first_task(client: Client, task_queue: str, workflow_id: str)
     return client.get_workflow_handle(
         workflow_id, run_id=response.run_id, first_execution_run_id=response.run_id
     )
+
+
+# ---- Worker Versioning -------------------------------------------------------------------------
+
+
+@scenario([SequentialActivities], [echo], versioning=VersioningBehavior.PINNED)
+async def versioned_pinned(client: Client, task_queue: str, workflow_id: str) -> WorkflowHandle:
+    return await client.start_workflow(
+        SequentialActivities.run, 2, id=workflow_id, task_queue=task_queue
+    )
+
+
+@scenario([AwaitSignal], versioning=VersioningBehavior.AUTO_UPGRADE)
+async def versioned_auto_upgrade(
+    client: Client, task_queue: str, workflow_id: str
+) -> WorkflowHandle:
+    return await signal(client, task_queue, workflow_id)

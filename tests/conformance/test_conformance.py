@@ -9,8 +9,11 @@ from datetime import timedelta
 
 import pytest
 from temporalio.api.history.v1 import History
+from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.worker import Worker
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from tests.conformance import update_scenarios  # noqa: F401 (registers its scenarios)
 from tests.conformance.normalize import Plain, diff, normalize_history
@@ -31,6 +34,14 @@ async def run_scenario(client: Client, scenario: Scenario) -> list[Plain]:
     suffix = uuid.uuid4().hex[:8]
     workflow_id = f"wf-{scenario.name}-{suffix}"
     task_queue = f"tq-{scenario.name}-{suffix}"
+    deployment = f"dep-{suffix}"
+    versioning = None
+    if scenario.versioning is not None:
+        versioning = WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(deployment, "1.0"),
+            use_worker_versioning=True,
+            default_versioning_behavior=scenario.versioning,
+        )
     async with asyncio.timeout(SCENARIO_TIMEOUT):
         async with Worker(
             client,
@@ -39,13 +50,31 @@ async def run_scenario(client: Client, scenario: Scenario) -> list[Plain]:
             activities=scenario.activities,
             max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
             default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+            deployment_config=versioning,
         ):
+            if versioning is not None:
+                await _make_current(client, deployment, "1.0")
             handle = await scenario.drive(client, task_queue, workflow_id)
             with contextlib.suppress(WorkflowFailureError):
                 await handle.result()
         history = await fetch_run_chain(client, workflow_id, handle.first_execution_run_id)
-    aliases = {workflow_id: "<workflow-id>", task_queue: "<task-queue>"}
+    aliases = {workflow_id: "<workflow-id>", task_queue: "<task-queue>", deployment: "<deployment>"}
     return normalize_history(history, aliases)
+
+
+async def _make_current(client: Client, deployment: str, build_id: str) -> None:
+    """Once the worker's pollers registered the version, make it the current one."""
+    request = SetWorkerDeploymentCurrentVersionRequest(
+        namespace=client.namespace, deployment_name=deployment, build_id=build_id
+    )
+    while True:
+        try:
+            await client.workflow_service.set_worker_deployment_current_version(request)
+            return
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+        await asyncio.sleep(0.05)
 
 
 async def fetch_run_chain(client: Client, workflow_id: str, run_id: str | None) -> History:
