@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from aion import errors
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,3 +46,11 @@ def read_page_token(data: bytes) -> dict[str, object]:
         return result
     except Exception:
         raise errors.InvalidArgument("Invalid NextPageToken.") from None
+
+
+def page(items: Sequence[T], next_page_token: bytes, size: int) -> tuple[Sequence[T], bytes]:
+    """The page of `items` a list request's token asks for (tokens hold an offset), and the
+    token of the page after it (empty after the last)."""
+    offset = int(read_page_token(next_page_token)["offset"]) if next_page_token else 0  # type: ignore[call-overload]
+    following = page_token({"offset": offset + size}) if offset + size < len(items) else b""
+    return items[offset : offset + size], following

@@ -12,7 +12,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.history.engine import HistoryEngine
-from aion.history.tokens import page_token, read_page_token
+from aion.history.tokens import page
 from aion.namespaces import Namespace
 from aion.schedules.runtime import ScheduleRuntime
 from aion.schedules.scheduler import ScheduleConflict, Scheduler
@@ -161,14 +161,12 @@ async def list_schedules(
     """The namespace's schedules matching the query, by schedule id, read from the store (any
     process can answer)."""
     matched = await _matching(engine, ns, req.query)
-    offset = int(read_page_token(req.next_page_token)["offset"]) if req.next_page_token else 0  # type: ignore[call-overload]
     size = req.maximum_page_size if req.maximum_page_size > 0 else DEFAULT_PAGE_SIZE
-    response = rr.ListSchedulesResponse()
-    for s in matched[offset : offset + size]:
+    shown, following = page(matched, req.next_page_token, size)
+    response = rr.ListSchedulesResponse(next_page_token=following)
+    for s in shown:
         entry = response.schedules.add(schedule_id=s.schedule_id, info=_list_info(s))
         _copy_memo_and_attributes(s, entry, engine.namespaces.search_attributes)
-    if offset + size < len(matched):
-        response.next_page_token = page_token({"offset": offset + size})
     return response
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.history.tokens import page_token, read_page_token
+from aion.history.tokens import page
 from aion.namespaces import Namespace
 from aion.versioning.deployment import (
     UNVERSIONED,
@@ -57,6 +57,12 @@ def _target_build(deployment_name: str, request: Any) -> tuple[str, bool]:
     return request.build_id, bool(request.build_id)
 
 
+def _allow_no_pollers(d: Deployment, build_id: str, allowed: bool, now: int) -> None:
+    """With `allow_no_pollers`, a version no poller registered yet can be routed to."""
+    if build_id and allowed:
+        d.ensure_version(build_id, now)
+
+
 def _check_name(name: str) -> None:
     if not name:
         raise errors.InvalidArgument("deployment name cannot be empty")
@@ -75,11 +81,10 @@ async def describe_worker_deployment(
 async def list_worker_deployments(
     engine: HistoryEngine, ns: Namespace, req: rr.ListWorkerDeploymentsRequest
 ) -> rr.ListWorkerDeploymentsResponse:
-    deployments = engine.deployments.all(ns.id)
-    offset = int(read_page_token(req.next_page_token)["offset"]) if req.next_page_token else 0  # type: ignore[call-overload]
     size = req.page_size if req.page_size > 0 else DEFAULT_PAGE_SIZE
-    response = rr.ListWorkerDeploymentsResponse()
-    for d in deployments[offset : offset + size]:
+    shown, following = page(engine.deployments.all(ns.id), req.next_page_token, size)
+    response = rr.ListWorkerDeploymentsResponse(next_page_token=following)
+    for d in shown:
         entry = response.worker_deployments.add(
             name=d.name, create_time=d.info().create_time, routing_config=d.routing_config()
         )
@@ -90,8 +95,6 @@ async def list_worker_deployments(
             entry.current_version_summary.CopyFrom(d.summary(d.versions[d.current]))
         if d.ramping_set and d.ramping:
             entry.ramping_version_summary.CopyFrom(d.summary(d.versions[d.ramping]))
-    if offset + size < len(deployments):
-        response.next_page_token = page_token({"offset": offset + size})
     return response
 
 
@@ -112,8 +115,7 @@ async def set_current_version(
             response.conflict_token = d.token()
             return response  # nothing to do
         d.check_token(req.conflict_token)
-        if build_id and build_id not in d.versions and req.allow_no_pollers:
-            d.ensure_version(build_id, now)
+        _allow_no_pollers(d, build_id, req.allow_no_pollers, now)
         d.set_current(build_id, req.identity, now)
         response.conflict_token = d.token()
         return response
@@ -150,8 +152,7 @@ async def set_ramping_version(
         )
         if not unchanged:
             d.check_token(req.conflict_token)
-            if build_id and build_id not in d.versions and req.allow_no_pollers:
-                d.ensure_version(build_id, now)
+            _allow_no_pollers(d, build_id, req.allow_no_pollers, now)
             d.set_ramping(build_id, unversioned, req.percentage, req.identity, now)
         response.conflict_token = d.token()
         return response

@@ -13,7 +13,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.history.timeutil import SECOND, dur, ts
-from aion.history.tokens import page_token, read_page_token
+from aion.history.tokens import page
 from aion.namespaces import Namespace
 from aion.persistence import Store, VisibilityRecord
 from aion.visibility.query import (
@@ -119,15 +119,11 @@ async def list_workflows(
     matched = await _matching(store, ns, query, attributes)
     ordered = sort_records([r for r, _ in matched], query.order_by)
     by_run = {r["RunId"]: v for r, v in matched}
-    offset = int(read_page_token(req.next_page_token)["offset"]) if req.next_page_token else 0  # type: ignore[call-overload]
-    size = req.page_size or DEFAULT_PAGE_SIZE
-    page = ordered[offset : offset + size]
-    response = rr.ListWorkflowExecutionsResponse(
-        executions=[execution_info(by_run[r["RunId"]], attributes) for r in page]
+    shown, following = page(ordered, req.next_page_token, req.page_size or DEFAULT_PAGE_SIZE)
+    return rr.ListWorkflowExecutionsResponse(
+        executions=[execution_info(by_run[r["RunId"]], attributes) for r in shown],
+        next_page_token=following,
     )
-    if offset + size < len(ordered):
-        response.next_page_token = page_token({"offset": offset + size})
-    return response
 
 
 async def count_workflows(
