@@ -11,16 +11,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from temporalio import workflow
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType, VersionDrainageStatus
+from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionOptions
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
     DescribeWorkerDeploymentVersionRequest,
     SetWorkerDeploymentCurrentVersionRequest,
     SetWorkerDeploymentRampingVersionRequest,
+    UpdateWorkflowExecutionOptionsRequest,
 )
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.common import (
+    PinnedVersioningOverride,
+    VersioningBehavior,
+    WorkerDeploymentVersion,
+)
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 
@@ -342,3 +350,53 @@ async def test_a_version_drains_once_its_pinned_workflows_close(storage: Storage
             await _eventually(drained, "version 1.0 to drain")
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_versioning_overrides_on_start_and_by_update(
+    client: Client, versioned: tuple[str, str]
+) -> None:
+    deployment, task_queue = versioned
+    await _set_current(client, deployment, "2.0")
+    pinned_to_v1 = PinnedVersioningOverride(WorkerDeploymentVersion(deployment, "1.0"))
+    started = await _start(client, "Quick", task_queue, versioning_override=pinned_to_v1)
+    assert await started.result() == "1.0"
+    first = [e async for e in started.fetch_history_events()][0]
+    override = first.workflow_execution_started_event_attributes.versioning_override
+    assert override.pinned.version.build_id == "1.0" and not override.pinned_version
+
+    # A workflow pinned to 2.0 by its worker, overridden to auto-upgrade, moves to current 1.0.
+    pinned = await _start(client, "Pinned", task_queue)
+    await _first_task_done(pinned)
+    await _set_current(client, deployment, "1.0")
+    request = UpdateWorkflowExecutionOptionsRequest(
+        namespace=client.namespace,
+        workflow_execution=WorkflowExecution(workflow_id=pinned.id),
+        workflow_execution_options=WorkflowExecutionOptions(
+            versioning_override=VersioningOverride(auto_upgrade=True)
+        ),
+        update_mask=FieldMask(paths=["versioning_override"]),
+        identity="operator",
+    )
+    updated = await client.workflow_service.update_workflow_execution_options(request)
+    assert updated.workflow_execution_options.versioning_override.auto_upgrade
+    await client.workflow_service.update_workflow_execution_options(request)  # no change
+    described = (await pinned.describe()).raw_description.workflow_execution_info
+    assert described.versioning_info.versioning_override.auto_upgrade
+    await pinned.signal("finish")
+    assert await pinned.result() == "1.0"
+    options_updated = [
+        e
+        async for e in pinned.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED
+    ]
+    assert len(options_updated) == 1
+
+    with pytest.raises(RPCError) as bad:
+        await client.workflow_service.update_workflow_execution_options(
+            UpdateWorkflowExecutionOptionsRequest(
+                namespace=client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=pinned.id),
+                update_mask=FieldMask(paths=["bogus_path"]),
+            )
+        )
+    assert bad.value.status == RPCStatusCode.INVALID_ARGUMENT

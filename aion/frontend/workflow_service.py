@@ -33,6 +33,7 @@ from aion.history.api import (
     unpause_activity,
     update_with_start,
     update_workflow,
+    update_workflow_options,
 )
 from aion.history.engine import HistoryEngine
 from aion.history.timeutil import ts
@@ -717,6 +718,14 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
         return rr.ResetActivityResponse()
 
     # ---- worker deployments -------------------------------------------------------------
+    @rpc
+    async def UpdateWorkflowExecutionOptions(
+        self, request: rr.UpdateWorkflowExecutionOptionsRequest, context: Ctx
+    ) -> rr.UpdateWorkflowExecutionOptionsResponse:
+        ns = self.namespaces.get(request.namespace)
+        _require(request.workflow_execution.workflow_id, "WorkflowId")
+        return await update_workflow_options.update_workflow_options(self.engine, ns, request)
+
     @rpc
     async def DescribeWorkerDeployment(
         self, request: rr.DescribeWorkerDeploymentRequest, context: Ctx

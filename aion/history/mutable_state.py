@@ -339,6 +339,7 @@ class ExecutionState:
     deployment_build_id: str = ""
     versioning_revision: int = 0
     worker_deployment_name: str = ""  # also set by workers with versioning off
+    versioning_override: workflow_pb.VersioningOverride | None = None  # the v32 form only
     used_deployment_versions: list[str] = field(default_factory=list)
 
 
@@ -434,10 +435,37 @@ class MutableState:
 
     @property
     def pinned_version(self) -> str:
-        """The version all its tasks go to, when its worker declared it PINNED."""
+        """The version all its tasks go to: its override's, or its own when its worker
+        declared it PINNED."""
+        override = self.s.versioning_override
+        if override is not None and override.HasField("pinned"):
+            version = override.pinned.version
+            return f"{version.deployment_name}:{version.build_id}"
+        if override is not None and override.auto_upgrade:
+            return ""
         if self.s.versioning_behavior != VersioningBehavior.VERSIONING_BEHAVIOR_PINNED:
             return ""
         return self.deployment_version
+
+    def set_versioning_override(
+        self, override: workflow_pb.VersioningOverride | None, identity: str
+    ) -> bool:
+        """UpdateWorkflowExecutionOptions: a new override (None: unset); False if unchanged."""
+        if override == self.s.versioning_override:
+            return False
+        attrs = history_pb.WorkflowExecutionOptionsUpdatedEventAttributes(identity=identity)
+        if override is None:
+            attrs.unset_versioning_override = True
+        else:
+            attrs.versioning_override.CopyFrom(override)
+        self.append(
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED,
+            "workflow_execution_options_updated_event_attributes",
+            attrs,
+            worker_may_ignore=True,  # SDKs that do not know the event skip it on replay
+        )
+        self.s.versioning_override = override
+        return True
 
     def record_deployment(
         self, options: deployment_pb.WorkerDeploymentOptions, behavior: int, revision: int
@@ -488,9 +516,12 @@ class MutableState:
         getattr(event, attr_field).CopyFrom(attrs)
         return event
 
-    def append(self, event_type: int, attr_field: str, attrs: object) -> history_pb.HistoryEvent:
+    def append(
+        self, event_type: int, attr_field: str, attrs: object, worker_may_ignore: bool = False
+    ) -> history_pb.HistoryEvent:
         """Append an event (or buffer it while a workflow task is in flight); returns it."""
         event = self._new_event(event_type, attr_field, attrs)
+        event.worker_may_ignore = worker_may_ignore
         if self.has_started_workflow_task and event_type not in UNBUFFERED_EVENT_TYPES:
             self.s.buffered_events.append(event)
             self.dirty = True

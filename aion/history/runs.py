@@ -46,6 +46,7 @@ class RunOptions:
     search_attributes: common_pb.SearchAttributes | None = None
     user_metadata: sdk_pb.UserMetadata | None = None
     priority: common_pb.Priority | None = None
+    versioning_override: workflow_pb.VersioningOverride | None = None
     execution_timeout_ns: int = 0
     run_timeout_ns: int = 0
     task_timeout_ns: int = 0
@@ -110,6 +111,7 @@ def build_run(
         last_completion_result=opts.last_completion_result,
         input=opts.input,
         header=opts.header,
+        versioning_override=opts.versioning_override,
     )
     ms = factory(state)
     attrs = history_pb.WorkflowExecutionStartedEventAttributes(
@@ -135,7 +137,7 @@ def build_run(
         attrs.workflow_execution_expiration_time.FromNanoseconds(expiration)
     if opts.backoff_ns:
         attrs.first_workflow_task_backoff.CopyFrom(dur(opts.backoff_ns))
-    for name in ("input", "header", "memo", "search_attributes", "priority"):
+    for name in ("input", "header", "memo", "search_attributes", "priority", "versioning_override"):
         value = getattr(opts, name)
         if value is not None:
             getattr(attrs, name).CopyFrom(value)

@@ -12,6 +12,7 @@ from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import ActivityInfo, MutableState
 from aion.history.timeutil import dur, ts
 from aion.namespaces import Namespace
+from aion.versioning.overrides import described
 
 ActivityState = workflow_pb2.PendingActivityState
 WTState = workflow_pb2.PendingWorkflowTaskState
@@ -58,6 +59,8 @@ def execution_info(ms: MutableState) -> workflow_pb.WorkflowExecutionInfo:
     if s.search_attributes is not None:
         info.search_attributes.CopyFrom(s.search_attributes)
     info.worker_deployment_name = s.worker_deployment_name
+    if s.versioning_override is not None:
+        info.versioning_info.versioning_override.CopyFrom(described(s.versioning_override))
     if s.deployment_name:
         versioning = info.versioning_info
         versioning.behavior = s.versioning_behavior  # type: ignore[assignment]

@@ -18,6 +18,7 @@ from aion.history.runs import RunOptions, build_run
 from aion.history.timeutil import ns_of
 from aion.namespaces import Namespace
 from aion.persistence import ConditionFailedError, CurrentExecution
+from aion.versioning.overrides import versioning_override
 
 Status = workflow_pb2.WorkflowExecutionStatus
 Reuse = workflow_pb2.WorkflowIdReusePolicy
@@ -216,6 +217,9 @@ def new_run(
         search_attributes=req.search_attributes if req.HasField("search_attributes") else None,
         user_metadata=req.user_metadata if req.HasField("user_metadata") else None,
         priority=req.priority if req.HasField("priority") else None,
+        versioning_override=versioning_override(req.versioning_override)
+        if req.HasField("versioning_override")
+        else None,
         execution_timeout_ns=ns_of(req.workflow_execution_timeout),
         run_timeout_ns=ns_of(req.workflow_run_timeout),
         task_timeout_ns=ns_of(req.workflow_task_timeout),

@@ -1,0 +1,52 @@
+"""UpdateWorkflowExecutionOptions: set or unset a running workflow's versioning override."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion import errors
+from aion.history.mutable_state import MutableState
+from aion.history.timeutil import ts
+from aion.namespaces import Namespace
+from aion.versioning.overrides import versioning_override
+
+if TYPE_CHECKING:
+    from aion.history.engine import HistoryEngine
+
+OPTION_PATHS = {f.name for f in workflow_pb.WorkflowExecutionOptions.DESCRIPTOR.fields}
+
+
+async def update_workflow_options(
+    engine: HistoryEngine, ns: Namespace, req: rr.UpdateWorkflowExecutionOptionsRequest
+) -> rr.UpdateWorkflowExecutionOptionsResponse:
+    if not req.HasField("update_mask"):
+        raise errors.InvalidArgument("UpdateMask is required")
+    for path in req.update_mask.paths:
+        if path not in OPTION_PATHS:
+            raise errors.InvalidArgument(
+                f'error parsing UpdateMask: proto: invalid path "{path}" for message '
+                '"temporal.api.workflow.v1.WorkflowExecutionOptions"'
+            )
+    options = req.workflow_execution_options
+    override = None
+    if "versioning_override" in req.update_mask.paths and options.HasField("versioning_override"):
+        override = versioning_override(options.versioning_override)
+    execution = req.workflow_execution
+    key = await engine.resolve(ns.id, execution.workflow_id, execution.run_id)
+
+    def update(ms: MutableState) -> rr.UpdateWorkflowExecutionOptionsResponse:
+        if not ms.running:
+            raise errors.workflow_completed()
+        if "versioning_override" in req.update_mask.paths:
+            ms.set_versioning_override(override, req.identity)
+        response = rr.UpdateWorkflowExecutionOptionsResponse(update_time=ts(ms.now()))
+        if ms.s.versioning_override is not None:
+            response.workflow_execution_options.versioning_override.CopyFrom(
+                ms.s.versioning_override
+            )
+        return response
+
+    return await engine.update_execution(key, update)
