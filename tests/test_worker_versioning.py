@@ -137,9 +137,33 @@ class QuickUnversioned(_Waits):
         return self.VERSION
 
 
+@workflow.defn(name="Hopping", versioning_behavior=VersioningBehavior.PINNED)
+class HoppingV1:
+    @workflow.run
+    async def run(self, hop: bool) -> str:
+        if hop:
+            workflow.continue_as_new(
+                False,
+                initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.USE_RAMPING_VERSION,
+            )
+        return "1.0"
+
+
+@workflow.defn(name="Hopping", versioning_behavior=VersioningBehavior.PINNED)
+class HoppingV2:
+    @workflow.run
+    async def run(self, hop: bool) -> str:
+        if hop:
+            workflow.continue_as_new(
+                False,
+                initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.USE_RAMPING_VERSION,
+            )
+        return "2.0"
+
+
 WORKFLOWS = {
-    "1.0": [PinnedV1, UpgradingV1, QuickV1],
-    "2.0": [PinnedV2, UpgradingV2, QuickV2],
+    "1.0": [PinnedV1, UpgradingV1, QuickV1, HoppingV1],
+    "2.0": [PinnedV2, UpgradingV2, QuickV2, HoppingV2],
     "unversioned": [PinnedUnversioned, UpgradingUnversioned, QuickUnversioned],
 }
 
@@ -400,3 +424,19 @@ async def test_versioning_overrides_on_start_and_by_update(
             )
         )
     assert bad.value.status == RPCStatusCode.INVALID_ARGUMENT
+
+
+async def test_continue_as_new_onto_the_ramping_version(
+    client: Client, versioned: tuple[str, str]
+) -> None:
+    """Found by the SDK's test_continue_as_new_with_ramping_version: the new run goes to the
+    ramping version even at 0 %."""
+    deployment, task_queue = versioned
+    await _set_current(client, deployment, "1.0")
+    await client.workflow_service.set_worker_deployment_ramping_version(
+        SetWorkerDeploymentRampingVersionRequest(
+            namespace=client.namespace, deployment_name=deployment, build_id="2.0", percentage=0
+        )
+    )
+    assert await (await _start(client, "Hopping", task_queue, args=[True])).result() == "2.0"
+    assert await (await _start(client, "Hopping", task_queue, args=[False])).result() == "1.0"

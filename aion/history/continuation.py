@@ -24,6 +24,9 @@ RetryState = workflow_pb2.RetryState
 MIN_RUN_INTERVAL_NS = SECOND
 
 
+USE_RAMPING_VERSION = workflow_pb2.ContinueAsNewVersioningBehavior.CONTINUE_AS_NEW_VERSIONING_BEHAVIOR_USE_RAMPING_VERSION
+
+
 def _next_run_options(ms: MutableState, **changes: object) -> RunOptions:
     s = ms.s
     base = RunOptions(
@@ -37,7 +40,7 @@ def _next_run_options(ms: MutableState, **changes: object) -> RunOptions:
         input=s.input,
         header=s.header,
         memo=s.memo,
-        search_attributes=s.search_attributes,
+        search_attributes=ms.inheritable_search_attributes(),
         execution_timeout_ns=s.execution_timeout_ns,
         run_timeout_ns=s.run_timeout_ns,
         task_timeout_ns=s.task_timeout_ns,
@@ -91,6 +94,8 @@ def continue_as_new(
             changes[name] = getattr(attrs, name)
     if attrs.HasField("last_completion_result"):
         changes["last_completion_result"] = attrs.last_completion_result
+    if attrs.initial_versioning_behavior == USE_RAMPING_VERSION:
+        changes["use_ramping_version"] = True
     opts = _next_run_options(ms, **changes)
     event = history_pb.WorkflowExecutionContinuedAsNewEventAttributes(
         new_execution_run_id=opts.run_id,
@@ -116,8 +121,9 @@ def continue_as_new(
         event.workflow_run_timeout.CopyFrom(dur(opts.run_timeout_ns))
     if not attrs.HasField("memo") and s.memo is not None:
         event.memo.CopyFrom(s.memo)
-    if not attrs.HasField("search_attributes") and s.search_attributes is not None:
-        event.search_attributes.CopyFrom(s.search_attributes)
+    inherited = ms.inheritable_search_attributes()
+    if not attrs.HasField("search_attributes") and inherited is not None:
+        event.search_attributes.CopyFrom(inherited)
     _spawn(ms, opts)
     ms.continue_as_new(wt_completed_id, event)
 

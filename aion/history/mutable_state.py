@@ -38,6 +38,7 @@ from aion.history.updates import (
     workflow_closed_failure,
 )
 from aion.persistence import QueueTask, TimerTask
+from aion.versioning.deployment import RAMPING_VERSION
 
 ET = event_type_pb2.EventType
 Status = workflow_pb2.WorkflowExecutionStatus
@@ -107,6 +108,14 @@ SCHEDULED_BY = "TemporalScheduledById"
 
 
 VersioningBehavior = workflow_pb2.VersioningBehavior
+VERSIONING_SEARCH_ATTRIBUTES = frozenset(
+    {
+        "TemporalWorkerDeployment",
+        "TemporalWorkerDeploymentVersion",
+        "TemporalWorkflowVersioningBehavior",
+        "TemporalUsedWorkerDeploymentVersions",
+    }
+)
 BEHAVIOR_NAMES: dict[int, str] = {
     VersioningBehavior.VERSIONING_BEHAVIOR_PINNED: "Pinned",
     VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE: "AutoUpgrade",
@@ -340,6 +349,7 @@ class ExecutionState:
     versioning_revision: int = 0
     worker_deployment_name: str = ""  # also set by workers with versioning off
     versioning_override: workflow_pb.VersioningOverride | None = None  # the v32 form only
+    use_ramping_version: bool = False  # until a versioned worker completes a task
     used_deployment_versions: list[str] = field(default_factory=list)
 
 
@@ -443,9 +453,26 @@ class MutableState:
             return f"{version.deployment_name}:{version.build_id}"
         if override is not None and override.auto_upgrade:
             return ""
+        if self.s.use_ramping_version:
+            return RAMPING_VERSION  # as a ramp at 100 % would route it
         if self.s.versioning_behavior != VersioningBehavior.VERSIONING_BEHAVIOR_PINNED:
             return ""
         return self.deployment_version
+
+    def inheritable_search_attributes(self) -> common_pb.SearchAttributes | None:
+        """Its search attributes as a next run (continue-as-new, retry, cron) starts with them:
+        without those describing the worker deployment this run ran on."""
+        attributes = self.s.search_attributes
+        if (
+            attributes is None
+            or not VERSIONING_SEARCH_ATTRIBUTES & attributes.indexed_fields.keys()
+        ):
+            return attributes
+        kept = common_pb.SearchAttributes()
+        for name, payload in attributes.indexed_fields.items():
+            if name not in VERSIONING_SEARCH_ATTRIBUTES:
+                kept.indexed_fields[name].CopyFrom(payload)
+        return kept
 
     def set_versioning_override(
         self, override: workflow_pb.VersioningOverride | None, identity: str
@@ -475,6 +502,7 @@ class MutableState:
         if options.worker_versioning_mode != deployment_enums.WORKER_VERSIONING_MODE_VERSIONED:
             return
         self.s.versioning_behavior = behavior
+        self.s.use_ramping_version = False
         self.s.deployment_name = options.deployment_name
         self.s.deployment_build_id = options.build_id
         self.s.versioning_revision = revision

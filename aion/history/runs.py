@@ -47,6 +47,7 @@ class RunOptions:
     user_metadata: sdk_pb.UserMetadata | None = None
     priority: common_pb.Priority | None = None
     versioning_override: workflow_pb.VersioningOverride | None = None
+    use_ramping_version: bool = False  # continue-as-new onto the ramping version
     execution_timeout_ns: int = 0
     run_timeout_ns: int = 0
     task_timeout_ns: int = 0
@@ -112,6 +113,7 @@ def build_run(
         input=opts.input,
         header=opts.header,
         versioning_override=opts.versioning_override,
+        use_ramping_version=opts.use_ramping_version,
     )
     ms = factory(state)
     attrs = history_pb.WorkflowExecutionStartedEventAttributes(

@@ -21,6 +21,7 @@ from aion.history.timeutil import ts
 Status = deployment_pb2.WorkerDeploymentVersionStatus
 Drainage = deployment_pb2.VersionDrainageStatus
 UNVERSIONED = "__unversioned__"
+RAMPING_VERSION = "__ramping__"  # a task for the ramping version (continue-as-new onto it)
 
 
 def version_key(deployment: str, build_id: str) -> str:

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from aion import errors
 from aion.persistence import ConditionFailedError, DeploymentRecord, Store
-from aion.versioning.deployment import Deployment, parse_version, version_key
+from aion.versioning.deployment import RAMPING_VERSION, Deployment, parse_version, version_key
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,10 @@ class DeploymentRegistry:
     def route(
         self, namespace_id: str, task_queue: str, task_type: int, workflow_id: str, pinned: str
     ) -> str:
-        """The version (`dep:build`) whose pollers take this task; "" for unversioned pollers."""
-        if pinned:
+        """The version (`dep:build`) whose pollers take this task; "" for unversioned pollers.
+        `pinned` may also be RAMPING_VERSION: the queue's ramping version, whatever its ramp."""
+        use_ramping = pinned == RAMPING_VERSION
+        if pinned and not use_ramping:
             name, build_id = parse_version(pinned)
             deployment = self.find(namespace_id, name)
             version = deployment.versions.get(build_id) if deployment else None
@@ -104,7 +106,7 @@ class DeploymentRegistry:
                 return pinned
         for name in sorted(self._by_queue.get((namespace_id, task_queue, task_type), ())):
             deployment = self._deployments[(namespace_id, name)][0]
-            build_id = deployment.target(workflow_id)
+            build_id = deployment.target(workflow_id, use_ramping)
             if build_id and deployment.versions[build_id].serves(task_queue, task_type):
                 return version_key(name, build_id)
         return ""
