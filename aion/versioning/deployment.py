@@ -8,6 +8,7 @@ carry the older `deployment.build_id` strings the SDKs still read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.deployment.v1 import message_pb2 as deployment_pb
@@ -239,16 +240,15 @@ class Deployment:
         if v.drainage:
             out.drainage_status = v.drainage  # type: ignore[assignment]
             out.drainage_info.CopyFrom(_drainage_info(v))
-        for name, at in (
-            ("current_since_time", v.current_since_ns),
-            ("ramping_since_time", v.ramping_since_ns),
-            ("routing_update_time", v.routing_changed_ns),
-            ("first_activation_time", v.first_activation_ns),
-            ("last_current_time", v.last_current_ns),
-            ("last_deactivation_time", v.last_deactivation_ns),
-        ):
-            if at:
-                getattr(out, name).CopyFrom(ts(at))
+        _set_times(
+            out,
+            current_since_time=v.current_since_ns,
+            ramping_since_time=v.ramping_since_ns,
+            routing_update_time=v.routing_changed_ns,
+            first_activation_time=v.first_activation_ns,
+            last_current_time=v.last_current_ns,
+            last_deactivation_time=v.last_deactivation_ns,
+        )
         return out
 
     def info(self) -> deployment_pb.WorkerDeploymentInfo:
@@ -282,19 +282,25 @@ class Deployment:
             out.ramp_percentage = self.ramp_percentage
         if v.drainage:
             out.drainage_info.CopyFrom(_drainage_info(v))
-        for name, at in (
-            ("routing_changed_time", v.routing_changed_ns),
-            ("current_since_time", v.current_since_ns),
-            ("ramping_since_time", v.ramping_since_ns),
-            ("first_activation_time", v.first_activation_ns),
-            ("last_current_time", v.last_current_ns),
-            ("last_deactivation_time", v.last_deactivation_ns),
-        ):
-            if at:
-                getattr(out, name).CopyFrom(ts(at))
+        _set_times(
+            out,
+            routing_changed_time=v.routing_changed_ns,
+            current_since_time=v.current_since_ns,
+            ramping_since_time=v.ramping_since_ns,
+            first_activation_time=v.first_activation_ns,
+            last_current_time=v.last_current_ns,
+            last_deactivation_time=v.last_deactivation_ns,
+        )
         for key, payload in v.metadata.items():
             out.metadata.entries[key].CopyFrom(payload)
         return out
+
+
+def _set_times(message: Any, **times_ns: int) -> None:
+    """Set each named timestamp field that has a time (0: never)."""
+    for name, at in times_ns.items():
+        if at:
+            getattr(message, name).CopyFrom(ts(at))
 
 
 def _clear_drainage(version: Version) -> None:
