@@ -177,22 +177,19 @@ class ScheduleRuntime:
             for execution in decision.cancel + decision.terminate:
                 await self._close(s, execution.workflow_id, execution in decision.terminate)
             await self._save(key, entry)
-        except (errors.ShardNotOwned, ShardOwnershipLostError) as e:
+        except Exception as e:
+            shard_moved = isinstance(e, errors.ShardNotOwned | ShardOwnershipLostError)
             own_shard = self.engine.shard_id_of(*key)
-            if own_shard not in self.engine.shards:
+            if shard_moved and own_shard not in self.engine.shards:
                 self.forget_shard(own_shard)
                 raise errors.ShardNotOwned(own_shard) from None
-            # A workflow's shard is not served yet (start-up, a move): retry like any failure.
-            log.debug("schedule %s: %s; retrying", key[1], e)
+            # Forget what this step decided; the saved state takes it again shortly. A
+            # workflow's shard not served yet (start-up, a move) is retried the same way.
+            report = log.debug if shard_moved else log.warning
+            report("schedule %s: step failed (%s); retrying", key[1], e)
             await self._reload(key, entry)
             self._wake(key, RETRY_S)
-            return
-        except Exception as e:
-            # Forget what this step decided; the saved state takes it again shortly.
-            log.warning("schedule %s: step failed (%s); retrying", key[1], e)
-            await self._reload(key, entry)
-            self._wake(key, RETRY_S)
-            if isinstance(e, errors.ServiceError):
+            if isinstance(e, errors.ServiceError) and not shard_moved:
                 raise
             return
         wake_at = decision.next_wakeup
