@@ -104,7 +104,7 @@ class AionServer:
         await self.store.open()
         await self.store.check_shard_count(self.config.num_shards)
         await self.namespaces.load()
-        await self.engine.deployments.load()
+        await self.engine.deployments.refresh()
         for name in self.config.namespaces:
             ns = await self.namespaces.ensure(name)
             if self.config.search_attributes:

@@ -38,7 +38,8 @@ from aion.history.updates import (
     workflow_closed_failure,
 )
 from aion.persistence import QueueTask, TimerTask
-from aion.versioning.deployment import RAMPING_VERSION
+from aion.versioning.deployment import RAMPING_VERSION, version_key
+from aion.visibility.search_attributes import keyword_payload
 
 ET = event_type_pb2.EventType
 Status = workflow_pb2.WorkflowExecutionStatus
@@ -120,16 +121,6 @@ BEHAVIOR_NAMES: dict[int, str] = {
     VersioningBehavior.VERSIONING_BEHAVIOR_PINNED: "Pinned",
     VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE: "AutoUpgrade",
 }
-
-
-def _keyword(value: object) -> common_pb.Payload:
-    return common_pb.Payload(
-        metadata={
-            "encoding": b"json/plain",
-            "type": b"Keyword" if isinstance(value, str) else b"KeywordList",
-        },
-        data=json.dumps(value).encode(),
-    )
 
 
 def _workflow_task_retry_delay(attempt: int) -> int:
@@ -441,7 +432,7 @@ class MutableState:
         """The worker deployment version (`dep:build`) it last ran on; "" if unversioned."""
         if not self.s.deployment_name:
             return ""
-        return f"{self.s.deployment_name}:{self.s.deployment_build_id}"
+        return version_key(self.s.deployment_name, self.s.deployment_build_id)
 
     @property
     def pinned_version(self) -> str:
@@ -450,7 +441,7 @@ class MutableState:
         override = self.s.versioning_override
         if override is not None and override.HasField("pinned"):
             version = override.pinned.version
-            return f"{version.deployment_name}:{version.build_id}"
+            return version_key(version.deployment_name, version.build_id)
         if override is not None and override.auto_upgrade:
             return ""
         if self.s.use_ramping_version:
@@ -511,14 +502,14 @@ class MutableState:
             self.s.used_deployment_versions.append(version)
         attributes = self.s.search_attributes or common_pb.SearchAttributes()
         fields = attributes.indexed_fields
-        fields["TemporalWorkerDeployment"].CopyFrom(_keyword(options.deployment_name))
-        fields["TemporalWorkerDeploymentVersion"].CopyFrom(_keyword(version))
+        fields["TemporalWorkerDeployment"].CopyFrom(keyword_payload(options.deployment_name))
+        fields["TemporalWorkerDeploymentVersion"].CopyFrom(keyword_payload(version))
         fields["TemporalUsedWorkerDeploymentVersions"].CopyFrom(
-            _keyword(list(self.s.used_deployment_versions))
+            keyword_payload(list(self.s.used_deployment_versions))
         )
         behavior_name = BEHAVIOR_NAMES.get(behavior)
         if behavior_name:
-            fields["TemporalWorkflowVersioningBehavior"].CopyFrom(_keyword(behavior_name))
+            fields["TemporalWorkflowVersioningBehavior"].CopyFrom(keyword_payload(behavior_name))
         else:
             fields.pop("TemporalWorkflowVersioningBehavior", None)
         self.s.search_attributes = attributes
@@ -1398,8 +1389,7 @@ class MutableState:
         if ai.paused and not keep_paused:
             self._resume_activity(ai, jitter_ns)
         elif not ai.paused and not ai.started_time_ns:
-            ai.stamp = self._new_stamp()  # the pending retry timer becomes stale
-            self._dispatch_after(ai, jitter_ns)
+            self._dispatch_after(ai, jitter_ns)  # a new stamp: the pending retry goes stale
         self.dirty = True
 
     def _resume_activity(self, ai: ActivityInfo, jitter_ns: int) -> None:

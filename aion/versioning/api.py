@@ -107,7 +107,7 @@ async def set_current_version(
 
     def set_current(d: Deployment) -> rr.SetWorkerDeploymentCurrentVersionResponse:
         response = rr.SetWorkerDeploymentCurrentVersionResponse(
-            previous_version=f"{d.name}.{d.current}" if d.current else UNVERSIONED
+            previous_version=d.version_string(d.current)
         )
         if d.current:
             response.previous_deployment_version.CopyFrom(d.deployment_version(d.current))
@@ -140,7 +140,7 @@ async def set_ramping_version(
     def set_ramping(d: Deployment) -> rr.SetWorkerDeploymentRampingVersionResponse:
         response = rr.SetWorkerDeploymentRampingVersionResponse()
         if d.ramping_set:
-            response.previous_version = f"{d.name}.{d.ramping}" if d.ramping else UNVERSIONED
+            response.previous_version = d.version_string(d.ramping)
             response.previous_percentage = d.ramp_percentage
             if d.ramping:
                 response.previous_deployment_version.CopyFrom(d.deployment_version(d.ramping))

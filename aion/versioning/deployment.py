@@ -30,6 +30,11 @@ def version_key(deployment: str, build_id: str) -> str:
     return f"{deployment}:{build_id}"
 
 
+def dotted_version(deployment: str, build_id: str) -> str:
+    """A version in Temporal's older `deployment.build_id` form, which responses still carry."""
+    return f"{deployment}.{build_id}"
+
+
 def parse_version(text: str) -> tuple[str, str]:
     """`dep.build` or `dep:build` (the first delimiter splits) into (deployment, build id)."""
     cut = min((i for i in (text.find(":"), text.find(".")) if i >= 0), default=-1)
@@ -202,7 +207,7 @@ class Deployment:
     # ---- describing ------------------------------------------------------------------------
     def routing_config(self) -> deployment_pb.RoutingConfig:
         config = deployment_pb.RoutingConfig(
-            current_version=self._v31(self.current) if self.current else UNVERSIONED,
+            current_version=self.version_string(self.current),
             revision_number=self.revision,
         )
         if self.current:
@@ -210,7 +215,7 @@ class Deployment:
         if self.current_changed_ns:
             config.current_version_changed_time.CopyFrom(ts(self.current_changed_ns))
         if self.ramping_set:
-            config.ramping_version = self._v31(self.ramping) if self.ramping else UNVERSIONED
+            config.ramping_version = self.version_string(self.ramping)
             config.ramping_version_percentage = self.ramp_percentage
             if self.ramping:
                 config.ramping_deployment_version.CopyFrom(self.deployment_version(self.ramping))
@@ -225,14 +230,15 @@ class Deployment:
     def deployment_version(self, build_id: str) -> deployment_pb.WorkerDeploymentVersion:
         return deployment_pb.WorkerDeploymentVersion(deployment_name=self.name, build_id=build_id)
 
-    def _v31(self, build_id: str) -> str:
-        return f"{self.name}.{build_id}"
+    def version_string(self, build_id: str) -> str:
+        """A build of this deployment in the older string form ("" = unversioned)."""
+        return dotted_version(self.name, build_id) if build_id else UNVERSIONED
 
     def summary(
         self, v: Version
     ) -> deployment_pb.WorkerDeploymentInfo.WorkerDeploymentVersionSummary:
         out = deployment_pb.WorkerDeploymentInfo.WorkerDeploymentVersionSummary(
-            version=self._v31(v.build_id),
+            version=self.version_string(v.build_id),
             deployment_version=self.deployment_version(v.build_id),
             create_time=ts(v.create_time_ns),
             status=v.status,  # type: ignore[arg-type]
@@ -264,7 +270,7 @@ class Deployment:
 
     def version_info(self, v: Version) -> deployment_pb.WorkerDeploymentVersionInfo:
         out = deployment_pb.WorkerDeploymentVersionInfo(
-            version=self._v31(v.build_id),
+            version=self.version_string(v.build_id),
             deployment_version=self.deployment_version(v.build_id),
             deployment_name=self.name,
             status=v.status,  # type: ignore[arg-type]

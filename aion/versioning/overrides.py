@@ -8,7 +8,7 @@ from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
 from aion import errors
-from aion.versioning.deployment import parse_version
+from aion.versioning.deployment import dotted_version, parse_version
 
 Behavior = workflow_pb2.VersioningBehavior
 PINNED_OVERRIDE = (
@@ -47,7 +47,7 @@ def described(override: workflow_pb.VersioningOverride) -> workflow_pb.Versionin
     if override.HasField("pinned"):
         version = override.pinned.version
         shown.behavior = Behavior.VERSIONING_BEHAVIOR_PINNED
-        shown.pinned_version = f"{version.deployment_name}.{version.build_id}"
+        shown.pinned_version = dotted_version(version.deployment_name, version.build_id)
     elif override.auto_upgrade:
         shown.behavior = Behavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE
     return shown

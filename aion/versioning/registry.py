@@ -10,7 +10,6 @@ current version), or to unversioned pollers when there is none.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TypeVar
@@ -18,8 +17,6 @@ from typing import TypeVar
 from aion import errors
 from aion.persistence import ConditionFailedError, DeploymentRecord, Store
 from aion.versioning.deployment import RAMPING_VERSION, Deployment, parse_version, version_key
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Key = tuple[str, str]  # namespace id, deployment name
@@ -41,15 +38,9 @@ class DeploymentRegistry:
         # Called with a namespace id after its routing changed (matching re-offers its backlog).
         self.on_routing_changed: Callable[[str], None] = lambda namespace_id: None
 
-    async def load(self) -> None:
-        records = await self.store.list_deployments()
-        self._deployments = {
-            (r.namespace_id, r.name): (Deployment.from_json(r.state), r.version) for r in records
-        }
-        self._index()
-
     async def refresh(self) -> None:
-        """Take in what other processes changed (several processes on one database)."""
+        """Load what the store holds: at start-up, and then what other processes changed
+        (several processes on one database)."""
         records = await self.store.list_deployments()
         loaded = {(r.namespace_id, r.name): r for r in records}
         changed = {ns for ns, _ in self._deployments.keys() - loaded.keys()}

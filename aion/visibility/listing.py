@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
@@ -23,7 +22,7 @@ from aion.visibility.query import (
     parse_query,
     sort_records,
 )
-from aion.visibility.search_attributes import SearchAttributeRegistry
+from aion.visibility.search_attributes import SearchAttributeRegistry, keyword_payload
 
 Status = workflow_pb2.WorkflowExecutionStatus
 STATUS_NAMES: dict[int, str] = {
@@ -139,11 +138,5 @@ async def count_workflows(
         for values, count in group_counts(matched, query.group_by):
             group = response.groups.add(count=count)
             for value in values:
-                text = "" if value is None else str(value)
-                group.group_values.append(
-                    common_pb.Payload(
-                        metadata={"encoding": b"json/plain", "type": b"Keyword"},
-                        data=json.dumps(text).encode(),
-                    )
-                )
+                group.group_values.append(keyword_payload("" if value is None else str(value)))
     return response

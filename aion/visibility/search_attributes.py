@@ -503,6 +503,17 @@ class SearchAttributeRegistry:
         return values
 
 
+def keyword_payload(value: str | list[str]) -> common_pb.Payload:
+    """A Keyword (or KeywordList) value as the server writes one, type metadata included."""
+    return common_pb.Payload(
+        metadata={
+            "encoding": b"json/plain",
+            "type": b"Keyword" if isinstance(value, str) else b"KeywordList",
+        },
+        data=json.dumps(value).encode(),
+    )
+
+
 def system_and_preallocated() -> dict[str, int]:
     """What the deprecated GetSearchAttributes answers: every system and predefined attribute
     and every storage field (Temporal lists its SQL columns, not the namespaces' names)."""

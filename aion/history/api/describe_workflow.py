@@ -12,6 +12,7 @@ from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import ActivityInfo, MutableState
 from aion.history.timeutil import dur, ts
 from aion.namespaces import Namespace
+from aion.versioning.deployment import dotted_version
 from aion.versioning.overrides import described
 
 ActivityState = workflow_pb2.PendingActivityState
@@ -64,7 +65,7 @@ def execution_info(ms: MutableState) -> workflow_pb.WorkflowExecutionInfo:
     if s.deployment_name:
         versioning = info.versioning_info
         versioning.behavior = s.versioning_behavior  # type: ignore[assignment]
-        versioning.version = f"{s.deployment_name}.{s.deployment_build_id}"
+        versioning.version = dotted_version(s.deployment_name, s.deployment_build_id)
         versioning.deployment_version.deployment_name = s.deployment_name
         versioning.deployment_version.build_id = s.deployment_build_id
         versioning.revision_number = s.versioning_revision
