@@ -39,10 +39,17 @@ class ServiceBase:
         self.namespaces = namespaces
 
     async def _in_namespace(
-        self, operation: Operation[RequestT, ResponseT], request: RequestT
+        self,
+        operation: Operation[RequestT, ResponseT],
+        request: RequestT,
+        workflow_id: str | None = None,
     ) -> ResponseT:
-        """Resolve the request's namespace and run `operation` on it."""
-        return await operation(self.engine, self.namespaces.get(request.namespace), request)
+        """Resolve the request's namespace and run `operation` on it; for a request on one
+        workflow, pass its `workflow_id`, required once the namespace is known."""
+        ns = self.namespaces.get(request.namespace)
+        if workflow_id is not None:
+            require(workflow_id, "WorkflowId")
+        return await operation(self.engine, ns, request)
 
     def _check_search_attributes(self, ns: Namespace, request: Any) -> None:
         """A request's search attributes, checked as Temporal's frontend does."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio.api.enums.v1 import deployment_pb2, task_queue_pb2
@@ -15,6 +16,7 @@ from aion import errors
 from aion.frontend.rpc import deadline_seconds, rpc
 from aion.frontend.workflow_service.base import (
     Ctx,
+    ResponseT,
     ServiceBase,
     require,
     require_activity_target,
@@ -31,9 +33,11 @@ from aion.history.api import (
     sticky,
     unpause_activity,
 )
+from aion.history.engine import HistoryEngine
 from aion.history.timeutil import ts
 from aion.matching import QueryTask
 from aion.namespaces import Namespace
+from aion.persistence import QueueTask
 from aion.versioning.deployment import version_key
 
 MAX_POLL_S = 60.0
@@ -64,28 +68,31 @@ class TaskRpcs(ServiceBase):
         )
         return version_key(options.deployment_name, options.build_id)
 
-    @rpc
-    async def PollWorkflowTaskQueue(
-        self, request: rr.PollWorkflowTaskQueueRequest, context: Ctx
-    ) -> rr.PollWorkflowTaskQueueResponse:
-        ns = self.namespaces.get(request.namespace)
-        require_task_queue(request.task_queue.name)
-        sticky_poll = request.task_queue.kind == task_queue_pb2.TASK_QUEUE_KIND_STICKY
-        version = await self._poller_version(ns, request, WORKFLOW_QUEUE, sticky_poll)
+    async def _poll(
+        self,
+        ns: Namespace,
+        request: Any,
+        context: Ctx,
+        kind: str,
+        version: str,
+        start: Callable[[HistoryEngine, QueueTask, str, str], Awaitable[ResponseT]],
+        answer_query: Callable[[QueryTask], Awaitable[ResponseT]] | None = None,
+    ) -> ResponseT | None:
+        """Long-poll the request's task queue until a task is started (its response), or None
+        when the poll's time is up. Only workflow task queues carry queries (`answer_query`)."""
         loop = asyncio.get_running_loop()
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
         while (remaining := until - loop.time()) > 0:
             task = await self.engine.matching.poll(
-                ns.id, request.task_queue.name, "workflow", remaining, request.identity, version
+                ns.id, request.task_queue.name, kind, remaining, request.identity, version
             )
             if task is None:
                 break
             if isinstance(task, QueryTask):
-                return await query_workflow.query_task_response(self.engine, task, sticky_poll)
+                assert answer_query is not None
+                return await answer_query(task)
             try:
-                return await cross_shard.record_workflow_task_started(
-                    self.engine, task, request.identity, str(uuid.uuid4())
-                )
+                return await start(self.engine, task, request.identity, str(uuid.uuid4()))
             except errors.NotFound:
                 continue  # stale: started elsewhere, or its execution moved on
             except errors.Unavailable:
@@ -95,7 +102,26 @@ class TaskRpcs(ServiceBase):
                 # Not recorded (or recorded and then stale on redelivery): never lose the task.
                 self.engine.matching.requeue(task)
                 raise
-        return rr.PollWorkflowTaskQueueResponse()
+        return None
+
+    @rpc
+    async def PollWorkflowTaskQueue(
+        self, request: rr.PollWorkflowTaskQueueRequest, context: Ctx
+    ) -> rr.PollWorkflowTaskQueueResponse:
+        ns = self.namespaces.get(request.namespace)
+        require_task_queue(request.task_queue.name)
+        sticky_poll = request.task_queue.kind == task_queue_pb2.TASK_QUEUE_KIND_STICKY
+        version = await self._poller_version(ns, request, WORKFLOW_QUEUE, sticky_poll)
+        response = await self._poll(
+            ns,
+            request,
+            context,
+            "workflow",
+            version,
+            cross_shard.record_workflow_task_started,
+            lambda task: query_workflow.query_task_response(self.engine, task, sticky_poll),
+        )
+        return rr.PollWorkflowTaskQueueResponse() if response is None else response
 
     @rpc
     async def RespondWorkflowTaskCompleted(
@@ -178,28 +204,10 @@ class TaskRpcs(ServiceBase):
         ns = self.namespaces.get(request.namespace)
         require_task_queue(request.task_queue.name)
         version = await self._poller_version(ns, request, ACTIVITY_QUEUE, False)
-        loop = asyncio.get_running_loop()
-        until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
-        while (remaining := until - loop.time()) > 0:
-            task = await self.engine.matching.poll(
-                ns.id, request.task_queue.name, "activity", remaining, request.identity, version
-            )
-            if task is None:
-                break
-            assert not isinstance(task, QueryTask)
-            try:
-                return await cross_shard.record_activity_task_started(
-                    self.engine, task, request.identity, str(uuid.uuid4())
-                )
-            except errors.NotFound:
-                continue
-            except errors.Unavailable:
-                self.engine.matching.retry_later(task)
-                continue
-            except BaseException:
-                self.engine.matching.requeue(task)
-                raise
-        return rr.PollActivityTaskQueueResponse()
+        response = await self._poll(
+            ns, request, context, "activity", version, cross_shard.record_activity_task_started
+        )
+        return rr.PollActivityTaskQueueResponse() if response is None else response
 
     @rpc
     async def RecordActivityTaskHeartbeat(
@@ -211,8 +219,7 @@ class TaskRpcs(ServiceBase):
     async def RecordActivityTaskHeartbeatById(
         self, request: rr.RecordActivityTaskHeartbeatByIdRequest, context: Ctx
     ) -> rr.RecordActivityTaskHeartbeatByIdResponse:
-        ns = self.namespaces.get(request.namespace)
-        return await activity_tasks.record_heartbeat_by_id(self.engine, ns, request)
+        return await self._in_namespace(activity_tasks.record_heartbeat_by_id, request)
 
     @rpc
     async def RespondActivityTaskCompleted(
@@ -225,8 +232,7 @@ class TaskRpcs(ServiceBase):
     async def RespondActivityTaskCompletedById(
         self, request: rr.RespondActivityTaskCompletedByIdRequest, context: Ctx
     ) -> rr.RespondActivityTaskCompletedByIdResponse:
-        ns = self.namespaces.get(request.namespace)
-        await activity_tasks.respond_completed_by_id(self.engine, ns, request)
+        await self._in_namespace(activity_tasks.respond_completed_by_id, request)
         return rr.RespondActivityTaskCompletedByIdResponse()
 
     @rpc
@@ -240,8 +246,7 @@ class TaskRpcs(ServiceBase):
     async def RespondActivityTaskFailedById(
         self, request: rr.RespondActivityTaskFailedByIdRequest, context: Ctx
     ) -> rr.RespondActivityTaskFailedByIdResponse:
-        ns = self.namespaces.get(request.namespace)
-        await activity_tasks.respond_failed_by_id(self.engine, ns, request)
+        await self._in_namespace(activity_tasks.respond_failed_by_id, request)
         return rr.RespondActivityTaskFailedByIdResponse()
 
     @rpc
@@ -255,8 +260,7 @@ class TaskRpcs(ServiceBase):
     async def RespondActivityTaskCanceledById(
         self, request: rr.RespondActivityTaskCanceledByIdRequest, context: Ctx
     ) -> rr.RespondActivityTaskCanceledByIdResponse:
-        ns = self.namespaces.get(request.namespace)
-        await activity_tasks.respond_canceled_by_id(self.engine, ns, request)
+        await self._in_namespace(activity_tasks.respond_canceled_by_id, request)
         return rr.RespondActivityTaskCanceledByIdResponse()
 
     @rpc
@@ -264,8 +268,7 @@ class TaskRpcs(ServiceBase):
         self, request: rr.PauseActivityRequest, context: Ctx
     ) -> rr.PauseActivityResponse:
         require_activity_target(request)
-        ns = self.namespaces.get(request.namespace)
-        await pause_activity.pause_activity(self.engine, ns, request)
+        await self._in_namespace(pause_activity.pause_activity, request)
         return rr.PauseActivityResponse()
 
     @rpc
@@ -273,8 +276,7 @@ class TaskRpcs(ServiceBase):
         self, request: rr.UnpauseActivityRequest, context: Ctx
     ) -> rr.UnpauseActivityResponse:
         require_activity_target(request)
-        ns = self.namespaces.get(request.namespace)
-        await unpause_activity.unpause_activity(self.engine, ns, request)
+        await self._in_namespace(unpause_activity.unpause_activity, request)
         return rr.UnpauseActivityResponse()
 
     @rpc
@@ -282,6 +284,5 @@ class TaskRpcs(ServiceBase):
         self, request: rr.ResetActivityRequest, context: Ctx
     ) -> rr.ResetActivityResponse:
         require_activity_target(request)
-        ns = self.namespaces.get(request.namespace)
-        await reset_activity.reset_activity(self.engine, ns, request)
+        await self._in_namespace(reset_activity.reset_activity, request)
         return rr.ResetActivityResponse()

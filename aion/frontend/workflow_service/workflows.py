@@ -88,27 +88,29 @@ class WorkflowRpcs(ServiceBase):
     async def RequestCancelWorkflowExecution(
         self, request: rr.RequestCancelWorkflowExecutionRequest, context: Ctx
     ) -> rr.RequestCancelWorkflowExecutionResponse:
-        ns = self.namespaces.get(request.namespace)
-        require(request.workflow_execution.workflow_id, "WorkflowId")
-        await request_cancel_workflow.request_cancel_workflow(self.engine, ns, request)
+        await self._in_namespace(
+            request_cancel_workflow.request_cancel_workflow,
+            request,
+            request.workflow_execution.workflow_id,
+        )
         return rr.RequestCancelWorkflowExecutionResponse()
 
     @rpc
     async def TerminateWorkflowExecution(
         self, request: rr.TerminateWorkflowExecutionRequest, context: Ctx
     ) -> rr.TerminateWorkflowExecutionResponse:
-        ns = self.namespaces.get(request.namespace)
-        require(request.workflow_execution.workflow_id, "WorkflowId")
-        await terminate_workflow.terminate_workflow(self.engine, ns, request)
+        await self._in_namespace(
+            terminate_workflow.terminate_workflow, request, request.workflow_execution.workflow_id
+        )
         return rr.TerminateWorkflowExecutionResponse()
 
     @rpc
     async def ResetWorkflowExecution(
         self, request: rr.ResetWorkflowExecutionRequest, context: Ctx
     ) -> rr.ResetWorkflowExecutionResponse:
-        ns = self.namespaces.get(request.namespace)
-        require(request.workflow_execution.workflow_id, "WorkflowId")
-        return await reset_workflow.reset_workflow(self.engine, ns, request)
+        return await self._in_namespace(
+            reset_workflow.reset_workflow, request, request.workflow_execution.workflow_id
+        )
 
     @rpc
     async def DescribeWorkflowExecution(
