@@ -1,0 +1,31 @@
+"""WorkflowService: validates each request, resolves its namespace and calls the operation.
+
+One servicer, composed of one part per area (each a module here): namespaces, workflows, tasks,
+schedules and deployments. Every RPC goes through `aion.frontend.rpc.rpc`, which maps errors to
+gRPC statuses and forwards a call to the process that owns the execution's shard.
+"""
+
+from __future__ import annotations
+
+from temporalio.api.workflowservice.v1 import service_pb2_grpc
+
+from aion.frontend.workflow_service.deployments import DeploymentRpcs
+from aion.frontend.workflow_service.namespaces import NamespaceRpcs
+from aion.frontend.workflow_service.schedules import ScheduleRpcs
+from aion.frontend.workflow_service.tasks import TaskRpcs
+from aion.frontend.workflow_service.workflows import WorkflowRpcs
+
+
+# The grpc stubs declare the servicer's methods sync; the parts implement them `async def`.
+class WorkflowService(  # type: ignore[misc]
+    NamespaceRpcs,
+    WorkflowRpcs,
+    TaskRpcs,
+    ScheduleRpcs,
+    DeploymentRpcs,
+    service_pb2_grpc.WorkflowServiceServicer,
+):
+    """The gRPC WorkflowService; RPCs not implemented answer UNIMPLEMENTED (the generated base)."""
+
+
+__all__ = ["WorkflowService"]

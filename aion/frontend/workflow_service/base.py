@@ -1,0 +1,108 @@
+"""What every part of WorkflowService shares: its collaborators and the checks RPCs reuse."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeAlias, TypeVar
+
+import grpc
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion import errors
+from aion.history.api import update_workflow
+from aion.history.engine import HistoryEngine
+from aion.namespaces import Namespace, NamespaceRegistry
+from aion.visibility.search_attributes import SearchAttributeError
+
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+MAX_ID_LENGTH = 1000
+
+
+class NamespacedRequest(Protocol):
+    """A request naming its namespace."""
+
+    @property
+    def namespace(self) -> str: ...
+
+
+RequestT = TypeVar("RequestT", bound=NamespacedRequest)
+ResponseT = TypeVar("ResponseT")
+Operation: TypeAlias = Callable[[HistoryEngine, Namespace, RequestT], Awaitable[ResponseT]]
+
+
+class ServiceBase:
+    """The engine and namespace registry the RPCs call, and the checks several RPCs share."""
+
+    def __init__(self, engine: HistoryEngine, namespaces: NamespaceRegistry) -> None:
+        self.engine = engine
+        self.namespaces = namespaces
+
+    async def _in_namespace(
+        self,
+        operation: Operation[RequestT, ResponseT],
+        request: RequestT,
+        workflow_id: str | None = None,
+    ) -> ResponseT:
+        """Resolve the request's namespace and run `operation` on it; for a request on one
+        workflow, pass its `workflow_id`, required once the namespace is known."""
+        ns = self.namespaces.get(request.namespace)
+        if workflow_id is not None:
+            require(workflow_id, "WorkflowId")
+        return await operation(self.engine, ns, request)
+
+    def _check_search_attributes(self, ns: Namespace, request: Any) -> None:
+        """A request's search attributes, checked as Temporal's frontend does."""
+        if not request.HasField("search_attributes"):
+            return
+        try:
+            self.namespaces.search_attributes.validate(ns.id, ns.name, request.search_attributes)
+        except SearchAttributeError as e:
+            raise errors.InvalidArgument(str(e)) from None
+
+
+def require(value: str, what: str) -> None:
+    """INVALID_ARGUMENT unless `value` is set."""
+    if not value:
+        raise errors.InvalidArgument(f"{what} is not set on request.")
+
+
+def require_task_queue(name: str) -> None:
+    """INVALID_ARGUMENT unless the task queue name is set and not too long."""
+    if not name:
+        raise errors.InvalidArgument("missing task queue name")
+    if len(name) > MAX_ID_LENGTH:
+        raise errors.InvalidArgument("task queue name exceeds length limit")
+
+
+def require_activity_target(request: Any) -> None:
+    """INVALID_ARGUMENT unless an activity request names its workflow and activity."""
+    require(request.execution.workflow_id, "WorkflowId")
+    if request.WhichOneof("activity") is None:
+        raise errors.InvalidArgument(
+            "Either Activity.Id or Activity.Type should be set on request."
+        )
+
+
+def validate_update(request: rr.UpdateWorkflowExecutionRequest) -> None:
+    """Temporal's checks on an update request; fills in the update id and wait stage."""
+    require(request.workflow_execution.workflow_id, "WorkflowId")
+    update = request.request
+    if not update.HasField("meta"):
+        raise errors.InvalidArgument("Update meta is not set on request.")
+    if len(update.meta.update_id) > MAX_ID_LENGTH:
+        raise errors.InvalidArgument("UpdateId length exceeds limit.")
+    if not update.meta.update_id:
+        update.meta.update_id = str(uuid.uuid4())
+    if not update.HasField("input"):
+        raise errors.InvalidArgument("Update input is not set on request.")
+    if not update.input.name:
+        raise errors.InvalidArgument("Update name is not set on request.")
+    stage = request.wait_policy.lifecycle_stage
+    if stage == update_workflow.UNSPECIFIED:
+        request.wait_policy.lifecycle_stage = update_workflow.COMPLETED
+    elif stage == update_workflow.ADMITTED:
+        raise errors.PermissionDenied(
+            "UpdateWorkflowExecution issued asynchronously and waiting on update admitted is"
+            " not supported."
+        )

@@ -1,0 +1,288 @@
+"""WorkflowService RPCs of workers: polling and answering workflow and activity tasks,
+sticky queues, task queue descriptions, and pausing or resetting activities."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio.api.enums.v1 import deployment_pb2, task_queue_pb2
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+
+from aion import errors
+from aion.frontend.rpc import deadline_seconds, rpc
+from aion.frontend.workflow_service.base import (
+    Ctx,
+    ResponseT,
+    ServiceBase,
+    require,
+    require_activity_target,
+    require_task_queue,
+)
+from aion.history.api import (
+    activity_tasks,
+    cross_shard,
+    pause_activity,
+    query_workflow,
+    reset_activity,
+    respond_workflow_task_completed,
+    respond_workflow_task_failed,
+    sticky,
+    unpause_activity,
+)
+from aion.history.engine import HistoryEngine
+from aion.history.timeutil import ts
+from aion.matching import QueryTask
+from aion.namespaces import Namespace
+from aion.persistence import QueueTask
+from aion.versioning.deployment import version_key
+
+MAX_POLL_S = 60.0
+VERSIONED_MODE = deployment_pb2.WORKER_VERSIONING_MODE_VERSIONED
+WORKFLOW_QUEUE = task_queue_pb2.TASK_QUEUE_TYPE_WORKFLOW
+ACTIVITY_QUEUE = task_queue_pb2.TASK_QUEUE_TYPE_ACTIVITY
+
+
+class TaskRpcs(ServiceBase):
+    """What workers call: task polls and answers, and operator actions on activities."""
+
+    async def _poller_version(
+        self, ns: Namespace, request: Any, task_type: int, sticky: bool
+    ) -> str:
+        """The worker deployment version a poll serves ("" for an unversioned worker), which
+        its first poll of a queue registers."""
+        options = request.deployment_options
+        if options.worker_versioning_mode != VERSIONED_MODE:
+            return ""
+        if not options.deployment_name or not options.build_id:
+            raise errors.InvalidArgument("Deployment name and build id must be set together.")
+        if "." in options.deployment_name or ":" in options.deployment_name:
+            raise errors.InvalidArgument("deployment name cannot contain '.' or ':'")
+        if sticky:
+            return ""  # a sticky queue is one worker's own
+        await self.engine.deployments.register(
+            ns.id, options.deployment_name, options.build_id, request.task_queue.name, task_type
+        )
+        return version_key(options.deployment_name, options.build_id)
+
+    async def _poll(
+        self,
+        ns: Namespace,
+        request: Any,
+        context: Ctx,
+        kind: str,
+        version: str,
+        start: Callable[[HistoryEngine, QueueTask, str, str], Awaitable[ResponseT]],
+        answer_query: Callable[[QueryTask], Awaitable[ResponseT]] | None = None,
+    ) -> ResponseT | None:
+        """Long-poll the request's task queue until a task is started (its response), or None
+        when the poll's time is up. Only workflow task queues carry queries (`answer_query`)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
+        while (remaining := until - loop.time()) > 0:
+            task = await self.engine.matching.poll(
+                ns.id, request.task_queue.name, kind, remaining, request.identity, version
+            )
+            if task is None:
+                break
+            if isinstance(task, QueryTask):
+                assert answer_query is not None
+                return await answer_query(task)
+            try:
+                return await start(self.engine, task, request.identity, str(uuid.uuid4()))
+            except errors.NotFound:
+                continue  # stale: started elsewhere, or its execution moved on
+            except errors.Unavailable:
+                self.engine.matching.retry_later(task)
+                continue
+            except BaseException:
+                # Not recorded (or recorded and then stale on redelivery): never lose the task.
+                self.engine.matching.requeue(task)
+                raise
+        return None
+
+    @rpc
+    async def PollWorkflowTaskQueue(
+        self, request: rr.PollWorkflowTaskQueueRequest, context: Ctx
+    ) -> rr.PollWorkflowTaskQueueResponse:
+        ns = self.namespaces.get(request.namespace)
+        require_task_queue(request.task_queue.name)
+        sticky_poll = request.task_queue.kind == task_queue_pb2.TASK_QUEUE_KIND_STICKY
+        version = await self._poller_version(ns, request, WORKFLOW_QUEUE, sticky_poll)
+        response = await self._poll(
+            ns,
+            request,
+            context,
+            "workflow",
+            version,
+            cross_shard.record_workflow_task_started,
+            lambda task: query_workflow.query_task_response(self.engine, task, sticky_poll),
+        )
+        return rr.PollWorkflowTaskQueueResponse() if response is None else response
+
+    @rpc
+    async def RespondWorkflowTaskCompleted(
+        self, request: rr.RespondWorkflowTaskCompletedRequest, context: Ctx
+    ) -> rr.RespondWorkflowTaskCompletedResponse:
+        require(request.task_token.decode(errors="replace"), "TaskToken")
+        return await respond_workflow_task_completed.respond_workflow_task_completed(
+            self.engine, request
+        )
+
+    @rpc
+    async def RespondWorkflowTaskFailed(
+        self, request: rr.RespondWorkflowTaskFailedRequest, context: Ctx
+    ) -> rr.RespondWorkflowTaskFailedResponse:
+        require(request.task_token.decode(errors="replace"), "TaskToken")
+        return await respond_workflow_task_failed.respond_workflow_task_failed(self.engine, request)
+
+    @rpc
+    async def RespondQueryTaskCompleted(
+        self, request: rr.RespondQueryTaskCompletedRequest, context: Ctx
+    ) -> rr.RespondQueryTaskCompletedResponse:
+        query_workflow.respond_query_task_completed(self.engine, request)
+        return rr.RespondQueryTaskCompletedResponse()
+
+    @rpc
+    async def ResetStickyTaskQueue(
+        self, request: rr.ResetStickyTaskQueueRequest, context: Ctx
+    ) -> rr.ResetStickyTaskQueueResponse:
+        ns = self.namespaces.get(request.namespace)
+        require(request.execution.workflow_id, "WorkflowId")
+        key = await self.engine.resolve(
+            ns.id, request.execution.workflow_id, request.execution.run_id
+        )
+        await sticky.reset_sticky_task_queue(self.engine, key)
+        return rr.ResetStickyTaskQueueResponse()
+
+    @rpc
+    async def ShutdownWorker(
+        self, request: rr.ShutdownWorkerRequest, context: Ctx
+    ) -> rr.ShutdownWorkerResponse:
+        ns = self.namespaces.get(request.namespace)
+        if request.sticky_task_queue:
+            await sticky.shutdown_sticky_queue(self.engine, ns, request.sticky_task_queue)
+        return rr.ShutdownWorkerResponse()
+
+    @rpc
+    async def DescribeTaskQueue(
+        self, request: rr.DescribeTaskQueueRequest, context: Ctx
+    ) -> rr.DescribeTaskQueueResponse:
+        ns = self.namespaces.get(request.namespace)
+        require_task_queue(request.task_queue.name)
+        kind = (
+            "activity"
+            if request.task_queue_type == task_queue_pb2.TASK_QUEUE_TYPE_ACTIVITY
+            else "workflow"
+        )
+        matching = self.engine.matching
+        name = request.task_queue.name
+        response = rr.DescribeTaskQueueResponse(
+            pollers=[
+                taskqueue_pb.PollerInfo(
+                    identity=who, last_access_time=ts(at), rate_per_second=100000
+                )
+                for who, at in sorted(matching.recent_pollers(ns.id, name, kind).items())
+            ]
+        )
+        backlog = matching.backlog_count(ns.id, name, kind)
+        if request.report_stats:
+            response.stats.approximate_backlog_count = backlog
+        if request.include_task_queue_status:
+            response.task_queue_status.backlog_count_hint = backlog
+            response.task_queue_status.rate_per_second = 100000
+        return response
+
+    # ---- activity tasks -----------------------------------------------------------------
+    @rpc
+    async def PollActivityTaskQueue(
+        self, request: rr.PollActivityTaskQueueRequest, context: Ctx
+    ) -> rr.PollActivityTaskQueueResponse:
+        ns = self.namespaces.get(request.namespace)
+        require_task_queue(request.task_queue.name)
+        version = await self._poller_version(ns, request, ACTIVITY_QUEUE, False)
+        response = await self._poll(
+            ns, request, context, "activity", version, cross_shard.record_activity_task_started
+        )
+        return rr.PollActivityTaskQueueResponse() if response is None else response
+
+    @rpc
+    async def RecordActivityTaskHeartbeat(
+        self, request: rr.RecordActivityTaskHeartbeatRequest, context: Ctx
+    ) -> rr.RecordActivityTaskHeartbeatResponse:
+        return await activity_tasks.record_heartbeat(self.engine, request)
+
+    @rpc
+    async def RecordActivityTaskHeartbeatById(
+        self, request: rr.RecordActivityTaskHeartbeatByIdRequest, context: Ctx
+    ) -> rr.RecordActivityTaskHeartbeatByIdResponse:
+        return await self._in_namespace(activity_tasks.record_heartbeat_by_id, request)
+
+    @rpc
+    async def RespondActivityTaskCompleted(
+        self, request: rr.RespondActivityTaskCompletedRequest, context: Ctx
+    ) -> rr.RespondActivityTaskCompletedResponse:
+        await activity_tasks.respond_completed(self.engine, request)
+        return rr.RespondActivityTaskCompletedResponse()
+
+    @rpc
+    async def RespondActivityTaskCompletedById(
+        self, request: rr.RespondActivityTaskCompletedByIdRequest, context: Ctx
+    ) -> rr.RespondActivityTaskCompletedByIdResponse:
+        await self._in_namespace(activity_tasks.respond_completed_by_id, request)
+        return rr.RespondActivityTaskCompletedByIdResponse()
+
+    @rpc
+    async def RespondActivityTaskFailed(
+        self, request: rr.RespondActivityTaskFailedRequest, context: Ctx
+    ) -> rr.RespondActivityTaskFailedResponse:
+        await activity_tasks.respond_failed(self.engine, request)
+        return rr.RespondActivityTaskFailedResponse()
+
+    @rpc
+    async def RespondActivityTaskFailedById(
+        self, request: rr.RespondActivityTaskFailedByIdRequest, context: Ctx
+    ) -> rr.RespondActivityTaskFailedByIdResponse:
+        await self._in_namespace(activity_tasks.respond_failed_by_id, request)
+        return rr.RespondActivityTaskFailedByIdResponse()
+
+    @rpc
+    async def RespondActivityTaskCanceled(
+        self, request: rr.RespondActivityTaskCanceledRequest, context: Ctx
+    ) -> rr.RespondActivityTaskCanceledResponse:
+        await activity_tasks.respond_canceled(self.engine, request)
+        return rr.RespondActivityTaskCanceledResponse()
+
+    @rpc
+    async def RespondActivityTaskCanceledById(
+        self, request: rr.RespondActivityTaskCanceledByIdRequest, context: Ctx
+    ) -> rr.RespondActivityTaskCanceledByIdResponse:
+        await self._in_namespace(activity_tasks.respond_canceled_by_id, request)
+        return rr.RespondActivityTaskCanceledByIdResponse()
+
+    @rpc
+    async def PauseActivity(
+        self, request: rr.PauseActivityRequest, context: Ctx
+    ) -> rr.PauseActivityResponse:
+        require_activity_target(request)
+        await self._in_namespace(pause_activity.pause_activity, request)
+        return rr.PauseActivityResponse()
+
+    @rpc
+    async def UnpauseActivity(
+        self, request: rr.UnpauseActivityRequest, context: Ctx
+    ) -> rr.UnpauseActivityResponse:
+        require_activity_target(request)
+        await self._in_namespace(unpause_activity.unpause_activity, request)
+        return rr.UnpauseActivityResponse()
+
+    @rpc
+    async def ResetActivity(
+        self, request: rr.ResetActivityRequest, context: Ctx
+    ) -> rr.ResetActivityResponse:
+        require_activity_target(request)
+        await self._in_namespace(reset_activity.reset_activity, request)
+        return rr.ResetActivityResponse()
