@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from temporalio.api.common.v1.message_pb2 import WorkflowExecution
 from temporalio.api.workflowservice.v1.request_response_pb2 import StartWorkflowExecutionRequest
 
-CANCEL_REASON = "cancelled by schedule overlap policy"
-TERMINATE_REASON = "terminated by schedule overlap policy"
-
 
 @dataclass
 class BufferedStart:
@@ -48,9 +45,9 @@ class Decision:
 
     starts: list[StartWorkflow] = field(default_factory=list)
     cancel: list[WorkflowExecution] = field(default_factory=list)
-    """Cancel these (reason `CANCEL_REASON`), then report them closed when they close."""
+    """Cancel these, then report them closed when they close."""
     terminate: list[WorkflowExecution] = field(default_factory=list)
-    """Terminate these (reason `TERMINATE_REASON`)."""
+    """Terminate these."""
     next_wakeup: dt.datetime | None = None
     """Call `process_time` again at this time (None: only when something happens: a patch,
     an update, or a started workflow closing)."""
