@@ -13,6 +13,7 @@ from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
+from aion.common.durations import parse_duration
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import WorkflowService
@@ -22,7 +23,6 @@ from aion.matching import MatchingEngine
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.sqlite import SQLiteStore
-from aion.schedules.gotime import parse_duration
 from aion.schedules.runtime import ScheduleRuntime
 from aion.versioning import drainage
 

@@ -13,6 +13,8 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from aion import errors
+from aion.common.timeutil import ts
+from aion.common.versions import version_key
 from aion.frontend.rpc import deadline_seconds, rpc
 from aion.history.api import (
     activity_tasks,
@@ -36,12 +38,10 @@ from aion.history.api import (
     update_workflow_options,
 )
 from aion.history.engine import HistoryEngine
-from aion.history.timeutil import ts
 from aion.matching import QueryTask
 from aion.namespaces import CLUSTER_NAME, Namespace, NamespaceRegistry, namespace_capabilities
 from aion.schedules import api as schedules
 from aion.versioning import api as versioning
-from aion.versioning.deployment import version_key
 from aion.visibility import listing
 from aion.visibility.search_attributes import SearchAttributeError, system_and_preallocated
 
@@ -229,7 +229,7 @@ class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
             raise errors.InvalidArgument("deployment name cannot contain '.' or ':'")
         if sticky:
             return ""  # a sticky queue is one worker's own
-        await self.engine.deployments.register(
+        await versioning.registry(self.engine).register(
             ns.id, options.deployment_name, options.build_id, request.task_queue.name, task_type
         )
         return version_key(options.deployment_name, options.build_id)

@@ -20,9 +20,10 @@ from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors
+from aion.common.timeutil import now_ns
 from aion.history.api import timers
 from aion.history.mutable_state import ExecutionState, Limits, MutableState, Mutation
-from aion.history.timeutil import now_ns
+from aion.history.tasks.timer_queue import TimerQueue
 from aion.history.updates import UpdateAborted
 from aion.matching import MatchingEngine, QueryTask
 from aion.namespaces import NamespaceRegistry
@@ -37,7 +38,6 @@ from aion.persistence import (
     TimerTask,
     VisibilityRecord,
 )
-from aion.queues.timer_queue import TimerQueue
 from aion.versioning.registry import DeploymentRegistry
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from temporalio.api.schedule.v1 import message_pb2 as schedule_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.tokens import page
 from aion.history.engine import HistoryEngine
-from aion.history.tokens import page
 from aion.namespaces import Namespace
 from aion.schedules.runtime import ScheduleRuntime
 from aion.schedules.scheduler import ScheduleConflict, Scheduler

@@ -21,7 +21,7 @@ from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors
-from aion.history.codec import pack
+from aion.common.codec import pack
 from aion.history.mutable_state import MutableState
 from aion.persistence import ConditionFailedError, ScheduleRecord, ShardOwnershipLostError
 from aion.schedules.scheduler import Scheduler

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.versioning.deployment import Deployment, Status, version_key
+from aion.common.versions import version_key
+from aion.versioning.deployment import Deployment, Status
 from aion.visibility import listing
 
 if TYPE_CHECKING:

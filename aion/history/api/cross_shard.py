@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion.cluster.peers import Op
+from aion.common.codec import pack, unpack
 from aion.history.api import (
     activity_tasks,
     query_workflow,
@@ -20,7 +21,6 @@ from aion.history.api import (
     transfer,
     workflow_tasks,
 )
-from aion.history.codec import pack, unpack
 from aion.history.engine import HistoryEngine
 from aion.persistence import QueueTask
 

@@ -14,9 +14,9 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.history.codec import pack, unpack
+from aion.common.codec import pack, unpack
+from aion.common.tokens import TaskToken
 from aion.history.engine import HistoryEngine
-from aion.history.tokens import TaskToken
 from aion.matching import QueryTask
 from aion.namespaces import Namespace
 

@@ -16,12 +16,13 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.codec import pack, unpack
+from aion.common.timeutil import ns_of
 from aion.history import cron
 from aion.history.api.activities import ensure_workflow_task
 from aion.history.api.request_cancel_workflow import deliver_cancel
 from aion.history.api.signal_workflow import deliver_signal
 from aion.history.api.terminate_workflow import terminate_workflow
-from aion.history.codec import pack, unpack
 from aion.history.mutable_state import (
     FAILED_STATUSES,
     ChildInfo,
@@ -30,9 +31,8 @@ from aion.history.mutable_state import (
     ParentInfo,
 )
 from aion.history.runs import RunOptions, build_run
-from aion.history.timeutil import ns_of
+from aion.history.tasks.timer_queue import RetryLater
 from aion.persistence import ConditionFailedError, TimerTask
-from aion.queues.timer_queue import RetryLater
 
 if TYPE_CHECKING:
     from aion.history.engine import ExecutionKey, HistoryEngine
