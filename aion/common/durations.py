@@ -111,4 +111,4 @@ def _leading_fraction(digits: str) -> tuple[int, float]:
 
 def go_duration_ns(seconds: int, nanos: int) -> int:
     """`durationpb.Duration.AsDuration()`: nanoseconds, saturating at the int64 limits."""
-    return max(-MAX_INT64 - 1, min(MAX_INT64, seconds * SECOND_NS + nanos))
+    return max(-MAX_INT64 - 1, min(MAX_INT64, seconds * SECOND + nanos))

@@ -13,7 +13,6 @@ from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
 from aion import errors
-from aion.versioning.deployment import dotted_version, parse_version
 
 UNVERSIONED = "__unversioned__"
 RAMPING_VERSION = "__ramping__"  # a task for the ramping version (continue-as-new onto it)
