@@ -35,7 +35,7 @@ async def record_activity_task_started(
     try:
         return await engine.update_execution(key, record)
     except (StaleTaskError, errors.NotFound):
-        await engine.store.delete_queue_tasks(task.shard_id, [task.task_id])
+        await engine.drop_task(task)
         raise StaleTaskError() from None
 
 

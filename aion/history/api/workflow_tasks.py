@@ -48,7 +48,7 @@ async def record_workflow_task_started(
     try:
         wt, previous_started, sticky, messages = await engine.update_execution(key, record)
     except StaleTaskError:
-        await engine.store.delete_queue_tasks(task.shard_id, [task.task_id])
+        await engine.drop_task(task)
         raise
     ms = await engine.get_execution(key)
     return await workflow_task_response(engine, key, ms, wt, previous_started, sticky, messages)
