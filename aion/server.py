@@ -21,6 +21,7 @@ from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import WorkflowService
 from aion.history.api import cross_shard
 from aion.history.engine import HistoryEngine
+from aion.history.tasks import transfer
 from aion.history.tasks.processor import TaskProcessor
 from aion.matching import MatchingEngine
 from aion.namespaces import NamespaceRegistry
@@ -100,7 +101,7 @@ class AionServer:
             self.namespaces,
             self.matching,
             TaskProcessor,
-            cross_shard.OPS,
+            {**cross_shard.OPS, **transfer.OPS},
             config.num_shards,
             host_id=host_id,
             remote=self.cluster,

@@ -13,7 +13,7 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 
 from aion.common.timeutil import SECOND, dur, ns_of
 from aion.history import cron, retry
-from aion.history.api.activities import timeout_failure
+from aion.history.failures import timeout_failure
 from aion.history.mutable_state import MutableState
 from aion.history.runs import RunOptions, build_run
 

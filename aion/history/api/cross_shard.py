@@ -23,7 +23,6 @@ from aion.history.api import (
 )
 from aion.history.engine import HistoryEngine
 from aion.history.ports import Op
-from aion.history.tasks import transfer
 from aion.persistence import QueueTask
 
 
@@ -84,8 +83,9 @@ async def _start_workflow_op(engine: HistoryEngine, args: dict[str, Any]) -> dic
     return {"run_id": response.run_id}
 
 
+# With the transfer tasks' operations (`aion.history.tasks.transfer.OPS`), what the engine runs
+# for other processes.
 OPS: dict[str, Op] = {
-    **transfer.OPS,
     "record_workflow_task_started": _workflow_task_started_op,
     "record_activity_task_started": _activity_task_started_op,
     "dispatch_query": query_workflow.dispatch_query,
