@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aion.schedules.gotime import GoError, parse_duration
+from aion.common.durations import GoError, parse_duration
 from aion.server import SCHEDULE_RETENTION, SUGGEST_CONTINUE_AS_NEW_COUNT, ServerConfig
 from aion.versioning import drainage
 from aion.visibility.query import TYPE_NAMES

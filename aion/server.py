@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,18 +14,22 @@ from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
+from aion.common.durations import parse_duration
+from aion.common.timeutil import now_ns
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import WorkflowService
 from aion.history.api import cross_shard
 from aion.history.engine import HistoryEngine
+from aion.history.tasks import transfer
+from aion.history.tasks.processor import TaskProcessor
 from aion.matching import MatchingEngine
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.sqlite import SQLiteStore
-from aion.schedules.gotime import parse_duration
 from aion.schedules.runtime import ScheduleRuntime
 from aion.versioning import drainage
+from aion.versioning.registry import DeploymentRegistry
 
 log = logging.getLogger("aion")
 
@@ -76,11 +81,36 @@ class AionServer:
         else:
             self.store = SQLiteStore(config.db_filename or ":memory:")
         self.namespaces = NamespaceRegistry(self.store)
-        self.matching = MatchingEngine()
-        self.engine = HistoryEngine(self.store, self.namespaces, self.matching, config.num_shards)
-        self.schedules = ScheduleRuntime(self.engine)
-        self.engine.schedules = self.schedules
-        self.drainage = drainage.DrainageMonitor(self.engine)
+        self.deployments = DeploymentRegistry(self.store, now_ns)
+        self.matching = MatchingEngine(routing=self.deployments)
+        self.deployments.on_routing_changed = self.matching.routing_changed
+        self.address = f"{config.ip}:{config.port}"
+        host_id = str(uuid.uuid4())
+        self.cluster: Cluster | None = None
+        if self.store.shared:  # several processes share the database
+            self.cluster = Cluster(
+                self.store,
+                self.matching,
+                host_id,
+                config.broadcast_address or self.address,
+                config.num_shards,
+                on_tick=self._take_in_changes,
+            )
+        self.engine = HistoryEngine(
+            self.store,
+            self.namespaces,
+            self.matching,
+            TaskProcessor,
+            {**cross_shard.OPS, **transfer.OPS},
+            config.num_shards,
+            host_id=host_id,
+            remote=self.cluster,
+            deployments=self.deployments,
+        )
+        self.schedules = ScheduleRuntime(self.engine, self.store)
+        self.engine.add_shard_listener(self.schedules)
+        self.engine.add_operations(self.schedules.operations())
+        self.drainage = drainage.DrainageMonitor(self.engine, self.deployments, self.store)
         self.grpc = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 128 * 1024 * 1024),
@@ -93,18 +123,22 @@ class AionServer:
         operator_grpc.add_OperatorServiceServicer_to_server(
             OperatorService(self.namespaces), self.grpc
         )
-        self.address = f"{config.ip}:{config.port}"
-        if self.store.shared:
-            self.engine.cluster = Cluster(
-                self.engine, self.namespaces, config.broadcast_address or self.address
+        if self.cluster is not None:
+            self.grpc.add_generic_rpc_handlers(
+                (peer_handler(self.engine, self.engine.operations, abort),)
             )
-            self.grpc.add_generic_rpc_handlers((peer_handler(self.engine, cross_shard.OPS, abort),))
+
+    async def _take_in_changes(self) -> None:
+        """Take in the namespaces, search attributes and worker deployments other processes
+        sharing the database made (after every heartbeat)."""
+        await self.namespaces.load()
+        await self.deployments.refresh()
 
     async def start(self) -> None:
         await self.store.open()
         await self.store.check_shard_count(self.config.num_shards)
         await self.namespaces.load()
-        await self.engine.deployments.refresh()
+        await self.deployments.refresh()
         for name in self.config.namespaces:
             ns = await self.namespaces.ensure(name)
             if self.config.search_attributes:
@@ -123,8 +157,11 @@ class AionServer:
         bound = self.grpc.add_insecure_port(self.address)
         if bound == 0:
             raise OSError(f"cannot listen on {self.address}")
-        if self.engine.cluster is not None:
-            await self.engine.cluster.start()  # takes this process's share of the shards
+        if self.cluster is not None:
+            await self.cluster.start(self.engine)  # takes this process's share of the shards
+        else:  # the only process on its database: every shard is ours
+            for shard_id in range(self.config.num_shards):
+                await self.engine.acquire_shard(shard_id)
         await self.engine.start()
         self.drainage.start()
         await self.grpc.start()
@@ -132,7 +169,8 @@ class AionServer:
     async def stop(self) -> None:
         await self.grpc.stop(grace=1.0)
         await self.drainage.stop()
-        if self.engine.cluster is not None:
-            await self.engine.cluster.stop()  # the others take our shards at once
+        if self.cluster is not None:
+            await self.cluster.stop()  # the others take our shards at once
         await self.engine.stop()
+        await self.schedules.stop()
         await self.store.close()

@@ -12,6 +12,7 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.schedule.v1 import ScheduleSpec
 
+from aion.common import durations
 from aion.farmhash import fingerprint32
 from aion.schedules import (
     CompiledSpec,
@@ -77,7 +78,7 @@ def ranges(text: str, field: Any) -> list[tuple[int, int, int]]:
     ],
 )
 def test_go_duration(text: str, ns: int) -> None:
-    assert gotime.parse_duration(text) == ns
+    assert durations.parse_duration(text) == ns
 
 
 @pytest.mark.parametrize(
@@ -91,8 +92,8 @@ def test_go_duration(text: str, ns: int) -> None:
     ],
 )
 def test_go_duration_errors(text: str, message: str) -> None:
-    with pytest.raises(gotime.GoError, match=f"^{message}$"):
-        gotime.parse_duration(text)
+    with pytest.raises(durations.GoError, match=f"^{message}$"):
+        durations.parse_duration(text)
 
 
 def test_temporal_duration_takes_days() -> None:

@@ -7,19 +7,17 @@ import contextlib
 import dataclasses
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
 
 from aion import errors
-from aion.cluster.membership import Membership
+from aion.cluster.membership import Membership, ShardOwner
 from aion.cluster.peers import Peers
-from aion.persistence import HostRecord, QueueTask
-
-if TYPE_CHECKING:
-    from aion.history.engine import HistoryEngine
-    from aion.namespaces import NamespaceRegistry
+from aion.matching import MatchingEngine
+from aion.persistence import HostRecord, QueueTask, Store
 
 log = logging.getLogger(__name__)
 
@@ -28,35 +26,32 @@ MAX_NOTIFICATION_CHARS = 7000  # PostgreSQL refuses notification payloads of 800
 
 
 class Cluster:
-    """Membership and shard leases, calls to peers, and tasks shared with the peers' pollers."""
+    """Membership and shard leases, calls to peers, and tasks shared with the peers' pollers:
+    the history engine's `RemoteShards`."""
 
-    def __init__(self, engine: HistoryEngine, namespaces: NamespaceRegistry, address: str) -> None:
-        self.engine = engine
-        self.store = engine.store
-        self.me = HostRecord(engine.host_id, address)
-        self.membership = Membership(
-            engine.store,
-            self.me,
-            engine.num_shards,
-            engine.acquire_shard,
-            engine.release_shard,
-            lambda: {s.shard_id: s.range_id for s in engine.shards.values()},
-            on_tick=self._refresh,
-        )
-        self.namespaces = namespaces
+    def __init__(
+        self,
+        store: Store,
+        matching: MatchingEngine,
+        host_id: str,
+        address: str,
+        num_shards: int,
+        on_tick: Callable[[], Awaitable[None]],
+    ) -> None:
+        """`on_tick` runs after every heartbeat: it takes in what the others changed."""
+        self.store = store
+        self.matching = matching
+        self.me = HostRecord(host_id, address)
+        self.membership = Membership(store, self.me, num_shards, on_tick=on_tick)
         self.peers = Peers()
         self._outbox: list[QueueTask] = []
         self._sender: asyncio.Task[None] | None = None
 
-    async def _refresh(self) -> None:
-        """Take in the namespaces, search attributes and worker deployments the others made."""
-        await self.namespaces.load()
-        await self.engine.deployments.refresh()
-
-    async def start(self) -> None:
+    async def start(self, owner: ShardOwner) -> None:
+        """Join the others and take this process's share of the shards for `owner`."""
         await self.store.listen(TASKS_CHANNEL, self._received)
-        self.engine.matching.on_requeue = self.share_task
-        await self.membership.start()
+        self.matching.on_requeue = self.share_task
+        await self.membership.start(owner)
 
     async def stop(self) -> None:
         await self.membership.stop()
@@ -82,6 +77,9 @@ class Cluster:
             loop.create_task(self.peers.invoke(address, op, args))
             for address in self.membership.peer_addresses()
         ]
+
+    def has_peers(self) -> bool:
+        return bool(self.membership.peer_addresses())
 
     async def forward(
         self, shard_id: int, method: str, request: Message, context: grpc.aio.ServicerContext
@@ -117,7 +115,7 @@ class Cluster:
         if message["from"] == self.me.host_id:
             return
         for fields in message["tasks"]:
-            self.engine.matching.add_task(QueueTask(*fields))
+            self.matching.add_task(QueueTask(*fields))
 
 
 def _payloads(sender: str, tasks: list[QueueTask]) -> list[str]:

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aion.persistence import HostRecord, Store
 
@@ -22,6 +23,18 @@ def rendezvous_owner(host_ids: list[str], shard_id: int) -> str:
     return max(host_ids, key=lambda host: hashlib.blake2b(f"{host}/{shard_id}".encode()).digest())
 
 
+class ShardOwner(Protocol):
+    """What serves the shards this process holds (the history engine)."""
+
+    async def acquire_shard(self, shard_id: int) -> None: ...
+
+    def release_shard(self, shard_id: int) -> None: ...
+
+    def owned_shards(self) -> dict[int, int]:
+        """Shard id to the range id held."""
+        ...
+
+
 class Membership:
     """Heartbeats this process, keeps the live host list, and moves shard leases to match it."""
 
@@ -30,19 +43,14 @@ class Membership:
         store: Store,
         me: HostRecord,
         num_shards: int,
-        acquire: Callable[[int], Awaitable[None]],
-        release: Callable[[int], None],
-        owned: Callable[[], dict[int, int]],  # shard id -> range id we hold
         on_tick: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.me = me
         self.num_shards = num_shards
-        self._acquire = acquire
-        self._release = release
-        self._owned = owned
         self._on_tick = on_tick
         self.hosts: dict[str, str] = {me.host_id: me.address}  # host id -> address
+        self._owner: ShardOwner | None = None
         self._loop_task: asyncio.Task[None] | None = None
 
     def owner_address(self, shard_id: int) -> str | None:
@@ -53,7 +61,9 @@ class Membership:
     def peer_addresses(self) -> list[str]:
         return [addr for host, addr in self.hosts.items() if host != self.me.host_id]
 
-    async def start(self) -> None:
+    async def start(self, owner: ShardOwner) -> None:
+        """Take this process's share of the shards for `owner`, then keep it matched."""
+        self._owner = owner
         await self.tick()
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
 
@@ -80,15 +90,17 @@ class Membership:
         self.hosts[self.me.host_id] = self.me.address
         ids = sorted(self.hosts)
         mine = {s for s in range(self.num_shards) if rendezvous_owner(ids, s) == self.me.host_id}
-        held = self._owned()
+        owner = self._owner
+        assert owner is not None, "tick before start"
+        held = owner.owned_shards()
         current = await self.store.shard_range_ids()
         for shard_id, range_id in sorted(held.items()):
             if shard_id not in mine or current.get(shard_id) != range_id:
-                self._release(shard_id)  # not ours any more, or taken while we looked away
-        owned = set(self._owned())
+                owner.release_shard(shard_id)  # not ours any more, or taken while we looked away
+        owned = set(owner.owned_shards())
         for shard_id in sorted(mine - owned):
             try:
-                await self._acquire(shard_id)
+                await owner.acquire_shard(shard_id)
             except Exception as e:  # e.g. a paused owner's transaction still holds it
                 log.warning("could not acquire shard %s yet (%s); retrying", shard_id, e)
         if self._on_tick is not None:

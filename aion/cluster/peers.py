@@ -9,7 +9,7 @@ so that it is never forwarded twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -17,14 +17,12 @@ from google.protobuf.message import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.history.ports import Op
 
 INVOKE_METHOD = "/aion.cluster.v1.Peer/Invoke"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 FORWARDED = "aion-forwarded"
 INVOKE_TIMEOUT_S = 30.0
-
-# A named operation: runs on the process that owns the shard it acts on.
-Op = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 _NOT_FORWARDED = {"content-type", "user-agent", "te", "grpc-timeout", "grpc-accept-encoding"}
 
@@ -101,7 +99,7 @@ def is_forwarded(context: grpc.aio.ServicerContext) -> bool:
 
 def peer_handler(
     engine: Any,
-    ops: dict[str, Op],
+    ops: Mapping[str, Op],
     abort: Callable[[grpc.aio.ServicerContext, errors.ServiceError], Awaitable[None]],
 ) -> grpc.GenericRpcHandler:
     """The server side of `Peers.invoke`: runs the named operation on this process's engine."""

@@ -13,6 +13,7 @@ from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
 from aion import errors
+from aion.cluster import Cluster
 from aion.cluster.peers import is_forwarded
 
 log = logging.getLogger("aion.frontend")
@@ -32,8 +33,8 @@ def rpc(fn: Handler[R]) -> Handler[R]:
             try:
                 return await fn(self, request, context)
             except errors.ShardNotOwned as e:
-                cluster = getattr(getattr(self, "engine", None), "cluster", None)
-                if cluster is None or is_forwarded(context):
+                cluster = getattr(getattr(self, "engine", None), "remote", None)
+                if not isinstance(cluster, Cluster) or is_forwarded(context):
                     raise
                 # The execution lives on another process: make the same call there.
                 return await _on_owner(cluster, e, fn, self, request, context)

@@ -17,9 +17,9 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 
+from aion.common.timeutil import SECOND, dur, ns_of
 from aion.history import continuation, cron, retry
 from aion.history.mutable_state import ActivityInfo, MutableState, TimerInfo
-from aion.history.timeutil import SECOND, dur, ns_of
 
 CT = command_type_pb2.CommandType
 Cause = cause_pb.WorkflowTaskFailedCause

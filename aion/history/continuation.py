@@ -11,11 +11,11 @@ from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 
+from aion.common.timeutil import SECOND, dur, ns_of
 from aion.history import cron, retry
-from aion.history.api.activities import timeout_failure
+from aion.history.failures import timeout_failure
 from aion.history.mutable_state import MutableState
 from aion.history.runs import RunOptions, build_run
-from aion.history.timeutil import SECOND, dur, ns_of
 
 Initiator = workflow_pb2.ContinueAsNewInitiator
 RetryState = workflow_pb2.RetryState

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aion.history.timeutil import SECOND
+from aion.common.timeutil import SECOND
 
 DESCRIPTORS = {
     "@yearly": "0 0 1 1 *",

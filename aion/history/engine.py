@@ -2,7 +2,9 @@
 
 Operations (in `aion/history/api/`) never touch storage: they call `update_execution` with a
 function that checks the request against `MutableState` and appends events; the engine commits the
-transition in one transaction and then publishes its tasks to matching and the timer queue.
+transition in one transaction and then publishes its tasks to matching and the timer tasks. What
+the engine calls out to (other processes, worker deployments, the timer task processor, shard
+listeners) it gets through the interfaces of `aion.history.ports`.
 """
 
 from __future__ import annotations
@@ -12,17 +14,25 @@ import logging
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors
-from aion.history.api import timers
+from aion.common.timeutil import now_ns
 from aion.history.mutable_state import ExecutionState, Limits, MutableState, Mutation
-from aion.history.timeutil import now_ns
+from aion.history.ports import (
+    Deployments,
+    LocalShards,
+    NoDeployments,
+    Op,
+    RemoteShards,
+    ShardListener,
+    TimerTasks,
+)
 from aion.history.updates import UpdateAborted
 from aion.matching import MatchingEngine, QueryTask
 from aion.namespaces import NamespaceRegistry
@@ -37,12 +47,6 @@ from aion.persistence import (
     TimerTask,
     VisibilityRecord,
 )
-from aion.queues.timer_queue import TimerQueue
-from aion.versioning.registry import DeploymentRegistry
-
-if TYPE_CHECKING:
-    from aion.cluster import Cluster
-    from aion.schedules.runtime import ScheduleRuntime
 
 log = logging.getLogger(__name__)
 
@@ -75,44 +79,65 @@ class _Entry:
 
 
 class HistoryEngine:
+    """The executions of the shards this process owns."""
+
     def __init__(
         self,
         store: Store,
         namespaces: NamespaceRegistry,
         matching: MatchingEngine,
+        timer_tasks: Callable[[HistoryEngine], TimerTasks],
+        operations: Mapping[str, Op],
         num_shards: int = 4,
         host_id: str | None = None,
+        remote: RemoteShards | None = None,
+        deployments: Deployments | None = None,
     ) -> None:
+        """`timer_tasks` builds the processor that fires this engine's timer tasks;
+        `operations` are what `call` runs on a shard's owner; `remote` reaches the shards of
+        other processes (none by default); `deployments` routes tasks to worker deployment
+        versions (unversioned by default)."""
         self.store = store
         self.namespaces = namespaces
         self.matching = matching
+        self.operations = dict(operations)
         self.num_shards = num_shards
         self.host_id = host_id or str(uuid.uuid4())
+        self.remote: RemoteShards = remote or LocalShards()
+        self.deployments: Deployments = deployments or NoDeployments()
         self.shards: dict[int, Shard] = {}
         self.clock = now_ns
         self.limits = Limits()
-        self.timers = TimerQueue(self._fire_timer)
+        self.timers = timer_tasks(self)
+        self._listeners: list[ShardListener] = []
         self._cache: OrderedDict[ExecutionKey, _Entry] = OrderedDict()
         self._current: dict[tuple[str, str], CurrentExecution] = {}
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
         self.pending_queries: dict[str, QueryTask] = {}
-        self.cluster: Cluster | None = None  # set when several processes share the database
-        self.schedules: ScheduleRuntime | None = None  # the schedules of the shards we own
-        self.deployments = DeploymentRegistry(store, self.clock)
-        matching.routing = self.deployments
-        self.deployments.on_routing_changed = matching.routing_changed
 
     # ---- lifecycle and shard ownership ------------------------------------------------
+    def add_shard_listener(self, listener: ShardListener) -> None:
+        """Tell `listener` of every shard this process starts or stops serving from now on."""
+        self._listeners.append(listener)
+
+    def add_operations(self, operations: Mapping[str, Op]) -> None:
+        """Serve more named operations on this process's shards (see `call`)."""
+        self.operations.update(operations)
+
+    @property
+    def shard_listeners(self) -> tuple[ShardListener, ...]:
+        return tuple(self._listeners)
+
     async def start(self) -> None:
-        if self.cluster is None:  # the only process on its database: every shard is ours
-            for shard_id in range(self.num_shards):
-                await self.acquire_shard(shard_id)
+        """Start firing timer tasks (of the shards acquired already and to come)."""
         self.timers.start()
 
     async def stop(self) -> None:
         await self.timers.stop()
-        if self.schedules is not None:
-            await self.schedules.stop()
+
+    def owned_shards(self) -> dict[int, int]:
+        """The shards this process holds: shard id to range id."""
+        return {s.shard_id: s.range_id for s in self.shards.values()}
 
     async def acquire_shard(self, shard_id: int) -> None:
         """Take the shard's lease (fencing out a previous owner) and load its pending tasks."""
@@ -121,17 +146,17 @@ class HistoryEngine:
         self.timers.add(await self.store.load_timer_tasks(shard_id))
         for task in await self.store.load_queue_tasks(shard_id):
             self.enqueue(task)
-        if self.schedules is not None:
-            await self.schedules.load_shard(shard_id)
+        for listener in self._listeners:
+            await listener.shard_acquired(shard_id)
         log.info("acquired shard %s (range id %s)", shard_id, range_id)
 
     def release_shard(self, shard_id: int) -> None:
         """Stop serving a shard another process owns now: forget its cached state and timers."""
         if self.shards.pop(shard_id, None) is None:
             return
-        self.timers.discard(lambda task: task.shard_id == shard_id)
-        if self.schedules is not None:
-            self.schedules.forget_shard(shard_id)
+        self.timers.discard_shard(shard_id)
+        for listener in self._listeners:
+            listener.shard_released(shard_id)
         for key in [k for k in self._cache if self.shard_id_of(k[0], k[1]) == shard_id]:
             entry = self._cache.pop(key)
             if entry.ms is not None:
@@ -154,22 +179,42 @@ class HistoryEngine:
         return shard
 
     async def call(self, shard_id: int, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Run a named operation (`cross_shard.OPS`) on the shard's owner: this process or,
-        through the cluster, the one holding its lease."""
+        """Run a named operation (`operations`) on the shard's owner: this process or the one
+        holding its lease."""
         if shard_id in self.shards:
-            # Imported here: the operations are built on this engine.
-            from aion.history.api.cross_shard import OPS
-
-            return await OPS[op](self, args)
-        if self.cluster is None:
-            raise errors.ShardNotOwned(shard_id)
-        return await self.cluster.invoke(shard_id, op, args)
+            return await self.operations[op](self, args)
+        return await self.remote.invoke(shard_id, op, args)
 
     def enqueue(self, task: QueueTask) -> None:
         """Hand a durable task to matching; other processes' pollers learn of it when no poller
         here takes it at once."""
-        if not self.matching.add_task(task) and self.cluster is not None:
-            self.cluster.share_task(task)
+        if not self.matching.add_task(task):
+            self.remote.share_task(task)
+
+    # ---- finishing tasks ---------------------------------------------------------------
+    async def finish_timer_task(
+        self, task: TimerTask, apply: Callable[[MutableState], None] | None = None
+    ) -> None:
+        """Record a timer task's outcome (`apply`) on its execution and drop the task in the
+        same commit; drop it alone when the execution is gone."""
+
+        def record(ms: MutableState) -> None:
+            ms.mutation.done_timer_task_ids.append(task.task_id)
+            if apply is not None:
+                apply(ms)
+
+        try:
+            await self.update_execution((task.namespace_id, task.workflow_id, task.run_id), record)
+        except errors.NotFound:
+            await self.drop_task(task)
+
+    async def drop_task(self, task: TimerTask | QueueTask) -> None:
+        """Drop a task that has nothing left to do (done elsewhere, stale, or its execution
+        gone) without touching its execution."""
+        if isinstance(task, TimerTask):
+            await self.store.delete_timer_tasks(task.shard_id, [task.task_id])
+        else:
+            await self.store.delete_queue_tasks(task.shard_id, [task.task_id])
 
     # ---- loading -----------------------------------------------------------------------
     def new_mutable_state(self, state: ExecutionState, db_version: int = 0) -> MutableState:
@@ -413,16 +458,6 @@ class HistoryEngine:
                 waiters.remove(future)
                 if not waiters:
                     del self._watchers[key]
-
-    async def _fire_timer(self, task: TimerTask) -> None:
-        if task.shard_id not in self.shards:
-            return  # released: the shard's new owner loaded this task
-        try:
-            await timers.process_timer_task(self, task)
-        except errors.ShardNotOwned as e:
-            if e.shard_id != task.shard_id:
-                raise
-            log.debug("timer task %s dropped: shard %s moved", task.task_id, task.shard_id)
 
 
 def _changes(m: Mutation) -> bool:

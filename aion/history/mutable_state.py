@@ -27,8 +27,9 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.update.v1 import message_pb2 as update_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
-from aion.history import codec
-from aion.history.timeutil import dur, ns_of, ts
+from aion.common import codec
+from aion.common.timeutil import dur, ns_of, ts
+from aion.common.versions import RAMPING_VERSION, version_key
 from aion.history.updates import (
     Update,
     UpdateAborted,
@@ -38,7 +39,6 @@ from aion.history.updates import (
     workflow_closed_failure,
 )
 from aion.persistence import QueueTask, TimerTask
-from aion.versioning.deployment import RAMPING_VERSION, version_key
 from aion.visibility.search_attributes import keyword_payload
 
 ET = event_type_pb2.EventType

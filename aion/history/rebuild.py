@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
+from aion.common.timeutil import ns_of
 from aion.history.mutable_state import (
     ActivityInfo,
     ChildInfo,
@@ -13,7 +14,6 @@ from aion.history.mutable_state import (
     WorkflowTaskInfo,
     external_request,
 )
-from aion.history.timeutil import ns_of
 
 ET = event_type_pb2.EventType
 

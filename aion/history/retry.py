@@ -6,7 +6,7 @@ from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
-from aion.history.timeutil import SECOND, dur, ns_of
+from aion.common.timeutil import SECOND, dur, ns_of
 
 RetryState = workflow_pb2.RetryState
 

@@ -13,13 +13,13 @@ from temporalio.api.sdk.v1 import user_metadata_pb2 as sdk_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
+from aion.common.timeutil import SECOND, dur
 from aion.history.mutable_state import (
     WORKFLOW_BACKOFF,
     ExecutionState,
     MutableState,
     ParentInfo,
 )
-from aion.history.timeutil import SECOND, dur
 from aion.ids import uuid7
 
 Initiator = workflow_pb2.ContinueAsNewInitiator

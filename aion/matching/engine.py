@@ -144,11 +144,12 @@ class _TaskQueue:
 class MatchingEngine:
     """All task queues of this process, keyed by (namespace id, queue name, kind)."""
 
-    def __init__(self) -> None:
+    def __init__(self, routing: Routing | None = None) -> None:
+        """`routing` picks the worker deployment version of a task (none by default)."""
         self._queues: dict[tuple[str, str, str], _TaskQueue] = {}
         # Called with a requeued task no poller here took (other processes may serve it).
         self.on_requeue: Callable[[QueueTask], None] | None = None
-        self.routing: Routing = _Unversioned()
+        self.routing: Routing = routing or _Unversioned()
         self._version_polls: dict[tuple[str, str], int] = {}  # (namespace, version) -> last poll
 
     def _queue(self, namespace_id: str, name: str, kind: str) -> _TaskQueue:

@@ -11,8 +11,8 @@ from temporalio.api.schedule.v1 import message_pb2 as schedule_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.tokens import page
 from aion.history.engine import HistoryEngine
-from aion.history.tokens import page
 from aion.namespaces import Namespace
 from aion.schedules.runtime import ScheduleRuntime
 from aion.schedules.scheduler import ScheduleConflict, Scheduler
@@ -29,8 +29,11 @@ PAUSED = "TemporalSchedulePaused"
 
 
 def _runtime(engine: HistoryEngine) -> ScheduleRuntime:
-    assert engine.schedules is not None
-    return engine.schedules
+    """The runtime of the engine's schedules (server.py registers it as a shard listener)."""
+    for listener in engine.shard_listeners:
+        if isinstance(listener, ScheduleRuntime):
+            return listener
+    raise errors.Unimplemented("schedules are not served by this process")
 
 
 def _check(schedule: schedule_pb.Schedule) -> None:
@@ -179,8 +182,8 @@ async def count_schedules(
 async def _matching(engine: HistoryEngine, ns: Namespace, text: str) -> list[Scheduler]:
     attributes = engine.namespaces.search_attributes
     query = _schedule_query(text, attributes.types(ns.id))
-    records = await engine.store.list_schedules(namespace_id=ns.id)
-    schedules = sorted((Scheduler.from_json(r.state) for r in records), key=lambda s: s.schedule_id)
+    saved = await _runtime(engine).saved(ns.id)
+    schedules = sorted(saved, key=lambda s: s.schedule_id)
     if query.where is None:
         return schedules
     return [s for s in schedules if query.matches(_query_record(s, attributes, ns.id))]

@@ -25,8 +25,10 @@ from temporalio.api.schedule.v1.message_pb2 import (
     StructuredCalendarSpec,
 )
 
+from aion.common import durations
+from aion.common.durations import GoError, quote
 from aion.history.cron import DESCRIPTORS
-from aion.schedules.gotime import SECOND_NS, GoError, parse_duration, quote
+from aion.schedules.gotime import SECOND_NS
 
 MIN_YEAR = 2000
 MAX_YEAR = 2100
@@ -46,7 +48,6 @@ MONTHS = [
 ]
 WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 PREDEFINED = DESCRIPTORS  # the same shortcuts as a workflow's cron_schedule
-DAYS_SUFFIX = re.compile(r"([0-9]+(\.[0-9]*)?|(\.[0-9]+))d")
 ATOI = re.compile(r"[+-]?[0-9]+")
 INT64 = 1 << 63
 
@@ -169,9 +170,8 @@ def _parse_every(text: str) -> IntervalSpec:
 
 def parse_temporal_duration(text: str) -> int:
     """Temporal's duration syntax (Go's plus `d` for 24 hours), in nanoseconds."""
-    text = DAYS_SUFFIX.sub(lambda m: "%fh" % (24 * float(m.group(0)[:-1])), text)
     try:
-        return parse_duration(text)
+        return durations.parse_temporal_duration(text)
     except GoError as err:
         raise ParseError(str(err)) from None
 

@@ -15,25 +15,22 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors
-from aion.history.codec import pack
-from aion.history.mutable_state import MutableState
-from aion.persistence import ConditionFailedError, ScheduleRecord, ShardOwnershipLostError
+from aion.common.codec import pack, unpack
+from aion.history.engine import HistoryEngine
+from aion.history.ports import Op
+from aion.persistence import ConditionFailedError, ScheduleRecord, ShardOwnershipLostError, Store
 from aion.schedules.scheduler import Scheduler
-
-if TYPE_CHECKING:
-    from aion.history.engine import HistoryEngine
 
 log = logging.getLogger(__name__)
 
 Status = workflow_pb2.WorkflowExecutionStatus
 RUNNING = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
-CONTINUED_AS_NEW = Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
 
 RETRY_S = 1.0
 # A schedule with nothing left to do is deleted this long after its last event (as Temporal).
@@ -52,10 +49,12 @@ class _Entry:
 
 
 class ScheduleRuntime:
-    """The schedules of this process's shards, each woken at its next action time."""
+    """The schedules of this process's shards, each woken at its next action time: a listener
+    of the engine's shards, and the server of the "schedule_workflow_closed" operation."""
 
-    def __init__(self, engine: HistoryEngine) -> None:
+    def __init__(self, engine: HistoryEngine, store: Store) -> None:
         self.engine = engine
+        self.store = store
         self._entries: dict[Key, _Entry] = {}
         self._steps: set[asyncio.Task[None]] = set()
         self.retention = DEFAULT_RETENTION
@@ -63,14 +62,23 @@ class ScheduleRuntime:
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.engine.clock() / 1e9, dt.UTC)
 
+    def operations(self) -> dict[str, Op]:
+        """The named operations this runtime serves on its shards (for `HistoryEngine.call`)."""
+        return {"schedule_workflow_closed": self._workflow_closed_op}
+
+    async def _workflow_closed_op(self, engine: Any, args: dict[str, Any]) -> dict[str, Any]:
+        namespace_id, schedule_id = args["schedule"]
+        self.workflow_closed(namespace_id, schedule_id)
+        return {}
+
     # ---- shards ----------------------------------------------------------------------------
-    async def load_shard(self, shard_id: int) -> None:
-        for record in await self.engine.store.list_schedules(shard_id=shard_id):
+    async def shard_acquired(self, shard_id: int) -> None:
+        for record in await self.store.list_schedules(shard_id=shard_id):
             key = (record.namespace_id, record.schedule_id)
             self._entries[key] = _Entry(Scheduler.from_json(record.state), record.version)
             self._wake(key, 0.0)  # catch up at once
 
-    def forget_shard(self, shard_id: int) -> None:
+    def shard_released(self, shard_id: int) -> None:
         for key in [k for k in self._entries if self.engine.shard_id_of(*k) == shard_id]:
             entry = self._entries.pop(key)
             if entry.wakeup is not None:
@@ -91,6 +99,11 @@ class ScheduleRuntime:
         entry = self._entry((namespace_id, schedule_id))
         async with entry.lock:
             return fn(entry.scheduler)
+
+    async def saved(self, namespace_id: str) -> list[Scheduler]:
+        """The namespace's schedules as last saved, whichever process runs them."""
+        records = await self.store.list_schedules(namespace_id=namespace_id)
+        return [Scheduler.from_json(r.state) for r in records]
 
     async def create(self, scheduler: Scheduler) -> None:
         key = (scheduler.namespace_id, scheduler.schedule_id)
@@ -123,7 +136,7 @@ class ScheduleRuntime:
 
     async def _delete(self, key: Key) -> None:
         shard = self.engine.shard_for(*key)
-        await self.engine.store.delete_schedule(shard.shard_id, shard.range_id, *key)
+        await self.store.delete_schedule(shard.shard_id, shard.range_id, *key)
         entry = self._entries.pop(key, None)
         if entry is not None and entry.wakeup is not None:
             entry.wakeup.cancel()
@@ -181,7 +194,7 @@ class ScheduleRuntime:
             shard_moved = isinstance(e, errors.ShardNotOwned | ShardOwnershipLostError)
             own_shard = self.engine.shard_id_of(*key)
             if shard_moved and own_shard not in self.engine.shards:
-                self.forget_shard(own_shard)
+                self.shard_released(own_shard)
                 raise errors.ShardNotOwned(own_shard) from None
             # Forget what this step decided; the saved state takes it again shortly. A
             # workflow's shard not served yet (start-up, a move) is retried the same way.
@@ -227,35 +240,26 @@ class ScheduleRuntime:
         )
 
     async def _watch_running(self, s: Scheduler) -> None:
-        """Tell the scheduler of its workflows that closed since it last looked."""
-        store = self.engine.store
+        """Tell the scheduler of its workflows that closed since it last looked (asking each
+        run's shard, here or on its owner)."""
         for execution in list(s.info.running_workflows):
-            record = await store.get_execution(
-                s.namespace_id, execution.workflow_id, execution.run_id
+            outcome = await self.engine.call(
+                self.engine.shard_id_of(s.namespace_id, execution.workflow_id),
+                "run_outcome",
+                {"run": [s.namespace_id, execution.workflow_id, execution.run_id]},
             )
-            if record is None:
+            status = outcome["status"]
+            if status is None:
                 s.on_workflow_closed(
                     execution.workflow_id, Status.WORKFLOW_EXECUTION_STATUS_TERMINATED
                 )
-                continue
-            state = MutableState.restore(record.state)
-            if state.status == RUNNING:
-                continue
-            if state.status == CONTINUED_AS_NEW:
-                current = await store.get_current_execution(s.namespace_id, execution.workflow_id)
-                if current is not None and current.running:
-                    execution.run_id = current.run_id  # the chain goes on
-                    continue
-            closing = await store.read_events(
-                s.namespace_id,
-                execution.workflow_id,
-                execution.run_id,
-                state.completion_event_id,
-                1,
-            )
-            failure, result = _outcome(closing)
-            status = Status.ValueType(state.status)
-            s.on_workflow_closed(execution.workflow_id, status, failure=failure, result=result)
+            elif "next_run_id" in outcome:
+                execution.run_id = outcome["next_run_id"]  # the chain goes on
+            elif status != RUNNING:
+                failure, result = _outcome(outcome["closing"])
+                s.on_workflow_closed(
+                    execution.workflow_id, Status.ValueType(status), failure=failure, result=result
+                )
 
     # ---- persistence -----------------------------------------------------------------------
     async def _save(self, key: Key, entry: _Entry, new: bool = False) -> None:
@@ -264,9 +268,7 @@ class ScheduleRuntime:
             shard.shard_id, key[0], key[1], entry.scheduler.to_json(), entry.version + 1
         )
         try:
-            await self.engine.store.save_schedule(
-                record, shard.range_id, None if new else entry.version
-            )
+            await self.store.save_schedule(record, shard.range_id, None if new else entry.version)
         except ConditionFailedError:
             if new:
                 raise errors.workflow_already_started(
@@ -276,7 +278,7 @@ class ScheduleRuntime:
         entry.version += 1
 
     async def _reload(self, key: Key, entry: _Entry) -> None:
-        record = await self.engine.store.get_schedule(*key)
+        record = await self.store.get_schedule(*key)
         if record is None:
             self._entries.pop(key, None)
             return
@@ -284,11 +286,11 @@ class ScheduleRuntime:
         entry.version = record.version
 
 
-def _outcome(events: list[bytes]) -> tuple[Any, Any]:
+def _outcome(closing: str | None) -> tuple[Any, Any]:
     """The failure or result a closing event carries, for the next start."""
-    if not events:
+    if closing is None:
         return None, None
-    event = history_pb.HistoryEvent.FromString(events[0])
+    event = unpack(history_pb.HistoryEvent, closing)
     which = event.WhichOneof("attributes")
     if which is None:
         return None, None

@@ -24,6 +24,7 @@ from temporalio.api.schedule.v1.message_pb2 import (
     StructuredCalendarSpec,
 )
 
+from aion.common import durations
 from aion.farmhash import fingerprint32
 from aion.schedules import gotime
 from aion.schedules.calendar import CompiledCalendar
@@ -137,7 +138,7 @@ class CompiledSpec:
         self._intervals = [_interval_seconds(iv) for iv in canonical.interval]
         self._start_ns = _timestamp_ns(canonical.start_time)  # the epoch when unset, as in Go
         self._end_ns = _timestamp_ns(canonical.end_time) if canonical.HasField("end_time") else None
-        self._jitter_ns = gotime.go_duration_ns(canonical.jitter.seconds, canonical.jitter.nanos)
+        self._jitter_ns = durations.go_duration_ns(canonical.jitter.seconds, canonical.jitter.nanos)
         self._max_iterations = max_iterations
 
     @classmethod
@@ -157,7 +158,7 @@ class CompiledSpec:
                 )
             else:
                 tz = gotime.load_location(canonical.timezone_name)
-        except gotime.GoError as err:
+        except durations.GoError as err:
             raise _invalid(str(err)) from None
         return cls(canonical, tz, max_iterations)
 
@@ -297,8 +298,8 @@ def _duration_problem(d: Duration) -> str | None:
 
 
 def _check_interval(iv: IntervalSpec) -> None:
-    interval = gotime.go_duration_ns(iv.interval.seconds, iv.interval.nanos)
-    phase = gotime.go_duration_ns(iv.phase.seconds, iv.phase.nanos)
+    interval = durations.go_duration_ns(iv.interval.seconds, iv.interval.nanos)
+    phase = durations.go_duration_ns(iv.phase.seconds, iv.phase.nanos)
     if interval < SECOND_NS:
         raise _invalid("interval is too small")
     if phase < 0:
@@ -309,8 +310,8 @@ def _check_interval(iv: IntervalSpec) -> None:
 
 def _interval_seconds(iv: IntervalSpec) -> tuple[int, int]:
     """(interval, phase) in whole seconds, truncated as Temporal does."""
-    interval = gotime.go_duration_ns(iv.interval.seconds, iv.interval.nanos) // SECOND_NS
-    phase = gotime.go_duration_ns(iv.phase.seconds, iv.phase.nanos) // SECOND_NS
+    interval = durations.go_duration_ns(iv.interval.seconds, iv.interval.nanos) // SECOND_NS
+    phase = durations.go_duration_ns(iv.phase.seconds, iv.phase.nanos) // SECOND_NS
     return max(interval, 1), max(phase, 0)
 
 

@@ -4,23 +4,17 @@ deployments. The older build-id APIs answer as the reference server does by defa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.history.tokens import page
+from aion.common.tokens import page
+from aion.common.versions import UNVERSIONED, parse_version, version_key
+from aion.history.engine import HistoryEngine
 from aion.namespaces import Namespace
-from aion.versioning.deployment import (
-    UNVERSIONED,
-    Deployment,
-    Drainage,
-    parse_version,
-    version_key,
-)
-
-if TYPE_CHECKING:
-    from aion.history.engine import HistoryEngine
+from aion.versioning.deployment import Deployment, Drainage
+from aion.versioning.registry import DeploymentRegistry
 
 DEFAULT_PAGE_SIZE = 1000
 POLLER_HISTORY_NS = 5 * 60 * 1_000_000_000  # pollers seen this recently keep a version alive
@@ -30,6 +24,13 @@ LEGACY_SETS_DISABLED = (
 LEGACY_RULES_DISABLED = (
     "Worker versioning v0.2 (Rules-based, deprecated) is disabled on this namespace."
 )
+
+
+def registry(engine: HistoryEngine) -> DeploymentRegistry:
+    """The deployment registry the engine routes by (server.py gives it the one registry)."""
+    registry = engine.deployments
+    assert isinstance(registry, DeploymentRegistry)
+    return registry
 
 
 def _requested_version(request: Any) -> tuple[str, str]:
@@ -72,7 +73,7 @@ async def describe_worker_deployment(
     engine: HistoryEngine, ns: Namespace, req: rr.DescribeWorkerDeploymentRequest
 ) -> rr.DescribeWorkerDeploymentResponse:
     _check_name(req.deployment_name)
-    deployment = engine.deployments.get(ns.id, req.deployment_name)
+    deployment = registry(engine).get(ns.id, req.deployment_name)
     return rr.DescribeWorkerDeploymentResponse(
         conflict_token=deployment.token(), worker_deployment_info=deployment.info()
     )
@@ -82,7 +83,7 @@ async def list_worker_deployments(
     engine: HistoryEngine, ns: Namespace, req: rr.ListWorkerDeploymentsRequest
 ) -> rr.ListWorkerDeploymentsResponse:
     size = req.page_size if req.page_size > 0 else DEFAULT_PAGE_SIZE
-    shown, following = page(engine.deployments.all(ns.id), req.next_page_token, size)
+    shown, following = page(registry(engine).all(ns.id), req.next_page_token, size)
     response = rr.ListWorkerDeploymentsResponse(next_page_token=following)
     for d in shown:
         entry = response.worker_deployments.add(
@@ -120,7 +121,7 @@ async def set_current_version(
         response.conflict_token = d.token()
         return response
 
-    return await engine.deployments.change(
+    return await registry(engine).change(
         ns.id, req.deployment_name, set_current, create=req.allow_no_pollers
     )
 
@@ -157,7 +158,7 @@ async def set_ramping_version(
         response.conflict_token = d.token()
         return response
 
-    return await engine.deployments.change(
+    return await registry(engine).change(
         ns.id, req.deployment_name, set_ramping, create=req.allow_no_pollers
     )
 
@@ -166,7 +167,7 @@ async def describe_version(
     engine: HistoryEngine, ns: Namespace, req: rr.DescribeWorkerDeploymentVersionRequest
 ) -> rr.DescribeWorkerDeploymentVersionResponse:
     name, build_id = _requested_version(req)
-    deployment = engine.deployments.find(ns.id, name)
+    deployment = registry(engine).find(ns.id, name)
     version = deployment.versions.get(build_id) if deployment else None
     if deployment is None or version is None:
         raise errors.NotFound("Worker Deployment Version not found")
@@ -204,14 +205,14 @@ async def update_version_metadata(
             response.metadata.entries[key].CopyFrom(payload)
         return response
 
-    return await engine.deployments.change(ns.id, name, update)
+    return await registry(engine).change(ns.id, name, update)
 
 
 async def delete_version(
     engine: HistoryEngine, ns: Namespace, req: rr.DeleteWorkerDeploymentVersionRequest
 ) -> rr.DeleteWorkerDeploymentVersionResponse:
     name, build_id = _requested_version(req)
-    deployment = engine.deployments.find(ns.id, name)
+    deployment = registry(engine).find(ns.id, name)
     if deployment is None or build_id not in deployment.versions:
         return rr.DeleteWorkerDeploymentVersionResponse()  # already gone
     key = version_key(name, build_id)
@@ -235,7 +236,7 @@ async def delete_version(
             )
         del d.versions[build_id]
 
-    await engine.deployments.change(ns.id, name, delete)
+    await registry(engine).change(ns.id, name, delete)
     return rr.DeleteWorkerDeploymentVersionResponse()
 
 
@@ -243,10 +244,10 @@ async def delete_deployment(
     engine: HistoryEngine, ns: Namespace, req: rr.DeleteWorkerDeploymentRequest
 ) -> rr.DeleteWorkerDeploymentResponse:
     _check_name(req.deployment_name)
-    deployment = engine.deployments.find(ns.id, req.deployment_name)
+    deployment = registry(engine).find(ns.id, req.deployment_name)
     if deployment is None:
         return rr.DeleteWorkerDeploymentResponse()
     if deployment.versions:
         raise errors.FailedPrecondition("deployment has versions, can't be deleted")
-    await engine.deployments.delete(ns.id, req.deployment_name)
+    await registry(engine).delete(ns.id, req.deployment_name)
     return rr.DeleteWorkerDeploymentResponse()

@@ -1,8 +1,5 @@
 """One worker deployment: its versions (registered by the pollers of each build), the routing
 config (current and ramping version) and each version's drainage; pure state, serialized as JSON.
-
-Versions are written `deployment:build_id` inside Aion (Temporal's "v32" form); responses also
-carry the older `deployment.build_id` strings the SDKs still read.
 """
 
 from __future__ import annotations
@@ -15,35 +12,13 @@ from temporalio.api.deployment.v1 import message_pb2 as deployment_pb
 from temporalio.api.enums.v1 import deployment_pb2, task_queue_pb2
 
 from aion import errors
+from aion.common import codec
+from aion.common.timeutil import ts
+from aion.common.versions import UNVERSIONED, dotted_version
 from aion.farmhash import fingerprint32
-from aion.history import codec
-from aion.history.timeutil import ts
 
 Status = deployment_pb2.WorkerDeploymentVersionStatus
 Drainage = deployment_pb2.VersionDrainageStatus
-UNVERSIONED = "__unversioned__"
-RAMPING_VERSION = "__ramping__"  # a task for the ramping version (continue-as-new onto it)
-
-
-def version_key(deployment: str, build_id: str) -> str:
-    """A version as Aion keys it (and Temporal's search attributes show it)."""
-    return f"{deployment}:{build_id}"
-
-
-def dotted_version(deployment: str, build_id: str) -> str:
-    """A version in Temporal's older `deployment.build_id` form, which responses still carry."""
-    return f"{deployment}.{build_id}"
-
-
-def parse_version(text: str) -> tuple[str, str]:
-    """`dep.build` or `dep:build` (the first delimiter splits) into (deployment, build id)."""
-    cut = min((i for i in (text.find(":"), text.find(".")) if i >= 0), default=-1)
-    if cut < 0:
-        raise errors.InvalidArgument(
-            "invalid version string: expected delimiter ':' or '.' not found in version "
-            f"string {text}"
-        )
-    return text[:cut], text[cut + 1 :]
 
 
 @dataclass

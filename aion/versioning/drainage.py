@@ -7,16 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.versioning.deployment import Deployment, Status, version_key
+from aion.common.versions import version_key
+from aion.history.engine import HistoryEngine
+from aion.persistence import Store
+from aion.versioning.deployment import Deployment, Status
+from aion.versioning.registry import DeploymentRegistry
 from aion.visibility import listing
-
-if TYPE_CHECKING:
-    from aion.history.engine import HistoryEngine
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,12 @@ TICK_S = 1.0
 
 
 class DrainageMonitor:
-    def __init__(self, engine: HistoryEngine) -> None:
+    def __init__(
+        self, engine: HistoryEngine, deployments: DeploymentRegistry, store: Store
+    ) -> None:
         self.engine = engine
+        self.deployments = deployments
+        self.store = store
         self.refresh_interval_ns = DEFAULT_INTERVAL_NS
         self.grace_period_ns = DEFAULT_INTERVAL_NS
         self._task: asyncio.Task[None] | None = None
@@ -54,7 +58,7 @@ class DrainageMonitor:
     async def check(self) -> None:
         engine = self.engine
         now = engine.clock()
-        for namespace_id, deployment in engine.deployments.every():
+        for namespace_id, deployment in self.deployments.every():
             # With several processes, the owner of the deployment's shard checks it.
             if engine.shard_id_of(namespace_id, deployment.name) not in engine.shards:
                 continue
@@ -74,7 +78,7 @@ class DrainageMonitor:
                     d.record_drainage(b, drained, now)
 
                 with contextlib.suppress(errors.NotFound):
-                    await engine.deployments.change(namespace_id, deployment.name, record)
+                    await self.deployments.change(namespace_id, deployment.name, record)
 
     async def _running_pinned(self, namespace_id: str, name: str, build_id: str) -> int:
         query = (
@@ -83,7 +87,7 @@ class DrainageMonitor:
         )
         namespaces = self.engine.namespaces
         response = await listing.count_workflows(
-            self.engine.store,
+            self.store,
             namespaces.by_id(namespace_id),
             rr.CountWorkflowExecutionsRequest(query=query),
             namespaces.search_attributes,

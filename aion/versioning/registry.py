@@ -15,8 +15,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from aion import errors
+from aion.common.versions import RAMPING_VERSION, parse_version, version_key
 from aion.persistence import ConditionFailedError, DeploymentRecord, Store
-from aion.versioning.deployment import RAMPING_VERSION, Deployment, parse_version, version_key
+from aion.versioning.deployment import Deployment
 
 T = TypeVar("T")
 Key = tuple[str, str]  # namespace id, deployment name

@@ -11,8 +11,8 @@ from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.history.timeutil import SECOND, dur, ts
-from aion.history.tokens import page
+from aion.common.timeutil import SECOND, dur, ts
+from aion.common.tokens import page
 from aion.namespaces import Namespace
 from aion.persistence import Store, VisibilityRecord
 from aion.visibility.query import (

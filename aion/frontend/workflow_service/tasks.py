@@ -13,6 +13,8 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.timeutil import ts
+from aion.common.versions import version_key
 from aion.frontend.rpc import deadline_seconds, rpc
 from aion.frontend.workflow_service.base import (
     Ctx,
@@ -34,11 +36,10 @@ from aion.history.api import (
     unpause_activity,
 )
 from aion.history.engine import HistoryEngine
-from aion.history.timeutil import ts
 from aion.matching import QueryTask
 from aion.namespaces import Namespace
 from aion.persistence import QueueTask
-from aion.versioning.deployment import version_key
+from aion.versioning import api as versioning
 
 MAX_POLL_S = 60.0
 VERSIONED_MODE = deployment_pb2.WORKER_VERSIONING_MODE_VERSIONED
@@ -63,7 +64,7 @@ class TaskRpcs(ServiceBase):
             raise errors.InvalidArgument("deployment name cannot contain '.' or ':'")
         if sticky:
             return ""  # a sticky queue is one worker's own
-        await self.engine.deployments.register(
+        await versioning.registry(self.engine).register(
             ns.id, options.deployment_name, options.build_id, request.task_queue.name, task_type
         )
         return version_key(options.deployment_name, options.build_id)

@@ -9,6 +9,7 @@ from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
 from aion import errors
 from aion.history import retry
+from aion.history.failures import timeout_failure
 from aion.history.mutable_state import ActivityInfo, MutableState
 
 RetryState = workflow_pb2.RetryState
@@ -23,14 +24,6 @@ NO_TIME_FOR_RETRY = (
     "Not enough time to schedule next retry before activity ScheduleToClose timeout, "
     "giving up retrying"
 )
-
-
-def timeout_failure(message: str, timeout_type: int) -> failure_pb.Failure:
-    return failure_pb.Failure(
-        message=message,
-        source="Server",
-        timeout_failure_info=failure_pb.TimeoutFailureInfo(timeout_type=timeout_type),  # type: ignore[arg-type]
-    )
 
 
 def _retry_or_state(ms: MutableState, ai: ActivityInfo, failure: failure_pb.Failure) -> int:

@@ -9,12 +9,12 @@ from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.timeutil import dur, ts
+from aion.common.tokens import TaskToken
 from aion.history.api.activities import ensure_workflow_task, fail_attempt
 from aion.history.api.workflow_tasks import StaleTaskError
 from aion.history.engine import ExecutionKey, HistoryEngine
 from aion.history.mutable_state import ActivityInfo, MutableState
-from aion.history.timeutil import dur, ts
-from aion.history.tokens import TaskToken
 from aion.namespaces import Namespace
 from aion.persistence import QueueTask
 
@@ -35,7 +35,7 @@ async def record_activity_task_started(
     try:
         return await engine.update_execution(key, record)
     except (StaleTaskError, errors.NotFound):
-        await engine.store.delete_queue_tasks(task.shard_id, [task.task_id])
+        await engine.drop_task(task)
         raise StaleTaskError() from None
 
 

@@ -2,7 +2,8 @@
 
 A poller on one process may take a task whose execution lives on another: recording the task
 as started happens on the shard's owner. Transfer tasks reach other shards the same way, and a
-query goes to the pollers of every process.
+query goes to the pollers of every process. Schedules start and watch their workflows through
+these operations too.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from typing import Any
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
-from aion.cluster.peers import Op
+from aion.common.codec import pack, unpack
 from aion.history.api import (
     activity_tasks,
     query_workflow,
+    run_outcome,
     start_workflow,
-    transfer,
     workflow_tasks,
 )
-from aion.history.codec import pack, unpack
 from aion.history.engine import HistoryEngine
+from aion.history.ports import Op
 from aion.persistence import QueueTask
 
 
@@ -82,10 +83,12 @@ async def _start_workflow_op(engine: HistoryEngine, args: dict[str, Any]) -> dic
     return {"run_id": response.run_id}
 
 
+# With the transfer tasks' operations (`aion.history.tasks.transfer.OPS`), what the engine runs
+# for other processes.
 OPS: dict[str, Op] = {
-    **transfer.OPS,
     "record_workflow_task_started": _workflow_task_started_op,
     "record_activity_task_started": _activity_task_started_op,
     "dispatch_query": query_workflow.dispatch_query,
     "start_workflow": _start_workflow_op,
+    "run_outcome": run_outcome.run_outcome,
 }

@@ -8,12 +8,11 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
+from aion.common.timeutil import dur, ts
+from aion.common.versions import described, dotted_version
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import ActivityInfo, MutableState
-from aion.history.timeutil import dur, ts
 from aion.namespaces import Namespace
-from aion.versioning.deployment import dotted_version
-from aion.versioning.overrides import described
 
 ActivityState = workflow_pb2.PendingActivityState
 WTState = workflow_pb2.PendingWorkflowTaskState

@@ -9,8 +9,8 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.tokens import page_token, read_page_token
 from aion.history.engine import HistoryEngine
-from aion.history.tokens import page_token, read_page_token
 from aion.namespaces import Namespace
 
 DEFAULT_PAGE_SIZE = 1000

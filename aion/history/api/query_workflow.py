@@ -14,9 +14,9 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.history.codec import pack, unpack
+from aion.common.codec import pack, unpack
+from aion.common.tokens import TaskToken
 from aion.history.engine import HistoryEngine
-from aion.history.tokens import TaskToken
 from aion.matching import QueryTask
 from aion.namespaces import Namespace
 
@@ -88,8 +88,7 @@ async def _dispatch_to_peers(
     engine: HistoryEngine, task: QueryTask, task_queue: str, timeout: float
 ) -> list[asyncio.Task[dict[str, Any]]]:
     """Offer the query to the pollers of the other processes sharing the database too."""
-    cluster = engine.cluster
-    if cluster is None or not cluster.membership.peer_addresses():
+    if not engine.remote.has_peers():
         return []
     response = await query_task_response(engine, task, sticky_poll=False)
     args = {
@@ -98,7 +97,7 @@ async def _dispatch_to_peers(
         "timeout": timeout,
         "version": task.version,
     }
-    return cluster.invoke_everywhere("dispatch_query", args)
+    return engine.remote.invoke_everywhere("dispatch_query", args)
 
 
 async def _first_answer(

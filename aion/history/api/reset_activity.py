@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
+from aion.common.timeutil import ns_of
 from aion.history.api.activities import select_activities
+from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
-from aion.history.timeutil import ns_of
 from aion.namespaces import Namespace
-
-if TYPE_CHECKING:
-    from aion.history.engine import HistoryEngine
 
 
 async def reset_activity(

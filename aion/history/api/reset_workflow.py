@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from typing import TYPE_CHECKING
 
 from temporalio.api.enums.v1 import event_type_pb2, failed_cause_pb2, reset_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import ExecutionState, MutableState
 from aion.history.rebuild import replay
 from aion.ids import uuid7
 from aion.namespaces import Namespace
-
-if TYPE_CHECKING:
-    from aion.history.engine import HistoryEngine
 
 ET = event_type_pb2.EventType
 HISTORY_SERVICE = "history-service"

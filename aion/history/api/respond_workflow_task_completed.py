@@ -13,14 +13,14 @@ from temporalio.api.protocol.v1.message_pb2 import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.timeutil import ns_of
+from aion.common.tokens import TaskToken
 from aion.history.api.activity_tasks import activity_task_response
 from aion.history.api.workflow_tasks import workflow_task_response
 from aion.history.commands import CommandContext, CommandError, handle_commands
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import ActivityInfo, MutableState, WorkflowTaskInfo
 from aion.history.protocol import Messages
-from aion.history.timeutil import ns_of
-from aion.history.tokens import TaskToken
 from aion.namespaces import Namespace
 
 MAX_EAGER_ACTIVITIES = 3

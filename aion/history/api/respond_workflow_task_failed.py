@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
+from aion.common.tokens import TaskToken
 from aion.history.api.respond_workflow_task_completed import current_workflow_task
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
-from aion.history.tokens import TaskToken
 
 
 async def respond_workflow_task_failed(

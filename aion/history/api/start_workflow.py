@@ -8,6 +8,8 @@ from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.timeutil import ns_of
+from aion.common.versions import versioning_override
 from aion.history import cron, retry
 from aion.history.api.signal_workflow import signal_workflow
 from aion.history.api.terminate_workflow import terminate_workflow
@@ -15,10 +17,8 @@ from aion.history.api.workflow_tasks import workflow_task_response
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import FAILED_STATUSES, MutableState
 from aion.history.runs import RunOptions, build_run
-from aion.history.timeutil import ns_of
 from aion.namespaces import Namespace
 from aion.persistence import ConditionFailedError, CurrentExecution
-from aion.versioning.overrides import versioning_override
 
 Status = workflow_pb2.WorkflowExecutionStatus
 Reuse = workflow_pb2.WorkflowIdReusePolicy

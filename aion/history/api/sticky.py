@@ -39,4 +39,4 @@ async def _redirect(engine: HistoryEngine, task: QueueTask) -> None:
     try:
         await engine.update_execution(key, redirect)
     except errors.NotFound:
-        await engine.store.delete_queue_tasks(task.shard_id, [task.task_id])
+        await engine.drop_task(task)

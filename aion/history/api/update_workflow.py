@@ -8,7 +8,6 @@ the long-poll interval ends and it is told the stage reached so far (then it ask
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import update_pb2 as update_enums
@@ -17,12 +16,10 @@ from temporalio.api.update.v1 import message_pb2 as update_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.history.engine import ExecutionKey, HistoryEngine
 from aion.history.mutable_state import MutableState
 from aion.history.updates import Update, UpdateAborted, UpdateRecord
 from aion.namespaces import Namespace
-
-if TYPE_CHECKING:
-    from aion.history.engine import ExecutionKey, HistoryEngine
 
 Stage = update_enums.UpdateWorkflowExecutionLifecycleStage
 UNSPECIFIED = Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_UNSPECIFIED

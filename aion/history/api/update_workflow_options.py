@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.timeutil import ts
+from aion.common.versions import versioning_override
+from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
-from aion.history.timeutil import ts
 from aion.namespaces import Namespace
-from aion.versioning.overrides import versioning_override
-
-if TYPE_CHECKING:
-    from aion.history.engine import HistoryEngine
 
 OPTION_PATHS = {f.name for f in workflow_pb.WorkflowExecutionOptions.DESCRIPTOR.fields}
 

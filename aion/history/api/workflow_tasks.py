@@ -12,10 +12,10 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.timeutil import ts
+from aion.common.tokens import TaskToken
 from aion.history.engine import ExecutionKey, HistoryEngine
 from aion.history.mutable_state import MutableState, WorkflowTaskInfo
-from aion.history.timeutil import ts
-from aion.history.tokens import TaskToken
 from aion.persistence import QueueTask
 
 MAX_HISTORY_EVENTS_PER_RESPONSE = 100_000
@@ -48,7 +48,7 @@ async def record_workflow_task_started(
     try:
         wt, previous_started, sticky, messages = await engine.update_execution(key, record)
     except StaleTaskError:
-        await engine.store.delete_queue_tasks(task.shard_id, [task.task_id])
+        await engine.drop_task(task)
         raise
     ms = await engine.get_execution(key)
     return await workflow_task_response(engine, key, ms, wt, previous_started, sticky, messages)

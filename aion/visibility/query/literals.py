@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from aion.common import durations
 from aion.visibility.query.schema import (
     EXECUTION_DURATION,
     EXECUTION_STATUS,
@@ -71,18 +72,6 @@ def datetime_from_nanos(nanos: int) -> datetime:
     return _EPOCH + timedelta(microseconds=nanos // 1000)
 
 
-_DURATION_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "μs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-    "d": 86_400_000_000_000,
-}
-_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h|d)", re.ASCII)
 _HHMMSS = re.compile(r"(\d+):([0-5]\d):([0-5]\d)", re.ASCII)
 
 
@@ -93,20 +82,10 @@ def parse_duration(text: str) -> int | None:
         return int(text)
     if m := _HHMMSS.fullmatch(text):
         return ((int(m[1]) * 60 + int(m[2])) * 60 + int(m[3])) * 1_000_000_000
-    sign, rest = (-1, text[1:]) if text[:1] == "-" else (1, text.removeprefix("+"))
-    if rest == "0":
-        return 0
-    total, pos = 0, 0
-    while pos < len(rest):
-        m = _DURATION_PART.match(rest, pos)
-        if m is None or not (m[1] or m[2]):
-            return None
-        unit = _DURATION_UNITS[m[3]]
-        total += int(m[1] or "0") * unit
-        if m[2]:
-            total += int(m[2]) * unit // 10 ** len(m[2])
-        pos = m.end()
-    return sign * total if rest else None
+    try:
+        return durations.parse_temporal_duration(text)
+    except durations.GoError:
+        return None
 
 
 def status_value(literal: float | str) -> str:

@@ -1,6 +1,11 @@
-"""Versioning overrides (on start, or by UpdateWorkflowExecutionOptions): pin a workflow to a
-version, or let it auto-upgrade, whatever its workers declared. Kept in the current form only,
-as Temporal writes them to history."""
+"""Worker deployment versions as strings, and versioning overrides.
+
+Versions are written `deployment:build_id` inside Aion (Temporal's "v32" form); responses also
+carry the older `deployment.build_id` strings the SDKs still read. A versioning override (on
+start, or by UpdateWorkflowExecutionOptions) pins a workflow to a version, or lets it
+auto-upgrade, whatever its workers declared; it is kept in the current form only, as Temporal
+writes it to history. History and the versioning services both use these.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,31 @@ from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
 from aion import errors
-from aion.versioning.deployment import dotted_version, parse_version
+
+UNVERSIONED = "__unversioned__"
+RAMPING_VERSION = "__ramping__"  # a task for the ramping version (continue-as-new onto it)
+
+
+def version_key(deployment: str, build_id: str) -> str:
+    """A version as Aion keys it (and Temporal's search attributes show it)."""
+    return f"{deployment}:{build_id}"
+
+
+def dotted_version(deployment: str, build_id: str) -> str:
+    """A version in Temporal's older `deployment.build_id` form, which responses still carry."""
+    return f"{deployment}.{build_id}"
+
+
+def parse_version(text: str) -> tuple[str, str]:
+    """`dep.build` or `dep:build` (the first delimiter splits) into (deployment, build id)."""
+    cut = min((i for i in (text.find(":"), text.find(".")) if i >= 0), default=-1)
+    if cut < 0:
+        raise errors.InvalidArgument(
+            "invalid version string: expected delimiter ':' or '.' not found in version "
+            f"string {text}"
+        )
+    return text[:cut], text[cut + 1 :]
+
 
 Behavior = workflow_pb2.VersioningBehavior
 PINNED_OVERRIDE = (

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING
-
 from temporalio.api.enums.v1 import workflow_pb2
 
-from aion import errors
 from aion.history import continuation
-from aion.history.api import transfer
 from aion.history.api.activities import ensure_workflow_task, time_out_attempt
+from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import (
     ACTIVITY_RETRY,
     ACTIVITY_TIMEOUT,
@@ -23,29 +19,18 @@ from aion.history.mutable_state import (
 )
 from aion.persistence import TimerTask
 
-if TYPE_CHECKING:
-    from aion.history.engine import HistoryEngine
-
 TimeoutType = workflow_pb2.TimeoutType
 
 
-async def process_timer_task(engine: HistoryEngine, task: TimerTask) -> None:
-    data = json.loads(task.data) if task.data else {}
-    transfer_handler = transfer.HANDLERS.get(task.kind)
-    if transfer_handler is not None:
-        await transfer_handler(engine, task, data)
-        return
+async def fire(engine: HistoryEngine, task: TimerTask, data: dict[str, object]) -> None:
+    """Apply a due timer (user timer, timeout, retry, backoff) to its running execution."""
     handler = HANDLERS[task.kind]
 
-    def fire(ms: MutableState) -> None:
-        ms.mutation.done_timer_task_ids.append(task.task_id)
+    def apply(ms: MutableState) -> None:
         if ms.running:
             handler(ms, data)
 
-    try:
-        await engine.update_execution((task.namespace_id, task.workflow_id, task.run_id), fire)
-    except errors.NotFound:
-        await engine.store.delete_timer_tasks(task.shard_id, [task.task_id])
+    await engine.finish_timer_task(task, apply)
 
 
 def _user_timer(ms: MutableState, data: dict[str, object]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import failed_cause_pb2, workflow_pb2
@@ -16,12 +16,14 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.codec import pack, unpack
+from aion.common.timeutil import ns_of
 from aion.history import cron
 from aion.history.api.activities import ensure_workflow_task
 from aion.history.api.request_cancel_workflow import deliver_cancel
 from aion.history.api.signal_workflow import deliver_signal
 from aion.history.api.terminate_workflow import terminate_workflow
-from aion.history.codec import pack, unpack
+from aion.history.engine import ExecutionKey, HistoryEngine
 from aion.history.mutable_state import (
     FAILED_STATUSES,
     ChildInfo,
@@ -30,12 +32,8 @@ from aion.history.mutable_state import (
     ParentInfo,
 )
 from aion.history.runs import RunOptions, build_run
-from aion.history.timeutil import ns_of
+from aion.history.tasks.timer_queue import RetryLater
 from aion.persistence import ConditionFailedError, TimerTask
-from aion.queues.timer_queue import RetryLater
-
-if TYPE_CHECKING:
-    from aion.history.engine import ExecutionKey, HistoryEngine
 
 Reuse = workflow_pb2.WorkflowIdReusePolicy
 NOT_FOUND = failed_cause_pb2.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
@@ -47,25 +45,11 @@ def _key(task: TimerTask) -> ExecutionKey:
     return (task.namespace_id, task.workflow_id, task.run_id)
 
 
-async def _finish(engine: HistoryEngine, task: TimerTask, apply: object = None) -> None:
-    """Record the outcome on the source execution and drop the task in the same commit."""
-
-    def record(ms: MutableState) -> None:
-        ms.mutation.done_timer_task_ids.append(task.task_id)
-        if apply is not None:
-            apply(ms)  # type: ignore[operator]
-
-    try:
-        await engine.update_execution(_key(task), record)
-    except errors.NotFound:
-        await engine.store.delete_timer_tasks(task.shard_id, [task.task_id])
-
-
 async def start_child(engine: HistoryEngine, task: TimerTask, data: dict[str, object]) -> None:
     parent = await engine.get_execution(_key(task))
     child = parent.s.children.get(int(data["id"]))  # type: ignore[call-overload]
     if child is None or child.started_event_id or not parent.running:
-        await _finish(engine, task)
+        await engine.finish_timer_task(task)
         return
     initiated = (await engine.read_history(_key(task), child.initiated_event_id, 1))[0]
     s = parent.s
@@ -86,12 +70,14 @@ async def start_child(engine: HistoryEngine, task: TimerTask, data: dict[str, ob
     )
     run_id = result["run_id"]
     if run_id is None:
-        await _finish(engine, task, lambda ms: _child_start_failed(ms, child.initiated_event_id))
+        await engine.finish_timer_task(
+            task, lambda ms: _child_start_failed(ms, child.initiated_event_id)
+        )
         return
     attrs = initiated.start_child_workflow_execution_initiated_event_attributes
     header = attrs.header if attrs.HasField("header") else None
-    await _finish(
-        engine, task, lambda ms: _child_started(ms, child.initiated_event_id, run_id, header)
+    await engine.finish_timer_task(
+        task, lambda ms: _child_started(ms, child.initiated_event_id, run_id, header)
     )
 
 
@@ -181,7 +167,7 @@ async def notify_parent(engine: HistoryEngine, task: TimerTask, data: dict[str, 
                 "close": pack(close),
             },
         )
-    await engine.store.delete_timer_tasks(task.shard_id, [task.task_id])
+    await engine.drop_task(task)
 
 
 async def record_child_closed(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +196,7 @@ async def signal_external(engine: HistoryEngine, task: TimerTask, data: dict[str
     source = await engine.get_execution(_key(task))
     request = source.s.signal_requests.get(int(data["id"]))  # type: ignore[call-overload]
     if request is None or not source.running:
-        await _finish(engine, task)
+        await engine.finish_timer_task(task)
         return
     initiated = (await engine.read_history(_key(task), request.initiated_event_id, 1))[0]
     attrs = initiated.signal_external_workflow_execution_initiated_event_attributes
@@ -235,14 +221,14 @@ async def signal_external(engine: HistoryEngine, task: TimerTask, data: dict[str
                 ms.signal_external_failed(pending, NOT_FOUND, attrs.control)
             ensure_workflow_task(ms)
 
-    await _finish(engine, task, record)
+    await engine.finish_timer_task(task, record)
 
 
 async def cancel_external(engine: HistoryEngine, task: TimerTask, data: dict[str, object]) -> None:
     source = await engine.get_execution(_key(task))
     request = source.s.cancel_requests.get(int(data["id"]))  # type: ignore[call-overload]
     if request is None or not source.running:
-        await _finish(engine, task)
+        await engine.finish_timer_task(task)
         return
     initiated = (await engine.read_history(_key(task), request.initiated_event_id, 1))[0]
     attrs = initiated.request_cancel_external_workflow_execution_initiated_event_attributes
@@ -257,7 +243,7 @@ async def cancel_external(engine: HistoryEngine, task: TimerTask, data: dict[str
                 ms.cancel_external_failed(pending, CANCEL_NOT_FOUND, attrs.control)
             ensure_workflow_task(ms)
 
-    await _finish(engine, task, record)
+    await engine.finish_timer_task(task, record)
 
 
 async def _deliver(
@@ -325,7 +311,7 @@ async def apply_parent_close_policy(
                 "identity": f"parent-close-policy:{parent.s.workflow_id}",
             },
         )
-    await engine.store.delete_timer_tasks(task.shard_id, [task.task_id])
+    await engine.drop_task(task)
 
 
 async def close_child(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
@@ -363,15 +349,7 @@ async def notify_schedule(engine: HistoryEngine, task: TimerTask, data: dict[str
         "schedule_workflow_closed",
         {"schedule": [task.namespace_id, schedule_id]},
     )
-    await engine.store.delete_timer_tasks(task.shard_id, [task.task_id])
-
-
-async def schedule_workflow_closed(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
-    """On the schedule's shard."""
-    if engine.schedules is not None:
-        namespace_id, schedule_id = args["schedule"]
-        engine.schedules.workflow_closed(namespace_id, schedule_id)
-    return {}
+    await engine.drop_task(task)
 
 
 async def _on_owner(
@@ -385,13 +363,13 @@ async def _on_owner(
         raise RetryLater(e.message) from None
 
 
-# Operations run on the target's shard, maybe for another process (see `engine.call`).
+# Operations run on the target's shard, maybe for another process (see `engine.call`); the
+# schedules runtime serves "schedule_workflow_closed" (`aion.schedules.runtime`).
 OPS = {
     "start_child_run": start_child_run,
     "record_child_closed": record_child_closed,
     "deliver_external": deliver_external,
     "close_child": close_child,
-    "schedule_workflow_closed": schedule_workflow_closed,
 }
 
 HANDLERS = {

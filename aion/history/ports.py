@@ -1,0 +1,112 @@
+"""The interfaces history calls out through; the layers above implement them.
+
+History imports nothing above it: `aion.cluster` implements `RemoteShards`, `aion.versioning`
+implements `Deployments`, the schedules runtime is a `ShardListener`, and `aion.server` wires
+them into the engine. Each has a local-only default, so an engine works on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aion import errors
+from aion.persistence import QueueTask, TimerTask
+
+# A named operation (`aion.history.api.cross_shard`): runs on the process that owns the shard it
+# acts on; called with the engine of that process and JSON-ready arguments.
+Op = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class RemoteShards(Protocol):
+    """The shards other processes sharing the database own."""
+
+    async def invoke(self, shard_id: int, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run a named operation on the process owning `shard_id`."""
+        ...
+
+    def invoke_everywhere(
+        self, op: str, args: dict[str, Any]
+    ) -> list[asyncio.Task[dict[str, Any]]]:
+        """Start a named operation on every other process; the caller awaits what it needs."""
+        ...
+
+    def has_peers(self) -> bool:
+        """Whether other processes serve shards now."""
+        ...
+
+    def share_task(self, task: QueueTask) -> None:
+        """Tell the other processes of a task no poller here took (they may have one)."""
+        ...
+
+
+class LocalShards:
+    """The only process on its database: no shard lives elsewhere."""
+
+    async def invoke(self, shard_id: int, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        raise errors.ShardNotOwned(shard_id)
+
+    def invoke_everywhere(
+        self, op: str, args: dict[str, Any]
+    ) -> list[asyncio.Task[dict[str, Any]]]:
+        return []
+
+    def has_peers(self) -> bool:
+        return False
+
+    def share_task(self, task: QueueTask) -> None:
+        pass
+
+
+class ShardListener(Protocol):
+    """Told when this process starts and stops serving a shard (e.g. the schedules on it)."""
+
+    async def shard_acquired(self, shard_id: int) -> None: ...
+
+    def shard_released(self, shard_id: int) -> None: ...
+
+
+class DeploymentView(Protocol):
+    """What history reads of a worker deployment."""
+
+    @property
+    def revision(self) -> int: ...
+
+
+class Deployments(Protocol):
+    """The worker deployments tasks are routed by (`aion.versioning`)."""
+
+    def route(
+        self, namespace_id: str, task_queue: str, task_type: int, workflow_id: str, pinned: str
+    ) -> str:
+        """The version (`dep:build`) whose pollers take this task; "" for unversioned pollers."""
+        ...
+
+    def find(self, namespace_id: str, name: str) -> DeploymentView | None: ...
+
+
+class NoDeployments:
+    """No worker deployments: every task goes to unversioned pollers."""
+
+    def route(
+        self, namespace_id: str, task_queue: str, task_type: int, workflow_id: str, pinned: str
+    ) -> str:
+        return ""
+
+    def find(self, namespace_id: str, name: str) -> DeploymentView | None:
+        return None
+
+
+class TimerTasks(Protocol):
+    """Fires durable timer tasks at their time (`aion.history.tasks.processor`)."""
+
+    def add(self, tasks: list[TimerTask]) -> None: ...
+
+    def discard_shard(self, shard_id: int) -> None:
+        """Forget the pending tasks of a shard another process serves now."""
+        ...
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...

@@ -1,1 +1,0 @@
-"""Durable task processing after commit: the timer queue."""
