@@ -18,7 +18,7 @@ from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.rpc import abort
-from aion.frontend.workflow_service import WorkflowService
+from aion.frontend.workflow_service import Backends, WorkflowService
 from aion.history.api import cross_shard
 from aion.history.engine import HistoryEngine
 from aion.history.tasks import transfer
@@ -118,7 +118,17 @@ class AionServer:
             ]
         )
         service_pb2_grpc.add_WorkflowServiceServicer_to_server(
-            WorkflowService(self.engine, self.namespaces), self.grpc
+            WorkflowService(
+                Backends(
+                    self.engine,
+                    self.namespaces,
+                    self.matching,
+                    self.store,
+                    self.schedules,
+                    self.deployments,
+                )
+            ),
+            self.grpc,
         )
         operator_grpc.add_OperatorServiceServicer_to_server(
             OperatorService(self.namespaces), self.grpc

@@ -12,7 +12,6 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.common.tokens import page
-from aion.history.engine import HistoryEngine
 from aion.namespaces import Namespace
 from aion.schedules.runtime import ScheduleRuntime
 from aion.schedules.scheduler import ScheduleConflict, Scheduler
@@ -26,14 +25,6 @@ from aion.visibility.search_attributes import (
 LIST_ACTIONS = 5  # recent and future actions a ListSchedules entry shows
 DEFAULT_PAGE_SIZE = 1000
 PAUSED = "TemporalSchedulePaused"
-
-
-def _runtime(engine: HistoryEngine) -> ScheduleRuntime:
-    """The runtime of the engine's schedules (server.py registers it as a shard listener)."""
-    for listener in engine.shard_listeners:
-        if isinstance(listener, ScheduleRuntime):
-            return listener
-    raise errors.Unimplemented("schedules are not served by this process")
 
 
 def _check(schedule: schedule_pb.Schedule) -> None:
@@ -56,12 +47,11 @@ def _token(s: Scheduler) -> bytes:
 
 
 async def create_schedule(
-    engine: HistoryEngine, ns: Namespace, req: rr.CreateScheduleRequest
+    runtime: ScheduleRuntime, ns: Namespace, req: rr.CreateScheduleRequest
 ) -> rr.CreateScheduleResponse:
     if not req.schedule_id:
         raise errors.InvalidArgument("ScheduleId is not set on request.")
     _check(req.schedule)
-    runtime = _runtime(engine)
     s = Scheduler.create(
         ns.name,
         ns.id,
@@ -77,9 +67,9 @@ async def create_schedule(
 
 
 async def describe_schedule(
-    engine: HistoryEngine, ns: Namespace, req: rr.DescribeScheduleRequest
+    runtime: ScheduleRuntime, ns: Namespace, req: rr.DescribeScheduleRequest
 ) -> rr.DescribeScheduleResponse:
-    attributes = engine.namespaces.search_attributes
+    attributes = runtime.search_attributes
 
     def describe(s: Scheduler) -> rr.DescribeScheduleResponse:
         schedule, info, _ = s.describe()
@@ -93,7 +83,7 @@ async def describe_schedule(
         _copy_memo_and_attributes(s, response, attributes)
         return response
 
-    return await _runtime(engine).read(ns.id, req.schedule_id, describe)
+    return await runtime.read(ns.id, req.schedule_id, describe)
 
 
 def _copy_memo_and_attributes(
@@ -109,10 +99,9 @@ def _copy_memo_and_attributes(
 
 
 async def update_schedule(
-    engine: HistoryEngine, ns: Namespace, req: rr.UpdateScheduleRequest
+    runtime: ScheduleRuntime, ns: Namespace, req: rr.UpdateScheduleRequest
 ) -> rr.UpdateScheduleResponse:
     _check(req.schedule)
-    runtime = _runtime(engine)
     token = int(req.conflict_token) if req.conflict_token.isdigit() else 0
 
     def update(s: Scheduler) -> None:
@@ -128,24 +117,23 @@ async def update_schedule(
 
 
 async def patch_schedule(
-    engine: HistoryEngine, ns: Namespace, req: rr.PatchScheduleRequest
+    runtime: ScheduleRuntime, ns: Namespace, req: rr.PatchScheduleRequest
 ) -> rr.PatchScheduleResponse:
-    runtime = _runtime(engine)
     await runtime.change(ns.id, req.schedule_id, lambda s: s.patch(req.patch, runtime.now()))
     return rr.PatchScheduleResponse()
 
 
 async def delete_schedule(
-    engine: HistoryEngine, ns: Namespace, req: rr.DeleteScheduleRequest
+    runtime: ScheduleRuntime, ns: Namespace, req: rr.DeleteScheduleRequest
 ) -> rr.DeleteScheduleResponse:
-    await _runtime(engine).delete(ns.id, req.schedule_id)
+    await runtime.delete(ns.id, req.schedule_id)
     return rr.DeleteScheduleResponse()
 
 
 async def list_schedule_matching_times(
-    engine: HistoryEngine, ns: Namespace, req: rr.ListScheduleMatchingTimesRequest
+    runtime: ScheduleRuntime, ns: Namespace, req: rr.ListScheduleMatchingTimesRequest
 ) -> rr.ListScheduleMatchingTimesResponse:
-    schedule = await _runtime(engine).read(ns.id, req.schedule_id, lambda s: s.schedule)
+    schedule = await runtime.read(ns.id, req.schedule_id, lambda s: s.schedule)
     spec = CompiledSpec.from_proto(schedule.spec)
     times = spec.matching_times(
         req.start_time.ToDatetime(dt.UTC),
@@ -159,30 +147,30 @@ async def list_schedule_matching_times(
 
 
 async def list_schedules(
-    engine: HistoryEngine, ns: Namespace, req: rr.ListSchedulesRequest
+    runtime: ScheduleRuntime, ns: Namespace, req: rr.ListSchedulesRequest
 ) -> rr.ListSchedulesResponse:
     """The namespace's schedules matching the query, by schedule id, read from the store (any
     process can answer)."""
-    matched = await _matching(engine, ns, req.query)
+    matched = await _matching(runtime, ns, req.query)
     size = req.maximum_page_size if req.maximum_page_size > 0 else DEFAULT_PAGE_SIZE
     shown, following = page(matched, req.next_page_token, size)
     response = rr.ListSchedulesResponse(next_page_token=following)
     for s in shown:
         entry = response.schedules.add(schedule_id=s.schedule_id, info=_list_info(s))
-        _copy_memo_and_attributes(s, entry, engine.namespaces.search_attributes)
+        _copy_memo_and_attributes(s, entry, runtime.search_attributes)
     return response
 
 
 async def count_schedules(
-    engine: HistoryEngine, ns: Namespace, req: rr.CountSchedulesRequest
+    runtime: ScheduleRuntime, ns: Namespace, req: rr.CountSchedulesRequest
 ) -> rr.CountSchedulesResponse:
-    return rr.CountSchedulesResponse(count=len(await _matching(engine, ns, req.query)))
+    return rr.CountSchedulesResponse(count=len(await _matching(runtime, ns, req.query)))
 
 
-async def _matching(engine: HistoryEngine, ns: Namespace, text: str) -> list[Scheduler]:
-    attributes = engine.namespaces.search_attributes
+async def _matching(runtime: ScheduleRuntime, ns: Namespace, text: str) -> list[Scheduler]:
+    attributes = runtime.search_attributes
     query = _schedule_query(text, attributes.types(ns.id))
-    saved = await _runtime(engine).saved(ns.id)
+    saved = await runtime.saved(ns.id)
     schedules = sorted(saved, key=lambda s: s.schedule_id)
     if query.where is None:
         return schedules

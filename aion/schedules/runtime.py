@@ -26,6 +26,7 @@ from aion.history.engine import HistoryEngine
 from aion.history.ports import Op
 from aion.persistence import ConditionFailedError, ScheduleRecord, ShardOwnershipLostError, Store
 from aion.schedules.scheduler import Scheduler
+from aion.visibility.search_attributes import SearchAttributeRegistry
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ class ScheduleRuntime:
         self._entries: dict[Key, _Entry] = {}
         self._steps: set[asyncio.Task[None]] = set()
         self.retention = DEFAULT_RETENTION
+
+    @property
+    def search_attributes(self) -> SearchAttributeRegistry:
+        """The registry schedules' search attributes are checked and typed by."""
+        return self.engine.namespaces.search_attributes
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.engine.clock() / 1e9, dt.UTC)

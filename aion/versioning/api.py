@@ -4,6 +4,7 @@ deployments. The older build-id APIs answer as the reference server does by defa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
@@ -11,7 +12,6 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from aion import errors
 from aion.common.tokens import page
 from aion.common.versions import UNVERSIONED, parse_version, version_key
-from aion.history.engine import HistoryEngine
 from aion.namespaces import Namespace
 from aion.versioning.deployment import Deployment, Drainage
 from aion.versioning.registry import DeploymentRegistry
@@ -24,13 +24,6 @@ LEGACY_SETS_DISABLED = (
 LEGACY_RULES_DISABLED = (
     "Worker versioning v0.2 (Rules-based, deprecated) is disabled on this namespace."
 )
-
-
-def registry(engine: HistoryEngine) -> DeploymentRegistry:
-    """The deployment registry the engine routes by (server.py gives it the one registry)."""
-    registry = engine.deployments
-    assert isinstance(registry, DeploymentRegistry)
-    return registry
 
 
 def _requested_version(request: Any) -> tuple[str, str]:
@@ -70,20 +63,20 @@ def _check_name(name: str) -> None:
 
 
 async def describe_worker_deployment(
-    engine: HistoryEngine, ns: Namespace, req: rr.DescribeWorkerDeploymentRequest
+    registry: DeploymentRegistry, ns: Namespace, req: rr.DescribeWorkerDeploymentRequest
 ) -> rr.DescribeWorkerDeploymentResponse:
     _check_name(req.deployment_name)
-    deployment = registry(engine).get(ns.id, req.deployment_name)
+    deployment = registry.get(ns.id, req.deployment_name)
     return rr.DescribeWorkerDeploymentResponse(
         conflict_token=deployment.token(), worker_deployment_info=deployment.info()
     )
 
 
 async def list_worker_deployments(
-    engine: HistoryEngine, ns: Namespace, req: rr.ListWorkerDeploymentsRequest
+    registry: DeploymentRegistry, ns: Namespace, req: rr.ListWorkerDeploymentsRequest
 ) -> rr.ListWorkerDeploymentsResponse:
     size = req.page_size if req.page_size > 0 else DEFAULT_PAGE_SIZE
-    shown, following = page(registry(engine).all(ns.id), req.next_page_token, size)
+    shown, following = page(registry.all(ns.id), req.next_page_token, size)
     response = rr.ListWorkerDeploymentsResponse(next_page_token=following)
     for d in shown:
         entry = response.worker_deployments.add(
@@ -100,11 +93,11 @@ async def list_worker_deployments(
 
 
 async def set_current_version(
-    engine: HistoryEngine, ns: Namespace, req: rr.SetWorkerDeploymentCurrentVersionRequest
+    registry: DeploymentRegistry, ns: Namespace, req: rr.SetWorkerDeploymentCurrentVersionRequest
 ) -> rr.SetWorkerDeploymentCurrentVersionResponse:
     _check_name(req.deployment_name)
     build_id, _ = _target_build(req.deployment_name, req)
-    now = engine.clock()
+    now = registry.clock()
 
     def set_current(d: Deployment) -> rr.SetWorkerDeploymentCurrentVersionResponse:
         response = rr.SetWorkerDeploymentCurrentVersionResponse(
@@ -121,13 +114,13 @@ async def set_current_version(
         response.conflict_token = d.token()
         return response
 
-    return await registry(engine).change(
+    return await registry.change(
         ns.id, req.deployment_name, set_current, create=req.allow_no_pollers
     )
 
 
 async def set_ramping_version(
-    engine: HistoryEngine, ns: Namespace, req: rr.SetWorkerDeploymentRampingVersionRequest
+    registry: DeploymentRegistry, ns: Namespace, req: rr.SetWorkerDeploymentRampingVersionRequest
 ) -> rr.SetWorkerDeploymentRampingVersionResponse:
     _check_name(req.deployment_name)
     if not 0 <= req.percentage <= 100:
@@ -136,7 +129,7 @@ async def set_ramping_version(
     unversioned = req.version == UNVERSIONED or (not named and req.percentage > 0)
     if req.version == UNVERSIONED and req.percentage == 0:
         unversioned = False  # the CLI's --delete: unset the ramp
-    now = engine.clock()
+    now = registry.clock()
 
     def set_ramping(d: Deployment) -> rr.SetWorkerDeploymentRampingVersionResponse:
         response = rr.SetWorkerDeploymentRampingVersionResponse()
@@ -158,16 +151,16 @@ async def set_ramping_version(
         response.conflict_token = d.token()
         return response
 
-    return await registry(engine).change(
+    return await registry.change(
         ns.id, req.deployment_name, set_ramping, create=req.allow_no_pollers
     )
 
 
 async def describe_version(
-    engine: HistoryEngine, ns: Namespace, req: rr.DescribeWorkerDeploymentVersionRequest
+    registry: DeploymentRegistry, ns: Namespace, req: rr.DescribeWorkerDeploymentVersionRequest
 ) -> rr.DescribeWorkerDeploymentVersionResponse:
     name, build_id = _requested_version(req)
-    deployment = registry(engine).find(ns.id, name)
+    deployment = registry.find(ns.id, name)
     version = deployment.versions.get(build_id) if deployment else None
     if deployment is None or version is None:
         raise errors.NotFound("Worker Deployment Version not found")
@@ -180,7 +173,9 @@ async def describe_version(
 
 
 async def update_version_metadata(
-    engine: HistoryEngine, ns: Namespace, req: rr.UpdateWorkerDeploymentVersionMetadataRequest
+    registry: DeploymentRegistry,
+    ns: Namespace,
+    req: rr.UpdateWorkerDeploymentVersionMetadataRequest,
 ) -> rr.UpdateWorkerDeploymentVersionMetadataResponse:
     name, build_id = _requested_version(req)
     if not req.upsert_entries and not req.remove_entries:
@@ -205,18 +200,23 @@ async def update_version_metadata(
             response.metadata.entries[key].CopyFrom(payload)
         return response
 
-    return await registry(engine).change(ns.id, name, update)
+    return await registry.change(ns.id, name, update)
 
 
 async def delete_version(
-    engine: HistoryEngine, ns: Namespace, req: rr.DeleteWorkerDeploymentVersionRequest
+    registry: DeploymentRegistry,
+    ns: Namespace,
+    req: rr.DeleteWorkerDeploymentVersionRequest,
+    last_poll_ns: Callable[[str, str], int],
 ) -> rr.DeleteWorkerDeploymentVersionResponse:
+    """Delete a version unless current, ramping, draining or polled lately (`last_poll_ns` of a
+    namespace id and version key: when matching last saw a poller of it, 0 if never)."""
     name, build_id = _requested_version(req)
-    deployment = registry(engine).find(ns.id, name)
+    deployment = registry.find(ns.id, name)
     if deployment is None or build_id not in deployment.versions:
         return rr.DeleteWorkerDeploymentVersionResponse()  # already gone
     key = version_key(name, build_id)
-    polled = engine.matching.last_poll_ns(ns.id, key)
+    polled = last_poll_ns(ns.id, key)
 
     def delete(d: Deployment) -> None:
         version = d.versions.get(build_id)
@@ -230,24 +230,24 @@ async def delete_version(
             raise errors.FailedPrecondition(
                 f"version '{key}' cannot be deleted since it is draining"
             )
-        if polled and engine.clock() - polled < POLLER_HISTORY_NS:
+        if polled and registry.clock() - polled < POLLER_HISTORY_NS:
             raise errors.FailedPrecondition(
                 f"version '{key}' cannot be deleted since it has active pollers"
             )
         del d.versions[build_id]
 
-    await registry(engine).change(ns.id, name, delete)
+    await registry.change(ns.id, name, delete)
     return rr.DeleteWorkerDeploymentVersionResponse()
 
 
 async def delete_deployment(
-    engine: HistoryEngine, ns: Namespace, req: rr.DeleteWorkerDeploymentRequest
+    registry: DeploymentRegistry, ns: Namespace, req: rr.DeleteWorkerDeploymentRequest
 ) -> rr.DeleteWorkerDeploymentResponse:
     _check_name(req.deployment_name)
-    deployment = registry(engine).find(ns.id, req.deployment_name)
+    deployment = registry.find(ns.id, req.deployment_name)
     if deployment is None:
         return rr.DeleteWorkerDeploymentResponse()
     if deployment.versions:
         raise errors.FailedPrecondition("deployment has versions, can't be deleted")
-    await registry(engine).delete(ns.id, req.deployment_name)
+    await registry.delete(ns.id, req.deployment_name)
     return rr.DeleteWorkerDeploymentResponse()

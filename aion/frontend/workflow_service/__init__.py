@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
+from aion.frontend.workflow_service.base import Backends
 from aion.frontend.workflow_service.deployments import DeploymentRpcs
 from aion.frontend.workflow_service.namespaces import NamespaceRpcs
 from aion.frontend.workflow_service.schedules import ScheduleRpcs
@@ -28,4 +29,4 @@ class WorkflowService(  # type: ignore[misc]
     """The gRPC WorkflowService; RPCs not implemented answer UNIMPLEMENTED (the generated base)."""
 
 
-__all__ = ["WorkflowService"]
+__all__ = ["Backends", "WorkflowService"]

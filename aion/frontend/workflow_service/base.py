@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 import grpc
@@ -12,7 +13,11 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from aion import errors
 from aion.history.api import update_workflow
 from aion.history.engine import HistoryEngine
+from aion.matching import MatchingEngine
 from aion.namespaces import Namespace, NamespaceRegistry
+from aion.persistence import Store
+from aion.schedules.runtime import ScheduleRuntime
+from aion.versioning.registry import DeploymentRegistry
 from aion.visibility.search_attributes import SearchAttributeError
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -28,28 +33,49 @@ class NamespacedRequest(Protocol):
 
 RequestT = TypeVar("RequestT", bound=NamespacedRequest)
 ResponseT = TypeVar("ResponseT")
-Operation: TypeAlias = Callable[[HistoryEngine, Namespace, RequestT], Awaitable[ResponseT]]
+TargetT = TypeVar("TargetT")
+Operation: TypeAlias = Callable[[TargetT, Namespace, RequestT], Awaitable[ResponseT]]
+
+
+@dataclass(frozen=True)
+class Backends:
+    """What the RPCs call: history, matching, visibility's store, schedules and deployments."""
+
+    engine: HistoryEngine
+    namespaces: NamespaceRegistry
+    matching: MatchingEngine
+    store: Store
+    schedules: ScheduleRuntime
+    deployments: DeploymentRegistry
 
 
 class ServiceBase:
-    """The engine and namespace registry the RPCs call, and the checks several RPCs share."""
+    """The backends the RPCs call, and the checks several RPCs share."""
 
-    def __init__(self, engine: HistoryEngine, namespaces: NamespaceRegistry) -> None:
-        self.engine = engine
-        self.namespaces = namespaces
+    def __init__(self, backends: Backends) -> None:
+        self.engine = backends.engine
+        self.namespaces = backends.namespaces
+        self.matching = backends.matching
+        self.store = backends.store
+        self.schedules = backends.schedules
+        self.deployments = backends.deployments
 
     async def _in_namespace(
         self,
-        operation: Operation[RequestT, ResponseT],
+        operation: Operation[TargetT, RequestT, ResponseT],
         request: RequestT,
         workflow_id: str | None = None,
+        *,
+        on: TargetT | None = None,
     ) -> ResponseT:
-        """Resolve the request's namespace and run `operation` on it; for a request on one
-        workflow, pass its `workflow_id`, required once the namespace is known."""
+        """Resolve the request's namespace and run `operation` on it, given the history engine
+        or the backend `on`; for a request on one workflow, pass its `workflow_id`, required
+        once the namespace is known."""
         ns = self.namespaces.get(request.namespace)
         if workflow_id is not None:
             require(workflow_id, "WorkflowId")
-        return await operation(self.engine, ns, request)
+        target: Any = self.engine if on is None else on
+        return await operation(target, ns, request)
 
     def _check_search_attributes(self, ns: Namespace, request: Any) -> None:
         """A request's search attributes, checked as Temporal's frontend does."""

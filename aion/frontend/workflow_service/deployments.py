@@ -36,49 +36,62 @@ class DeploymentRpcs(ServiceBase):
     async def DescribeWorkerDeployment(
         self, request: rr.DescribeWorkerDeploymentRequest, context: Ctx
     ) -> rr.DescribeWorkerDeploymentResponse:
-        return await self._in_namespace(versioning.describe_worker_deployment, request)
+        return await self._in_namespace(
+            versioning.describe_worker_deployment, request, on=self.deployments
+        )
 
     @rpc
     async def ListWorkerDeployments(
         self, request: rr.ListWorkerDeploymentsRequest, context: Ctx
     ) -> rr.ListWorkerDeploymentsResponse:
-        return await self._in_namespace(versioning.list_worker_deployments, request)
+        return await self._in_namespace(
+            versioning.list_worker_deployments, request, on=self.deployments
+        )
 
     @rpc
     async def SetWorkerDeploymentCurrentVersion(
         self, request: rr.SetWorkerDeploymentCurrentVersionRequest, context: Ctx
     ) -> rr.SetWorkerDeploymentCurrentVersionResponse:
-        return await self._in_namespace(versioning.set_current_version, request)
+        return await self._in_namespace(
+            versioning.set_current_version, request, on=self.deployments
+        )
 
     @rpc
     async def SetWorkerDeploymentRampingVersion(
         self, request: rr.SetWorkerDeploymentRampingVersionRequest, context: Ctx
     ) -> rr.SetWorkerDeploymentRampingVersionResponse:
-        return await self._in_namespace(versioning.set_ramping_version, request)
+        return await self._in_namespace(
+            versioning.set_ramping_version, request, on=self.deployments
+        )
 
     @rpc
     async def DescribeWorkerDeploymentVersion(
         self, request: rr.DescribeWorkerDeploymentVersionRequest, context: Ctx
     ) -> rr.DescribeWorkerDeploymentVersionResponse:
-        return await self._in_namespace(versioning.describe_version, request)
+        return await self._in_namespace(versioning.describe_version, request, on=self.deployments)
 
     @rpc
     async def UpdateWorkerDeploymentVersionMetadata(
         self, request: rr.UpdateWorkerDeploymentVersionMetadataRequest, context: Ctx
     ) -> rr.UpdateWorkerDeploymentVersionMetadataResponse:
-        return await self._in_namespace(versioning.update_version_metadata, request)
+        return await self._in_namespace(
+            versioning.update_version_metadata, request, on=self.deployments
+        )
 
     @rpc
     async def DeleteWorkerDeploymentVersion(
         self, request: rr.DeleteWorkerDeploymentVersionRequest, context: Ctx
     ) -> rr.DeleteWorkerDeploymentVersionResponse:
-        return await self._in_namespace(versioning.delete_version, request)
+        ns = self.namespaces.get(request.namespace)
+        return await versioning.delete_version(
+            self.deployments, ns, request, self.matching.last_poll_ns
+        )
 
     @rpc
     async def DeleteWorkerDeployment(
         self, request: rr.DeleteWorkerDeploymentRequest, context: Ctx
     ) -> rr.DeleteWorkerDeploymentResponse:
-        return await self._in_namespace(versioning.delete_deployment, request)
+        return await self._in_namespace(versioning.delete_deployment, request, on=self.deployments)
 
     @rpc
     async def UpdateWorkerBuildIdCompatibility(

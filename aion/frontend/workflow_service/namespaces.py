@@ -55,8 +55,8 @@ class NamespaceRpcs(ServiceBase):
             cluster_id=self.engine.host_id,
             cluster_name=CLUSTER_NAME,
             history_shard_count=self.engine.num_shards,
-            persistence_store=self.engine.store.name,
-            visibility_store=self.engine.store.name,
+            persistence_store=self.store.name,
+            visibility_store=self.store.name,
             initial_failover_version=1,
             failover_version_increment=10,
         )

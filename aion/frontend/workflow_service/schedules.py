@@ -9,6 +9,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from aion.frontend.rpc import rpc
 from aion.frontend.workflow_service.base import Ctx, Operation, ResponseT, ServiceBase
 from aion.schedules import api as schedules
+from aion.schedules.runtime import ScheduleRuntime
 
 ScheduleWriteT = TypeVar("ScheduleWriteT", rr.CreateScheduleRequest, rr.UpdateScheduleRequest)
 
@@ -17,14 +18,16 @@ class ScheduleRpcs(ServiceBase):
     """Create, describe, update, patch, delete, list and count schedules."""
 
     async def _write_schedule(
-        self, operation: Operation[ScheduleWriteT, ResponseT], request: ScheduleWriteT
+        self,
+        operation: Operation[ScheduleRuntime, ScheduleWriteT, ResponseT],
+        request: ScheduleWriteT,
     ) -> ResponseT:
         """Create or update a schedule once its search attributes and those of the workflows it
         starts pass the namespace's checks."""
         ns = self.namespaces.get(request.namespace)
         self._check_search_attributes(ns, request)
         self._check_search_attributes(ns, request.schedule.action.start_workflow)
-        return await operation(self.engine, ns, request)
+        return await operation(self.schedules, ns, request)
 
     @rpc
     async def CreateSchedule(
@@ -36,7 +39,7 @@ class ScheduleRpcs(ServiceBase):
     async def DescribeSchedule(
         self, request: rr.DescribeScheduleRequest, context: Ctx
     ) -> rr.DescribeScheduleResponse:
-        return await self._in_namespace(schedules.describe_schedule, request)
+        return await self._in_namespace(schedules.describe_schedule, request, on=self.schedules)
 
     @rpc
     async def UpdateSchedule(
@@ -48,28 +51,30 @@ class ScheduleRpcs(ServiceBase):
     async def PatchSchedule(
         self, request: rr.PatchScheduleRequest, context: Ctx
     ) -> rr.PatchScheduleResponse:
-        return await self._in_namespace(schedules.patch_schedule, request)
+        return await self._in_namespace(schedules.patch_schedule, request, on=self.schedules)
 
     @rpc
     async def DeleteSchedule(
         self, request: rr.DeleteScheduleRequest, context: Ctx
     ) -> rr.DeleteScheduleResponse:
-        return await self._in_namespace(schedules.delete_schedule, request)
+        return await self._in_namespace(schedules.delete_schedule, request, on=self.schedules)
 
     @rpc
     async def ListSchedules(
         self, request: rr.ListSchedulesRequest, context: Ctx
     ) -> rr.ListSchedulesResponse:
-        return await self._in_namespace(schedules.list_schedules, request)
+        return await self._in_namespace(schedules.list_schedules, request, on=self.schedules)
 
     @rpc
     async def CountSchedules(
         self, request: rr.CountSchedulesRequest, context: Ctx
     ) -> rr.CountSchedulesResponse:
-        return await self._in_namespace(schedules.count_schedules, request)
+        return await self._in_namespace(schedules.count_schedules, request, on=self.schedules)
 
     @rpc
     async def ListScheduleMatchingTimes(
         self, request: rr.ListScheduleMatchingTimesRequest, context: Ctx
     ) -> rr.ListScheduleMatchingTimesResponse:
-        return await self._in_namespace(schedules.list_schedule_matching_times, request)
+        return await self._in_namespace(
+            schedules.list_schedule_matching_times, request, on=self.schedules
+        )

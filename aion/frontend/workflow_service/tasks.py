@@ -39,7 +39,6 @@ from aion.history.engine import HistoryEngine
 from aion.matching import QueryTask
 from aion.namespaces import Namespace
 from aion.persistence import QueueTask
-from aion.versioning import api as versioning
 
 MAX_POLL_S = 60.0
 VERSIONED_MODE = deployment_pb2.WORKER_VERSIONING_MODE_VERSIONED
@@ -64,7 +63,7 @@ class TaskRpcs(ServiceBase):
             raise errors.InvalidArgument("deployment name cannot contain '.' or ':'")
         if sticky:
             return ""  # a sticky queue is one worker's own
-        await versioning.registry(self.engine).register(
+        await self.deployments.register(
             ns.id, options.deployment_name, options.build_id, request.task_queue.name, task_type
         )
         return version_key(options.deployment_name, options.build_id)
@@ -84,7 +83,7 @@ class TaskRpcs(ServiceBase):
         loop = asyncio.get_running_loop()
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
         while (remaining := until - loop.time()) > 0:
-            task = await self.engine.matching.poll(
+            task = await self.matching.poll(
                 ns.id, request.task_queue.name, kind, remaining, request.identity, version
             )
             if task is None:
@@ -97,11 +96,11 @@ class TaskRpcs(ServiceBase):
             except errors.NotFound:
                 continue  # stale: started elsewhere, or its execution moved on
             except errors.Unavailable:
-                self.engine.matching.retry_later(task)
+                self.matching.retry_later(task)
                 continue
             except BaseException:
                 # Not recorded (or recorded and then stale on redelivery): never lose the task.
-                self.engine.matching.requeue(task)
+                self.matching.requeue(task)
                 raise
         return None
 
@@ -179,7 +178,7 @@ class TaskRpcs(ServiceBase):
             if request.task_queue_type == task_queue_pb2.TASK_QUEUE_TYPE_ACTIVITY
             else "workflow"
         )
-        matching = self.engine.matching
+        matching = self.matching
         name = request.task_queue.name
         response = rr.DescribeTaskQueueResponse(
             pollers=[
