@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
-from aion.history.mutable_state import (
+from aion.history.state.execution import (
     ActivityInfo,
     ChildInfo,
     ExecutionState,
