@@ -143,6 +143,13 @@ class Workflow:
         self.ms.workflow_task.start("poll-1", IDENTITY)
         return self.commit()
 
+    def signal_and_start_task(self) -> None:
+        """A signal wakes the workflow; its next workflow task starts (all committed)."""
+        self.ms.signal("go", None, "client", None)
+        self.ms.workflow_task.schedule()
+        self.commit()
+        self.start_task()
+
     def complete_task(self, *commands: command_pb.Command) -> CommandContext:
         """Complete the started workflow task with `commands` (not committed yet)."""
         had_buffered = bool(self.ms.s.buffered_events)

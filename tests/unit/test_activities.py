@@ -68,10 +68,7 @@ def test_a_close_during_a_workflow_task_is_buffered() -> None:
     wf = Workflow()
     ai = scheduled(wf, start_to_close=30)
     wf.ms.activities.start(ai, "poll-1", IDENTITY)
-    wf.ms.signal("go", None, "client", None)
-    wf.ms.workflow_task.schedule()
-    wf.commit()
-    wf.start_task()
+    wf.signal_and_start_task()
     wf.ms.activities.complete(ai, None, IDENTITY)
     assert wf.commit().event_types == []
     assert len(wf.ms.s.buffered_events) == 2
@@ -142,10 +139,7 @@ def test_reset_of_a_waiting_attempt_dispatches_attempt_one() -> None:
 def test_cancel_before_start_cancels_after_the_command_events() -> None:
     wf = Workflow()
     scheduled(wf, start_to_close=30)
-    wf.ms.signal("go", None, "client", None)
-    wf.ms.workflow_task.schedule()
-    wf.commit()
-    wf.start_task()
+    wf.signal_and_start_task()
     wf.complete_task(
         command(CT.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK, scheduled_event_id=5),
         command(CT.COMMAND_TYPE_START_TIMER, timer_id="t1", start_to_fire_timeout=dur(SECOND)),
@@ -163,10 +157,7 @@ def test_cancel_of_an_activity_that_just_finished_records_the_request_only() -> 
     wf = Workflow()
     ai = scheduled(wf, start_to_close=30)
     wf.ms.activities.start(ai, "poll-1", IDENTITY)
-    wf.ms.signal("go", None, "client", None)
-    wf.ms.workflow_task.schedule()
-    wf.commit()
-    wf.start_task()
+    wf.signal_and_start_task()
     wf.ms.activities.complete(ai, None, IDENTITY)  # buffered
     wf.complete_task(command(CT.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK, scheduled_event_id=5))
     assert wf.commit().event_types == [
@@ -178,10 +169,7 @@ def test_cancel_of_an_activity_that_just_finished_records_the_request_only() -> 
 def test_bad_schedule_commands_fail_the_task() -> None:
     wf = Workflow()
     scheduled(wf, start_to_close=30)
-    wf.ms.signal("go", None, "client", None)
-    wf.ms.workflow_task.schedule()
-    wf.commit()
-    wf.start_task()
+    wf.signal_and_start_task()
     with pytest.raises(CommandError, match="already exists"):
         wf.complete_task(schedule(start_to_close=30))
     with pytest.raises(CommandError, match="StartToCloseTimeout or ScheduleToCloseTimeout"):

@@ -60,10 +60,7 @@ def test_initiated_started_completed() -> None:
 def test_start_and_close_during_a_task_are_linked_when_flushed() -> None:
     wf = Workflow()
     child = initiated(wf)
-    wf.ms.signal("go", None, "client", None)
-    wf.ms.workflow_task.schedule()
-    wf.commit()
-    wf.start_task()
+    wf.signal_and_start_task()
     wf.ms.children.started(child, "child-run", None)
     assert child.started_event_id == BUFFERED_EVENT_ID
     wf.ms.children.closed(child, completed_event())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import workflow_pb2
 
@@ -11,6 +14,16 @@ from aion.visibility.search_attributes import keyword_payload
 from tests.unit.harness import CT, IDENTITY, Workflow, command
 
 HB = workflow_pb2.TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+
+
+def schedule_activity(**attrs: Any) -> command_pb.Command:
+    return command(
+        CT.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+        activity_id="a1",
+        activity_type=common_pb.ActivityType(name="Greet"),
+        start_to_close_timeout=dur(30 * SECOND),
+        **attrs,
+    )
 
 
 def test_the_run_timeout_is_capped_by_the_execution_timeout() -> None:
@@ -60,12 +73,7 @@ def test_a_continuing_run_leaves_the_parent_to_its_last_run() -> None:
 def test_rearm_after_a_reset() -> None:
     wf = Workflow()
     wf.run_first_task(
-        command(
-            CT.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
-            activity_id="a1",
-            activity_type=common_pb.ActivityType(name="Greet"),
-            start_to_close_timeout=dur(30 * SECOND),
-        ),
+        schedule_activity(),
         command(CT.COMMAND_TYPE_START_TIMER, timer_id="t1", start_to_fire_timeout=dur(SECOND)),
     )
     ai = wf.ms.s.activities[5]
@@ -87,15 +95,7 @@ def test_rearm_after_a_reset() -> None:
 
 def test_a_heartbeat_timeout_is_rearmed_from_the_last_beat() -> None:
     wf = Workflow()
-    wf.run_first_task(
-        command(
-            CT.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
-            activity_id="a1",
-            activity_type=common_pb.ActivityType(name="Greet"),
-            start_to_close_timeout=dur(30 * SECOND),
-            heartbeat_timeout=dur(5 * SECOND),
-        )
-    )
+    wf.run_first_task(schedule_activity(heartbeat_timeout=dur(5 * SECOND)))
     ai = wf.ms.s.activities[5]
     wf.ms.activities.start(ai, "poll-1", IDENTITY)
     wf.commit()

@@ -32,10 +32,7 @@ def test_start_then_fire() -> None:
 def test_cancel() -> None:
     wf = Workflow()
     wf.run_first_task(start_timer())
-    wf.ms.signal("go", None, "client", None)
-    wf.ms.workflow_task.schedule()
-    wf.commit()
-    wf.start_task()
+    wf.signal_and_start_task()
     wf.complete_task(command(CT.COMMAND_TYPE_CANCEL_TIMER, timer_id="t1"))
     canceled = wf.commit()
     assert canceled.event_types[-1] == "TIMER_CANCELED"
@@ -45,10 +42,7 @@ def test_cancel() -> None:
 def test_a_cancel_wins_over_a_fire_during_the_task() -> None:
     wf = Workflow()
     wf.run_first_task(start_timer())
-    wf.ms.signal("go", None, "client", None)
-    wf.ms.workflow_task.schedule()
-    wf.commit()
-    wf.start_task()
+    wf.signal_and_start_task()
     wf.ms.timers.fire(wf.ms.s.timers["t1"])  # buffered behind the running task
     wf.complete_task(command(CT.COMMAND_TYPE_CANCEL_TIMER, timer_id="t1"))
     assert wf.commit().event_types == ["WORKFLOW_TASK_COMPLETED", "TIMER_CANCELED"]

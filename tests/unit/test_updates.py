@@ -79,10 +79,7 @@ async def test_accept_then_complete() -> None:
     ]
     assert update.accepted.done() and update.accepted.result() is None
     assert wf.ms.s.updates["u1"].accepted_event_id == 8
-    wf.ms.signal("go", None, "client", None)
-    wf.ms.workflow_task.schedule()
-    wf.commit()
-    wf.start_task()
+    wf.signal_and_start_task()
     complete_with(wf, response)
     done = wf.commit()
     assert done.event_types[-1] == "WORKFLOW_EXECUTION_UPDATE_COMPLETED"

@@ -11,24 +11,16 @@ from temporalio.api.enums.v1 import event_type_pb2, workflow_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
-from aion.history.state.builder import HistoryBuilder
-from aion.history.state.execution import ActivityInfo, ExecutionState
-from aion.history.state.tasks import TaskGenerator
+from aion.history.state.execution import ActivityInfo
+from aion.history.state.machine import StateMachine
 from aion.history.timeutil import ns_of, ts
 
 ET = event_type_pb2.EventType
 TimeoutType = workflow_pb2.TimeoutType
 
 
-class Activities:
+class Activities(StateMachine):
     """The execution's pending activities (`state.activities`, by scheduled event id)."""
-
-    def __init__(
-        self, state: ExecutionState, history: HistoryBuilder, tasks: TaskGenerator
-    ) -> None:
-        self.s = state
-        self._history = history
-        self._tasks = tasks
 
     def schedule(
         self, wt_completed_id: int, attrs: command_pb.ScheduleActivityTaskCommandAttributes
@@ -120,6 +112,10 @@ class Activities:
         event.event_time.CopyFrom(ts(ai.started_time_ns))
         return event
 
+    def _started_event_id(self, ai: ActivityInfo) -> int:
+        """The started event of a running attempt, written now; 0 when none runs."""
+        return self._write_started(ai).event_id if ai.started_time_ns else 0
+
     def _close(self, ai: ActivityInfo, event_type: int, attr_field: str, attrs: object) -> None:
         self._history.append_or_buffer(self._history.new_event(event_type, attr_field, attrs))
         self.s.activities.pop(ai.scheduled_event_id, None)
@@ -157,12 +153,9 @@ class Activities:
         )
 
     def time_out(self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int) -> None:
-        started_event_id = 0
-        if ai.started_time_ns:
-            started_event_id = self._write_started(ai).event_id
         attrs = history_pb.ActivityTaskTimedOutEventAttributes(
             scheduled_event_id=ai.scheduled_event_id,
-            started_event_id=started_event_id,
+            started_event_id=self._started_event_id(ai),
             failure=failure,
             retry_state=retry_state,  # type: ignore[arg-type]
         )
@@ -174,12 +167,9 @@ class Activities:
         )
 
     def cancel(self, ai: ActivityInfo, details: common_pb.Payloads | None, identity: str) -> None:
-        started_event_id = 0
-        if ai.started_time_ns:
-            started_event_id = self._write_started(ai).event_id
         attrs = history_pb.ActivityTaskCanceledEventAttributes(
             scheduled_event_id=ai.scheduled_event_id,
-            started_event_id=started_event_id,
+            started_event_id=self._started_event_id(ai),
             latest_cancel_requested_event_id=ai.cancel_requested_event_id,
             identity=identity,
         )

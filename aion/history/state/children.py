@@ -3,39 +3,57 @@ start, then closed (completed, failed, canceled, terminated or timed out)."""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
-from aion.history.state.builder import BUFFERED_EVENT_ID, HistoryBuilder
-from aion.history.state.execution import ChildInfo, ExecutionState
-from aion.history.state.tasks import START_CHILD, TaskGenerator
+from aion.history.state.builder import BUFFERED_EVENT_ID
+from aion.history.state.execution import ChildInfo
+from aion.history.state.machine import StateMachine
+from aion.history.state.tasks import START_CHILD
 
 ET = event_type_pb2.EventType
 
 
-class _ChildEventCommon(TypedDict):
-    """Fields shared by the parent's child-closed events (see `Children.closed`)."""
+# A child's close event -> the parent's event type, its attributes, and the fields copied over.
+_CLOSED_EVENTS: dict[str, tuple[int, str, type[Any], tuple[str, ...]]] = {
+    "workflow_execution_completed_event_attributes": (
+        ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+        "child_workflow_execution_completed_event_attributes",
+        history_pb.ChildWorkflowExecutionCompletedEventAttributes,
+        ("result",),
+    ),
+    "workflow_execution_failed_event_attributes": (
+        ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
+        "child_workflow_execution_failed_event_attributes",
+        history_pb.ChildWorkflowExecutionFailedEventAttributes,
+        ("failure", "retry_state"),
+    ),
+    "workflow_execution_canceled_event_attributes": (
+        ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
+        "child_workflow_execution_canceled_event_attributes",
+        history_pb.ChildWorkflowExecutionCanceledEventAttributes,
+        ("details",),
+    ),
+    "workflow_execution_terminated_event_attributes": (
+        ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED,
+        "child_workflow_execution_terminated_event_attributes",
+        history_pb.ChildWorkflowExecutionTerminatedEventAttributes,
+        (),
+    ),
+    "workflow_execution_timed_out_event_attributes": (
+        ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
+        "child_workflow_execution_timed_out_event_attributes",
+        history_pb.ChildWorkflowExecutionTimedOutEventAttributes,
+        ("retry_state",),
+    ),
+}
 
-    namespace: str
-    namespace_id: str
-    workflow_execution: common_pb.WorkflowExecution
-    workflow_type: common_pb.WorkflowType
-    initiated_event_id: int
-    started_event_id: int
 
-
-class Children:
+class Children(StateMachine):
     """The execution's pending children (`state.children`, by initiated event id)."""
-
-    def __init__(
-        self, state: ExecutionState, history: HistoryBuilder, tasks: TaskGenerator
-    ) -> None:
-        self.s = state
-        self._history = history
-        self._tasks = tasks
 
     def initiate(
         self,
@@ -100,7 +118,7 @@ class Children:
 
     def closed(self, child: ChildInfo, close_event: history_pb.HistoryEvent) -> None:
         """Record how a child's run ended (its close event, translated for the parent)."""
-        common: _ChildEventCommon = {
+        common: dict[str, Any] = {
             "namespace": child.namespace,
             "namespace_id": child.namespace_id,
             "workflow_execution": common_pb.WorkflowExecution(
@@ -110,51 +128,14 @@ class Children:
             "initiated_event_id": child.initiated_event_id,
             "started_event_id": child.started_event_id,
         }
-        kind = close_event.WhichOneof("attributes")
-        if kind == "workflow_execution_completed_event_attributes":
-            completed = close_event.workflow_execution_completed_event_attributes
-            self._history.append(
-                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
-                "child_workflow_execution_completed_event_attributes",
-                history_pb.ChildWorkflowExecutionCompletedEventAttributes(
-                    result=completed.result, **common
-                ),
-            )
-        elif kind == "workflow_execution_failed_event_attributes":
-            failed = close_event.workflow_execution_failed_event_attributes
-            self._history.append(
-                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
-                "child_workflow_execution_failed_event_attributes",
-                history_pb.ChildWorkflowExecutionFailedEventAttributes(
-                    failure=failed.failure, retry_state=failed.retry_state, **common
-                ),
-            )
-        elif kind == "workflow_execution_canceled_event_attributes":
-            canceled = close_event.workflow_execution_canceled_event_attributes
-            self._history.append(
-                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
-                "child_workflow_execution_canceled_event_attributes",
-                history_pb.ChildWorkflowExecutionCanceledEventAttributes(
-                    details=canceled.details, **common
-                ),
-            )
-        elif kind == "workflow_execution_terminated_event_attributes":
-            self._history.append(
-                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED,
-                "child_workflow_execution_terminated_event_attributes",
-                history_pb.ChildWorkflowExecutionTerminatedEventAttributes(**common),
-            )
-        elif kind == "workflow_execution_timed_out_event_attributes":
-            timed_out = close_event.workflow_execution_timed_out_event_attributes
-            self._history.append(
-                ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
-                "child_workflow_execution_timed_out_event_attributes",
-                history_pb.ChildWorkflowExecutionTimedOutEventAttributes(
-                    retry_state=timed_out.retry_state, **common
-                ),
-            )
-        else:
+        kind = close_event.WhichOneof("attributes") or ""
+        translation = _CLOSED_EVENTS.get(kind)
+        if translation is None:
             return  # continued-as-new: the chain goes on; its last run reports
+        event_type, attr_field, attrs_class, copied = translation
+        source = getattr(close_event, kind)
+        copied_fields = {name: getattr(source, name) for name in copied}
+        self._history.append(event_type, attr_field, attrs_class(**copied_fields, **common))
         del self.s.children[child.initiated_event_id]
 
     def follow_chain(self, child: ChildInfo, run_id: str) -> None:

@@ -6,23 +6,16 @@ from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
-from aion.history.state.builder import HistoryBuilder
-from aion.history.state.execution import ExecutionState, TimerInfo
-from aion.history.state.tasks import USER_TIMER, TaskGenerator
+from aion.history.state.execution import TimerInfo
+from aion.history.state.machine import StateMachine
+from aion.history.state.tasks import USER_TIMER
 from aion.history.timeutil import ns_of
 
 ET = event_type_pb2.EventType
 
 
-class Timers:
+class Timers(StateMachine):
     """The execution's pending user timers (`state.timers`, by timer id)."""
-
-    def __init__(
-        self, state: ExecutionState, history: HistoryBuilder, tasks: TaskGenerator
-    ) -> None:
-        self.s = state
-        self._history = history
-        self._tasks = tasks
 
     def start(self, wt_completed_id: int, attrs: command_pb.StartTimerCommandAttributes) -> None:
         event = self._history.append(

@@ -13,6 +13,7 @@ from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
 from aion.history.state.builder import HistoryBuilder
 from aion.history.state.execution import ExecutionState, WorkflowTaskInfo
+from aion.history.state.machine import StateMachine
 from aion.history.state.tasks import TaskGenerator
 from aion.history.state.versioning import Versioning
 from aion.history.timeutil import dur, ts
@@ -29,7 +30,7 @@ def _retry_delay(attempt: int) -> int:
     return min(5 * 2 ** (attempt - 4), 600) * 1_000_000_000
 
 
-class WorkflowTasks:
+class WorkflowTasks(StateMachine):
     """The execution's one pending workflow task (`state.workflow_task`)."""
 
     def __init__(
@@ -40,9 +41,7 @@ class WorkflowTasks:
         versioning: Versioning,
         is_sticky_alive: Callable[[str, str], bool],
     ) -> None:
-        self.s = state
-        self._history = history
-        self._tasks = tasks
+        super().__init__(state, history, tasks)
         self._versioning = versioning
         self._is_sticky_alive = is_sticky_alive
 
@@ -224,31 +223,34 @@ class WorkflowTasks:
         """
         wt = self.s.workflow_task
         assert wt is not None
+        attrs = history_pb.WorkflowTaskFailedEventAttributes(
+            scheduled_event_id=wt.scheduled_event_id,
+            started_event_id=wt.started_event_id,
+            cause=cause,  # type: ignore[arg-type]
+            identity=identity,
+            **reset,  # type: ignore[arg-type]
+        )
+        if failure is not None:
+            attrs.failure.CopyFrom(failure)
+        self._end_failed(
+            wt, ET.EVENT_TYPE_WORKFLOW_TASK_FAILED, "workflow_task_failed_event_attributes", attrs
+        )
+
+    def _end_failed(
+        self,
+        wt: WorkflowTaskInfo,
+        event_type: int,
+        attr_field: str,
+        attrs: object,
+        increment_attempt: bool = True,
+    ) -> None:
+        """Only a failed first attempt is written (a speculative one is written first); the
+        next is a retry. A failure on a sticky queue first retries on the normal queue without
+        a new attempt."""
         if wt.speculative:
             self._history.materialize_virtual_workflow_task()
         if wt.attempt == 1:
-            attrs = history_pb.WorkflowTaskFailedEventAttributes(
-                scheduled_event_id=wt.scheduled_event_id,
-                started_event_id=wt.started_event_id,
-                cause=cause,  # type: ignore[arg-type]
-                identity=identity,
-                **reset,  # type: ignore[arg-type]
-            )
-            if failure is not None:
-                attrs.failure.CopyFrom(failure)
-            self._history.write(
-                self._history.new_event(
-                    ET.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-                    "workflow_task_failed_event_attributes",
-                    attrs,
-                )
-            )
-        self._end_failed(increment_attempt=True)
-
-    def _end_failed(self, increment_attempt: bool) -> None:
-        """A failure on a sticky queue first retries on the normal queue without a new attempt."""
-        wt = self.s.workflow_task
-        assert wt is not None
+            self._history.write(self._history.new_event(event_type, attr_field, attrs))
         if self.s.sticky_task_queue:
             increment_attempt = False
             self.clear_sticky()
@@ -259,23 +261,17 @@ class WorkflowTasks:
     def time_out(self, timeout_type: int) -> None:
         wt = self.s.workflow_task
         assert wt is not None
-        if wt.speculative:
-            self._history.materialize_virtual_workflow_task()
-        if wt.attempt == 1:
-            attrs = history_pb.WorkflowTaskTimedOutEventAttributes(
-                scheduled_event_id=wt.scheduled_event_id,
-                started_event_id=wt.started_event_id,
-                timeout_type=timeout_type,  # type: ignore[arg-type]
-            )
-            self._history.write(
-                self._history.new_event(
-                    ET.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
-                    "workflow_task_timed_out_event_attributes",
-                    attrs,
-                )
-            )
+        attrs = history_pb.WorkflowTaskTimedOutEventAttributes(
+            scheduled_event_id=wt.scheduled_event_id,
+            started_event_id=wt.started_event_id,
+            timeout_type=timeout_type,  # type: ignore[arg-type]
+        )
         self._end_failed(
-            increment_attempt=timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
+            wt,
+            ET.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+            "workflow_task_timed_out_event_attributes",
+            attrs,
+            increment_attempt=timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
         )
 
     def discard_speculative(self) -> None:
