@@ -77,9 +77,7 @@ def _activity_timeout(ms: MutableState, data: dict[str, object]) -> None:
     if timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
         deadline = max(ai.last_heartbeat_ns, ai.started_time_ns) + ai.heartbeat_ns
         if deadline > ms.now():
-            ms.activities.rearm_heartbeat_timeout(
-                ai, deadline
-            )  # beats arrived since: wait for the next one
+            ms.activities.rearm_heartbeat_timeout(ai, deadline)  # beats arrived since
             return
     if time_out_attempt(ms, ai, timeout_type):
         ensure_workflow_task(ms)
