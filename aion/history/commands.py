@@ -19,7 +19,7 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 
 from aion.common.timeutil import SECOND, dur, ns_of
 from aion.history import continuation, cron, retry
-from aion.history.mutable_state import ActivityInfo, MutableState, TimerInfo
+from aion.history.mutable_state import ActivityInfo, MutableState
 
 CT = command_type_pb2.CommandType
 Cause = cause_pb.WorkflowTaskFailedCause
@@ -75,17 +75,17 @@ def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> 
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_UNSPECIFIED,
                 f"{name} is not supported by this server yet",
             )
-        written = len(ctx.ms.mutation.events)
+        written = ctx.ms.history.written
         handler(ctx, command)
-        if len(ctx.ms.mutation.events) > written:
+        event = ctx.ms.history.first_written_since(written)
+        if event is not None:
             # The command's summary, details and group markers travel on the event it produced.
-            event = ctx.ms.mutation.events[written]
             if command.HasField("user_metadata"):
                 event.user_metadata.CopyFrom(command.user_metadata)
             event.event_group_markers.extend(command.event_group_markers)
     if ctx.ms.running:
         for ai, details in ctx.canceled_before_start:
-            ctx.ms.cancel_activity(ai, details, ctx.identity)
+            ctx.ms.activities.cancel(ai, details, ctx.identity)
 
 
 def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -108,7 +108,7 @@ def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None
     except ValueError as e:
         raise CommandError(bad, str(e)) from None
     _normalize_activity_timeouts(attrs, ctx.ms.s.run_timeout_ns, bad)
-    ai = ctx.ms.schedule_activity(ctx.completed_event_id, attrs)
+    ai = ctx.ms.activities.schedule(ctx.completed_event_id, attrs)
     if attrs.request_eager_execution and attrs.task_queue.name == ctx.ms.s.task_queue:
         ctx.eager_activities.append(ai)
 
@@ -170,16 +170,9 @@ def _request_cancel_activity(ctx: CommandContext, command: command_pb.Command) -
             raise CommandError(
                 bad, f"invalid activity scheduled event id: {attrs.scheduled_event_id}"
             )
-        ms.append(
-            ET.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
-            "activity_task_cancel_requested_event_attributes",
-            history_pb.ActivityTaskCancelRequestedEventAttributes(
-                scheduled_event_id=attrs.scheduled_event_id,
-                workflow_task_completed_event_id=ctx.completed_event_id,
-            ),
-        )
+        ms.activities.request_cancel(ctx.completed_event_id, attrs.scheduled_event_id)
         return
-    ms.request_cancel_activity(ctx.completed_event_id, ai)
+    ms.activities.request_cancel(ctx.completed_event_id, ai.scheduled_event_id)
     if not ai.started_time_ns:
         details = common_pb.Payloads(
             payloads=[
@@ -218,7 +211,7 @@ def _start_timer(ctx: CommandContext, command: command_pb.Command) -> None:
             Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
             f"invalid history builder state for action: add-timer-started-event, TimerId={attrs.timer_id}",
         )
-    ctx.ms.start_timer(ctx.completed_event_id, attrs)
+    ctx.ms.timers.start(ctx.completed_event_id, attrs)
 
 
 def _cancel_timer(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -226,22 +219,12 @@ def _cancel_timer(ctx: CommandContext, command: command_pb.Command) -> None:
     bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES
     if not attrs.timer_id:
         raise CommandError(bad, "TimerId is not set on CancelTimerCommand.")
-    ms = ctx.ms
-    timer = ms.s.timers.get(attrs.timer_id)
-    if timer is None:
-        # Fired while this task ran: drop the buffered TimerFired so the cancel wins.
-        for event in ms.s.buffered_events:
-            fired = event.timer_fired_event_attributes
-            if event.HasField("timer_fired_event_attributes") and fired.timer_id == attrs.timer_id:
-                ms.s.buffered_events.remove(event)
-                ms.s.timers[attrs.timer_id] = TimerInfo(attrs.timer_id, fired.started_event_id, 0)
-                timer = ms.s.timers[attrs.timer_id]
-                break
+    timer = ctx.ms.timers.cancelable(attrs.timer_id)
     if timer is None:
         raise CommandError(
             bad, f"invalid history builder state for action: cancel timer {attrs.timer_id}"
         )
-    ms.cancel_timer(ctx.completed_event_id, timer, ctx.identity)
+    ctx.ms.timers.cancel(ctx.completed_event_id, timer, ctx.identity)
 
 
 def _check_no_unhandled_events(ctx: CommandContext) -> None:
@@ -403,7 +386,7 @@ def _start_child(ctx: CommandContext, command: command_pb.Command) -> None:
     for name in ("input", "header", "memo", "search_attributes", "retry_policy", "priority"):
         if attrs.HasField(name):
             getattr(event, name).CopyFrom(getattr(attrs, name))
-    ctx.ms.initiate_child(ctx.completed_event_id, event, namespace_id)
+    ctx.ms.children.initiate(ctx.completed_event_id, event, namespace_id)
 
 
 def _signal_external(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -425,7 +408,7 @@ def _signal_external(ctx: CommandContext, command: command_pb.Command) -> None:
     for name in ("input", "header"):
         if attrs.HasField(name):
             getattr(event, name).CopyFrom(getattr(attrs, name))
-    ctx.ms.initiate_signal_external(ctx.completed_event_id, event)
+    ctx.ms.external.initiate_signal(ctx.completed_event_id, event)
 
 
 def _request_cancel_external(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -444,7 +427,7 @@ def _request_cancel_external(ctx: CommandContext, command: command_pb.Command) -
         child_workflow_only=attrs.child_workflow_only,
         reason=attrs.reason,
     )
-    ctx.ms.initiate_cancel_external(ctx.completed_event_id, event)
+    ctx.ms.external.initiate_cancel(ctx.completed_event_id, event)
 
 
 def _protocol_message(ctx: CommandContext, command: command_pb.Command) -> None:

@@ -40,7 +40,7 @@ def _next_run_options(ms: MutableState, **changes: object) -> RunOptions:
         input=s.input,
         header=s.header,
         memo=s.memo,
-        search_attributes=ms.inheritable_search_attributes(),
+        search_attributes=ms.versioning.inheritable_search_attributes(),
         execution_timeout_ns=s.execution_timeout_ns,
         run_timeout_ns=s.run_timeout_ns,
         task_timeout_ns=s.task_timeout_ns,
@@ -59,8 +59,7 @@ def _next_run_options(ms: MutableState, **changes: object) -> RunOptions:
 
 
 def _spawn(ms: MutableState, opts: RunOptions) -> str:
-    assert ms.spawn is not None
-    ms.new_run = build_run(ms.spawn, opts, ms.now())
+    ms.start_next_run(build_run(ms.spawn, opts, ms.now()))
     return opts.run_id
 
 
@@ -121,7 +120,7 @@ def continue_as_new(
         event.workflow_run_timeout.CopyFrom(dur(opts.run_timeout_ns))
     if not attrs.HasField("memo") and s.memo is not None:
         event.memo.CopyFrom(s.memo)
-    inherited = ms.inheritable_search_attributes()
+    inherited = ms.versioning.inheritable_search_attributes()
     if not attrs.HasField("search_attributes") and inherited is not None:
         event.search_attributes.CopyFrom(inherited)
     _spawn(ms, opts)

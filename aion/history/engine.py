@@ -23,7 +23,7 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors
 from aion.common.timeutil import now_ns
-from aion.history.mutable_state import ExecutionState, Limits, MutableState, Mutation
+from aion.history.mutable_state import Environment, ExecutionState, Limits, MutableState, Mutation
 from aion.history.ports import (
     Deployments,
     LocalShards,
@@ -33,7 +33,7 @@ from aion.history.ports import (
     ShardListener,
     TimerTasks,
 )
-from aion.history.updates import UpdateAborted
+from aion.history.state.updates import UpdateAborted
 from aion.matching import MatchingEngine, QueryTask
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import (
@@ -199,7 +199,7 @@ class HistoryEngine:
         same commit; drop it alone when the execution is gone."""
 
         def record(ms: MutableState) -> None:
-            ms.mutation.done_timer_task_ids.append(task.task_id)
+            ms.tasks.timer_task_done(task.task_id)
             if apply is not None:
                 apply(ms)
 
@@ -219,14 +219,15 @@ class HistoryEngine:
     # ---- loading -----------------------------------------------------------------------
     def new_mutable_state(self, state: ExecutionState, db_version: int = 0) -> MutableState:
         shard = self.shard_for(state.namespace_id, state.workflow_id)
-        ms = MutableState(state, shard.shard_id, shard.next_task_id, self.clock, db_version)
-        ms.is_sticky_alive = lambda name: self.matching.has_live_poller(state.namespace_id, name)
-        ms.routing_target = lambda task_queue: self.deployments.route(
-            state.namespace_id, task_queue, WORKFLOW_QUEUE, state.workflow_id, ""
+        env = Environment(
+            now=self.clock,
+            limits=self.limits,
+            is_sticky_alive=self.matching.has_live_poller,
+            routing_target=lambda namespace_id, task_queue, workflow_id: self.deployments.route(
+                namespace_id, task_queue, WORKFLOW_QUEUE, workflow_id, ""
+            ),
         )
-        ms.spawn = self.new_mutable_state
-        ms.limits = self.limits
-        return ms
+        return MutableState(state, shard.shard_id, shard.next_task_id, env, db_version)
 
     async def current_execution(self, namespace_id: str, workflow_id: str) -> CurrentExecution:
         self.shard_for(namespace_id, workflow_id)
@@ -300,7 +301,7 @@ class HistoryEngine:
                 if ms.dirty or _changes(ms.mutation):
                     self._drop(entry, ms)
                 else:  # refused before changing anything: the cached state is still good
-                    ms.mutation = Mutation()
+                    ms.mutation.reset()
                 raise
             except BaseException:
                 ms.effects.clear()
@@ -403,8 +404,7 @@ class HistoryEngine:
         """After commit: the state is durable; hand its tasks on and wake waiters."""
         s = ms.s
         ms.db_version += 1
-        ms.mutation = type(ms.mutation)()
-        ms.dirty = False
+        ms.mutation.reset()
         if tx.current is not None:
             self._current[(s.namespace_id, s.workflow_id)] = tx.current
         for task in tx.queue_tasks:
@@ -465,6 +465,5 @@ def _changes(m: Mutation) -> bool:
 
 
 def _run_effects(ms: MutableState) -> None:
-    effects, ms.effects = ms.effects, []
-    for effect in effects:
+    for effect in ms.take_effects():
         effect()

@@ -9,8 +9,9 @@ from temporalio.api.protocol.v1 import message_pb2 as protocol_pb
 from temporalio.api.update.v1 import message_pb2 as update_pb
 
 from aion.history.commands import CommandError
-from aion.history.mutable_state import MutableState, WorkflowTaskInfo
-from aion.history.updates import Update, UpdateRecord, unprocessed_failure
+from aion.history.mutable_state import MutableState
+from aion.history.state.execution import UpdateRecord, WorkflowTaskInfo
+from aion.history.state.updates import Update, unprocessed_failure
 
 BAD_MESSAGE = cause_pb.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE
 
@@ -43,7 +44,7 @@ class Messages:
         """Updates this task carried that the worker neither accepted nor rejected."""
         for update in self.ms.updates.admitted():
             if update.sent_stamp == wt.stamp:
-                self.ms.reject_update(update, unprocessed_failure())
+                self.ms.updates.reject(update, unprocessed_failure())
 
     def _apply(self, message: protocol_pb.Message) -> None:
         body = message.body
@@ -52,28 +53,28 @@ class Messages:
             body.Unpack(acceptance)
             update = self._admitted(message.protocol_instance_id, acceptance.accepted_request)
             if update is not None:
-                self.ms.accept_update(update, acceptance)
+                self.ms.updates.accept(update, acceptance)
         elif body.Is(update_pb.Rejection.DESCRIPTOR):
             rejection = update_pb.Rejection()
             body.Unpack(rejection)
             update = self._admitted(message.protocol_instance_id, rejection.rejected_request)
             if update is not None:
-                self.ms.reject_update(update, rejection.failure)
+                self.ms.updates.reject(update, rejection.failure)
         elif body.Is(update_pb.Response.DESCRIPTOR):
             response = update_pb.Response()
             body.Unpack(response)
-            found = self.ms.find_update(message.protocol_instance_id)
+            found = self.ms.updates.find(message.protocol_instance_id)
             if not isinstance(found, Update) or not found.is_accepted:
                 raise CommandError(
                     BAD_MESSAGE, f"update {message.protocol_instance_id} is not accepted"
                 )
-            self.ms.complete_update(found, response)
+            self.ms.updates.complete(found, response)
         else:
             raise CommandError(BAD_MESSAGE, f"unsupported message body {body.TypeName()}")
 
     def _admitted(self, update_id: str, request: update_pb.Request | None) -> Update | None:
         """The update a worker accepts or rejects; None when it was already decided."""
-        found = self.ms.find_update(update_id)
+        found = self.ms.updates.find(update_id)
         if isinstance(found, UpdateRecord) or (isinstance(found, Update) and found.is_accepted):
             return None
         if found is not None:
@@ -84,7 +85,4 @@ class Messages:
                 f"update {update_id} wasn't found on the server. This is most likely a transient"
                 " error which will be resolved automatically by retries",
             )
-        # The registry was cleared after the task carried it: the worker's copy brings it back.
-        update = Update(update_id, request)
-        self.ms.updates.in_flight[update_id] = update
-        return update
+        return self.ms.updates.readmit(update_id, request)

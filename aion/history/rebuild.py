@@ -6,7 +6,7 @@ from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion.common.timeutil import ns_of
-from aion.history.mutable_state import (
+from aion.history.state.execution import (
     ActivityInfo,
     ChildInfo,
     ExecutionState,

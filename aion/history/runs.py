@@ -15,7 +15,6 @@ from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
 from aion.common.timeutil import SECOND, dur
 from aion.history.mutable_state import (
-    WORKFLOW_BACKOFF,
     ExecutionState,
     MutableState,
     ParentInfo,
@@ -166,7 +165,7 @@ def build_run(
     if before_first_task is not None:
         before_first_task(ms)
     if opts.backoff_ns:
-        ms.add_timer_task(now + opts.backoff_ns, WORKFLOW_BACKOFF)
+        ms.delay_first_workflow_task(now + opts.backoff_ns)
     else:
-        ms.schedule_workflow_task()
+        ms.workflow_task.schedule()
     return ms

@@ -30,12 +30,12 @@ def _retry_or_state(ms: MutableState, ai: ActivityInfo, failure: failure_pb.Fail
     if ai.cancel_requested:
         return RetryState.RETRY_STATE_CANCEL_REQUESTED
     if ai.paused and retry.failure_allows_retry(ai.retry_policy, failure):
-        ms.retry_activity(ai, failure, 0)  # waits, paused, for UnpauseActivity
+        ms.activities.retry(ai, failure, 0)  # waits, paused, for UnpauseActivity
         return RetryState.RETRY_STATE_IN_PROGRESS
     expiration = ai.scheduled_time_ns + ai.schedule_to_close_ns if ai.schedule_to_close_ns else 0
     delay, state = retry.next_backoff(ai.retry_policy, ai.attempt, failure, ms.now(), expiration)
     if delay >= 0:
-        ms.retry_activity(ai, failure, delay)
+        ms.activities.retry(ai, failure, delay)
     return state
 
 
@@ -46,7 +46,7 @@ def fail_attempt(
     state = _retry_or_state(ms, ai, failure)
     if state == RetryState.RETRY_STATE_IN_PROGRESS:
         return False
-    ms.fail_activity(ai, failure, state, identity)
+    ms.activities.fail(ai, failure, state, identity)
     return True
 
 
@@ -65,14 +65,14 @@ def time_out_attempt(ms: MutableState, ai: ActivityInfo, timeout_type: int) -> b
         failure = timeout_failure(NO_TIME_FOR_RETRY, workflow_pb2.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE)
     if ai.last_failure is not None:
         failure.cause.CopyFrom(ai.last_failure)
-    ms.time_out_activity(ai, failure, state)
+    ms.activities.time_out(ai, failure, state)
     return True
 
 
 def ensure_workflow_task(ms: MutableState) -> None:
     """Something happened the workflow must see: schedule a workflow task unless one is pending."""
-    if ms.running and not ms.has_pending_workflow_task:
-        ms.schedule_workflow_task()
+    if ms.running and not ms.workflow_task.pending:
+        ms.workflow_task.schedule()
 
 
 ACTIVITY_NOT_FOUND = (

@@ -25,11 +25,11 @@ async def record_activity_task_started(
     key = (task.namespace_id, task.workflow_id, task.run_id)
 
     def record(ms: MutableState) -> rr.PollActivityTaskQueueResponse:
-        ms.mutation.done_queue_task_ids.append(task.task_id)
+        ms.tasks.queue_task_done(task.task_id)
         ai = ms.s.activities.get(task.scheduled_event_id)
         if not ms.running or ai is None or ai.stamp != task.stamp or ai.started_time_ns:
             raise StaleTaskError()
-        ms.start_activity(ai, request_id, identity)
+        ms.activities.start(ai, request_id, identity)
         return activity_task_response(ms, ns, ai)
 
     try:
@@ -126,7 +126,7 @@ async def _finish(
         ai = find(ms)
         if by_id and not ai.started_time_ns:
             # Completion by id of an activity no worker holds: it counts as this attempt.
-            ms.start_activity(ai, "", "")
+            ms.activities.start(ai, "", "")
         if act(ms, ai):
             ensure_workflow_task(ms)
 
@@ -137,7 +137,7 @@ def _completed(
     result: common_pb.Payloads | None, identity: str
 ) -> Callable[[MutableState, ActivityInfo], bool]:
     def act(ms: MutableState, ai: ActivityInfo) -> bool:
-        ms.complete_activity(ai, result, identity)
+        ms.activities.complete(ai, result, identity)
         return True
 
     return act
@@ -148,7 +148,7 @@ def _failed(
 ) -> Callable[[MutableState, ActivityInfo], bool]:
     def act(ms: MutableState, ai: ActivityInfo) -> bool:
         if details is not None and details.payloads:
-            ai.heartbeat_details = details
+            ms.activities.keep_details(ai, details)
         return fail_attempt(ms, ai, failure, identity)
 
     return act
@@ -160,7 +160,7 @@ def _canceled(
     def act(ms: MutableState, ai: ActivityInfo) -> bool:
         if not ai.cancel_requested:
             raise errors.InvalidArgument("Activity cancellation was not requested.")
-        ms.cancel_activity(ai, details, identity)
+        ms.activities.cancel(ai, details, identity)
         return True
 
     return act
@@ -220,7 +220,7 @@ async def heartbeat(
 ) -> rr.RecordActivityTaskHeartbeatResponse:
     def beat(ms: MutableState) -> rr.RecordActivityTaskHeartbeatResponse:
         ai = find(ms)
-        ms.heartbeat_activity(ai, details)
+        ms.activities.heartbeat(ai, details)
         return rr.RecordActivityTaskHeartbeatResponse(
             cancel_requested=ai.cancel_requested,
             activity_paused=ai.paused,

@@ -23,6 +23,6 @@ async def pause_activity(
                 if req.request_id and ai.pause_request_id == req.request_id:
                     continue  # a retried request
                 raise errors.FailedPrecondition("activity is already paused")
-            ms.pause_activity(ai, req.identity, req.reason, req.request_id)
+            ms.activities.pause(ai, req.identity, req.reason, req.request_id)
 
     await engine.update_execution(key, pause)

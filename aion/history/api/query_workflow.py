@@ -49,7 +49,7 @@ async def query_workflow(
     loop = asyncio.get_running_loop()
     deadline_at = loop.time() + deadline_s
     until = loop.time() + max(1.0, deadline_s - 1.0)
-    while ms.running and ms.has_pending_workflow_task and (left := until - loop.time()) > 0:
+    while ms.running and ms.workflow_task.pending and (left := until - loop.time()) > 0:
         await engine.wait_for_change(key, left)
         ms = await engine.get_execution(key)
     if ms.s.last_completed_wt_started_event_id == 0 and ms.running:
@@ -60,7 +60,9 @@ async def query_workflow(
     sticky = ms.s.sticky_task_queue
     queue = sticky if sticky and engine.matching.has_live_poller(ns.id, sticky) else ms.s.task_queue
     future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-    task = QueryTask(key[0], key[1], key[2], req.query, future, version=ms.pinned_version)
+    task = QueryTask(
+        key[0], key[1], key[2], req.query, future, version=ms.versioning.pinned_version
+    )
     engine.pending_queries[task.task_id] = task
     engine.matching.add_query(ns.id, queue, task)
     elsewhere: list[asyncio.Task[dict[str, Any]]] = []

@@ -20,6 +20,6 @@ async def reset_activity(
 
     def reset(ms: MutableState) -> None:
         for ai in select_activities(ms, req):
-            ms.reset_activity(ai, req.reset_heartbeat, req.keep_paused, ns_of(req.jitter))
+            ms.activities.reset(ai, req.reset_heartbeat, req.keep_paused, ns_of(req.jitter))
 
     await engine.update_execution(key, reset)

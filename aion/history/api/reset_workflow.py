@@ -77,14 +77,9 @@ async def reset_workflow(
     _check_resettable(state, finish)
     reset = engine.new_mutable_state(state)
     for event in prefix:
-        reset.copy_event(event)
-    wt = state.workflow_task
-    assert wt is not None
-    wt.attempt = 1
-    if not wt.started_event_id:
-        reset.start_workflow_task(wt.request_id or str(uuid.uuid4()), HISTORY_SERVICE)
-        reset.mutation.timer_tasks.clear()  # the task fails at once: no timeout for it
-    reset.fail_workflow_task(
+        reset.history.copy_event(event)
+    reset.workflow_task.restart_for_reset(str(uuid.uuid4()), HISTORY_SERVICE)
+    reset.workflow_task.fail(
         failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
         failure_pb.Failure(
             message=req.reason, reset_workflow_failure_info=failure_pb.ResetWorkflowFailureInfo()
@@ -105,15 +100,14 @@ async def reset_workflow(
                     a.header if a.HasField("header") else None,
                 )
     reset.rearm_pending_work()
-    reset.s.next_workflow_task_attempt = 1
-    reset.schedule_workflow_task()
+    reset.workflow_task.schedule_after_reset()
 
     if current.running:
 
         def terminate_and_replace(ms: MutableState) -> None:
             if ms.running:
                 ms.terminate(req.reason, None, RESETTER)
-            ms.new_run = reset
+            ms.start_next_run(reset)
 
         await engine.update_execution(
             (ns.id, execution.workflow_id, current.run_id), terminate_and_replace

@@ -79,7 +79,7 @@ async def respond_workflow_task_completed(
         if req.HasField("worker_version_stamp"):
             fields["worker_version"] = req.worker_version_stamp
         fields.update(_deployment_fields(engine, ms, req))
-        completed = ms.complete_workflow_task(req.identity, **fields)
+        completed = ms.workflow_task.complete(req.identity, **fields)
         ctx = CommandContext(
             ms, completed.event_id, req.identity, had_buffered, engine.namespaces.id_of
         )
@@ -132,10 +132,12 @@ async def respond_workflow_task_completed(
 
 def _apply_sticky_attributes(ms: MutableState, req: rr.RespondWorkflowTaskCompletedRequest) -> None:
     if req.HasField("sticky_attributes") and req.sticky_attributes.worker_task_queue.name:
-        ms.s.sticky_task_queue = req.sticky_attributes.worker_task_queue.name
-        ms.s.sticky_schedule_to_start_ns = ns_of(req.sticky_attributes.schedule_to_start_timeout)
+        ms.workflow_task.set_sticky(
+            req.sticky_attributes.worker_task_queue.name,
+            ns_of(req.sticky_attributes.schedule_to_start_timeout),
+        )
     else:
-        ms.clear_sticky()
+        ms.workflow_task.clear_sticky()
 
 
 def _discard(
@@ -147,7 +149,7 @@ def _discard(
     """A speculative task that only rejected updates vanishes; the worker rolls its history back."""
     messages.apply_remaining()
     messages.reject_unprocessed(wt)
-    ms.discard_speculative_workflow_task()
+    ms.workflow_task.discard_speculative()
     result = _Completion(reset_history_event_id=ms.s.last_completed_wt_started_event_id)
     if ms.updates.admitted():
         _next_workflow_task(ms, req, result, speculative=True)
@@ -161,21 +163,17 @@ def _next_workflow_task(
     speculative: bool,
 ) -> None:
     """Schedule the next task; a worker that asked for it gets it started in the response."""
-    wt = ms.schedule_workflow_task(speculative=speculative)
+    wt = ms.workflow_task.schedule(speculative=speculative)
     if req.return_new_workflow_task:
         _take_queue_task(ms, "workflow", wt.scheduled_event_id)  # started inline
-        ms.start_workflow_task(INLINE_TASK_REQUEST_ID, req.identity)
+        ms.workflow_task.start(INLINE_TASK_REQUEST_ID, req.identity)
         result.new_task = wt
-        result.messages = ms.deliver_updates(wt)
+        result.messages = ms.updates.deliver(wt)
 
 
 def _take_queue_task(ms: MutableState, kind: str, scheduled_event_id: int) -> None:
     """Drop a task this transition created: it is handed to the worker in the response."""
-    ms.mutation.queue_tasks = [
-        t
-        for t in ms.mutation.queue_tasks
-        if not (t.kind == kind and t.scheduled_event_id == scheduled_event_id)
-    ]
+    ms.tasks.drop_queue_task(kind, scheduled_event_id)
 
 
 def _start_eager_activities(
@@ -187,7 +185,7 @@ def _start_eager_activities(
         if ms.s.activities.get(ai.scheduled_event_id) is not ai or ai.started_time_ns:
             continue
         _take_queue_task(ms, "activity", ai.scheduled_event_id)
-        ms.start_activity(ai, str(uuid.uuid4()), identity)
+        ms.activities.start(ai, str(uuid.uuid4()), identity)
         tasks.append(activity_task_response(ms, ns, ai))
     return tasks
 
@@ -208,8 +206,8 @@ async def _fail_for_bad_command(
         failure = failure_pb.Failure(
             message=error.message, server_failure_info=failure_pb.ServerFailureInfo()
         )
-        ms.fail_workflow_task(error.cause, failure, identity)
-        ms.schedule_workflow_task()
+        ms.workflow_task.fail(error.cause, failure, identity)
+        ms.workflow_task.schedule()
 
     await engine.update_execution(key, fail)
 
@@ -228,7 +226,9 @@ def _deployment_fields(
     if not req.HasField("deployment_options"):
         return {}
     deployment = engine.deployments.find(ms.s.namespace_id, options.deployment_name)
-    ms.record_deployment(options, req.versioning_behavior, deployment.revision if deployment else 0)
+    ms.versioning.record_deployment(
+        options, req.versioning_behavior, deployment.revision if deployment else 0
+    )
     fields: dict[str, object] = {"worker_deployment_name": options.deployment_name}
     if versioned:
         fields["versioning_behavior"] = req.versioning_behavior

@@ -18,10 +18,10 @@ async def respond_workflow_task_failed(
 
     def fail(ms: MutableState) -> None:
         current_workflow_task(ms, token)
-        ms.fail_workflow_task(
+        ms.workflow_task.fail(
             req.cause, req.failure if req.HasField("failure") else None, req.identity
         )
-        ms.schedule_workflow_task()
+        ms.workflow_task.schedule()
 
     await engine.update_execution(key, fail)
     return rr.RespondWorkflowTaskFailedResponse()

@@ -43,9 +43,7 @@ def deliver_signal(
     """Append the signal (once per request id) and make sure the workflow wakes up."""
     if not ms.running:
         raise errors.workflow_completed()
-    if request_id and request_id in ms.s.request_ids:
+    if request_id and not ms.remember_request_id(request_id, MAX_REMEMBERED_REQUEST_IDS):
         return  # a retried request: already applied
-    if request_id:
-        ms.s.request_ids = (ms.s.request_ids + [request_id])[-MAX_REMEMBERED_REQUEST_IDS:]
     ms.signal(name, payloads, identity, header, request_id)
     ensure_workflow_task(ms)

@@ -63,8 +63,8 @@ async def start_workflow(
     eager = ms.s.workflow_task if req.request_eager_execution else None
     if eager is not None:
         # Eager start: the first workflow task goes back to the starter, not to matching.
-        ms.mutation.queue_tasks = [t for t in ms.mutation.queue_tasks if t.kind != "workflow"]
-        ms.start_workflow_task(req.request_id, req.identity)
+        ms.tasks.drop_queue_task("workflow", eager.scheduled_event_id)
+        ms.workflow_task.start(req.request_id, req.identity)
     try:
         await engine.create_execution(ms, current.run_id if current else None)
     except ConditionFailedError:

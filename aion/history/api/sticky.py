@@ -13,7 +13,7 @@ async def reset_sticky_task_queue(engine: HistoryEngine, key: ExecutionKey) -> N
     def reset(ms: MutableState) -> None:
         if not ms.running:
             raise errors.workflow_completed()
-        ms.clear_sticky()
+        ms.workflow_task.clear_sticky()
 
     await engine.update_execution(key, reset)
 
@@ -28,13 +28,8 @@ async def _redirect(engine: HistoryEngine, task: QueueTask) -> None:
     key = (task.namespace_id, task.workflow_id, task.run_id)
 
     def redirect(ms: MutableState) -> None:
-        ms.mutation.done_queue_task_ids.append(task.task_id)
-        wt = ms.s.workflow_task
-        ms.clear_sticky()
-        if ms.running and wt is not None and wt.stamp == task.stamp and not wt.started_event_id:
-            wt.task_queue = ms.s.task_queue
-            wt.sticky = False
-            ms.add_queue_task("workflow", ms.s.task_queue, wt.scheduled_event_id, wt.stamp)
+        ms.tasks.queue_task_done(task.task_id)
+        ms.workflow_task.redirect_to_normal_queue(task.stamp)
 
     try:
         await engine.update_execution(key, redirect)

@@ -20,6 +20,8 @@ async def unpause_activity(
     def unpause(ms: MutableState) -> None:
         for ai in select_activities(ms, req):
             if ai.paused:
-                ms.unpause_activity(ai, req.reset_attempts, req.reset_heartbeat, ns_of(req.jitter))
+                ms.activities.unpause(
+                    ai, req.reset_attempts, req.reset_heartbeat, ns_of(req.jitter)
+                )
 
     await engine.update_execution(key, unpause)

@@ -36,7 +36,7 @@ async def update_with_start(
             existing = await start_workflow.existing_run_answer(engine, ns, start, current)
         if existing is None:
             ms = start_workflow.new_run(engine, ns, start)
-            admitted = ms.admit_update(update.request)
+            admitted = ms.updates.admit(update.request)
             await engine.create_execution(ms, current.run_id if current else None)
     except ConditionFailedError:
         error = errors.Unavailable("concurrent start of the same workflow id; retry")

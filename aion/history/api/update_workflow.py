@@ -18,7 +18,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from aion import errors
 from aion.history.engine import ExecutionKey, HistoryEngine
 from aion.history.mutable_state import MutableState
-from aion.history.updates import Update, UpdateAborted, UpdateRecord
+from aion.history.state.updates import Update, UpdateAborted, UpdateRecord
 from aion.namespaces import Namespace
 
 Stage = update_enums.UpdateWorkflowExecutionLifecycleStage
@@ -63,7 +63,7 @@ def admit(ms: MutableState, req: rr.UpdateWorkflowExecutionRequest) -> Found:
     """The existing update with this id, or a newly admitted one."""
     if req.first_execution_run_id and req.first_execution_run_id != ms.s.first_run_id:
         raise errors.workflow_not_found()
-    found = ms.find_update(req.request.meta.update_id)
+    found = ms.updates.find(req.request.meta.update_id)
     if found is not None:
         return found
     if not ms.running:
@@ -75,7 +75,7 @@ def admit(ms: MutableState, req: rr.UpdateWorkflowExecutionRequest) -> Found:
             "Unable to perform workflow execution update due to Workflow Task in failed state.",
             details_pb.WorkflowNotReadyFailure(),
         )
-    return ms.admit_update(req.request)
+    return ms.updates.admit(req.request)
 
 
 async def poll_update(
@@ -88,7 +88,7 @@ async def poll_update(
     key = await engine.resolve(
         ns.id, ref.workflow_execution.workflow_id, ref.workflow_execution.run_id
     )
-    found = await engine.update_execution(key, lambda ms: ms.find_update(ref.update_id))
+    found = await engine.update_execution(key, lambda ms: ms.updates.find(ref.update_id))
     if found is None:
         raise errors.NotFound(f'update "{ref.update_id}" not found')
     timeout = min(LONG_POLL_S, deadline_s)

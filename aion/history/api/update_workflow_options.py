@@ -37,7 +37,7 @@ async def update_workflow_options(
         if not ms.running:
             raise errors.workflow_completed()
         if "versioning_override" in req.update_mask.paths:
-            ms.set_versioning_override(override, req.identity)
+            ms.versioning.set_override(override, req.identity)
         response = rr.UpdateWorkflowExecutionOptionsResponse(update_time=ts(ms.now()))
         if ms.s.versioning_override is not None:
             response.workflow_execution_options.versioning_override.CopyFrom(

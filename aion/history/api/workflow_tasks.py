@@ -35,14 +35,14 @@ async def record_workflow_task_started(
     key = (task.namespace_id, task.workflow_id, task.run_id)
 
     def record(ms: MutableState) -> tuple[WorkflowTaskInfo, int, bool, list[Message]]:
-        ms.mutation.done_queue_task_ids.append(task.task_id)
+        ms.tasks.queue_task_done(task.task_id)
         wt = ms.s.workflow_task
         # The stamp names the task; a retried task's scheduled id may have moved on.
         if not ms.running or wt is None or wt.stamp != task.stamp or wt.started_event_id:
             raise StaleTaskError()
         sticky = task.task_queue == ms.s.sticky_task_queue and bool(ms.s.sticky_task_queue)
-        ms.start_workflow_task(poll_request_id, identity)
-        messages = ms.deliver_updates(wt)
+        ms.workflow_task.start(poll_request_id, identity)
+        messages = ms.updates.deliver(wt)
         return wt, ms.s.last_completed_wt_started_event_id, sticky, messages
 
     try:
@@ -66,7 +66,7 @@ async def workflow_task_response(
     """A poll response for a started workflow task: full history, or the tail for sticky."""
     first = previous_started + 1 if sticky and previous_started else 1
     events = await engine.read_history(key, first, MAX_HISTORY_EVENTS_PER_RESPONSE)
-    events += ms.transient_workflow_task_events()
+    events += ms.workflow_task.transient_events()
     token = TaskToken(
         namespace_id=key[0],
         workflow_id=key[1],

@@ -37,7 +37,7 @@ def _user_timer(ms: MutableState, data: dict[str, object]) -> None:
     timer = ms.s.timers.get(str(data["id"]))
     if timer is None or timer.started_event_id != data["started"]:
         return
-    ms.fire_timer(timer)
+    ms.timers.fire(timer)
     ensure_workflow_task(ms)
 
 
@@ -62,7 +62,7 @@ def _activity_timeout(ms: MutableState, data: dict[str, object]) -> None:
     if timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
         deadline = max(ai.last_heartbeat_ns, ai.started_time_ns) + ai.heartbeat_ns
         if deadline > ms.now():
-            ms.arm_heartbeat_timer(ai, deadline)  # beats arrived since: wait for the next one
+            ms.activities.rearm_heartbeat_timeout(ai, deadline)  # beats arrived since
             return
     if time_out_attempt(ms, ai, timeout_type):
         ensure_workflow_task(ms)
@@ -72,7 +72,7 @@ def _activity_retry(ms: MutableState, data: dict[str, object]) -> None:
     ai = ms.s.activities.get(int(data["id"]))  # type: ignore[call-overload]
     if ai is None or ai.stamp != data["stamp"] or ai.started_time_ns:
         return
-    ms.dispatch_retried_activity(ai)
+    ms.activities.dispatch_retry(ai)
 
 
 def _workflow_task_timeout(ms: MutableState, data: dict[str, object]) -> None:
@@ -82,8 +82,8 @@ def _workflow_task_timeout(ms: MutableState, data: dict[str, object]) -> None:
     timeout_type = int(data["type"])  # type: ignore[call-overload]
     if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and wt.started_event_id:
         return
-    ms.time_out_workflow_task(timeout_type)
-    ms.schedule_workflow_task()
+    ms.workflow_task.time_out(timeout_type)
+    ms.workflow_task.schedule()
 
 
 def _workflow_timeout(ms: MutableState, data: dict[str, object]) -> None:
@@ -92,7 +92,7 @@ def _workflow_timeout(ms: MutableState, data: dict[str, object]) -> None:
 
 def _workflow_backoff(ms: MutableState, data: dict[str, object]) -> None:
     if ms.s.workflow_task is None and ms.s.last_completed_wt_started_event_id == 0:
-        ms.schedule_workflow_task()
+        ms.workflow_task.schedule()
 
 
 HANDLERS = {

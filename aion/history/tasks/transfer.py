@@ -139,14 +139,14 @@ async def start_child_run(engine: HistoryEngine, args: dict[str, Any]) -> dict[s
 def _child_started(ms: MutableState, initiated_id: int, run_id: str, header: object) -> None:
     child = ms.s.children.get(initiated_id)
     if ms.running and child is not None and not child.started_event_id:
-        ms.child_started(child, run_id, header)  # type: ignore[arg-type]
+        ms.children.started(child, run_id, header)  # type: ignore[arg-type]
         ensure_workflow_task(ms)
 
 
 def _child_start_failed(ms: MutableState, initiated_id: int) -> None:
     child = ms.s.children.get(initiated_id)
     if ms.running and child is not None and not child.started_event_id:
-        ms.child_start_failed(child, CHILD_EXISTS)
+        ms.children.start_failed(child, CHILD_EXISTS)
         ensure_workflow_task(ms)
 
 
@@ -183,8 +183,8 @@ async def record_child_closed(engine: HistoryEngine, args: dict[str, Any]) -> di
         if not ms.running or child is None:
             return
         if child.run_id != child_run_id and child.workflow_id == child_workflow_id:
-            child.run_id = child_run_id  # the chain continued: report its last run
-        ms.child_closed(child, close)
+            ms.children.follow_chain(child, child_run_id)  # report the chain's last run
+        ms.children.closed(child, close)
         ensure_workflow_task(ms)
 
     with contextlib.suppress(errors.NotFound):
@@ -216,9 +216,9 @@ async def signal_external(engine: HistoryEngine, task: TimerTask, data: dict[str
         pending = ms.s.signal_requests.get(request.initiated_event_id)
         if ms.running and pending is not None:
             if delivered:
-                ms.external_signaled(pending, attrs.control)
+                ms.external.signaled(pending, attrs.control)
             else:
-                ms.signal_external_failed(pending, NOT_FOUND, attrs.control)
+                ms.external.signal_failed(pending, NOT_FOUND, attrs.control)
             ensure_workflow_task(ms)
 
     await engine.finish_timer_task(task, record)
@@ -238,9 +238,9 @@ async def cancel_external(engine: HistoryEngine, task: TimerTask, data: dict[str
         pending = ms.s.cancel_requests.get(request.initiated_event_id)
         if ms.running and pending is not None:
             if delivered:
-                ms.external_cancel_requested(pending)
+                ms.external.cancel_requested(pending)
             else:
-                ms.cancel_external_failed(pending, CANCEL_NOT_FOUND, attrs.control)
+                ms.external.cancel_failed(pending, CANCEL_NOT_FOUND, attrs.control)
             ensure_workflow_task(ms)
 
     await engine.finish_timer_task(task, record)
