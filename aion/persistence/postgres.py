@@ -20,34 +20,10 @@ from aion.persistence.store import HostRecord, StoreUnavailableError
 
 T = TypeVar("T")
 
-DIALECT = Dialect(
-    name="postgres",
-    numbered_parameters=True,
-    # FOR SHARE on the shard row: acquire_shard (an UPDATE of it) waits until the commit ends.
-    lock_for_share=" FOR SHARE",
-    # FOR UPDATE on the current-run pointer: another process's new run of the id waits.
-    lock_for_update=" FOR UPDATE",
-    byte_order=' COLLATE "C"',
-    one_of=" = ANY(?)",  # one statement for the whole list
-    types={
-        "bigint": "BIGINT",
-        "blob": "BYTEA",
-        "boolean": "BOOLEAN",
-        "last_seen": "last_seen TIMESTAMPTZ",
-    },
-)
+DIALECT = Dialect("postgres", numbered=True, row_locks=True, arrays=True, collation="C")
 
-# Each entry upgrades the schema by one version (a row in `schema_version`).
-MIGRATIONS = schema.render_migrations(
-    [
-        [schema.EXECUTIONS, schema.TIMERS_BY_FIRE_TIME, schema.SEARCH_ATTRIBUTES],
-        [schema.MEMBERSHIP],
-        [schema.SCHEDULES],
-        [schema.WORKER_DEPLOYMENTS],
-    ],
-    DIALECT.types,
-)
-
+# Entry n upgrades the schema from version n to n + 1 (a row in `schema_version`).
+MIGRATIONS = schema.migrations(DIALECT.name)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # A transaction left open this long (its process paused or hung) is ended by the server, which

@@ -23,33 +23,10 @@ from aion.persistence.store import HostRecord
 
 T = TypeVar("T")
 
-DIALECT = Dialect(
-    name="sqlite",
-    numbered_parameters=False,
-    lock_for_share="",  # one connection writes: nothing to lock against
-    lock_for_update="",
-    byte_order="",  # text sorts by code point already
-    one_of=" = ?",  # run once per value (`execute_in`)
-    types={
-        "bigint": "INTEGER",
-        "blob": "BLOB",
-        "boolean": "INTEGER",
-        "last_seen": "last_seen_ns INTEGER",
-    },
-)
+DIALECT = Dialect("sqlite", numbered=False, row_locks=False, arrays=False, collation=None)
 
-# Each entry upgrades the schema by one version (`PRAGMA user_version`).
-MIGRATIONS = schema.render_migrations(
-    [
-        [schema.EXECUTIONS],
-        [schema.SEARCH_ATTRIBUTES],
-        [schema.MEMBERSHIP],
-        [schema.SCHEDULES],
-        [schema.WORKER_DEPLOYMENTS],
-    ],
-    DIALECT.types,
-)
-
+# Entry n upgrades the schema from version n to n + 1 (`PRAGMA user_version`).
+MIGRATIONS = schema.migrations(DIALECT.name)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _LIVE_HOSTS = "SELECT host_id, address FROM hosts WHERE last_seen_ns > ? ORDER BY host_id"

@@ -3,7 +3,7 @@ per dialect) and a `Connection` (how a statement runs on it)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -13,28 +13,40 @@ Row = Sequence[Any]
 
 @dataclass(frozen=True)
 class Dialect:
-    """The syntax the shared statements are rendered with. The shared SQL writes parameters as
-    `?`; `lock_*`, `byte_order` and `one_of` are appended where the statement needs them."""
+    """The syntax the shared statements are rendered with (they write parameters as `?`)."""
 
     name: str
-    numbered_parameters: bool  # `$1, $2, ...` instead of `?`
-    # A read of a row the transaction relies on but does not change (the shard's range id).
-    lock_for_share: str
-    # A read of a row the transaction is about to change (the current-run pointer).
-    lock_for_update: str
-    # After an ORDER BY of text: sort by code point, whatever the database's locale.
-    byte_order: str
-    # A column compared with the list `Connection.execute_in` binds as the last parameter.
-    one_of: str
-    # The schema's column types by the names `aion.persistence.sql.schema` uses.
-    types: Mapping[str, str]
+    # Parameters are `$1, $2, ...` instead of `?`.
+    numbered: bool
+    # Rows can be locked: the shard row is read FOR SHARE, the current-run pointer FOR UPDATE
+    # (see `aion.persistence.sql.execution`). Without: one connection writes, nothing to lock.
+    row_locks: bool
+    # A list binds as one parameter (`= ANY(?)`); without, `Connection.execute_in` runs the
+    # statement once per value.
+    arrays: bool
+    # The collation that sorts text by code point; None: the database's default does.
+    collation: str | None
 
     def render(self, sql: str) -> str:
         """`sql` with this dialect's parameter markers."""
-        if not self.numbered_parameters:
+        if not self.numbered:
             return sql
         first, *rest = sql.split("?")
         return first + "".join(f"${n}{part}" for n, part in enumerate(rest, 1))
+
+    @property
+    def byte_order(self) -> str:
+        """What follows a text column in ORDER BY to sort it by code point."""
+        return f' COLLATE "{self.collation}"' if self.collation else ""
+
+    @property
+    def one_of(self) -> str:
+        """What follows a column compared with the list `Connection.execute_in` binds."""
+        return " = ANY(?)" if self.arrays else " = ?"
+
+    def lock(self, mode: str) -> str:
+        """What follows a SELECT to lock its rows in `mode` (SHARE, UPDATE)."""
+        return f" FOR {mode}" if self.row_locks else ""
 
 
 class Connection(Protocol):

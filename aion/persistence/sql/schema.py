@@ -1,15 +1,15 @@
-"""The schema, written once: each part's DDL names its column types `{bigint}`, `{blob}`,
-`{boolean}` and the hosts' `{last_seen}` column, which a dialect fills in.
+"""The schema, written once: its parts, the schema version that added each part on each
+dialect, and the column types as each dialect spells them.
 
-The dialects released the parts in different steps, so each keeps its own list of migrations
-(`aion.persistence.sqlite.MIGRATIONS`, `aion.persistence.postgres.MIGRATIONS`) and its version
-numbers keep meaning what they meant. Never edit a released part; add a new one and append a
-migration to each dialect.
+A part's DDL names its types `{bigint}`, `{blob}`, `{boolean}` and the hosts' `{last_seen}`
+column. The dialects released the parts in different steps, so their version numbers differ
+(SQLite records its version in `PRAGMA user_version`, PostgreSQL in the `schema_version` table).
+Never edit a released part: add a new one to `RELEASES` with the next version of each dialect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from aion.persistence.store import check_schema_version
 
@@ -150,9 +150,36 @@ ALTER TABLE queue_tasks ADD COLUMN version TEXT NOT NULL DEFAULT '';
 """
 
 
-def render_migrations(steps: Sequence[Sequence[str]], types: Mapping[str, str]) -> list[str]:
-    """One DDL script per migration: the parts of each step with the dialect's types."""
-    return ["".join(part.format_map(types) for part in step) for step in steps]
+DIALECTS = ("sqlite", "postgres")  # the columns of RELEASES and TYPES
+
+# Each part with the version that added it on SQLite and on PostgreSQL (None: not there).
+RELEASES: list[tuple[str, int | None, int | None]] = [
+    (EXECUTIONS, 1, 1),
+    (TIMERS_BY_FIRE_TIME, None, 1),
+    (SEARCH_ATTRIBUTES, 2, 1),
+    (MEMBERSHIP, 3, 2),
+    (SCHEDULES, 4, 3),
+    (WORKER_DEPLOYMENTS, 5, 4),
+]
+
+TYPES = {
+    "bigint": ("INTEGER", "BIGINT"),
+    "blob": ("BLOB", "BYTEA"),
+    "boolean": ("INTEGER", "BOOLEAN"),
+    "last_seen": ("last_seen_ns INTEGER", "last_seen TIMESTAMPTZ"),
+}
+
+
+def migrations(dialect: str) -> list[str]:
+    """A dialect's migrations: entry n (from 0) upgrades its schema from version n to n + 1."""
+    column = DIALECTS.index(dialect)
+    types = {name: spellings[column] for name, spellings in TYPES.items()}
+    steps: dict[int, list[str]] = {}
+    for part, *versions in RELEASES:
+        version = versions[column]
+        if version is not None:
+            steps.setdefault(version, []).append(part.format_map(types))
+    return ["".join(steps[version]) for version in range(1, len(steps) + 1)]
 
 
 def pending_migrations(

@@ -107,7 +107,7 @@ class Statements:
         # Shards, their count and the hosts sharing them
         self.shard_range_ids = q("SELECT shard_id, range_id FROM shards")
         self.shard_range_id = q("SELECT range_id FROM shards WHERE shard_id = ?")
-        self.check_range = q("SELECT range_id FROM shards WHERE shard_id = ?" + d.lock_for_share)
+        self.check_range = q("SELECT range_id FROM shards WHERE shard_id = ?" + d.lock("SHARE"))
         self.take_shard = q(
             "INSERT INTO shards (shard_id, range_id, owner) VALUES (?, 1, ?) "
             "ON CONFLICT (shard_id) DO UPDATE SET range_id = shards.range_id + 1, "
@@ -140,7 +140,7 @@ class Statements:
         # Executions: the current-run pointer, the mutable state row, history
         self.get_current_execution = q(_select("current_executions", CURRENT_EXECUTION, workflow))
         self.current_run_id = q(
-            _select("current_executions", ("run_id",), workflow) + d.lock_for_update
+            _select("current_executions", ("run_id",), workflow) + d.lock("UPDATE")
         )
         self.insert_current_execution = q(
             _insert_new("current_executions", ("shard_id", *CURRENT_EXECUTION))

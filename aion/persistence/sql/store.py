@@ -173,13 +173,12 @@ class SQLStore(Store):
         self, record: ScheduleRecord, range_id: int, expected_version: int | None
     ) -> None:
         r = record
+        changes = (r.state, r.version, r.namespace_id, r.schedule_id)
 
         async def save(conn: Connection) -> int:
             await check_range(conn, self.sql, r.shard_id, range_id)
-            if expected_version is None:
-                return await conn.execute(self.sql.insert_schedule, schedule_row(r))
-            where = (r.namespace_id, r.schedule_id, expected_version)
-            return await conn.execute(self.sql.update_schedule, (r.state, r.version, *where))
+            insert = (self.sql.insert_schedule, schedule_row(r))
+            return await _save(conn, insert, self.sql.update_schedule, changes, expected_version)
 
         if await self._write_or_unavailable(save) != 1:
             raise ConditionFailedError("schedule was changed concurrently")
@@ -206,14 +205,12 @@ class SQLStore(Store):
     # Worker deployments
     async def save_deployment(self, record: DeploymentRecord, expected_version: int | None) -> None:
         r = record
-
-        async def save(conn: Connection) -> int:
-            if expected_version is None:
-                return await conn.execute(self.sql.insert_deployment, deployment_row(r))
-            where = (r.namespace_id, r.name, expected_version)
-            return await conn.execute(self.sql.update_deployment, (r.state, r.version, *where))
-
-        if await self._write_or_unavailable(save) != 1:
+        insert = (self.sql.insert_deployment, deployment_row(r))
+        changes = (r.state, r.version, r.namespace_id, r.name)
+        saved = await self._write_or_unavailable(
+            lambda conn: _save(conn, insert, self.sql.update_deployment, changes, expected_version)
+        )
+        if saved != 1:
             raise ConditionFailedError("worker deployment was changed concurrently")
 
     async def delete_deployment(self, namespace_id: str, name: str) -> None:
@@ -229,3 +226,17 @@ class SQLStore(Store):
     async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]:
         rows = await self._fetch(self.sql.list_visibility, (namespace_id,))
         return [VisibilityRecord(*row) for row in rows]
+
+
+async def _save(
+    conn: Connection,
+    insert: tuple[str, Row],
+    update: str,
+    changes: Row,
+    expected_version: int | None,
+) -> int:
+    """Insert a versioned row (`expected_version` None: it must not exist yet) or update it at
+    `expected_version` (the last parameter of `update`); returns the rows changed (1: saved)."""
+    if expected_version is None:
+        return await conn.execute(*insert)
+    return await conn.execute(update, (*changes, expected_version))
