@@ -25,6 +25,7 @@ from aion.persistence import (
     HostRecord,
     NamespaceRecord,
     QueueTask,
+    ScheduleRecord,
     SchemaTooNewError,
     ShardCountMismatchError,
     ShardOwnershipLostError,
@@ -396,3 +397,72 @@ async def test_membership_lists_live_hosts_until_they_leave(store: Store) -> Non
     assert await store.heartbeat(two, 5.0) == [two]
     ranges = {s: await store.acquire_shard(s, "two") for s in (0, 1)}
     assert await store.shard_range_ids() == ranges
+
+
+async def test_schedules_are_fenced_versioned_and_listed(store: Store) -> None:
+    range_id = await store.acquire_shard(1, "host")
+    first = ScheduleRecord(1, "ns-a", "every-hour", '{"v": 1}', 1)
+    await store.save_schedule(first, range_id, None)
+    with pytest.raises(ConditionFailedError):  # exists already
+        await store.save_schedule(ScheduleRecord(1, "ns-a", "every-hour", "{}", 1), range_id, None)
+    replaced = ScheduleRecord(1, "ns-a", "every-hour", '{"v": 2}', 2)
+    await store.save_schedule(replaced, range_id, 1)
+    with pytest.raises(ConditionFailedError):  # changed meanwhile
+        await store.save_schedule(ScheduleRecord(1, "ns-a", "every-hour", "{}", 3), range_id, 1)
+    other = ScheduleRecord(1, "ns-b", "daily", "{}", 1)
+    await store.save_schedule(other, range_id, None)
+    assert await store.get_schedule("ns-a", "every-hour") == replaced
+    assert await store.get_schedule("ns-a", "daily") is None
+
+    # By namespace, by shard, both or neither; by schedule id.
+    assert await store.list_schedules() == [other, replaced]
+    assert await store.list_schedules(namespace_id="ns-b") == [other]
+    assert await store.list_schedules(shard_id=1) == [other, replaced]
+    assert await store.list_schedules(namespace_id="ns-a", shard_id=2) == []
+
+    # A process whose lease was taken writes nothing.
+    new_range = await store.acquire_shard(1, "other")
+    with pytest.raises(ShardOwnershipLostError):
+        await store.save_schedule(ScheduleRecord(1, "ns-a", "every-hour", "{}", 3), range_id, 2)
+    with pytest.raises(ShardOwnershipLostError):
+        await store.delete_schedule(1, range_id, "ns-a", "every-hour")
+    await store.delete_schedule(1, new_range, "ns-a", "every-hour")
+    assert await store.list_schedules() == [other]
+
+
+async def test_a_namespace_id_or_name_is_taken_once(store: Store) -> None:
+    await store.create_namespace(NamespaceRecord("id-1", "one", b""))
+    with pytest.raises(ConditionFailedError):
+        await store.create_namespace(NamespaceRecord("id-1", "two", b""))
+    with pytest.raises(ConditionFailedError):
+        await store.create_namespace(NamespaceRecord("id-2", "one", b""))
+    assert [r.name for r in await store.list_namespaces()] == ["one"]
+
+
+async def test_both_dialects_create_the_same_tables(pg_dsn: str, tmp_path: Path) -> None:
+    """The schema is written once; each dialect's migrations must build all of it."""
+    import sqlite3
+
+    lite = sqlite3.connect(tmp_path / "schema.db", isolation_level=None)
+    try:
+        sqlite.migrate(lite)
+        tables = [r[0] for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        sqlite_columns = {
+            (table, row[1])
+            for table in tables
+            for row in lite.execute(f"PRAGMA table_info({table})")
+        }
+    finally:
+        lite.close()
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await postgres.migrate(conn)
+        rows = await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name <> 'schema_version'"
+        )
+    finally:
+        await conn.close()
+    # The hosts' lease time is the one column spelt per dialect (a clock of its own).
+    postgres_columns = {(r[0], r[1]) for r in rows} - {("hosts", "last_seen")}
+    assert sqlite_columns - {("hosts", "last_seen_ns")} == postgres_columns

@@ -1,4 +1,5 @@
-"""Storage behind one interface (`Store`): SQLite (`sqlite`) and PostgreSQL (`postgres`)."""
+"""Storage behind one interface (`Store`): one SQL logic (`sql`) in two dialects, SQLite
+(`sqlite`) and PostgreSQL (`postgres`)."""
 
 from aion.persistence.store import (
     ConditionFailedError,

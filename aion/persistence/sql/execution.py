@@ -1,0 +1,103 @@
+"""The execution commit: a batch of transitions in one transaction, each in its own savepoint, each
+checked against the shard's fencing token and the execution's db version.
+
+Where several processes share the database (PostgreSQL), the dialect's row locks make the checks
+hold: the shard row is read `FOR SHARE` (so `acquire_shard`, which updates it, waits for commits
+under the old range id and every later commit sees the new one) and the current-run pointer
+`FOR UPDATE`. A single writer (SQLite) gets the same from its one connection.
+"""
+
+from __future__ import annotations
+
+from aion.persistence.sql.dialect import Connection
+from aion.persistence.sql.statements import (
+    Statements,
+    current_row,
+    queue_task_row,
+    timer_task_row,
+    visibility_row,
+)
+from aion.persistence.store import (
+    ConditionFailedError,
+    ExecutionTransaction,
+    ShardOwnershipLostError,
+)
+
+
+async def commit_batch(
+    conn: Connection, sql: Statements, batch: list[ExecutionTransaction]
+) -> list[Exception | None]:
+    """Apply each transition of `batch` inside the caller's transaction; one result each (None:
+    applied). A refused transition leaves no trace and does not stop the others."""
+    results: list[Exception | None] = []
+    for tx in batch:
+        try:
+            async with conn.transaction():  # a savepoint
+                await apply(conn, sql, tx)
+                if tx.new_run is not None:
+                    await apply(conn, sql, tx.new_run)
+        except (ConditionFailedError, ShardOwnershipLostError) as e:
+            results.append(e)
+        else:
+            results.append(None)
+    return results
+
+
+async def check_range(conn: Connection, sql: Statements, shard_id: int, range_id: int) -> None:
+    """Raise ShardOwnershipLostError unless the shard is still held under `range_id`."""
+    if await conn.fetchval(sql.check_range, (shard_id,)) != range_id:
+        raise ShardOwnershipLostError(f"shard {shard_id} is owned under another range id")
+
+
+async def apply(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> None:
+    """Write one transition: the execution row at its expected db version, then the current-run
+    pointer, events, tasks and visibility."""
+    await check_range(conn, sql, tx.shard_id, tx.range_id)
+    key = (tx.namespace_id, tx.workflow_id, tx.run_id)
+    if tx.expected_db_version is None:
+        row = (tx.shard_id, *key, tx.state, tx.db_version)
+        if await conn.execute(sql.insert_execution, row) != 1:
+            raise ConditionFailedError("execution already exists")
+    else:
+        change = (tx.state, tx.db_version, *key, tx.expected_db_version)
+        if await conn.execute(sql.update_execution, change) != 1:
+            raise ConditionFailedError("execution was changed concurrently")
+    if tx.current is not None:
+        await _write_current(conn, sql, tx)
+    if tx.events:
+        await conn.executemany(
+            sql.insert_event, [(tx.shard_id, *key, event_id, data) for event_id, data in tx.events]
+        )
+    if tx.timer_tasks:
+        await conn.executemany(sql.insert_timer_task, list(map(timer_task_row, tx.timer_tasks)))
+    if tx.queue_tasks:
+        await conn.executemany(sql.insert_queue_task, list(map(queue_task_row, tx.queue_tasks)))
+    if tx.done_timer_task_ids:
+        await conn.execute_in(sql.delete_timer_tasks, (tx.shard_id,), tx.done_timer_task_ids)
+    if tx.done_queue_task_ids:
+        await conn.execute_in(sql.delete_queue_tasks, (tx.shard_id,), tx.done_queue_task_ids)
+    if tx.visibility is not None:
+        await conn.execute(sql.upsert_visibility, visibility_row(tx.visibility))
+
+
+async def _write_current(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> None:
+    c = tx.current
+    assert c is not None
+    # Locked (where the dialect locks): another process's new run of this id waits for us.
+    found = await conn.fetchval(sql.current_run_id, (c.namespace_id, c.workflow_id))
+    if tx.expected_db_version is None:
+        # A new run may only take over the pointer from the run the caller saw.
+        if found != tx.expected_current_run_id:
+            raise ConditionFailedError("another run of this workflow id started concurrently")
+    elif found != c.run_id:
+        return  # an older run closing no longer owns the pointer
+    if found is None:
+        # No row to lock: a concurrent first run inserts too, and only one insert may win.
+        if await conn.execute(sql.insert_current_execution, (tx.shard_id, *current_row(c))) != 1:
+            raise ConditionFailedError("another run of this workflow id started concurrently")
+    else:
+        change = (tx.shard_id, c.run_id, c.running, c.status, c.start_request_id)
+        await conn.execute(
+            sql.update_current_execution,
+            (*change, c.start_time_ns, c.namespace_id, c.workflow_id),
+        )

@@ -1,0 +1,191 @@
+"""The schema, written once: its parts, the schema version that added each part on each
+dialect, and the column types as each dialect spells them.
+
+A part's DDL names its types `{bigint}`, `{blob}`, `{boolean}` and the hosts' `{last_seen}`
+column. The dialects released the parts in different steps, so their version numbers differ
+(SQLite records its version in `PRAGMA user_version`, PostgreSQL in the `schema_version` table).
+Never edit a released part: add a new one to `RELEASES` with the next version of each dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aion.persistence.store import check_schema_version
+
+EXECUTIONS = """
+CREATE TABLE shards (
+    shard_id INTEGER PRIMARY KEY,
+    range_id {bigint} NOT NULL,
+    owner TEXT NOT NULL
+);
+CREATE TABLE namespaces (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    data {blob} NOT NULL,
+    notification_version {bigint} NOT NULL
+);
+CREATE TABLE current_executions (
+    shard_id INTEGER NOT NULL,
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    running {boolean} NOT NULL,
+    status INTEGER NOT NULL,
+    start_request_id TEXT NOT NULL,
+    start_time_ns {bigint} NOT NULL,
+    PRIMARY KEY (namespace_id, workflow_id)
+);
+CREATE TABLE executions (
+    shard_id INTEGER NOT NULL,
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    state {blob} NOT NULL,
+    db_version {bigint} NOT NULL,
+    PRIMARY KEY (namespace_id, workflow_id, run_id)
+);
+CREATE TABLE history_events (
+    shard_id INTEGER NOT NULL,
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    event_id {bigint} NOT NULL,
+    data {blob} NOT NULL,
+    PRIMARY KEY (namespace_id, workflow_id, run_id, event_id)
+);
+CREATE TABLE timer_tasks (
+    shard_id INTEGER NOT NULL,
+    task_id {bigint} NOT NULL,
+    fire_time_ns {bigint} NOT NULL,
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (shard_id, task_id)
+);
+CREATE TABLE queue_tasks (
+    shard_id INTEGER NOT NULL,
+    task_id {bigint} NOT NULL,
+    namespace_id TEXT NOT NULL,
+    task_queue TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    scheduled_event_id {bigint} NOT NULL,
+    stamp {bigint} NOT NULL,
+    create_time_ns {bigint} NOT NULL,
+    PRIMARY KEY (shard_id, task_id)
+);
+CREATE TABLE visibility (
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    workflow_type TEXT NOT NULL,
+    task_queue TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    start_time_ns {bigint} NOT NULL,
+    execution_time_ns {bigint} NOT NULL,
+    close_time_ns {bigint} NOT NULL,
+    history_length {bigint} NOT NULL,
+    memo {blob} NOT NULL,
+    search_attributes {blob} NOT NULL,
+    parent_workflow_id TEXT NOT NULL,
+    parent_run_id TEXT NOT NULL,
+    root_workflow_id TEXT NOT NULL,
+    root_run_id TEXT NOT NULL,
+    PRIMARY KEY (namespace_id, run_id)
+);
+CREATE INDEX visibility_by_start ON visibility (namespace_id, start_time_ns);
+"""
+
+TIMERS_BY_FIRE_TIME = """
+CREATE INDEX timer_tasks_by_fire_time ON timer_tasks (shard_id, fire_time_ns);
+"""
+
+SEARCH_ATTRIBUTES = """
+CREATE TABLE search_attributes (
+    namespace_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    PRIMARY KEY (namespace_id, name)
+);
+"""
+
+MEMBERSHIP = """
+CREATE TABLE cluster_metadata (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE hosts (
+    host_id TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    {last_seen} NOT NULL
+);
+"""
+
+SCHEDULES = """
+CREATE TABLE schedules (
+    shard_id INTEGER NOT NULL,
+    namespace_id TEXT NOT NULL,
+    schedule_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    version {bigint} NOT NULL,
+    PRIMARY KEY (namespace_id, schedule_id)
+);
+CREATE INDEX schedules_by_shard ON schedules (shard_id);
+"""
+
+WORKER_DEPLOYMENTS = """
+CREATE TABLE worker_deployments (
+    namespace_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    version {bigint} NOT NULL,
+    PRIMARY KEY (namespace_id, name)
+);
+ALTER TABLE queue_tasks ADD COLUMN version TEXT NOT NULL DEFAULT '';
+"""
+
+
+DIALECTS = ("sqlite", "postgres")  # the columns of RELEASES and TYPES
+
+# Each part with the version that added it on SQLite and on PostgreSQL (None: not there).
+RELEASES: list[tuple[str, int | None, int | None]] = [
+    (EXECUTIONS, 1, 1),
+    (TIMERS_BY_FIRE_TIME, None, 1),
+    (SEARCH_ATTRIBUTES, 2, 1),
+    (MEMBERSHIP, 3, 2),
+    (SCHEDULES, 4, 3),
+    (WORKER_DEPLOYMENTS, 5, 4),
+]
+
+TYPES = {
+    "bigint": ("INTEGER", "BIGINT"),
+    "blob": ("BLOB", "BYTEA"),
+    "boolean": ("INTEGER", "BOOLEAN"),
+    "last_seen": ("last_seen_ns INTEGER", "last_seen TIMESTAMPTZ"),
+}
+
+
+def migrations(dialect: str) -> list[str]:
+    """A dialect's migrations: entry n (from 0) upgrades its schema from version n to n + 1."""
+    column = DIALECTS.index(dialect)
+    types = {name: spellings[column] for name, spellings in TYPES.items()}
+    steps: dict[int, list[str]] = {}
+    for part, *versions in RELEASES:
+        version = versions[column]
+        if version is not None:
+            steps.setdefault(version, []).append(part.format_map(types))
+    return ["".join(steps[version]) for version in range(1, len(steps) + 1)]
+
+
+def pending_migrations(
+    found: int, migrations: Sequence[str], upgrade: bool = True
+) -> list[tuple[int, str]]:
+    """(version reached, DDL) of each migration a schema at version `found` still needs. A newer
+    schema is refused, and unless `upgrade` so is an older one (an empty one is always set up)."""
+    check_schema_version(found, len(migrations), upgrade)
+    return [(version + 1, migrations[version]) for version in range(found, len(migrations))]

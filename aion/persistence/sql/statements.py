@@ -1,0 +1,212 @@
+"""Every statement of the shared logic, rendered once per dialect, and the getters that turn a
+record into its row.
+
+The column lists follow the records' fields, so a fetched row builds its record (`Record(*row)`)
+and `attrgetter(*columns)` builds a row from a record in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import attrgetter
+
+from aion.persistence.sql.dialect import Dialect
+
+NAMESPACE = ("id", "name", "data", "notification_version")
+SEARCH_ATTRIBUTE = ("namespace_id", "name", "type", "field")
+CURRENT_EXECUTION = (
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "running",
+    "status",
+    "start_request_id",
+    "start_time_ns",
+)
+EXECUTION = ("shard_id", "namespace_id", "workflow_id", "run_id", "state", "db_version")
+EVENT = ("shard_id", "namespace_id", "workflow_id", "run_id", "event_id", "data")
+TIMER_TASK = (
+    "shard_id",
+    "task_id",
+    "fire_time_ns",
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "kind",
+    "data",
+)
+QUEUE_TASK = (
+    "task_id",
+    "namespace_id",
+    "task_queue",
+    "kind",
+    "workflow_id",
+    "run_id",
+    "scheduled_event_id",
+    "shard_id",
+    "stamp",
+    "create_time_ns",
+    "version",
+)
+VISIBILITY = (
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "workflow_type",
+    "task_queue",
+    "status",
+    "start_time_ns",
+    "execution_time_ns",
+    "close_time_ns",
+    "history_length",
+    "memo",
+    "search_attributes",
+    "parent_workflow_id",
+    "parent_run_id",
+    "root_workflow_id",
+    "root_run_id",
+)
+SCHEDULE = ("shard_id", "namespace_id", "schedule_id", "state", "version")
+DEPLOYMENT = ("namespace_id", "name", "state", "version")
+
+current_row = attrgetter(*CURRENT_EXECUTION)
+timer_task_row = attrgetter(*TIMER_TASK)
+queue_task_row = attrgetter(*QUEUE_TASK)
+visibility_row = attrgetter(*VISIBILITY)
+schedule_row = attrgetter(*SCHEDULE)
+deployment_row = attrgetter(*DEPLOYMENT)
+
+
+def _select(table: str, columns: Sequence[str], where: str = "") -> str:
+    return f"SELECT {', '.join(columns)} FROM {table}" + (f" WHERE {where}" if where else "")
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    markers = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({markers})"
+
+
+def _insert_new(table: str, columns: Sequence[str]) -> str:
+    """An insert that changes no row when the key exists already."""
+    return _insert(table, columns) + " ON CONFLICT DO NOTHING"
+
+
+def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    changes = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return _insert(table, columns) + f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {changes}"
+
+
+class Statements:
+    """The statements for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        d, q = dialect, dialect.render
+        run = "namespace_id = ? AND workflow_id = ? AND run_id = ?"
+        workflow = "namespace_id = ? AND workflow_id = ?"
+
+        # Shards, their count and the hosts sharing them
+        self.shard_range_ids = q("SELECT shard_id, range_id FROM shards")
+        self.shard_range_id = q("SELECT range_id FROM shards WHERE shard_id = ?")
+        self.check_range = q("SELECT range_id FROM shards WHERE shard_id = ?" + d.lock("SHARE"))
+        self.take_shard = q(
+            "INSERT INTO shards (shard_id, range_id, owner) VALUES (?, 1, ?) "
+            "ON CONFLICT (shard_id) DO UPDATE SET range_id = shards.range_id + 1, "
+            "owner = excluded.owner"
+        )
+        self.record_shard_count = q(
+            "INSERT INTO cluster_metadata (name, value) VALUES ('num_shards', ?) "
+            "ON CONFLICT DO NOTHING"
+        )
+        self.shard_count = q("SELECT value FROM cluster_metadata WHERE name = 'num_shards'")
+        self.delete_host = q("DELETE FROM hosts WHERE host_id = ?")
+
+        # Namespaces and their search attributes
+        self.list_namespaces = q(_select("namespaces", NAMESPACE) + " ORDER BY name" + d.byte_order)
+        self.insert_namespace = q(_insert_new("namespaces", NAMESPACE))
+        self.update_namespace = q(
+            "UPDATE namespaces SET data = ?, notification_version = ? WHERE id = ?"
+        )
+        self.list_search_attributes = q(
+            _select("search_attributes", SEARCH_ATTRIBUTE)
+            + f" ORDER BY namespace_id{d.byte_order}, name{d.byte_order}"
+        )
+        self.delete_search_attributes = q(
+            "DELETE FROM search_attributes WHERE namespace_id = ? AND name" + d.one_of
+        )
+        self.upsert_search_attribute = q(
+            _upsert("search_attributes", SEARCH_ATTRIBUTE, ("namespace_id", "name"))
+        )
+
+        # Executions: the current-run pointer, the mutable state row, history
+        self.get_current_execution = q(_select("current_executions", CURRENT_EXECUTION, workflow))
+        self.current_run_id = q(
+            _select("current_executions", ("run_id",), workflow) + d.lock("UPDATE")
+        )
+        self.insert_current_execution = q(
+            _insert_new("current_executions", ("shard_id", *CURRENT_EXECUTION))
+        )
+        self.update_current_execution = q(
+            "UPDATE current_executions SET shard_id = ?, run_id = ?, running = ?, status = ?, "
+            f"start_request_id = ?, start_time_ns = ? WHERE {workflow}"
+        )
+        self.get_execution = q(_select("executions", EXECUTION, run))
+        self.insert_execution = q(_insert_new("executions", EXECUTION))
+        self.update_execution = q(
+            f"UPDATE executions SET state = ?, db_version = ? WHERE {run} AND db_version = ?"
+        )
+        self.read_events = q(
+            _select("history_events", ("data",), f"{run} AND event_id >= ?")
+            + " ORDER BY event_id LIMIT ?"
+        )
+        self.insert_event = q(_insert("history_events", EVENT))
+
+        # Durable tasks
+        self.load_timer_tasks = q(
+            _select("timer_tasks", TIMER_TASK, "shard_id = ?") + " ORDER BY fire_time_ns"
+        )
+        self.insert_timer_task = q(_insert("timer_tasks", TIMER_TASK))
+        self.delete_timer_tasks = q(
+            "DELETE FROM timer_tasks WHERE shard_id = ? AND task_id" + d.one_of
+        )
+        self.load_queue_tasks = q(
+            _select("queue_tasks", QUEUE_TASK, "shard_id = ?") + " ORDER BY task_id"
+        )
+        self.insert_queue_task = q(_insert("queue_tasks", QUEUE_TASK))
+        self.delete_queue_tasks = q(
+            "DELETE FROM queue_tasks WHERE shard_id = ? AND task_id" + d.one_of
+        )
+
+        # Visibility
+        self.upsert_visibility = q(_upsert("visibility", VISIBILITY, ("namespace_id", "run_id")))
+        self.list_visibility = q(
+            _select("visibility", VISIBILITY, "namespace_id = ?") + " ORDER BY start_time_ns DESC"
+        )
+
+        # Schedules (fenced by their shard) and worker deployments (by version only)
+        schedule = "namespace_id = ? AND schedule_id = ?"
+        self.get_schedule = q(_select("schedules", SCHEDULE, schedule))
+        self.list_schedules = q(
+            _select(
+                "schedules",
+                SCHEDULE,
+                "(CAST(? AS TEXT) IS NULL OR namespace_id = ?) "
+                "AND (CAST(? AS INTEGER) IS NULL OR shard_id = ?)",
+            )
+            + " ORDER BY schedule_id"
+        )
+        self.insert_schedule = q(_insert_new("schedules", SCHEDULE))
+        self.update_schedule = q(
+            f"UPDATE schedules SET state = ?, version = ? WHERE {schedule} AND version = ?"
+        )
+        self.delete_schedule = q(f"DELETE FROM schedules WHERE {schedule}")
+        deployment = "namespace_id = ? AND name = ?"
+        self.list_deployments = q(
+            _select("worker_deployments", DEPLOYMENT, "CAST(? AS TEXT) IS NULL OR namespace_id = ?")
+            + f" ORDER BY namespace_id{d.byte_order}, name{d.byte_order}"
+        )
+        self.insert_deployment = q(_insert_new("worker_deployments", DEPLOYMENT))
+        self.update_deployment = q(
+            f"UPDATE worker_deployments SET state = ?, version = ? WHERE {deployment} "
+            "AND version = ?"
+        )
+        self.delete_deployment = q(f"DELETE FROM worker_deployments WHERE {deployment}")

@@ -1,0 +1,242 @@
+"""`SQLStore`: every store method, once, over a dialect's statements and connections."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from aion.persistence.group_commit import GroupCommit
+from aion.persistence.sql.dialect import Connection, Row
+from aion.persistence.sql.execution import check_range, commit_batch
+from aion.persistence.sql.statements import Statements, deployment_row, schedule_row
+from aion.persistence.store import (
+    ConditionFailedError,
+    CurrentExecution,
+    DeploymentRecord,
+    ExecutionRecord,
+    ExecutionTransaction,
+    NamespaceRecord,
+    QueueTask,
+    ScheduleRecord,
+    SearchAttributeRecord,
+    Store,
+    TimerTask,
+    VisibilityRecord,
+    check_shard_count,
+)
+
+T = TypeVar("T")
+Work = Callable[[Connection], Coroutine[Any, Any, T]]
+
+
+class SQLStore(Store):
+    """A store on a SQL database. A dialect sets `sql` and says how work gets a connection:
+    `_read` (no transaction) and `_write` (in one transaction). Transitions go through group
+    commit: those queued while a batch is written make the next batch."""
+
+    sql: Statements
+
+    def __init__(self) -> None:
+        self._group = GroupCommit(self._write_batch)
+
+    @abc.abstractmethod
+    async def _read(self, work: Work[T]) -> T:
+        """Run `work` on a connection outside a transaction."""
+
+    @abc.abstractmethod
+    async def _write(self, work: Work[T]) -> T:
+        """Run `work` on a connection in one transaction."""
+
+    async def _write_or_unavailable(self, work: Work[T]) -> T:
+        """`_write`, where a failure of the database itself (nothing was written) comes out as
+        StoreUnavailableError, for callers that answer it with a retryable error."""
+        return await self._write(work)
+
+    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return await self._read(lambda conn: conn.fetch(sql, args))
+
+    async def _fetchrow(self, sql: str, args: Sequence[Any]) -> Row | None:
+        return await self._read(lambda conn: conn.fetchrow(sql, args))
+
+    async def _execute(self, sql: str, args: Sequence[Any]) -> int:
+        return await self._write(lambda conn: conn.execute(sql, args))
+
+    async def _write_batch(self, batch: list[ExecutionTransaction]) -> list[Exception | None]:
+        return await self._write_or_unavailable(lambda conn: commit_batch(conn, self.sql, batch))
+
+    async def commit(self, tx: ExecutionTransaction) -> None:
+        await self._group.commit(tx)
+
+    # Cluster
+    async def check_shard_count(self, num_shards: int) -> None:
+        async def record(conn: Connection) -> Any:
+            await conn.execute(self.sql.record_shard_count, (str(num_shards),))
+            return await conn.fetchval(self.sql.shard_count)
+
+        check_shard_count(int(await self._write(record)), num_shards)
+
+    async def acquire_shard(self, shard_id: int, owner: str) -> int:
+        async def take(conn: Connection) -> int:
+            await self._before_shard_takeover(conn)
+            await conn.execute(self.sql.take_shard, (shard_id, owner))
+            return int(await conn.fetchval(self.sql.shard_range_id, (shard_id,)))
+
+        return await self._write(take)
+
+    async def _before_shard_takeover(self, conn: Connection) -> None:
+        """Prepare `acquire_shard`'s transaction (a dialect that may wait on the shard row
+        bounds the wait)."""
+
+    async def shard_range_ids(self) -> dict[int, int]:
+        return {r[0]: r[1] for r in await self._fetch(self.sql.shard_range_ids)}
+
+    async def leave(self, host_id: str) -> None:
+        await self._execute(self.sql.delete_host, (host_id,))
+
+    # Namespaces
+    async def list_namespaces(self) -> list[NamespaceRecord]:
+        return [NamespaceRecord(*row) for row in await self._fetch(self.sql.list_namespaces)]
+
+    async def create_namespace(self, record: NamespaceRecord) -> None:
+        r = record
+        row = (r.id, r.name, r.data, r.notification_version)
+        if await self._execute(self.sql.insert_namespace, row) != 1:
+            raise ConditionFailedError(f"namespace {r.name!r} or id {r.id!r} exists already")
+
+    async def update_namespace(self, record: NamespaceRecord) -> None:
+        r = record
+        await self._execute(self.sql.update_namespace, (r.data, r.notification_version, r.id))
+
+    async def list_search_attributes(self) -> list[SearchAttributeRecord]:
+        rows = await self._fetch(self.sql.list_search_attributes)
+        return [SearchAttributeRecord(*row) for row in rows]
+
+    async def update_search_attributes(
+        self, namespace_id: str, upserts: list[SearchAttributeRecord], deletions: list[str]
+    ) -> None:
+        async def update(conn: Connection) -> None:
+            if deletions:
+                await conn.execute_in(self.sql.delete_search_attributes, (namespace_id,), deletions)
+            if upserts:
+                await conn.executemany(
+                    self.sql.upsert_search_attribute,
+                    [(namespace_id, r.name, r.type, r.field) for r in upserts],
+                )
+
+        await self._write(update)
+
+    # Executions
+    async def get_current_execution(
+        self, namespace_id: str, workflow_id: str
+    ) -> CurrentExecution | None:
+        row = await self._fetchrow(self.sql.get_current_execution, (namespace_id, workflow_id))
+        if row is None:
+            return None
+        return CurrentExecution(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
+
+    async def get_execution(
+        self, namespace_id: str, workflow_id: str, run_id: str
+    ) -> ExecutionRecord | None:
+        row = await self._fetchrow(self.sql.get_execution, (namespace_id, workflow_id, run_id))
+        return ExecutionRecord(*row) if row else None
+
+    async def read_events(
+        self, namespace_id: str, workflow_id: str, run_id: str, first_event_id: int, limit: int
+    ) -> list[bytes]:
+        args = (namespace_id, workflow_id, run_id, first_event_id, limit)
+        return [r[0] for r in await self._fetch(self.sql.read_events, args)]
+
+    # Tasks
+    async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]:
+        return [
+            TimerTask(*row) for row in await self._fetch(self.sql.load_timer_tasks, (shard_id,))
+        ]
+
+    async def load_queue_tasks(self, shard_id: int) -> list[QueueTask]:
+        return [
+            QueueTask(*row) for row in await self._fetch(self.sql.load_queue_tasks, (shard_id,))
+        ]
+
+    async def delete_queue_tasks(self, shard_id: int, task_ids: list[int]) -> None:
+        await self._delete_tasks(self.sql.delete_queue_tasks, shard_id, task_ids)
+
+    async def delete_timer_tasks(self, shard_id: int, task_ids: list[int]) -> None:
+        await self._delete_tasks(self.sql.delete_timer_tasks, shard_id, task_ids)
+
+    async def _delete_tasks(self, sql: str, shard_id: int, task_ids: list[int]) -> None:
+        if task_ids:
+            await self._write(lambda conn: conn.execute_in(sql, (shard_id,), task_ids))
+
+    # Schedules
+    async def save_schedule(
+        self, record: ScheduleRecord, range_id: int, expected_version: int | None
+    ) -> None:
+        r = record
+        changes = (r.state, r.version, r.namespace_id, r.schedule_id)
+
+        async def save(conn: Connection) -> int:
+            await check_range(conn, self.sql, r.shard_id, range_id)
+            insert = (self.sql.insert_schedule, schedule_row(r))
+            return await _save(conn, insert, self.sql.update_schedule, changes, expected_version)
+
+        if await self._write_or_unavailable(save) != 1:
+            raise ConditionFailedError("schedule was changed concurrently")
+
+    async def delete_schedule(
+        self, shard_id: int, range_id: int, namespace_id: str, schedule_id: str
+    ) -> None:
+        async def delete(conn: Connection) -> None:
+            await check_range(conn, self.sql, shard_id, range_id)
+            await conn.execute(self.sql.delete_schedule, (namespace_id, schedule_id))
+
+        await self._write_or_unavailable(delete)
+
+    async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None:
+        row = await self._fetchrow(self.sql.get_schedule, (namespace_id, schedule_id))
+        return ScheduleRecord(*row) if row else None
+
+    async def list_schedules(
+        self, namespace_id: str | None = None, shard_id: int | None = None
+    ) -> list[ScheduleRecord]:
+        args = (namespace_id, namespace_id, shard_id, shard_id)
+        return [ScheduleRecord(*row) for row in await self._fetch(self.sql.list_schedules, args)]
+
+    # Worker deployments
+    async def save_deployment(self, record: DeploymentRecord, expected_version: int | None) -> None:
+        r = record
+        insert = (self.sql.insert_deployment, deployment_row(r))
+        changes = (r.state, r.version, r.namespace_id, r.name)
+        saved = await self._write_or_unavailable(
+            lambda conn: _save(conn, insert, self.sql.update_deployment, changes, expected_version)
+        )
+        if saved != 1:
+            raise ConditionFailedError("worker deployment was changed concurrently")
+
+    async def delete_deployment(self, namespace_id: str, name: str) -> None:
+        await self._write_or_unavailable(
+            lambda conn: conn.execute(self.sql.delete_deployment, (namespace_id, name))
+        )
+
+    async def list_deployments(self, namespace_id: str | None = None) -> list[DeploymentRecord]:
+        rows = await self._fetch(self.sql.list_deployments, (namespace_id, namespace_id))
+        return [DeploymentRecord(*row) for row in rows]
+
+    # Visibility
+    async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]:
+        rows = await self._fetch(self.sql.list_visibility, (namespace_id,))
+        return [VisibilityRecord(*row) for row in rows]
+
+
+async def _save(
+    conn: Connection,
+    insert: tuple[str, Row],
+    update: str,
+    changes: Row,
+    expected_version: int | None,
+) -> int:
+    """Insert a versioned row (`expected_version` None: it must not exist yet) or update it at
+    `expected_version` (the last parameter of `update`); returns the rows changed (1: saved)."""
+    if expected_version is None:
+        return await conn.execute(*insert)
+    return await conn.execute(update, (*changes, expected_version))
