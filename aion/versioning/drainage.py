@@ -85,11 +85,10 @@ class DrainageMonitor:
             f"TemporalWorkerDeploymentVersion = '{version_key(name, build_id)}' AND "
             "TemporalWorkflowVersioningBehavior = 'Pinned' AND ExecutionStatus = 'Running'"
         )
-        namespaces = self.engine.namespaces
         response = await listing.count_workflows(
             self.store,
-            namespaces.by_id(namespace_id),
+            namespace_id,
             rr.CountWorkflowExecutionsRequest(query=query),
-            namespaces.search_attributes,
+            self.engine.namespaces.search_attributes,
         )
         return response.count

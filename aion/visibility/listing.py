@@ -13,7 +13,6 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from aion import errors
 from aion.common.timeutil import SECOND, dur, ts
 from aion.common.tokens import page
-from aion.namespaces import Namespace
 from aion.persistence import Store, VisibilityRecord
 from aion.visibility.query import (
     ListQuery,
@@ -67,17 +66,17 @@ def _record(v: VisibilityRecord, attributes: SearchAttributeRegistry) -> dict[st
     return {k: val for k, val in record.items() if val is not None}
 
 
-def _parse(query: str, ns: Namespace, attributes: SearchAttributeRegistry) -> ListQuery:
+def _parse(query: str, namespace_id: str, attributes: SearchAttributeRegistry) -> ListQuery:
     try:
-        return parse_query(query, attributes.types(ns.id))
+        return parse_query(query, attributes.types(namespace_id))
     except QueryError as e:
         raise errors.InvalidArgument(str(e)) from None
 
 
 async def _matching(
-    store: Store, ns: Namespace, query: ListQuery, attributes: SearchAttributeRegistry
+    store: Store, namespace_id: str, query: ListQuery, attributes: SearchAttributeRegistry
 ) -> list[tuple[dict[str, Any], VisibilityRecord]]:
-    rows = await store.list_visibility(ns.id)
+    rows = await store.list_visibility(namespace_id)
     pairs = [(_record(v, attributes), v) for v in rows]
     return [(r, v) for r, v in pairs if query.matches(r)]
 
@@ -110,12 +109,12 @@ def execution_info(
 
 async def list_workflows(
     store: Store,
-    ns: Namespace,
+    namespace_id: str,
     req: rr.ListWorkflowExecutionsRequest,
     attributes: SearchAttributeRegistry,
 ) -> rr.ListWorkflowExecutionsResponse:
-    query = _parse(req.query, ns, attributes)
-    matched = await _matching(store, ns, query, attributes)
+    query = _parse(req.query, namespace_id, attributes)
+    matched = await _matching(store, namespace_id, query, attributes)
     ordered = sort_records([r for r, _ in matched], query.order_by)
     by_run = {r["RunId"]: v for r, v in matched}
     shown, following = page(ordered, req.next_page_token, req.page_size or DEFAULT_PAGE_SIZE)
@@ -127,12 +126,12 @@ async def list_workflows(
 
 async def count_workflows(
     store: Store,
-    ns: Namespace,
+    namespace_id: str,
     req: rr.CountWorkflowExecutionsRequest,
     attributes: SearchAttributeRegistry,
 ) -> rr.CountWorkflowExecutionsResponse:
-    query = _parse(req.query, ns, attributes)
-    matched = [r for r, _ in await _matching(store, ns, query, attributes)]
+    query = _parse(req.query, namespace_id, attributes)
+    matched = [r for r, _ in await _matching(store, namespace_id, query, attributes)]
     response = rr.CountWorkflowExecutionsResponse(count=len(matched))
     if query.group_by:
         for values, count in group_counts(matched, query.group_by):

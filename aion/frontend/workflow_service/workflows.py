@@ -155,7 +155,7 @@ class WorkflowRpcs(ServiceBase):
     ) -> rr.ListWorkflowExecutionsResponse:
         ns = self.namespaces.get(request.namespace)
         return await listing.list_workflows(
-            self.store, ns, request, self.namespaces.search_attributes
+            self.store, ns.id, request, self.namespaces.search_attributes
         )
 
     @rpc
@@ -164,7 +164,7 @@ class WorkflowRpcs(ServiceBase):
     ) -> rr.CountWorkflowExecutionsResponse:
         ns = self.namespaces.get(request.namespace)
         return await listing.count_workflows(
-            self.store, ns, request, self.namespaces.search_attributes
+            self.store, ns.id, request, self.namespaces.search_attributes
         )
 
     # ---- updates ------------------------------------------------------------------------
