@@ -4,6 +4,7 @@ and not on Aion (ranked by cause and feature), the other differences, and Aion's
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +28,11 @@ class Results:
 
     def everything(self) -> list[FileResult]:
         return [*self.ref.values(), *self.aion.values()]
+
+    def by_file(self) -> Iterator[tuple[str, FileResult | None, FileResult | None]]:
+        """(test file, its reference result, its Aion result) in report order."""
+        for f in self.files:
+            yield f, self.ref.get(f), self.aion.get(f)
 
 
 class Regression(NamedTuple):
@@ -147,8 +153,7 @@ def summary(res: Results) -> list[str]:
         " | Reference time | Aion time | Aion commit |",
         "|---|---|---|---|---|---|",
     ]
-    for f in res.files:
-        ref, aion = res.ref.get(f), res.aion.get(f)
+    for f, ref, aion in res.by_file():
         commit = str(aion.meta.get("aion_commit", "")) if aion else ""
         lines.append(
             f"| `{f}` | {counts_cell(ref)} | {counts_cell(aion)} | {seconds_cell(ref)}"
@@ -165,8 +170,7 @@ def summary(res: Results) -> list[str]:
 def regressions(res: Results) -> list[Regression]:
     """The tests that pass on the reference and fail or skip on Aion, in file order."""
     out: list[Regression] = []
-    for f in res.files:
-        rf, af = res.ref.get(f), res.aion.get(f)
+    for f, rf, af in res.by_file():
         if not rf or not af:
             continue
         for name, rc in rf.cases.items():
@@ -247,8 +251,7 @@ def regressions_by_module(res: Results, regress: list[Regression]) -> list[str]:
 def reference_failures(res: Results) -> list[str]:
     """Tests that fail on the reference, with Aion's outcome."""
     out: list[str] = []
-    for f in res.files:
-        rf, af = res.ref.get(f), res.aion.get(f)
+    for f, rf, af in res.by_file():
         if not rf:
             continue
         for name, rc in sorted(rf.cases.items()):
@@ -264,8 +267,7 @@ def other_differences(res: Results) -> list[str]:
     """Outcomes that differ other than as a regression or a reference failure (e.g. a test that
     skips on the reference and passes on Aion, or runs on one server only)."""
     out: list[str] = []
-    for f in res.files:
-        rf, af = res.ref.get(f), res.aion.get(f)
+    for f, rf, af in res.by_file():
         if not rf or not af:
             continue
         for name in sorted(set(rf.cases) | set(af.cases)):
