@@ -14,6 +14,7 @@ FALLBACK_TREE = Path("/tmp/sdk-python-1.31.0")
 
 
 def one_line(s: str, limit: int = 220) -> str:
+    """`s` with its whitespace collapsed, cut to `limit` characters."""
     s = " ".join(s.split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
