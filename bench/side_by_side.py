@@ -14,6 +14,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,12 +97,17 @@ def log_tail(path: Path, lines: int = 15) -> list[str]:
 
 
 def bench_one(
-    name: str, argv: list[str], address: str, bench_args: list[str], log: Path
+    name: str,
+    argv: list[str],
+    address: str,
+    bench_args: list[str],
+    log: Path,
+    cwd: Path = ROOT,
 ) -> Outcome:
-    """Start one server, run run.py against it, stop it."""
+    """Start one server (in `cwd`), run run.py against it, stop it."""
     print(f"== {name}: starting {' '.join(argv)}", file=sys.stderr)
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     try:
         try:
             asyncio.run(wait_ready(proc, address))
@@ -146,10 +152,22 @@ def markdown(outcomes: list[Outcome], reference: str, args: argparse.Namespace) 
             f"after {args.warmup} warm-up workflows."
         ),
         "",
+        *_table(outcomes, args.workload),
+    ]
+    for o in outcomes:
+        if o.problem:
+            lines.append(f"- **{o.server}: skipped** — {o.problem}")
+        else:
+            lines.append(f"- {o.server}: 1-min load average before the run {o.load_before:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def _table(outcomes: list[Outcome], workloads: list[str]) -> list[str]:
+    lines = [
         "| workload | server | ok/n | wf/s | p50 ms | p95 ms | p99 ms | server CPU ms/wf |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for workload in args.workload:
+    for workload in workloads:
         for o in outcomes:
             r = (o.results or {}).get(workload)
             if r is None:
@@ -162,12 +180,35 @@ def markdown(outcomes: list[Outcome], reference: str, args: argparse.Namespace) 
                 f"| {fmt(r.p99_ms, 1)} | {fmt(cpu_ms, 2)} |"
             )
     lines.append("")
-    for o in outcomes:
-        if o.problem:
-            lines.append(f"- **{o.server}: skipped** — {o.problem}")
-        else:
-            lines.append(f"- {o.server}: 1-min load average before the run {o.load_before:.2f}")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def median_table(rounds: list[list[Outcome]], workloads: list[str]) -> list[str]:
+    """Each server's median over the rounds of wf/s and server CPU per workflow, with the
+    range of the CPU figure."""
+    lines = [
+        f"Median of {len(rounds)} rounds (CPU range in brackets):",
+        "",
+        "| workload | server | wf/s | server CPU ms/wf |",
+        "|---|---|---:|---:|",
+    ]
+    servers = list(dict.fromkeys(o.server for outcomes in rounds for o in outcomes))
+    for workload in workloads:
+        for server in servers:
+            results = [
+                r
+                for outcomes in rounds
+                for o in outcomes
+                if o.server == server and (r := (o.results or {}).get(workload)) is not None
+            ]
+            cpu = [r.server_cpu_s_per_wf * 1000 for r in results if r.server_cpu_s_per_wf]
+            rate = fmt(statistics.median(r.workflows_per_s for r in results), 1) if results else "-"
+            spread = (
+                f"{fmt(statistics.median(cpu), 2)} [{min(cpu):.2f}–{max(cpu):.2f}]" if cpu else "-"
+            )
+            lines.append(f"| {workload} | {server} | {rate} | {spread} |")
+    lines.append("")
+    return lines
 
 
 def parse_args() -> argparse.Namespace:
@@ -178,6 +219,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("-o", "--output", type=Path, help="also write the markdown here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also bench the Aion of another checkout (with its own .venv, e.g. from"
+        " `git worktree add DIR COMMIT && DIR/scripts/bootstrap`), as server `aion-baseline`",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="bench the Aion servers this many times, alternating (the reference once)",
+    )
     parser.add_argument(
         "--ports",
         type=port_range,
@@ -207,7 +261,7 @@ def main() -> None:
         [str(TEMPORAL), "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
 
-    outcomes: list[Outcome] = []
+    rounds: list[list[Outcome]] = []
     with tempfile.TemporaryDirectory(prefix="aion-bench-") as tmp:
         taken: set[int] = set()
         port = free_port(args.ports, taken)
@@ -217,21 +271,34 @@ def main() -> None:
             argv += ["--http-port", str(free_port(args.ports, taken))]
             argv += ["--metrics-port", str(free_port(args.ports, taken))]
         argv += ["--log-level", "error"]
-        outcomes.append(
-            bench_one("temporal", argv, f"127.0.0.1:{port}", bench_args, Path(tmp, "temporal.log"))
+        reference_outcome = bench_one(
+            "temporal", argv, f"127.0.0.1:{port}", bench_args, Path(tmp, "temporal.log")
         )
+        aions = [("aion", Path(sys.executable), ROOT)]
+        if args.baseline is not None:
+            baseline = args.baseline.resolve()
+            aions.insert(0, ("aion-baseline", baseline / ".venv/bin/python", baseline))
+        for number in range(args.rounds):
+            outcomes = [reference_outcome] if number == 0 else []
+            for name, python, checkout in aions:
+                port = free_port(args.ports, taken)
+                argv = [str(python), "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
+                argv += ["--port", str(port)]
+                log = Path(tmp, f"{name}.log")
+                outcomes.append(
+                    bench_one(name, argv, f"127.0.0.1:{port}", bench_args, log, checkout)
+                )
+            rounds.append(outcomes)
 
-        port = free_port(args.ports, taken)
-        argv = [sys.executable, "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
-        argv += ["--port", str(port)]
-        outcomes.append(
-            bench_one("aion", argv, f"127.0.0.1:{port}", bench_args, Path(tmp, "aion.log"))
-        )
-
-    for o in outcomes:
-        if o.problem:
-            print(f"!! {o.server} skipped: {o.problem}", file=sys.stderr)
-    table = markdown(outcomes, reference, args)
+    for outcomes in rounds:
+        for o in outcomes:
+            if o.problem:
+                print(f"!! {o.server} skipped: {o.problem}", file=sys.stderr)
+    table = markdown(rounds[0], reference, args)
+    for number, outcomes in enumerate(rounds[1:], start=2):
+        table += f"\nRound {number}:\n\n" + "\n".join(_table(outcomes, args.workload))
+    if len(rounds) > 1:
+        table += "\n" + "\n".join(median_table(rounds, args.workload))
     print(table)
     if args.output:
         args.output.write_text(table)
