@@ -114,6 +114,12 @@ class HistoryEngine:
         self._current: dict[tuple[str, str], CurrentExecution] = {}
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
         self.pending_queries: dict[str, QueryTask] = {}
+        self._environment = Environment(
+            now=self.clock,
+            limits=self.limits,
+            is_sticky_alive=matching.has_live_poller,
+            routing_target=self._routing_target,
+        )
 
     # ---- lifecycle and shard ownership ------------------------------------------------
     def add_shard_listener(self, listener: ShardListener) -> None:
@@ -123,10 +129,6 @@ class HistoryEngine:
     def add_operations(self, operations: Mapping[str, Op]) -> None:
         """Serve more named operations on this process's shards (see `call`)."""
         self.operations.update(operations)
-
-    @property
-    def shard_listeners(self) -> tuple[ShardListener, ...]:
-        return tuple(self._listeners)
 
     async def start(self) -> None:
         """Start firing timer tasks (of the shards acquired already and to come)."""
@@ -219,15 +221,12 @@ class HistoryEngine:
     # ---- loading -----------------------------------------------------------------------
     def new_mutable_state(self, state: ExecutionState, db_version: int = 0) -> MutableState:
         shard = self.shard_for(state.namespace_id, state.workflow_id)
-        env = Environment(
-            now=self.clock,
-            limits=self.limits,
-            is_sticky_alive=self.matching.has_live_poller,
-            routing_target=lambda namespace_id, task_queue, workflow_id: self.deployments.route(
-                namespace_id, task_queue, WORKFLOW_QUEUE, workflow_id, ""
-            ),
+        return MutableState(
+            state, shard.shard_id, shard.next_task_id, self._environment, db_version
         )
-        return MutableState(state, shard.shard_id, shard.next_task_id, env, db_version)
+
+    def _routing_target(self, namespace_id: str, task_queue: str, workflow_id: str) -> str:
+        return self.deployments.route(namespace_id, task_queue, WORKFLOW_QUEUE, workflow_id, "")
 
     async def current_execution(self, namespace_id: str, workflow_id: str) -> CurrentExecution:
         self.shard_for(namespace_id, workflow_id)
