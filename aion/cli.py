@@ -41,7 +41,6 @@ IGNORED_OPTIONS = {
     "ui_public_path": "Aion has no web UI",
     "ui_disable_news_fetch": "Aion has no web UI",
     "http_port": "Aion has no HTTP API yet",
-    "metrics_port": "Aion has no metrics endpoint yet",
     "sqlite_pragma": "Aion sets its own SQLite pragmas",
     "log_config": "Aion has no server config file",
 }
@@ -52,6 +51,12 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
     defaults, `start` takes the config file's values for what is not given)."""
     parser.add_argument("--ip", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", "-p", type=int, help="gRPC port (default: 7233)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="HTTP port serving GET /health: 200 while serving, 503 otherwise (default: none)",
+    )
     storage = parser.add_mutually_exclusive_group()
     storage.add_argument(
         "--db-filename", "-f", help="SQLite file" + (" (default: in memory)" if dev else "")
@@ -118,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ignored = dev.add_argument_group("accepted for compatibility with the reference, ignored")
     ignored.add_argument("--headless", action="store_true", help="(no web UI)")
-    for flag in ("--ui-port", "--http-port", "--metrics-port"):
+    for flag in ("--ui-port", "--http-port"):
         ignored.add_argument(flag, type=int, metavar="PORT")
     for flag in ("--ui-ip", "--ui-asset-path", "--ui-codec-endpoint", "--ui-public-path"):
         ignored.add_argument(flag, metavar="VALUE")
@@ -181,6 +186,7 @@ def _start_settings(args: argparse.Namespace) -> Settings:
         flags: dict[str, Any] = {
             "ip": args.ip,
             "port": args.port,
+            "metrics_port": args.metrics_port,
             "broadcast_address": args.broadcast_address,
             "dsn": args.dsn,
             "db_filename": args.db_filename,
@@ -207,6 +213,7 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
     server = ServerConfig(
         ip=args.ip,
         port=args.port,
+        metrics_port=args.metrics_port,
         db_filename=args.db_filename,
         dsn=args.dsn,
         namespaces=["default", *args.namespace],

@@ -21,6 +21,7 @@ LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "never")
 FILE_KEYS: dict[str, type] = {
     "ip": str,
     "port": int,
+    "metrics_port": int,
     "broadcast_address": str,
     "dsn": str,
     "db_filename": str,
@@ -246,6 +247,9 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
     if not ip:
         raise ConfigError("ip must not be empty")
     port = _port(values.get("port", 7233), "port")
+    metrics_port = values.get("metrics_port")
+    if metrics_port is not None:
+        _port(metrics_port, "metrics_port")
     num_shards: int = values.get("num_shards", 4)
     if num_shards < 1:
         raise ConfigError(f"num_shards must be at least 1, not {num_shards}")
@@ -261,6 +265,7 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
     server = ServerConfig(
         ip=ip,
         port=port,
+        metrics_port=metrics_port,
         db_filename=db_filename,
         dsn=dsn,
         namespaces=list(dict.fromkeys(namespaces)),

@@ -16,6 +16,8 @@ from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
 from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
+from aion.frontend.health import Health
+from aion.frontend.metrics_port import MetricsPort
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import Backends, WorkflowService
@@ -63,6 +65,8 @@ class ServerConfig:
     search_attributes: dict[str, int] = field(default_factory=dict)
     """Custom search attributes (name to IndexedValueType) registered at start in each of
     `namespaces` that lacks them."""
+    metrics_port: int | None = None
+    """HTTP port on `ip` serving `GET /health` (200 while serving, else 503); None: none."""
     dynamic_config: dict[str, Any] = field(default_factory=dict)
     """The reference's dynamic config values (key to JSON value); honoured: the history count
     that makes workflow tasks suggest continue-as-new. Others are accepted and ignored."""
@@ -130,6 +134,13 @@ class AionServer:
             ),
             self.grpc,
         )
+        self.health = Health()
+        self.health.add_to(self.grpc)
+        self.metrics_port = (
+            MetricsPort(config.ip, config.metrics_port, self.health.routes())
+            if config.metrics_port is not None
+            else None
+        )
         operator_grpc.add_OperatorServiceServicer_to_server(
             OperatorService(self.namespaces), self.grpc
         )
@@ -145,6 +156,8 @@ class AionServer:
         await self.deployments.refresh()
 
     async def start(self) -> None:
+        if self.metrics_port is not None:  # answers 503 until the shards are served
+            await self.metrics_port.start()
         await self.store.open()
         await self.store.check_shard_count(self.config.num_shards)
         await self.namespaces.load()
@@ -174,9 +187,11 @@ class AionServer:
                 await self.engine.acquire_shard(shard_id)
         await self.engine.start()
         self.drainage.start()
+        await self.health.set_serving(True)
         await self.grpc.start()
 
     async def stop(self) -> None:
+        await self.health.set_serving(False)
         await self.grpc.stop(grace=1.0)
         await self.drainage.stop()
         if self.cluster is not None:
@@ -184,3 +199,5 @@ class AionServer:
         await self.engine.stop()
         await self.schedules.stop()
         await self.store.close()
+        if self.metrics_port is not None:
+            await self.metrics_port.stop()
