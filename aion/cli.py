@@ -55,7 +55,7 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
         "--metrics-port",
         type=int,
         metavar="PORT",
-        help="HTTP port serving GET /health: 200 while serving, 503 otherwise (default: none)",
+        help="HTTP port serving GET /metrics and GET /health (default: none)",
     )
     storage = parser.add_mutually_exclusive_group()
     storage.add_argument(

@@ -66,7 +66,8 @@ class ServerConfig:
     """Custom search attributes (name to IndexedValueType) registered at start in each of
     `namespaces` that lacks them."""
     metrics_port: int | None = None
-    """HTTP port on `ip` serving `GET /health` (200 while serving, else 503); None: none."""
+    """HTTP port on `ip` serving `GET /metrics` and `GET /health` (200 while serving, else
+    503); None: no such listener."""
     dynamic_config: dict[str, Any] = field(default_factory=dict)
     """The reference's dynamic config values (key to JSON value); honoured: the history count
     that makes workflow tasks suggest continue-as-new. Others are accepted and ignored."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,9 +13,10 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
-from aion import errors
+from aion import errors, metrics
 from aion.cluster import Cluster
 from aion.cluster.peers import is_forwarded
+from aion.metrics import UNKNOWN_NAMESPACE
 
 log = logging.getLogger("aion.frontend")
 
@@ -27,25 +29,41 @@ Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
 
 def rpc(fn: Handler[R]) -> Handler[R]:
+    operation = fn.__name__
+
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        labels = (getattr(request, "namespace", "") or UNKNOWN_NAMESPACE, operation, "frontend")
+        metrics.service_requests.labels(*labels).inc()
+        started = time.perf_counter()
         try:
-            try:
-                return await fn(self, request, context)
-            except errors.ShardNotOwned as e:
-                cluster = getattr(getattr(self, "engine", None), "remote", None)
-                if not isinstance(cluster, Cluster) or is_forwarded(context):
-                    raise
-                # The execution lives on another process: make the same call there.
-                return await _on_owner(cluster, e, fn, self, request, context)
-        except errors.ServiceError as e:
-            await abort(context, e)
-        except Exception as e:
-            log.exception("%s failed", fn.__name__)
-            await abort(context, errors.Internal(f"{type(e).__name__}: {e}"))
-        raise AssertionError("unreachable")
+            return await _serve(fn, self, request, context)
+        except BaseException:
+            metrics.service_errors.labels(*labels).inc()
+            raise
+        finally:
+            metrics.service_latency.labels(*labels).observe(time.perf_counter() - started)
 
     return wrapper
+
+
+async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+    """Run the RPC, on the shard's owner if need be, ending it with Temporal's status on error."""
+    try:
+        try:
+            return await fn(self, request, context)
+        except errors.ShardNotOwned as e:
+            cluster = getattr(getattr(self, "engine", None), "remote", None)
+            if not isinstance(cluster, Cluster) or is_forwarded(context):
+                raise
+            # The execution lives on another process: make the same call there.
+            return await _on_owner(cluster, e, fn, self, request, context)
+    except errors.ServiceError as e:
+        await abort(context, e)
+    except Exception as e:
+        log.exception("%s failed", fn.__name__)
+        await abort(context, errors.Internal(f"{type(e).__name__}: {e}"))
+    raise AssertionError("unreachable")
 
 
 async def _on_owner(
