@@ -33,16 +33,18 @@ def rpc(fn: Handler[R]) -> Handler[R]:
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-        labels = (getattr(request, "namespace", "") or UNKNOWN_NAMESPACE, operation, "frontend")
-        metrics.service_requests.labels(*labels).inc()
+        measured = metrics.service(
+            getattr(request, "namespace", "") or UNKNOWN_NAMESPACE, operation, "frontend"
+        )
+        measured.requests.inc()
         started = time.perf_counter()
         try:
             return await _serve(fn, self, request, context)
         except BaseException:
-            metrics.service_errors.labels(*labels).inc()
+            measured.errors.inc()
             raise
         finally:
-            metrics.service_latency.labels(*labels).observe(time.perf_counter() - started)
+            measured.latency.observe(time.perf_counter() - started)
 
     return wrapper
 

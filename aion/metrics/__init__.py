@@ -8,6 +8,9 @@ Every metric name has one label set. `service_name` is the role of the code that
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from aion import __version__
@@ -35,6 +38,27 @@ def _timer(name: str, labels: tuple[str, ...]) -> Histogram:
 service_requests = _counter("service_requests", SERVICE_LABELS)
 service_errors = _counter("service_errors", SERVICE_LABELS)
 service_latency = _timer("service_latency", SERVICE_LABELS)
+
+
+class ServiceMetrics(NamedTuple):
+    """The service metrics of one namespace, operation and service."""
+
+    requests: Counter
+    errors: Counter
+    latency: Histogram
+
+
+@functools.cache
+def service(namespace: str, operation: str, service_name: str) -> ServiceMetrics:
+    """The labelled service metrics, looked up once per label set (few: namespaces times
+    operations), since `labels()` checks and locks on every call."""
+    labels = (namespace, operation, service_name)
+    return ServiceMetrics(
+        service_requests.labels(*labels),
+        service_errors.labels(*labels),
+        service_latency.labels(*labels),
+    )
+
 
 build_information = Gauge(
     "build_information",
