@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
@@ -17,7 +17,6 @@ from aion.cluster.peers import peer_handler
 from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
 from aion.frontend.health import Health
-from aion.frontend.metrics_port import MetricsPort
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import Backends, WorkflowService
@@ -32,6 +31,9 @@ from aion.persistence.sqlite import SQLiteStore
 from aion.schedules.runtime import ScheduleRuntime
 from aion.versioning import drainage
 from aion.versioning.registry import DeploymentRegistry
+
+if TYPE_CHECKING:  # imported where it is built, only when a metrics port is set
+    from aion.frontend.metrics_port import MetricsPort
 
 log = logging.getLogger("aion")
 
@@ -137,11 +139,11 @@ class AionServer:
         )
         self.health = Health()
         self.health.add_to(self.grpc)
-        self.metrics_port = (
-            MetricsPort(config.ip, config.metrics_port, self.health.routes())
-            if config.metrics_port is not None
-            else None
-        )
+        self.metrics_port: MetricsPort | None = None
+        if config.metrics_port is not None:
+            from aion.frontend.metrics_port import MetricsPort  # aiohttp only when needed
+
+            self.metrics_port = MetricsPort(config.ip, config.metrics_port, self.health)
         operator_grpc.add_OperatorServiceServicer_to_server(
             OperatorService(self.namespaces), self.grpc
         )

@@ -6,7 +6,6 @@ NOT_SERVING until the server serves its shards, and again once it starts stoppin
 from __future__ import annotations
 
 import grpc
-from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 # The services a health check may name ("" is the server as a whole), as the reference lists them.
@@ -36,12 +35,3 @@ class Health:
         )
         for service in SERVICES:
             await self._servicer.set(service, status)
-
-    def routes(self) -> list[web.RouteDef]:
-        """`GET /health`: 200 while serving, 503 otherwise."""
-        return [web.get("/health", self._http_health)]
-
-    async def _http_health(self, request: web.Request) -> web.Response:
-        if self.serving:
-            return web.Response(text="SERVING\n")
-        return web.Response(status=503, text="NOT_SERVING\n")
