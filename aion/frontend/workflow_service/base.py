@@ -62,20 +62,26 @@ class ServiceBase:
 
     async def _in_namespace(
         self,
+        operation: Operation[HistoryEngine, RequestT, ResponseT],
+        request: RequestT,
+        workflow_id: str | None = None,
+    ) -> ResponseT:
+        """Resolve the request's namespace and run the history `operation` on it; for a request
+        on one workflow, pass its `workflow_id`, required once the namespace is known."""
+        return await self._with_namespace(self.engine, operation, request, workflow_id)
+
+    async def _with_namespace(
+        self,
+        backend: TargetT,
         operation: Operation[TargetT, RequestT, ResponseT],
         request: RequestT,
         workflow_id: str | None = None,
-        *,
-        on: TargetT | None = None,
     ) -> ResponseT:
-        """Resolve the request's namespace and run `operation` on it, given the history engine
-        or the backend `on`; for a request on one workflow, pass its `workflow_id`, required
-        once the namespace is known."""
+        """`_in_namespace` for an operation of another backend (schedules, deployments)."""
         ns = self.namespaces.get(request.namespace)
         if workflow_id is not None:
             require(workflow_id, "WorkflowId")
-        target: Any = self.engine if on is None else on
-        return await operation(target, ns, request)
+        return await operation(backend, ns, request)
 
     def _check_search_attributes(self, ns: Namespace, request: Any) -> None:
         """A request's search attributes, checked as Temporal's frontend does."""

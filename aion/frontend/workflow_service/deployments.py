@@ -36,46 +36,42 @@ class DeploymentRpcs(ServiceBase):
     async def DescribeWorkerDeployment(
         self, request: rr.DescribeWorkerDeploymentRequest, context: Ctx
     ) -> rr.DescribeWorkerDeploymentResponse:
-        return await self._in_namespace(
-            versioning.describe_worker_deployment, request, on=self.deployments
+        return await self._with_namespace(
+            self.deployments, versioning.describe_worker_deployment, request
         )
 
     @rpc
     async def ListWorkerDeployments(
         self, request: rr.ListWorkerDeploymentsRequest, context: Ctx
     ) -> rr.ListWorkerDeploymentsResponse:
-        return await self._in_namespace(
-            versioning.list_worker_deployments, request, on=self.deployments
+        return await self._with_namespace(
+            self.deployments, versioning.list_worker_deployments, request
         )
 
     @rpc
     async def SetWorkerDeploymentCurrentVersion(
         self, request: rr.SetWorkerDeploymentCurrentVersionRequest, context: Ctx
     ) -> rr.SetWorkerDeploymentCurrentVersionResponse:
-        return await self._in_namespace(
-            versioning.set_current_version, request, on=self.deployments
-        )
+        return await self._with_namespace(self.deployments, versioning.set_current_version, request)
 
     @rpc
     async def SetWorkerDeploymentRampingVersion(
         self, request: rr.SetWorkerDeploymentRampingVersionRequest, context: Ctx
     ) -> rr.SetWorkerDeploymentRampingVersionResponse:
-        return await self._in_namespace(
-            versioning.set_ramping_version, request, on=self.deployments
-        )
+        return await self._with_namespace(self.deployments, versioning.set_ramping_version, request)
 
     @rpc
     async def DescribeWorkerDeploymentVersion(
         self, request: rr.DescribeWorkerDeploymentVersionRequest, context: Ctx
     ) -> rr.DescribeWorkerDeploymentVersionResponse:
-        return await self._in_namespace(versioning.describe_version, request, on=self.deployments)
+        return await self._with_namespace(self.deployments, versioning.describe_version, request)
 
     @rpc
     async def UpdateWorkerDeploymentVersionMetadata(
         self, request: rr.UpdateWorkerDeploymentVersionMetadataRequest, context: Ctx
     ) -> rr.UpdateWorkerDeploymentVersionMetadataResponse:
-        return await self._in_namespace(
-            versioning.update_version_metadata, request, on=self.deployments
+        return await self._with_namespace(
+            self.deployments, versioning.update_version_metadata, request
         )
 
     @rpc
@@ -91,7 +87,7 @@ class DeploymentRpcs(ServiceBase):
     async def DeleteWorkerDeployment(
         self, request: rr.DeleteWorkerDeploymentRequest, context: Ctx
     ) -> rr.DeleteWorkerDeploymentResponse:
-        return await self._in_namespace(versioning.delete_deployment, request, on=self.deployments)
+        return await self._with_namespace(self.deployments, versioning.delete_deployment, request)
 
     @rpc
     async def UpdateWorkerBuildIdCompatibility(

@@ -39,7 +39,7 @@ class ScheduleRpcs(ServiceBase):
     async def DescribeSchedule(
         self, request: rr.DescribeScheduleRequest, context: Ctx
     ) -> rr.DescribeScheduleResponse:
-        return await self._in_namespace(schedules.describe_schedule, request, on=self.schedules)
+        return await self._with_namespace(self.schedules, schedules.describe_schedule, request)
 
     @rpc
     async def UpdateSchedule(
@@ -51,30 +51,30 @@ class ScheduleRpcs(ServiceBase):
     async def PatchSchedule(
         self, request: rr.PatchScheduleRequest, context: Ctx
     ) -> rr.PatchScheduleResponse:
-        return await self._in_namespace(schedules.patch_schedule, request, on=self.schedules)
+        return await self._with_namespace(self.schedules, schedules.patch_schedule, request)
 
     @rpc
     async def DeleteSchedule(
         self, request: rr.DeleteScheduleRequest, context: Ctx
     ) -> rr.DeleteScheduleResponse:
-        return await self._in_namespace(schedules.delete_schedule, request, on=self.schedules)
+        return await self._with_namespace(self.schedules, schedules.delete_schedule, request)
 
     @rpc
     async def ListSchedules(
         self, request: rr.ListSchedulesRequest, context: Ctx
     ) -> rr.ListSchedulesResponse:
-        return await self._in_namespace(schedules.list_schedules, request, on=self.schedules)
+        return await self._with_namespace(self.schedules, schedules.list_schedules, request)
 
     @rpc
     async def CountSchedules(
         self, request: rr.CountSchedulesRequest, context: Ctx
     ) -> rr.CountSchedulesResponse:
-        return await self._in_namespace(schedules.count_schedules, request, on=self.schedules)
+        return await self._with_namespace(self.schedules, schedules.count_schedules, request)
 
     @rpc
     async def ListScheduleMatchingTimes(
         self, request: rr.ListScheduleMatchingTimesRequest, context: Ctx
     ) -> rr.ListScheduleMatchingTimesResponse:
-        return await self._in_namespace(
-            schedules.list_schedule_matching_times, request, on=self.schedules
+        return await self._with_namespace(
+            self.schedules, schedules.list_schedule_matching_times, request
         )
