@@ -8,7 +8,7 @@ from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
-from aion import errors
+from aion import errors, metrics
 from aion.ids import uuid7
 from aion.persistence import ConditionFailedError, NamespaceRecord, Store
 from aion.visibility.search_attributes import SearchAttributeError, SearchAttributeRegistry
@@ -66,6 +66,7 @@ class NamespaceRegistry:
     def _index(self, ns: Namespace) -> None:
         self._by_name[ns.name] = ns
         self._by_id[ns.id] = ns
+        metrics.name_namespace(ns.id, ns.name)
 
     def get(self, name: str) -> Namespace:
         if not name:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import uuid
@@ -12,6 +13,7 @@ import grpc
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
+from aion import metrics
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
 from aion.common.durations import parse_duration
@@ -25,8 +27,10 @@ from aion.history.engine import HistoryEngine
 from aion.history.tasks import transfer
 from aion.history.tasks.processor import TaskProcessor
 from aion.matching import MatchingEngine
+from aion.metrics import event_loop
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
+from aion.persistence import measured as persistence_measured
 from aion.persistence.sqlite import SQLiteStore
 from aion.schedules.runtime import ScheduleRuntime
 from aion.versioning import drainage
@@ -80,6 +84,8 @@ class AionServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        if config.metrics_port is not None:
+            metrics.enable()
         self.store: Store
         if config.dsn:
             from aion.persistence.postgres import PostgresStore  # asyncpg only when needed
@@ -140,10 +146,15 @@ class AionServer:
         self.health = Health()
         self.health.add_to(self.grpc)
         self.metrics_port: MetricsPort | None = None
+        self._open_executions: dict[str, int] = {}
+        self._loop_watch: asyncio.Task[None] | None = None
         if config.metrics_port is not None:
             from aion.frontend.metrics_port import MetricsPort  # aiohttp only when needed
 
-            self.metrics_port = MetricsPort(config.ip, config.metrics_port, self.health)
+            self.metrics_port = MetricsPort(
+                config.ip, config.metrics_port, self.health, self._refresh_gauges
+            )
+            self._register_gauges()
         operator_grpc.add_OperatorServiceServicer_to_server(
             OperatorService(self.namespaces), self.grpc
         )
@@ -151,6 +162,48 @@ class AionServer:
             self.grpc.add_generic_rpc_handlers(
                 (peer_handler(self.engine, self.engine.operations, abort),)
             )
+
+    def _register_gauges(self) -> None:
+        """The gauges read at each scrape; the store's methods measured from now on."""
+        persistence_measured.measure(self.store)
+        metrics.read_gauge(
+            "numshards_gauge",
+            ("operation", "service_name"),
+            lambda: [(("ShardController", "history"), len(self.engine.shards))],
+        )
+        backlog = self.matching.backlog_gauges
+        metrics.read_gauge(
+            "approximate_backlog_count",
+            metrics.BACKLOG_COUNT_LABELS,
+            lambda: [((*ls[:5], "3", *ls[5:]), count) for ls, count, _ in backlog()],
+        )
+        metrics.read_gauge(
+            "approximate_backlog_age_seconds",
+            metrics.QUEUE_LABELS,
+            lambda: [(ls, age) for ls, _, age in backlog()],
+        )
+        metrics.read_gauge(
+            "aion_store_connections",
+            ("service_name", "state"),
+            lambda: zip(
+                (("history", "in_use"), ("history", "open")), self.store.connections(), strict=True
+            ),
+        )
+        metrics.read_gauge(
+            "aion_open_workflow_executions",
+            ("namespace", "service_name"),
+            lambda: [
+                ((metrics.namespace_name(ns_id), "history"), count)
+                for ns_id, count in self._open_executions.items()
+            ],
+        )
+
+    async def _refresh_gauges(self) -> None:
+        """Count the running executions per namespace (in the store: every process's)."""
+        if not self.health.serving:  # the store is not open (yet, or any more)
+            return
+        counts = await self.store.count_open_executions()
+        self._open_executions = {ns.id: counts.get(ns.id, 0) for ns in self.namespaces.all()}
 
     async def _take_in_changes(self) -> None:
         """Take in the namespaces, search attributes and worker deployments other processes
@@ -161,6 +214,7 @@ class AionServer:
     async def start(self) -> None:
         if self.metrics_port is not None:  # answers 503 until the shards are served
             await self.metrics_port.start()
+            self._loop_watch = asyncio.get_running_loop().create_task(event_loop.watch())
         await self.store.open()
         await self.store.check_shard_count(self.config.num_shards)
         await self.namespaces.load()
@@ -204,3 +258,5 @@ class AionServer:
         await self.store.close()
         if self.metrics_port is not None:
             await self.metrics_port.stop()
+        if self._loop_watch is not None:
+            self._loop_watch.cancel()

@@ -69,7 +69,11 @@ async def test_service_metrics(storage: Storage) -> None:
     ]
     assert buckets == REFERENCE_BUCKETS
     assert value(samples, "service_latency_bucket", le="+Inf", **start) == 1
+    # A caller's mistake is an error with its type, not one of the server's failures.
     describe = {"namespace": "default", "operation": "DescribeWorkflowExecution"}
-    assert value(samples, "service_errors", **describe) == 1
+    assert value(samples, "service_error_with_type", **describe) == 1
+    assert value(samples, "service_error_with_type", **describe, error_type="serviceerror_NotFound")
+    assert value(samples, "service_errors", **describe) == 0
+    assert value(samples, "action", action_type="grpc_StartWorkflowExecution", **start) == 1
     assert value(samples, "service_requests", namespace="_unknown_", operation="GetSystemInfo") >= 1
     assert value(samples, "build_information", service_name="frontend") == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from aion.frontend.health import Health
@@ -13,12 +15,16 @@ class MetricsPort:
     """An aiohttp server on `ip:port`; `start()`, then `stop()`. Imported only when a metrics
     port is set: aiohttp adds about a quarter to the server's import time."""
 
-    def __init__(self, ip: str, port: int, health: Health) -> None:
+    def __init__(
+        self, ip: str, port: int, health: Health, refresh: Callable[[], Awaitable[None]]
+    ) -> None:
+        """`refresh` brings the gauges read from the store up to date before each scrape."""
         self.ip = ip
         self.port = port
         self._health = health
+        self._refresh = refresh
         app = web.Application()
-        app.add_routes([web.get("/metrics", _metrics), web.get("/health", self._http_health)])
+        app.add_routes([web.get("/metrics", self._metrics), web.get("/health", self._http_health)])
         self._runner = web.AppRunner(app, access_log=None)
 
     async def start(self) -> None:
@@ -34,7 +40,7 @@ class MetricsPort:
             return web.Response(text="SERVING\n")
         return web.Response(status=503, text="NOT_SERVING\n")
 
-
-async def _metrics(request: web.Request) -> web.Response:
-    """The process's metrics in the reference server's Prometheus text format."""
-    return web.Response(text=render(REGISTRY), content_type="text/plain", charset="utf-8")
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """The process's metrics in the reference server's Prometheus text format."""
+        await self._refresh()
+        return web.Response(text=render(REGISTRY), content_type="text/plain", charset="utf-8")

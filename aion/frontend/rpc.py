@@ -12,10 +12,13 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
+from temporalio.api.enums.v1 import failed_cause_pb2 as enums_pb
+from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 
 from aion import errors, metrics
 from aion.cluster import Cluster
 from aion.cluster.peers import is_forwarded
+from aion.frontend.actions import actions
 from aion.metrics import UNKNOWN_NAMESPACE
 
 log = logging.getLogger("aion.frontend")
@@ -33,24 +36,113 @@ def rpc(fn: Handler[R]) -> Handler[R]:
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-        measured = metrics.service(
-            getattr(request, "namespace", "") or UNKNOWN_NAMESPACE, operation, "frontend"
-        )
+        namespace = getattr(request, "namespace", "") or UNKNOWN_NAMESPACE
+        measured = metrics.service(namespace, operation, "frontend")
         measured.requests.inc()
         started = time.perf_counter()
         try:
-            return await _serve(fn, self, request, context)
-        except BaseException:
-            measured.errors.inc()
+            response = await _serve(fn, self, request, context)
+        except errors.ServiceError as e:
+            _count_error(e, namespace, operation)
+            await abort(context, e)
+            raise AssertionError("unreachable") from None
+        except asyncio.CancelledError:
+            metrics.service_error("serviceerror_Canceled", namespace, operation, "frontend").inc()
             raise
         finally:
             measured.latency.observe(time.perf_counter() - started)
+        if metrics.enabled():
+            for action in actions(operation, request, response):
+                metrics.actions(action, namespace, operation).inc()
+        return response
 
     return wrapper
 
 
+def _count_error(error: errors.ServiceError, namespace: str, operation: str) -> None:
+    """`service_error_with_type` for every failed call; `service_errors` only for the server's
+    own failures, not the caller's (bad input, not found…), as the reference counts them."""
+    if not metrics.enabled():
+        return
+    metrics.service_error(error_type(error), namespace, operation, "frontend").inc()
+    if error.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        cause, scope = _exhaustion(error)
+        metrics.resource_exhausted(namespace, operation, cause, scope)
+    if error.code not in EXPECTED_CODES:
+        metrics.service(namespace, operation, "frontend").errors.inc()
+
+
+def error_type(error: errors.ServiceError) -> str:
+    """The error's type as the reference's metrics name it: `serviceerror_` and the Go type,
+    which is the failure detail's name without `Failure` (`serviceerror_NamespaceNotFound`),
+    else the status code's (`serviceerror_InvalidArgument`)."""
+    if error.details is not None:
+        name = error.details.DESCRIPTOR.name.removesuffix("Failure")
+        if name in _DETAIL_TYPES:
+            return f"serviceerror_{name}"
+    return f"serviceerror_{_CODE_TYPES.get(error.code, 'Internal')}"
+
+
+def _exhaustion(error: errors.ServiceError) -> tuple[str, str]:
+    details = error.details
+    if isinstance(details, details_pb.ResourceExhaustedFailure):
+        cause = enums_pb.ResourceExhaustedCause.Name(details.cause)
+        scope = enums_pb.ResourceExhaustedScope.Name(details.scope)
+    else:
+        cause = "RESOURCE_EXHAUSTED_CAUSE_UNSPECIFIED"
+        scope = "RESOURCE_EXHAUSTED_SCOPE_UNSPECIFIED"
+    return cause, scope
+
+
+# Status codes of the caller's mistakes, not the server's failures (not in `service_errors`).
+EXPECTED_CODES = frozenset(
+    {
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
+)
+_CODE_TYPES = {
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.ABORTED: "MultiOperationExecution",
+}
+# Failure details whose Go error type has the detail's name.
+_DETAIL_TYPES = frozenset(
+    {
+        "NamespaceNotFound",
+        "NamespaceAlreadyExists",
+        "NamespaceNotActive",
+        "NamespaceInvalidState",
+        "WorkflowExecutionAlreadyStarted",
+        "CancellationAlreadyRequested",
+        "QueryFailed",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "WorkflowNotReady",
+        "NotFound",
+        "ClientVersionNotSupported",
+        "ServerVersionNotSupported",
+        "MultiOperationExecution",
+    }
+)
+
+
 async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-    """Run the RPC, on the shard's owner if need be, ending it with Temporal's status on error."""
+    """Run the RPC, on the shard's owner if need be; any failure comes out as a ServiceError."""
     try:
         try:
             return await fn(self, request, context)
@@ -60,12 +152,11 @@ async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Serv
                 raise
             # The execution lives on another process: make the same call there.
             return await _on_owner(cluster, e, fn, self, request, context)
-    except errors.ServiceError as e:
-        await abort(context, e)
+    except errors.ServiceError:
+        raise
     except Exception as e:
         log.exception("%s failed", fn.__name__)
-        await abort(context, errors.Internal(f"{type(e).__name__}: {e}"))
-    raise AssertionError("unreachable")
+        raise errors.Internal(f"{type(e).__name__}: {e}") from e
 
 
 async def _on_owner(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 import zlib
 from collections import OrderedDict
@@ -18,10 +19,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from temporalio.api.enums.v1 import task_queue_pb2
+from temporalio.api.enums.v1 import task_queue_pb2, workflow_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
-from aion import errors
+from aion import errors, metrics
 from aion.common.timeutil import now_ns
 from aion.history.mutable_state import Environment, ExecutionState, Limits, MutableState, Mutation
 from aion.history.ports import (
@@ -143,6 +144,7 @@ class HistoryEngine:
 
     async def acquire_shard(self, shard_id: int) -> None:
         """Take the shard's lease (fencing out a previous owner) and load its pending tasks."""
+        started = time.perf_counter()
         range_id = await self.store.acquire_shard(shard_id, self.host_id)
         self.shards[shard_id] = Shard(shard_id, range_id)
         self.timers.add(await self.store.load_timer_tasks(shard_id))
@@ -150,6 +152,7 @@ class HistoryEngine:
             self.enqueue(task)
         for listener in self._listeners:
             await listener.shard_acquired(shard_id)
+        metrics.shard_acquired(time.perf_counter() - started)
         log.info("acquired shard %s (range id %s)", shard_id, range_id)
 
     def release_shard(self, shard_id: int) -> None:
@@ -167,6 +170,7 @@ class HistoryEngine:
             del self._current[pointer]
         for watched in [k for k in self._watchers if self.shard_id_of(k[0], k[1]) == shard_id]:
             self._notify(watched)  # long polls look again and find the shard's new owner
+        metrics.shard_released()
         log.info("released shard %s", shard_id)
 
     def shard_id_of(self, namespace_id: str, workflow_id: str) -> int:
@@ -284,9 +288,16 @@ class HistoryEngine:
     ) -> T:
         """Load and lock the execution, apply `fn`, commit what it changed, publish its tasks."""
         entry = self._entry(key)
+        measured = metrics.execution_cache(key[0])
+        started = time.perf_counter()
         async with entry.lock:
+            measured.lock_requests.inc()
+            measured.lock_latency.observe(time.perf_counter() - started)
+            measured.requests.inc()
             if entry.ms is None:
+                measured.misses.inc()
                 entry.ms = await self._load(key)
+            measured.latency.observe(time.perf_counter() - started)
             ms = entry.ms
             status_before = ms.s.status
             try:
@@ -411,6 +422,8 @@ class HistoryEngine:
         self.timers.add(tx.timer_tasks)
         if tx.events or tx.current is not None:
             self._notify((s.namespace_id, s.workflow_id, s.run_id))
+        if metrics.enabled():
+            _measure_transition(ms, tx)
 
     def _visibility(self, ms: MutableState) -> VisibilityRecord:
         s = ms.s
@@ -457,6 +470,34 @@ class HistoryEngine:
                 waiters.remove(future)
                 if not waiters:
                     del self._watchers[key]
+
+
+# How a run's closing status counts in the workflow outcome metrics.
+_OUTCOMES: dict[int, str] = {
+    workflow_pb2.WORKFLOW_EXECUTION_STATUS_COMPLETED: "workflow_success",
+    workflow_pb2.WORKFLOW_EXECUTION_STATUS_FAILED: "workflow_failed",
+    workflow_pb2.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: "workflow_timeout",
+    workflow_pb2.WORKFLOW_EXECUTION_STATUS_TERMINATED: "workflow_terminate",
+    workflow_pb2.WORKFLOW_EXECUTION_STATUS_CANCELED: "workflow_cancel",
+    workflow_pb2.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW: "workflow_continued_as_new",
+}
+
+
+def _measure_transition(ms: MutableState, tx: ExecutionTransaction) -> None:
+    """A committed transition: its count (one per commit: the db version), the history's
+    length and size, and the run's outcome when it closed."""
+    s = ms.s
+    namespace = metrics.namespace_name(s.namespace_id)
+    measured = metrics.transition(namespace)
+    measured.state_transitions.observe(ms.db_version)
+    events = s.next_event_id - 1
+    measured.history_count.observe(events)
+    measured.history_size.observe(s.history_size_bytes)
+    outcome = _OUTCOMES.get(s.status) if tx.current is not None else None
+    if outcome is not None:
+        metrics.workflow_closed(
+            outcome, namespace, s.task_queue, s.workflow_type, events, s.history_size_bytes
+        )
 
 
 def _changes(m: Mutation) -> bool:

@@ -12,13 +12,14 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from temporalio.api.query.v1 import message_pb2 as query_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
+from aion import metrics
 from aion.persistence import QueueTask
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,15 @@ class _Unversioned:
 
 @dataclass
 class _TaskQueue:
+    # Whose metrics: (namespace name, task queue name, kind, sticky); a sticky queue's metrics
+    # carry its normal queue's name, learnt from its first poll.
+    labels: tuple[str, str, str, bool]
+    metrics: metrics.QueueMetrics
     # Returns the version whose pollers take a task; None while no version serves the queue.
     target: Callable[[Task], str] | None = None
     backlog: deque[QueueTask] = field(default_factory=deque)
-    queued: set[tuple[int, int]] = field(default_factory=set)  # (shard id, task id) in backlog
+    # (shard id, task id) of each task in the backlog, with when it was parked (monotonic).
+    queued: dict[tuple[int, int], float] = field(default_factory=dict)
     queries: deque[QueryTask] = field(default_factory=deque)
     pollers: deque[tuple[asyncio.Future[Task], str]] = field(default_factory=deque)
     last_poll: float = 0.0
@@ -89,9 +95,7 @@ class _TaskQueue:
             if self.queries:
                 return self.queries.popleft()
             if self.backlog:
-                task = self.backlog.popleft()
-                self.queued.discard((task.shard_id, task.task_id))
-                return task
+                return self._unpark(self.backlog.popleft())
             return None
         for query in self.queries:
             if target(query) == version:
@@ -100,16 +104,22 @@ class _TaskQueue:
         for task in self.backlog:
             if target(task) == version:
                 self.backlog.remove(task)
-                self.queued.discard((task.shard_id, task.task_id))
-                return task
+                return self._unpark(task)
         return None
+
+    def _unpark(self, task: QueueTask) -> QueueTask:
+        parked = self.queued.pop((task.shard_id, task.task_id), None)
+        if parked is not None:
+            self.metrics.poll_success.inc()
+            self.metrics.asyncmatch_latency.observe(time.monotonic() - parked)
+        return task
 
     def park(self, task: QueueTask, front: bool = False) -> bool:
         """Put a task in the backlog unless it is there already; False when it was."""
         key = (task.shard_id, task.task_id)
         if key in self.queued:
             return False
-        self.queued.add(key)
+        self.queued[key] = time.monotonic()
         if front:
             self.backlog.appendleft(task)
         else:
@@ -126,6 +136,9 @@ class _TaskQueue:
             elif version is None or poller_version == version:
                 self.pollers.remove(entry)
                 poller.set_result(task)
+                self.metrics.poll_success.inc()
+                self.metrics.poll_success_sync.inc()
+                self.metrics.syncmatch_latency.observe(0.0)  # handed over in the add itself
                 return True
         return False
 
@@ -152,13 +165,43 @@ class MatchingEngine:
         self.routing: Routing = routing or _Unversioned()
         self._version_polls: dict[tuple[str, str], int] = {}  # (namespace, version) -> last poll
 
-    def _queue(self, namespace_id: str, name: str, kind: str) -> _TaskQueue:
+    def _queue(self, namespace_id: str, name: str, kind: str, sticky_of: str = "") -> _TaskQueue:
+        """The task queue; `sticky_of` names the normal queue of a sticky one, whose metrics
+        count under the normal queue's name, in the sticky partition."""
         key = (namespace_id, name, kind)
         queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[key] = _TaskQueue()
+            labels = (
+                metrics.namespace_name(namespace_id),
+                sticky_of or name,
+                kind,
+                bool(sticky_of),
+            )
+            queue = self._queues[key] = _TaskQueue(labels, metrics.task_queue(*labels))
             self._route(queue, namespace_id, name, kind)
+        elif sticky_of and not queue.labels[3]:  # created by a task, before its first poll
+            queue.labels = (queue.labels[0], sticky_of, kind, True)
+            queue.metrics = metrics.task_queue(*queue.labels)
         return queue
+
+    def backlog_gauges(self) -> Iterator[tuple[tuple[str, ...], float, float]]:
+        """Per task queue: the metric labels of `approximate_backlog_count` and
+        `approximate_backlog_age_seconds` (without the priority), its size and its oldest
+        task's age."""
+        now = time.monotonic()
+        for queue in self._queues.values():
+            namespace, name, kind, sticky = queue.labels
+            partition = metrics.STICKY_PARTITION if sticky else "0"
+            oldest = min(queue.queued.values(), default=now)
+            labels: tuple[str, ...] = (
+                namespace,
+                metrics.ACTIVE,
+                "TaskQueuePartitionManager",
+                partition,
+                "matching",
+            )
+            labels = (*labels, metrics.TASK_TYPES[kind], name, "", "", metrics.UNVERSIONED)
+            yield labels, len(queue.backlog), now - oldest
 
     def _route(self, queue: _TaskQueue, namespace_id: str, name: str, kind: str) -> None:
         task_type = TASK_TYPES[kind]
@@ -217,10 +260,11 @@ class MatchingEngine:
         timeout: float,
         identity: str = "",
         version: str = "",
+        sticky_of: str = "",
     ) -> Task | None:
         """Wait up to `timeout` seconds for a task routed to `version` ("" = an unversioned
-        poller); None when none arrived."""
-        queue = self._queue(namespace_id, name, kind)
+        poller); None when none arrived. `sticky_of` names the normal queue of a sticky one."""
+        queue = self._queue(namespace_id, name, kind, sticky_of)
         queue.shut_down = False
         queue.pollers_seen[identity] = time.time_ns()
         if version:
@@ -246,6 +290,7 @@ class MatchingEngine:
                 poller.cancel()
             if isinstance(e, asyncio.CancelledError):
                 raise
+            queue.metrics.poll_timeouts.inc()
             return None
         finally:
             queue.last_poll = time.monotonic()

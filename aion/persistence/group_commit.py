@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
+from aion import metrics
 from aion.persistence.store import ExecutionTransaction
 
 # Writes a batch in one database transaction; one result per transition (None: committed).
@@ -35,10 +37,12 @@ class GroupCommit:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                started = time.perf_counter()
                 try:
                     results = await self._write_batch([tx for tx, _ in batch])
                 except Exception as e:  # the whole batch failed (disk error, lost connection)
                     results = [e] * len(batch)
+                metrics.group_commit(len(batch), time.perf_counter() - started)
                 for (_, future), error in zip(batch, results, strict=False):
                     if future.done():
                         continue

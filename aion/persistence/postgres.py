@@ -117,6 +117,12 @@ class PostgresStore(SQLStore):
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
 
+    def connections(self) -> tuple[int, int]:
+        if self._pool is None:
+            return 0, 0
+        size = self._pool.get_size()
+        return size - self._pool.get_idle_size(), size
+
     def _db(self) -> asyncpg.Pool:
         assert self._pool is not None, "store is not open"
         return self._pool

@@ -125,9 +125,18 @@ class SQLiteStore(SQLStore):
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aion-sqlite")
         self._conn: SQLiteConnection | None = None
+        self._queued = 0  # work queued for or running on the connection
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        self._queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        finally:
+            self._queued -= 1
+
+    def connections(self) -> tuple[int, int]:
+        """The one connection: in use while any work is queued for it."""
+        return min(self._queued, 1), 0 if self._conn is None else 1
 
     def _connection(self) -> SQLiteConnection:
         assert self._conn is not None, "store is not open"

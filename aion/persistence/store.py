@@ -347,3 +347,11 @@ class Store(abc.ABC):
     # Visibility
     @abc.abstractmethod
     async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]: ...
+
+    @abc.abstractmethod
+    async def count_open_executions(self) -> dict[str, int]:
+        """Running executions per namespace id (namespaces with none are left out)."""
+
+    def connections(self) -> tuple[int, int]:
+        """Database connections: (in use, open)."""
+        return 0, 0

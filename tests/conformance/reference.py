@@ -46,9 +46,12 @@ def free_ports(count: int) -> list[int]:
 class ReferenceServer:
     """`temporal server start-dev` on free ports; `start()` returns once `default` answers."""
 
-    def __init__(self, binary: str, namespace: str = "default") -> None:
+    def __init__(
+        self, binary: str, namespace: str = "default", metrics_port: int | None = None
+    ) -> None:
         self.binary = binary
         self.namespace = namespace
+        self.metrics_port = metrics_port
         self.port, self.ui_port = free_ports(2)
         self.proc: asyncio.subprocess.Process | None = None
         self._stdout: list[bytes] = []
@@ -78,6 +81,8 @@ class ReferenceServer:
     async def _launch(self) -> None:
         args = ["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"]
         args += ["--port", str(self.port), "--ui-port", str(self.ui_port)]
+        if self.metrics_port is not None:
+            args += ["--metrics-port", str(self.metrics_port)]
         self._stdout, self._drain = [], None
         self.proc = await asyncio.create_subprocess_exec(
             self.binary,

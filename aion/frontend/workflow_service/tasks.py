@@ -4,6 +4,7 @@ sticky queues, task queue descriptions, and pausing or resetting activities."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,7 +13,7 @@ from temporalio.api.enums.v1 import deployment_pb2, task_queue_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
-from aion import errors
+from aion import errors, metrics
 from aion.common.timeutil import ts
 from aion.common.versions import version_key
 from aion.frontend.rpc import deadline_seconds, rpc
@@ -84,7 +85,13 @@ class TaskRpcs(ServiceBase):
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
         while (remaining := until - loop.time()) > 0:
             task = await self.matching.poll(
-                ns.id, request.task_queue.name, kind, remaining, request.identity, version
+                ns.id,
+                request.task_queue.name,
+                kind,
+                remaining,
+                request.identity,
+                version,
+                request.task_queue.normal_name,
             )
             if task is None:
                 break
@@ -92,7 +99,7 @@ class TaskRpcs(ServiceBase):
                 assert answer_query is not None
                 return await answer_query(task)
             try:
-                return await start(self.engine, task, request.identity, str(uuid.uuid4()))
+                response = await start(self.engine, task, request.identity, str(uuid.uuid4()))
             except errors.NotFound:
                 continue  # stale: started elsewhere, or its execution moved on
             except errors.Unavailable:
@@ -102,6 +109,13 @@ class TaskRpcs(ServiceBase):
                 # Not recorded (or recorded and then stale on redelivery): never lose the task.
                 self.matching.requeue(task)
                 raise
+            if task.create_time_ns and metrics.enabled():
+                queue = request.task_queue
+                sticky = queue.kind == task_queue_pb2.TASK_QUEUE_KIND_STICKY
+                metrics.schedule_to_start(
+                    ns.name, queue.normal_name if sticky else queue.name, kind, sticky
+                ).observe((time.time_ns() - task.create_time_ns) / 1e9)
+            return response
         return None
 
     @rpc

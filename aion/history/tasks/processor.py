@@ -3,13 +3,16 @@ owns, each due task handed to its executor (`timers` or `transfer`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 
-from aion import errors
+from aion import errors, metrics
 from aion.history.engine import HistoryEngine
+from aion.history.state import tasks as kinds
 from aion.history.tasks import timers, transfer
-from aion.history.tasks.timer_queue import TimerQueue
+from aion.history.tasks.timer_queue import RetryLater, TimerQueue
 from aion.persistence import TimerTask
 
 log = logging.getLogger(__name__)
@@ -21,12 +24,15 @@ class TaskProcessor:
     def __init__(self, engine: HistoryEngine) -> None:
         self.engine = engine
         self.queue = TimerQueue(self._fire)
+        # Tasks being retried: when their first attempt started (ns) and the next attempt's number.
+        self._attempts: dict[int, tuple[int, int]] = {}
 
     def add(self, tasks: list[TimerTask]) -> None:
         self.queue.add(tasks)
 
     def discard_shard(self, shard_id: int) -> None:
         self.queue.discard(lambda task: task.shard_id == shard_id)
+        self._attempts.clear()  # the few retried tasks of other shards just restart their count
 
     def start(self) -> None:
         self.queue.start()
@@ -37,6 +43,28 @@ class TaskProcessor:
     async def _fire(self, task: TimerTask) -> None:
         if task.shard_id not in self.engine.shards:
             return  # released: the shard's new owner loaded this task
+        if not metrics.enabled():
+            await self._execute(task)
+            return
+        measured = metrics.task(metrics.namespace_name(task.namespace_id), *TASK_TYPES[task.kind])
+        started = time.time_ns()
+        first_started, attempt = self._attempts.pop(task.task_id, (started, 1))
+        if attempt == 1:
+            measured.queue.observe(max(0, started - task.fire_time_ns) / 1e9)
+        measured.requests.inc()
+        try:
+            await self._execute(task)
+        except BaseException as e:
+            self._attempts[task.task_id] = (first_started, attempt + 1)
+            if not isinstance(e, RetryLater | asyncio.CancelledError):
+                measured.errors.inc()
+            raise
+        finally:
+            measured.processing.observe((time.time_ns() - started) / 1e9)
+        measured.latency.observe((time.time_ns() - first_started) / 1e9)
+        measured.attempts.observe(attempt)
+
+    async def _execute(self, task: TimerTask) -> None:
         data = json.loads(task.data) if task.data else {}
         try:
             transfer_handler = transfer.HANDLERS.get(task.kind)
@@ -48,3 +76,22 @@ class TaskProcessor:
             if e.shard_id != task.shard_id:
                 raise
             log.debug("timer task %s dropped: shard %s moved", task.task_id, task.shard_id)
+
+
+# Each task kind's name and priority in the reference's task metrics (the transfer tasks of
+# Aion's own have names of their own).
+TASK_TYPES = {
+    kinds.USER_TIMER: ("TimerActiveTaskUserTimer", "high"),
+    kinds.ACTIVITY_TIMEOUT: ("TimerActiveTaskActivityTimeout", "low"),
+    kinds.ACTIVITY_RETRY: ("TimerActiveTaskActivityRetryTimer", "high"),
+    kinds.WORKFLOW_TASK_TIMEOUT: ("TimerActiveTaskWorkflowTaskTimeout", "low"),
+    kinds.WORKFLOW_RUN_TIMEOUT: ("TimerActiveTaskWorkflowRunTimeout", "low"),
+    kinds.WORKFLOW_EXECUTION_TIMEOUT: ("TimerActiveTaskWorkflowExecutionTimeout", "low"),
+    kinds.WORKFLOW_BACKOFF: ("TimerActiveTaskWorkflowBackoffTimer", "high"),
+    kinds.START_CHILD: ("TransferActiveTaskStartChildExecution", "high"),
+    kinds.NOTIFY_PARENT: ("TransferActiveTaskCloseExecution", "high"),
+    kinds.SIGNAL_EXTERNAL: ("TransferActiveTaskSignalExecution", "high"),
+    kinds.CANCEL_EXTERNAL: ("TransferActiveTaskCancelExecution", "high"),
+    kinds.APPLY_PARENT_CLOSE_POLICY: ("TransferActiveTaskParentClosePolicy", "high"),
+    kinds.NOTIFY_SCHEDULE: ("TransferActiveTaskNotifySchedule", "high"),
+}

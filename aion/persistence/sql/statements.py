@@ -181,6 +181,9 @@ class Statements:
         self.list_visibility = q(
             _select("visibility", VISIBILITY, "namespace_id = ?") + " ORDER BY start_time_ns DESC"
         )
+        self.count_open_executions = q(
+            "SELECT namespace_id, COUNT(*) FROM visibility WHERE status = 1 GROUP BY namespace_id"
+        )
 
         # Schedules (fenced by their shard) and worker deployments (by version only)
         schedule = "namespace_id = ? AND schedule_id = ?"

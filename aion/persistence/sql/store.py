@@ -227,6 +227,10 @@ class SQLStore(Store):
         rows = await self._fetch(self.sql.list_visibility, (namespace_id,))
         return [VisibilityRecord(*row) for row in rows]
 
+    async def count_open_executions(self) -> dict[str, int]:
+        rows = await self._fetch(self.sql.count_open_executions)
+        return {namespace_id: count for namespace_id, count in rows}
+
 
 async def _save(
     conn: Connection,
