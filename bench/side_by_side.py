@@ -18,7 +18,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +35,7 @@ TEMPORAL = Path(sys.executable).parent / "temporal"
 NAMESPACE = "default"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+SCRAPE_INTERVAL_S = 1.0  # --metrics: Prometheus scrapes every 15 s by default; this is harsher
 
 
 @dataclass
@@ -103,8 +106,10 @@ def bench_one(
     bench_args: list[str],
     log: Path,
     cwd: Path = ROOT,
+    scrape_url: str | None = None,
 ) -> Outcome:
-    """Start one server (in `cwd`), run run.py against it, stop it."""
+    """Start one server (in `cwd`), run run.py against it, stop it. With `scrape_url`, GET it
+    every SCRAPE_INTERVAL_S while the bench runs, as Prometheus would."""
     print(f"== {name}: starting {' '.join(argv)}", file=sys.stderr)
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -120,7 +125,13 @@ def bench_one(
         cmd = [sys.executable, str(HERE / "run.py"), "--address", address]
         cmd += ["--server-pid", str(proc.pid), "--json", *bench_args]
         print(f"== {name}: pid {proc.pid}, {' '.join(cmd[1:])}", file=sys.stderr)
-        done = subprocess.run(cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        stop_scraping = threading.Event()
+        if scrape_url is not None:
+            threading.Thread(target=scrape, args=(scrape_url, stop_scraping), daemon=True).start()
+        try:
+            done = subprocess.run(cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        finally:
+            stop_scraping.set()
         if done.returncode != 0:
             return Outcome(name, problem=f"run.py exited with code {done.returncode}")
         report = json.loads(done.stdout)
@@ -128,6 +139,13 @@ def bench_one(
         return Outcome(name, results=results, load_before=load_before)
     finally:
         stop(proc)
+
+
+def scrape(url: str, stop: threading.Event) -> None:
+    """GET `url` every SCRAPE_INTERVAL_S until `stop` is set."""
+    while not stop.wait(SCRAPE_INTERVAL_S):
+        with urllib.request.urlopen(url, timeout=10) as response:
+            response.read()
 
 
 def machine() -> str:
@@ -227,6 +245,12 @@ def parse_args() -> argparse.Namespace:
         " `git worktree add DIR COMMIT && DIR/scripts/bootstrap`), as server `aion-baseline`",
     )
     parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also bench this Aion with a metrics port scraped every second, as server"
+        " `aion-metrics` (metrics on against metrics off)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -275,6 +299,8 @@ def main() -> None:
             "temporal", argv, f"127.0.0.1:{port}", bench_args, Path(tmp, "temporal.log")
         )
         aions = [("aion", Path(sys.executable), ROOT)]
+        if args.metrics:
+            aions.append(("aion-metrics", Path(sys.executable), ROOT))
         if args.baseline is not None:
             baseline = args.baseline.resolve()
             aions.insert(0, ("aion-baseline", baseline / ".venv/bin/python", baseline))
@@ -284,9 +310,16 @@ def main() -> None:
                 port = free_port(args.ports, taken)
                 argv = [str(python), "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
                 argv += ["--port", str(port)]
+                scrape_url = None
+                if name == "aion-metrics":
+                    metrics_port = free_port(args.ports, taken)
+                    argv += ["--metrics-port", str(metrics_port)]
+                    scrape_url = f"http://127.0.0.1:{metrics_port}/metrics"
                 log = Path(tmp, f"{name}.log")
                 outcomes.append(
-                    bench_one(name, argv, f"127.0.0.1:{port}", bench_args, log, checkout)
+                    bench_one(
+                        name, argv, f"127.0.0.1:{port}", bench_args, log, checkout, scrape_url
+                    )
                 )
             rounds.append(outcomes)
 
