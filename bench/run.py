@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -301,8 +302,11 @@ async def run_workload(
     if db is not None:
         db.start()
     ids = [f"{prefix}-{i}" for i in range(args.workflows)]
+    profilers = [await start_profiler(pid, name, args.profile) for pid in pids if args.profile]
     batch = await run_batch(run_one, clients, task_queue, ids, args.concurrency, args.timeout)
     cpu_after = trees_cpu_seconds(pids)
+    for profiler in profilers:
+        await stop_profiler(profiler)
     db_cpu = await db.stop() if db is not None else None
 
     completed = len(batch.latencies)
@@ -327,6 +331,27 @@ async def run_workload(
         db_cpu_s=db_cpu,
         db_cpu_s_per_wf=db_cpu / completed if db_cpu is not None and completed else None,
     )
+
+
+async def start_profiler(pid: int, workload: str, directory: Path) -> Process:
+    """py-spy sampling `pid` (100 Hz) into DIRECTORY/WORKLOAD-PID.speedscope.json until
+    stopped; open the file in https://www.speedscope.app or summarise it with
+    bench/profile_summary.py. Its own CPU is not in the server's (another process tree)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).parent / "py-spy"
+    output = directory / f"{workload}-{pid}.speedscope.json"
+    return await asyncio.create_subprocess_exec(
+        str(py_spy), "record", "--pid", str(pid), "--rate", "100", "--format", "speedscope",
+        "--output", str(output), "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def stop_profiler(proc: Process) -> None:
+    """SIGINT makes py-spy write its file and exit."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGINT)
+    await proc.wait()
 
 
 async def start_worker(address: str, namespace: str, task_queue: str) -> Process:
@@ -483,6 +508,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--json", action="store_true", help="print a JSON report instead of a table"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample each --server-pid with py-spy during each measured batch: one speedscope"
+        " file per workload and PID in DIR",
+    )
     args = parser.parse_args()
     if args.workflows < 1 or args.concurrency < 1 or args.warmup < 0 or args.timeout <= 0:
         parser.error("--workflows and --concurrency must be >= 1, --warmup >= 0, --timeout > 0")
@@ -494,6 +526,8 @@ def parse_args() -> argparse.Namespace:
     for pid in args.server_pid or []:
         if not Path(f"/proc/{pid}").is_dir():
             parser.error(f"--server-pid: no process {pid}")
+    if args.profile and not args.server_pid:
+        parser.error("--profile needs --server-pid")
     if args.server_pid and len(set(args.server_pid)) != len(args.server_pid):
         parser.error("--server-pid: a PID is given twice")
     return args
