@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import uuid
@@ -12,6 +13,7 @@ import grpc
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
+from aion import tracing
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
 from aion.common.durations import parse_duration
@@ -29,6 +31,7 @@ from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.sqlite import SQLiteStore
 from aion.schedules.runtime import ScheduleRuntime
+from aion.tracing import TracingConfig
 from aion.versioning import drainage
 from aion.versioning.registry import DeploymentRegistry
 
@@ -73,6 +76,8 @@ class ServerConfig:
     dynamic_config: dict[str, Any] = field(default_factory=dict)
     """The reference's dynamic config values (key to JSON value); honoured: the history count
     that makes workflow tasks suggest continue-as-new. Others are accepted and ignored."""
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    """OpenTelemetry tracing (off unless it or the `OTEL_*` variables turn it on)."""
 
 
 class AionServer:
@@ -87,6 +92,11 @@ class AionServer:
             self.store = PostgresStore(config.dsn, upgrade_schema=config.upgrade_schema)
         else:
             self.store = SQLiteStore(config.db_filename or ":memory:")
+        tracing.setup(config.tracing)
+        if tracing.ACTIVE is not None:  # persistence spans; nothing in the way when off
+            from aion.persistence.traced import TracedStore
+
+            self.store = TracedStore(self.store, tracing.ACTIVE)
         self.namespaces = NamespaceRegistry(self.store)
         self.deployments = DeploymentRegistry(self.store, now_ns)
         self.matching = MatchingEngine(routing=self.deployments)
@@ -204,3 +214,4 @@ class AionServer:
         await self.store.close()
         if self.metrics_port is not None:
             await self.metrics_port.stop()
+        await asyncio.to_thread(tracing.shutdown)  # exports the spans still buffered

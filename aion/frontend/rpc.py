@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
-from aion import errors, metrics
+from aion import errors, metrics, tracing
 from aion.cluster import Cluster
 from aion.cluster.peers import is_forwarded
 from aion.metrics import UNKNOWN_NAMESPACE
@@ -39,7 +39,9 @@ def rpc(fn: Handler[R]) -> Handler[R]:
         measured.requests.inc()
         started = time.perf_counter()
         try:
-            return await _serve(fn, self, request, context)
+            return await tracing.traced(
+                operation, request, context, _serve(fn, self, request, context)
+            )
         except BaseException:
             measured.errors.inc()
             raise

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
-from aion import errors
+from aion import errors, tracing
 from aion.common.timeutil import now_ns
 from aion.history.mutable_state import Environment, ExecutionState, Limits, MutableState, Mutation
 from aion.history.ports import (
@@ -307,6 +307,11 @@ class HistoryEngine:
                 self._drop(entry, ms)
                 raise
             _run_effects(ms)
+            if tracing.ACTIVE is not None and ms.s.status != status_before and not ms.running:
+                # The run's lifetime span, from its history.
+                tracing.ACTIVE.run_closed(
+                    key, ms.s.next_event_id - 1, self.read_history, self.namespaces.by_id
+                )
             return result  # type: ignore[return-value]
 
     def _drop(self, entry: _Entry, ms: MutableState) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from aion import errors
+from aion import errors, tracing
 from aion.history.engine import HistoryEngine
 from aion.history.tasks import timers, transfer
 from aion.history.tasks.timer_queue import TimerQueue
@@ -34,10 +34,17 @@ class TaskProcessor:
     async def stop(self) -> None:
         await self.queue.stop()
 
+    def _namespace(self, namespace_id: str) -> str:
+        try:
+            return self.engine.namespaces.by_id(namespace_id).name
+        except KeyError:
+            return namespace_id
+
     async def _fire(self, task: TimerTask) -> None:
         if task.shard_id not in self.engine.shards:
             return  # released: the shard's new owner loaded this task
         data = json.loads(task.data) if task.data else {}
+        tracing.set_workflow(self._namespace(task.namespace_id), task.workflow_id, task.run_id)
         try:
             transfer_handler = transfer.HANDLERS.get(task.kind)
             if transfer_handler is not None:
