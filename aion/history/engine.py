@@ -407,6 +407,7 @@ class HistoryEngine:
     def _committed(self, ms: MutableState, tx: ExecutionTransaction) -> None:
         """After commit: the state is durable; hand its tasks on and wake waiters."""
         s = ms.s
+        tracing.note_run(s.workflow_id, s.run_id)  # the run id on the log lines from here on
         ms.db_version += 1
         ms.mutation.reset()
         if tx.current is not None:

@@ -15,12 +15,21 @@ from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aion.tracing.config import TracingConfig, settings
-from aion.tracing.context import WORKFLOW, set_workflow
+from aion.tracing.context import WORKFLOW, note_run, set_workflow
 
 if TYPE_CHECKING:
     from aion.tracing.otel import Tracing
 
-__all__ = ["ACTIVE", "TracingConfig", "set_workflow", "settings", "setup", "shutdown", "traced"]
+__all__ = [
+    "ACTIVE",
+    "TracingConfig",
+    "note_run",
+    "set_workflow",
+    "settings",
+    "setup",
+    "shutdown",
+    "traced",
+]
 
 R = TypeVar("R")
 

@@ -27,6 +27,14 @@ def set_workflow(namespace: str, workflow_id: str, run_id: str = "") -> None:
     WORKFLOW.set(WorkflowRef(namespace, workflow_id, run_id))
 
 
+def note_run(workflow_id: str, run_id: str) -> None:
+    """The current work, which concerns `workflow_id` without naming a run (a start, or a call
+    on the current run), reached run `run_id`: its log lines from here on name it."""
+    ref = current_workflow()
+    if ref is not None and ref.workflow_id == workflow_id and not ref.run_id:
+        WORKFLOW.set(WorkflowRef(ref.namespace, workflow_id, run_id))
+
+
 @functools.cache
 def _execution_field(descriptor: Any) -> str | None:
     """The field of a request type that holds a WorkflowExecution, if any."""
