@@ -188,9 +188,7 @@ async def test_server_spans_join_the_sdk_trace_and_lifetime_spans_survive_restar
     await asyncio.to_thread(server.start)
     try:
         client = await Client.connect(server.address, interceptors=[sdk.interceptor])
-        handle = client.get_workflow_handle_for(
-            Waiting.run, second, run_id=later.result_run_id
-        )
+        handle = client.get_workflow_handle_for(Waiting.run, second, run_id=later.result_run_id)
         async with Worker(client, task_queue="traced", workflows=[Waiting], activities=[shout]):
             await handle.signal(Waiting.finish)
             assert await handle.result() == "B"
