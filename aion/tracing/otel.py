@@ -192,6 +192,12 @@ class Tracing:
             span.set_attribute("rpc.grpc.status_code", 0)
             return response
 
+    def inject(self, metadata: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """gRPC metadata with the current span as the `traceparent` (replacing the caller's)."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return [(k, v) for k, v in metadata if k not in carrier] + list(carrier.items())
+
     # ---- persistence -----------------------------------------------------------------------
     @contextlib.contextmanager
     def store_span(self, method: str, workflow_id: str = "") -> Iterator[None]:
