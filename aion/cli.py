@@ -26,6 +26,9 @@ from aion.server import (
     AionServer,
     ServerConfig,
 )
+from aion.tracing import logs
+from aion.tracing.config import TracingError
+from aion.tracing.logs import FORMATS as LOG_FORMATS
 from aion.versioning import drainage
 from aion.visibility.search_attributes import TooManySearchAttributesError
 
@@ -73,6 +76,11 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
     parser.add_argument(
         "--log-level",
         help=f"debug, info, warn(ing), error or never (default: {'warning' if dev else 'info'})",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="log lines as text or as JSON objects with trace and workflow ids (default: text)",
     )
     parser.add_argument(
         "--search-attribute",
@@ -193,6 +201,7 @@ def _start_settings(args: argparse.Namespace) -> Settings:
             "num_shards": args.num_shards,
             "namespaces": args.namespace,
             "log_level": args.log_level,
+            "log_format": args.log_format,
             "search_attributes": args.search_attribute
             and key_values(args.search_attribute, "search attributes"),
             "dynamic_config": args.dynamic_config_value
@@ -220,7 +229,7 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
         search_attributes=search_attributes,
         dynamic_config=dynamic_config,
     )
-    return Settings(server=server, log_level=args.log_level)
+    return Settings(server=server, log_level=args.log_level, log_format=args.log_format or "text")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -231,9 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     dev = args.server_command == "start-dev"
     settings = _dev_settings(args) if dev else _start_settings(args)
     level = settings.log_level.upper()
-    logging.basicConfig(
-        level=logging.CRITICAL + 1 if level == "NEVER" else level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    logs.configure(
+        logging.CRITICAL + 1 if level == "NEVER" else logging.getLevelName(level),
+        settings.log_format,
     )
     if dev:
         for option, reason in IGNORED_OPTIONS.items():
@@ -244,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_serve(config, "Aion dev server" if dev else "Aion server"))
     except _fatal_errors(config.dsn) as e:
         _fail(str(e))
+    except TracingError as e:
+        _fail(f"tracing: {e}")
     except TooManySearchAttributesError as e:
         _fail(f"invalid search attributes: {e}")
     except sqlite3.Error as e:

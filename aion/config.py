@@ -11,6 +11,9 @@ from typing import Any
 
 from aion.common.durations import GoError, parse_duration
 from aion.server import SCHEDULE_RETENTION, SUGGEST_CONTINUE_AS_NEW_COUNT, ServerConfig
+from aion.tracing import TracingConfig
+from aion.tracing.config import EXPORTERS
+from aion.tracing.logs import FORMATS as LOG_FORMATS
 from aion.versioning import drainage
 from aion.visibility.query import TYPE_NAMES
 from aion.visibility.search_attributes import FIELDS_PER_TYPE, is_reserved, parse_type
@@ -30,7 +33,11 @@ FILE_KEYS: dict[str, type] = {
     "log_level": str,
     "search_attributes": dict,
     "dynamic_config": dict,
+    "log_format": str,
+    "tracing": dict,
 }
+# The keys of the `[tracing]` table (all strings).
+TRACING_KEYS = ("exporter", "endpoint", "service_name")
 
 _TOML_TYPES: dict[type, str] = {
     bool: "a boolean",
@@ -59,6 +66,7 @@ class Settings:
 
     server: ServerConfig
     log_level: str
+    log_format: str = "text"
 
 
 def _type_name(value: Any) -> str:
@@ -99,6 +107,14 @@ def _checked(key: str, value: Any) -> Any:
                 )
     elif key == "dynamic_config":
         return _flatten(value)
+    elif key == "tracing":
+        for name, item in value.items():
+            if name not in TRACING_KEYS:
+                raise ConfigError(
+                    f"unknown key tracing.{name} (known keys: {', '.join(TRACING_KEYS)})"
+                )
+            if not _is(item, str):
+                raise ConfigError(f"tracing.{name} must be a string, not {_type_name(item)}")
     return value
 
 
@@ -258,6 +274,17 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
         raise ConfigError(
             f"log_level must be one of {', '.join(LOG_LEVELS)}, not {json.dumps(log_level)}"
         )
+    log_format = values.get("log_format", "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"log_format must be one of {', '.join(LOG_FORMATS)}, not {json.dumps(log_format)}"
+        )
+    tracing_values: dict[str, str] = values.get("tracing", {})
+    exporter = tracing_values.get("exporter")
+    if exporter is not None and exporter not in EXPORTERS:
+        raise ConfigError(
+            f"tracing.exporter must be one of {', '.join(EXPORTERS)}, not {json.dumps(exporter)}"
+        )
     namespaces: list[str] = values.get("namespaces", ["default"])
     if "" in namespaces:
         raise ConfigError("a namespace name must not be empty")
@@ -276,8 +303,9 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
         broadcast_address=_broadcast_address(broadcast)
         if broadcast is not None
         else _host_port(ip, port),
+        tracing=TracingConfig(**tracing_values),
     )
-    return Settings(server=server, log_level=log_level)
+    return Settings(server=server, log_level=log_level, log_format=log_format)
 
 
 def load(path: str | None, flags: Mapping[str, Any]) -> Settings:

@@ -13,7 +13,7 @@ import grpc
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
-from aion import metrics
+from aion import metrics, tracing
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
 from aion.common.durations import parse_duration
@@ -30,9 +30,10 @@ from aion.matching import MatchingEngine
 from aion.metrics import event_loop
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
-from aion.persistence import measured as persistence_measured
+from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
 from aion.schedules.runtime import ScheduleRuntime
+from aion.tracing import TracingConfig
 from aion.versioning import drainage
 from aion.versioning.registry import DeploymentRegistry
 
@@ -77,6 +78,8 @@ class ServerConfig:
     dynamic_config: dict[str, Any] = field(default_factory=dict)
     """The reference's dynamic config values (key to JSON value); honoured: the history count
     that makes workflow tasks suggest continue-as-new. Others are accepted and ignored."""
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    """OpenTelemetry tracing (off unless it or the `OTEL_*` variables turn it on)."""
 
 
 class AionServer:
@@ -93,6 +96,8 @@ class AionServer:
             self.store = PostgresStore(config.dsn, upgrade_schema=config.upgrade_schema)
         else:
             self.store = SQLiteStore(config.db_filename or ":memory:")
+        tracing.setup(config.tracing)
+        instrument(self.store, tracing.ACTIVE.store_span if tracing.ACTIVE else None)
         self.namespaces = NamespaceRegistry(self.store)
         self.deployments = DeploymentRegistry(self.store, now_ns)
         self.matching = MatchingEngine(routing=self.deployments)
@@ -165,7 +170,6 @@ class AionServer:
 
     def _register_gauges(self) -> None:
         """The gauges read at each scrape; the store's methods measured from now on."""
-        persistence_measured.measure(self.store)
         metrics.read_gauge(
             "numshards_gauge",
             ("operation", "service_name"),
@@ -260,3 +264,4 @@ class AionServer:
             await self.metrics_port.stop()
         if self._loop_watch is not None:
             self._loop_watch.cancel()
+        await asyncio.to_thread(tracing.shutdown)  # exports the spans still buffered

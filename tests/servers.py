@@ -32,6 +32,7 @@ class AionProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
 
     @property
     def address(self) -> str:
@@ -54,7 +55,7 @@ class AionProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         ready = threading.Event()
         listening = threading.Event()

@@ -16,17 +16,47 @@ from tests.helpers import Storage
 from tests.metrics_scrape import scrape_text, shapes
 from tests.metrics_workload import run_workload
 
-LISTED = """
-service_requests service_errors service_error_with_type service_errors_resource_exhausted
-service_latency persistence_requests persistence_errors persistence_error_with_type
-persistence_latency poll_success poll_success_sync poll_timeouts syncmatch_latency
-asyncmatch_latency task_schedule_to_start_latency workflow_success workflow_failed
-workflow_timeout workflow_terminate workflow_cancel workflow_continued_as_new history_size
-history_count state_transition_count lock_latency cache_latency task_requests task_errors
-task_latency task_latency_processing task_latency_queue task_attempt numshards_gauge
-sharditem_created_count sharditem_removed_count approximate_backlog_count
-approximate_backlog_age_seconds action build_information
-""".split()
+LISTED = [
+    "service_requests",
+    "service_errors",
+    "service_error_with_type",
+    "service_errors_resource_exhausted",
+    "service_latency",
+    "persistence_requests",
+    "persistence_errors",
+    "persistence_error_with_type",
+    "persistence_latency",
+    "poll_success",
+    "poll_success_sync",
+    "poll_timeouts",
+    "syncmatch_latency",
+    "asyncmatch_latency",
+    "task_schedule_to_start_latency",
+    "workflow_success",
+    "workflow_failed",
+    "workflow_timeout",
+    "workflow_terminate",
+    "workflow_cancel",
+    "workflow_continued_as_new",
+    "history_size",
+    "history_count",
+    "state_transition_count",
+    "lock_latency",
+    "cache_latency",
+    "task_requests",
+    "task_errors",
+    "task_latency",
+    "task_latency_processing",
+    "task_latency_queue",
+    "task_attempt",
+    "numshards_gauge",
+    "sharditem_created_count",
+    "sharditem_removed_count",
+    "approximate_backlog_count",
+    "approximate_backlog_age_seconds",
+    "action",
+    "build_information",
+]
 # Metrics whose samples come a little after the calls that cause them (task processing,
 # gauges): scrapes repeat until the listed metrics present stop changing.
 SETTLE_POLL_S = 0.5

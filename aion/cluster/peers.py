@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.message import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
-from aion import errors
+from aion import errors, tracing
 from aion.history.ports import Op
 
 INVOKE_METHOD = "/aion.cluster.v1.Peer/Invoke"
@@ -79,6 +79,8 @@ class Peers:
             if k not in _NOT_FORWARDED and not k.startswith(":")
         ]
         metadata.append((FORWARDED, "1"))
+        if tracing.ACTIVE is not None:  # the owner's span is a child of this process's
+            metadata = tracing.ACTIVE.inject(metadata)
         try:
             response: Message = await call(
                 request, timeout=context.time_remaining(), metadata=metadata

@@ -15,7 +15,7 @@ from google.rpc import status_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as enums_pb
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 
-from aion import errors, metrics
+from aion import errors, metrics, tracing
 from aion.cluster import Cluster
 from aion.cluster.peers import is_forwarded
 from aion.frontend.actions import actions
@@ -41,7 +41,9 @@ def rpc(fn: Handler[R]) -> Handler[R]:
         measured.requests.inc()
         started = time.perf_counter()
         try:
-            response = await _serve(fn, self, request, context)
+            response = await tracing.traced(
+                operation, request, context, _serve(fn, self, request, context)
+            )
         except errors.ServiceError as e:
             _count_error(e, namespace, operation)
             await abort(context, e)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from temporalio.api.enums.v1 import task_queue_pb2, workflow_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
-from aion import errors, metrics
+from aion import errors, metrics, tracing
 from aion.common.timeutil import now_ns
 from aion.history.mutable_state import Environment, ExecutionState, Limits, MutableState, Mutation
 from aion.history.ports import (
@@ -318,6 +318,11 @@ class HistoryEngine:
                 self._drop(entry, ms)
                 raise
             _run_effects(ms)
+            if tracing.ACTIVE is not None and ms.s.status != status_before and not ms.running:
+                # The run's lifetime span, from its history.
+                tracing.ACTIVE.run_closed(
+                    key, ms.s.next_event_id - 1, self.read_history, self.namespaces.by_id
+                )
             return result  # type: ignore[return-value]
 
     def _drop(self, entry: _Entry, ms: MutableState) -> None:
@@ -413,6 +418,7 @@ class HistoryEngine:
     def _committed(self, ms: MutableState, tx: ExecutionTransaction) -> None:
         """After commit: the state is durable; hand its tasks on and wake waiters."""
         s = ms.s
+        tracing.note_run(s.workflow_id, s.run_id)  # the run id on the log lines from here on
         ms.db_version += 1
         ms.mutation.reset()
         if tx.current is not None:

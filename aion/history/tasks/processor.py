@@ -8,7 +8,7 @@ import json
 import logging
 import time
 
-from aion import errors, metrics
+from aion import errors, metrics, tracing
 from aion.history.engine import HistoryEngine
 from aion.history.state import tasks as kinds
 from aion.history.tasks import timers, transfer
@@ -40,6 +40,12 @@ class TaskProcessor:
     async def stop(self) -> None:
         await self.queue.stop()
 
+    def _namespace(self, namespace_id: str) -> str:
+        try:
+            return self.engine.namespaces.by_id(namespace_id).name
+        except KeyError:
+            return namespace_id
+
     async def _fire(self, task: TimerTask) -> None:
         if task.shard_id not in self.engine.shards:
             return  # released: the shard's new owner loaded this task
@@ -66,6 +72,7 @@ class TaskProcessor:
 
     async def _execute(self, task: TimerTask) -> None:
         data = json.loads(task.data) if task.data else {}
+        tracing.set_workflow(self._namespace(task.namespace_id), task.workflow_id, task.run_id)
         try:
             transfer_handler = transfer.HANDLERS.get(task.kind)
             if transfer_handler is not None:

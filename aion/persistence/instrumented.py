@@ -1,13 +1,17 @@
-"""Persistence metrics: each store method counted and timed under the reference's operation
+"""Instrumenting a store: each store method counted and timed under the reference's operation
 name (`persistence_requests`, `persistence_latency`, `persistence_errors`,
-`persistence_error_with_type`), by the role that calls it and the namespace it concerns."""
+`persistence_error_with_type`, by the role that calls it and the namespace it concerns) when
+metrics are on, and a span `persistence/<method>` under the traced RPC it serves when tracing
+is on. The methods of the store instance are replaced by instrumented ones (the class is
+untouched), only when either is on: otherwise nothing stands in the way of a store call."""
 
 from __future__ import annotations
 
 import functools
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from aion import metrics
 from aion.persistence.store import (
@@ -58,11 +62,41 @@ EXPECTED = (ConditionFailedError, ShardOwnershipLostError)
 Method = Callable[..., Coroutine[Any, Any, Any]]
 
 
-def measure(store: Store) -> None:
-    """Count and time every store method of `store` from now on (the instance's methods are
-    replaced by measured ones; the class is untouched)."""
+class SpanFactory(Protocol):
+    """Opens a span around one store call (`aion.tracing`'s `Tracing.store_span`)."""
+
+    def __call__(self, method: str, workflow_id: str = "") -> AbstractContextManager[None]: ...
+
+
+def instrument(store: Store, span: SpanFactory | None) -> None:
+    """Instrument every store method of `store` from now on: metrics when they are enabled,
+    spans through `span` when given."""
+    if not metrics.enabled() and span is None:
+        return
     for name, (operation, service_name, namespace_at) in OPERATIONS.items():
-        setattr(store, name, _measured(getattr(store, name), operation, service_name, namespace_at))
+        method = getattr(store, name)
+        if metrics.enabled():
+            method = _measured(method, operation, service_name, namespace_at)
+        if span is not None:
+            method = _traced(method, name, namespace_at, span)
+        setattr(store, name, method)
+
+
+def _traced(method: Method, name: str, namespace_at: str | None, span: SpanFactory) -> Method:
+    @functools.wraps(method)
+    async def traced(*args: Any, **kwargs: Any) -> Any:
+        with span(name, _workflow_id(namespace_at, args)):
+            return await method(*args, **kwargs)
+
+    return traced
+
+
+def _workflow_id(namespace_at: str | None, args: tuple[Any, ...]) -> str:
+    if namespace_at == "tx":
+        return str(args[0].workflow_id)
+    if namespace_at == "arg" and len(args) > 1 and isinstance(args[1], str):
+        return args[1]  # an execution's (namespace id, workflow id, ...)
+    return ""
 
 
 def _measured(
@@ -72,17 +106,7 @@ def _measured(
 
     @functools.wraps(method)
     async def measured(*args: Any, **kwargs: Any) -> Any:
-        if namespace_at == "tx":
-            tx: ExecutionTransaction = args[0]
-            namespace = metrics.namespace_name(tx.namespace_id)
-            op = (
-                "UpdateWorkflowExecution"
-                if tx.expected_db_version is not None
-                else "CreateWorkflowExecution"
-            )
-        else:
-            namespace = metrics.namespace_name(args[0]) if namespace_at and args else SYSTEM
-            op = operation
+        namespace, op = _labels(operation, namespace_at, args)
         recorded = metrics.persistence(namespace, op, service_name)
         recorded.requests.inc()
         started = time.perf_counter()
@@ -102,3 +126,15 @@ def _measured(
             recorded.latency.observe(time.perf_counter() - started)
 
     return measured
+
+
+def _labels(operation: str, namespace_at: str | None, args: tuple[Any, ...]) -> tuple[str, str]:
+    """The namespace and operation labels of a call."""
+    if namespace_at == "tx":
+        tx: ExecutionTransaction = args[0]
+        new = tx.expected_db_version is None
+        op = "CreateWorkflowExecution" if new else "UpdateWorkflowExecution"
+        return metrics.namespace_name(tx.namespace_id), op
+    if namespace_at == "arg" and args:
+        return metrics.namespace_name(args[0]), operation
+    return SYSTEM, operation
