@@ -18,18 +18,59 @@ T = TypeVar("T")
 
 
 def encode(obj: Any) -> bytes:
-    return json.dumps(_to_plain(obj), separators=(",", ":")).encode()
+    return json.dumps(_to_plain(obj), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def decode(cls: type[T], data: bytes) -> T:
     return typing.cast(T, _from_plain(cls, json.loads(data)))
 
 
+_SCALARS = (str, int, bool, float, type(None))
+_MISSING = dataclasses.MISSING
+_KEEP = object()  # a field without a default: always written
+_EMPTY = object()  # a field made by a default factory: left out while empty
+# Per dataclass: each field's name and when `_to_plain` may leave it out (at its scalar
+# default, or _KEEP, or _EMPTY).
+_LAYOUTS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _layout(cls: type) -> tuple[tuple[str, Any], ...]:
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        fields = []
+        for f in dataclasses.fields(cls):
+            if f.default is not _MISSING and isinstance(f.default, _SCALARS):
+                fields.append((f.name, f.default))
+            elif f.default_factory is not _MISSING:
+                fields.append((f.name, _EMPTY))
+            else:
+                fields.append((f.name, _KEEP))
+        layout = _LAYOUTS[cls] = tuple(fields)
+    return layout
+
+
 def _to_plain(obj: Any) -> Any:
+    """Plain JSON values; a dataclass field left at its default is left out (decoding gives
+    it back), which keeps snapshots small and cheap to write."""
+    if isinstance(obj, _SCALARS):
+        return obj
     if isinstance(obj, Message):
         return base64.b64encode(obj.SerializeToString()).decode()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        plain = {}
+        for name, default in _layout(type(obj)):
+            value = getattr(obj, name)
+            if default is _KEEP:
+                plain[name] = _to_plain(value)
+            elif default is _EMPTY:
+                if value:
+                    plain[name] = _to_plain(value)
+            elif default is None:
+                if value is not None:
+                    plain[name] = _to_plain(value)
+            elif value != default or type(value) is not type(default):
+                plain[name] = _to_plain(value)
+        return plain
     if isinstance(obj, dict):
         return [[_to_plain(k), _to_plain(v)] for k, v in obj.items()]
     if isinstance(obj, list):
