@@ -37,7 +37,7 @@ _LAYOUTS: dict[type, tuple[tuple[str, Any], ...]] = {}
 def _layout(cls: type) -> tuple[tuple[str, Any], ...]:
     layout = _LAYOUTS.get(cls)
     if layout is None:
-        fields = []
+        fields: list[tuple[str, Any]] = []
         for f in dataclasses.fields(cls):
             if f.default is not _MISSING and isinstance(f.default, _SCALARS):
                 fields.append((f.name, f.default))
