@@ -1,8 +1,13 @@
-"""SQLite dialect: one connection on one thread, WAL, group commit with a savepoint per transition.
+"""SQLite dialect: WAL, group commit with a savepoint per transition.
 
 The shared logic (`aion.persistence.sql`) is written against an async `Connection`; here every
-method of it finishes at once, so a piece of work runs to its end on the SQLite thread in one step
-(`_run_to_end`) and costs one hop to that thread, as a plain function would.
+method of it finishes at once, so a piece of work runs to its end in one step (`_run_to_end`), as
+a plain function would. Where it runs is what costs: a hop to another thread and back is two
+context switches. So on a file, writes (whose commit waits for the disk) run on the one writer
+connection's thread, once per group-commit batch, and reads run at once on the event loop's
+thread through a second, read-only connection (WAL lets it read beside the writer; it sees every
+commit that has returned). In memory nothing waits for a disk: everything runs on the loop's
+thread, on one connection.
 """
 
 from __future__ import annotations
@@ -125,9 +130,13 @@ class SQLiteStore(SQLStore):
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aion-sqlite")
         self._conn: SQLiteConnection | None = None
-        self._queued = 0  # work queued for or running on the connection
+        self._reader: SQLiteConnection | None = None  # on a file: the loop thread's, read-only
+        self._queued = 0  # work queued for or running on the writer's thread
+        self._in_memory = path == ":memory:"
 
     async def _run(self, fn: Callable[[], T]) -> T:
+        if self._in_memory:
+            return fn()
         self._queued += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -143,8 +152,7 @@ class SQLiteStore(SQLStore):
         return self._conn
 
     async def _read(self, work: Work[T]) -> T:
-        conn = self._connection()
-        return await self._run(lambda: _run_to_end(work(conn)))
+        return _run_to_end(work(self._reader or self._connection()))
 
     async def _write(self, work: Work[T]) -> T:
         conn = self._connection()
@@ -153,16 +161,24 @@ class SQLiteStore(SQLStore):
     async def open(self) -> None:
         def connect() -> None:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            if self.path != ":memory:":
+            if not self._in_memory:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
             migrate(db)
             self._conn = SQLiteConnection(db)
 
         await self._run(connect)
+        if not self._in_memory:
+            reader = sqlite3.connect(self.path, isolation_level=None)
+            reader.execute("PRAGMA query_only=1")
+            self._reader = SQLiteConnection(reader)
 
     async def close(self) -> None:
         await self._group.drain()
+
+        if self._reader is not None:
+            self._reader.db.close()
+            self._reader = None
 
         def shut() -> None:
             if self._conn is not None:
