@@ -108,7 +108,9 @@ async def _one_round(client: Client, task_queue: str) -> None:
     def new_id(kind: str) -> str:
         return f"metrics-{kind}-{uuid.uuid4()}"
 
-    mixed = await client.start_workflow(MixedWorkflow.run, id=new_id("mixed"), task_queue=task_queue)
+    mixed = await client.start_workflow(
+        MixedWorkflow.run, id=new_id("mixed"), task_queue=task_queue
+    )
     assert await mixed.execute_update(MixedWorkflow.add, 2) == 2
     await mixed.query(MixedWorkflow.is_released)
     await mixed.signal(MixedWorkflow.release)
