@@ -1,7 +1,8 @@
 """Issue 14, acceptance 1: a real Prometheus scrapes Aion while the mixed workload runs, and the
 PromQL that Temporal's dashboards are built on returns data: the sync match rate per task queue,
 service latency p95 by operation, persistence latency, workflow outcomes by workflow type and
-the task queue backlog.
+the task queue backlog; and every query of the Grafana dashboard in docs/dashboards/ evaluates,
+with data unless it reads what the workload never causes.
 
 Prometheus is the Debian package `prometheus` (`.ci/run` installs it). Without it the test skips,
 unless AION_REQUIRE_PROMETHEUS is set (as `.ci/run` does): then it fails.
@@ -26,6 +27,7 @@ import aiohttp
 import pytest
 from temporalio.client import Client
 
+from tests import dashboards
 from tests.helpers import Storage
 from tests.metrics_workload import run_workload
 from tests.servers import free_port
@@ -171,6 +173,43 @@ def finite_or_nan(rows: list[Row]) -> bool:
     return all(math.isfinite(value) or math.isnan(value) for _, value in rows)
 
 
+# What every round of the workload does, so the rates of the last minute cover them.
+SERVICE_OPERATIONS = {
+    "StartWorkflowExecution", "SignalWorkflowExecution", "QueryWorkflow",
+    "UpdateWorkflowExecution", "TerminateWorkflowExecution", "RequestCancelWorkflowExecution",
+    "PollWorkflowTaskQueue", "RespondWorkflowTaskCompleted", "PollActivityTaskQueue",
+    "RespondActivityTaskCompleted", "RespondActivityTaskFailed", "GetWorkflowExecutionHistory",
+}  # fmt: skip
+PERSISTENCE_OPERATIONS = {"CreateWorkflowExecution", "UpdateWorkflowExecution", "ReadHistoryBranch"}
+WORKFLOW_TYPES = {"MetricsMixed", "MetricsChild", "MetricsContinues"}
+
+# What the workload never causes: throttled calls, a shard let go.
+NOT_CAUSED = {"service_errors_resource_exhausted", "sharditem_removed_count"}
+
+QUERIES = {
+    # Temporal's sync match rate, per task queue.
+    "sync_match_rate": "sum by (taskqueue) (rate(poll_success_sync[1m]))"
+    " / sum by (taskqueue) (rate(poll_success[1m]))",
+    "service_p95": "histogram_quantile(0.95, sum by (operation, le) (rate(service_latency_bucket[1m])))",
+    "persistence_p95": "histogram_quantile(0.95,"
+    " sum by (operation, le) (rate(persistence_latency_bucket[1m])))",
+    "workflow_success": "sum by (workflowType) (workflow_success)",
+    "backlog_count": 'approximate_backlog_count{taskqueue="$taskqueue"}',
+    "backlog_age": 'approximate_backlog_age_seconds{taskqueue="$taskqueue"}',
+}
+# The rows each query must have before the test reads it.
+READY: dict[str, Callable[[list[Row], str], bool]] = {
+    "sync_match_rate": lambda rows, tq: any(
+        labels.get("taskqueue") == tq and value > 0 for labels, value in rows
+    ),
+    "service_p95": lambda rows, _: finite_operations(rows) >= SERVICE_OPERATIONS,
+    "persistence_p95": lambda rows, _: finite_operations(rows) >= PERSISTENCE_OPERATIONS,
+    "workflow_success": lambda rows, _: {ls["workflowType"] for ls, _ in rows} >= WORKFLOW_TYPES,
+    "backlog_count": lambda rows, _: bool(rows),
+    "backlog_age": lambda rows, _: bool(rows),
+}
+
+
 async def test_prometheus_scrapes_aion(storage: Storage, tmp_path: Path) -> None:
     binary = prometheus_binary()
     metrics_port = free_port()
@@ -191,6 +230,7 @@ async def test_prometheus_scrapes_aion(storage: Storage, tmp_path: Path) -> None
         await run_workload(client, task_queue)
         async with steady_load(client, task_queue):
             results = await query_until_data(prometheus, task_queue)
+            panels = await dashboard_queries(prometheus, task_queue)
     finally:
         await prometheus.stop()
         await asyncio.to_thread(server.stop)
@@ -209,44 +249,14 @@ async def test_prometheus_scrapes_aion(storage: Storage, tmp_path: Path) -> None
     outcomes = {labels["workflowType"]: value for labels, value in results["workflow_success"]}
     assert all(outcomes[name] >= 2 for name in WORKFLOW_TYPES), outcomes  # 2 rounds at least
 
+    # Every panel of the dashboard has data, but those of events the workload does not cause.
+    empty = [(title, expr) for title, expr, rows in panels if not rows]
+    assert all(dashboards.metric_names(expr) & NOT_CAUSED for _, expr in empty), empty
+
     for name in ("backlog_count", "backlog_age"):
         partitions = {labels["partition"] for labels, _ in results[name]}
         assert partitions <= {"0", "__sticky__"} and "0" in partitions, results[name]
         assert all(value >= 0 and math.isfinite(value) for _, value in results[name])
-
-
-# What every round of the workload does, so the rates of the last minute cover them.
-SERVICE_OPERATIONS = {
-    "StartWorkflowExecution", "SignalWorkflowExecution", "QueryWorkflow",
-    "UpdateWorkflowExecution", "TerminateWorkflowExecution", "RequestCancelWorkflowExecution",
-    "PollWorkflowTaskQueue", "RespondWorkflowTaskCompleted", "PollActivityTaskQueue",
-    "RespondActivityTaskCompleted", "RespondActivityTaskFailed", "GetWorkflowExecutionHistory",
-}  # fmt: skip
-PERSISTENCE_OPERATIONS = {"CreateWorkflowExecution", "UpdateWorkflowExecution", "ReadHistoryBranch"}
-WORKFLOW_TYPES = {"MetricsMixed", "MetricsChild", "MetricsContinues"}
-
-QUERIES = {
-    # Temporal's sync match rate, per task queue.
-    "sync_match_rate": "sum by (taskqueue) (rate(poll_success_sync[1m]))"
-    " / sum by (taskqueue) (rate(poll_success[1m]))",
-    "service_p95": "histogram_quantile(0.95, sum by (operation, le) (rate(service_latency_bucket[1m])))",
-    "persistence_p95": "histogram_quantile(0.95,"
-    " sum by (operation, le) (rate(persistence_latency_bucket[1m])))",
-    "workflow_success": "sum by (workflowType) (workflow_success)",
-    "backlog_count": 'approximate_backlog_count{taskqueue="TQ"}',
-    "backlog_age": 'approximate_backlog_age_seconds{taskqueue="TQ"}',
-}
-# The rows each query must have before the test reads it.
-READY: dict[str, Callable[[list[Row], str], bool]] = {
-    "sync_match_rate": lambda rows, tq: any(
-        labels.get("taskqueue") == tq and value > 0 for labels, value in rows
-    ),
-    "service_p95": lambda rows, _: finite_operations(rows) >= SERVICE_OPERATIONS,
-    "persistence_p95": lambda rows, _: finite_operations(rows) >= PERSISTENCE_OPERATIONS,
-    "workflow_success": lambda rows, _: {ls["workflowType"] for ls, _ in rows} >= WORKFLOW_TYPES,
-    "backlog_count": lambda rows, _: bool(rows),
-    "backlog_age": lambda rows, _: bool(rows),
-}
 
 
 async def query_until_data(prometheus: Prometheus, task_queue: str) -> dict[str, list[Row]]:
@@ -258,16 +268,29 @@ async def query_until_data(prometheus: Prometheus, task_queue: str) -> dict[str,
         for name, promql in QUERIES.items():
             if name in results:
                 continue
-            rows = await prometheus.query(promql.replace("TQ", task_queue))
+            rows = await prometheus.query(promql.replace("$taskqueue", task_queue))
             if READY[name](rows, task_queue):
                 results[name] = rows
         return len(results) == len(QUERIES) or None
 
     await poll(all_ready, QUERY_TIMEOUT_S)
     missing = {
-        name: await prometheus.query(QUERIES[name].replace("TQ", task_queue))
+        name: await prometheus.query(QUERIES[name].replace("$taskqueue", task_queue))
         for name in QUERIES
         if name not in results
     }
     assert not missing, f"PromQL without the expected data: {missing}\n{prometheus.log()}"
     return results
+
+
+async def dashboard_queries(
+    prometheus: Prometheus, task_queue: str
+) -> list[tuple[str, str, list[Row]]]:
+    """Every query of the Grafana dashboard in docs/dashboards/, its variables set to this
+    workload's namespace and task queue: (panel title, PromQL, result)."""
+    found = []
+    for title, expr in dashboards.exprs(dashboards.load()):
+        promql = expr.replace("$namespace", "default").replace("$taskqueue", task_queue)
+        promql = promql.replace("$__rate_interval", "1m")
+        found.append((title, promql, await prometheus.query(promql)))
+    return found
