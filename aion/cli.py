@@ -9,6 +9,7 @@ import logging
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from aion.config import (
@@ -232,6 +233,17 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
     return Settings(server=server, log_level=args.log_level, log_format=args.log_format or "text")
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (not on Windows): the server spends a good part
+    of its CPU in the loop's hand-offs between threads (gRPC's poller, SQLite's writer), which
+    uvloop makes cheaper (bench/README.md, issue 15)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "db":
@@ -250,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
                 log.debug("--%s is ignored: %s", option.replace("_", "-"), reason)
     config = settings.server
     try:
-        asyncio.run(_serve(config, "Aion dev server" if dev else "Aion server"))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(config, "Aion dev server" if dev else "Aion server"))
     except _fatal_errors(config.dsn) as e:
         _fail(str(e))
     except TracingError as e:
