@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TypeVar
 
 from aion import errors
@@ -25,7 +25,21 @@ class TaskToken:
     query_task_id: str = ""
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        """JSON of the fields not at their defaults (decoding gives the defaults back)."""
+        fields = {
+            "namespace_id": self.namespace_id,
+            "workflow_id": self.workflow_id,
+            "run_id": self.run_id,
+            "scheduled_event_id": self.scheduled_event_id,
+            "attempt": self.attempt,
+        }
+        if self.stamp:
+            fields["stamp"] = self.stamp
+        if self.activity_id:
+            fields["activity_id"] = self.activity_id
+        if self.query_task_id:
+            fields["query_task_id"] = self.query_task_id
+        return json.dumps(fields, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> TaskToken:

@@ -21,6 +21,10 @@ class WorkflowRef(NamedTuple):
 WORKFLOW: ContextVar[Any] = ContextVar("aion_workflow", default=None)
 """A WorkflowRef, an RPC's request message, or None."""
 
+NOTE_RUNS = False
+"""Whether log lines name runs (the JSON format does): `note_run` costs a look at the request,
+on every commit, only then."""
+
 
 def set_workflow(namespace: str, workflow_id: str, run_id: str = "") -> None:
     """The workflow the rest of the current asyncio task concerns."""
@@ -30,6 +34,8 @@ def set_workflow(namespace: str, workflow_id: str, run_id: str = "") -> None:
 def note_run(workflow_id: str, run_id: str) -> None:
     """The current work, which concerns `workflow_id` without naming a run (a start, or a call
     on the current run), reached run `run_id`: its log lines from here on name it."""
+    if not NOTE_RUNS:
+        return
     ref = current_workflow()
     if ref is not None and ref.workflow_id == workflow_id and not ref.run_id:
         WORKFLOW.set(WorkflowRef(ref.namespace, workflow_id, run_id))

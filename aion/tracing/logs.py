@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from aion import tracing
+from aion.tracing import context
 from aion.tracing.context import current_workflow
 
 FORMATS = ("text", "json")
@@ -65,6 +66,7 @@ def configure(level: int, log_format: str = "text") -> None:
     """Log to stderr at `level` in `log_format` (`text` or `json`)."""
     if log_format not in FORMATS:
         raise ValueError(f"log format must be text or json, not {log_format}")
+    context.NOTE_RUNS = log_format == "json"
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
