@@ -133,23 +133,29 @@ service_errors_resource_exhausted = _counter(
 action = _counter("action", ("action_type", "namespace", "operation", "service_name"))
 
 
-class ServiceMetrics(NamedTuple):
-    """The service metrics of one namespace, operation and service."""
+class RequestMetrics(NamedTuple):
+    """The requests, errors and latency of one namespace, operation and service (the
+    `service_*` and `persistence_*` families)."""
 
     requests: Count
     errors: Count
     latency: Observe
 
 
-@_cached
-def service(namespace: str, operation: str, service_name: str) -> ServiceMetrics:
+_NO_REQUEST_METRICS = RequestMetrics(NOOP, NOOP, NOOP)
+
+
+def _request_metrics(families: tuple[Counter, Counter, Histogram], *labels: str) -> RequestMetrics:
     if not _enabled:
-        return ServiceMetrics(NOOP, NOOP, NOOP)
-    labels = (namespace, operation, service_name)
-    return ServiceMetrics(
-        service_requests.labels(*labels),
-        service_errors.labels(*labels),
-        service_latency.labels(*labels),
+        return _NO_REQUEST_METRICS
+    requests, errors, latency = families
+    return RequestMetrics(requests.labels(*labels), errors.labels(*labels), latency.labels(*labels))
+
+
+@_cached
+def service(namespace: str, operation: str, service_name: str) -> RequestMetrics:
+    return _request_metrics(
+        (service_requests, service_errors, service_latency), namespace, operation, service_name
     )
 
 
@@ -185,22 +191,10 @@ persistence_error_with_type = _counter(
 persistence_latency = _histogram("persistence_latency", SERVICE_LABELS)
 
 
-class PersistenceMetrics(NamedTuple):
-    requests: Count
-    errors: Count
-    latency: Observe
-
-
 @_cached
-def persistence(namespace: str, operation: str, service_name: str) -> PersistenceMetrics:
-    if not _enabled:
-        return PersistenceMetrics(NOOP, NOOP, NOOP)
-    labels = (namespace, operation, service_name)
-    return PersistenceMetrics(
-        persistence_requests.labels(*labels),
-        persistence_errors.labels(*labels),
-        persistence_latency.labels(*labels),
-    )
+def persistence(namespace: str, operation: str, service_name: str) -> RequestMetrics:
+    families = (persistence_requests, persistence_errors, persistence_latency)
+    return _request_metrics(families, namespace, operation, service_name)
 
 
 def persistence_error(error_type: str, namespace: str, operation: str, service_name: str) -> None:
