@@ -45,6 +45,12 @@ class Namespace:
     def failover_version(self) -> int:
         return self.description.failover_version
 
+    @property
+    def retention_ns(self) -> int:
+        """How long a closed run is kept (the namespace's retention)."""
+        ttl = self.description.config.workflow_execution_retention_ttl
+        return ttl.seconds * 1_000_000_000 + ttl.nanos
+
 
 class NamespaceRegistry:
     """In-memory view of the namespaces table, written through to the store."""

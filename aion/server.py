@@ -45,6 +45,9 @@ log = logging.getLogger("aion")
 SUGGEST_CONTINUE_AS_NEW_COUNT = "limit.historyCount.suggestContinueAsNew"
 # Aion's own: how long a schedule with nothing left to do is kept (a Go duration; Temporal: 7 days).
 SCHEDULE_RETENTION = "aion.scheduleRetention"
+# Aion's own: how long every closed run is kept, whatever its namespace's retention says (a Go
+# duration; for tests and benches).
+WORKFLOW_RETENTION = "aion.workflowRetention"
 
 
 @dataclass
@@ -230,6 +233,8 @@ class AionServer:
         for key, value in self.config.dynamic_config.items():
             if key == SUGGEST_CONTINUE_AS_NEW_COUNT:
                 self.engine.limits.suggest_continue_as_new_count = int(value)
+            elif key == WORKFLOW_RETENTION:
+                self.engine.retention_override_ns = parse_duration(value)
             elif key == SCHEDULE_RETENTION:
                 self.schedules.retention = dt.timedelta(microseconds=parse_duration(value) // 1000)
             elif key == drainage.REFRESH_INTERVAL:

@@ -120,7 +120,10 @@ class HistoryEngine:
             limits=self.limits,
             is_sticky_alive=matching.has_live_poller,
             routing_target=self._routing_target,
+            retention_ns=self._retention_ns,
         )
+        # Overrides every namespace's retention when set (dynamic config, for tests and benches).
+        self.retention_override_ns: int | None = None
 
     # ---- lifecycle and shard ownership ------------------------------------------------
     def add_shard_listener(self, listener: ShardListener) -> None:
@@ -222,12 +225,44 @@ class HistoryEngine:
         else:
             await self.store.delete_queue_tasks(task.shard_id, [task.task_id])
 
+    async def delete_execution(self, key: ExecutionKey, task: TimerTask) -> None:
+        """Delete a closed run (`task`, its DELETE_EXECUTION task, goes with it): its history,
+        state, visibility row, and the current-run pointer if it is the current run."""
+        entry = self._entry(key)
+        async with entry.lock:
+            try:
+                ms = entry.ms or await self._load(key)
+            except errors.NotFound:
+                await self.drop_task(task)
+                return
+            if ms.running:  # a reset brought it back? it is deleted once it closes again
+                await self.drop_task(task)
+                return
+            shard = self.shard_for(key[0], key[1])
+            try:
+                await self.store.delete_execution(
+                    shard.shard_id, shard.range_id, *key, [task.task_id]
+                )
+            except ShardOwnershipLostError:
+                self.release_shard(shard.shard_id)
+                raise errors.ShardNotOwned(shard.shard_id) from None
+            self._cache.pop(key, None)
+            current = self._current.get((key[0], key[1]))
+            if current is not None and current.run_id == key[2]:
+                del self._current[(key[0], key[1])]
+            self._notify(key)
+
     # ---- loading -----------------------------------------------------------------------
     def new_mutable_state(self, state: ExecutionState, db_version: int = 0) -> MutableState:
         shard = self.shard_for(state.namespace_id, state.workflow_id)
         return MutableState(
             state, shard.shard_id, shard.next_task_id, self._environment, db_version
         )
+
+    def _retention_ns(self, namespace_id: str) -> int:
+        if self.retention_override_ns is not None:
+            return self.retention_override_ns
+        return self.namespaces.by_id(namespace_id).retention_ns
 
     def _routing_target(self, namespace_id: str, task_queue: str, workflow_id: str) -> str:
         return self.deployments.route(namespace_id, task_queue, WORKFLOW_QUEUE, workflow_id, "")

@@ -42,6 +42,7 @@ from aion.history.state.tasks import (
     ACTIVITY_RETRY,
     ACTIVITY_TIMEOUT,
     APPLY_PARENT_CLOSE_POLICY,
+    DELETE_EXECUTION,
     NOTIFY_PARENT,
     NOTIFY_SCHEDULE,
     USER_TIMER,
@@ -60,6 +61,7 @@ from aion.history.state.workflow_task import WorkflowTasks
 __all__ = [
     "ACTIVITY_RETRY",
     "ACTIVITY_TIMEOUT",
+    "DELETE_EXECUTION",
     "FAILED_STATUSES",
     "USER_TIMER",
     "WORKFLOW_BACKOFF",
@@ -210,6 +212,7 @@ class MutableState:
         schedule_id = self._scheduled_by()
         if schedule_id:
             self.tasks.timer(now, NOTIFY_SCHEDULE, schedule_id=schedule_id)
+        self.tasks.timer(s.close_time_ns + self.env.retention_ns(s.namespace_id), DELETE_EXECUTION)
 
     def _scheduled_by(self) -> str:
         """The id of the schedule that started this run, if one did."""
@@ -269,6 +272,11 @@ class MutableState:
             "workflow_execution_canceled_event_attributes",
             attrs,
         )
+
+    def delete_now(self) -> None:
+        """This closed run is to be deleted at once (DeleteWorkflowExecution), not at the end of
+        its retention."""
+        self.tasks.timer(self.now(), DELETE_EXECUTION)
 
     def terminate(self, reason: str, details: common_pb.Payloads | None, identity: str) -> None:
         if self.workflow_task.started:

@@ -23,9 +23,11 @@ from aion.persistence.store import (
 
 SYSTEM = "system"  # the reference's namespace label for work on no namespace
 
-# Store method: (the reference's operation name, service_name, where the namespace id is:
-# "arg" the first argument, "tx" the transaction's, None: none).
-OPERATIONS: dict[str, tuple[str, str, str | None]] = {
+# Store method: (the reference's operation name, service_name, where the namespace id is: the
+# index of the argument holding it (an execution's workflow id, if any, in the next one), "tx"
+# the transaction's, None: none).
+NamespaceAt = int | str | None
+OPERATIONS: dict[str, tuple[str, str, NamespaceAt]] = {
     "check_shard_count": ("GetShardCount", "history", None),
     "acquire_shard": ("GetOrCreateShard", "history", None),
     "shard_range_ids": ("GetShards", "history", None),
@@ -36,22 +38,23 @@ OPERATIONS: dict[str, tuple[str, str, str | None]] = {
     "update_namespace": ("UpdateNamespace", "frontend", None),
     "list_search_attributes": ("GetClusterMetadata", "frontend", None),
     "update_search_attributes": ("SaveClusterMetadata", "frontend", None),
-    "get_current_execution": ("GetCurrentExecution", "history", "arg"),
-    "get_execution": ("GetWorkflowExecution", "history", "arg"),
-    "read_events": ("ReadHistoryBranch", "history", "arg"),
+    "get_current_execution": ("GetCurrentExecution", "history", 0),
+    "get_execution": ("GetWorkflowExecution", "history", 0),
+    "read_events": ("ReadHistoryBranch", "history", 0),
     "commit": ("UpdateWorkflowExecution", "history", "tx"),
     "load_timer_tasks": ("GetTimerTasks", "history", None),
     "load_queue_tasks": ("GetTransferTasks", "history", None),
     "delete_queue_tasks": ("CompleteHistoryTask", "history", None),
     "delete_timer_tasks": ("CompleteHistoryTask", "history", None),
-    "save_schedule": ("UpsertSchedule", "worker", "arg"),
-    "delete_schedule": ("DeleteSchedule", "worker", "arg"),
-    "get_schedule": ("GetSchedule", "worker", "arg"),
+    "delete_execution": ("DeleteWorkflowExecution", "history", 2),
+    "save_schedule": ("UpsertSchedule", "worker", 0),
+    "delete_schedule": ("DeleteSchedule", "worker", 0),
+    "get_schedule": ("GetSchedule", "worker", 0),
     "list_schedules": ("ListSchedules", "worker", None),
     "save_deployment": ("UpsertWorkerDeployment", "worker", None),
-    "delete_deployment": ("DeleteWorkerDeployment", "worker", "arg"),
+    "delete_deployment": ("DeleteWorkerDeployment", "worker", 0),
     "list_deployments": ("ListWorkerDeployments", "worker", None),
-    "list_visibility": ("ListWorkflowExecutions", "frontend", "arg"),
+    "list_visibility": ("ListWorkflowExecutions", "frontend", 0),
     "count_open_executions": ("CountWorkflowExecutions", "frontend", None),
 }
 # Lookups whose None (nothing there) the reference's store answers with NotFound.
@@ -82,7 +85,7 @@ def instrument(store: Store, span: SpanFactory | None) -> None:
         setattr(store, name, method)
 
 
-def _traced(method: Method, name: str, namespace_at: str | None, span: SpanFactory) -> Method:
+def _traced(method: Method, name: str, namespace_at: NamespaceAt, span: SpanFactory) -> Method:
     @functools.wraps(method)
     async def traced(*args: Any, **kwargs: Any) -> Any:
         with span(name, _workflow_id(namespace_at, args)):
@@ -91,16 +94,17 @@ def _traced(method: Method, name: str, namespace_at: str | None, span: SpanFacto
     return traced
 
 
-def _workflow_id(namespace_at: str | None, args: tuple[Any, ...]) -> str:
+def _workflow_id(namespace_at: NamespaceAt, args: tuple[Any, ...]) -> str:
     if namespace_at == "tx":
         return str(args[0].workflow_id)
-    if namespace_at == "arg" and len(args) > 1 and isinstance(args[1], str):
-        return args[1]  # an execution's (namespace id, workflow id, ...)
+    if isinstance(namespace_at, int) and len(args) > namespace_at + 1:
+        workflow_id = args[namespace_at + 1]  # an execution's (namespace id, workflow id, ...)
+        return workflow_id if isinstance(workflow_id, str) else ""
     return ""
 
 
 def _measured(
-    method: Method, operation: str, service_name: str, namespace_at: str | None
+    method: Method, operation: str, service_name: str, namespace_at: NamespaceAt
 ) -> Method:
     lookup = method.__name__ in LOOKUPS
 
@@ -128,13 +132,13 @@ def _measured(
     return measured
 
 
-def _labels(operation: str, namespace_at: str | None, args: tuple[Any, ...]) -> tuple[str, str]:
+def _labels(operation: str, namespace_at: NamespaceAt, args: tuple[Any, ...]) -> tuple[str, str]:
     """The namespace and operation labels of a call."""
     if namespace_at == "tx":
         tx: ExecutionTransaction = args[0]
         new = tx.expected_db_version is None
         op = "CreateWorkflowExecution" if new else "UpdateWorkflowExecution"
         return metrics.namespace_name(tx.namespace_id), op
-    if namespace_at == "arg" and args:
-        return metrics.namespace_name(args[0]), operation
+    if isinstance(namespace_at, int) and len(args) > namespace_at:
+        return metrics.namespace_name(args[namespace_at]), operation
     return SYSTEM, operation

@@ -306,6 +306,20 @@ class Store(abc.ABC):
         """Drop backlog tasks found stale (their execution moved on or is gone)."""
 
     @abc.abstractmethod
+    async def delete_execution(
+        self,
+        shard_id: int,
+        range_id: int,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        timer_task_ids: list[int],
+    ) -> None:
+        """Delete a run: its events, state, visibility row, the current-run pointer if it is
+        the current run, and the given timer tasks, in one transaction fenced by the shard's
+        range id (ShardOwnershipLostError)."""
+
+    @abc.abstractmethod
     async def delete_timer_tasks(self, shard_id: int, task_ids: list[int]) -> None:
         """Drop timer tasks whose execution is gone."""
 

@@ -18,6 +18,7 @@ from aion.frontend.workflow_service.base import (
     validate_update,
 )
 from aion.history.api import (
+    delete_workflow,
     describe_workflow,
     get_workflow_history,
     query_workflow,
@@ -103,6 +104,14 @@ class WorkflowRpcs(ServiceBase):
             terminate_workflow.terminate_workflow, request, request.workflow_execution.workflow_id
         )
         return rr.TerminateWorkflowExecutionResponse()
+
+    @rpc
+    async def DeleteWorkflowExecution(
+        self, request: rr.DeleteWorkflowExecutionRequest, context: Ctx
+    ) -> rr.DeleteWorkflowExecutionResponse:
+        return await self._in_namespace(
+            delete_workflow.delete_workflow, request, request.workflow_execution.workflow_id
+        )
 
     @rpc
     async def ResetWorkflowExecution(

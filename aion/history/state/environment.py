@@ -28,6 +28,13 @@ def _unversioned(namespace_id: str, task_queue: str, workflow_id: str) -> str:
     return ""
 
 
+DAY_NS = 24 * 3600 * 1_000_000_000
+
+
+def _one_day(namespace_id: str) -> int:
+    return DAY_NS
+
+
 @dataclass
 class Environment:
     """The clock, limits and routing facts a transition reads."""
@@ -39,3 +46,5 @@ class Environment:
     # (namespace id, task queue, workflow id): the worker deployment version new workflow tasks
     # on the queue go to ("" = unversioned pollers), whatever the workflow is pinned to.
     routing_target: Callable[[str, str, str], str] = _unversioned
+    # (namespace id): how long a closed run is kept before it is deleted (ns).
+    retention_ns: Callable[[str], int] = _one_day

@@ -30,6 +30,8 @@ SIGNAL_EXTERNAL = "signal_external"
 CANCEL_EXTERNAL = "cancel_external"
 APPLY_PARENT_CLOSE_POLICY = "apply_parent_close_policy"
 NOTIFY_SCHEDULE = "notify_schedule"
+# A closed run's retention is over: delete it (history, state, visibility).
+DELETE_EXECUTION = "delete_execution"
 
 
 class TaskGenerator:

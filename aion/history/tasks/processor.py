@@ -77,6 +77,9 @@ class TaskProcessor:
             transfer_handler = transfer.HANDLERS.get(task.kind)
             if transfer_handler is not None:
                 await transfer_handler(self.engine, task, data)
+            elif task.kind == kinds.DELETE_EXECUTION:
+                key = (task.namespace_id, task.workflow_id, task.run_id)
+                await self.engine.delete_execution(key, task)
             else:
                 await timers.fire(self.engine, task, data)
         except errors.ShardNotOwned as e:
@@ -101,4 +104,5 @@ TASK_TYPES = {
     kinds.CANCEL_EXTERNAL: ("TransferActiveTaskCancelExecution", "high"),
     kinds.APPLY_PARENT_CLOSE_POLICY: ("TransferActiveTaskParentClosePolicy", "high"),
     kinds.NOTIFY_SCHEDULE: ("TransferActiveTaskNotifySchedule", "high"),
+    kinds.DELETE_EXECUTION: ("TimerActiveTaskDeleteHistoryEvent", "low"),
 }

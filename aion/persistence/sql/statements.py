@@ -160,6 +160,14 @@ class Statements:
         )
         self.insert_event = q(_insert("history_events", EVENT))
 
+        # Deleting a closed run (its retention is over, or DeleteWorkflowExecution)
+        self.delete_run_events = q(f"DELETE FROM history_events WHERE {run}")
+        self.delete_run_execution = q(f"DELETE FROM executions WHERE {run}")
+        self.delete_run_current = q(f"DELETE FROM current_executions WHERE {run}")
+        self.delete_run_visibility = q(
+            "DELETE FROM visibility WHERE namespace_id = ? AND run_id = ? AND workflow_id = ?"
+        )
+
         # Durable tasks
         self.load_timer_tasks = q(
             _select("timer_tasks", TIMER_TASK, "shard_id = ?") + " ORDER BY fire_time_ns"

@@ -164,6 +164,31 @@ class SQLStore(Store):
     async def delete_timer_tasks(self, shard_id: int, task_ids: list[int]) -> None:
         await self._delete_tasks(self.sql.delete_timer_tasks, shard_id, task_ids)
 
+    async def delete_execution(
+        self,
+        shard_id: int,
+        range_id: int,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        timer_task_ids: list[int],
+    ) -> None:
+        key = (namespace_id, workflow_id, run_id)
+
+        async def delete(conn: Connection) -> None:
+            await check_range(conn, self.sql, shard_id, range_id)
+            for statement in (
+                self.sql.delete_run_events,
+                self.sql.delete_run_execution,
+                self.sql.delete_run_current,
+            ):
+                await conn.execute(statement, key)
+            await conn.execute(self.sql.delete_run_visibility, (namespace_id, run_id, workflow_id))
+            if timer_task_ids:
+                await conn.execute_in(self.sql.delete_timer_tasks, (shard_id,), timer_task_ids)
+
+        await self._write(delete)
+
     async def _delete_tasks(self, sql: str, shard_id: int, task_ids: list[int]) -> None:
         if task_ids:
             await self._write(lambda conn: conn.execute_in(sql, (shard_id,), task_ids))

@@ -1,0 +1,144 @@
+"""Retention and deletion (issue 16): a closed run is deleted a retention period after it
+closed (history, describe, list), by a durable task that survives restarts, and
+DeleteWorkflowExecution deletes a run at once, terminating it first if it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import workflow
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from tests.helpers import Storage
+from tests.servers import AionProcess
+
+DELETION_TIMEOUT_S = 30.0
+POLL_S = 0.2
+
+
+@workflow.defn(name="RetentionQuick")
+class QuickWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return "done"
+
+
+@workflow.defn(name="RetentionWaits")
+class WaitingWorkflow:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+def retention_server(storage: Storage, retention: str) -> AionProcess:
+    return storage.server(
+        extra_args=["--dynamic-config-value", f'aion.workflowRetention="{retention}"']
+    )
+
+
+async def is_gone(client: Client, handle: WorkflowHandle[object, object]) -> bool:
+    """Describe, history and list all say the run does not exist."""
+    try:
+        await handle.describe()
+        return False
+    except RPCError as e:
+        assert e.status == RPCStatusCode.NOT_FOUND, e
+    with pytest.raises(RPCError) as history:
+        await handle.fetch_history()
+    assert history.value.status == RPCStatusCode.NOT_FOUND
+    listed = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    return not listed
+
+
+async def wait_until_gone(client: Client, handle: WorkflowHandle[object, object]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DELETION_TIMEOUT_S
+    while not await is_gone(client, handle):
+        assert loop.time() < deadline, f"{handle.id} was not deleted"
+        await asyncio.sleep(POLL_S)
+
+
+async def test_closed_runs_are_deleted_after_retention(storage: Storage) -> None:
+    server = retention_server(storage, "1s")
+    await asyncio.to_thread(server.start)
+    try:
+        client = await Client.connect(server.address)
+        queue = f"retention-{uuid.uuid4()}"
+        async with Worker(client, task_queue=queue, workflows=[QuickWorkflow]):
+            handle = await client.start_workflow(
+                QuickWorkflow.run, id=f"retention-{uuid.uuid4()}", task_queue=queue
+            )
+            assert await handle.result() == "done"
+        await wait_until_gone(client, handle)
+        # The workflow id is free again: a new run starts as if none had been.
+        again = await client.start_workflow(QuickWorkflow.run, id=handle.id, task_queue=queue)
+        assert (await again.describe()).run_id != handle.result_run_id
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def test_a_run_is_deleted_after_a_restart(storage: Storage) -> None:
+    """The deletion is a durable task written when the run closed: a server stopped before the
+    retention ends deletes the run once it is back."""
+    if storage.backend == "sqlite" and storage.db_filename is None:
+        pytest.skip("needs storage that outlives the server")
+    server = retention_server(storage, "3s")
+    await asyncio.to_thread(server.start)
+    try:
+        client = await Client.connect(server.address)
+        queue = f"retention-{uuid.uuid4()}"
+        async with Worker(client, task_queue=queue, workflows=[QuickWorkflow]):
+            handle = await client.start_workflow(
+                QuickWorkflow.run, id=f"retention-{uuid.uuid4()}", task_queue=queue
+            )
+            assert await handle.result() == "done"
+    finally:
+        await asyncio.to_thread(server.stop)
+    restarted = retention_server(storage, "3s")
+    await asyncio.to_thread(restarted.start)
+    try:
+        client = await Client.connect(restarted.address)
+        handle = client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        await handle.describe()  # still there: its retention has not ended yet
+        await wait_until_gone(client, handle)
+    finally:
+        await asyncio.to_thread(restarted.stop)
+
+
+async def test_delete_terminates_a_running_workflow_and_deletes_it(client: Client) -> None:
+    queue = f"delete-{uuid.uuid4()}"
+    async with Worker(client, task_queue=queue, workflows=[WaitingWorkflow]):
+        handle = await client.start_workflow(
+            WaitingWorkflow.run,
+            id=f"delete-{uuid.uuid4()}",
+            task_queue=queue,
+            execution_timeout=timedelta(hours=1),
+        )
+        await client.workflow_service.delete_workflow_execution(
+            _delete_request(client, handle.id, handle.result_run_id or "")
+        )
+        await wait_until_gone(client, handle)
+
+
+async def test_delete_of_an_unknown_workflow_is_not_found(client: Client) -> None:
+    with pytest.raises(RPCError) as raised:
+        await client.workflow_service.delete_workflow_execution(
+            _delete_request(client, f"no-such-{uuid.uuid4()}", "")
+        )
+    assert raised.value.status == RPCStatusCode.NOT_FOUND
+
+
+def _delete_request(
+    client: Client, workflow_id: str, run_id: str
+) -> DeleteWorkflowExecutionRequest:
+    return DeleteWorkflowExecutionRequest(
+        namespace=client.namespace,
+        workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+    )
