@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import Backends, WorkflowService
 from aion.history.api import cross_shard
 from aion.history.engine import HistoryEngine
-from aion.history.tasks import transfer
+from aion.history.tasks import processor, transfer
 from aion.history.tasks.processor import TaskProcessor
 from aion.matching import MatchingEngine
 from aion.metrics import event_loop
@@ -48,6 +49,8 @@ SCHEDULE_RETENTION = "aion.scheduleRetention"
 # Aion's own: how long every closed run is kept, whatever its namespace's retention says (a Go
 # duration; for tests and benches).
 WORKFLOW_RETENTION = "aion.workflowRetention"
+# Aion's own: how far ahead timer tasks are held in memory (a Go duration; default 10 minutes).
+TIMER_TASK_WINDOW = "aion.timerTaskWindow"
 
 
 @dataclass
@@ -83,6 +86,11 @@ class ServerConfig:
     that makes workflow tasks suggest continue-as-new. Others are accepted and ignored."""
     tracing: TracingConfig = field(default_factory=TracingConfig)
     """OpenTelemetry tracing (off unless it or the `OTEL_*` variables turn it on)."""
+
+
+def _timer_window_ns(config: ServerConfig) -> int:
+    value = config.dynamic_config.get(TIMER_TASK_WINDOW)
+    return processor.WINDOW_NS if value is None else parse_duration(value)
 
 
 class AionServer:
@@ -121,7 +129,7 @@ class AionServer:
             self.store,
             self.namespaces,
             self.matching,
-            TaskProcessor,
+            functools.partial(TaskProcessor, window_ns=_timer_window_ns(config)),
             {**cross_shard.OPS, **transfer.OPS},
             config.num_shards,
             host_id=host_id,
@@ -235,6 +243,8 @@ class AionServer:
                 self.engine.limits.suggest_continue_as_new_count = int(value)
             elif key == WORKFLOW_RETENTION:
                 self.engine.retention_override_ns = parse_duration(value)
+            elif key == TIMER_TASK_WINDOW:
+                pass  # read where the task processor is built
             elif key == SCHEDULE_RETENTION:
                 self.schedules.retention = dt.timedelta(microseconds=parse_duration(value) // 1000)
             elif key == drainage.REFRESH_INTERVAL:

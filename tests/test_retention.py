@@ -30,6 +30,14 @@ class QuickWorkflow:
         return "done"
 
 
+@workflow.defn(name="RetentionSleeps")
+class SleepingWorkflow:
+    @workflow.run
+    async def run(self, seconds: float) -> str:
+        await workflow.sleep(seconds)
+        return "woke"
+
+
 @workflow.defn(name="RetentionWaits")
 class WaitingWorkflow:
     @workflow.run
@@ -85,31 +93,52 @@ async def test_closed_runs_are_deleted_after_retention(storage: Storage) -> None
 
 
 async def test_a_run_is_deleted_after_a_restart(storage: Storage) -> None:
-    """The deletion is a durable task written when the run closed: a server stopped before the
-    retention ends deletes the run once it is back."""
+    """The run's timeout and its deletion are durable tasks: a server stopped while the run
+    still waits times it out once it is back, and deletes it a retention period later."""
     if storage.backend == "sqlite" and storage.db_filename is None:
         pytest.skip("needs storage that outlives the server")
-    server = retention_server(storage, "3s")
+    server = retention_server(storage, "1s")
     await asyncio.to_thread(server.start)
     try:
         client = await Client.connect(server.address)
-        queue = f"retention-{uuid.uuid4()}"
-        async with Worker(client, task_queue=queue, workflows=[QuickWorkflow]):
-            handle = await client.start_workflow(
-                QuickWorkflow.run, id=f"retention-{uuid.uuid4()}", task_queue=queue
-            )
-            assert await handle.result() == "done"
+        handle = await client.start_workflow(
+            WaitingWorkflow.run,
+            id=f"retention-{uuid.uuid4()}",
+            task_queue=f"retention-{uuid.uuid4()}",
+            run_timeout=timedelta(seconds=2),
+        )
     finally:
         await asyncio.to_thread(server.stop)
-    restarted = retention_server(storage, "3s")
+    restarted = retention_server(storage, "1s")
     await asyncio.to_thread(restarted.start)
     try:
         client = await Client.connect(restarted.address)
-        handle = client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
-        await handle.describe()  # still there: its retention has not ended yet
-        await wait_until_gone(client, handle)
+        await wait_until_gone(client, client.get_workflow_handle(handle.id))
     finally:
         await asyncio.to_thread(restarted.stop)
+
+
+async def test_timers_due_beyond_the_in_memory_window_fire(storage: Storage) -> None:
+    """Timer tasks due later than the window stay in the store until the window reaches them:
+    a 3 s timer and a 2 s retention with a 1 s window."""
+    server = storage.server(
+        extra_args=[
+            *("--dynamic-config-value", 'aion.timerTaskWindow="1s"'),
+            *("--dynamic-config-value", 'aion.workflowRetention="2s"'),
+        ]
+    )
+    await asyncio.to_thread(server.start)
+    try:
+        client = await Client.connect(server.address)
+        queue = f"window-{uuid.uuid4()}"
+        async with Worker(client, task_queue=queue, workflows=[SleepingWorkflow]):
+            handle = await client.start_workflow(
+                SleepingWorkflow.run, 3.0, id=f"window-{uuid.uuid4()}", task_queue=queue
+            )
+            assert await handle.result() == "woke"
+        await wait_until_gone(client, handle)
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 async def test_delete_terminates_a_running_workflow_and_deletes_it(client: Client) -> None:

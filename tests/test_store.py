@@ -150,6 +150,10 @@ async def test_round_trip(store: Store) -> None:
     assert await store.read_events("ns", "wf", "run", 2, 1) == [b"e2"]
     assert await store.load_timer_tasks(0) == [timer]
     assert await store.load_timer_tasks(1) == []
+    # A window of fire times: after `after_ns`, by `until_ns`.
+    assert await store.load_timer_tasks(0, -1, timer.fire_time_ns) == [timer]
+    assert await store.load_timer_tasks(0, -1, timer.fire_time_ns - 1) == []
+    assert await store.load_timer_tasks(0, timer.fire_time_ns) == []
     assert await store.load_queue_tasks(0) == [_queue_task(0, 12, "wf")]
     assert await store.list_visibility("ns") == [_visibility("wf", "run", 1)]
 

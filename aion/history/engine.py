@@ -150,7 +150,7 @@ class HistoryEngine:
         started = time.perf_counter()
         range_id = await self.store.acquire_shard(shard_id, self.host_id)
         self.shards[shard_id] = Shard(shard_id, range_id)
-        self.timers.add(await self.store.load_timer_tasks(shard_id))
+        await self.timers.load_shard(shard_id)
         for task in await self.store.load_queue_tasks(shard_id):
             self.enqueue(task)
         for listener in self._listeners:
@@ -216,6 +216,13 @@ class HistoryEngine:
             await self.update_execution((task.namespace_id, task.workflow_id, task.run_id), record)
         except errors.NotFound:
             await self.drop_task(task)
+
+    async def load_timer_tasks(
+        self, shard_id: int, after_ns: int, until_ns: int
+    ) -> list[TimerTask]:
+        """A shard's timer tasks due after `after_ns` and by `until_ns` (the task processor's
+        window)."""
+        return await self.store.load_timer_tasks(shard_id, after_ns, until_ns)
 
     async def drop_task(self, task: TimerTask | QueueTask) -> None:
         """Drop a task that has nothing left to do (done elsewhere, stale, or its execution

@@ -101,7 +101,13 @@ class NoDeployments:
 class TimerTasks(Protocol):
     """Fires durable timer tasks at their time (`aion.history.tasks.processor`)."""
 
-    def add(self, tasks: list[TimerTask]) -> None: ...
+    def add(self, tasks: list[TimerTask]) -> None:
+        """Take in tasks just committed."""
+        ...
+
+    async def load_shard(self, shard_id: int) -> None:
+        """Take in the pending tasks of a shard this process serves from now on."""
+        ...
 
     def discard_shard(self, shard_id: int) -> None:
         """Forget the pending tasks of a shard another process serves now."""

@@ -11,6 +11,8 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+MAX_TIME_NS = 2**63 - 1  # the latest time a task can be due (ns)
+
 
 class ConditionFailedError(Exception):
     """An optimistic-concurrency check failed: someone else changed the row first."""
@@ -296,7 +298,10 @@ class Store(abc.ABC):
 
     # Tasks
     @abc.abstractmethod
-    async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]: ...
+    async def load_timer_tasks(
+        self, shard_id: int, after_ns: int = -1, until_ns: int = MAX_TIME_NS
+    ) -> list[TimerTask]:
+        """The shard's timer tasks due after `after_ns` and by `until_ns`, soonest first."""
 
     @abc.abstractmethod
     async def load_queue_tasks(self, shard_id: int) -> list[QueueTask]: ...

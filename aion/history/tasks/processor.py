@@ -1,5 +1,11 @@
 """The processor of one engine's durable timer tasks: a timer queue of the shards this process
-owns, each due task handed to its executor (`timers` or `transfer`)."""
+owns, each due task handed to its executor (`timers` or `transfer`).
+
+Only the tasks due within WINDOW_NS are held in memory; later ones (a run's deletion at the end
+of its retention, long timers) stay in the store until the window reaches them, so memory does
+not grow with the closed runs kept. The window moves every half window: the tasks it reaches are
+loaded, and a task committed meanwhile is taken in if due within the window being loaded (the
+queue drops a task it holds already)."""
 
 from __future__ import annotations
 
@@ -18,17 +24,47 @@ from aion.persistence import TimerTask
 log = logging.getLogger(__name__)
 
 
+WINDOW_NS = 10 * 60 * 1_000_000_000
+
+
 class TaskProcessor:
     """Fires the engine's timer tasks at their time (the engine's `TimerTasks`)."""
 
-    def __init__(self, engine: HistoryEngine) -> None:
+    def __init__(self, engine: HistoryEngine, window_ns: int = WINDOW_NS) -> None:
         self.engine = engine
         self.queue = TimerQueue(self._fire)
         # Tasks being retried: when their first attempt started (ns) and the next attempt's number.
         self._attempts: dict[int, tuple[int, int]] = {}
+        self.window_ns = window_ns
+        self._horizon_ns = time.time_ns() + window_ns  # tasks due by then are in the queue
+        self._loading_until_ns = 0  # while the window moves: where it moves to
+        self._mover: asyncio.Task[None] | None = None
+
+    def _reach_ns(self) -> int:
+        return max(self._horizon_ns, self._loading_until_ns)
 
     def add(self, tasks: list[TimerTask]) -> None:
-        self.queue.add(tasks)
+        reach = self._reach_ns()
+        self.queue.add([task for task in tasks if task.fire_time_ns <= reach])
+
+    async def load_shard(self, shard_id: int) -> None:
+        self.queue.add(await self.engine.load_timer_tasks(shard_id, -1, self._reach_ns()))
+
+    async def _move_window(self) -> None:
+        while True:
+            await asyncio.sleep(self.window_ns / 2e9)
+            target = time.time_ns() + self.window_ns
+            self._loading_until_ns = target
+            try:
+                for shard_id in list(self.engine.shards):
+                    tasks = await self.engine.load_timer_tasks(shard_id, self._horizon_ns, target)
+                    if shard_id in self.engine.shards:
+                        self.queue.add(tasks)
+                self._horizon_ns = target
+            except Exception:
+                log.exception("loading the timer tasks due by %s failed; retrying", target)
+            finally:
+                self._loading_until_ns = 0
 
     def discard_shard(self, shard_id: int) -> None:
         self.queue.discard(lambda task: task.shard_id == shard_id)
@@ -36,8 +72,11 @@ class TaskProcessor:
 
     def start(self) -> None:
         self.queue.start()
+        self._mover = asyncio.get_running_loop().create_task(self._move_window())
 
     async def stop(self) -> None:
+        if self._mover is not None:
+            self._mover.cancel()
         await self.queue.stop()
 
     def _namespace(self, namespace_id: str) -> str:

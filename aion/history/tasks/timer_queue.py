@@ -28,14 +28,19 @@ class TimerQueue:
     def __init__(self, handler: Callable[[TimerTask], Awaitable[None]]) -> None:
         self._handler = handler
         self._heap: list[tuple[int, int, TimerTask]] = []
+        self._held: set[tuple[int, int]] = set()  # (shard id, task id) of the tasks in the heap
         self._wakeup = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)
 
     def add(self, tasks: list[TimerTask]) -> None:
+        """Queue tasks; one the heap holds already is left out."""
         for task in tasks:
-            heapq.heappush(self._heap, (task.fire_time_ns, task.task_id, task))
+            key = (task.shard_id, task.task_id)
+            if key not in self._held:
+                self._held.add(key)
+                heapq.heappush(self._heap, (task.fire_time_ns, task.task_id, task))
         if tasks:
             self._wakeup.set()
 
@@ -43,6 +48,7 @@ class TimerQueue:
         """Forget the pending tasks `predicate` selects (a shard that moved to another process)."""
         self._heap = [entry for entry in self._heap if not predicate(entry[2])]
         heapq.heapify(self._heap)
+        self._held = {(task.shard_id, task.task_id) for _, _, task in self._heap}
 
     def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._run())
@@ -60,6 +66,7 @@ class TimerQueue:
             now = time.time_ns()
             while self._heap and self._heap[0][0] <= now:
                 _, _, task = heapq.heappop(self._heap)
+                self._held.discard((task.shard_id, task.task_id))
                 await self._slots.acquire()
                 job = asyncio.get_running_loop().create_task(self._process(task))
                 self._inflight.add(job)

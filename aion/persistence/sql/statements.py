@@ -170,7 +170,10 @@ class Statements:
 
         # Durable tasks
         self.load_timer_tasks = q(
-            _select("timer_tasks", TIMER_TASK, "shard_id = ?") + " ORDER BY fire_time_ns"
+            _select(
+                "timer_tasks", TIMER_TASK, "shard_id = ? AND fire_time_ns > ? AND fire_time_ns <= ?"
+            )
+            + " ORDER BY fire_time_ns"
         )
         self.insert_timer_task = q(_insert("timer_tasks", TIMER_TASK))
         self.delete_timer_tasks = q(

@@ -11,6 +11,7 @@ from aion.persistence.sql.dialect import Connection, Row
 from aion.persistence.sql.execution import check_range, commit_batch
 from aion.persistence.sql.statements import Statements, deployment_row, schedule_row
 from aion.persistence.store import (
+    MAX_TIME_NS,
     ConditionFailedError,
     CurrentExecution,
     DeploymentRecord,
@@ -148,10 +149,11 @@ class SQLStore(Store):
         return [r[0] for r in await self._fetch(self.sql.read_events, args)]
 
     # Tasks
-    async def load_timer_tasks(self, shard_id: int) -> list[TimerTask]:
-        return [
-            TimerTask(*row) for row in await self._fetch(self.sql.load_timer_tasks, (shard_id,))
-        ]
+    async def load_timer_tasks(
+        self, shard_id: int, after_ns: int = -1, until_ns: int = MAX_TIME_NS
+    ) -> list[TimerTask]:
+        args = (shard_id, after_ns, until_ns)
+        return [TimerTask(*row) for row in await self._fetch(self.sql.load_timer_tasks, args)]
 
     async def load_queue_tasks(self, shard_id: int) -> list[QueueTask]:
         return [
