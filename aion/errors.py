@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 from google.protobuf.message import Message
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
@@ -89,18 +91,48 @@ class Aborted(ServiceError):
     code = grpc.StatusCode.ABORTED
 
 
-def multi_operation_failed(start: ServiceError | None, update: ServiceError | None) -> Aborted:
-    """Update-with-Start failed: the failing operation's status, the other one aborted."""
-    failure = details_pb.MultiOperationExecutionFailure()
-    for error in (start, update):
-        status = failure.statuses.add()
-        if error is None:
-            error = Aborted("Operation was aborted.", failure_pb.MultiOperationExecutionAborted())
-        status.code = error.code.value[0]
-        status.message = error.message
-        if error.details is not None:
-            status.details.add().Pack(error.details)
-    return Aborted("Update-with-Start could not be executed.", failure)
+class MultiOperationAborted(Aborted):
+    """An operation of a multi-operation call that did not run because another one failed."""
+
+    def __init__(self) -> None:
+        super().__init__("Operation was aborted.", failure_pb.MultiOperationExecutionAborted())
+
+
+def operation_aborted() -> MultiOperationAborted:
+    return MultiOperationAborted()
+
+
+class MultiOperationFailed(ServiceError):
+    """A multi-operation call (Update-with-Start) failed: one status per operation, in order
+    (None: that operation succeeded). The call answers with the code of the first operation that
+    really failed (neither succeeded nor aborted), as Temporal does, so that callers see
+    ALREADY_EXISTS, INVALID_ARGUMENT, UNAVAILABLE… and retry only what is retryable; ABORTED
+    only when every failure is an abort."""
+
+    def __init__(self, operations: Sequence[ServiceError | None]) -> None:
+        failure = details_pb.MultiOperationExecutionFailure()
+        code: grpc.StatusCode | None = None
+        for error in operations:
+            status = failure.statuses.add()
+            if error is None:
+                continue  # OK, no message
+            status.code = error.code.value[0]
+            status.message = error.message
+            if error.details is not None:
+                status.details.add().Pack(error.details)
+            if code is None and not isinstance(error, MultiOperationAborted):
+                code = error.code
+        super().__init__("Update-with-Start could not be executed.", failure)
+        self.code = code or grpc.StatusCode.ABORTED
+        self.operations = list(operations)
+
+
+def multi_operation_failed(
+    start: ServiceError | None, update: ServiceError | None
+) -> MultiOperationFailed:
+    """Update-with-Start failed: each operation's error (`operation_aborted()` for one that did
+    not run, None for one that succeeded)."""
+    return MultiOperationFailed([start, update])
 
 
 class ShardNotOwned(Unavailable):

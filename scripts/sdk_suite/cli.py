@@ -15,7 +15,8 @@ Usage:
     scripts/sdk-suite TREE ADDRESS [--junit PATH] [--timeout S] [FILES / PYTEST ARGS...]
         Run the suite in TREE against the server at ADDRESS (host:port) and write a junit XML
         (default .sdk-suite/results/junit.xml). FILES default to the core modules
-        (tests/worker/test_workflow.py tests/worker/test_activity.py tests/test_client.py);
+        (tests/worker/test_workflow.py tests/worker/test_activity.py tests/test_client.py
+        tests/worker/test_update_with_start.py);
         anything else (e.g. `-k hello`, `tests/test_client.py::test_start_id_reuse_policy`)
         is handed to pytest.
 

@@ -15,6 +15,7 @@ DEFAULT_FILES = [
     "tests/worker/test_workflow.py",
     "tests/worker/test_activity.py",
     "tests/test_client.py",
+    "tests/worker/test_update_with_start.py",
 ]
 SERVERS = ("reference", "aion")
 DEFAULT_TIMEOUT = 120

@@ -4,6 +4,7 @@ describe, history, query, list and count, and updates (with update-with-start)."
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
@@ -211,36 +212,62 @@ class WorkflowRpcs(ServiceBase):
         ):
             raise errors.InvalidArgument("Operations have to be exactly [Start, Update].")
         start, update = ops[0].start_workflow, ops[1].update_workflow
-        try:
-            self._validate_start(ns, start)
-            if start.namespace != request.namespace:
-                raise errors.InvalidArgument(
-                    "Operation namespace did not match request's namespace."
-                )
-            if start.cron_schedule:
-                raise errors.InvalidArgument("CronSchedule is not allowed.")
-            if start.request_eager_execution:
-                raise errors.InvalidArgument("RequestEagerExecution is not supported.")
-            if start.HasField("workflow_start_delay"):
-                raise errors.InvalidArgument("WorkflowStartDelay is not supported.")
-        except errors.ServiceError as e:
-            raise errors.multi_operation_failed(e, None) from None
-        try:
-            if update.namespace != request.namespace:
-                raise errors.InvalidArgument(
-                    "Operation namespace did not match request's namespace."
-                )
-            if update.workflow_execution.workflow_id != start.workflow_id:
-                raise errors.InvalidArgument(
-                    "WorkflowId is not consistent with previous operation(s)."
-                )
-            if update.workflow_execution.run_id:
-                raise errors.InvalidArgument("RunId is not allowed.")
-            if update.first_execution_run_id:
-                raise errors.InvalidArgument("FirstExecutionRunId is not allowed.")
-            validate_update(update)
-        except errors.ServiceError as e:
-            raise errors.multi_operation_failed(None, e) from None
+        # Each operation is checked on its own; a failed check is that operation's status, the
+        # other one's is "aborted" (Temporal's frontend converts both before failing the call).
+        start_error = _checked(lambda: self._validate_multi_op_start(ns, request, start))
+        update_error = _checked(lambda: _validate_multi_op_update(request, update))
+        if (
+            start_error is None
+            and update_error is None
+            and update.workflow_execution.workflow_id != start.workflow_id
+        ):
+            update_error = errors.InvalidArgument(
+                "WorkflowId is not consistent with previous operation(s)."
+            )
+        if start_error is not None or update_error is not None:
+            raise errors.multi_operation_failed(
+                start_error or errors.operation_aborted(),
+                update_error or errors.operation_aborted(),
+            )
         return await update_with_start.update_with_start(
             self.engine, ns, start, update, deadline_seconds(context)
         )
+
+    def _validate_multi_op_start(
+        self,
+        ns: Namespace,
+        request: rr.ExecuteMultiOperationRequest,
+        start: rr.StartWorkflowExecutionRequest,
+    ) -> None:
+        if start.namespace and start.namespace != request.namespace:
+            raise errors.InvalidArgument("Operation namespace did not match request's namespace.")
+        self._validate_start(ns, start)
+        if start.cron_schedule:
+            raise errors.InvalidArgument("CronSchedule is not allowed.")
+        if start.request_eager_execution:
+            raise errors.InvalidArgument("RequestEagerExecution is not supported.")
+        if start.HasField("workflow_start_delay") and (
+            start.workflow_start_delay.seconds or start.workflow_start_delay.nanos
+        ):
+            raise errors.InvalidArgument("WorkflowStartDelay is not supported.")
+
+
+def _validate_multi_op_update(
+    request: rr.ExecuteMultiOperationRequest, update: rr.UpdateWorkflowExecutionRequest
+) -> None:
+    if update.namespace and update.namespace != request.namespace:
+        raise errors.InvalidArgument("Operation namespace did not match request's namespace.")
+    validate_update(update)
+    if update.first_execution_run_id:
+        raise errors.InvalidArgument("FirstExecutionRunId is not allowed.")
+    if update.workflow_execution.run_id:
+        raise errors.InvalidArgument("RunId is not allowed.")
+
+
+def _checked(check: Callable[[], None]) -> errors.ServiceError | None:
+    """The error a check raises, or None."""
+    try:
+        check()
+    except errors.ServiceError as e:
+        return e
+    return None
