@@ -144,6 +144,7 @@ class AionServer:
                     self.store,
                     self.schedules,
                     self.deployments,
+                    config.broadcast_address or self.address,
                 )
             ),
             self.grpc,

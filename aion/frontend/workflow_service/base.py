@@ -47,6 +47,7 @@ class Backends:
     store: Store
     schedules: ScheduleRuntime
     deployments: DeploymentRegistry
+    address: str = ""  # where this process serves (task queue partitions' owner)
 
 
 class ServiceBase:
@@ -59,6 +60,7 @@ class ServiceBase:
         self.store = backends.store
         self.schedules = backends.schedules
         self.deployments = backends.deployments
+        self.address = backends.address
 
     async def _in_namespace(
         self,

@@ -1,5 +1,5 @@
 """WorkflowService RPCs of workers: polling and answering workflow and activity tasks,
-sticky queues, task queue descriptions, and pausing or resetting activities."""
+sticky queues, and pausing or resetting activities."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio.api.enums.v1 import deployment_pb2, task_queue_pb2
-from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, metrics
-from aion.common.timeutil import ts
 from aion.common.versions import version_key
 from aion.frontend.rpc import deadline_seconds, rpc
 from aion.frontend.workflow_service.base import (
@@ -180,35 +178,6 @@ class TaskRpcs(ServiceBase):
         if request.sticky_task_queue:
             await sticky.shutdown_sticky_queue(self.engine, ns, request.sticky_task_queue)
         return rr.ShutdownWorkerResponse()
-
-    @rpc
-    async def DescribeTaskQueue(
-        self, request: rr.DescribeTaskQueueRequest, context: Ctx
-    ) -> rr.DescribeTaskQueueResponse:
-        ns = self.namespaces.get(request.namespace)
-        require_task_queue(request.task_queue.name)
-        kind = (
-            "activity"
-            if request.task_queue_type == task_queue_pb2.TASK_QUEUE_TYPE_ACTIVITY
-            else "workflow"
-        )
-        matching = self.matching
-        name = request.task_queue.name
-        response = rr.DescribeTaskQueueResponse(
-            pollers=[
-                taskqueue_pb.PollerInfo(
-                    identity=who, last_access_time=ts(at), rate_per_second=100000
-                )
-                for who, at in sorted(matching.recent_pollers(ns.id, name, kind).items())
-            ]
-        )
-        backlog = matching.backlog_count(ns.id, name, kind)
-        if request.report_stats:
-            response.stats.approximate_backlog_count = backlog
-        if request.include_task_queue_status:
-            response.task_queue_status.backlog_count_hint = backlog
-            response.task_queue_status.rate_per_second = 100000
-        return response
 
     # ---- activity tasks -----------------------------------------------------------------
     @rpc

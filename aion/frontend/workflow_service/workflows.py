@@ -20,6 +20,7 @@ from aion.frontend.workflow_service.base import (
 from aion.history.api import (
     describe_workflow,
     get_workflow_history,
+    get_workflow_history_reverse,
     query_workflow,
     request_cancel_workflow,
     reset_workflow,
@@ -136,6 +137,16 @@ class WorkflowRpcs(ServiceBase):
         require(request.execution.workflow_id, "WorkflowId")
         return await get_workflow_history.get_workflow_history(
             self.engine, ns, request, deadline_seconds(context)
+        )
+
+    @rpc
+    async def GetWorkflowExecutionHistoryReverse(
+        self, request: rr.GetWorkflowExecutionHistoryReverseRequest, context: Ctx
+    ) -> rr.GetWorkflowExecutionHistoryReverseResponse:
+        ns = self.namespaces.get(request.namespace)
+        require(request.execution.workflow_id, "WorkflowId")
+        return await get_workflow_history_reverse.get_workflow_history_reverse(
+            self.engine, ns, request
         )
 
     @rpc
