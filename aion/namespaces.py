@@ -23,6 +23,7 @@ def namespace_capabilities() -> namespace_pb.NamespaceInfo.Capabilities:
         eager_workflow_start=True,
         sync_update=True,
         async_update=True,
+        worker_heartbeats=True,  # SDK workers then call RecordWorkerHeartbeat
     )
 
 

@@ -22,6 +22,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import metrics
 from aion.matching.rates import RateLimiter, RateTracker
+from aion.matching.workers import WorkerRegistry
 from aion.persistence import QueueTask
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ class MatchingEngine:
         self._version_polls: dict[tuple[str, str], int] = {}  # (namespace, version) -> last poll
         # UpdateTaskQueueConfig's settings by (namespace id, queue, kind): in this process only.
         self._configs: dict[tuple[str, str, str], taskqueue_pb.TaskQueueConfig] = {}
+        self.workers = WorkerRegistry()  # the workers' heartbeats (RecordWorkerHeartbeat)
 
     def _queue(self, namespace_id: str, name: str, kind: str, sticky_of: str = "") -> _TaskQueue:
         """The task queue; `sticky_of` names the normal queue of a sticky one, whose metrics

@@ -1,7 +1,7 @@
 """WorkflowService: validates each request, resolves its namespace and calls the operation.
 
 One servicer, composed of one part per area (each a module here): namespaces, workflows, tasks,
-task queues, schedules and deployments. Every RPC goes through `aion.frontend.rpc.rpc`, which maps errors to
+task queues, workers, schedules and deployments. Every RPC goes through `aion.frontend.rpc.rpc`, which maps errors to
 gRPC statuses and forwards a call to the process that owns the execution's shard.
 """
 
@@ -15,6 +15,7 @@ from aion.frontend.workflow_service.namespaces import NamespaceRpcs
 from aion.frontend.workflow_service.schedules import ScheduleRpcs
 from aion.frontend.workflow_service.task_queues import TaskQueueRpcs
 from aion.frontend.workflow_service.tasks import TaskRpcs
+from aion.frontend.workflow_service.workers import WorkerRpcs
 from aion.frontend.workflow_service.workflows import WorkflowRpcs
 
 
@@ -24,6 +25,7 @@ class WorkflowService(  # type: ignore[misc]
     WorkflowRpcs,
     TaskRpcs,
     TaskQueueRpcs,
+    WorkerRpcs,
     ScheduleRpcs,
     DeploymentRpcs,
     service_pb2_grpc.WorkflowServiceServicer,

@@ -27,6 +27,7 @@ from aion.history.api import (
     signal_workflow,
     start_workflow,
     terminate_workflow,
+    unpause_workflow,
     update_with_start,
     update_workflow,
 )
@@ -60,6 +61,7 @@ class WorkflowRpcs(ServiceBase):
         if not request.request_id:
             request.request_id = str(uuid.uuid4())
         self._check_search_attributes(ns, request)
+        self._check_pinned_version(ns, request)
 
     @rpc
     async def SignalWithStartWorkflowExecution(
@@ -73,6 +75,7 @@ class WorkflowRpcs(ServiceBase):
         if not request.request_id:
             request.request_id = str(uuid.uuid4())
         self._check_search_attributes(ns, request)
+        self._check_pinned_version(ns, request)
         return await start_workflow.signal_with_start_workflow(self.engine, ns, request)
 
     @rpc
@@ -112,6 +115,26 @@ class WorkflowRpcs(ServiceBase):
         return await self._in_namespace(
             reset_workflow.reset_workflow, request, request.workflow_execution.workflow_id
         )
+
+    @rpc
+    async def PauseWorkflowExecution(
+        self, request: rr.PauseWorkflowExecutionRequest, context: Ctx
+    ) -> rr.PauseWorkflowExecutionResponse:
+        raise errors.Unimplemented(
+            f"workflow pause is not enabled for namespace: {request.namespace}"
+        )
+
+    @rpc
+    async def UnpauseWorkflowExecution(
+        self, request: rr.UnpauseWorkflowExecutionRequest, context: Ctx
+    ) -> rr.UnpauseWorkflowExecutionResponse:
+        for value, what in ((request.reason, "reason"), (request.request_id, "request id")):
+            if len(value) > MAX_ID_LENGTH:
+                raise errors.InvalidArgument(f"{what} is too long.")
+        if len(request.identity) > MAX_ID_LENGTH:
+            raise errors.InvalidArgument("identity is too long.")
+        await self._in_namespace(unpause_workflow.unpause_workflow, request, request.workflow_id)
+        return rr.UnpauseWorkflowExecutionResponse()
 
     @rpc
     async def DescribeWorkflowExecution(
