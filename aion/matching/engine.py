@@ -411,6 +411,7 @@ class MatchingEngine:
                 queue.limiter = RateLimiter(rps)
         else:
             queue.limiter = None
+        queue.rematch()  # waiting pollers take what the new limit lets through
 
     def recent_pollers(self, namespace_id: str, name: str, kind: str) -> dict[str, int]:
         """Identities that polled within the last minutes, with their last poll time (ns)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from temporalio.api.enums.v1 import namespace_pb2 as enums_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
@@ -89,7 +88,6 @@ class NamespaceRpcs(ServiceBase):
         response.config.custom_search_attribute_aliases.update(aliases)
         response.namespace_info.capabilities.CopyFrom(namespace_capabilities())
         response.namespace_info.supports_schedules = False
-        response.replication_config.state = enums_pb.REPLICATION_STATE_NORMAL
         return response
 
     @rpc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
-from temporalio.api.enums.v1 import task_queue_pb2, workflow_pb2
+from temporalio.api.enums.v1 import event_type_pb2, task_queue_pb2, workflow_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
@@ -87,6 +87,10 @@ def _extended_info(ms: MutableState) -> workflow_pb.WorkflowExecutionExtendedInf
         extended.run_expiration_time.seconds = GO_ZERO_TIME_S  # as Temporal reports "none"
     if s.expiration_time_ns:
         extended.execution_expiration_time.CopyFrom(ts(s.expiration_time_ns))
+    if s.start_request_id:
+        started = extended.request_id_infos[s.start_request_id]
+        started.event_type = event_type_pb2.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+        started.event_id = 1
     return extended
 
 
