@@ -225,7 +225,10 @@ async def test_task_queue_describe_shows_pollers_and_stats(sides: tuple[Side, Si
                 (s["buildId"], s["taskQueueType"], s["approximateBacklogCount"], sorted(s))
                 for s in output["stats"]
             )
-            rates = [s["tasksAddRate"] > 0 and s["tasksDispatchRate"] > 0 for s in output["stats"]]
+            rates = sorted(
+                (s["taskQueueType"], s["tasksAddRate"] > 0, s["tasksDispatchRate"] > 0)
+                for s in output["stats"]
+            )
             shapes[name] = (pollers, stats, output["reachability"], rates)
         assert shapes["aion"] == shapes["reference"]
         # The text form ("is my worker polling?") and the other selections work too.
