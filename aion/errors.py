@@ -66,7 +66,14 @@ def namespace_not_found(name: str) -> NotFound:
     )
 
 
-def workflow_not_found() -> NotFound:
+def workflow_not_found(workflow_id: str = "", run_id: str = "") -> NotFound:
+    """Temporal's texts: the current run of an id, or one run of it."""
+    if workflow_id and run_id:
+        return NotFound(
+            f'workflow execution not found for workflow ID "{workflow_id}" and run ID "{run_id}"'
+        )
+    if workflow_id:
+        return NotFound(f"workflow not found for ID: {workflow_id}")
     return NotFound("workflow execution not found")
 
 

@@ -23,6 +23,7 @@ def namespace_capabilities() -> namespace_pb.NamespaceInfo.Capabilities:
         eager_workflow_start=True,
         sync_update=True,
         async_update=True,
+        worker_heartbeats=True,  # SDK workers then call RecordWorkerHeartbeat
     )
 
 
@@ -92,7 +93,11 @@ class NamespaceRegistry:
     def all(self) -> list[Namespace]:
         return sorted(self._by_name.values(), key=lambda ns: ns.name)
 
-    async def register(self, request: rr.RegisterNamespaceRequest) -> Namespace:
+    async def register(
+        self, request: rr.RegisterNamespaceRequest, start_up: bool = False
+    ) -> Namespace:
+        """RegisterNamespace; `start_up` for the dev server's own namespaces, which Temporal
+        creates without a replication state (registered ones are REPLICATION_STATE_NORMAL)."""
         if not request.namespace:
             raise errors.InvalidArgument("Namespace is not set on request.")
         if request.namespace in self._by_name:
@@ -117,6 +122,9 @@ class NamespaceRegistry:
             replication_config=replication_pb.NamespaceReplicationConfig(
                 active_cluster_name=CLUSTER_NAME,
                 clusters=[replication_pb.ClusterReplicationConfig(cluster_name=CLUSTER_NAME)],
+                state=namespace_pb2.REPLICATION_STATE_UNSPECIFIED
+                if start_up
+                else namespace_pb2.REPLICATION_STATE_NORMAL,
             ),
             is_global_namespace=request.is_global_namespace,
         )
@@ -138,7 +146,7 @@ class NamespaceRegistry:
         if name in self._by_name:
             return self._by_name[name]
         try:
-            return await self.register(rr.RegisterNamespaceRequest(namespace=name))
+            return await self.register(rr.RegisterNamespaceRequest(namespace=name), start_up=True)
         except errors.AlreadyExists:  # another process sharing the database registered it
             await self.load()
             return self.get(name)

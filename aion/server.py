@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
+from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from aion import metrics, tracing
@@ -29,7 +30,7 @@ from aion.history.tasks import processor, transfer
 from aion.history.tasks.processor import TaskProcessor
 from aion.matching import MatchingEngine
 from aion.metrics import event_loop
-from aion.namespaces import NamespaceRegistry
+from aion.namespaces import CLUSTER_NAME, NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
@@ -155,6 +156,7 @@ class AionServer:
                     self.store,
                     self.schedules,
                     self.deployments,
+                    config.broadcast_address or self.address,
                 )
             ),
             self.grpc,
@@ -171,8 +173,16 @@ class AionServer:
                 config.ip, config.metrics_port, self.health, self._refresh_gauges
             )
             self._register_gauges()
+        cluster = ClusterMetadata(
+            cluster_name=CLUSTER_NAME,
+            cluster_id=host_id,
+            address=config.broadcast_address or self.address,
+            initial_failover_version=1,
+            history_shard_count=config.num_shards,
+            is_connection_enabled=True,
+        )
         operator_grpc.add_OperatorServiceServicer_to_server(
-            OperatorService(self.namespaces), self.grpc
+            OperatorService(self.namespaces, cluster), self.grpc
         )
         if self.cluster is not None:
             self.grpc.add_generic_rpc_handlers(

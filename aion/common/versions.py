@@ -80,3 +80,20 @@ def described(override: workflow_pb.VersioningOverride) -> workflow_pb.Versionin
     elif override.auto_upgrade:
         shown.behavior = Behavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE
     return shown
+
+
+def pinned_version(override: workflow_pb.VersioningOverride) -> tuple[str, str] | None:
+    """(deployment, build id) an override pins to; None when it does not pin."""
+    if override.HasField("pinned") and override.pinned.HasField("version"):
+        return override.pinned.version.deployment_name, override.pinned.version.build_id
+    if override.behavior == Behavior.VERSIONING_BEHAVIOR_PINNED and override.pinned_version:
+        return parse_version(override.pinned_version)
+    return None
+
+
+def pinned_version_missing(deployment: str, build_id: str, task_queue: str) -> errors.ServiceError:
+    """Temporal's answer to an override pinned to a version the workflow's queue lacks."""
+    return errors.FailedPrecondition(
+        f"Pinned version '{deployment}:{build_id}' is not present in task queue"
+        f" '{task_queue}' of type 'Workflow'"
+    )

@@ -1,4 +1,5 @@
-"""OperatorService: custom search attributes (add, list, remove), as the reference answers them."""
+"""OperatorService: custom search attributes (add, list, remove) and the cluster list, as the
+reference answers them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import grpc
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import request_response_pb2 as rr
 from temporalio.api.operatorservice.v1 import service_pb2_grpc
+from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
 
 from aion import errors
 from aion.frontend.rpc import rpc
@@ -23,9 +25,19 @@ Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class OperatorService(service_pb2_grpc.OperatorServiceServicer):
-    def __init__(self, namespaces: NamespaceRegistry) -> None:
+    def __init__(
+        self, namespaces: NamespaceRegistry, cluster: ClusterMetadata | None = None
+    ) -> None:
+        """`cluster` describes this cluster (ListClusters: the one Aion serves)."""
         self.namespaces = namespaces
         self.search_attributes = namespaces.search_attributes
+        self.cluster = cluster or ClusterMetadata()
+
+    @rpc
+    async def ListClusters(
+        self, request: rr.ListClustersRequest, context: Ctx
+    ) -> rr.ListClustersResponse:
+        return rr.ListClustersResponse(clusters=[self.cluster])
 
     def _namespace(self, name: str) -> Namespace | None:
         """The named namespace; NOT_FOUND if unknown, None if not set (checked later, as

@@ -107,13 +107,13 @@ def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None
         retry.normalize_policy(attrs.retry_policy)
     except ValueError as e:
         raise CommandError(bad, str(e)) from None
-    _normalize_activity_timeouts(attrs, ctx.ms.s.run_timeout_ns, bad)
+    normalize_activity_timeouts(attrs, ctx.ms.s.run_timeout_ns, bad)
     ai = ctx.ms.activities.schedule(ctx.completed_event_id, attrs)
     if attrs.request_eager_execution and attrs.task_queue.name == ctx.ms.s.task_queue:
         ctx.eager_activities.append(ai)
 
 
-def _normalize_activity_timeouts(
+def normalize_activity_timeouts(
     attrs: command_pb.ScheduleActivityTaskCommandAttributes,
     run_timeout_ns: int,
     bad: Cause.ValueType,

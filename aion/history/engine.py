@@ -280,7 +280,7 @@ class HistoryEngine:
         if current is None:
             current = await self.store.get_current_execution(namespace_id, workflow_id)
             if current is None:
-                raise errors.workflow_not_found()
+                raise errors.workflow_not_found(workflow_id)
             self._current[(namespace_id, workflow_id)] = current
         return current
 
@@ -292,7 +292,7 @@ class HistoryEngine:
     async def _load(self, key: ExecutionKey) -> MutableState:
         record = await self.store.get_execution(*key)
         if record is None:
-            raise errors.workflow_not_found()
+            raise errors.workflow_not_found(key[1], key[2])
         return self.new_mutable_state(MutableState.restore(record.state), record.db_version)
 
     def _entry(self, key: ExecutionKey) -> _Entry:

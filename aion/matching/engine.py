@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from temporalio.api.query.v1 import message_pb2 as query_pb
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import metrics
+from aion.matching.rates import RateLimiter, RateTracker
+from aion.matching.workers import WorkerRegistry
 from aion.persistence import QueueTask
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,14 @@ class _TaskQueue:
     last_poll: float = 0.0
     shut_down: bool = False
     pollers_seen: dict[str, int] = field(default_factory=dict)  # identity -> last poll (ns)
+    poller_versions: dict[str, str] = field(default_factory=dict)  # identity -> its version
+    added: RateTracker = field(default_factory=RateTracker)  # new tasks
+    dispatched: RateTracker = field(default_factory=RateTracker)  # tasks handed to pollers
+    # The queue rate limit of UpdateTaskQueueConfig (activity queues): dispatches are spaced.
+    limiter: RateLimiter | None = None
+
+    def _may_dispatch(self) -> bool:
+        return self.limiter is None or self.limiter.try_take()
 
     def take(self, version: str = "") -> Task | None:
         """The next task for a poller of `version` ("" = unversioned)."""
@@ -94,7 +105,7 @@ class _TaskQueue:
         if target is None:
             if self.queries:
                 return self.queries.popleft()
-            if self.backlog:
+            if self.backlog and self._may_dispatch():
                 return self._unpark(self.backlog.popleft())
             return None
         for query in self.queries:
@@ -103,6 +114,8 @@ class _TaskQueue:
                 return query
         for task in self.backlog:
             if target(task) == version:
+                if not self._may_dispatch():
+                    return None
                 self.backlog.remove(task)
                 return self._unpark(task)
         return None
@@ -129,11 +142,14 @@ class _TaskQueue:
     def offer(self, task: Task) -> bool:
         """Sync match: hand the task to a waiting poller (of its version) if there is one."""
         version = self.target(task) if self.target is not None else None
+        limited = self.limiter is not None and isinstance(task, QueueTask)
         for entry in list(self.pollers):
             poller, poller_version = entry
             if poller.done():
                 self.pollers.remove(entry)
             elif version is None or poller_version == version:
+                if limited and not self._may_dispatch():
+                    return False  # rate-limited: a poller takes it from the backlog later
                 self.pollers.remove(entry)
                 poller.set_result(task)
                 self.metrics.poll_success.inc()
@@ -164,6 +180,9 @@ class MatchingEngine:
         self.on_requeue: Callable[[QueueTask], None] | None = None
         self.routing: Routing = routing or _Unversioned()
         self._version_polls: dict[tuple[str, str], int] = {}  # (namespace, version) -> last poll
+        # UpdateTaskQueueConfig's settings by (namespace id, queue, kind): in this process only.
+        self._configs: dict[tuple[str, str, str], taskqueue_pb.TaskQueueConfig] = {}
+        self.workers = WorkerRegistry()  # the workers' heartbeats (RecordWorkerHeartbeat)
 
     def _queue(self, namespace_id: str, name: str, kind: str, sticky_of: str = "") -> _TaskQueue:
         """The task queue; `sticky_of` names the normal queue of a sticky one, whose metrics
@@ -226,6 +245,7 @@ class MatchingEngine:
         """Give the task to a waiting poller (True) or queue it in the backlog (False)."""
         log.debug("queue task %s %s for %s", task.task_id, task.kind, task.workflow_id)
         queue = self._queue(task.namespace_id, task.task_queue, task.kind)
+        queue.added.inc()
         if queue.offer(task):
             return True
         queue.park(task)
@@ -267,13 +287,31 @@ class MatchingEngine:
         queue = self._queue(namespace_id, name, kind, sticky_of)
         queue.shut_down = False
         queue.pollers_seen[identity] = time.time_ns()
+        queue.poller_versions[identity] = version
         if version:
             self._version_polls[(namespace_id, version)] = time.time_ns()
         queue.last_poll = time.monotonic()
-        task = queue.take(version)
-        if task is not None:
-            return task
-        poller: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        while True:
+            task = queue.take(version)
+            if task is None:
+                task = await self._wait(queue, version, until)
+            if task is not None:
+                if isinstance(task, QueueTask):
+                    queue.dispatched.inc()
+                return task
+            if loop.time() >= until:
+                queue.metrics.poll_timeouts.inc()
+                return None
+
+    async def _wait(self, queue: _TaskQueue, version: str, until: float) -> Task | None:
+        """Wait as a poller until `until`, or until a rate-limited backlog may dispatch again."""
+        loop = asyncio.get_running_loop()
+        timeout = max(0.0, until - loop.time())
+        if queue.limiter is not None and queue.backlog:
+            timeout = min(timeout, max(queue.limiter.wait_s(), 0.01))
+        poller: asyncio.Future[Task] = loop.create_future()
         entry = (poller, version)
         queue.pollers.append(entry)
         try:
@@ -290,7 +328,6 @@ class MatchingEngine:
                 poller.cancel()
             if isinstance(e, asyncio.CancelledError):
                 raise
-            queue.metrics.poll_timeouts.inc()
             return None
         finally:
             queue.last_poll = time.monotonic()
@@ -323,6 +360,58 @@ class MatchingEngine:
     def backlog_count(self, namespace_id: str, name: str, kind: str) -> int:
         queue = self._queues.get((namespace_id, name, kind))
         return len(queue.backlog) if queue else 0
+
+    def pollers(self, namespace_id: str, name: str, kind: str) -> list[tuple[str, int, str]]:
+        """(identity, last poll in ns, worker deployment version or "") of the pollers seen
+        within the last minutes, by identity."""
+        queue = self._queues.get((namespace_id, name, kind))
+        if queue is None:
+            return []
+        horizon = time.time_ns() - POLLER_HISTORY_NS
+        return sorted(
+            (who, at, queue.poller_versions.get(who, ""))
+            for who, at in queue.pollers_seen.items()
+            if at >= horizon
+        )
+
+    def stats(self, namespace_id: str, name: str, kind: str) -> taskqueue_pb.TaskQueueStats:
+        """Backlog count and age, and the add and dispatch rates of the last 30 s."""
+        stats = taskqueue_pb.TaskQueueStats()
+        queue = self._queues.get((namespace_id, name, kind))
+        if queue is None:
+            return stats
+        stats.approximate_backlog_count = len(queue.backlog)
+        if queue.queued:
+            age_s = time.monotonic() - min(queue.queued.values())
+            stats.approximate_backlog_age.FromNanoseconds(int(age_s * 1e9))
+        else:
+            stats.approximate_backlog_age.SetInParent()
+        added, dispatched = queue.added.rate(), queue.dispatched.rate()
+        stats.tasks_add_rate = added
+        stats.tasks_dispatch_rate = dispatched  # the CLI shows their difference as the increase
+        stats.rate_limiting_active = queue.limiter is not None
+        return stats
+
+    def config(
+        self, namespace_id: str, name: str, kind: str
+    ) -> taskqueue_pb.TaskQueueConfig | None:
+        """The queue's UpdateTaskQueueConfig settings (None when never set)."""
+        return self._configs.get((namespace_id, name, kind))
+
+    def set_config(
+        self, namespace_id: str, name: str, kind: str, config: taskqueue_pb.TaskQueueConfig
+    ) -> None:
+        """Keep the queue's settings; its queue rate limit spaces dispatches from now on."""
+        key = (namespace_id, name, kind)
+        self._configs[key] = config
+        queue = self._queue(namespace_id, name, kind)
+        if config.HasField("queue_rate_limit") and config.queue_rate_limit.HasField("rate_limit"):
+            rps = config.queue_rate_limit.rate_limit.requests_per_second
+            if queue.limiter is None or queue.limiter.rps != rps:
+                queue.limiter = RateLimiter(rps)
+        else:
+            queue.limiter = None
+        queue.rematch()  # waiting pollers take what the new limit lets through
 
     def recent_pollers(self, namespace_id: str, name: str, kind: str) -> dict[str, int]:
         """Identities that polled within the last minutes, with their last poll time (ns)."""

@@ -1,7 +1,7 @@
 """WorkflowService: validates each request, resolves its namespace and calls the operation.
 
 One servicer, composed of one part per area (each a module here): namespaces, workflows, tasks,
-schedules and deployments. Every RPC goes through `aion.frontend.rpc.rpc`, which maps errors to
+task queues, workers, schedules and deployments. Every RPC goes through `aion.frontend.rpc.rpc`, which maps errors to
 gRPC statuses and forwards a call to the process that owns the execution's shard.
 """
 
@@ -13,7 +13,9 @@ from aion.frontend.workflow_service.base import Backends
 from aion.frontend.workflow_service.deployments import DeploymentRpcs
 from aion.frontend.workflow_service.namespaces import NamespaceRpcs
 from aion.frontend.workflow_service.schedules import ScheduleRpcs
+from aion.frontend.workflow_service.task_queues import TaskQueueRpcs
 from aion.frontend.workflow_service.tasks import TaskRpcs
+from aion.frontend.workflow_service.workers import WorkerRpcs
 from aion.frontend.workflow_service.workflows import WorkflowRpcs
 
 
@@ -22,6 +24,8 @@ class WorkflowService(  # type: ignore[misc]
     NamespaceRpcs,
     WorkflowRpcs,
     TaskRpcs,
+    TaskQueueRpcs,
+    WorkerRpcs,
     ScheduleRpcs,
     DeploymentRpcs,
     service_pb2_grpc.WorkflowServiceServicer,

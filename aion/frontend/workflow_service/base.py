@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 import grpc
+from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.versions import pinned_version, pinned_version_missing, version_key
 from aion.history.api import update_workflow
 from aion.history.engine import HistoryEngine
 from aion.matching import MatchingEngine
@@ -20,6 +22,7 @@ from aion.schedules.runtime import ScheduleRuntime
 from aion.versioning.registry import DeploymentRegistry
 from aion.visibility.search_attributes import SearchAttributeError
 
+WORKFLOW_QUEUE = task_queue_pb2.TASK_QUEUE_TYPE_WORKFLOW
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 MAX_ID_LENGTH = 1000
 
@@ -47,6 +50,7 @@ class Backends:
     store: Store
     schedules: ScheduleRuntime
     deployments: DeploymentRegistry
+    address: str = ""  # where this process serves (task queue partitions' owner)
 
 
 class ServiceBase:
@@ -59,6 +63,7 @@ class ServiceBase:
         self.store = backends.store
         self.schedules = backends.schedules
         self.deployments = backends.deployments
+        self.address = backends.address
 
     async def _in_namespace(
         self,
@@ -82,6 +87,18 @@ class ServiceBase:
         if workflow_id is not None:
             require(workflow_id, "WorkflowId")
         return await operation(backend, ns, request)
+
+    def _check_pinned_version(self, ns: Namespace, request: Any) -> None:
+        """A start's versioning override may pin only to a version serving its task queue."""
+        if not request.HasField("versioning_override"):
+            return
+        pinned = pinned_version(request.versioning_override)
+        if pinned is None:
+            return
+        key = version_key(*pinned)
+        queue = request.task_queue.name
+        if self.deployments.route(ns.id, queue, WORKFLOW_QUEUE, "", key) != key:
+            raise pinned_version_missing(*pinned, queue)
 
     def _check_search_attributes(self, ns: Namespace, request: Any) -> None:
         """A request's search attributes, checked as Temporal's frontend does."""
@@ -114,6 +131,27 @@ def require_activity_target(request: Any) -> None:
         raise errors.InvalidArgument(
             "Either Activity.Id or Activity.Type should be set on request."
         )
+
+
+def check_activity_execution(request: Any) -> None:
+    """Temporal's checks on a *ActivityExecution request (a workflow's activity by id; Aion
+    has no standalone activities, so one without a workflow id is refused as Temporal refuses
+    it with standalone activities off)."""
+    if not request.workflow_id:
+        raise errors.Unimplemented("Standalone activity is disabled")
+    if len(request.request_id) > MAX_ID_LENGTH:
+        raise errors.InvalidArgument("request ID exceeds length limit.")
+    if not request.activity_id:
+        raise errors.InvalidArgument("activity ID is required")
+    if len(request.activity_id) > MAX_ID_LENGTH:
+        raise errors.InvalidArgument("activity ID exceeds length limit.")
+    if len(request.identity) > MAX_ID_LENGTH:
+        raise errors.InvalidArgument("identity exceeds length limit.")
+    if request.run_id:
+        try:
+            uuid.UUID(request.run_id)
+        except ValueError:
+            raise errors.InvalidArgument("invalid run id: must be a valid UUID") from None
 
 
 def validate_update(request: rr.UpdateWorkflowExecutionRequest) -> None:

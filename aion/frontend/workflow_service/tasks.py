@@ -1,5 +1,5 @@
 """WorkflowService RPCs of workers: polling and answering workflow and activity tasks,
-sticky queues, task queue descriptions, and pausing or resetting activities."""
+sticky queues, and pausing or resetting activities."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import deployment_pb2, task_queue_pb2
-from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, metrics
-from aion.common.timeutil import ts
 from aion.common.versions import version_key
 from aion.frontend.rpc import deadline_seconds, rpc
 from aion.frontend.workflow_service.base import (
     Ctx,
     ResponseT,
     ServiceBase,
+    check_activity_execution,
     require,
     require_activity_target,
     require_task_queue,
@@ -35,6 +35,7 @@ from aion.history.api import (
     respond_workflow_task_failed,
     sticky,
     unpause_activity,
+    update_activity_options,
 )
 from aion.history.engine import HistoryEngine
 from aion.matching import QueryTask
@@ -177,38 +178,11 @@ class TaskRpcs(ServiceBase):
         self, request: rr.ShutdownWorkerRequest, context: Ctx
     ) -> rr.ShutdownWorkerResponse:
         ns = self.namespaces.get(request.namespace)
+        if request.HasField("worker_heartbeat"):  # its last one, status SHUTDOWN
+            self.matching.workers.record(ns.id, [request.worker_heartbeat])
         if request.sticky_task_queue:
             await sticky.shutdown_sticky_queue(self.engine, ns, request.sticky_task_queue)
         return rr.ShutdownWorkerResponse()
-
-    @rpc
-    async def DescribeTaskQueue(
-        self, request: rr.DescribeTaskQueueRequest, context: Ctx
-    ) -> rr.DescribeTaskQueueResponse:
-        ns = self.namespaces.get(request.namespace)
-        require_task_queue(request.task_queue.name)
-        kind = (
-            "activity"
-            if request.task_queue_type == task_queue_pb2.TASK_QUEUE_TYPE_ACTIVITY
-            else "workflow"
-        )
-        matching = self.matching
-        name = request.task_queue.name
-        response = rr.DescribeTaskQueueResponse(
-            pollers=[
-                taskqueue_pb.PollerInfo(
-                    identity=who, last_access_time=ts(at), rate_per_second=100000
-                )
-                for who, at in sorted(matching.recent_pollers(ns.id, name, kind).items())
-            ]
-        )
-        backlog = matching.backlog_count(ns.id, name, kind)
-        if request.report_stats:
-            response.stats.approximate_backlog_count = backlog
-        if request.include_task_queue_status:
-            response.task_queue_status.backlog_count_hint = backlog
-            response.task_queue_status.rate_per_second = 100000
-        return response
 
     # ---- activity tasks -----------------------------------------------------------------
     @rpc
@@ -300,3 +274,96 @@ class TaskRpcs(ServiceBase):
         require_activity_target(request)
         await self._in_namespace(reset_activity.reset_activity, request)
         return rr.ResetActivityResponse()
+
+    # ---- the *ActivityExecution RPCs (`temporal activity ...` of CLI 1.9): on a workflow's
+    # activity they are PauseActivity, UnpauseActivity, ResetActivity, UpdateActivityOptions.
+    @rpc
+    async def PauseActivityExecution(
+        self, request: rr.PauseActivityExecutionRequest, context: Ctx
+    ) -> rr.PauseActivityExecutionResponse:
+        check_activity_execution(request)
+        await self._in_namespace(
+            pause_activity.pause_activity,
+            rr.PauseActivityRequest(
+                namespace=request.namespace,
+                execution=common_pb.WorkflowExecution(
+                    workflow_id=request.workflow_id, run_id=request.run_id
+                ),
+                id=request.activity_id,
+                identity=request.identity,
+                reason=request.reason,
+                request_id=request.request_id or str(uuid.uuid4()),
+            ),
+        )
+        return rr.PauseActivityExecutionResponse()
+
+    @rpc
+    async def UnpauseActivityExecution(
+        self, request: rr.UnpauseActivityExecutionRequest, context: Ctx
+    ) -> rr.UnpauseActivityExecutionResponse:
+        check_activity_execution(request)
+        await self._in_namespace(
+            unpause_activity.unpause_activity,
+            rr.UnpauseActivityRequest(
+                namespace=request.namespace,
+                execution=common_pb.WorkflowExecution(
+                    workflow_id=request.workflow_id, run_id=request.run_id
+                ),
+                id=request.activity_id,
+                identity=request.identity,
+                jitter=request.jitter if request.HasField("jitter") else None,
+            ),
+        )
+        return rr.UnpauseActivityExecutionResponse()
+
+    @rpc
+    async def ResetActivityExecution(
+        self, request: rr.ResetActivityExecutionRequest, context: Ctx
+    ) -> rr.ResetActivityExecutionResponse:
+        check_activity_execution(request)
+        await self._in_namespace(
+            reset_activity.reset_activity,
+            rr.ResetActivityRequest(
+                namespace=request.namespace,
+                execution=common_pb.WorkflowExecution(
+                    workflow_id=request.workflow_id, run_id=request.run_id
+                ),
+                id=request.activity_id,
+                identity=request.identity,
+                reset_heartbeat=request.reset_heartbeat,
+                keep_paused=request.keep_paused,
+                restore_original_options=request.restore_original_options,
+                jitter=request.jitter if request.HasField("jitter") else None,
+            ),
+        )
+        return rr.ResetActivityExecutionResponse()
+
+    @rpc
+    async def UpdateActivityOptions(
+        self, request: rr.UpdateActivityOptionsRequest, context: Ctx
+    ) -> rr.UpdateActivityOptionsResponse:
+        require_activity_target(request)
+        return await self._in_namespace(update_activity_options.update_activity_options, request)
+
+    @rpc
+    async def UpdateActivityExecutionOptions(
+        self, request: rr.UpdateActivityExecutionOptionsRequest, context: Ctx
+    ) -> rr.UpdateActivityExecutionOptionsResponse:
+        check_activity_execution(request)
+        response = await self._in_namespace(
+            update_activity_options.update_activity_options,
+            rr.UpdateActivityOptionsRequest(
+                namespace=request.namespace,
+                execution=common_pb.WorkflowExecution(
+                    workflow_id=request.workflow_id, run_id=request.run_id
+                ),
+                id=request.activity_id,
+                identity=request.identity,
+                activity_options=(
+                    request.activity_options if request.HasField("activity_options") else None
+                ),
+                update_mask=request.update_mask if request.HasField("update_mask") else None,
+                restore_original=request.restore_original,
+            ),
+        )
+        return rr.UpdateActivityExecutionOptionsResponse(activity_options=response.activity_options)

@@ -22,12 +22,14 @@ from aion.history.api import (
     delete_workflow,
     describe_workflow,
     get_workflow_history,
+    get_workflow_history_reverse,
     query_workflow,
     request_cancel_workflow,
     reset_workflow,
     signal_workflow,
     start_workflow,
     terminate_workflow,
+    unpause_workflow,
     update_with_start,
     update_workflow,
 )
@@ -61,6 +63,7 @@ class WorkflowRpcs(ServiceBase):
         if not request.request_id:
             request.request_id = str(uuid.uuid4())
         self._check_search_attributes(ns, request)
+        self._check_pinned_version(ns, request)
 
     @rpc
     async def SignalWithStartWorkflowExecution(
@@ -74,6 +77,7 @@ class WorkflowRpcs(ServiceBase):
         if not request.request_id:
             request.request_id = str(uuid.uuid4())
         self._check_search_attributes(ns, request)
+        self._check_pinned_version(ns, request)
         return await start_workflow.signal_with_start_workflow(self.engine, ns, request)
 
     @rpc
@@ -123,6 +127,26 @@ class WorkflowRpcs(ServiceBase):
         )
 
     @rpc
+    async def PauseWorkflowExecution(
+        self, request: rr.PauseWorkflowExecutionRequest, context: Ctx
+    ) -> rr.PauseWorkflowExecutionResponse:
+        raise errors.Unimplemented(
+            f"workflow pause is not enabled for namespace: {request.namespace}"
+        )
+
+    @rpc
+    async def UnpauseWorkflowExecution(
+        self, request: rr.UnpauseWorkflowExecutionRequest, context: Ctx
+    ) -> rr.UnpauseWorkflowExecutionResponse:
+        for value, what in ((request.reason, "reason"), (request.request_id, "request id")):
+            if len(value) > MAX_ID_LENGTH:
+                raise errors.InvalidArgument(f"{what} is too long.")
+        if len(request.identity) > MAX_ID_LENGTH:
+            raise errors.InvalidArgument("identity is too long.")
+        await self._in_namespace(unpause_workflow.unpause_workflow, request, request.workflow_id)
+        return rr.UnpauseWorkflowExecutionResponse()
+
+    @rpc
     async def DescribeWorkflowExecution(
         self, request: rr.DescribeWorkflowExecutionRequest, context: Ctx
     ) -> rr.DescribeWorkflowExecutionResponse:
@@ -146,6 +170,16 @@ class WorkflowRpcs(ServiceBase):
         require(request.execution.workflow_id, "WorkflowId")
         return await get_workflow_history.get_workflow_history(
             self.engine, ns, request, deadline_seconds(context)
+        )
+
+    @rpc
+    async def GetWorkflowExecutionHistoryReverse(
+        self, request: rr.GetWorkflowExecutionHistoryReverseRequest, context: Ctx
+    ) -> rr.GetWorkflowExecutionHistoryReverseResponse:
+        ns = self.namespaces.get(request.namespace)
+        require(request.execution.workflow_id, "WorkflowId")
+        return await get_workflow_history_reverse.get_workflow_history_reverse(
+            self.engine, ns, request
         )
 
     @rpc

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
-from temporalio.api.enums.v1 import task_queue_pb2, workflow_pb2
+from temporalio.api.enums.v1 import event_type_pb2, task_queue_pb2, workflow_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion.common.timeutil import dur, ts
 from aion.common.versions import described, dotted_version
+from aion.history.api.update_activity_options import current_options
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import ActivityInfo, MutableState
 from aion.namespaces import Namespace
 
 ActivityState = workflow_pb2.PendingActivityState
 WTState = workflow_pb2.PendingWorkflowTaskState
+GO_ZERO_TIME_S = -62135596800  # 0001-01-01T00:00:00Z, Go's zero time
 
 
 async def describe_workflow(
@@ -41,6 +43,9 @@ def execution_info(ms: MutableState) -> workflow_pb.WorkflowExecutionInfo:
         execution_time=ts(s.execution_time_ns),
         task_queue=s.task_queue,
         first_run_id=s.first_run_id,
+        # One state transition per commit of the execution: its row's version counts them.
+        state_transition_count=ms.db_version,
+        history_size_bytes=s.history_size_bytes,
     )
     if s.parent is not None:
         info.parent_namespace_id = s.parent.namespace_id
@@ -71,6 +76,24 @@ def execution_info(ms: MutableState) -> workflow_pb.WorkflowExecutionInfo:
     return info
 
 
+def _extended_info(ms: MutableState) -> workflow_pb.WorkflowExecutionExtendedInfo:
+    s = ms.s
+    extended = workflow_pb.WorkflowExecutionExtendedInfo(
+        original_start_time=ts(s.start_time_ns), cancel_requested=s.cancel_requested
+    )
+    if s.run_timeout_ns:
+        extended.run_expiration_time.CopyFrom(ts(s.execution_time_ns + s.run_timeout_ns))
+    else:
+        extended.run_expiration_time.seconds = GO_ZERO_TIME_S  # as Temporal reports "none"
+    if s.expiration_time_ns:
+        extended.execution_expiration_time.CopyFrom(ts(s.expiration_time_ns))
+    if s.start_request_id:
+        started = extended.request_id_infos[s.start_request_id]
+        started.event_type = event_type_pb2.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+        started.event_id = 1
+    return extended
+
+
 def describe(ms: MutableState) -> rr.DescribeWorkflowExecutionResponse:
     s = ms.s
     response = rr.DescribeWorkflowExecutionResponse(
@@ -82,6 +105,7 @@ def describe(ms: MutableState) -> rr.DescribeWorkflowExecutionResponse:
         ),
         workflow_execution_info=execution_info(ms),
         pending_activities=[_pending_activity(ai) for ai in s.activities.values()],
+        workflow_extended_info=_extended_info(ms),
         pending_children=[
             workflow_pb.PendingChildExecutionInfo(
                 workflow_id=child.workflow_id,
@@ -151,4 +175,5 @@ def _pending_activity(ai: ActivityInfo) -> workflow_pb.PendingActivityInfo:
         info.last_failure.CopyFrom(ai.last_failure)
     if ai.schedule_to_close_ns:
         info.expiration_time.CopyFrom(ts(ai.scheduled_time_ns + ai.schedule_to_close_ns))
+    info.activity_options.CopyFrom(current_options(ai))
     return info

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion.common.timeutil import ns_of
+from aion.history.api import update_activity_options
 from aion.history.api.activities import select_activities
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
@@ -14,7 +15,6 @@ from aion.namespaces import Namespace
 async def reset_activity(
     engine: HistoryEngine, ns: Namespace, req: rr.ResetActivityRequest
 ) -> None:
-    # restore_original_options has nothing to restore: activity options cannot be changed yet.
     execution = req.execution
     key = await engine.resolve(ns.id, execution.workflow_id, execution.run_id)
 
@@ -23,3 +23,15 @@ async def reset_activity(
             ms.activities.reset(ai, req.reset_heartbeat, req.keep_paused, ns_of(req.jitter))
 
     await engine.update_execution(key, reset)
+    if req.restore_original_options:
+        restore = rr.UpdateActivityOptionsRequest(
+            namespace=req.namespace, execution=req.execution, restore_original=True
+        )
+        which = req.WhichOneof("activity")
+        if which == "id":
+            restore.id = req.id
+        elif which == "type":
+            restore.type = req.type
+        else:
+            restore.match_all = True
+        await update_activity_options.update_activity_options(engine, ns, restore)

@@ -252,6 +252,32 @@ class Activities(StateMachine):
             self._dispatch_after(ai, jitter_ns)  # a new stamp: the pending retry goes stale
         self._history.mutation.dirty = True
 
+    def update_options(
+        self,
+        ai: ActivityInfo,
+        task_queue: str,
+        timeouts_ns: tuple[int, int, int, int],
+        retry_policy: common_pb.RetryPolicy,
+    ) -> None:
+        """UpdateActivityOptions: new task queue, timeouts (schedule-to-close, schedule-to-start,
+        start-to-close, heartbeat) and retry policy. A waiting attempt is dispatched again at
+        once with them (a retry backoff under way ends early); a running one keeps running
+        under the new timeouts; a paused one takes them when unpaused."""
+        ai.task_queue = task_queue
+        (
+            ai.schedule_to_close_ns,
+            ai.schedule_to_start_ns,
+            ai.start_to_close_ns,
+            ai.heartbeat_ns,
+        ) = timeouts_ns
+        ai.retry_policy = retry_policy
+        if not ai.paused:
+            now = self._history.now()
+            if not ai.started_time_ns:
+                self._dispatch_attempt(ai, now)
+            self._tasks.activity_resumed(ai, now)
+        self._history.mutation.dirty = True
+
     def _resume(self, ai: ActivityInfo, jitter_ns: int) -> None:
         """Unpause: dispatch a waiting attempt, or re-arm the timeouts of a running one."""
         ai.paused = False

@@ -15,6 +15,7 @@ from aion.history.mutable_state import (
     WORKFLOW_EXECUTION_TIMEOUT,
     WORKFLOW_RUN_TIMEOUT,
     WORKFLOW_TASK_TIMEOUT,
+    ActivityInfo,
     MutableState,
 )
 from aion.persistence import TimerTask
@@ -28,7 +29,7 @@ async def fire(engine: HistoryEngine, task: TimerTask, data: dict[str, object]) 
 
     def apply(ms: MutableState) -> None:
         if ms.running:
-            handler(ms, data)
+            handler(ms, {**data, "fire_time_ns": task.fire_time_ns})
 
     await engine.finish_timer_task(task, apply)
 
@@ -39,6 +40,19 @@ def _user_timer(ms: MutableState, data: dict[str, object]) -> None:
         return
     ms.timers.fire(timer)
     ensure_workflow_task(ms)
+
+
+def _later_deadline(ai: ActivityInfo, timeout_type: int, fire_time_ns: int) -> bool:
+    """Whether the activity's timeout of this type now falls after this timer's time."""
+    if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
+        start, timeout = ai.scheduled_time_ns, ai.schedule_to_close_ns
+    elif timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START:
+        start, timeout = ai.attempt_scheduled_time_ns, ai.schedule_to_start_ns
+    elif timeout_type == TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE:
+        start, timeout = ai.started_time_ns, ai.start_to_close_ns
+    else:
+        return False
+    return timeout == 0 or start + timeout > fire_time_ns
 
 
 def _activity_timeout(ms: MutableState, data: dict[str, object]) -> None:
@@ -59,6 +73,9 @@ def _activity_timeout(ms: MutableState, data: dict[str, object]) -> None:
         and not ai.started_time_ns
     ):
         return
+    fire_time_ns = data.get("fire_time_ns")
+    if isinstance(fire_time_ns, int) and _later_deadline(ai, timeout_type, fire_time_ns):
+        return  # UpdateActivityOptions lengthened the timeout: its own timer is armed
     if timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
         deadline = max(ai.last_heartbeat_ns, ai.started_time_ns) + ai.heartbeat_ns
         if deadline > ms.now():
