@@ -64,16 +64,58 @@ class NamespaceRegistry:
 
     async def load(self) -> None:
         await self.search_attributes.load()
-        for record in await self.store.list_namespaces():
+        records = await self.store.list_namespaces()
+        for record in records:
             known = self._by_id.get(record.id)
             # A read that started before a change made here must not undo it.
             if known is None or known.record.notification_version <= record.notification_version:
                 self._index(Namespace(record))
+        stored = {record.id for record in records}
+        for gone in [ns for ns in self._by_id.values() if ns.id not in stored]:
+            self._forget(gone)  # deleted by another process
 
     def _index(self, ns: Namespace) -> None:
+        known = self._by_id.get(ns.id)
+        if known is not None and known.name != ns.name:
+            self._by_name.pop(known.name, None)  # renamed (deleted)
         self._by_name[ns.name] = ns
         self._by_id[ns.id] = ns
         metrics.name_namespace(ns.id, ns.name)
+
+    def _forget(self, ns: Namespace) -> None:
+        self._by_id.pop(ns.id, None)
+        if self._by_name.get(ns.name) is ns:
+            del self._by_name[ns.name]
+
+    # ---- deletion ----------------------------------------------------------------------
+    async def mark_deleted(self, ns: Namespace) -> Namespace:
+        """DeleteNamespace, as Temporal does it: the namespace is renamed
+        `<name>-deleted-<first 5 characters of its id>` and its state set to DELETED, so its
+        name is free at once; `reap_deleted` then deletes it with everything of its."""
+        description = rr.DescribeNamespaceResponse()
+        description.CopyFrom(ns.description)
+        name = f"{ns.name}-deleted-{ns.id[:5]}"
+        description.namespace_info.name = name
+        description.namespace_info.state = namespace_pb2.NAMESPACE_STATE_DELETED
+        record = NamespaceRecord(
+            id=ns.id,
+            name=name,
+            data=description.SerializeToString(),
+            notification_version=ns.record.notification_version + 1,
+        )
+        await self.store.update_namespace(record)
+        deleted = Namespace(record)
+        self._index(deleted)
+        return deleted
+
+    async def reap_deleted(self) -> None:
+        """Delete every namespace marked deleted, with its executions, history, tasks,
+        visibility, schedules and deployments. The mark is durable: work a crash cut short is
+        done again at the next start."""
+        for ns in list(self._by_id.values()):
+            if ns.description.namespace_info.state == namespace_pb2.NAMESPACE_STATE_DELETED:
+                await self.store.delete_namespace(ns.id)
+                self._forget(ns)
 
     def get(self, name: str) -> Namespace:
         if not name:

@@ -234,6 +234,7 @@ class AionServer:
         """Take in the namespaces, search attributes and worker deployments other processes
         sharing the database made (after every heartbeat)."""
         await self.namespaces.load()
+        await self.namespaces.reap_deleted()
         await self.deployments.refresh()
 
     async def start(self) -> None:
@@ -243,6 +244,7 @@ class AionServer:
         await self.store.open()
         await self.store.check_shard_count(self.config.num_shards)
         await self.namespaces.load()
+        await self.namespaces.reap_deleted()  # marked before a crash
         await self.deployments.refresh()
         for name in self.config.namespaces:
             ns = await self.namespaces.ensure(name)

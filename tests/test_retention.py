@@ -9,9 +9,16 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from temporalio import workflow
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.api.operatorservice.v1 import DeleteNamespaceRequest
+from temporalio.api.workflowservice.v1 import (
+    DeleteWorkflowExecutionRequest,
+    DescribeNamespaceRequest,
+    ListNamespacesRequest,
+    RegisterNamespaceRequest,
+)
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
@@ -171,3 +178,45 @@ def _delete_request(
         namespace=client.namespace,
         workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
     )
+
+
+async def test_delete_namespace_renames_it_and_deletes_everything_of_it(client: Client) -> None:
+    name = f"doomed-{uuid.uuid4().hex[:8]}"
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    doomed = await Client.connect(client.service_client.config.target_host, namespace=name)
+    handle = await doomed.start_workflow(
+        WaitingWorkflow.run, id=f"in-{name}", task_queue=f"q-{name}"
+    )
+
+    response = await client.operator_service.delete_namespace(
+        DeleteNamespaceRequest(namespace=name)
+    )
+    assert response.deleted_namespace.startswith(f"{name}-deleted-")
+    with pytest.raises(RPCError) as gone:
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=name))
+    assert gone.value.status == RPCStatusCode.NOT_FOUND
+
+    # The deletion finishes in the background: the renamed namespace goes too.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DELETION_TIMEOUT_S
+    while True:
+        listed = await client.workflow_service.list_namespaces(ListNamespacesRequest())
+        names = {n.namespace_info.name for n in listed.namespaces}
+        if response.deleted_namespace not in names:
+            break
+        assert loop.time() < deadline, names
+        await asyncio.sleep(POLL_S)
+
+    # The name is free again, and nothing of the old namespace is in the new one.
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    with pytest.raises(RPCError) as missing:
+        await doomed.get_workflow_handle(handle.id).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND

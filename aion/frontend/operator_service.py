@@ -3,6 +3,8 @@ reference answers them."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, TypeAlias
 
 import grpc
@@ -22,6 +24,8 @@ from aion.visibility.search_attributes import (
 )
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+log = logging.getLogger(__name__)
+SYSTEM_NAMESPACE = "temporal-system"
 
 
 class OperatorService(service_pb2_grpc.OperatorServiceServicer):
@@ -32,6 +36,7 @@ class OperatorService(service_pb2_grpc.OperatorServiceServicer):
         self.namespaces = namespaces
         self.search_attributes = namespaces.search_attributes
         self.cluster = cluster or ClusterMetadata()
+        self._reaping: set[asyncio.Task[None]] = set()
 
     @rpc
     async def ListClusters(
@@ -49,6 +54,31 @@ class OperatorService(service_pb2_grpc.OperatorServiceServicer):
         if ns is None:
             raise errors.InvalidArgument("Namespace is not set on request.")
         return ns
+
+    @rpc
+    async def DeleteNamespace(
+        self, request: rr.DeleteNamespaceRequest, context: Ctx
+    ) -> rr.DeleteNamespaceResponse:
+        if request.namespace_id:
+            try:
+                ns = self.namespaces.by_id(request.namespace_id)
+            except KeyError:
+                raise errors.NotFound(f"Namespace {request.namespace_id} is not found.") from None
+        else:
+            ns = self._required(self._namespace(request.namespace))
+        if ns.name == SYSTEM_NAMESPACE:
+            raise errors.InvalidArgument("Unable to delete system namespace.")
+        deleted = await self.namespaces.mark_deleted(ns)
+        reaping = asyncio.get_running_loop().create_task(self._reap())
+        self._reaping.add(reaping)
+        reaping.add_done_callback(self._reaping.discard)
+        return rr.DeleteNamespaceResponse(deleted_namespace=deleted.name)
+
+    async def _reap(self) -> None:
+        try:
+            await self.namespaces.reap_deleted()
+        except Exception:  # the mark stays: the next start (or heartbeat) reaps it
+            log.exception("deleting namespaces failed")
 
     @rpc
     async def AddSearchAttributes(

@@ -36,6 +36,7 @@ OPERATIONS: dict[str, tuple[str, str, NamespaceAt]] = {
     "list_namespaces": ("ListNamespaces", "frontend", None),
     "create_namespace": ("CreateNamespace", "frontend", None),
     "update_namespace": ("UpdateNamespace", "frontend", None),
+    "delete_namespace": ("DeleteNamespace", "worker", 0),
     "list_search_attributes": ("GetClusterMetadata", "frontend", None),
     "update_search_attributes": ("SaveClusterMetadata", "frontend", None),
     "get_current_execution": ("GetCurrentExecution", "history", 0),

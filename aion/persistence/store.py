@@ -262,7 +262,13 @@ class Store(abc.ABC):
         """Insert; raises ConditionFailedError when the name or id exists."""
 
     @abc.abstractmethod
-    async def update_namespace(self, record: NamespaceRecord) -> None: ...
+    async def update_namespace(self, record: NamespaceRecord) -> None:
+        """Replace the namespace's name and description (found by its id)."""
+
+    @abc.abstractmethod
+    async def delete_namespace(self, namespace_id: str) -> None:
+        """Delete the namespace and everything of its: executions, history, tasks, visibility,
+        search attributes, schedules, worker deployments."""
 
     # Custom search attributes
     @abc.abstractmethod

@@ -124,7 +124,7 @@ class Statements:
         self.list_namespaces = q(_select("namespaces", NAMESPACE) + " ORDER BY name" + d.byte_order)
         self.insert_namespace = q(_insert_new("namespaces", NAMESPACE))
         self.update_namespace = q(
-            "UPDATE namespaces SET data = ?, notification_version = ? WHERE id = ?"
+            "UPDATE namespaces SET name = ?, data = ?, notification_version = ? WHERE id = ?"
         )
         self.list_search_attributes = q(
             _select("search_attributes", SEARCH_ATTRIBUTE)
@@ -159,6 +159,23 @@ class Statements:
             + " ORDER BY event_id LIMIT ?"
         )
         self.insert_event = q(_insert("history_events", EVENT))
+
+        # Deleting a namespace: every row of its, then the namespace itself
+        self.delete_namespace_rows = [
+            q(f"DELETE FROM {table} WHERE namespace_id = ?")
+            for table in (
+                "current_executions",
+                "executions",
+                "history_events",
+                "timer_tasks",
+                "queue_tasks",
+                "visibility",
+                "search_attributes",
+                "schedules",
+                "worker_deployments",
+            )
+        ]
+        self.delete_namespace = q("DELETE FROM namespaces WHERE id = ?")
 
         # Deleting a closed run (its retention is over, or DeleteWorkflowExecution)
         self.delete_run_events = q(f"DELETE FROM history_events WHERE {run}")

@@ -107,7 +107,16 @@ class SQLStore(Store):
 
     async def update_namespace(self, record: NamespaceRecord) -> None:
         r = record
-        await self._execute(self.sql.update_namespace, (r.data, r.notification_version, r.id))
+        args = (r.name, r.data, r.notification_version, r.id)
+        await self._execute(self.sql.update_namespace, args)
+
+    async def delete_namespace(self, namespace_id: str) -> None:
+        async def delete(conn: Connection) -> None:
+            for statement in self.sql.delete_namespace_rows:
+                await conn.execute(statement, (namespace_id,))
+            await conn.execute(self.sql.delete_namespace, (namespace_id,))
+
+        await self._write(delete)
 
     async def list_search_attributes(self) -> list[SearchAttributeRecord]:
         rows = await self._fetch(self.sql.list_search_attributes)
