@@ -16,6 +16,7 @@ from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetada
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from aion import metrics, tracing
+from aion.batch.runtime import BatchRuntime
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
 from aion.common.durations import parse_duration
@@ -52,6 +53,10 @@ SCHEDULE_RETENTION = "aion.scheduleRetention"
 WORKFLOW_RETENTION = "aion.workflowRetention"
 # Aion's own: how far ahead timer tasks are held in memory (a Go duration; default 10 minutes).
 TIMER_TASK_WINDOW = "aion.timerTaskWindow"
+# Temporal's: a batch operation's default rate (operations per second; 50), and how many batch
+# operations a namespace may run at once (1).
+BATCHER_RPS = "worker.batcherRPS"
+MAX_CONCURRENT_BATCH_OPERATIONS = "frontend.MaxConcurrentBatchOperationPerNamespace"
 
 
 @dataclass
@@ -140,6 +145,9 @@ class AionServer:
         self.schedules = ScheduleRuntime(self.engine, self.store)
         self.engine.add_shard_listener(self.schedules)
         self.engine.add_operations(self.schedules.operations())
+        self.batches = BatchRuntime(self.engine, self.store)
+        self.engine.add_shard_listener(self.batches)
+        self.engine.add_operations(self.batches.operations())
         self.drainage = drainage.DrainageMonitor(self.engine, self.deployments, self.store)
         self.grpc = grpc.aio.server(
             options=[
@@ -157,6 +165,7 @@ class AionServer:
                     self.schedules,
                     self.deployments,
                     config.broadcast_address or self.address,
+                    self.batches,
                 )
             ),
             self.grpc,
@@ -259,6 +268,10 @@ class AionServer:
                 pass  # read where the task processor is built
             elif key == SCHEDULE_RETENTION:
                 self.schedules.retention = dt.timedelta(microseconds=parse_duration(value) // 1000)
+            elif key == BATCHER_RPS:
+                self.batches.rps = float(value)
+            elif key == MAX_CONCURRENT_BATCH_OPERATIONS:
+                self.batches.max_concurrent = int(value)
             elif key == drainage.REFRESH_INTERVAL:
                 self.drainage.refresh_interval_ns = parse_duration(value)
             elif key == drainage.GRACE_PERIOD:
@@ -286,6 +299,7 @@ class AionServer:
             await self.cluster.stop()  # the others take our shards at once
         await self.engine.stop()
         await self.schedules.stop()
+        await self.batches.stop()
         await self.store.close()
         if self.metrics_port is not None:
             await self.metrics_port.stop()

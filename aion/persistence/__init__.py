@@ -2,6 +2,7 @@
 (`sqlite`) and PostgreSQL (`postgres`)."""
 
 from aion.persistence.store import (
+    BatchOperationRecord,
     ConditionFailedError,
     CurrentExecution,
     DeploymentRecord,
@@ -23,6 +24,7 @@ from aion.persistence.store import (
 )
 
 __all__ = [
+    "BatchOperationRecord",
     "ConditionFailedError",
     "CurrentExecution",
     "DeploymentRecord",

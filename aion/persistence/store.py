@@ -187,6 +187,28 @@ class DeploymentRecord:
 
 
 @dataclass
+class BatchOperationRecord:
+    """A batch operation (StartBatchOperation): its request, state and progress. `targets` is
+    the JSON list of the (workflow id, run id) pairs it acts on, "" until they are resolved;
+    `position` is how many of them are handled (and counted in `succeeded` / `failed`)."""
+
+    namespace_id: str
+    job_id: str
+    shard_id: int
+    run_id: str
+    request: bytes  # a serialized StartBatchOperationRequest
+    state: int  # a BatchOperationState
+    start_time_ns: int
+    close_time_ns: int
+    targets: str
+    total: int
+    position: int
+    succeeded: int
+    failed: int
+    version: int
+
+
+@dataclass
 class ExecutionTransaction:
     """Everything one state transition writes, committed atomically."""
 
@@ -355,6 +377,27 @@ class Store(abc.ABC):
         self, namespace_id: str | None = None, shard_id: int | None = None
     ) -> list[ScheduleRecord]:
         """A namespace's schedules, or a shard's (by schedule id)."""
+
+    # Batch operations (fenced by the shard of their job id)
+    @abc.abstractmethod
+    async def save_batch_operation(
+        self, record: BatchOperationRecord, range_id: int, expected_version: int | None
+    ) -> None:
+        """Insert (`expected_version` None; ConditionFailedError when the job id exists in the
+        namespace) or replace the job at `expected_version`; ShardOwnershipLostError as for
+        `commit`."""
+
+    @abc.abstractmethod
+    async def get_batch_operation(
+        self, namespace_id: str, job_id: str
+    ) -> BatchOperationRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_batch_operations(
+        self, namespace_id: str | None = None, shard_id: int | None = None, running: bool = False
+    ) -> list[BatchOperationRecord]:
+        """A namespace's jobs (newest first, `targets` left empty), or a shard's; `running`:
+        only those still running (with their targets)."""
 
     # Worker deployments (namespace-level, like namespaces: not fenced by a shard)
     @abc.abstractmethod

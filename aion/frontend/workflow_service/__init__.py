@@ -1,7 +1,7 @@
 """WorkflowService: validates each request, resolves its namespace and calls the operation.
 
 One servicer, composed of one part per area (each a module here): namespaces, workflows, tasks,
-task queues, workers, schedules and deployments. Every RPC goes through `aion.frontend.rpc.rpc`, which maps errors to
+task queues, workers, schedules, deployments and batch operations. Every RPC goes through `aion.frontend.rpc.rpc`, which maps errors to
 gRPC statuses and forwards a call to the process that owns the execution's shard.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from aion.frontend.workflow_service.base import Backends
+from aion.frontend.workflow_service.batch import BatchRpcs
 from aion.frontend.workflow_service.deployments import DeploymentRpcs
 from aion.frontend.workflow_service.namespaces import NamespaceRpcs
 from aion.frontend.workflow_service.schedules import ScheduleRpcs
@@ -28,6 +29,7 @@ class WorkflowService(  # type: ignore[misc]
     WorkerRpcs,
     ScheduleRpcs,
     DeploymentRpcs,
+    BatchRpcs,
     service_pb2_grpc.WorkflowServiceServicer,
 ):
     """The gRPC WorkflowService; RPCs not implemented answer UNIMPLEMENTED (the generated base)."""

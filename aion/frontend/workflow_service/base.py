@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.batch.runtime import BatchRuntime
 from aion.common.versions import pinned_version, pinned_version_missing, version_key
 from aion.history.api import update_workflow
 from aion.history.engine import HistoryEngine
@@ -51,6 +52,7 @@ class Backends:
     schedules: ScheduleRuntime
     deployments: DeploymentRegistry
     address: str = ""  # where this process serves (task queue partitions' owner)
+    batches: BatchRuntime | None = None  # None: batch operations answer UNIMPLEMENTED
 
 
 class ServiceBase:
@@ -64,6 +66,7 @@ class ServiceBase:
         self.schedules = backends.schedules
         self.deployments = backends.deployments
         self.address = backends.address
+        self.batches = backends.batches
 
     async def _in_namespace(
         self,

@@ -149,6 +149,28 @@ CREATE TABLE worker_deployments (
 ALTER TABLE queue_tasks ADD COLUMN version TEXT NOT NULL DEFAULT '';
 """
 
+BATCH_OPERATIONS = """
+CREATE TABLE batch_operations (
+    namespace_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    shard_id INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    request {blob} NOT NULL,
+    state INTEGER NOT NULL,
+    start_time_ns {bigint} NOT NULL,
+    close_time_ns {bigint} NOT NULL,
+    targets TEXT NOT NULL,
+    total {bigint} NOT NULL,
+    position {bigint} NOT NULL,
+    succeeded {bigint} NOT NULL,
+    failed {bigint} NOT NULL,
+    version {bigint} NOT NULL,
+    PRIMARY KEY (namespace_id, job_id)
+);
+CREATE INDEX batch_operations_by_shard ON batch_operations (shard_id, state);
+CREATE INDEX batch_operations_by_start ON batch_operations (namespace_id, start_time_ns);
+"""
+
 
 DIALECTS = ("sqlite", "postgres")  # the columns of RELEASES and TYPES
 
@@ -160,6 +182,7 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (MEMBERSHIP, 3, 2),
     (SCHEDULES, 4, 3),
     (WORKER_DEPLOYMENTS, 5, 4),
+    (BATCH_OPERATIONS, 6, 5),
 ]
 
 TYPES = {

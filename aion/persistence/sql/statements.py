@@ -68,6 +68,22 @@ VISIBILITY = (
 )
 SCHEDULE = ("shard_id", "namespace_id", "schedule_id", "state", "version")
 DEPLOYMENT = ("namespace_id", "name", "state", "version")
+BATCH_OPERATION = (
+    "namespace_id",
+    "job_id",
+    "shard_id",
+    "run_id",
+    "request",
+    "state",
+    "start_time_ns",
+    "close_time_ns",
+    "targets",
+    "total",
+    "position",
+    "succeeded",
+    "failed",
+    "version",
+)
 
 current_row = attrgetter(*CURRENT_EXECUTION)
 timer_task_row = attrgetter(*TIMER_TASK)
@@ -75,6 +91,7 @@ queue_task_row = attrgetter(*QUEUE_TASK)
 visibility_row = attrgetter(*VISIBILITY)
 schedule_row = attrgetter(*SCHEDULE)
 deployment_row = attrgetter(*DEPLOYMENT)
+batch_operation_row = attrgetter(*BATCH_OPERATION)
 
 
 def _select(table: str, columns: Sequence[str], where: str = "") -> str:
@@ -173,6 +190,7 @@ class Statements:
                 "search_attributes",
                 "schedules",
                 "worker_deployments",
+                "batch_operations",
             )
         ]
         self.delete_namespace = q("DELETE FROM namespaces WHERE id = ?")
@@ -241,3 +259,22 @@ class Statements:
             "AND version = ?"
         )
         self.delete_deployment = q(f"DELETE FROM worker_deployments WHERE {deployment}")
+
+        # Batch operations (fenced by the shard of their job id)
+        job = "namespace_id = ? AND job_id = ?"
+        self.get_batch_operation = q(_select("batch_operations", BATCH_OPERATION, job))
+        self.insert_batch_operation = q(_insert_new("batch_operations", BATCH_OPERATION))
+        changed = ("state", "close_time_ns", "targets", "total", "position", "succeeded", "failed")
+        self.update_batch_operation = q(
+            f"UPDATE batch_operations SET {', '.join(f'{c} = ?' for c in changed)}, version = ? "
+            f"WHERE {job} AND version = ?"
+        )
+        summary = tuple("'' AS targets" if c == "targets" else c for c in BATCH_OPERATION)
+        self.list_batch_operations = q(
+            _select("batch_operations", summary, "namespace_id = ?")
+            + f" ORDER BY start_time_ns DESC, job_id{d.byte_order}"
+        )
+        self.running_batch_operations = q(
+            _select("batch_operations", BATCH_OPERATION, "shard_id = ? AND state = 1")
+            + " ORDER BY start_time_ns"
+        )

@@ -9,9 +9,15 @@ from typing import Any, TypeVar
 from aion.persistence.group_commit import GroupCommit
 from aion.persistence.sql.dialect import Connection, Row
 from aion.persistence.sql.execution import check_range, commit_batch
-from aion.persistence.sql.statements import Statements, deployment_row, schedule_row
+from aion.persistence.sql.statements import (
+    Statements,
+    batch_operation_row,
+    deployment_row,
+    schedule_row,
+)
 from aion.persistence.store import (
     MAX_TIME_NS,
+    BatchOperationRecord,
     ConditionFailedError,
     CurrentExecution,
     DeploymentRecord,
@@ -238,6 +244,49 @@ class SQLStore(Store):
         args = (namespace_id, namespace_id, shard_id, shard_id)
         return [ScheduleRecord(*row) for row in await self._fetch(self.sql.list_schedules, args)]
 
+    # Batch operations
+    async def save_batch_operation(
+        self, record: BatchOperationRecord, range_id: int, expected_version: int | None
+    ) -> None:
+        r = record
+        changes = (
+            r.state,
+            r.close_time_ns,
+            r.targets,
+            r.total,
+            r.position,
+            r.succeeded,
+            r.failed,
+            r.version,
+            r.namespace_id,
+            r.job_id,
+        )
+
+        async def save(conn: Connection) -> int:
+            await check_range(conn, self.sql, r.shard_id, range_id)
+            insert = (self.sql.insert_batch_operation, batch_operation_row(r))
+            update = self.sql.update_batch_operation
+            return await _save(conn, insert, update, changes, expected_version)
+
+        if await self._write_or_unavailable(save) != 1:
+            raise ConditionFailedError("batch operation exists or was changed concurrently")
+
+    async def get_batch_operation(
+        self, namespace_id: str, job_id: str
+    ) -> BatchOperationRecord | None:
+        row = await self._fetchrow(self.sql.get_batch_operation, (namespace_id, job_id))
+        return _batch_operation(row) if row else None
+
+    async def list_batch_operations(
+        self, namespace_id: str | None = None, shard_id: int | None = None, running: bool = False
+    ) -> list[BatchOperationRecord]:
+        if shard_id is not None:
+            rows = await self._fetch(self.sql.running_batch_operations, (shard_id,))
+        else:
+            rows = await self._fetch(self.sql.list_batch_operations, (namespace_id,))
+        records = [_batch_operation(row) for row in rows]
+        return [r for r in records if r.state == 1] if running else records
+
     # Worker deployments
     async def save_deployment(self, record: DeploymentRecord, expected_version: int | None) -> None:
         r = record
@@ -266,6 +315,12 @@ class SQLStore(Store):
     async def count_open_executions(self) -> dict[str, int]:
         rows = await self._fetch(self.sql.count_open_executions)
         return {namespace_id: count for namespace_id, count in rows}
+
+
+def _batch_operation(row: Row) -> BatchOperationRecord:
+    r = BatchOperationRecord(*row)
+    r.request = bytes(r.request)
+    return r
 
 
 async def _save(
