@@ -35,7 +35,8 @@ async def start_batch_operation(
                 runtime.engine.namespaces.search_attributes,
             )
         except errors.InvalidArgument as e:
-            raise errors.InvalidArgument(f"invalid visibility query: {e.message}") from None
+            detail = e.message.removeprefix("invalid query: ").removeprefix("malformed SQL query: ")
+            raise errors.InvalidArgument(f"invalid visibility query: {detail}") from None
     await runtime.start_job(ns.id, request)
     return rr.StartBatchOperationResponse()
 

@@ -219,7 +219,12 @@ async def apply(
     engine: HistoryEngine, namespace_id: str, kind: str, request: Message, extra: dict[str, Any]
 ) -> None:
     """Run the operation on the workflow's shard, here or on the process that owns it."""
-    execution = getattr(request, "workflow_execution", None) or request.execution
+    field = (
+        "workflow_execution"
+        if "workflow_execution" in request.DESCRIPTOR.fields_by_name
+        else "execution"
+    )
+    execution = getattr(request, field)
     await engine.call(
         engine.shard_id_of(namespace_id, execution.workflow_id),
         "batch_apply",
