@@ -473,9 +473,9 @@ def normalise(value: Any) -> Any:
 
 async def test_cli_batch_commands(aion_server: AionProcess, reference: ReferenceServer) -> None:
     outputs: dict[str, dict[str, Any]] = {}
+    task_queue = unique("batch-cli")  # the same on both servers: their outputs name it
     for name, address in (("aion", aion_server.address), ("reference", reference.address)):
         client = await Client.connect(address)
-        task_queue = unique("batch-cli")
         handles = await start_idle(client, task_queue, 3)
         query = f"TaskQueue='{task_queue}'"
         await visible(client, query, 3)
@@ -506,7 +506,8 @@ async def test_cli_batch_commands(aion_server: AionProcess, reference: Reference
             "stop": (stop.returncode, stop.stderr.strip().replace(job_id, "<job>")),
             "missing": (missing.returncode, missing.stderr.strip()),
         }
-    assert outputs["aion"] == outputs["reference"]
+    for key, value in outputs["reference"].items():
+        assert outputs["aion"][key] == value, (key, outputs["aion"][key], value)
 
 
 # ---- acceptance: 1,000 workflows, SIGKILL mid-way -------------------------------------------------
