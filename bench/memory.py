@@ -161,8 +161,11 @@ async def read_progress(worker: Process, progress: list[int]) -> None:
 
 async def wait_for(progress: list[int], index: int, target: int, what: str) -> None:
     """Wait until progress[index] reaches `target`; raise if it stalls for PROGRESS_STALL_S."""
-    last, last_change = -1, time.monotonic()
+    last, last_change, last_report = -1, time.monotonic(), time.monotonic()
     while progress[index] < target:
+        if time.monotonic() - last_report > 30:
+            print(f"   {what}: {progress[index]}/{target}", file=sys.stderr)
+            last_report = time.monotonic()
         if progress[index] != last:
             last, last_change = progress[index], time.monotonic()
         elif time.monotonic() - last_change > PROGRESS_STALL_S:
