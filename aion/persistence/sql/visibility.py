@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import message_pb2 as common_pb
 
 from aion.persistence.sql.dialect import Dialect
@@ -22,7 +23,10 @@ def namespace_division(search_attributes: bytes) -> str | None:
     `namespace_division` column holds so that the implicit filter on it runs in SQL."""
     if not search_attributes:
         return None
-    fields = common_pb.SearchAttributes.FromString(search_attributes).indexed_fields
+    try:
+        fields = common_pb.SearchAttributes.FromString(search_attributes).indexed_fields
+    except DecodeError:
+        return None
     if NAMESPACE_DIVISION not in fields:
         return None
     try:
