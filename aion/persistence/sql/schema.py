@@ -151,24 +151,24 @@ ALTER TABLE queue_tasks ADD COLUMN version TEXT NOT NULL DEFAULT '';
 
 # Visibility queried in SQL (`aion.visibility.sql`): the system attributes the reference fills
 # as columns, the default list order (open runs first, then CloseTime, StartTime descending,
-# RunId) as an index that keyset pages walk, and one index per selective system attribute.
+# RunId) as an index that keyset pages walk, and one index per selective system attribute
+# (compared with `=` in the database's collation; only run_id, an order key, is by code point).
 VISIBILITY_IN_SQL = """
 ALTER TABLE visibility ADD COLUMN history_size_bytes {bigint} NOT NULL DEFAULT 0;
 ALTER TABLE visibility ADD COLUMN state_transition_count {bigint} NOT NULL DEFAULT 0;
 ALTER TABLE visibility ADD COLUMN namespace_division TEXT;
-DROP INDEX visibility_by_start;
 CREATE INDEX visibility_in_order ON visibility (namespace_id, {close_order} DESC,
     start_time_ns DESC, run_id{byte_order});
-CREATE INDEX visibility_by_type ON visibility (namespace_id, workflow_type{byte_order},
+CREATE INDEX visibility_by_type ON visibility (namespace_id, workflow_type,
     {close_order} DESC, start_time_ns DESC, run_id{byte_order});
 CREATE INDEX visibility_by_status ON visibility (namespace_id, status,
     {close_order} DESC, start_time_ns DESC, run_id{byte_order});
-CREATE INDEX visibility_by_workflow_id ON visibility (namespace_id, workflow_id{byte_order},
+CREATE INDEX visibility_by_workflow_id ON visibility (namespace_id, workflow_id,
     {close_order} DESC, start_time_ns DESC, run_id{byte_order});
-CREATE INDEX visibility_by_task_queue ON visibility (namespace_id, task_queue{byte_order},
+CREATE INDEX visibility_by_task_queue ON visibility (namespace_id, task_queue,
     {close_order} DESC, start_time_ns DESC, run_id{byte_order});
-CREATE INDEX visibility_by_parent ON visibility (namespace_id, parent_workflow_id{byte_order});
-CREATE INDEX visibility_by_root ON visibility (namespace_id, root_workflow_id{byte_order});
+CREATE INDEX visibility_by_parent ON visibility (namespace_id, parent_workflow_id);
+CREATE INDEX visibility_by_root ON visibility (namespace_id, root_workflow_id);
 """
 
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
