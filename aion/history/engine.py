@@ -503,6 +503,13 @@ class HistoryEngine:
             search_attributes=s.search_attributes.SerializeToString()
             if s.search_attributes
             else b"",
+            parent_workflow_id=s.parent.workflow_id if s.parent else "",
+            parent_run_id=s.parent.run_id if s.parent else "",
+            # As the reference: a workflow without a parent is its own root.
+            root_workflow_id=s.root_workflow_id or s.workflow_id,
+            root_run_id=s.root_run_id or s.run_id,
+            history_size_bytes=s.history_size_bytes,
+            state_transition_count=ms.db_version + 1,
         )
 
     # ---- history reads and change notification ----------------------------------------

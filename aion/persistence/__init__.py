@@ -19,7 +19,10 @@ from aion.persistence.store import (
     Store,
     StoreUnavailableError,
     TimerTask,
+    VisibilityFilter,
+    VisibilityKey,
     VisibilityRecord,
+    visibility_key,
 )
 
 __all__ = [
@@ -40,5 +43,8 @@ __all__ = [
     "Store",
     "StoreUnavailableError",
     "TimerTask",
+    "VisibilityFilter",
+    "VisibilityKey",
     "VisibilityRecord",
+    "visibility_key",
 ]
