@@ -28,6 +28,7 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowUpdateFailedError
 from workloads import (
     UPDATES_PER_WORKFLOW,
+    ChildWorkflow,
     NoopWorkflow,
     OneActivityWorkflow,
     SignalQueryWorkflow,
@@ -70,6 +71,10 @@ async def run_timer(client: Client, workflow_id: str, task_queue: str) -> None:
     await client.execute_workflow(TimerWorkflow.run, id=workflow_id, task_queue=task_queue)
 
 
+async def run_child(client: Client, workflow_id: str, task_queue: str) -> None:
+    await client.execute_workflow(ChildWorkflow.run, id=workflow_id, task_queue=task_queue)
+
+
 async def run_update(client: Client, workflow_id: str, task_queue: str) -> None:
     handle = await client.start_workflow(UpdateWorkflow.run, id=workflow_id, task_queue=task_queue)
     expected = 0
@@ -98,6 +103,7 @@ WORKLOADS: dict[str, RunOne] = {
     "signal-query": run_signal_query,
     "timer": run_timer,
     "update": run_update,
+    "child": run_child,
 }
 
 
@@ -133,6 +139,12 @@ class WorkloadResult:
     # With --db-name: the CPU time of the PostgreSQL backends serving that database.
     db_cpu_s: float | None = None
     db_cpu_s_per_wf: float | None = None
+    # The bench's own processes during the batch: the worker processes (summed) and this
+    # client process; divided by wall_s they are the share of a core each kept busy.
+    worker_cpu_s: float | None = None
+    worker_cpu_s_per_wf: float | None = None
+    client_cpu_s: float | None = None
+    client_cpu_s_per_wf: float | None = None
 
 
 def proc_stats() -> dict[int, tuple[int, int]]:
@@ -288,7 +300,11 @@ async def run_batch(
 
 
 async def run_workload(
-    name: str, clients: list[Client], task_queue: str, args: argparse.Namespace
+    name: str,
+    clients: list[Client],
+    task_queue: str,
+    args: argparse.Namespace,
+    worker_pids: list[int] | None = None,
 ) -> WorkloadResult:
     """Warm up, then run the measured batch of one workload."""
     run_one = WORKLOADS[name]
@@ -297,14 +313,17 @@ async def run_workload(
     await run_batch(run_one, clients, task_queue, warmup_ids, args.concurrency, args.timeout)
 
     pids: list[int] = args.server_pid or []
-    cpu_before = trees_cpu_seconds(pids)
+    worker_pids = worker_pids or []
+    cpu_before = trees_cpu_seconds([*pids, *worker_pids])
+    client_before = time.process_time()
     db = BackendCpu(args.db_name) if args.db_name else None
     if db is not None:
         db.start()
     ids = [f"{prefix}-{i}" for i in range(args.workflows)]
     profilers = [await start_profiler(pid, name, args.profile) for pid in pids if args.profile]
     batch = await run_batch(run_one, clients, task_queue, ids, args.concurrency, args.timeout)
-    cpu_after = trees_cpu_seconds(pids)
+    cpu_after = trees_cpu_seconds([*pids, *worker_pids])
+    client_cpu = time.process_time() - client_before
     for profiler in profilers:
         await stop_profiler(profiler)
     db_cpu = await db.stop() if db is not None else None
@@ -313,6 +332,7 @@ async def run_workload(
     lat_ms = sorted(x * 1000 for x in batch.latencies)
     by_pid = {pid: cpu_after[pid] - cpu_before[pid] for pid in pids}
     cpu = sum(by_pid.values()) if pids else None
+    worker_cpu = sum(cpu_after[p] - cpu_before[p] for p in worker_pids) if worker_pids else None
     return WorkloadResult(
         workload=name,
         workflows=args.workflows,
@@ -330,6 +350,12 @@ async def run_workload(
         server_cpu_s_by_pid={str(p): c for p, c in by_pid.items()} if len(pids) > 1 else None,
         db_cpu_s=db_cpu,
         db_cpu_s_per_wf=db_cpu / completed if db_cpu is not None and completed else None,
+        worker_cpu_s=worker_cpu,
+        worker_cpu_s_per_wf=worker_cpu / completed
+        if worker_cpu is not None and completed
+        else None,
+        client_cpu_s=client_cpu,
+        client_cpu_s_per_wf=client_cpu / completed if completed else None,
     )
 
 
@@ -354,12 +380,13 @@ async def stop_profiler(proc: Process) -> None:
     await proc.wait()
 
 
-async def start_worker(address: str, namespace: str, task_queue: str) -> Process:
+async def start_worker(address: str, namespace: str, task_queue: str, *extra_args: str) -> Process:
     """Start worker.py in its own process and wait until it says it is polling."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(HERE / "worker.py"),
         *("--address", address, "--namespace", namespace, "--task-queue", task_queue),
+        *extra_args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -389,12 +416,22 @@ def fmt(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def core_percent(cpu_s: float | None, r: WorkloadResult) -> float | None:
+    """CPU seconds over the batch's wall time, as a percentage of one core."""
+    return None if cpu_s is None or not r.wall_s else 100 * cpu_s / r.wall_s
+
+
 def format_table(results: list[WorkloadResult], db_column: bool = False) -> str:
     """Render the results as an aligned plain-text table."""
     header = ["workload", "ok/n", "err", "wall s", "wf/s", "p50 ms", "p95 ms", "p99 ms"]
     header.append("srv CPU ms/wf")
     if db_column:
         header.append("db CPU ms/wf")
+    header += ["wkr CPU ms/wf", "cli CPU ms/wf", "wkr core %", "cli core %"]
     rows = [header]
     for r in results:
         cpu_ms = r.server_cpu_s_per_wf * 1000 if r.server_cpu_s_per_wf is not None else None
@@ -411,6 +448,10 @@ def format_table(results: list[WorkloadResult], db_column: bool = False) -> str:
                 fmt(r.p99_ms, 1),
                 fmt(cpu_ms, 2),
                 *([fmt(db_ms, 2)] if db_column else []),
+                fmt(ms(r.worker_cpu_s_per_wf), 2),
+                fmt(ms(r.client_cpu_s_per_wf), 2),
+                fmt(core_percent(r.worker_cpu_s, r), 0),
+                fmt(core_percent(r.client_cpu_s, r), 0),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -442,7 +483,8 @@ async def bench(args: argparse.Namespace) -> list[WorkloadResult]:
                 f"running {name}: {args.workflows} workflows, {args.concurrency} in flight",
                 file=sys.stderr,
             )
-            result = await run_workload(name, clients, task_queue, args)
+            worker_pids = [w.pid for w in workers]
+            result = await run_workload(name, clients, task_queue, args, worker_pids)
             if result.first_error:
                 print(f"  {result.errors} errors, first: {result.first_error}", file=sys.stderr)
             results.append(result)

@@ -1,8 +1,12 @@
 """Run the same bench against the reference Temporal dev server and Aion, one after the other.
 
-Each server is started on free loopback ports, benchmarked with run.py (given the server's PID
-so its CPU time is measured), then stopped by PID before the next one starts. Prints a markdown
-table (and writes it to --output if given). Aion is skipped with a note if it does not start.
+Servers (--servers, default all): the reference on a SQLite file in its default mode
+(`temporal-file`), on a SQLite file in WAL mode with synchronous=normal (`temporal-wal`) and in
+memory (`temporal-memory`); Aion on a SQLite file (`aion-file`) and in memory (`aion-memory`).
+Each server is started on free loopback ports (and a fresh database file), benchmarked with
+run.py (given the server's PID so its CPU time is measured), then stopped by PID before the next
+one starts. Prints markdown tables, with Aion against the reference in WAL mode (and writes them
+to --output if given). A server that does not start is skipped with a note.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from run import WORKLOADS, WorkloadResult, fmt
+from run import WORKLOADS, WorkloadResult, core_percent, fmt, ms
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
@@ -36,6 +40,20 @@ NAMESPACE = "default"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 SCRAPE_INTERVAL_S = 1.0  # --metrics: Prometheus scrapes every 15 s by default; this is harsher
+
+# The reference's storage modes: extra start-dev arguments, the database file's place marked
+# by DB (None: in memory, no --db-filename).
+REFERENCE_MODES: dict[str, list[str] | None] = {
+    "file": ["--db-filename", "DB"],
+    "wal": ["--db-filename", "DB"]
+    + ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+    "memory": None,
+}
+AION_MODES: dict[str, list[str] | None] = {"file": ["--db-filename", "DB"], "memory": None}
+SERVERS = [f"temporal-{m}" for m in REFERENCE_MODES] + [f"aion-{m}" for m in AION_MODES]
+RATIO_REFERENCE = "temporal-wal"  # the reference's best durable mode: what Aion is held to
+TARGET_THROUGHPUT = 4.0  # issue 15: Aion on a file >= 4x the reference WAL's wf/s
+TARGET_CPU = 0.25  # and <= 1/4 of its server CPU per workflow
 
 
 @dataclass
@@ -172,30 +190,107 @@ def markdown(outcomes: list[Outcome], reference: str, args: argparse.Namespace) 
         "",
         *_table(outcomes, args.workload),
     ]
-    for o in outcomes:
-        if o.problem:
-            lines.append(f"- **{o.server}: skipped** — {o.problem}")
-        else:
-            lines.append(f"- {o.server}: 1-min load average before the run {o.load_before:.2f}")
+    lines += [f"- {line}" for line in load_notes(outcomes)]
     return "\n".join(lines) + "\n"
+
+
+def load_notes(outcomes: list[Outcome]) -> list[str]:
+    return [
+        f"**{o.server}: skipped** — {o.problem}"
+        if o.problem
+        else f"{o.server}: 1-min load average before the run {o.load_before:.2f}"
+        for o in outcomes
+    ]
 
 
 def _table(outcomes: list[Outcome], workloads: list[str]) -> list[str]:
     lines = [
-        "| workload | server | ok/n | wf/s | p50 ms | p95 ms | p99 ms | server CPU ms/wf |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| workload | server | ok/n | wf/s | p50 ms | p95 ms | p99 ms | server CPU ms/wf "
+        "| worker CPU ms/wf | client CPU ms/wf | worker / client core % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for workload in workloads:
         for o in outcomes:
             r = (o.results or {}).get(workload)
             if r is None:
-                lines.append(f"| {workload} | {o.server} | - | - | - | - | - | - |")
+                lines.append(f"| {workload} | {o.server} |" + " - |" * 9)
                 continue
-            cpu_ms = r.server_cpu_s_per_wf * 1000 if r.server_cpu_s_per_wf is not None else None
             lines.append(
                 f"| {workload} | {o.server} | {r.completed}/{r.workflows} "
                 f"| {fmt(r.workflows_per_s, 1)} | {fmt(r.p50_ms, 1)} | {fmt(r.p95_ms, 1)} "
-                f"| {fmt(r.p99_ms, 1)} | {fmt(cpu_ms, 2)} |"
+                f"| {fmt(r.p99_ms, 1)} | {fmt(ms(r.server_cpu_s_per_wf), 2)} "
+                f"| {fmt(ms(r.worker_cpu_s_per_wf), 2)} | {fmt(ms(r.client_cpu_s_per_wf), 2)} "
+                f"| {bench_cores(r)} |"
+            )
+    lines.append("")
+    return lines
+
+
+def bench_cores(r: WorkloadResult) -> str:
+    """The bench worker's and client's CPU over the batch, as % of one core: near 100 means
+    that process, not the server, bounded the throughput."""
+    worker, client = core_percent(r.worker_cpu_s, r), core_percent(r.client_cpu_s, r)
+    return f"{fmt(worker, 0)} / {fmt(client, 0)}"
+
+
+def _results(rounds: list[list[Outcome]], server: str, workload: str) -> list[WorkloadResult]:
+    return [
+        r
+        for outcomes in rounds
+        for o in outcomes
+        if o.server == server and (r := (o.results or {}).get(workload)) is not None
+    ]
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def ratio_table(rounds: list[list[Outcome]], workloads: list[str]) -> list[str]:
+    """Each Aion server against the reference in WAL mode (medians over the rounds): the
+    throughput ratio (target >= 4x) and the server CPU per workflow ratio (target <= 1/4), with
+    Aion's p50 and how busy the bench's worker and client kept their cores during Aion's run."""
+    servers = list(dict.fromkeys(o.server for outcomes in rounds for o in outcomes))
+    aions = [s for s in servers if s.startswith("aion")]
+    if RATIO_REFERENCE not in servers or not aions:
+        return []
+    median_note = " (medians over the rounds)" if len(rounds) > 1 else ""
+    lines = [
+        f"Aion against the reference in WAL mode (`{RATIO_REFERENCE}`){median_note}; issue 15's"
+        f" targets: wf/s ratio >= {TARGET_THROUGHPUT:g}, CPU ratio <= {TARGET_CPU:g}:",
+        "",
+        "| workload | Aion | ref WAL wf/s | Aion wf/s | wf/s ratio | ref WAL CPU ms/wf "
+        "| Aion CPU ms/wf | CPU ratio | Aion p50 ms | worker / client core % (Aion run) "
+        "| targets met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for workload in workloads:
+        ref = _results(rounds, RATIO_REFERENCE, workload)
+        ref_rate = _median([r.workflows_per_s for r in ref])
+        ref_cpu = _median([ms(r.server_cpu_s_per_wf) for r in ref])
+        for aion in aions:
+            mine = _results(rounds, aion, workload)
+            rate = _median([r.workflows_per_s for r in mine])
+            cpu = _median([ms(r.server_cpu_s_per_wf) for r in mine])
+            p50 = _median([r.p50_ms for r in mine])
+            worker = _median([core_percent(r.worker_cpu_s, r) for r in mine])
+            client = _median([core_percent(r.client_cpu_s, r) for r in mine])
+            rate_ratio = rate / ref_rate if rate is not None and ref_rate else None
+            cpu_ratio = cpu / ref_cpu if cpu is not None and ref_cpu else None
+            met = [
+                name
+                for name, ok in (
+                    ("wf/s", rate_ratio is not None and rate_ratio >= TARGET_THROUGHPUT),
+                    ("CPU", cpu_ratio is not None and cpu_ratio <= TARGET_CPU),
+                )
+                if ok
+            ]
+            lines.append(
+                f"| {workload} | {aion} | {fmt(ref_rate, 1)} | {fmt(rate, 1)} "
+                f"| {fmt(rate_ratio, 2)}× | {fmt(ref_cpu, 2)} | {fmt(cpu, 2)} "
+                f"| {fmt(cpu_ratio, 2)} | {fmt(p50, 1)} | {fmt(worker, 0)} / {fmt(client, 0)} "
+                f"| {', '.join(met) or 'neither'} |"
             )
     lines.append("")
     return lines
@@ -213,12 +308,7 @@ def median_table(rounds: list[list[Outcome]], workloads: list[str]) -> list[str]
     servers = list(dict.fromkeys(o.server for outcomes in rounds for o in outcomes))
     for workload in workloads:
         for server in servers:
-            results = [
-                r
-                for outcomes in rounds
-                for o in outcomes
-                if o.server == server and (r := (o.results or {}).get(workload)) is not None
-            ]
+            results = _results(rounds, server, workload)
             cpu = [r.server_cpu_s_per_wf * 1000 for r in results if r.server_cpu_s_per_wf]
             rate = fmt(statistics.median(r.workflows_per_s for r in results), 1) if results else "-"
             spread = (
@@ -238,17 +328,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("-o", "--output", type=Path, help="also write the markdown here")
     parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SERVERS,
+        default=SERVERS,
+        help="servers to bench, each on fresh storage (default: all, in this order):"
+        " the reference on a SQLite file (default journal), in WAL mode with synchronous=normal"
+        " and in memory; Aion on a SQLite file and in memory",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         metavar="DIR",
         help="also bench the Aion of another checkout (with its own .venv, e.g. from"
-        " `git worktree add DIR COMMIT && DIR/scripts/bootstrap`), as server `aion-baseline`",
+        " `git worktree add DIR COMMIT && DIR/scripts/bootstrap`), as `aion-baseline-MODE` for"
+        " each selected aion-MODE",
     )
     parser.add_argument(
         "--metrics",
         action="store_true",
-        help="also bench this Aion with a metrics port scraped every second, as server"
-        " `aion-metrics` (metrics on against metrics off)",
+        help="also bench this Aion with a metrics port scraped every second, as"
+        " `aion-metrics-MODE` for each selected aion-MODE (metrics on against metrics off)",
     )
     parser.add_argument(
         "--rounds",
@@ -262,7 +362,13 @@ def parse_args() -> argparse.Namespace:
         metavar="LO-HI",
         help="take the servers' listening ports from this range (default: any free port)",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.servers = [s for s in SERVERS if s in args.servers]  # in the canonical order
+    if (args.baseline or args.metrics) and not any(s.startswith("aion-") for s in args.servers):
+        parser.error("--baseline and --metrics need an aion-* server in --servers")
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
+    return args
 
 
 def port_range(text: str) -> tuple[int, int]:
@@ -274,6 +380,42 @@ def port_range(text: str) -> tuple[int, int]:
     if not sep or not 0 < bounds[0] <= bounds[1] < 65536:
         raise argparse.ArgumentTypeError(f"expected LO-HI with 0 < LO <= HI < 65536, got {text!r}")
     return bounds
+
+
+def reference_argv(port: int, ports: tuple[int, int] | None, taken: set[int]) -> list[str]:
+    argv = [str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
+    argv += ["--port", str(port), "--ui-port", str(free_port(ports, taken))]
+    if ports:  # otherwise the reference picks these itself
+        argv += ["--http-port", str(free_port(ports, taken))]
+        argv += ["--metrics-port", str(free_port(ports, taken))]
+    return argv + ["--log-level", "error"]
+
+
+def with_db(argv: list[str], mode_args: list[str] | None, db: Path) -> list[str]:
+    """`argv` plus a storage mode's arguments, its database file (fresh) being `db`."""
+    if mode_args is None:
+        return argv
+    db.unlink(missing_ok=True)
+    return argv + [str(db) if a == "DB" else a for a in mode_args]
+
+
+def aion_variants(args: argparse.Namespace) -> list[tuple[str, str, Path, Path]]:
+    """(server name, storage mode, python, checkout) of each Aion server to bench, in order:
+    for each selected mode, the --baseline checkout's, this checkout's, then with --metrics."""
+    variants = []
+    for server in args.servers:
+        if not server.startswith("aion-"):
+            continue
+        mode = server.removeprefix("aion-")
+        if args.baseline is not None:
+            baseline = args.baseline.resolve()
+            variants.append(
+                (f"aion-baseline-{mode}", mode, baseline / ".venv/bin/python", baseline)
+            )
+        variants.append((server, mode, Path(sys.executable), ROOT))
+        if args.metrics:
+            variants.append((f"aion-metrics-{mode}", mode, Path(sys.executable), ROOT))
+    return variants
 
 
 def main() -> None:
@@ -288,34 +430,29 @@ def main() -> None:
     rounds: list[list[Outcome]] = []
     with tempfile.TemporaryDirectory(prefix="aion-bench-") as tmp:
         taken: set[int] = set()
-        port = free_port(args.ports, taken)
-        argv = [str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
-        argv += ["--port", str(port), "--ui-port", str(free_port(args.ports, taken))]
-        if args.ports:  # otherwise the reference picks these itself
-            argv += ["--http-port", str(free_port(args.ports, taken))]
-            argv += ["--metrics-port", str(free_port(args.ports, taken))]
-        argv += ["--log-level", "error"]
-        reference_outcome = bench_one(
-            "temporal", argv, f"127.0.0.1:{port}", bench_args, Path(tmp, "temporal.log")
-        )
-        aions = [("aion", Path(sys.executable), ROOT)]
-        if args.metrics:
-            aions.append(("aion-metrics", Path(sys.executable), ROOT))
-        if args.baseline is not None:
-            baseline = args.baseline.resolve()
-            aions.insert(0, ("aion-baseline", baseline / ".venv/bin/python", baseline))
+        reference_outcomes = []
+        for server in args.servers:
+            if not server.startswith("temporal-"):
+                continue
+            mode = server.removeprefix("temporal-")
+            port = free_port(args.ports, taken)
+            argv = reference_argv(port, args.ports, taken)
+            argv = with_db(argv, REFERENCE_MODES[mode], Path(tmp, f"{server}.db"))
+            log = Path(tmp, f"{server}.log")
+            reference_outcomes.append(bench_one(server, argv, f"127.0.0.1:{port}", bench_args, log))
         for number in range(args.rounds):
-            outcomes = [reference_outcome] if number == 0 else []
-            for name, python, checkout in aions:
+            outcomes = list(reference_outcomes) if number == 0 else []
+            for name, mode, python, checkout in aion_variants(args):
                 port = free_port(args.ports, taken)
                 argv = [str(python), "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
                 argv += ["--port", str(port)]
+                argv = with_db(argv, AION_MODES[mode], Path(tmp, f"{name}-{number}.db"))
                 scrape_url = None
-                if name == "aion-metrics":
+                if name.startswith("aion-metrics"):
                     metrics_port = free_port(args.ports, taken)
                     argv += ["--metrics-port", str(metrics_port)]
                     scrape_url = f"http://127.0.0.1:{metrics_port}/metrics"
-                log = Path(tmp, f"{name}.log")
+                log = Path(tmp, f"{name}-{number}.log")
                 outcomes.append(
                     bench_one(
                         name, argv, f"127.0.0.1:{port}", bench_args, log, checkout, scrape_url
@@ -330,8 +467,12 @@ def main() -> None:
     table = markdown(rounds[0], reference, args)
     for number, outcomes in enumerate(rounds[1:], start=2):
         table += f"\nRound {number}:\n\n" + "\n".join(_table(outcomes, args.workload))
+        table += "".join(f"- {line}\n" for line in load_notes(outcomes))
     if len(rounds) > 1:
         table += "\n" + "\n".join(median_table(rounds, args.workload))
+    ratios = ratio_table(rounds, args.workload)
+    if ratios:
+        table += "\n" + "\n".join(ratios)
     print(table)
     if args.output:
         args.output.write_text(table)

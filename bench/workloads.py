@@ -79,6 +79,15 @@ class TimerWorkflow:
         await workflow.sleep(TIMER_SECONDS)
 
 
+@workflow.defn(name="BenchChild")
+class ChildWorkflow:
+    """Runs one child workflow (BenchNoop) and waits for it to complete."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.execute_child_workflow(NoopWorkflow.run)
+
+
 @workflow.defn(name="BenchUpdate")
 class UpdateWorkflow:
     """Keeps a running total that `add` updates change; the `finish` update lets it complete.
@@ -112,6 +121,32 @@ class UpdateWorkflow:
         return self._total
 
 
+# bench/memory.py: how many BenchMemoryWait runs have done their first workflow task, and how
+# many have completed, in this worker process (the bench runs workflows unsandboxed, so a module
+# global is shared by all runs; replays after a cache eviction are not counted).
+MEMORY_PROGRESS = {"first_tasks": 0, "completed": 0}
+
+
+@workflow.defn(name="BenchMemoryWait")
+class MemoryWaitWorkflow:
+    """Waits for the `release` signal, counting itself in MEMORY_PROGRESS (bench/memory.py)."""
+
+    def __init__(self) -> None:
+        self._released = False
+
+    @workflow.run
+    async def run(self) -> None:
+        if not workflow.unsafe.is_replaying():
+            MEMORY_PROGRESS["first_tasks"] += 1
+        await workflow.wait_condition(lambda: self._released)
+        if not workflow.unsafe.is_replaying():
+            MEMORY_PROGRESS["completed"] += 1
+
+    @workflow.signal
+    def release(self) -> None:
+        self._released = True
+
+
 WORKFLOWS = [
     NoopWorkflow,
     OneActivityWorkflow,
@@ -119,5 +154,7 @@ WORKFLOWS = [
     SignalQueryWorkflow,
     TimerWorkflow,
     UpdateWorkflow,
+    ChildWorkflow,
+    MemoryWaitWorkflow,
 ]
 ACTIVITIES = [echo]

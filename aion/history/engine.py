@@ -55,6 +55,7 @@ T = TypeVar("T")
 ExecutionKey = tuple[str, str, str]  # namespace id, workflow id, run id
 
 CACHE_SIZE = 4096
+CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
 
 
 @dataclass
@@ -112,7 +113,8 @@ class HistoryEngine:
         self.timers = timer_tasks(self)
         self._listeners: list[ShardListener] = []
         self._cache: OrderedDict[ExecutionKey, _Entry] = OrderedDict()
-        self._current: dict[tuple[str, str], CurrentExecution] = {}
+        # The current run of recently used workflow ids, least recently used first.
+        self._current: OrderedDict[tuple[str, str], CurrentExecution] = OrderedDict()
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
         self.pending_queries: dict[str, QueryTask] = {}
         self._environment = Environment(
@@ -281,8 +283,19 @@ class HistoryEngine:
             current = await self.store.get_current_execution(namespace_id, workflow_id)
             if current is None:
                 raise errors.workflow_not_found(workflow_id)
-            self._current[(namespace_id, workflow_id)] = current
+            self._remember_current(current)
+        else:
+            self._current.move_to_end((namespace_id, workflow_id))
         return current
+
+    def _remember_current(self, current: CurrentExecution) -> None:
+        """Keep the pointer to a workflow id's current run (the store has it all; this keeps
+        the recently used ones, so memory does not grow with every workflow id ever run)."""
+        key = (current.namespace_id, current.workflow_id)
+        self._current[key] = current
+        self._current.move_to_end(key)
+        while len(self._current) > CURRENT_CACHE_SIZE:
+            self._current.popitem(last=False)
 
     async def resolve(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionKey:
         if not run_id:
@@ -464,7 +477,7 @@ class HistoryEngine:
         ms.db_version += 1
         ms.mutation.reset()
         if tx.current is not None:
-            self._current[(s.namespace_id, s.workflow_id)] = tx.current
+            self._remember_current(tx.current)
         for task in tx.queue_tasks:
             self.enqueue(task)
         self.timers.add(tx.timer_tasks)
@@ -490,6 +503,13 @@ class HistoryEngine:
             search_attributes=s.search_attributes.SerializeToString()
             if s.search_attributes
             else b"",
+            parent_workflow_id=s.parent.workflow_id if s.parent else "",
+            parent_run_id=s.parent.run_id if s.parent else "",
+            # As the reference: a workflow without a parent is its own root.
+            root_workflow_id=s.root_workflow_id or s.workflow_id,
+            root_run_id=s.root_run_id or s.run_id,
+            history_size_bytes=s.history_size_bytes,
+            state_transition_count=ms.db_version + 1,
         )
 
     # ---- history reads and change notification ----------------------------------------

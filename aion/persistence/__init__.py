@@ -20,7 +20,10 @@ from aion.persistence.store import (
     Store,
     StoreUnavailableError,
     TimerTask,
+    VisibilityFilter,
+    VisibilityKey,
     VisibilityRecord,
+    visibility_key,
 )
 
 __all__ = [
@@ -42,5 +45,8 @@ __all__ = [
     "Store",
     "StoreUnavailableError",
     "TimerTask",
+    "VisibilityFilter",
+    "VisibilityKey",
     "VisibilityRecord",
+    "visibility_key",
 ]

@@ -56,6 +56,8 @@ OPERATIONS: dict[str, tuple[str, str, NamespaceAt]] = {
     "delete_deployment": ("DeleteWorkerDeployment", "worker", 0),
     "list_deployments": ("ListWorkerDeployments", "worker", None),
     "list_visibility": ("ListWorkflowExecutions", "frontend", 0),
+    "query_visibility": ("ListWorkflowExecutions", "frontend", 0),
+    "count_visibility": ("CountWorkflowExecutions", "frontend", 0),
     "count_open_executions": ("CountWorkflowExecutions", "frontend", None),
 }
 # Lookups whose None (nothing there) the reference's store answers with NotFound.

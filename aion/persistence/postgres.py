@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from aion.persistence.sql import schema
+from aion.persistence.sql import schema, visibility
 from aion.persistence.sql.dialect import Connection, Dialect, Row
 from aion.persistence.sql.statements import Statements
 from aion.persistence.sql.store import SQLStore, Work
@@ -57,6 +57,10 @@ async def migrate(conn: asyncpg.Connection, upgrade: bool = True) -> int:
         for version, ddl in schema.pending_migrations(found, MIGRATIONS, upgrade):
             await conn.execute(ddl)
             await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+            if found and version == schema.added_in(schema.VISIBILITY_IN_SQL, DIALECT.name):
+                rows = await conn.fetch(visibility.BACKFILL_SELECT)
+                updates = visibility.backfill_rows(rows)
+                await conn.executemany(DIALECT.render(visibility.BACKFILL_UPDATE), updates)
     return found
 
 

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from aion.persistence.sql import schema
+from aion.persistence.sql import schema, visibility
 from aion.persistence.sql.dialect import Connection, Dialect, Row
 from aion.persistence.sql.statements import Statements
 from aion.persistence.sql.store import SQLStore, Work
@@ -48,6 +48,9 @@ def migrate(conn: sqlite3.Connection) -> int:
     for version, ddl in schema.pending_migrations(found, MIGRATIONS):
         with conn:
             conn.executescript(f"BEGIN;{ddl}PRAGMA user_version={version};")
+            if found and version == schema.added_in(schema.VISIBILITY_IN_SQL, DIALECT.name):
+                rows = conn.execute(visibility.BACKFILL_SELECT).fetchall()
+                conn.executemany(visibility.BACKFILL_UPDATE, visibility.backfill_rows(rows))
     return found
 
 

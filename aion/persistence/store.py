@@ -8,8 +8,9 @@ all, guarded by the execution's db version and the shard's fencing token (range 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_TIME_NS = 2**63 - 1  # the latest time a task can be due (ns)
 
@@ -162,6 +163,28 @@ class VisibilityRecord:
     parent_run_id: str = ""
     root_workflow_id: str = ""
     root_run_id: str = ""
+    history_size_bytes: int = 0
+    state_transition_count: int = 0
+
+
+VisibilityKey = tuple[int, int, str]
+"""Where a listing stopped, in the default list order: (close order: the close time, or the
+largest int64 for an open run; start time; run id)."""
+
+
+def visibility_key(v: VisibilityRecord) -> VisibilityKey:
+    return (v.close_time_ns or (1 << 63) - 1, v.start_time_ns, v.run_id)
+
+
+@dataclass(frozen=True)
+class VisibilityFilter:
+    """A condition on the visibility table's columns with `?` parameters (built by
+    `aion.visibility.sql` from columns and markers only, never from literal text).
+    `{byte_order}` follows a text column compared by order: the dialect's code-point
+    collation."""
+
+    condition: str = ""
+    params: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -415,6 +438,28 @@ class Store(abc.ABC):
     # Visibility
     @abc.abstractmethod
     async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]: ...
+
+    @abc.abstractmethod
+    async def query_visibility(
+        self,
+        namespace_id: str,
+        where: VisibilityFilter,
+        after: VisibilityKey | None,
+        limit: int,
+    ) -> list[VisibilityRecord]:
+        """Up to `limit` rows passing `where`, in the default list order (open runs first, then
+        close time and start time descending, run id ascending), from just after `after`."""
+
+    @abc.abstractmethod
+    async def count_visibility(
+        self, namespace_id: str, where: VisibilityFilter, group_by: str | None
+    ) -> list[tuple[Any, int]]:
+        """How many rows pass `where`: [(None, count)], or a count per value of the column
+        `group_by` (`status` or `namespace_division`)."""
+
+    @abc.abstractmethod
+    async def upsert_visibility(self, records: Sequence[VisibilityRecord]) -> None:
+        """Write visibility rows alone (benches and tools; executions commit theirs)."""
 
     @abc.abstractmethod
     async def count_open_executions(self) -> dict[str, int]:

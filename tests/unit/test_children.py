@@ -8,6 +8,7 @@ from temporalio.api.enums.v1 import failed_cause_pb2, workflow_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion.history.state.builder import BUFFERED_EVENT_ID
+from aion.history.state.environment import DAY_NS as DAY
 from aion.history.state.execution import ChildInfo
 from tests.unit.harness import CT, IDENTITY, Workflow, command
 
@@ -112,7 +113,10 @@ def test_closing_the_parent_applies_the_close_policy_to_started_children() -> No
     wf.ms.terminate("enough", None, IDENTITY)
     closed = wf.commit()
     assert closed.event_types == ["WORKFLOW_EXECUTION_TERMINATED"]
-    assert closed.timers == [("apply_parent_close_policy", 0, {"id": 5})]
+    assert closed.timers == [
+        ("apply_parent_close_policy", 0, {"id": 5}),
+        ("delete_execution", DAY, {}),
+    ]
 
 
 def test_abandoned_children_are_left_alone() -> None:
@@ -121,4 +125,4 @@ def test_abandoned_children_are_left_alone() -> None:
     wf.ms.children.started(child, "child-run", None)
     wf.commit()
     wf.ms.terminate("enough", None, IDENTITY)
-    assert wf.commit().timers == []
+    assert wf.commit().timers == [("delete_execution", DAY, {})]  # nothing for the child

@@ -9,6 +9,7 @@ from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import workflow_pb2
 
 from aion.common.timeutil import SECOND, dur
+from aion.history.state.environment import DAY_NS as DAY
 from aion.history.state.execution import ParentInfo
 from aion.visibility.search_attributes import keyword_payload
 from tests.unit.harness import CT, IDENTITY, Workflow, command
@@ -54,6 +55,7 @@ def test_closing_tells_the_parent_and_the_schedule() -> None:
     assert done.timers == [
         ("notify_parent", 0, {}),
         ("notify_schedule", 0, {"schedule_id": "sched-1"}),
+        ("delete_execution", DAY, {}),  # the namespace's retention after the close
     ]
 
 
@@ -62,7 +64,7 @@ def test_a_continuing_run_leaves_the_parent_to_its_last_run() -> None:
     wf.clock.advance(10 * SECOND)
     done = wf.run_first_task(command(CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION))
     assert done.event_types[-1] == "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
-    assert done.timers == []
+    assert done.timers == [("delete_execution", 10 * SECOND + DAY, {})]  # only its deletion
     new_run = wf.ms.new_run
     assert new_run is not None and new_run.s.parent == wf.ms.s.parent
     first = new_run.mutation

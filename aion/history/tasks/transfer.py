@@ -64,7 +64,8 @@ async def start_child(engine: HistoryEngine, task: TimerTask, data: dict[str, ob
             "parent": dataclasses.asdict(
                 ParentInfo(s.namespace, s.namespace_id, s.workflow_id, s.run_id, 0)
             ),
-            "root": [s.root_workflow_id, s.root_run_id],
+            # A parent without a root of its own is its children's root.
+            "root": [s.root_workflow_id or s.workflow_id, s.root_run_id or s.run_id],
             "failover_version": s.failover_version,
         },
     )

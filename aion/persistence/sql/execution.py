@@ -29,18 +29,27 @@ async def commit_batch(
 ) -> list[Exception | None]:
     """Apply each transition of `batch` inside the caller's transaction; one result each (None:
     applied). A refused transition leaves no trace and does not stop the others."""
+    if len(batch) == 1:
+        # Alone in its transaction: a refusal aborts the transaction itself (the caller's write
+        # fails with it), so no savepoint is needed; most batches are of one.
+        await _apply_with_new_run(conn, sql, batch[0])
+        return [None]
     results: list[Exception | None] = []
     for tx in batch:
         try:
             async with conn.transaction():  # a savepoint
-                await apply(conn, sql, tx)
-                if tx.new_run is not None:
-                    await apply(conn, sql, tx.new_run)
+                await _apply_with_new_run(conn, sql, tx)
         except (ConditionFailedError, ShardOwnershipLostError) as e:
             results.append(e)
         else:
             results.append(None)
     return results
+
+
+async def _apply_with_new_run(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> None:
+    await apply(conn, sql, tx)
+    if tx.new_run is not None:
+        await apply(conn, sql, tx.new_run)
 
 
 async def check_range(conn: Connection, sql: Statements, shard_id: int, range_id: int) -> None:

@@ -171,6 +171,30 @@ CREATE INDEX batch_operations_by_shard ON batch_operations (shard_id, state);
 CREATE INDEX batch_operations_by_start ON batch_operations (namespace_id, start_time_ns);
 """
 
+# Visibility queried in SQL (`aion.visibility.sql`): the system attributes the reference fills
+# as columns, the default list order (open runs first, then CloseTime, StartTime descending,
+# RunId) as an index that keyset pages walk, and one index per selective system attribute
+# (compared with `=` in the database's collation; only run_id, an order key, is by code point).
+VISIBILITY_IN_SQL = """
+ALTER TABLE visibility ADD COLUMN history_size_bytes {bigint} NOT NULL DEFAULT 0;
+ALTER TABLE visibility ADD COLUMN state_transition_count {bigint} NOT NULL DEFAULT 0;
+ALTER TABLE visibility ADD COLUMN namespace_division TEXT;
+CREATE INDEX visibility_in_order ON visibility (namespace_id, {close_order} DESC,
+    start_time_ns DESC, run_id{byte_order});
+CREATE INDEX visibility_by_type ON visibility (namespace_id, workflow_type,
+    {close_order} DESC, start_time_ns DESC, run_id{byte_order});
+CREATE INDEX visibility_by_status ON visibility (namespace_id, status,
+    {close_order} DESC, start_time_ns DESC, run_id{byte_order});
+CREATE INDEX visibility_by_workflow_id ON visibility (namespace_id, workflow_id,
+    {close_order} DESC, start_time_ns DESC, run_id{byte_order});
+CREATE INDEX visibility_by_task_queue ON visibility (namespace_id, task_queue,
+    {close_order} DESC, start_time_ns DESC, run_id{byte_order});
+CREATE INDEX visibility_by_parent ON visibility (namespace_id, parent_workflow_id);
+CREATE INDEX visibility_by_root ON visibility (namespace_id, root_workflow_id);
+"""
+
+CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
+"""The first key of the default list order: open runs (no close time) first."""
 
 DIALECTS = ("sqlite", "postgres")  # the columns of RELEASES and TYPES
 
@@ -182,7 +206,8 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (MEMBERSHIP, 3, 2),
     (SCHEDULES, 4, 3),
     (WORKER_DEPLOYMENTS, 5, 4),
-    (BATCH_OPERATIONS, 6, 5),
+    (VISIBILITY_IN_SQL, 6, 5),
+    (BATCH_OPERATIONS, 7, 6),
 ]
 
 TYPES = {
@@ -190,6 +215,8 @@ TYPES = {
     "blob": ("BLOB", "BYTEA"),
     "boolean": ("INTEGER", "BOOLEAN"),
     "last_seen": ("last_seen_ns INTEGER", "last_seen TIMESTAMPTZ"),
+    "byte_order": ("", ' COLLATE "C"'),
+    "close_order": (CLOSE_ORDER, CLOSE_ORDER),
 }
 
 
@@ -203,6 +230,12 @@ def migrations(dialect: str) -> list[str]:
         if version is not None:
             steps.setdefault(version, []).append(part.format_map(types))
     return ["".join(steps[version]) for version in range(1, len(steps) + 1)]
+
+
+def added_in(part: str, dialect: str) -> int | None:
+    """The version of `dialect`'s schema that added `part`."""
+    column = DIALECTS.index(dialect)
+    return next(versions[column] for p, *versions in RELEASES if p == part)
 
 
 def pending_migrations(

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import attrgetter
+from typing import Any
 
 from aion.persistence.sql.dialect import Dialect
+from aion.persistence.sql.visibility import VisibilityQueries, namespace_division
+from aion.persistence.store import VisibilityRecord
 
 NAMESPACE = ("id", "name", "data", "notification_version")
 SEARCH_ATTRIBUTE = ("namespace_id", "name", "type", "field")
@@ -65,6 +68,8 @@ VISIBILITY = (
     "parent_run_id",
     "root_workflow_id",
     "root_run_id",
+    "history_size_bytes",
+    "state_transition_count",
 )
 SCHEDULE = ("shard_id", "namespace_id", "schedule_id", "state", "version")
 DEPLOYMENT = ("namespace_id", "name", "state", "version")
@@ -88,7 +93,14 @@ BATCH_OPERATION = (
 current_row = attrgetter(*CURRENT_EXECUTION)
 timer_task_row = attrgetter(*TIMER_TASK)
 queue_task_row = attrgetter(*QUEUE_TASK)
-visibility_row = attrgetter(*VISIBILITY)
+_visibility_columns = attrgetter(*VISIBILITY)
+
+
+def visibility_row(record: VisibilityRecord) -> tuple[Any, ...]:
+    """A visibility row: the record's columns and the namespace division of its attributes."""
+    return (*_visibility_columns(record), namespace_division(record.search_attributes))
+
+
 schedule_row = attrgetter(*SCHEDULE)
 deployment_row = attrgetter(*DEPLOYMENT)
 batch_operation_row = attrgetter(*BATCH_OPERATION)
@@ -223,7 +235,10 @@ class Statements:
         )
 
         # Visibility
-        self.upsert_visibility = q(_upsert("visibility", VISIBILITY, ("namespace_id", "run_id")))
+        self.upsert_visibility = q(
+            _upsert("visibility", (*VISIBILITY, "namespace_division"), ("namespace_id", "run_id"))
+        )
+        self.visibility = VisibilityQueries(d, VISIBILITY)
         self.list_visibility = q(
             _select("visibility", VISIBILITY, "namespace_id = ?") + " ORDER BY start_time_ns DESC"
         )

@@ -14,6 +14,7 @@ from aion.persistence.sql.statements import (
     batch_operation_row,
     deployment_row,
     schedule_row,
+    visibility_row,
 )
 from aion.persistence.store import (
     MAX_TIME_NS,
@@ -29,6 +30,8 @@ from aion.persistence.store import (
     SearchAttributeRecord,
     Store,
     TimerTask,
+    VisibilityFilter,
+    VisibilityKey,
     VisibilityRecord,
     check_shard_count,
 )
@@ -311,6 +314,26 @@ class SQLStore(Store):
     async def list_visibility(self, namespace_id: str) -> list[VisibilityRecord]:
         rows = await self._fetch(self.sql.list_visibility, (namespace_id,))
         return [VisibilityRecord(*row) for row in rows]
+
+    async def query_visibility(
+        self,
+        namespace_id: str,
+        where: VisibilityFilter,
+        after: VisibilityKey | None,
+        limit: int,
+    ) -> list[VisibilityRecord]:
+        sql, args = self.sql.visibility.select(namespace_id, where, after, limit)
+        return [VisibilityRecord(*row) for row in await self._fetch(sql, args)]
+
+    async def count_visibility(
+        self, namespace_id: str, where: VisibilityFilter, group_by: str | None
+    ) -> list[tuple[Any, int]]:
+        sql, args = self.sql.visibility.count(namespace_id, where, group_by)
+        return [(value, count) for value, count in await self._fetch(sql, args)]
+
+    async def upsert_visibility(self, records: Sequence[VisibilityRecord]) -> None:
+        rows = [visibility_row(r) for r in records]
+        await self._write(lambda conn: conn.executemany(self.sql.upsert_visibility, rows))
 
     async def count_open_executions(self) -> dict[str, int]:
         rows = await self._fetch(self.sql.count_open_executions)
