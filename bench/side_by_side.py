@@ -354,7 +354,8 @@ def parse_args() -> argparse.Namespace:
         "--rounds",
         type=int,
         default=1,
-        help="bench the Aion servers this many times, alternating (the reference once)",
+        help="bench the Aion servers this many times, alternating, every other round in"
+        " reverse order (the reference once)",
     )
     parser.add_argument(
         "--ports",
@@ -442,7 +443,10 @@ def main() -> None:
             reference_outcomes.append(bench_one(server, argv, f"127.0.0.1:{port}", bench_args, log))
         for number in range(args.rounds):
             outcomes = list(reference_outcomes) if number == 0 else []
-            for name, mode, python, checkout in aion_variants(args):
+            variants = aion_variants(args)
+            if number % 2:  # every other round in reverse: no server always runs second
+                variants.reverse()
+            for name, mode, python, checkout in variants:
                 port = free_port(args.ports, taken)
                 argv = [str(python), "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
                 argv += ["--port", str(port)]
