@@ -18,11 +18,12 @@ import platform
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from aion import __version__
+from aion.metrics.families import CounterFamily, HistogramFamily
 
 REGISTRY = CollectorRegistry(auto_describe=False)
 """The process's metrics (one server per process)."""
@@ -90,14 +91,14 @@ def _cached(fn: F) -> F:
     return cached  # type: ignore[return-value]
 
 
-def _counter(name: str, labels: tuple[str, ...]) -> Counter:
-    return Counter(name, f"{name} counter", labels, registry=REGISTRY)
+def _counter(name: str, labels: tuple[str, ...]) -> CounterFamily:
+    return CounterFamily(name, labels, REGISTRY)
 
 
 def _histogram(
     name: str, labels: tuple[str, ...], buckets: tuple[float, ...] = LATENCY_BUCKETS
-) -> Histogram:
-    return Histogram(name, f"{name} histogram", labels, registry=REGISTRY, buckets=buckets)
+) -> HistogramFamily:
+    return HistogramFamily(name, labels, buckets, REGISTRY)
 
 
 # ---- namespace names ----------------------------------------------------------------------
@@ -145,7 +146,9 @@ class RequestMetrics(NamedTuple):
 _NO_REQUEST_METRICS = RequestMetrics(NOOP, NOOP, NOOP)
 
 
-def _request_metrics(families: tuple[Counter, Counter, Histogram], *labels: str) -> RequestMetrics:
+def _request_metrics(
+    families: tuple[CounterFamily, CounterFamily, HistogramFamily], *labels: str
+) -> RequestMetrics:
     if not _enabled:
         return _NO_REQUEST_METRICS
     requests, errors, latency = families
