@@ -285,12 +285,7 @@ class TaskRpcs(ServiceBase):
         await self._in_namespace(
             pause_activity.pause_activity,
             rr.PauseActivityRequest(
-                namespace=request.namespace,
-                execution=common_pb.WorkflowExecution(
-                    workflow_id=request.workflow_id, run_id=request.run_id
-                ),
-                id=request.activity_id,
-                identity=request.identity,
+                **_workflow_activity(request),
                 reason=request.reason,
                 request_id=request.request_id or str(uuid.uuid4()),
             ),
@@ -305,12 +300,7 @@ class TaskRpcs(ServiceBase):
         await self._in_namespace(
             unpause_activity.unpause_activity,
             rr.UnpauseActivityRequest(
-                namespace=request.namespace,
-                execution=common_pb.WorkflowExecution(
-                    workflow_id=request.workflow_id, run_id=request.run_id
-                ),
-                id=request.activity_id,
-                identity=request.identity,
+                **_workflow_activity(request),
                 jitter=request.jitter if request.HasField("jitter") else None,
             ),
         )
@@ -324,12 +314,7 @@ class TaskRpcs(ServiceBase):
         await self._in_namespace(
             reset_activity.reset_activity,
             rr.ResetActivityRequest(
-                namespace=request.namespace,
-                execution=common_pb.WorkflowExecution(
-                    workflow_id=request.workflow_id, run_id=request.run_id
-                ),
-                id=request.activity_id,
-                identity=request.identity,
+                **_workflow_activity(request),
                 reset_heartbeat=request.reset_heartbeat,
                 keep_paused=request.keep_paused,
                 restore_original_options=request.restore_original_options,
@@ -353,12 +338,7 @@ class TaskRpcs(ServiceBase):
         response = await self._in_namespace(
             update_activity_options.update_activity_options,
             rr.UpdateActivityOptionsRequest(
-                namespace=request.namespace,
-                execution=common_pb.WorkflowExecution(
-                    workflow_id=request.workflow_id, run_id=request.run_id
-                ),
-                id=request.activity_id,
-                identity=request.identity,
+                **_workflow_activity(request),
                 activity_options=(
                     request.activity_options if request.HasField("activity_options") else None
                 ),
@@ -367,3 +347,16 @@ class TaskRpcs(ServiceBase):
             ),
         )
         return rr.UpdateActivityExecutionOptionsResponse(activity_options=response.activity_options)
+
+
+def _workflow_activity(request: Any) -> dict[str, Any]:
+    """The fields an *ActivityExecution request on a workflow's activity shares with the older
+    per-workflow activity requests (namespace, execution, activity id, identity)."""
+    return {
+        "namespace": request.namespace,
+        "execution": common_pb.WorkflowExecution(
+            workflow_id=request.workflow_id, run_id=request.run_id
+        ),
+        "id": request.activity_id,
+        "identity": request.identity,
+    }
