@@ -10,12 +10,13 @@ listeners) it gets through the interfaces of `aion.history.ports`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -248,13 +249,10 @@ class HistoryEngine:
                 await self.drop_task(task)
                 return
             shard = self.shard_for(key[0], key[1])
-            try:
+            with self._shard_write(shard.shard_id):
                 await self.store.delete_execution(
                     shard.shard_id, shard.range_id, *key, [task.task_id]
                 )
-            except ShardOwnershipLostError:
-                self.release_shard(shard.shard_id)
-                raise errors.ShardNotOwned(shard.shard_id) from None
             self._cache.pop(key, None)
             current = self._current.get((key[0], key[1]))
             if current is not None and current.run_id == key[2]:
@@ -408,25 +406,33 @@ class HistoryEngine:
         if new_run is not None:
             tx.new_run = self._transaction(new_run, True, True, ms.s.run_id)
         try:
-            await self.store.commit(tx)
-        except ShardOwnershipLostError:
-            log.warning("lost ownership of shard %s", tx.shard_id)
-            self.release_shard(tx.shard_id)
-            raise errors.ShardNotOwned(tx.shard_id) from None
+            with self._shard_write(tx.shard_id):
+                await self.store.commit(tx)
         except ConditionFailedError:
             if new:
                 raise  # the caller decides: another run of the workflow id came first
             # Only a process that lost its shard without noticing yet gets here.
             raise errors.Unavailable("the execution was changed concurrently; retry") from None
-        except StoreUnavailableError as e:
-            log.warning("write to shard %s failed: %s", tx.shard_id, e)
-            raise errors.Unavailable(f"persistence unavailable: {e}") from None
         ms.new_run = None
         self._committed(ms, tx)
         if new_run is not None and tx.new_run is not None:
             self._committed(new_run, tx.new_run)
             key = (new_run.s.namespace_id, new_run.s.workflow_id, new_run.s.run_id)
             self._entry(key).ms = new_run
+
+    @contextlib.contextmanager
+    def _shard_write(self, shard_id: int) -> Iterator[None]:
+        """Map a fenced-out or failed write to a shard to the errors callers answer with
+        (the shard released when another process took it)."""
+        try:
+            yield
+        except ShardOwnershipLostError:
+            log.warning("lost ownership of shard %s", shard_id)
+            self.release_shard(shard_id)
+            raise errors.ShardNotOwned(shard_id) from None
+        except StoreUnavailableError as e:
+            log.warning("write to shard %s failed: %s", shard_id, e)
+            raise errors.Unavailable(f"persistence unavailable: {e}") from None
 
     def _transaction(
         self,

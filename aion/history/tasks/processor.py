@@ -113,19 +113,15 @@ class TaskProcessor:
         data = json.loads(task.data) if task.data else {}
         tracing.set_workflow(self._namespace(task.namespace_id), task.workflow_id, task.run_id)
         try:
-            transfer_handler = transfer.HANDLERS.get(task.kind)
-            if transfer_handler is not None:
-                await transfer_handler(self.engine, task, data)
-            elif task.kind == kinds.DELETE_EXECUTION:
-                key = (task.namespace_id, task.workflow_id, task.run_id)
-                await self.engine.delete_execution(key, task)
-            else:
-                await timers.fire(self.engine, task, data)
+            await HANDLERS[task.kind](self.engine, task, data)
         except errors.ShardNotOwned as e:
             if e.shard_id != task.shard_id:
                 raise
             log.debug("timer task %s dropped: shard %s moved", task.task_id, task.shard_id)
 
+
+# What each task kind does when it is due.
+HANDLERS = {**transfer.HANDLERS, **timers.TASK_HANDLERS}
 
 # Each task kind's name and priority in the reference's task metrics (the transfer tasks of
 # Aion's own have names of their own).

@@ -1,4 +1,5 @@
-"""Durable timer tasks firing: user timers, activity and workflow task timeouts, retries, run timeouts."""
+"""Durable timer tasks firing: user timers, activity and workflow task timeouts, retries, run
+timeouts, and the deletion of a closed run when its retention ends."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import (
     ACTIVITY_RETRY,
     ACTIVITY_TIMEOUT,
+    DELETE_EXECUTION,
     USER_TIMER,
     WORKFLOW_BACKOFF,
     WORKFLOW_EXECUTION_TIMEOUT,
@@ -121,3 +123,12 @@ HANDLERS = {
     WORKFLOW_EXECUTION_TIMEOUT: _workflow_timeout,
     WORKFLOW_BACKOFF: _workflow_backoff,
 }
+
+
+async def _delete_execution(
+    engine: HistoryEngine, task: TimerTask, data: dict[str, object]
+) -> None:
+    await engine.delete_execution((task.namespace_id, task.workflow_id, task.run_id), task)
+
+
+TASK_HANDLERS = {**{kind: fire for kind in HANDLERS}, DELETE_EXECUTION: _delete_execution}
