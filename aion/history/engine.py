@@ -56,6 +56,9 @@ T = TypeVar("T")
 ExecutionKey = tuple[str, str, str]  # namespace id, workflow id, run id
 
 CACHE_SIZE = 4096
+# Closed runs are seldom touched again (a result read, a describe): only the most recent few
+# stay cached, so memory goes back down when the work does.
+CLOSED_CACHE_SIZE = 256
 CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
 
 
@@ -114,6 +117,7 @@ class HistoryEngine:
         self.timers = timer_tasks(self)
         self._listeners: list[ShardListener] = []
         self._cache: OrderedDict[ExecutionKey, _Entry] = OrderedDict()
+        self._closed: OrderedDict[ExecutionKey, None] = OrderedDict()  # cached closed runs
         # The current run of recently used workflow ids, least recently used first.
         self._current: OrderedDict[tuple[str, str], CurrentExecution] = OrderedDict()
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
@@ -304,7 +308,10 @@ class HistoryEngine:
         record = await self.store.get_execution(*key)
         if record is None:
             raise errors.workflow_not_found(key[1], key[2])
-        return self.new_mutable_state(MutableState.restore(record.state), record.db_version)
+        ms = self.new_mutable_state(MutableState.restore(record.state), record.db_version)
+        if not ms.running:
+            self._cached_closed(key)
+        return ms
 
     def _entry(self, key: ExecutionKey) -> _Entry:
         self.shard_for(key[0], key[1])
@@ -315,6 +322,16 @@ class HistoryEngine:
         else:
             self._cache.move_to_end(key)
         return entry
+
+    def _cached_closed(self, key: ExecutionKey) -> None:
+        """Note a closed run in the cache; the least recent beyond CLOSED_CACHE_SIZE leave it."""
+        self._closed[key] = None
+        self._closed.move_to_end(key)
+        while len(self._closed) > CLOSED_CACHE_SIZE:
+            old, _ = self._closed.popitem(last=False)
+            entry = self._cache.get(old)
+            if entry is not None and not entry.lock.locked():
+                del self._cache[old]
 
     def _evict(self) -> None:
         while len(self._cache) > CACHE_SIZE:
@@ -489,6 +506,8 @@ class HistoryEngine:
         self.timers.add(tx.timer_tasks)
         if tx.events or tx.current is not None:
             self._notify((s.namespace_id, s.workflow_id, s.run_id))
+        if not ms.running:
+            self._cached_closed((s.namespace_id, s.workflow_id, s.run_id))
         if metrics.enabled():
             _measure_transition(ms, tx)
 
