@@ -44,7 +44,6 @@ IGNORED_OPTIONS = {
     "ui_codec_endpoint": "Aion has no web UI",
     "ui_public_path": "Aion has no web UI",
     "ui_disable_news_fetch": "Aion has no web UI",
-    "http_port": "Aion has no HTTP API yet",
     "sqlite_pragma": "Aion sets its own SQLite pragmas",
     "log_config": "Aion has no server config file",
 }
@@ -55,6 +54,13 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
     defaults, `start` takes the config file's values for what is not given)."""
     parser.add_argument("--ip", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", "-p", type=int, help="gRPC port (default: 7233)")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="port of Temporal's HTTP API"
+        + (" (default: a free port)" if dev else " (default: none)"),
+    )
     parser.add_argument(
         "--metrics-port",
         type=int,
@@ -132,8 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ignored = dev.add_argument_group("accepted for compatibility with the reference, ignored")
     ignored.add_argument("--headless", action="store_true", help="(no web UI)")
-    for flag in ("--ui-port", "--http-port"):
-        ignored.add_argument(flag, type=int, metavar="PORT")
+    ignored.add_argument("--ui-port", type=int, metavar="PORT")
     for flag in ("--ui-ip", "--ui-asset-path", "--ui-codec-endpoint", "--ui-public-path"):
         ignored.add_argument(flag, metavar="VALUE")
     ignored.add_argument("--ui-disable-news-fetch", action="store_true")
@@ -150,6 +155,8 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(config: ServerConfig, label: str) -> None:
     server = AionServer(config)
     await server.start()
+    if server.http is not None:  # printed first: "listening on" tells that all is up
+        print(f"HTTP API on http://{config.ip}:{server.http.port}", flush=True)
     print(f"{label} listening on {server.address}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -196,6 +203,7 @@ def _start_settings(args: argparse.Namespace) -> Settings:
             "ip": args.ip,
             "port": args.port,
             "metrics_port": args.metrics_port,
+            "http_port": args.http_port,
             "broadcast_address": args.broadcast_address,
             "dsn": args.dsn,
             "db_filename": args.db_filename,
@@ -224,6 +232,7 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
         ip=args.ip,
         port=args.port,
         metrics_port=args.metrics_port,
+        http_port=0 if args.http_port is None else args.http_port,
         db_filename=args.db_filename,
         dsn=args.dsn,
         namespaces=["default", *args.namespace],

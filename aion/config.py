@@ -25,6 +25,7 @@ FILE_KEYS: dict[str, type] = {
     "ip": str,
     "port": int,
     "metrics_port": int,
+    "http_port": int,
     "broadcast_address": str,
     "dsn": str,
     "db_filename": str,
@@ -266,6 +267,9 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
     metrics_port = values.get("metrics_port")
     if metrics_port is not None:
         _port(metrics_port, "metrics_port")
+    http_port = values.get("http_port")
+    if http_port is not None:
+        _port(http_port, "http_port")
     num_shards: int = values.get("num_shards", 4)
     if num_shards < 1:
         raise ConfigError(f"num_shards must be at least 1, not {num_shards}")
@@ -293,6 +297,7 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
         ip=ip,
         port=port,
         metrics_port=metrics_port,
+        http_port=http_port,
         db_filename=db_filename,
         dsn=dsn,
         namespaces=list(dict.fromkeys(namespaces)),

@@ -77,11 +77,13 @@ def workflow_not_found(workflow_id: str = "", run_id: str = "") -> NotFound:
     return NotFound("workflow execution not found")
 
 
-def workflow_already_started(message: str, request_id: str, run_id: str) -> AlreadyExists:
+def workflow_already_started(
+    message: str, request_id: str, run_id: str, first_run_id: str = ""
+) -> AlreadyExists:
     return AlreadyExists(
         message,
         details_pb.WorkflowExecutionAlreadyStartedFailure(
-            start_request_id=request_id, run_id=run_id
+            start_request_id=request_id, run_id=run_id, first_execution_run_id=first_run_id
         ),
     )
 

@@ -40,8 +40,9 @@ from aion.tracing import TracingConfig
 from aion.versioning import drainage
 from aion.versioning.registry import DeploymentRegistry
 
-if TYPE_CHECKING:  # imported where it is built, only when a metrics port is set
+if TYPE_CHECKING:  # imported where they are built, only when their port is set
     from aion.frontend.metrics_port import MetricsPort
+    from aion.http import HttpApi
 
 log = logging.getLogger("aion")
 
@@ -84,6 +85,8 @@ class ServerConfig:
     search_attributes: dict[str, int] = field(default_factory=dict)
     """Custom search attributes (name to IndexedValueType) registered at start in each of
     `namespaces` that lacks them."""
+    http_port: int | None = None
+    """Port on `ip` of Temporal's HTTP API (0: a free one); None: no HTTP API."""
     metrics_port: int | None = None
     """HTTP port on `ip` serving `GET /metrics` and `GET /health` (200 while serving, else
     503); None: no such listener."""
@@ -155,21 +158,19 @@ class AionServer:
                 ("grpc.max_send_message_length", 128 * 1024 * 1024),
             ]
         )
-        service_pb2_grpc.add_WorkflowServiceServicer_to_server(
-            WorkflowService(
-                Backends(
-                    self.engine,
-                    self.namespaces,
-                    self.matching,
-                    self.store,
-                    self.schedules,
-                    self.deployments,
-                    config.broadcast_address or self.address,
-                    self.batches,
-                )
-            ),
-            self.grpc,
+        self.workflow_service = WorkflowService(
+            Backends(
+                self.engine,
+                self.namespaces,
+                self.matching,
+                self.store,
+                self.schedules,
+                self.deployments,
+                config.broadcast_address or self.address,
+                self.batches,
+            )
         )
+        service_pb2_grpc.add_WorkflowServiceServicer_to_server(self.workflow_service, self.grpc)
         self.health = Health()
         self.health.add_to(self.grpc)
         self.metrics_port: MetricsPort | None = None
@@ -190,9 +191,18 @@ class AionServer:
             history_shard_count=config.num_shards,
             is_connection_enabled=True,
         )
-        operator_grpc.add_OperatorServiceServicer_to_server(
-            OperatorService(self.namespaces, cluster), self.grpc
-        )
+        self.operator_service = OperatorService(self.namespaces, cluster)
+        operator_grpc.add_OperatorServiceServicer_to_server(self.operator_service, self.grpc)
+        self.http: HttpApi | None = None
+        if config.http_port is not None:
+            from aion.http import HttpApi  # aiohttp only when needed
+
+            self.http = HttpApi(
+                {
+                    "temporal.api.workflowservice.v1.WorkflowService": self.workflow_service,
+                    "temporal.api.operatorservice.v1.OperatorService": self.operator_service,
+                }
+            )
         if self.cluster is not None:
             self.grpc.add_generic_rpc_handlers(
                 (peer_handler(self.engine, self.engine.operations, abort),)
@@ -290,9 +300,14 @@ class AionServer:
         self.drainage.start()
         await self.health.set_serving(True)
         await self.grpc.start()
+        if self.http is not None:
+            assert self.config.http_port is not None
+            await self.http.start(self.config.ip, self.config.http_port)
 
     async def stop(self) -> None:
         await self.health.set_serving(False)
+        if self.http is not None:
+            await self.http.stop()
         await self.grpc.stop(grace=1.0)
         await self.drainage.stop()
         if self.cluster is not None:

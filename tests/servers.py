@@ -38,6 +38,14 @@ class AionProcess:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def http_url(self) -> str:
+        """Base URL of its HTTP API (start-dev opens one on a free port and prints it)."""
+        for line in self.output:
+            if line.startswith("HTTP API on "):
+                return line.removeprefix("HTTP API on ").strip()
+        raise RuntimeError("the server printed no HTTP API address")
+
     def start(self) -> str:
         args = [sys.executable, "-m", "aion", "server", self.command, "--ip", "127.0.0.1"]
         args += ["--port", str(self.port)]

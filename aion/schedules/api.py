@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.schedule.v1 import message_pb2 as schedule_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
@@ -22,13 +23,15 @@ from aion.visibility.search_attributes import (
     SearchAttributeRegistry,
 )
 
+TaskQueueKind = task_queue_pb2.TaskQueueKind
+
 LIST_ACTIONS = 5  # recent and future actions a ListSchedules entry shows
 DEFAULT_PAGE_SIZE = 1000
 PAUSED = "TemporalSchedulePaused"
 
 
 def _check(schedule: schedule_pb.Schedule) -> None:
-    """Temporal's checks on a schedule a request carries."""
+    """Temporal's checks on a schedule a request carries (and its defaults filled in)."""
     try:
         CompiledSpec.from_proto(schedule.spec)
     except InvalidSpec as e:
@@ -40,10 +43,20 @@ def _check(schedule: schedule_pb.Schedule) -> None:
         raise errors.InvalidArgument("WorkflowType is not set on request.")
     if not start.task_queue.name:
         raise errors.InvalidArgument("missing task queue name")
+    if not start.task_queue.kind:
+        start.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
 
 
 def _token(s: Scheduler) -> bytes:
-    return str(s.conflict_token).encode()
+    """The conflict token as the reference writes it: the number in 8 bytes, big-endian."""
+    return s.conflict_token.to_bytes(8, "big")
+
+
+def _read_token(token: bytes) -> int:
+    """A conflict token from a client (0: none given)."""
+    if len(token) == 8:
+        return int.from_bytes(token, "big")
+    return int(token) if token.isdigit() else 0
 
 
 async def create_schedule(
@@ -102,7 +115,7 @@ async def update_schedule(
     runtime: ScheduleRuntime, ns: Namespace, req: rr.UpdateScheduleRequest
 ) -> rr.UpdateScheduleResponse:
     _check(req.schedule)
-    token = int(req.conflict_token) if req.conflict_token.isdigit() else 0
+    token = _read_token(req.conflict_token)
 
     def update(s: Scheduler) -> None:
         try:

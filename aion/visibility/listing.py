@@ -109,6 +109,8 @@ def execution_info(
     if v.root_workflow_id:
         info.root_execution.workflow_id = v.root_workflow_id
         info.root_execution.run_id = v.root_run_id
+    info.memo.SetInParent()  # present even when empty, as the reference answers
+    info.search_attributes.SetInParent()
     if v.memo:
         info.memo.ParseFromString(v.memo)
     if v.search_attributes:

@@ -52,7 +52,7 @@ class ReferenceServer:
         self.binary = binary
         self.namespace = namespace
         self.metrics_port = metrics_port
-        self.port, self.ui_port = free_ports(2)
+        self.port, self.ui_port, self.http_port = free_ports(3)
         self.proc: asyncio.subprocess.Process | None = None
         self._stdout: list[bytes] = []
         self._drain: asyncio.Task[None] | None = None
@@ -60,6 +60,11 @@ class ReferenceServer:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of its HTTP API."""
+        return f"http://127.0.0.1:{self.http_port}"
 
     async def start(self) -> None:
         """Launch the server and wait until `namespace` answers DescribeNamespace.
@@ -76,11 +81,12 @@ class ReferenceServer:
                 if not isinstance(err, _ExitedEarly) or attempt == START_ATTEMPTS:
                     output = b"".join(self._stdout).decode(errors="replace")
                     raise RuntimeError(f"reference server did not start:\n{output}") from err
-                self.port, self.ui_port = free_ports(2)
+                self.port, self.ui_port, self.http_port = free_ports(3)
 
     async def _launch(self) -> None:
         args = ["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"]
         args += ["--port", str(self.port), "--ui-port", str(self.ui_port)]
+        args += ["--http-port", str(self.http_port)]
         if self.metrics_port is not None:
             args += ["--metrics-port", str(self.metrics_port)]
         self._stdout, self._drain = [], None

@@ -87,7 +87,12 @@ class NamespaceRpcs(ServiceBase):
         aliases = self.namespaces.search_attributes.aliases(description.namespace_info.id)
         response.config.custom_search_attribute_aliases.update(aliases)
         response.namespace_info.capabilities.CopyFrom(namespace_capabilities())
-        response.namespace_info.supports_schedules = False
+        response.namespace_info.supports_schedules = True
+        limits = response.namespace_info.limits  # the reference's default limits
+        limits.blob_size_limit_error = 2 * 1024 * 1024
+        limits.memo_size_limit_error = 2 * 1024 * 1024
+        limits.workflow_task_completion_size_limit_error = 40 * 1024 * 1024
+        response.config.bad_binaries.SetInParent()
         return response
 
     @rpc

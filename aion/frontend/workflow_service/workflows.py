@@ -87,8 +87,7 @@ class WorkflowRpcs(ServiceBase):
         ns = self.namespaces.get(request.namespace)
         require(request.workflow_execution.workflow_id, "WorkflowId")
         require(request.signal_name, "SignalName")
-        await signal_workflow.signal_workflow(self.engine, ns, request)
-        return rr.SignalWorkflowExecutionResponse()
+        return await signal_workflow.signal_workflow(self.engine, ns, request)
 
     @rpc
     async def RequestCancelWorkflowExecution(
@@ -154,12 +153,8 @@ class WorkflowRpcs(ServiceBase):
         require(request.execution.workflow_id, "WorkflowId")
         response = await describe_workflow.describe_workflow(self.engine, ns, request)
         info = response.workflow_execution_info
-        if info.HasField("search_attributes"):
-            shown = self.namespaces.search_attributes.present(ns.id, info.search_attributes)
-            if shown.indexed_fields:
-                info.search_attributes.CopyFrom(shown)
-            else:
-                info.ClearField("search_attributes")
+        shown = self.namespaces.search_attributes.present(ns.id, info.search_attributes)
+        info.search_attributes.CopyFrom(shown)  # present even when empty, as the reference's
         return response
 
     @rpc

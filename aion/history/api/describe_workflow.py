@@ -59,10 +59,12 @@ def execution_info(ms: MutableState) -> workflow_pb.WorkflowExecutionInfo:
     if s.close_time_ns:
         info.close_time.CopyFrom(ts(s.close_time_ns))
         info.execution_duration.CopyFrom(dur(s.close_time_ns - s.execution_time_ns))
+    info.memo.SetInParent()  # present even when empty, as the reference answers
     if s.memo is not None:
         info.memo.CopyFrom(s.memo)
     if s.search_attributes is not None:
         info.search_attributes.CopyFrom(s.search_attributes)
+    info.auto_reset_points.SetInParent()
     info.worker_deployment_name = s.worker_deployment_name
     if s.versioning_override is not None:
         info.versioning_info.versioning_override.CopyFrom(described(s.versioning_override))

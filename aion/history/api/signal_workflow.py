@@ -6,6 +6,7 @@ from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.history.api import links
 from aion.history.api.activities import ensure_workflow_task
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
@@ -16,7 +17,7 @@ MAX_REMEMBERED_REQUEST_IDS = 1000
 
 async def signal_workflow(
     engine: HistoryEngine, ns: Namespace, req: rr.SignalWorkflowExecutionRequest
-) -> None:
+) -> rr.SignalWorkflowExecutionResponse:
     execution = req.workflow_execution
     key = await engine.resolve(ns.id, execution.workflow_id, execution.run_id)
     await engine.update_execution(
@@ -29,6 +30,9 @@ async def signal_workflow(
             req.identity,
             req.request_id,
         ),
+    )
+    return rr.SignalWorkflowExecutionResponse(
+        link=links.to_request(ns.name, key, req.request_id, links.SIGNALED)
     )
 
 

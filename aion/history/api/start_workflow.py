@@ -11,6 +11,7 @@ from aion import errors
 from aion.common.timeutil import ns_of
 from aion.common.versions import versioning_override
 from aion.history import cron, retry
+from aion.history.api import links
 from aion.history.api.signal_workflow import signal_workflow
 from aion.history.api.terminate_workflow import terminate_workflow
 from aion.history.api.workflow_tasks import workflow_task_response
@@ -69,11 +70,15 @@ async def start_workflow(
         await engine.create_execution(ms, current.run_id if current else None)
     except ConditionFailedError:
         raise errors.Unavailable("concurrent start of the same workflow id; retry") from None
+    key = (ms.s.namespace_id, ms.s.workflow_id, ms.s.run_id)
     response = rr.StartWorkflowExecutionResponse(
-        run_id=ms.s.run_id, started=True, status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+        run_id=ms.s.run_id,
+        first_execution_run_id=ms.s.first_run_id,
+        started=True,
+        status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING,
+        link=links.to_event(ns.name, key, 1, links.STARTED),
     )
     if eager is not None:
-        key = (ms.s.namespace_id, ms.s.workflow_id, ms.s.run_id)
         response.eager_workflow_task.CopyFrom(
             await workflow_task_response(engine, key, ms, eager, 0, sticky=False)
         )
@@ -119,6 +124,7 @@ async def existing_run_answer(
             f"RunId: {current.run_id}.",
             current.start_request_id,
             current.run_id,
+            await _first_run_id(engine, current),
         )
     reuse = req.workflow_id_reuse_policy or Reuse.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
     if reuse == Reuse.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE or (
@@ -130,8 +136,15 @@ async def existing_run_answer(
             f"a new run. WorkflowId: {req.workflow_id}, RunId: {current.run_id}.",
             current.start_request_id,
             current.run_id,
+            await _first_run_id(engine, current),
         )
     return None
+
+
+async def _first_run_id(engine: HistoryEngine, current: CurrentExecution) -> str:
+    """The first run of the current run's chain (for the already-started error)."""
+    ms = await engine.get_execution((current.namespace_id, current.workflow_id, current.run_id))
+    return ms.s.first_run_id
 
 
 async def signal_with_start_workflow(

@@ -16,6 +16,7 @@ from temporalio.api.update.v1 import message_pb2 as update_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.history.api import links
 from aion.history.engine import ExecutionKey, HistoryEngine
 from aion.history.mutable_state import MutableState
 from aion.history.state.updates import Update, UpdateAborted, UpdateRecord
@@ -56,7 +57,12 @@ async def update_workflow(
             if loop.time() < until:
                 continue
             status = ADMITTED, None
-        return update_response(key, update_id, status)
+        response = update_response(key, update_id, status)
+        if response.stage >= Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED and not (
+            response.outcome.HasField("failure")
+        ):
+            response.link.CopyFrom(links.to_request(ns.name, key, "", links.UPDATE_ACCEPTED))
+        return response
 
 
 def admit(ms: MutableState, req: rr.UpdateWorkflowExecutionRequest) -> Found:
