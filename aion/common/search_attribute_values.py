@@ -235,6 +235,14 @@ def indexed_values(payload: common_pb.Payload) -> dict[int, Any]:
     return values
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_folded(text: str) -> str:
+    """`text` with ASCII letters lowered, as Keyword STARTS_WITH compares (SQLite's LIKE)."""
+    return text.translate(_ASCII_LOWER)
+
+
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:(Z)|([+-])(\d\d):(\d\d))", re.ASCII
 )

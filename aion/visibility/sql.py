@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from aion.common.search_attribute_values import ascii_folded
 from aion.persistence import VisibilityFilter
-from aion.persistence.sql.visibility import FOLDED_KEYWORD, ascii_folded, micros, utf8
+from aion.persistence.sql.visibility import FOLDED_KEYWORD, micros, utf8
 from aion.visibility.query import (
     BOOL,
     DATETIME,

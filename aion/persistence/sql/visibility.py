@@ -19,6 +19,7 @@ from aion.common.search_attribute_values import (
     INT,
     KEYWORD,
     KEYWORD_LIST,
+    ascii_folded,
     indexed_values,
 )
 from aion.persistence.sql.dialect import Dialect
@@ -53,7 +54,6 @@ FOLDED_KEYWORD = -KEYWORD
 """The type of a Keyword's row with its ASCII letters lowered, written where that differs from
 the Keyword (STARTS_WITH compares so)."""
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
@@ -64,11 +64,6 @@ SearchAttributeRow = tuple[str, str, str, int, int | None, float | None, bytes |
 def utf8(text: str) -> bytes:
     """A Keyword as the index holds it (lone surrogates, which JSON can carry, kept)."""
     return text.encode("utf-8", "surrogatepass")
-
-
-def ascii_folded(text: str) -> str:
-    """`text` with ASCII letters lowered, as Keyword STARTS_WITH compares."""
-    return text.translate(_ASCII_LOWER)
 
 
 def micros(moment: datetime) -> int:
