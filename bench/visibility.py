@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import tempfile
 import time
@@ -143,6 +144,11 @@ async def run(backend: str, n: int, admin_dsn: str) -> None:
     if backend == "sqlite":
         folder = tempfile.mkdtemp()
         store: SQLStore = SQLiteStore(str(Path(folder) / "bench.db"))
+
+        async def drop_file() -> None:
+            shutil.rmtree(folder)
+
+        drop = drop_file
     else:
         name = f"aion_vis_bench_{n}"
         admin = await asyncpg.connect(admin_dsn)
