@@ -20,15 +20,17 @@ from aion.visibility.search_attributes import keyword_payload
 
 ET = event_type_pb2.EventType
 VersioningBehavior = workflow_pb2.VersioningBehavior
+BUILD_IDS = "BuildIds"
+# What the server writes of a run's versioning: a next run starts without them.
 VERSIONING_SEARCH_ATTRIBUTES = frozenset(
     {
         "TemporalWorkerDeployment",
         "TemporalWorkerDeploymentVersion",
         "TemporalWorkflowVersioningBehavior",
         "TemporalUsedWorkerDeploymentVersions",
+        BUILD_IDS,
     }
 )
-BUILD_IDS = "BuildIds"
 UNVERSIONED = "unversioned"
 MAX_BUILD_IDS_SIZE = 2048  # the JSON of the list, as any search attribute value
 BEHAVIOR_NAMES: dict[int, str] = {
@@ -92,7 +94,7 @@ class Versioning:
 
     def inheritable_search_attributes(self) -> common_pb.SearchAttributes | None:
         """Its search attributes as a next run (continue-as-new, retry, cron) starts with them:
-        without those describing the worker deployment this run ran on."""
+        without those describing the worker deployment and build ids this run ran on."""
         attributes = self.s.search_attributes
         if (
             attributes is None
