@@ -474,6 +474,7 @@ class HistoryEngine:
         shard = self.shards.get(ms.shard_id)
         if shard is None or shard.next_task_id != ms.next_task_id:
             raise errors.ShardNotOwned(ms.shard_id)  # released (or re-acquired) meanwhile
+        visibility = self._visibility(ms) if (m.events or new) else None
         return ExecutionTransaction(
             shard_id=shard.shard_id,
             range_id=shard.range_id,
@@ -490,7 +491,9 @@ class HistoryEngine:
             queue_tasks=m.queue_tasks,
             done_timer_task_ids=m.done_timer_task_ids,
             done_queue_task_ids=m.done_queue_task_ids,
-            visibility=self._visibility(ms) if (m.events or new) else None,
+            visibility=visibility,
+            search_attributes_changed=visibility is not None
+            and (new or visibility.search_attributes != ms.written_search_attributes),
         )
 
     def _committed(self, ms: MutableState, tx: ExecutionTransaction) -> None:
@@ -499,6 +502,8 @@ class HistoryEngine:
         tracing.note_run(s.workflow_id, s.run_id)  # the run id on the log lines from here on
         ms.db_version += 1
         ms.mutation.reset()
+        if tx.visibility is not None:
+            ms.written_search_attributes = tx.visibility.search_attributes
         if tx.current is not None:
             self._remember_current(tx.current)
         for task in tx.queue_tasks:

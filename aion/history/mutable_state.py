@@ -107,6 +107,8 @@ class MutableState:
         self.env = env
         self.now = env.now
         self.db_version = db_version
+        # The search attributes of the visibility row last committed (None: not known here).
+        self.written_search_attributes: bytes | None = None
         self.mutation = Mutation()
         # A run this transition creates (continue-as-new, retry, cron, reset); committed together.
         self.new_run: MutableState | None = None

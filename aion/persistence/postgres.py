@@ -61,6 +61,14 @@ async def migrate(conn: asyncpg.Connection, upgrade: bool = True) -> int:
                 rows = await conn.fetch(visibility.BACKFILL_SELECT)
                 updates = visibility.backfill_rows(rows)
                 await conn.executemany(DIALECT.render(visibility.BACKFILL_UPDATE), updates)
+            if found and version == schema.added_in(
+                schema.VISIBILITY_SEARCH_ATTRIBUTES, DIALECT.name
+            ):
+                rows = await conn.fetch(visibility.BACKFILL_SELECT)
+                await conn.executemany(
+                    DIALECT.render(visibility.INSERT_SEARCH_ATTRIBUTE),
+                    visibility.backfill_search_attribute_rows(rows),
+                )
     return found
 
 

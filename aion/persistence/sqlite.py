@@ -51,6 +51,14 @@ def migrate(conn: sqlite3.Connection) -> int:
             if found and version == schema.added_in(schema.VISIBILITY_IN_SQL, DIALECT.name):
                 rows = conn.execute(visibility.BACKFILL_SELECT).fetchall()
                 conn.executemany(visibility.BACKFILL_UPDATE, visibility.backfill_rows(rows))
+            if found and version == schema.added_in(
+                schema.VISIBILITY_SEARCH_ATTRIBUTES, DIALECT.name
+            ):
+                rows = conn.execute(visibility.BACKFILL_SELECT).fetchall()
+                conn.executemany(
+                    visibility.INSERT_SEARCH_ATTRIBUTE,
+                    visibility.backfill_search_attribute_rows(rows),
+                )
     return found
 
 

@@ -252,6 +252,9 @@ class ExecutionTransaction:
     done_timer_task_ids: list[int] = field(default_factory=list)
     done_queue_task_ids: list[int] = field(default_factory=list)
     visibility: VisibilityRecord | None = None
+    # The visibility row's search attributes may differ from those last written: their indexed
+    # values are written again (False only where the writer knows them unchanged).
+    search_attributes_changed: bool = True
     # A run created by this transition (continue-as-new, retry, cron), committed with it.
     new_run: ExecutionTransaction | None = None
 

@@ -80,6 +80,8 @@ async def respond_workflow_task_completed(
             fields["worker_version"] = req.worker_version_stamp
         fields.update(_deployment_fields(engine, ms, req))
         completed = ms.workflow_task.complete(req.identity, **fields)
+        stamp = req.worker_version_stamp if req.HasField("worker_version_stamp") else None
+        ms.versioning.record_build_ids(stamp)
         ctx = CommandContext(
             ms, completed.event_id, req.identity, had_buffered, engine.namespaces.id_of
         )

@@ -17,10 +17,12 @@ from aion.persistence.sql.statements import (
     timer_task_row,
     visibility_row,
 )
+from aion.persistence.sql.visibility import search_attribute_rows
 from aion.persistence.store import (
     ConditionFailedError,
     ExecutionTransaction,
     ShardOwnershipLostError,
+    VisibilityRecord,
 )
 
 
@@ -87,6 +89,22 @@ async def apply(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> 
         await conn.execute_in(sql.delete_queue_tasks, (tx.shard_id,), tx.done_queue_task_ids)
     if tx.visibility is not None:
         await conn.execute(sql.upsert_visibility, visibility_row(tx.visibility))
+        if tx.search_attributes_changed:
+            await write_search_attributes(conn, sql, tx.visibility, tx.expected_db_version is None)
+
+
+async def write_search_attributes(
+    conn: Connection, sql: Statements, record: VisibilityRecord, new: bool
+) -> None:
+    """Replace the indexed values of a visibility row's search attributes (`new`: it has none
+    yet)."""
+    if not new:
+        await conn.execute(
+            sql.delete_search_attributes_of_run, (record.namespace_id, record.run_id)
+        )
+    rows = search_attribute_rows(record.namespace_id, record.run_id, record.search_attributes)
+    if rows:
+        await conn.executemany(sql.insert_search_attribute, rows)
 
 
 async def _write_current(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> None:
