@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
-from temporalio.api.workflowservice.v1 import service_pb2_grpc
+from temporalio.api.workflowservice.v1 import service_pb2 as workflow_pb
+from temporalio.api.workflowservice.v1 import service_pb2_grpc as workflow_grpc
 
 from aion import metrics, tracing
 from aion.batch.runtime import BatchRuntime
@@ -21,6 +23,7 @@ from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
 from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
+from aion.frontend.handlers import add_service
 from aion.frontend.health import Health
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.rpc import abort
@@ -155,7 +158,8 @@ class AionServer:
                 ("grpc.max_send_message_length", 128 * 1024 * 1024),
             ]
         )
-        service_pb2_grpc.add_WorkflowServiceServicer_to_server(
+        add_service(
+            self.grpc,
             WorkflowService(
                 Backends(
                     self.engine,
@@ -168,7 +172,8 @@ class AionServer:
                     self.batches,
                 )
             ),
-            self.grpc,
+            workflow_pb.DESCRIPTOR.services_by_name["WorkflowService"],
+            workflow_grpc.WorkflowServiceServicer,
         )
         self.health = Health()
         self.health.add_to(self.grpc)
@@ -190,8 +195,11 @@ class AionServer:
             history_shard_count=config.num_shards,
             is_connection_enabled=True,
         )
-        operator_grpc.add_OperatorServiceServicer_to_server(
-            OperatorService(self.namespaces, cluster), self.grpc
+        add_service(
+            self.grpc,
+            OperatorService(self.namespaces, cluster),
+            operator_pb.DESCRIPTOR.services_by_name["OperatorService"],
+            operator_grpc.OperatorServiceServicer,
         )
         if self.cluster is not None:
             self.grpc.add_generic_rpc_handlers(
