@@ -28,6 +28,9 @@ R = TypeVar("R")
 # A process dies: its shards move once its lease runs out (`aion.cluster.membership.LEASE_S`).
 FAILOVER_WAIT_S = 15.0
 FAILOVER_RETRY_S = 0.25
+# Temporal's limit on namespace names in requests (`limit.maxIDLength`).
+MAX_NAMESPACE_LENGTH = 1000
+MAX_MESSAGE_BYTES = 2000
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
 
@@ -146,6 +149,8 @@ _DETAIL_TYPES = frozenset(
 async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
     """Run the RPC, on the shard's owner if need be; any failure comes out as a ServiceError."""
     try:
+        if len(getattr(request, "namespace", "")) > MAX_NAMESPACE_LENGTH:
+            raise errors.InvalidArgument("Namespace length exceeds limit.")
         try:
             return await fn(self, request, context)
         except errors.ShardNotOwned as e:
@@ -188,16 +193,29 @@ async def _on_owner(
 
 async def abort(context: grpc.aio.ServicerContext, error: errors.ServiceError) -> None:
     """End the call with the error's status and details."""
-    status = status_pb2.Status(code=error.code.value[0], message=error.message)
+    message = _shortened(error.message)
+    status = status_pb2.Status(code=error.code.value[0], message=message)
     if error.details is not None:
         detail = any_pb2.Any()
         detail.Pack(error.details)
         status.details.append(detail)
     await context.abort(
         error.code,
-        error.message,
+        message,
         trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
     )
+
+
+def _shortened(message: str) -> str:
+    """`message`, cut short if it quotes a huge value from the request: clients refuse the
+    call's trailers (which carry it twice) over 8 KiB. Measured as sent: gRPC percent-encodes
+    all but printable ASCII."""
+    size = 0
+    for i, char in enumerate(message):
+        size += 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode())
+        if size > MAX_MESSAGE_BYTES:
+            return message[:i] + "…"
+    return message
 
 
 def deadline_seconds(context: grpc.aio.ServicerContext, default: float = 70.0) -> float:
