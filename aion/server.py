@@ -195,9 +195,10 @@ class AionServer:
             history_shard_count=config.num_shards,
             is_connection_enabled=True,
         )
+        self.operator = OperatorService(self.namespaces, cluster)
         add_service(
             self.grpc,
-            OperatorService(self.namespaces, cluster),
+            self.operator,
             operator_pb.DESCRIPTOR.services_by_name["OperatorService"],
             operator_grpc.OperatorServiceServicer,
         )
@@ -302,6 +303,7 @@ class AionServer:
     async def stop(self) -> None:
         await self.health.set_serving(False)
         await self.grpc.stop(grace=1.0)
+        await self.operator.stop()
         await self.drainage.stop()
         if self.cluster is not None:
             await self.cluster.stop()  # the others take our shards at once
