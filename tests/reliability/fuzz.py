@@ -300,7 +300,7 @@ def _tag(number: int, wire_type: int) -> bytes:
     return _varint(number << 3 | wire_type)
 
 
-def _delimited(number: int, payload: bytes) -> bytes:
+def delimited(number: int, payload: bytes) -> bytes:
     return _tag(number, 2) + _varint(len(payload)) + payload
 
 
@@ -308,13 +308,13 @@ def _bad_utf8(descriptor: Descriptor, rng: random.Random, depth: int = 0) -> byt
     """A body whose first string field (searched through nested messages) holds invalid UTF-8."""
     for field in descriptor.fields:
         if field.type == FieldDescriptor.TYPE_STRING:
-            return _delimited(field.number, b"ok\xff\xfe" + rng.randbytes(4))
+            return delimited(field.number, b"ok\xff\xfe" + rng.randbytes(4))
     if depth < 3:
         for field in descriptor.fields:
             if field.type == FieldDescriptor.TYPE_MESSAGE:
                 inner = _bad_utf8(field.message_type, rng, depth + 1)
                 if inner is not None:
-                    return _delimited(field.number, inner)
+                    return delimited(field.number, inner)
     return None
 
 
@@ -328,9 +328,9 @@ def _deep(descriptor: Descriptor) -> bytes | None:
     body = b""
     for _ in range(NESTING):
         for field in reversed(loop):
-            body = _delimited(field.number, body)
+            body = delimited(field.number, body)
     for field in reversed(lead):
-        body = _delimited(field.number, body)
+        body = delimited(field.number, body)
     return body
 
 
