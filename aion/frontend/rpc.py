@@ -20,7 +20,7 @@ from aion.cluster import Cluster
 from aion.cluster.peers import is_forwarded
 from aion.frontend.actions import actions
 from aion.metrics import UNKNOWN_NAMESPACE
-from aion.persistence import UnstorableValueError
+from aion.persistence import ConditionFailedError, UnstorableValueError
 
 log = logging.getLogger("aion.frontend")
 
@@ -164,6 +164,9 @@ async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Serv
         raise
     except UnstorableValueError as e:
         raise errors.InvalidArgument(str(e)) from None
+    except ConditionFailedError as e:  # a race the operation did not expect: the caller retries
+        log.warning("%s: %s", fn.__name__, e)
+        raise errors.Unavailable(f"changed concurrently; retry: {e}") from None
     except Exception as e:
         log.exception("%s failed", fn.__name__)
         raise errors.Internal(f"{type(e).__name__}: {e}") from e
