@@ -324,3 +324,51 @@ async def test_huge_timer_is_capped_at_100_years(client: Client) -> None:
             workflow_execution=common_pb.WorkflowExecution(workflow_id=start.workflow_id),
         )
     )
+
+
+async def test_huge_activity_timeouts_and_retry_delay_are_capped(client: Client) -> None:
+    service = client.workflow_service
+    start = _start_request()
+    await service.start_workflow_execution(start)
+    task = await service.poll_workflow_task_queue(
+        rr.PollWorkflowTaskQueueRequest(namespace="default", task_queue=start.task_queue)
+    )
+    huge = Duration(seconds=10**12)
+    schedule = command_pb.Command(
+        command_type=command_type_pb2.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+        schedule_activity_task_command_attributes=command_pb.ScheduleActivityTaskCommandAttributes(
+            activity_id="forever",
+            activity_type=common_pb.ActivityType(name="act"),
+            task_queue=start.task_queue,
+            start_to_close_timeout=huge,
+            heartbeat_timeout=huge,
+            retry_policy=common_pb.RetryPolicy(initial_interval=huge, backoff_coefficient=1e308),
+        ),
+    )
+    await service.respond_workflow_task_completed(
+        rr.RespondWorkflowTaskCompletedRequest(
+            namespace="default", task_token=task.task_token, commands=[schedule]
+        )
+    )
+    activity_task = await service.poll_activity_task_queue(
+        rr.PollActivityTaskQueueRequest(namespace="default", task_queue=start.task_queue)
+    )
+    assert activity_task.start_to_close_timeout.seconds == HUNDRED_YEARS_S
+    failure = failure_pb.Failure(
+        message="later",
+        application_failure_info=failure_pb.ApplicationFailureInfo(next_retry_delay=huge),
+    )
+    await service.respond_activity_task_failed(
+        rr.RespondActivityTaskFailedRequest(
+            namespace="default", task_token=activity_task.task_token, failure=failure
+        )
+    )
+    execution = common_pb.WorkflowExecution(workflow_id=start.workflow_id)
+    described = await service.describe_workflow_execution(
+        rr.DescribeWorkflowExecutionRequest(namespace="default", execution=execution)
+    )
+    (pending,) = described.pending_activities
+    assert pending.attempt == 2
+    await service.terminate_workflow_execution(
+        rr.TerminateWorkflowExecutionRequest(namespace="default", workflow_execution=execution)
+    )

@@ -138,6 +138,12 @@ def validate_and_cap(d: Duration) -> str | None:
     return None
 
 
+def capped_ns(d: Duration) -> int:
+    """`d` in nanoseconds, at most 100 years: for a duration Temporal takes as it is, which added
+    to the current time must stay a valid time."""
+    return min(go_duration_ns(d.seconds, d.nanos), MAX_REQUEST_DURATION_NS)
+
+
 # The durations of a start request (or a schedule's start action) and their names in Temporal's
 # errors.
 START_DURATIONS = (

@@ -117,5 +117,5 @@ def _explicit_delay(failure: failure_pb.Failure | None, delay: int) -> int:
     if failure is not None and failure.HasField("application_failure_info"):
         explicit = failure.application_failure_info.next_retry_delay
         if ns_of(explicit) > 0:
-            return ns_of(explicit)
+            return min(ns_of(explicit), MAX_REQUEST_DURATION_NS)
     return delay
