@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
-from google.protobuf import message_factory
+from google.protobuf import duration_pb2, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
+from temporalio.api.command.v1 import message_pb2 as command
 from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import command_type_pb2 as command_type
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as workflow_service_requests
@@ -220,8 +222,8 @@ class _Generator:
         if not self.hostile():
             if t == FieldDescriptor.TYPE_BYTES:
                 return b"fuzz"
-            if t == FieldDescriptor.TYPE_ENUM:
-                return rng.choice([v.number for v in field.enum_type.values])
+            if t == FieldDescriptor.TYPE_ENUM:  # often unspecified, as in real requests
+                return rng.choice([0, 0, *(v.number for v in field.enum_type.values)])
             if t in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
                 return rng.choice((0.0, 0.5, 1.0))
             return rng.choice((0, 1, 5))
@@ -273,15 +275,6 @@ class _Generator:
                 "%s%n{0}",
             )
         )
-
-
-def _start_request(workflow_id: str) -> Message:
-    return workflow_service_requests.StartWorkflowExecutionRequest(
-        namespace=REAL_NAMESPACE,
-        workflow_id=workflow_id,
-        workflow_type=common.WorkflowType(name="FuzzWorkflow"),
-        task_queue=taskqueue.TaskQueue(name=TASK_QUEUE),
-    )
 
 
 def _varint(value: int) -> bytes:
@@ -400,8 +393,9 @@ class Outcome:
 
 
 async def send_all(address: str, seed: int = SEED, concurrency: int = 16) -> list[Outcome]:
-    """Send every case to every RPC, `concurrency` calls at a time; each call's outcome. The
-    namespaces are deleted last, so that the other RPCs find "default"."""
+    """Send every case to every RPC, and `TOKEN_CASES` hostile task completions with real task
+    tokens, `concurrency` calls at a time; each call's outcome. The namespaces are deleted last,
+    so that the other RPCs find "default"."""
     outcomes: list[Outcome] = []
     limit = asyncio.Semaphore(concurrency)
     async with grpc.aio.insecure_channel(
@@ -420,17 +414,139 @@ async def send_all(address: str, seed: int = SEED, concurrency: int = 16) -> lis
                     code, details = grpc.StatusCode.UNKNOWN, "no answer long past the deadline"
             outcomes.append(Outcome(rpc, case, index, code, details))
 
-        start = channel.unary_unary(f"/{WORKFLOW_SERVICE}/StartWorkflowExecution")
+        tasks = _Tasks(channel, limit)
         for workflow_id in WORKFLOW_IDS:  # for the plausible requests to find
-            await start(_start_request(workflow_id).SerializeToString(), timeout=10)
+            await tasks.start(workflow_id, TASK_QUEUE)
         every = rpcs()
         deleting = [rpc for rpc in every if rpc.name == "DeleteNamespace"]
-        for group in ([rpc for rpc in every if rpc not in deleting], deleting):
-            await asyncio.gather(
-                *(
-                    call(rpc, i, case)
-                    for rpc in group
-                    for i, case in enumerate(cases(rpc, random.Random(f"{seed}:{rpc.path}")))
-                )
+        by_name = {rpc.name: rpc for rpc in every}
+
+        async def token_case(i: int) -> None:
+            rpc, body = await tasks.hostile_completion(i, random.Random(f"{seed}:token:{i}"))
+            await call(by_name[rpc], i, Case("with a task token", body))
+
+        await asyncio.gather(
+            *(token_case(i) for i in range(TOKEN_CASES)),
+            *(
+                call(rpc, i, case)
+                for rpc in every
+                if rpc not in deleting
+                for i, case in enumerate(cases(rpc, random.Random(f"{seed}:{rpc.path}")))
+            ),
+        )
+        await asyncio.gather(
+            *(
+                call(rpc, i, case)
+                for rpc in deleting
+                for i, case in enumerate(cases(rpc, random.Random(f"{seed}:{rpc.path}")))
             )
+        )
     return outcomes
+
+
+TOKEN_CASES = 60
+ACTIVITY_RPCS = (
+    "RespondActivityTaskCompleted",
+    "RespondActivityTaskFailed",
+    "RespondActivityTaskCanceled",
+    "RecordActivityTaskHeartbeat",
+)
+
+
+class _Tasks:
+    """Workflows and activities to hand out real task tokens, for completions with hostile
+    contents (commands, failures, results) to get past the token check."""
+
+    def __init__(self, channel: grpc.aio.Channel, limit: asyncio.Semaphore) -> None:
+        self.channel = channel
+        self.limit = limit
+
+    async def _call(self, method: str, request: Message) -> bytes:
+        async with self.limit:
+            answer: bytes = await self.channel.unary_unary(f"/{WORKFLOW_SERVICE}/{method}")(
+                request.SerializeToString(), timeout=10
+            )
+        return answer
+
+    async def start(self, workflow_id: str, queue: str) -> None:
+        request = workflow_service_requests.StartWorkflowExecutionRequest(
+            namespace=REAL_NAMESPACE,
+            workflow_id=workflow_id,
+            workflow_type=common.WorkflowType(name="FuzzWorkflow"),
+            task_queue=taskqueue.TaskQueue(name=queue),
+        )
+        await self._call("StartWorkflowExecution", request)
+
+    async def _poll(self, method: str, queue: str) -> bytes:
+        rr = workflow_service_requests
+        request_type = getattr(rr, f"{method}Request")
+        answer = await self._call(
+            method,
+            request_type(namespace=REAL_NAMESPACE, task_queue=taskqueue.TaskQueue(name=queue)),
+        )
+        token: bytes = getattr(rr, f"{method}Response").FromString(answer).task_token
+        assert token, f"{method} on {queue} got no task"
+        return token
+
+    async def hostile_completion(self, i: int, rng: random.Random) -> tuple[str, bytes]:
+        """Case `i`: a workflow task completed with hostile commands, failed with a hostile
+        failure, or an activity task answered with hostile contents; the RPC and its body."""
+        rr = workflow_service_requests
+        queue = f"fuzz-token-queue-{i}"
+        await self.start(f"fuzz-token-{i}", queue)
+        token = await self._poll("PollWorkflowTaskQueue", queue)
+        generator = _Generator(rng, hostility=1.0 if i % 2 else 0.1)
+        if i % 3 == 0:
+            completed = rr.RespondWorkflowTaskCompletedRequest()
+            generator.fill(completed, 1)
+            del completed.commands[:]
+            completed.commands.extend(_commands(generator))
+            return "RespondWorkflowTaskCompleted", _with_token(completed, token)
+        if i % 3 == 1:
+            failed = rr.RespondWorkflowTaskFailedRequest()
+            generator.fill(failed, 1)
+            return "RespondWorkflowTaskFailed", _with_token(failed, token)
+        schedule = command.Command(
+            command_type=command_type.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+            schedule_activity_task_command_attributes=command.ScheduleActivityTaskCommandAttributes(
+                activity_id="fuzz-activity",
+                activity_type=common.ActivityType(name="FuzzActivity"),
+                start_to_close_timeout=duration_pb2.Duration(seconds=60),
+            ),
+        )
+        await self._call(
+            "RespondWorkflowTaskCompleted",
+            rr.RespondWorkflowTaskCompletedRequest(
+                namespace=REAL_NAMESPACE, task_token=token, commands=[schedule]
+            ),
+        )
+        token = await self._poll("PollActivityTaskQueue", queue)
+        method = ACTIVITY_RPCS[i // 3 % len(ACTIVITY_RPCS)]
+        answer = getattr(rr, f"{method}Request")()
+        generator.fill(answer, 1)
+        return method, _with_token(answer, token)
+
+
+def _with_token(request: Message, token: bytes) -> bytes:
+    request.namespace = REAL_NAMESPACE  # type: ignore[attr-defined]
+    request.task_token = token  # type: ignore[attr-defined]
+    return request.SerializeToString()
+
+
+def _commands(generator: _Generator) -> list[command.Command]:
+    """One to three commands of random types, their attributes filled by `generator`."""
+    rng = generator.rng
+    attributes = command.Command.DESCRIPTOR.oneofs_by_name["attributes"].fields
+    made = []
+    for _ in range(rng.choice((1, 2, 3))):
+        field = rng.choice(attributes)
+        made_command = command.Command()
+        generator.fill(getattr(made_command, field.name), 1)
+        getattr(made_command, field.name).SetInParent()
+        name = "COMMAND_TYPE_" + field.name.removesuffix("_command_attributes").upper()
+        known = command_type.CommandType.keys()
+        made_command.command_type = command_type.CommandType.Value(
+            name if name in known and rng.random() < 0.9 else rng.choice(known)
+        )
+        made.append(made_command)
+    return made
