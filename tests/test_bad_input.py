@@ -372,3 +372,22 @@ async def test_huge_activity_timeouts_and_retry_delay_are_capped(client: Client)
     await service.terminate_workflow_execution(
         rr.TerminateWorkflowExecutionRequest(namespace="default", workflow_execution=execution)
     )
+
+
+async def test_error_quoting_a_huge_value_stays_readable(client: Client) -> None:
+    """The message and details are cut short: clients drop trailers over 8 KiB, call and all."""
+    service = client.workflow_service
+    with pytest.raises(RPCError) as info:
+        await service.describe_namespace(rr.DescribeNamespaceRequest(id="z" * 100_000))
+    assert info.value.status == RPCStatusCode.NOT_FOUND
+    assert info.value.message.startswith("Namespace zzz") and len(info.value.message) < 2100
+    details = details_pb.NamespaceNotFoundFailure()
+    assert info.value.grpc_status.details[0].Unpack(details)
+    with pytest.raises(RPCError) as info:
+        await service.describe_workflow_execution(
+            rr.DescribeWorkflowExecutionRequest(
+                namespace="default",
+                execution=common_pb.WorkflowExecution(workflow_id="w" * 100_000),
+            )
+        )
+    assert info.value.status == RPCStatusCode.NOT_FOUND

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import status_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as enums_pb
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
@@ -203,7 +205,7 @@ async def abort(context: grpc.aio.ServicerContext, error: errors.ServiceError) -
     status = status_pb2.Status(code=error.code.value[0], message=message)
     if error.details is not None:
         detail = any_pb2.Any()
-        detail.Pack(error.details)
+        detail.Pack(_bounded(error.details))
         status.details.append(detail)
     await context.abort(
         error.code,
@@ -222,6 +224,26 @@ def _shortened(message: str) -> str:
         if size > MAX_MESSAGE_BYTES:
             return message[:i] + "…"
     return message
+
+
+def _bounded(details: Message) -> Message:
+    """`details`, with the strings of a huge one (quoting a huge value from the request) cut
+    short as messages are."""
+    if details.ByteSize() <= MAX_MESSAGE_BYTES:
+        return details
+    bounded = type(details)()
+    bounded.CopyFrom(details)
+    _cut_strings(bounded)
+    return bounded
+
+
+def _cut_strings(message: Message) -> None:
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:
+            setattr(message, field.name, _shortened(value))
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            for item in value if field.is_repeated else (value,):
+                _cut_strings(item)
 
 
 def deadline_seconds(context: grpc.aio.ServicerContext, default: float = 70.0) -> float:
