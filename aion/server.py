@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
-from temporalio.api.workflowservice.v1 import service_pb2_grpc
+from temporalio.api.workflowservice.v1 import service_pb2 as workflow_pb
+from temporalio.api.workflowservice.v1 import service_pb2_grpc as workflow_grpc
 
 from aion import metrics, tracing
 from aion.batch.runtime import BatchRuntime
@@ -21,6 +23,7 @@ from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
 from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
+from aion.frontend.handlers import add_service
 from aion.frontend.health import Health
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.rpc import abort
@@ -170,7 +173,12 @@ class AionServer:
                 self.batches,
             )
         )
-        service_pb2_grpc.add_WorkflowServiceServicer_to_server(self.workflow_service, self.grpc)
+        add_service(
+            self.grpc,
+            self.workflow_service,
+            workflow_pb.DESCRIPTOR.services_by_name["WorkflowService"],
+            workflow_grpc.WorkflowServiceServicer,
+        )
         self.health = Health()
         self.health.add_to(self.grpc)
         self.metrics_port: MetricsPort | None = None
@@ -192,7 +200,12 @@ class AionServer:
             is_connection_enabled=True,
         )
         self.operator_service = OperatorService(self.namespaces, cluster)
-        operator_grpc.add_OperatorServiceServicer_to_server(self.operator_service, self.grpc)
+        add_service(
+            self.grpc,
+            self.operator_service,
+            operator_pb.DESCRIPTOR.services_by_name["OperatorService"],
+            operator_grpc.OperatorServiceServicer,
+        )
         self.http: HttpApi | None = None
         if config.http_port is not None:
             from aion.http import HttpApi  # aiohttp only when needed
@@ -309,6 +322,7 @@ class AionServer:
         if self.http is not None:
             await self.http.stop()
         await self.grpc.stop(grace=1.0)
+        await self.operator_service.stop()
         await self.drainage.stop()
         if self.cluster is not None:
             await self.cluster.stop()  # the others take our shards at once

@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 
+from aion.common.durations import validate_and_cap
 from aion.common.timeutil import SECOND, dur, ns_of
 from aion.history import continuation, cron, retry
 from aion.history.mutable_state import ActivityInfo, MutableState
@@ -113,15 +114,23 @@ def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None
         ctx.eager_activities.append(ai)
 
 
+ACTIVITY_TIMEOUTS = (
+    ("schedule_to_close_timeout", "ScheduleToCloseTimeout"),
+    ("schedule_to_start_timeout", "ScheduleToStartTimeout"),
+    ("start_to_close_timeout", "StartToCloseTimeout"),
+    ("heartbeat_timeout", "HeartbeatTimeout"),
+)
+
+
 def normalize_activity_timeouts(
     attrs: command_pb.ScheduleActivityTaskCommandAttributes,
     run_timeout_ns: int,
     bad: Cause.ValueType,
 ) -> None:
     """Fill in missing timeouts from the ones given and cap them at the run timeout."""
-    for name in ("schedule_to_close", "schedule_to_start", "start_to_close", "heartbeat"):
-        if ns_of(getattr(attrs, f"{name}_timeout")) < 0:
-            raise CommandError(bad, f"invalid {name} timeout")
+    for name, title in ACTIVITY_TIMEOUTS:
+        if problem := validate_and_cap(getattr(attrs, name)):
+            raise CommandError(bad, f"invalid {title}: {problem}")
     s2c = ns_of(attrs.schedule_to_close_timeout)
     s2s = ns_of(attrs.schedule_to_start_timeout)
     st2c = ns_of(attrs.start_to_close_timeout)
@@ -204,8 +213,12 @@ def _start_timer(ctx: CommandContext, command: command_pb.Command) -> None:
         raise CommandError(bad, "TimerId is not set on StartTimerCommand.")
     if len(attrs.timer_id) > MAX_ID_LENGTH:
         raise CommandError(bad, "TimerId on StartTimerCommand exceeds length limit.")
-    if ns_of(attrs.start_to_fire_timeout) < 0:
-        raise CommandError(bad, "An invalid StartToFireTimeout is set on StartTimerCommand.")
+    if problem := validate_and_cap(attrs.start_to_fire_timeout):
+        raise CommandError(
+            bad,
+            f"An invalid StartToFireTimeout is set on StartTimerCommand: {problem}."
+            f" TimerId={attrs.timer_id}",
+        )
     if attrs.timer_id in ctx.ms.s.timers:
         raise CommandError(
             Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
@@ -305,8 +318,9 @@ def _check_run_options(attrs: Any, bad: Cause.ValueType, durations: tuple[str, .
         except cron.CronError as e:
             raise CommandError(bad, str(e)) from None
     for name in durations:
-        if ns_of(getattr(attrs, name)) < 0:
-            raise CommandError(bad, f"Invalid {name}.")
+        if problem := validate_and_cap(getattr(attrs, name)):
+            title = name.title().replace("_", "")
+            raise CommandError(bad, f"Invalid {title}: {problem}.")
 
 
 def _continue_as_new(ctx: CommandContext, command: command_pb.Command) -> None:

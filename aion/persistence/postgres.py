@@ -7,7 +7,8 @@ database, the checks SQLite gets for free from its single writer are made explic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import asyncpg
@@ -16,7 +17,7 @@ from aion.persistence.sql import schema, visibility
 from aion.persistence.sql.dialect import Connection, Dialect, Row
 from aion.persistence.sql.statements import Statements
 from aion.persistence.sql.store import SQLStore, Work
-from aion.persistence.store import HostRecord, StoreUnavailableError
+from aion.persistence.store import HostRecord, StoreUnavailableError, UnstorableValueError
 
 T = TypeVar("T")
 
@@ -88,29 +89,47 @@ class PostgresConnection:
         self.conn = conn
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        status: str = await self.conn.execute(sql, *args)  # "UPDATE 1", "INSERT 0 1", "SET"
+        with _storable():
+            status: str = await self.conn.execute(sql, *args)  # "UPDATE 1", "INSERT 0 1", "SET"
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.conn.executemany(sql, rows)
+        with _storable():
+            await self.conn.executemany(sql, rows)
 
     async def execute_in(self, sql: str, args: Sequence[Any], values: Sequence[Any]) -> None:
-        await self.conn.execute(sql, *args, values)
+        with _storable():
+            await self.conn.execute(sql, *args, values)
 
     async def fetchval(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        return await self.conn.fetchval(sql, *args)
+        with _storable():
+            return await self.conn.fetchval(sql, *args)
 
     async def fetchrow(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        row: Row | None = await self.conn.fetchrow(sql, *args)
+        with _storable():
+            row: Row | None = await self.conn.fetchrow(sql, *args)
         return row
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        rows: list[Row] = await self.conn.fetch(sql, *args)
+        with _storable():
+            rows: list[Row] = await self.conn.fetch(sql, *args)
         return rows
 
     def transaction(self) -> Any:
         return self.conn.transaction()
+
+
+@contextmanager
+def _storable() -> Iterator[None]:
+    """PostgreSQL's refusal of a NUL character in text as UnstorableValueError (SQLite stores
+    it)."""
+    try:
+        yield
+    except asyncpg.CharacterNotInRepertoireError:
+        raise UnstorableValueError(
+            "a string of the request holds a NUL character, which PostgreSQL cannot store"
+        ) from None
 
 
 class PostgresStore(SQLStore):

@@ -27,6 +27,11 @@ class StoreUnavailableError(Exception):
     """The database could not be reached or ended the transaction; nothing was written."""
 
 
+class UnstorableValueError(ValueError):
+    """A value of the request the database cannot store or look up (PostgreSQL: a NUL character
+    in a text column); nothing was written."""
+
+
 class SchemaTooNewError(Exception):
     """The database was written by a newer Aion."""
 

@@ -39,6 +39,8 @@ async def reset_workflow(
 
     history = await engine.read_history(key, 1, MAX_EVENTS)
     prefix = [e for e in history if e.event_id < finish]
+    if not prefix:  # the run was deleted since it was read
+        raise errors.workflow_not_found(*key[1:])
     started = prefix[0].workflow_execution_started_event_attributes
     run_id = uuid7()
     state = dataclasses.replace(

@@ -13,7 +13,7 @@ from temporalio.api.protocol.v1.message_pb2 import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.common.timeutil import ns_of
+from aion.common.durations import capped_ns
 from aion.common.tokens import TaskToken
 from aion.history.api.activity_tasks import activity_task_response
 from aion.history.api.workflow_tasks import workflow_task_response
@@ -136,7 +136,7 @@ def _apply_sticky_attributes(ms: MutableState, req: rr.RespondWorkflowTaskComple
     if req.HasField("sticky_attributes") and req.sticky_attributes.worker_task_queue.name:
         ms.workflow_task.set_sticky(
             req.sticky_attributes.worker_task_queue.name,
-            ns_of(req.sticky_attributes.schedule_to_start_timeout),
+            capped_ns(req.sticky_attributes.schedule_to_start_timeout),
         )
     else:
         ms.workflow_task.clear_sticky()

@@ -22,6 +22,7 @@ from aion.persistence.store import (
     ConditionFailedError,
     ExecutionTransaction,
     ShardOwnershipLostError,
+    UnstorableValueError,
     VisibilityRecord,
 )
 
@@ -41,7 +42,7 @@ async def commit_batch(
         try:
             async with conn.transaction():  # a savepoint
                 await _apply_with_new_run(conn, sql, tx)
-        except (ConditionFailedError, ShardOwnershipLostError) as e:
+        except (ConditionFailedError, ShardOwnershipLostError, UnstorableValueError) as e:
             results.append(e)
         else:
             results.append(None)
