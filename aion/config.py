@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aion.common import limits
 from aion.common.durations import GoError, parse_duration
-from aion.server import SCHEDULE_RETENTION, SUGGEST_CONTINUE_AS_NEW_COUNT, ServerConfig
+from aion.server import SCHEDULE_RETENTION, ServerConfig
 from aion.tracing import TracingConfig
 from aion.tracing.config import EXPORTERS
 from aion.tracing.logs import FORMATS as LOG_FORMATS
@@ -51,7 +52,7 @@ _TOML_TYPES: dict[type, str] = {
 # Dynamic config values that Aion honours, each with the type its value must have.
 _DURATIONS = (SCHEDULE_RETENTION, drainage.REFRESH_INTERVAL, drainage.GRACE_PERIOD)
 _HONOURED_DYNAMIC_CONFIG: dict[str, type] = {
-    SUGGEST_CONTINUE_AS_NEW_COUNT: int,
+    **{key: limits.value_type(key) for key in limits.KEYS},
     **dict.fromkeys(_DURATIONS, str),
 }
 

@@ -21,10 +21,11 @@ from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.sdk.v1 import user_metadata_pb2 as sdk_pb
 
+from aion.common.limits import Limits
 from aion.history.state.activities import Activities
 from aion.history.state.builder import HistoryBuilder, Mutation
 from aion.history.state.children import Children
-from aion.history.state.environment import Environment, Limits
+from aion.history.state.environment import Environment
 from aion.history.state.execution import (
     FAILED_STATUSES,
     ActivityInfo,

@@ -33,8 +33,6 @@ from aion.history.state.workflow_task import WorkflowTasks
 ET = event_type_pb2.EventType
 RUNNING = workflow_pb2.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 T = TypeVar("T")
-MAX_IN_FLIGHT_UPDATES = 10
-MAX_TOTAL_UPDATES = 2000
 
 
 class UpdateAborted(Exception):
@@ -140,29 +138,36 @@ class Updates:
         self._workflow_task = workflow_task
         self._effects = effects
         self.in_flight: dict[str, Update] = {}
+        history.admitted_updates = self._admitted_count
 
     def admitted(self) -> list[Update]:
         """Updates the workflow has not accepted yet, in admission order."""
         return [u for u in self.in_flight.values() if not u.is_accepted]
 
     def _check_limits(self) -> None:
-        if len(self.in_flight) >= MAX_IN_FLIGHT_UPDATES:
+        """history.maxInFlightUpdates and history.maxTotalUpdates (0: no limit)."""
+        limits = self._history.limits
+        in_flight = limits.in_flight_updates
+        if in_flight and len(self.in_flight) >= in_flight:
             raise errors.ResourceExhausted(
-                "limit on number of concurrent in-flight updates has been reached"
-                f" ({MAX_IN_FLIGHT_UPDATES})",
+                f"limit on number of concurrent in-flight updates has been reached ({in_flight})",
                 details_pb.ResourceExhaustedFailure(
                     cause=enums_pb.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT,
                     scope=enums_pb.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
                 ),
             )
-        if len(self.s.updates) + len(self.admitted()) >= MAX_TOTAL_UPDATES:
+        total = limits.total_updates
+        if total and len(self.s.updates) + self._admitted_count() >= total:
             raise errors.FailedPrecondition(
                 "The limit on the total number of distinct updates in this workflow has been"
-                f" reached ({MAX_TOTAL_UPDATES}). Make sure any duplicate updates share an Update"
+                f" reached ({total}). Make sure any duplicate updates share an Update"
                 " ID so the server can deduplicate them, and consider rejecting updates that you"
                 " aren't going to process. You can also Continue-as-New to avoid this; we"
                 " recommend you check Continue-as-New Suggested in your Workflow."
             )
+
+    def _admitted_count(self) -> int:
+        return sum(1 for u in self.in_flight.values() if not u.is_accepted)
 
     def clear(self, error: Exception) -> None:
         """Abort every in-flight update (the state that held them is gone)."""
