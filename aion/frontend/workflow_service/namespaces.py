@@ -86,8 +86,12 @@ class NamespaceRpcs(ServiceBase):
         response.CopyFrom(description)
         aliases = self.namespaces.search_attributes.aliases(description.namespace_info.id)
         response.config.custom_search_attribute_aliases.update(aliases)
-        response.namespace_info.capabilities.CopyFrom(namespace_capabilities())
-        response.namespace_info.supports_schedules = False
+        info = response.namespace_info
+        info.capabilities.CopyFrom(namespace_capabilities())
+        info.supports_schedules = False
+        # The SDKs fail a workflow task whose payloads are past these themselves.
+        info.limits.blob_size_limit_error = self.engine.limits.blob_size_error
+        info.limits.memo_size_limit_error = self.engine.limits.memo_size_error
         return response
 
     @rpc
