@@ -31,7 +31,9 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
+    PollActivityTaskQueueRequest,
     PollWorkflowTaskQueueRequest,
+    RespondActivityTaskCompletedRequest,
     RespondWorkflowTaskCompletedRequest,
 )
 from temporalio.client import (
@@ -162,6 +164,13 @@ class Commands:
         if what == "big activity input":
             await workflow.execute_activity(
                 echo, blob(BLOB_ERROR), start_to_close_timeout=timedelta(seconds=10)
+            )
+        elif what.startswith("activity on "):
+            await workflow.execute_activity(
+                echo,
+                "hello",
+                task_queue=what.removeprefix("activity on "),
+                start_to_close_timeout=timedelta(seconds=30),
             )
         elif what == "three activities":
             for n in range(3):
@@ -384,6 +393,33 @@ async def test_blob_size_in_a_command_terminates_the_workflow(
     events = await history(handle)
     assert failed_task(events) == (cause, message)
     assert terminated(events) == (message, "history-service")
+
+
+async def test_blob_size_of_an_activity_result(limited: Client) -> None:
+    """limit.blobSize.error on an activity's result, past the SDK: the server fails the activity
+    for good instead, with its own failure "Complete result exceeds size limit."."""
+    activities, task_queue = unique("activities"), unique("tq")
+    service = limited.workflow_service
+    async with worker(limited, task_queue):
+        handle = await limited.start_workflow(
+            Commands.run, f"activity on {activities}", id=unique("wf"), task_queue=task_queue
+        )
+        task = await service.poll_activity_task_queue(
+            PollActivityTaskQueueRequest(
+                namespace="default", task_queue=TaskQueue(name=activities), identity="raw"
+            )
+        )
+        await service.respond_activity_task_completed(
+            RespondActivityTaskCompletedRequest(
+                namespace="default", task_token=task.task_token, result=big_payloads()
+            )
+        )
+        event = await first_event(handle, ET.EVENT_TYPE_ACTIVITY_TASK_FAILED)
+    failure = event.activity_task_failed_event_attributes.failure
+    assert failure.message == "Complete result exceeds size limit."
+    assert failure.server_failure_info.non_retryable
+    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        await handle.terminate(reason="test over")
 
 
 async def test_memo_size_at_start(limited: Client) -> None:
