@@ -72,6 +72,10 @@ HISTORY_COUNT_EXCEEDS_LIMIT = "Workflow history count exceeds limit."
 CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
 
 
+class HistoryLimitError(errors.InvalidArgument):
+    """The change was dropped and the execution terminated: its history is past its limits."""
+
+
 @dataclass
 class Shard:
     """A shard this process owns: its fencing token and task id sequence."""
@@ -231,7 +235,7 @@ class HistoryEngine:
 
         try:
             await self.update_execution((task.namespace_id, task.workflow_id, task.run_id), record)
-        except errors.NotFound:
+        except (errors.NotFound, HistoryLimitError):  # gone, or terminated instead
             await self.drop_task(task)
 
     async def load_timer_tasks(
@@ -404,7 +408,7 @@ class HistoryEngine:
                 raise
             if past_limit:
                 await self._terminate_past_limit(key, entry, ms, past_limit)
-                raise errors.InvalidArgument(past_limit)
+                raise HistoryLimitError(past_limit)
             _run_effects(ms)
             if tracing.ACTIVE is not None and ms.s.status != status_before and not ms.running:
                 # The run's lifetime span, from its history.
