@@ -24,6 +24,7 @@ from temporalio.api.common.v1 import ActivityType, Payload, Payloads
 from temporalio.api.enums.v1 import (
     CommandType,
     EventType,
+    SignalExternalWorkflowExecutionFailedCause,
     SuggestContinueAsNewReason,
     WorkflowTaskFailedCause,
 )
@@ -172,6 +173,9 @@ class Commands:
                 task_queue=what.removeprefix("activity on "),
                 start_to_close_timeout=timedelta(seconds=30),
             )
+        elif what.startswith("signal "):
+            target = workflow.get_external_workflow_handle(what.removeprefix("signal "))
+            await target.signal("note", "hello")
         elif what == "three activities":
             for n in range(3):
                 workflow.start_activity(
@@ -526,6 +530,28 @@ async def test_signals_per_execution(limited: Client) -> None:
     assert caught.value.status == RPCStatusCode.INVALID_ARGUMENT
     assert caught.value.message == "exceeded workflow execution limit for signal events"
     await handle.terminate(reason="test over")
+
+
+async def test_signals_per_execution_from_another_workflow(limited: Client) -> None:
+    """history.maximumSignalsPerExecution reached: a signal from another workflow fails there,
+    SignalExternalWorkflowExecutionFailed with cause SIGNAL_COUNT_LIMIT_EXCEEDED."""
+    target = await limited.start_workflow(Waiter.run, id=unique("wf"), task_queue=unique("tq"))
+    for _ in range(SIGNALS):
+        await target.signal(Waiter.note, "hello")
+    task_queue = unique("tq")
+    async with worker(limited, task_queue):
+        handle = await limited.start_workflow(
+            Commands.run, f"signal {target.id}", id=unique("wf"), task_queue=task_queue
+        )
+        event = await first_event(handle, ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED)
+    attrs = event.signal_external_workflow_execution_failed_event_attributes
+    assert (
+        attrs.cause
+        == SignalExternalWorkflowExecutionFailedCause.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_SIGNAL_COUNT_LIMIT_EXCEEDED
+    )
+    await target.terminate(reason="test over")
+    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        await handle.terminate(reason="test over")
 
 
 async def test_history_count_terminates_the_workflow(limited: Client) -> None:
