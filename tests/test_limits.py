@@ -74,6 +74,7 @@ LIMITS = {
     "history.maximumSignalsPerExecution": SIGNALS,
     "frontend.searchAttributesSizeOfValueLimit": SA_VALUE_SIZE,
     "history.maxInFlightUpdates": 2,
+    "history.maxInFlightUpdatePayloads": 8_000,
     "history.maxTotalUpdates": 4,
     "history.maxTotalUpdates.suggestContinueAsNewThreshold": 0.5,
 }
@@ -146,6 +147,10 @@ class Waiter:
     async def hold(self) -> bool:
         await workflow.wait_condition(lambda: self.release)
         return workflow.info().is_continue_as_new_suggested()
+
+    @workflow.update
+    async def carry(self, text: str) -> None:
+        await workflow.wait_condition(lambda: self.release)
 
     @workflow.update
     def quick(self) -> bool:
@@ -586,6 +591,33 @@ async def test_history_size_terminates_the_workflow(limited: Client) -> None:
     ]
     sizes = [attrs.history_size_bytes for attrs in started]
     assert sizes == sorted(sizes) and sizes[-1] > HISTORY_SIZE_ERROR // 2
+
+
+async def test_in_flight_update_payloads(limited: Client) -> None:
+    """history.maxInFlightUpdatePayloads: an update whose request would take the requests of the
+    updates admitted and not yet accepted to it is RESOURCE_EXHAUSTED."""
+    task_queue = unique("tq")
+    handle = await limited.start_workflow(Waiter.run, id=unique("wf"), task_queue=task_queue)
+    service = limited.workflow_service
+    poll = PollWorkflowTaskQueueRequest(
+        namespace="default", task_queue=TaskQueue(name=task_queue), identity="raw"
+    )
+    task = await service.poll_workflow_task_queue(poll)
+    await service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token)
+    )
+    first = asyncio.create_task(handle.execute_update(Waiter.carry, blob(5_000)))
+    task = await service.poll_workflow_task_queue(poll)  # the task the update brought
+    assert len(task.messages) == 1  # the first update, admitted; not accepted
+    with pytest.raises(RPCError) as caught:
+        await handle.execute_update(Waiter.carry, blob(5_000))
+    assert caught.value.status == RPCStatusCode.RESOURCE_EXHAUSTED
+    assert caught.value.message == (
+        "limit on total payload size of in-flight updates has been reached (8000 bytes)"
+    )
+    await handle.terminate(reason="test over")
+    with pytest.raises(Exception):  # noqa: B017 (aborted by the termination)
+        await first
 
 
 async def test_updates_in_flight_and_total(limited: Client) -> None:

@@ -42,6 +42,7 @@ class Limits:
     search_attribute_value_size: int = 2 * KIB
     search_attributes_total_size: int = 40 * KIB
     in_flight_updates: int = 10
+    in_flight_update_payloads: int = 20 * MIB
     total_updates: int = 2000
     total_updates_suggest_continue_as_new: float = 0.9
 
@@ -89,6 +90,7 @@ KEYS: dict[str, str] = {
     "frontend.searchAttributesSizeOfValueLimit": "search_attribute_value_size",
     "frontend.searchAttributesTotalSizeLimit": "search_attributes_total_size",
     "history.maxInFlightUpdates": "in_flight_updates",
+    "history.maxInFlightUpdatePayloads": "in_flight_update_payloads",
     "history.maxTotalUpdates": "total_updates",
     "history.maxTotalUpdates.suggestContinueAsNewThreshold": "total_updates_suggest_continue_as_new",
 }

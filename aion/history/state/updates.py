@@ -117,6 +117,16 @@ class Update:
                 future.exception()  # nobody may be waiting: mark the exception retrieved
 
 
+def _concurrent_limit(message: str) -> errors.ResourceExhausted:
+    return errors.ResourceExhausted(
+        message,
+        details_pb.ResourceExhaustedFailure(
+            cause=enums_pb.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT,
+            scope=enums_pb.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
+        ),
+    )
+
+
 def _resolve(future: asyncio.Future[T], value: T) -> None:
     if not future.done():
         future.set_result(value)
@@ -144,18 +154,27 @@ class Updates:
         """Updates the workflow has not accepted yet, in admission order."""
         return [u for u in self.in_flight.values() if not u.is_accepted]
 
-    def _check_limits(self) -> None:
-        """history.maxInFlightUpdates and history.maxTotalUpdates (0: no limit)."""
+    def _check_limits(self, request: update_pb.Request) -> None:
+        """history.maxInFlightUpdates, history.maxInFlightUpdatePayloads and
+        history.maxTotalUpdates (0: no limit)."""
         limits = self._history.limits
         in_flight = limits.in_flight_updates
         if in_flight and len(self.in_flight) >= in_flight:
-            raise errors.ResourceExhausted(
-                f"limit on number of concurrent in-flight updates has been reached ({in_flight})",
-                details_pb.ResourceExhaustedFailure(
-                    cause=enums_pb.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT,
-                    scope=enums_pb.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
-                ),
+            raise _concurrent_limit(
+                f"limit on number of concurrent in-flight updates has been reached ({in_flight})"
             )
+        payloads = limits.in_flight_update_payloads
+        if payloads:  # as Temporal, an accepted update's request no longer counts
+            size = sum(
+                len(u.update_id)
+                + (u.request.ByteSize() if u.request is not None and not u.is_accepted else 0)
+                for u in self.in_flight.values()
+            )
+            if size + request.ByteSize() >= payloads:
+                raise _concurrent_limit(
+                    "limit on total payload size of in-flight updates has been reached "
+                    f"({payloads} bytes)"
+                )
         total = limits.total_updates
         if total and len(self.s.updates) + self._admitted_count() >= total:
             raise errors.FailedPrecondition(
@@ -194,7 +213,7 @@ class Updates:
 
     def admit(self, request: update_pb.Request) -> Update:
         """Admit a new update (nothing is written) and make sure a workflow task carries it."""
-        self._check_limits()
+        self._check_limits(request)
         update = Update(request.meta.update_id, request)
         self.in_flight[update.update_id] = update
         if not self._workflow_task.pending:
