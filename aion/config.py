@@ -169,7 +169,9 @@ def parse_dynamic_config(items: list[str]) -> dict[str, Any]:
 def check_dynamic_config(values: dict[str, Any]) -> dict[str, Any]:
     """`values` if each one Aion honours has the type it needs, else ConfigError."""
     for key, expected in _HONOURED_DYNAMIC_CONFIG.items():
-        if key in values and not _is(values[key], expected):
+        if key not in values or _is(values[key], expected):
+            continue
+        if not (expected is float and _is(values[key], int)):  # a float may be written 1
             raise ConfigError(
                 f"invalid dynamic config values: {key} must be {_TOML_TYPES[expected]}, "
                 f"not {_type_name(values[key])}"
