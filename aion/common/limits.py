@@ -21,7 +21,8 @@ MIB = 1024 * 1024
 
 @dataclass
 class Limits:
-    """Per-execution limits (dynamic config); a count limit of 0 turns that limit off."""
+    """Per-execution limits (dynamic config); 0 turns a pending, signal or update count limit
+    off."""
 
     blob_size_warn: int = 512 * KIB
     blob_size_error: int = 2 * MIB
