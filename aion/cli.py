@@ -23,7 +23,6 @@ from aion.config import (
 from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
 from aion.server import (
     SCHEDULE_RETENTION,
-    SUGGEST_CONTINUE_AS_NEW_COUNT,
     AionServer,
     ServerConfig,
 )
@@ -101,7 +100,8 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="reference dynamic config value, VALUE in JSON (repeatable; honoured: "
-        f"{SUGGEST_CONTINUE_AS_NEW_COUNT}, {drainage.REFRESH_INTERVAL}, "
+        "the per-execution limits (limit.*, see docs/reliability.md), "
+        f"{drainage.REFRESH_INTERVAL}, "
         f"{drainage.GRACE_PERIOD}; and Aion's own {SCHEDULE_RETENTION}, how long a "
         "schedule with nothing left to do is kept, e.g. '\"168h\"')",
     )

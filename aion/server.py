@@ -21,6 +21,7 @@ from aion import metrics, tracing
 from aion.batch.runtime import BatchRuntime
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
+from aion.common import limits
 from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
 from aion.frontend.handlers import add_service
@@ -49,7 +50,6 @@ if TYPE_CHECKING:  # imported where they are built, only when their port is set
 
 log = logging.getLogger("aion")
 
-SUGGEST_CONTINUE_AS_NEW_COUNT = "limit.historyCount.suggestContinueAsNew"
 # Aion's own: how long a schedule with nothing left to do is kept (a Go duration; Temporal: 7 days).
 SCHEDULE_RETENTION = "aion.scheduleRetention"
 # Aion's own: how long every closed run is kept, whatever its namespace's retention says (a Go
@@ -94,8 +94,9 @@ class ServerConfig:
     """HTTP port on `ip` serving `GET /metrics` and `GET /health` (200 while serving, else
     503); None: no such listener."""
     dynamic_config: dict[str, Any] = field(default_factory=dict)
-    """The reference's dynamic config values (key to JSON value); honoured: the history count
-    that makes workflow tasks suggest continue-as-new. Others are accepted and ignored."""
+    """The reference's dynamic config values (key to JSON value); honoured: the per-execution
+    limits (`aion.common.limits.KEYS`) and the keys `AionServer.start` names. Others are accepted
+    and ignored."""
     tracing: TracingConfig = field(default_factory=TracingConfig)
     """OpenTelemetry tracing (off unless it or the `OTEL_*` variables turn it on)."""
 
@@ -148,6 +149,8 @@ class AionServer:
             remote=self.cluster,
             deployments=self.deployments,
         )
+        limits.apply(self.engine.limits, config.dynamic_config)
+        self.namespaces.search_attributes.limits = self.engine.limits
         self.schedules = ScheduleRuntime(self.engine, self.store)
         self.engine.add_shard_listener(self.schedules)
         self.engine.add_operations(self.schedules.operations())
@@ -283,8 +286,8 @@ class AionServer:
             if self.config.search_attributes:
                 await self.namespaces.search_attributes.add(ns.id, self.config.search_attributes)
         for key, value in self.config.dynamic_config.items():
-            if key == SUGGEST_CONTINUE_AS_NEW_COUNT:
-                self.engine.limits.suggest_continue_as_new_count = int(value)
+            if key in limits.KEYS:
+                pass  # read where the engine is built
             elif key == WORKFLOW_RETENTION:
                 self.engine.retention_override_ns = parse_duration(value)
             elif key == TIMER_TASK_WINDOW:

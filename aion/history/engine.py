@@ -25,7 +25,14 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors, metrics, tracing
 from aion.common.timeutil import now_ns
-from aion.history.mutable_state import Environment, ExecutionState, Limits, MutableState, Mutation
+from aion.history.mutable_state import (
+    HISTORY_SERVICE,
+    Environment,
+    ExecutionState,
+    Limits,
+    MutableState,
+    Mutation,
+)
 from aion.history.ports import (
     Deployments,
     LocalShards,
@@ -59,7 +66,14 @@ CACHE_SIZE = 4096
 # Closed runs are seldom touched again (a result read, a describe): only the most recent few
 # stay cached, so memory goes back down when the work does.
 CLOSED_CACHE_SIZE = 256
+# Temporal's reasons for terminating an execution past its history limits.
+HISTORY_SIZE_EXCEEDS_LIMIT = "Workflow history size exceeds limit."
+HISTORY_COUNT_EXCEEDS_LIMIT = "Workflow history count exceeds limit."
 CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
+
+
+class HistoryLimitError(errors.InvalidArgument):
+    """The change was dropped and the execution terminated: its history is past its limits."""
 
 
 @dataclass
@@ -221,7 +235,7 @@ class HistoryEngine:
 
         try:
             await self.update_execution((task.namespace_id, task.workflow_id, task.run_id), record)
-        except errors.NotFound:
+        except (errors.NotFound, HistoryLimitError):  # gone, or terminated instead
             await self.drop_task(task)
 
     async def load_timer_tasks(
@@ -370,12 +384,17 @@ class HistoryEngine:
             measured.latency.observe(time.perf_counter() - started)
             ms = entry.ms
             status_before = ms.s.status
+            size_before = ms.s.history_size_bytes
+            count_before = ms.s.next_event_id - 1
             try:
                 result = fn(ms)
                 if asyncio.iscoroutine(result):
                     result = await result
+                past_limit = ""
                 if ms.dirty or ms.mutation:
-                    await self._commit(ms, status_changed=ms.s.status != status_before)
+                    past_limit = self._past_history_limit(ms, size_before, count_before)
+                    if not past_limit:
+                        await self._commit(ms, status_changed=ms.s.status != status_before)
             except errors.ServiceError:
                 ms.effects.clear()
                 if ms.dirty or _changes(ms.mutation):
@@ -387,6 +406,9 @@ class HistoryEngine:
                 ms.effects.clear()
                 self._drop(entry, ms)
                 raise
+            if past_limit:
+                await self._terminate_past_limit(key, entry, ms, past_limit)
+                raise HistoryLimitError(past_limit)
             _run_effects(ms)
             if tracing.ACTIVE is not None and ms.s.status != status_before and not ms.running:
                 # The run's lifetime span, from its history.
@@ -394,6 +416,41 @@ class HistoryEngine:
                     key, ms.s.next_event_id - 1, self.read_history, self.namespaces.by_id
                 )
             return result  # type: ignore[return-value]
+
+    def _past_history_limit(self, ms: MutableState, size_before: int, count_before: int) -> str:
+        """Temporal's reason to terminate a running execution whose history is past its size
+        limit (as last committed) or whose transition takes it past its count limit; "" if
+        neither. Crossing a warn limit is logged."""
+        if not ms.running:
+            return ""
+        limits = self.limits
+        size, count = ms.s.history_size_bytes, ms.s.next_event_id - 1
+        if size_before > limits.history_size_error:
+            return HISTORY_SIZE_EXCEEDS_LIMIT
+        if count > limits.history_count_error:
+            return HISTORY_COUNT_EXCEEDS_LIMIT
+        if size_before <= limits.history_size_warn < size:
+            log.warning("history size exceeds warn limit: %s (%d bytes)", ms.s.workflow_id, size)
+        if count_before <= limits.history_count_warn < count:
+            log.warning("history count exceeds warn limit: %s (%d events)", ms.s.workflow_id, count)
+        return ""
+
+    async def _terminate_past_limit(
+        self, key: ExecutionKey, entry: _Entry, ms: MutableState, reason: str
+    ) -> None:
+        """Discard the transition and terminate the execution instead, as Temporal does."""
+        log.warning("terminating %s: %s", key[1], reason)
+        ms.effects.clear()
+        self._drop(entry, ms)
+        fresh = entry.ms = await self._load(key)
+        try:
+            fresh.terminate(reason, None, HISTORY_SERVICE)
+            await self._commit(fresh, status_changed=True)
+        except BaseException:
+            fresh.effects.clear()
+            self._drop(entry, fresh)
+            raise
+        _run_effects(fresh)
 
     def _drop(self, entry: _Entry, ms: MutableState) -> None:
         """A transition failed part-way: reload from the store next time; updates retry."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
 
+from aion.common.limits import Limits
 from aion.common.search_attribute_values import SearchAttributeError, decode_value, query_value
 from aion.persistence import SearchAttributeRecord, Store
 from aion.visibility.query import (
@@ -82,10 +83,6 @@ PREALLOCATED_FIELDS: dict[str, int] = {
 }
 """Field name (Keyword01, Int02, ...) to type."""
 
-MAX_KEYS = 100
-MAX_VALUE_SIZE = 2 * 1024
-MAX_TOTAL_SIZE = 40 * 1024
-
 TYPE_BY_NAME: dict[str, int] = {name.lower(): t for t, name in TYPE_NAMES.items() if t}
 """Type by its short name, lower-cased (`keyword`, `keywordlist`, ...)."""
 
@@ -121,8 +118,10 @@ class CustomSearchAttribute:
 class SearchAttributeRegistry:
     """Every namespace's custom search attributes, in memory and written through to the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, limits: Limits | None = None) -> None:
         self.store = store
+        # The number of keys and sizes writes may have (the server's limits, from dynamic config).
+        self.limits = limits if limits is not None else Limits()
         self._custom: dict[str, dict[str, CustomSearchAttribute]] = {}
         self._writes = 0  # changes made through this registry
         self._lock = asyncio.Lock()
@@ -236,10 +235,14 @@ class SearchAttributeRegistry:
 
     # ---- validating writes --------------------------------------------------------------
     def validate(
-        self, namespace_id: str, namespace: str, attributes: common_pb.SearchAttributes
+        self,
+        namespace_id: str,
+        namespace: str,
+        attributes: common_pb.SearchAttributes,
+        sizes: bool = True,
     ) -> None:
-        """Check search attributes a request or command writes, as Temporal does; raises
-        SearchAttributeError with Temporal's message."""
+        """Check search attributes a request or command writes, as Temporal does (their sizes
+        too unless `sizes` is False); raises SearchAttributeError with Temporal's message."""
         fields = attributes.indexed_fields
         if not fields:
             return
@@ -249,9 +252,10 @@ class SearchAttributeRegistry:
                 raise SearchAttributeError(
                     f"Namespace {namespace} has no mapping defined for search attribute {name}"
                 )
-        if len(fields) > MAX_KEYS:
+        max_keys = self.limits.search_attribute_keys
+        if len(fields) > max_keys:
             raise SearchAttributeError(
-                f"number of search attributes {len(fields)} exceeds limit {MAX_KEYS}"
+                f"number of search attributes {len(fields)} exceeds limit {max_keys}"
             )
         for name, payload in fields.items():
             if name in SYSTEM_SEARCH_ATTRIBUTES or (
@@ -267,16 +271,23 @@ class SearchAttributeRegistry:
                     f"invalid value for search attribute {name} of type "
                     f"{TYPE_NAMES.get(sa_type, sa_type)}: {e}"
                 ) from None
-        for name, payload in fields.items():
-            if len(payload.data) > MAX_VALUE_SIZE:
+        if sizes:
+            self.validate_size(attributes)
+
+    def validate_size(self, attributes: common_pb.SearchAttributes) -> None:
+        """Each value and the whole map within the size limits, else SearchAttributeError."""
+        max_value = self.limits.search_attribute_value_size
+        for name, payload in attributes.indexed_fields.items():
+            if len(payload.data) > max_value:
                 raise SearchAttributeError(
                     f"search attribute {name} value size {len(payload.data)} exceeds size "
-                    f"limit {MAX_VALUE_SIZE}"
+                    f"limit {max_value}"
                 )
         total = attributes.ByteSize()
-        if total > MAX_TOTAL_SIZE:
+        max_total = self.limits.search_attributes_total_size
+        if total > max_total:
             raise SearchAttributeError(
-                f"total size of search attributes {total} exceeds size limit {MAX_TOTAL_SIZE}"
+                f"total size of search attributes {total} exceeds size limit {max_total}"
             )
 
     # ---- reading values -----------------------------------------------------------------

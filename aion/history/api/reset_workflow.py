@@ -11,13 +11,12 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.history.engine import HistoryEngine
-from aion.history.mutable_state import ExecutionState, MutableState
+from aion.history.mutable_state import HISTORY_SERVICE, ExecutionState, MutableState
 from aion.history.rebuild import replay
 from aion.ids import uuid7
 from aion.namespaces import Namespace
 
 ET = event_type_pb2.EventType
-HISTORY_SERVICE = "history-service"
 RESETTER = "history-resetter"
 MAX_EVENTS = 1_000_000
 

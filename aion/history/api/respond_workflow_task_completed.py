@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 
@@ -19,7 +20,12 @@ from aion.history.api.activity_tasks import activity_task_response
 from aion.history.api.workflow_tasks import workflow_task_response
 from aion.history.commands import CommandContext, CommandError, handle_commands
 from aion.history.engine import HistoryEngine
-from aion.history.mutable_state import ActivityInfo, MutableState, WorkflowTaskInfo
+from aion.history.mutable_state import (
+    HISTORY_SERVICE,
+    ActivityInfo,
+    MutableState,
+    WorkflowTaskInfo,
+)
 from aion.history.protocol import Messages
 from aion.namespaces import Namespace
 
@@ -85,7 +91,9 @@ async def respond_workflow_task_completed(
         ctx = CommandContext(
             ms, completed.event_id, req.identity, had_buffered, engine.namespaces.id_of
         )
-        ctx.validate_search_attributes = engine.namespaces.search_attributes.validate
+        registry = engine.namespaces.search_attributes
+        ctx.validate_search_attributes = functools.partial(registry.validate, sizes=False)
+        ctx.validate_search_attribute_sizes = registry.validate_size
         ctx.apply_message = messages.apply
         handle_commands(ctx, list(req.commands))
         if not ms.running:
@@ -199,7 +207,8 @@ async def _fail_for_bad_command(
     identity: str,
     error: CommandError,
 ) -> None:
-    """The commands were discarded; record the failed task and schedule the next attempt."""
+    """The commands were discarded; record the failed task and schedule the next attempt, or
+    terminate the workflow when the error says so (a payload past its size limit)."""
 
     def fail(ms: MutableState) -> None:
         wt = current_workflow_task(ms, token)
@@ -209,7 +218,10 @@ async def _fail_for_bad_command(
             message=error.message, server_failure_info=failure_pb.ServerFailureInfo()
         )
         ms.workflow_task.fail(error.cause, failure, identity)
-        ms.workflow_task.schedule()
+        if error.terminate:
+            ms.terminate(error.message, None, HISTORY_SERVICE)
+        else:
+            ms.workflow_task.schedule()
 
     await engine.update_execution(key, fail)
 
