@@ -18,6 +18,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, tracing
 from aion.history.ports import Op
+from aion.persistence import StoreUnavailableError
 
 INVOKE_METHOD = "/aion.cluster.v1.Peer/Invoke"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
@@ -115,6 +116,8 @@ def peer_handler(
             result = await op(engine, message["args"])  # type: ignore[misc]
         except errors.ServiceError as e:
             await abort(context, e)
+        except StoreUnavailableError as e:
+            await abort(context, errors.Unavailable(f"persistence unavailable: {e}"))
         return json.dumps(result).encode()
 
     return grpc.method_handlers_generic_handler(

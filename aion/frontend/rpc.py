@@ -20,6 +20,7 @@ from aion.cluster import Cluster
 from aion.cluster.peers import is_forwarded
 from aion.frontend.actions import actions
 from aion.metrics import UNKNOWN_NAMESPACE
+from aion.persistence import StoreUnavailableError
 
 log = logging.getLogger("aion.frontend")
 
@@ -156,6 +157,8 @@ async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Serv
             return await _on_owner(cluster, e, fn, self, request, context)
     except errors.ServiceError:
         raise
+    except StoreUnavailableError as e:  # the database is down or restarting: retry later
+        raise errors.Unavailable(f"persistence unavailable: {e}") from None
     except Exception as e:
         log.exception("%s failed", fn.__name__)
         raise errors.Internal(f"{type(e).__name__}: {e}") from e

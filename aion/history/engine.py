@@ -56,6 +56,7 @@ ExecutionKey = tuple[str, str, str]  # namespace id, workflow id, run id
 
 CACHE_SIZE = 4096
 CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
+RESYNC_RETRY_S = 0.5
 
 
 @dataclass
@@ -116,6 +117,7 @@ class HistoryEngine:
         # The current run of recently used workflow ids, least recently used first.
         self._current: OrderedDict[tuple[str, str], CurrentExecution] = OrderedDict()
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
+        self._resyncs: dict[int, asyncio.Task[None]] = {}  # shards whose tasks load again
         self.pending_queries: dict[str, QueryTask] = {}
         self._environment = Environment(
             now=self.clock,
@@ -141,6 +143,8 @@ class HistoryEngine:
         self.timers.start()
 
     async def stop(self) -> None:
+        for resync in list(self._resyncs.values()):
+            resync.cancel()
         await self.timers.stop()
 
     def owned_shards(self) -> dict[int, int]:
@@ -177,6 +181,31 @@ class HistoryEngine:
             self._notify(watched)  # long polls look again and find the shard's new owner
         metrics.shard_released()
         log.info("released shard %s", shard_id)
+
+    def _resync_shard(self, shard_id: int) -> None:
+        """A commit to the shard failed without a known outcome (the connection was lost during
+        it): it may have been applied, its tasks durable but never handed on. Load the shard's
+        tasks again once the database answers; those handed on already are dropped as stale
+        when they come back."""
+        if shard_id in self._resyncs:
+            return
+        task = asyncio.get_running_loop().create_task(self._resync(shard_id))
+        self._resyncs[shard_id] = task
+        task.add_done_callback(lambda _: self._resyncs.pop(shard_id, None))
+
+    async def _resync(self, shard_id: int) -> None:
+        shard = self.shards.get(shard_id)
+        while shard is not None and self.shards.get(shard_id) is shard:
+            try:
+                await self.timers.load_shard(shard_id)
+                tasks = await self.store.load_queue_tasks(shard_id)
+            except StoreUnavailableError:
+                await asyncio.sleep(RESYNC_RETRY_S)
+                continue
+            if self.shards.get(shard_id) is shard:
+                for task in tasks:
+                    self.enqueue(task)
+            return
 
     def shard_id_of(self, namespace_id: str, workflow_id: str) -> int:
         return zlib.crc32(f"{namespace_id}/{workflow_id}".encode()) % self.num_shards
@@ -420,6 +449,7 @@ class HistoryEngine:
             raise errors.Unavailable("the execution was changed concurrently; retry") from None
         except StoreUnavailableError as e:
             log.warning("write to shard %s failed: %s", tx.shard_id, e)
+            self._resync_shard(tx.shard_id)
             raise errors.Unavailable(f"persistence unavailable: {e}") from None
         ms.new_run = None
         self._committed(ms, tx)

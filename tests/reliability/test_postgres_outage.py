@@ -1,0 +1,169 @@
+"""PostgreSQL restarted twice under a 500-workflow run on two Aion processes.
+
+The test's own PostgreSQL cluster (never the shared one) is stopped and started again twice
+while workflows run. While it is down, clients get UNAVAILABLE and nothing else; once it is back
+the processes recover by themselves (pools reconnect, the notification connection comes back,
+shard leases and task processing go on); every workflow completes exactly once and every signal
+acknowledged is in its workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from tests.reliability.faults import PrivatePostgres, Probe, log, private_postgres, resume, wait_for
+from tests.reliability.workload import Short, Sink, assert_completed_once, double
+from tests.servers import AionProcess
+
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(240)]
+
+WORKFLOWS = 500
+NUM_SHARDS = 8
+# The run is restarted under: after this many workflows completed, the database goes down.
+OUTAGES_AT = (150, 330)
+
+
+@pytest.fixture
+async def postgres() -> AsyncIterator[PrivatePostgres]:
+    cluster = await asyncio.to_thread(private_postgres)
+    try:
+        yield cluster
+    finally:
+        await asyncio.to_thread(cluster.remove)
+
+
+@pytest.fixture
+async def nodes(postgres: PrivatePostgres, tmp_path: Path) -> AsyncIterator[list[AionProcess]]:
+    started: list[AionProcess] = []
+    try:
+        for _ in range(2):
+            node = AionProcess(
+                dsn=postgres.dsn,
+                command="start",
+                extra_args=["--num-shards", str(NUM_SHARDS), "--log-level", "info"],
+            )
+            await asyncio.to_thread(node.start)
+            started.append(node)
+        yield started
+    finally:
+        for i, node in enumerate(started):
+            if node.proc is not None:
+                resume(node.proc.pid)
+            await asyncio.to_thread(node.stop)
+            (tmp_path / f"aion-{i}.log").write_text("".join(node.output))
+
+
+def _frontend_failures(node: AionProcess) -> list[str]:
+    """Calls the server answered INTERNAL (an unexpected exception in a handler)."""
+    return [line for line in node.output if "aion.frontend" in line and " failed" in line]
+
+
+async def test_postgres_restarted_twice_under_load_loses_nothing(
+    postgres: PrivatePostgres, nodes: list[AionProcess]
+) -> None:
+    a, b = nodes
+    on_a = await Client.connect(a.address)
+    on_b = await Client.connect(b.address)
+    task_queue = f"pg-outage-{uuid.uuid4()}"
+    probes: list[Probe] = []
+    sinks: list[WorkflowHandle[Sink, list[int]]] = []
+    for client in (on_a, on_b):
+        sink = await client.start_workflow(
+            Sink.run, id=f"sink-{uuid.uuid4()}", task_queue=task_queue
+        )
+        sinks.append(sink)
+        probes.append(Probe(client, sink.id, "number"))
+    workers = [
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[Short, Sink],
+            activities=[double],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        )
+        for client in (on_a, on_b)
+    ]
+    ids = [f"short-{i}-{uuid.uuid4()}" for i in range(WORKFLOWS)]
+    completed = 0
+    outages: list[dict[str, float]] = []
+
+    async def run_one(i: int) -> int:
+        nonlocal completed
+        client = (on_a, on_b)[i % 2]
+        handle = await client.start_workflow(Short.run, i, id=ids[i], task_queue=task_queue)
+        result = await handle.result()
+        completed += 1
+        return result
+
+    async def outage(after: int) -> None:
+        await wait_for(lambda: _true(completed >= after), f"{after} workflows completed", 120)
+        down_at = time.monotonic()
+        await asyncio.to_thread(postgres.stop)
+        await wait_for(
+            lambda: _true(all(p.failed_since(down_at) for p in probes)),
+            "both processes to answer a probe with an error",
+        )
+        up_at = time.monotonic()
+        await asyncio.to_thread(postgres.start)
+        started_at = time.monotonic()
+        recovered = await wait_for(
+            lambda: _true(all(p.last_ok > started_at for p in probes)),
+            "both processes to acknowledge a signal again",
+        )
+        outages.append(
+            {
+                "down_s": up_at - down_at,
+                "start_s": started_at - up_at,
+                "recovery_s": recovered,
+                "completed_before": after,
+            }
+        )
+
+    for probe in probes:
+        probe.start()
+    async with workers[0], workers[1]:
+        runs = [asyncio.ensure_future(run_one(i)) for i in range(WORKFLOWS)]
+        for after in OUTAGES_AT:
+            await outage(after)
+        results = await asyncio.gather(*runs)
+        for probe in probes:
+            await probe.stop()
+        for sink in sinks:
+            await sink.signal(Sink.finish)
+        received = [await sink.result() for sink in sinks]
+
+    assert results == [2 * i for i in range(WORKFLOWS)]
+    statuses = sum((p.statuses for p in probes), Counter[str]())
+    for o in outages:
+        log(
+            f"outage after {o['completed_before']:.0f} completed: database down "
+            f"{o['down_s']:.2f} s, pg_ctl start {o['start_s']:.2f} s, both processes "
+            f"acknowledging again {o['recovery_s']:.2f} s after it returned"
+        )
+    log(f"probe answers: {dict(statuses)}")
+    assert set(statuses) <= {"OK", "UNAVAILABLE"}, statuses
+    assert statuses["UNAVAILABLE"] > 0, "the outages were seen"
+    for probe, numbers in zip(probes, received, strict=True):
+        assert len(numbers) == len(set(numbers)), "no signal applied twice"
+        missing = set(probe.acknowledged) - set(numbers)
+        assert not missing, f"acknowledged signals lost: {sorted(missing)[:20]}"
+    for node in nodes:
+        assert node.proc is not None and node.proc.poll() is None, "the process is alive"
+        assert not _frontend_failures(node), _frontend_failures(node)[:5]
+    count = await on_a.count_workflows(f"TaskQueue = '{task_queue}'")
+    assert count.count == WORKFLOWS + len(sinks), "no workflow started twice"
+    for workflow_id in ids:
+        await assert_completed_once(on_a, workflow_id)
+
+
+async def _true(value: bool) -> bool:
+    return value
