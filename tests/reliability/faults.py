@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import glob
 import os
 import pwd
@@ -15,7 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -159,14 +160,15 @@ def resume(pid: int) -> None:
 
 @dataclass
 class Probe:
-    """Signals a workflow every `interval` s with the next number, without the SDK's retries,
-    and records every answer's status: what a client sees while the database fails. Every
-    number acknowledged (OK) must reach the workflow."""
+    """Signals a workflow every `interval` s with the next number (and `padding` bytes of
+    filler), without the SDK's retries, and records every answer's status: what a client sees
+    while the database fails. Every number acknowledged (OK) must reach the workflow."""
 
     client: Client
     workflow_id: str
     signal_name: str
     interval: float = 0.05
+    padding: int = 0  # bytes of filler sent along with each number
     statuses: Counter[str] = field(default_factory=Counter)
     acknowledged: list[int] = field(default_factory=list)
     failures: list[tuple[float, str]] = field(default_factory=list)  # (when, status)
@@ -206,7 +208,11 @@ class Probe:
             namespace=self.client.namespace,
             workflow_execution=WorkflowExecution(workflow_id=self.workflow_id),
             signal_name=self.signal_name,
-            input=Payloads(payloads=default_converter().payload_converter.to_payloads([value])),
+            input=Payloads(
+                payloads=default_converter().payload_converter.to_payloads(
+                    [value, "." * self.padding]
+                )
+            ),
             identity="probe",
         )
         try:
@@ -216,3 +222,44 @@ class Probe:
         except RPCError as e:
             return RPCStatusCode(e.status).name
         return "OK"
+
+
+# ---- a small file system ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_filesystem(size_mib: int) -> Iterator[Path]:
+    """A tmpfs of `size_mib` MiB mounted on a fresh directory, unmounted on exit; skips the
+    test when it cannot be mounted (not root, or no mount permission in this container)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-limited file system needs root")
+    mountpoint = Path(tempfile.mkdtemp(prefix="aion-diskfull-"))
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mib}m,mode=0755", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        mountpoint.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+        mountpoint.rmdir()
+
+
+def fill(path: Path) -> int:
+    """Write `path` until its file system is full; the bytes written."""
+    written = 0
+    with open(path, "wb", buffering=0) as ballast:
+        for chunk in (1 << 20, 1 << 12, 1 << 9):
+            block = b"\0" * chunk
+            while True:
+                try:
+                    written += ballast.write(block) or 0
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    break
+    return written

@@ -1,5 +1,6 @@
-"""The workflows the database fault tests run: a short one (an activity), and a sink that keeps
-every signal it gets (a `Probe`'s numbers) until told to finish."""
+"""The workflows the database fault tests run: a short one (an activity), a longer one (a chain
+of activities), and a sink that keeps every number signalled to it (a `Probe`'s) until told to
+finish."""
 
 from __future__ import annotations
 
@@ -31,6 +32,22 @@ class Short:
 
 
 @workflow.defn
+class Chain:
+    """`steps` activities one after the other: in flight for a while."""
+
+    @workflow.run
+    async def run(self, x: int, steps: int) -> int:
+        for _ in range(steps):
+            x = await workflow.execute_activity(
+                double,
+                x,
+                start_to_close_timeout=timedelta(seconds=5),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200)),
+            )
+        return x
+
+
+@workflow.defn
 class Sink:
     """Keeps the numbers signalled to it; returns them when signalled to finish."""
 
@@ -39,7 +56,7 @@ class Sink:
         self.done = False
 
     @workflow.signal
-    def number(self, value: int) -> None:
+    def number(self, value: int, padding: str = "") -> None:
         self.received.append(value)
 
     @workflow.signal
