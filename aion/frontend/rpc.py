@@ -17,7 +17,7 @@ from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 
 from aion import errors, metrics, tracing
 from aion.cluster import Cluster
-from aion.cluster.peers import is_forwarded
+from aion.cluster.peers import NOT_OWNER, is_forwarded
 from aion.frontend.actions import actions
 from aion.metrics import UNKNOWN_NAMESPACE
 from aion.persistence import StoreUnavailableError
@@ -196,11 +196,12 @@ async def abort(context: grpc.aio.ServicerContext, error: errors.ServiceError) -
         detail = any_pb2.Any()
         detail.Pack(error.details)
         status.details.append(detail)
-    await context.abort(
-        error.code,
-        error.message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    metadata: tuple[tuple[str, str | bytes], ...] = (
+        ("grpc-status-details-bin", status.SerializeToString()),
     )
+    if isinstance(error, errors.ShardNotOwned):
+        metadata += ((NOT_OWNER, "1"),)
+    await context.abort(error.code, error.message, trailing_metadata=metadata)
 
 
 def deadline_seconds(context: grpc.aio.ServicerContext, default: float = 70.0) -> float:

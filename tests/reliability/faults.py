@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from temporalio.api.common.v1 import Payloads, WorkflowExecution
@@ -31,17 +31,38 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from tests.servers import free_port
 
+T = TypeVar("T")
+
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 30
+    condition: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 30
 ) -> float:
     """Poll `condition` until it holds; the seconds it took. AssertionError after `timeout`."""
     started = time.monotonic()
-    while not await condition():
+    while True:
+        held = condition()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return time.monotonic() - started
         if time.monotonic() - started > timeout:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.1)
-    return time.monotonic() - started
+
+
+async def until_ok(call: Callable[[], Awaitable[T]], seen: Counter[str], timeout: float = 90) -> T:
+    """`call` again while it fails with UNAVAILABLE (after the SDK's own retries ran out: a
+    long outage), as a client that keeps trying does; `seen` counts the statuses of the
+    failures. Any other error is raised."""
+    started = time.monotonic()
+    while True:
+        try:
+            return await call()
+        except RPCError as e:
+            seen[RPCStatusCode(e.status).name] += 1
+            if e.status != RPCStatusCode.UNAVAILABLE or time.monotonic() - started > timeout:
+                raise
+        await asyncio.sleep(0.2)
 
 
 def log(message: str) -> None:
@@ -171,8 +192,7 @@ class Probe:
     padding: int = 0  # bytes of filler sent along with each number
     statuses: Counter[str] = field(default_factory=Counter)
     acknowledged: list[int] = field(default_factory=list)
-    failures: list[tuple[float, str]] = field(default_factory=list)  # (when, status)
-    last_ok: float = 0.0
+    answers: list[tuple[float, float, str]] = field(default_factory=list)  # sent, answered, status
     _next: int = 0
     _task: asyncio.Task[None] | None = None
 
@@ -184,23 +204,37 @@ class Probe:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def failed_since(self, moment: float) -> bool:
-        return any(when >= moment for when, _ in self.failures)
+    def failures(self, since: float = 0.0) -> int:
+        """Calls sent at or after `since` (monotonic) that failed."""
+        return sum(1 for sent, _, status in self.answers if sent >= since and status != "OK")
 
-    async def ok_since(self, moment: float) -> bool:
-        return self.last_ok >= moment
+    def first_failure(self, since: float) -> float | None:
+        """When the first call sent at or after `since` that failed was sent."""
+        return next((s for s, _, status in self.answers if s >= since and status != "OK"), None)
+
+    def first_ok(self, since: float) -> float | None:
+        """When the first call sent at or after `since` that succeeded was answered."""
+        return next((a for s, a, status in self.answers if s >= since and status == "OK"), None)
+
+    def outage(self, since: float) -> float:
+        """The first failure since `since` to the next success: how long this client saw the
+        server refuse writes."""
+        failed = self.first_failure(since)
+        assert failed is not None
+        ok = self.first_ok(failed)
+        assert ok is not None
+        return ok - failed
 
     async def _run(self) -> None:
         while True:
             value = self._next
             self._next += 1
+            sent = time.monotonic()
             status = await self._signal(value)
             self.statuses[status] += 1
             if status == "OK":
                 self.acknowledged.append(value)
-                self.last_ok = time.monotonic()
-            else:
-                self.failures.append((time.monotonic(), status))
+            self.answers.append((sent, time.monotonic(), status))
             await asyncio.sleep(self.interval)
 
     async def _signal(self, value: int) -> str:

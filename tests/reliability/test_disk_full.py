@@ -69,30 +69,29 @@ async def test_a_full_disk_fails_writes_cleanly_and_the_run_finishes_once_freed(
                 for i in range(WORKFLOWS)
             ]
             probe.start()
-            await wait_for(lambda: _true(len(probe.acknowledged) >= 10), "signals acknowledged")
+            await wait_for(lambda: len(probe.acknowledged) >= 10, "signals acknowledged")
             running = await client.count_workflows("ExecutionStatus = 'Running'")
             assert running.count > 1, "workflows are in flight when the disk fills"
             filled_at = time.monotonic()
             written = await asyncio.to_thread(fill, ballast)
             log(f"ballast of {written / 2**20:.1f} MiB filled the {DISK_MIB} MiB disk")
             await wait_for(
-                lambda: _true(probe.failed_since(filled_at)), "a write to fail on the full disk", 60
+                lambda: probe.failures(filled_at) > 0, "a write to fail on the full disk", 60
             )
-            failed_at = min(when for when, _ in probe.failures if when >= filled_at)
+            failed_at = probe.first_failure(filled_at)
+            assert failed_at is not None
             # Held full a while (the workers' retries run out meanwhile): the server keeps
             # answering, reads succeed, writes fail cleanly.
-            await wait_for(
-                lambda: _true(sum(1 for w, _ in probe.failures if w >= failed_at) >= FULL_WRITES),
-                "writes to go on failing",
-            )
+            await wait_for(lambda: probe.failures(failed_at) >= FULL_WRITES, "more refusals")
             listed = await client.count_workflows(f"TaskQueue = '{task_queue}'")
             assert listed.count == WORKFLOWS + 1, "reads go on"
             assert server.proc is not None and server.proc.poll() is None, "the server lives"
             ballast.unlink()
             freed_at = time.monotonic()
-            recovered = await wait_for(
-                lambda: probe.ok_since(freed_at), "a write to succeed once the disk is freed"
+            await wait_for(
+                lambda: probe.first_ok(freed_at) is not None, "a write to succeed once freed"
             )
+            recovered = (probe.first_ok(freed_at) or freed_at) - freed_at
             results = await asyncio.gather(*(h.result() for h in handles))
             finished = time.monotonic() - freed_at
             await probe.stop()
@@ -100,7 +99,7 @@ async def test_a_full_disk_fails_writes_cleanly_and_the_run_finishes_once_freed(
             numbers = await sink.result()
         log(
             f"disk full: first failed write {failed_at - filled_at:.2f} s after the ballast, "
-            f"{len(probe.failures)} writes refused; after freeing, a write succeeded in "
+            f"{probe.failures(filled_at)} writes refused; after freeing, a write succeeded in "
             f"{recovered:.2f} s and every workflow finished in {finished:.2f} s"
         )
         log(f"probe answers: {dict(probe.statuses)}")
@@ -121,7 +120,3 @@ async def test_a_full_disk_fails_writes_cleanly_and_the_run_finishes_once_freed(
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         db.close()
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -2,8 +2,8 @@
 
 Process A is frozen (SIGSTOP) with workflows in flight on its shards. Once its lease runs out,
 B takes A's shards, bumping their range ids. Then A is resumed (SIGCONT) still believing it owns
-them, with timers due and client calls waiting in its socket: every write it makes under its old
-range id is refused by the fence, and it drops the shards. Nothing is lost or written twice:
+them, with client calls waiting in its socket: every write it makes under its old range id is
+refused by the fence, and it drops the shards. Nothing is lost or written twice:
 the workflows started before and during the freeze complete exactly once, and every signal
 acknowledged is in its workflow exactly once.
 """
@@ -15,6 +15,7 @@ import os
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from aion.cluster.membership import LEASE_S
 from tests.helpers import pg_database
-from tests.reliability.faults import log, resume, wait_for
+from tests.reliability.faults import log, resume, until_ok, wait_for
 from tests.reliability.workload import assert_completed_once
 from tests.servers import AionProcess
 
@@ -48,7 +49,7 @@ async def add_one(x: int) -> int:
 
 @workflow.defn
 class Fenced:
-    """An activity, a timer that falls due while A is frozen, then the signals it waits for."""
+    """An activity, a timer, then the signals it waits for."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
@@ -113,17 +114,22 @@ def _shard_events(node: AionProcess, since: int, what: str) -> set[int]:
     return found
 
 
-async def _signal(client: Client, workflow_id: str, value: int) -> None:
-    """One signal without the SDK's retries: it waits in a frozen process's socket."""
+async def _signal(client: Client, workflow_id: str, value: int, seen: Counter[str]) -> None:
+    """One signal without the SDK's retries (it waits in a frozen process's socket), sent again
+    with its request id while answered UNAVAILABLE: applied once."""
     request = SignalWorkflowExecutionRequest(
         namespace=client.namespace,
         workflow_execution=WorkflowExecution(workflow_id=workflow_id),
         signal_name="add",
         input=Payloads(payloads=default_converter().payload_converter.to_payloads([value])),
         identity="fencing-test",
+        request_id=str(uuid.uuid4()),
     )
-    await client.workflow_service.signal_workflow_execution(
-        request, retry=False, timeout=timedelta(seconds=60)
+    await until_ok(
+        lambda: client.workflow_service.signal_workflow_execution(
+            request, retry=False, timeout=timedelta(seconds=60)
+        ),
+        seen,
     )
 
 
@@ -137,6 +143,7 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
     on_b = await Client.connect(b.address)
     task_queue = f"fencing-{uuid.uuid4()}"
     handles: list[WorkflowHandle[Fenced, list[int]]] = []
+    refusals: Counter[str] = Counter()
     async with Worker(
         on_b,
         task_queue=task_queue,
@@ -154,7 +161,10 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
         os.kill(a.proc.pid, signal.SIGSTOP)  # A keeps its leases in memory, but stops renewing
         frozen_at = time.monotonic()
         # Signals to A while it is frozen: they wait in its socket and reach it on resume.
-        to_a = [asyncio.ensure_future(_signal(on_a, h.id, 1000 + i)) for i, h in enumerate(handles)]
+        to_a = [
+            asyncio.ensure_future(_signal(on_a, h.id, 1000 + i, refusals))
+            for i, h in enumerate(handles)
+        ]
         during = [
             asyncio.ensure_future(
                 on_b.start_workflow(
@@ -169,11 +179,24 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
         assert a_shards, "A owned shards"
         assert all(after[s][1] > before[s][1] for s in a_shards), "the takeover bumped range ids"
         resumed_from = len(a.output)
-        os.kill(a.proc.pid, signal.SIGCONT)  # A wakes up believing it still owns its shards
-        resumed_at = time.monotonic()
-        dropped = await wait_for(
-            lambda: _true(_shard_events(a, resumed_from, "released shard ") >= a_shards),
-            "A to drop the shards it lost",
+        # Hold the membership table while A wakes up: its heartbeat, after which it would look
+        # at the range ids and let its shards go without writing, waits; its writes do not.
+        # So they reach the database under the old range ids, and the fence must refuse them.
+        blocker = await asyncpg.connect(dsn)
+        try:
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE hosts IN EXCLUSIVE MODE")
+                os.kill(a.proc.pid, signal.SIGCONT)  # A believes it still owns its shards
+                resumed_at = time.monotonic()
+                refused = await wait_for(
+                    lambda: bool(_shard_events(a, resumed_from, "lost ownership of shard ")),
+                    "a write of A under an old range id to be refused",
+                )
+        finally:
+            await blocker.close()
+        await wait_for(
+            lambda: _shard_events(a, resumed_from, "released shard ") >= a_shards,
+            "A to drop every shard it lost",
         )
         fenced = _shard_events(a, resumed_from, "lost ownership of shard ")
         await asyncio.gather(*to_a)  # A forwarded each to B once its write was refused
@@ -181,8 +204,9 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
         results = await asyncio.gather(*(h.result() for h in handles))
     log(
         f"fencing: B took A's {len(a_shards)} shards {taken:.2f} s after A froze "
-        f"(lease {LEASE_S:.0f} s); resumed, A dropped them in {dropped:.2f} s; "
-        f"writes refused by the fence on shards {sorted(fenced)}"
+        f"(lease {LEASE_S:.0f} s); resumed, A had its first write refused by the fence after "
+        f"{refused:.2f} s (on shards {sorted(fenced)}) and dropped them; signals to A answered "
+        f"{dict(refusals)} before OK"
     )
     assert fenced, "A's writes under its old range ids were refused"
     assert fenced <= a_shards
@@ -192,10 +216,6 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
         await assert_completed_once(on_b, handle.id)
     await wait_for(lambda: _owned_by(dsn, 2), "A to take its share back")
     assert resumed_at - frozen_at >= LEASE_S - 1
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def _owned_by(dsn: str, processes: int) -> bool:
