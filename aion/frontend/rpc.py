@@ -155,7 +155,7 @@ async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Serv
                 raise
             # The execution lives on another process: make the same call there.
             return await _on_owner(cluster, e, fn, self, request, context)
-    except errors.ServiceError:
+    except (errors.ServiceError, grpc.aio.AbortError):  # (aborted: the owner's answer, passed on)
         raise
     except StoreUnavailableError as e:  # the database is down or restarting: retry later
         raise errors.Unavailable(f"persistence unavailable: {e}") from None

@@ -183,10 +183,9 @@ class HistoryEngine:
         log.info("released shard %s", shard_id)
 
     def _resync_shard(self, shard_id: int) -> None:
-        """A commit to the shard failed without a known outcome (the connection was lost during
-        it): it may have been applied, its tasks durable but never handed on. Load the shard's
-        tasks again once the database answers; those handed on already are dropped as stale
-        when they come back."""
+        """A commit to the shard failed with an unknown outcome: it may have been applied, its
+        tasks durable but never handed on. Load the shard's tasks again once the database
+        answers; those handed on already are dropped as stale when they come back."""
         if shard_id in self._resyncs:
             return
         task = asyncio.get_running_loop().create_task(self._resync(shard_id))
@@ -449,7 +448,8 @@ class HistoryEngine:
             raise errors.Unavailable("the execution was changed concurrently; retry") from None
         except StoreUnavailableError as e:
             log.warning("write to shard %s failed: %s", tx.shard_id, e)
-            self._resync_shard(tx.shard_id)
+            if e.outcome_unknown:
+                self._resync_shard(tx.shard_id)
             raise errors.Unavailable(f"persistence unavailable: {e}") from None
         ms.new_run = None
         self._committed(ms, tx)

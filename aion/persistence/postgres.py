@@ -163,8 +163,13 @@ class PostgresStore(SQLStore):
         # The pool replaces a connection the server closed on its next acquire: once the
         # database is back, the next call gets through.
         try:
-            async with self._db().acquire() as conn, conn.transaction():
-                return await work(PostgresConnection(conn))
+            async with self._db().acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        return await work(PostgresConnection(conn))
+                except UNAVAILABLE_ERRORS as e:
+                    message = f"{type(e).__name__}: {e}"
+                    raise StoreUnavailableError(message, outcome_unknown=True) from e
         except UNAVAILABLE_ERRORS as e:
             raise StoreUnavailableError(f"{type(e).__name__}: {e}") from e
 

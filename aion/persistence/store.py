@@ -25,8 +25,12 @@ class ShardOwnershipLostError(Exception):
 
 class StoreUnavailableError(Exception):
     """The database could not be reached, or failed as a whole (restarting, out of disk): the
-    same call can succeed later. A write it ends was not applied, except one whose connection
-    was lost during its commit: that one's outcome is unknown."""
+    same call can succeed later. A write it ends was not applied, unless `outcome_unknown`
+    (the connection was lost during the transaction: its commit may have gone through)."""
+
+    def __init__(self, message: str, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
 
 
 class SchemaTooNewError(Exception):

@@ -33,6 +33,8 @@ from tests.servers import free_port
 
 T = TypeVar("T")
 
+PROBE_TIMEOUT_S = 30.0  # a probe call's deadline: an answer later than this is a failure
+
 
 async def wait_for(
     condition: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 30
@@ -216,6 +218,10 @@ class Probe:
         """When the first call sent at or after `since` that succeeded was answered."""
         return next((a for s, a, status in self.answers if s >= since and status == "OK"), None)
 
+    def slowest(self, since: float) -> float:
+        """The longest a call sent at or after `since` waited for its answer."""
+        return max((a - s for s, a, _ in self.answers if s >= since), default=0.0)
+
     def outage(self, since: float) -> float:
         """The first failure since `since` to the next success: how long this client saw the
         server refuse writes."""
@@ -251,7 +257,7 @@ class Probe:
         )
         try:
             await self.client.workflow_service.signal_workflow_execution(
-                request, retry=False, timeout=timedelta(seconds=5)
+                request, retry=False, timeout=timedelta(seconds=PROBE_TIMEOUT_S)
             )
         except RPCError as e:
             return RPCStatusCode(e.status).name

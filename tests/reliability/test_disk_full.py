@@ -102,7 +102,7 @@ async def test_a_full_disk_fails_writes_cleanly_and_the_run_finishes_once_freed(
             f"{probe.failures(filled_at)} writes refused; after freeing, a write succeeded in "
             f"{recovered:.2f} s and every workflow finished in {finished:.2f} s"
         )
-        log(f"probe answers: {dict(probe.statuses)}")
+        log(f"probe answers: {dict(probe.statuses)}, slowest {probe.slowest(filled_at):.2f} s")
         assert results == [i * 2**STEPS for i in range(WORKFLOWS)]
         assert set(probe.statuses) <= {"OK", "UNAVAILABLE", "RESOURCE_EXHAUSTED"}, probe.statuses
         assert not set(probe.acknowledged) - set(numbers), "acknowledged signals are kept"

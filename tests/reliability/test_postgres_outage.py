@@ -164,6 +164,7 @@ async def test_postgres_restarted_twice_under_load_loses_nothing(
                 "refused": sum(p.failures(down_at) for p in probes),
                 "seen": max((p.outage(down_at) for p in refused), default=0.0),
                 "recovery": max(p.first_ok(up_at) or up_at for p in probes) - up_at,
+                "slowest": max(p.slowest(down_at) for p in probes),
             }
         )
 
@@ -187,7 +188,7 @@ async def test_postgres_restarted_twice_under_load_loses_nothing(
             f"{o['how']} after {o['after']} workflows completed: database down {o['down']:.2f} s, "
             f"{o['refused']} probe writes refused, clients saw writes refused for at most "
             f"{o['seen']:.2f} s; both processes acknowledged writes again {o['recovery']:.2f} s "
-            "after the database was back"
+            f"after the database was back; slowest answer {o['slowest']:.2f} s"
         )
     log(f"probe answers: {dict(statuses)}; SDK calls given up on: {dict(sdk_errors)}")
     assert set(sdk_errors) <= {"UNAVAILABLE"}, sdk_errors
