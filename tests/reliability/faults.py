@@ -29,7 +29,7 @@ from temporalio.client import Client
 from temporalio.converter import default as default_converter
 from temporalio.service import RPCError, RPCStatusCode
 
-from tests.servers import free_port
+from tests.servers import AionProcess, free_port
 
 T = TypeVar("T")
 
@@ -65,6 +65,12 @@ async def until_ok(call: Callable[[], Awaitable[T]], seen: Counter[str], timeout
             if e.status != RPCStatusCode.UNAVAILABLE or time.monotonic() - started > timeout:
                 raise
         await asyncio.sleep(0.2)
+
+
+def errors_logged(node: AionProcess) -> list[str]:
+    """The server's ERROR lines: unexpected exceptions (an RPC answered INTERNAL or UNKNOWN, a
+    background task failing otherwise than on an unavailable database)."""
+    return [line for line in node.output if " ERROR " in line]
 
 
 def log(message: str) -> None:

@@ -19,7 +19,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.reliability.faults import Probe, fill, log, small_filesystem, wait_for
+from tests.reliability.faults import Probe, errors_logged, fill, log, small_filesystem, wait_for
 from tests.reliability.workload import Chain, Sink, assert_completed_once, double
 from tests.servers import AionProcess
 
@@ -109,8 +109,7 @@ async def test_a_full_disk_fails_writes_cleanly_and_the_run_finishes_once_freed(
         assert len(numbers) == len(set(numbers))
         for handle in handles:
             await assert_completed_once(client, handle.id)
-        internal = [line for line in server.output if "aion.frontend" in line and " failed" in line]
-        assert not internal, internal[:5]
+        assert not errors_logged(server), errors_logged(server)[:5]
         assert server.proc is not None and server.proc.poll() is None
     finally:
         await asyncio.to_thread(server.stop)

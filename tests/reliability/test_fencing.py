@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -31,7 +30,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from aion.cluster.membership import LEASE_S
 from tests.helpers import pg_database
-from tests.reliability.faults import log, resume, until_ok, wait_for
+from tests.reliability.faults import errors_logged, log, resume, until_ok, wait_for
 from tests.reliability.workload import assert_completed_once
 from tests.servers import AionProcess
 
@@ -159,7 +158,6 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
             )
         before = await _owners(dsn)
         os.kill(a.proc.pid, signal.SIGSTOP)  # A keeps its leases in memory, but stops renewing
-        frozen_at = time.monotonic()
         # Signals to A while it is frozen: they wait in its socket and reach it on resume.
         to_a = [
             asyncio.ensure_future(_signal(on_a, h.id, 1000 + i, refusals))
@@ -187,7 +185,6 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
             async with blocker.transaction():
                 await blocker.execute("LOCK TABLE hosts IN EXCLUSIVE MODE")
                 os.kill(a.proc.pid, signal.SIGCONT)  # A believes it still owns its shards
-                resumed_at = time.monotonic()
                 refused = await wait_for(
                     lambda: bool(_shard_events(a, resumed_from, "lost ownership of shard ")),
                     "a write of A under an old range id to be refused",
@@ -199,7 +196,7 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
             "A to drop every shard it lost",
         )
         fenced = _shard_events(a, resumed_from, "lost ownership of shard ")
-        await asyncio.gather(*to_a)  # A forwarded each to B once its write was refused
+        await asyncio.gather(*to_a)  # each applied by the shard's owner of the moment
         handles += await asyncio.gather(*during)
         results = await asyncio.gather(*(h.result() for h in handles))
     log(
@@ -215,7 +212,8 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
     for handle in handles:
         await assert_completed_once(on_b, handle.id)
     await wait_for(lambda: _owned_by(dsn, 2), "A to take its share back")
-    assert resumed_at - frozen_at >= LEASE_S - 1
+    for node in nodes:
+        assert not errors_logged(node), errors_logged(node)[:5]
 
 
 async def _owned_by(dsn: str, processes: int) -> bool:

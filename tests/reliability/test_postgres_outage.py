@@ -26,9 +26,9 @@ from aion.cluster.membership import LEASE_S
 from tests.reliability.faults import (
     PrivatePostgres,
     Probe,
+    errors_logged,
     log,
     private_postgres,
-    resume,
     until_ok,
     wait_for,
 )
@@ -67,15 +67,8 @@ async def nodes(postgres: PrivatePostgres, tmp_path: Path) -> AsyncIterator[list
         yield started
     finally:
         for i, node in enumerate(started):
-            if node.proc is not None:
-                resume(node.proc.pid)
             await asyncio.to_thread(node.stop)
             (tmp_path / f"aion-{i}.log").write_text("".join(node.output))
-
-
-def _frontend_failures(node: AionProcess) -> list[str]:
-    """Calls the server answered INTERNAL (an unexpected exception in a handler)."""
-    return [line for line in node.output if "aion.frontend" in line and " failed" in line]
 
 
 async def test_postgres_restarted_twice_under_load_loses_nothing(
@@ -200,7 +193,7 @@ async def test_postgres_restarted_twice_under_load_loses_nothing(
         assert not missing, f"acknowledged signals lost: {sorted(missing)[:20]}"
     for node in nodes:
         assert node.proc is not None and node.proc.poll() is None, "the process is alive"
-        assert not _frontend_failures(node), _frontend_failures(node)[:5]
+        assert not errors_logged(node), errors_logged(node)[:5]
     count = await on_a.count_workflows(f"TaskQueue = '{task_queue}'")
     assert count.count == WORKFLOWS + len(sinks), "no workflow started twice"
     for workflow_id in ids:
