@@ -1,10 +1,11 @@
 """PostgreSQL restarted twice under a 500-workflow run on two Aion processes.
 
 The test's own PostgreSQL cluster (never the shared one) goes down twice while workflows run: a
-quick `pg_ctl restart`, then a stop held longer than a membership lease before the start. While it is down, clients get UNAVAILABLE and nothing else; once it is back
-the processes recover by themselves (pools reconnect, the notification connection comes back,
-shard leases and task processing go on); every workflow completes exactly once and every signal
-acknowledged is in its workflow.
+quick `pg_ctl restart`, then a stop held longer than a membership lease before the start. While
+it is down, clients get UNAVAILABLE and nothing else; once it is back the processes recover by
+themselves (pools reconnect, the notification connection comes back, task processing goes on)
+and no shard changes hands; every workflow completes exactly once and every signal acknowledged
+is in its workflow.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
@@ -165,6 +167,8 @@ async def test_postgres_restarted_twice_under_load_loses_nothing(
         probe.start()
     async with workers[0], workers[1]:
         runs = [asyncio.ensure_future(run_one(i)) for i in range(WORKFLOWS)]
+        await wait_for(lambda: completed >= OUTAGES_AT[0], "the run to get going", 120)
+        leases = await _leases(postgres.dsn)
         await restart(OUTAGES_AT[0])
         await long_outage(OUTAGES_AT[1])
         results = await asyncio.gather(*runs)
@@ -194,7 +198,18 @@ async def test_postgres_restarted_twice_under_load_loses_nothing(
     for node in nodes:
         assert node.proc is not None and node.proc.poll() is None, "the process is alive"
         assert not errors_logged(node), errors_logged(node)[:5]
+    assert await _leases(postgres.dsn) == leases, "no shard changed hands"
     count = await on_a.count_workflows(f"TaskQueue = '{task_queue}'")
     assert count.count == WORKFLOWS + len(sinks), "no workflow started twice"
     for workflow_id in ids:
         await assert_completed_once(on_a, workflow_id)
+
+
+async def _leases(dsn: str) -> dict[int, tuple[str, int]]:
+    """Each shard's owner (host id) and range id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT shard_id, owner, range_id FROM shards")
+    finally:
+        await conn.close()
+    return {r["shard_id"]: (r["owner"], r["range_id"]) for r in rows}
