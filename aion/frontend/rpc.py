@@ -19,10 +19,10 @@ from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 
 from aion import errors, metrics, tracing
 from aion.cluster import Cluster
-from aion.cluster.peers import is_forwarded
+from aion.cluster.peers import NOT_OWNER, is_forwarded
 from aion.frontend.actions import actions
 from aion.metrics import UNKNOWN_NAMESPACE
-from aion.persistence import ConditionFailedError, UnstorableValueError
+from aion.persistence import ConditionFailedError, StoreUnavailableError, UnstorableValueError
 
 log = logging.getLogger("aion.frontend")
 
@@ -162,13 +162,15 @@ async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Serv
                 raise
             # The execution lives on another process: make the same call there.
             return await _on_owner(cluster, e, fn, self, request, context)
-    except errors.ServiceError:
+    except (errors.ServiceError, grpc.aio.AbortError):  # (aborted: the owner's answer, passed on)
         raise
     except UnstorableValueError as e:
         raise errors.InvalidArgument(str(e)) from None
     except ConditionFailedError as e:  # a race the operation did not expect: the caller retries
         log.warning("%s: %s", fn.__name__, e)
         raise errors.Unavailable(f"changed concurrently; retry: {e}") from None
+    except StoreUnavailableError as e:  # the database is down or restarting: retry later
+        raise errors.Unavailable(f"persistence unavailable: {e}") from None
     except Exception as e:
         log.exception("%s failed", fn.__name__)
         raise errors.Internal(f"{type(e).__name__}: {e}") from e
@@ -207,11 +209,12 @@ async def abort(context: grpc.aio.ServicerContext, error: errors.ServiceError) -
         detail = any_pb2.Any()
         detail.Pack(_bounded(error.details))
         status.details.append(detail)
-    await context.abort(
-        error.code,
-        message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    metadata: tuple[tuple[str, str | bytes], ...] = (
+        ("grpc-status-details-bin", status.SerializeToString()),
     )
+    if isinstance(error, errors.ShardNotOwned):
+        metadata += ((NOT_OWNER, "1"),)
+    await context.abort(error.code, message, trailing_metadata=metadata)
 
 
 def _shortened(message: str) -> str:

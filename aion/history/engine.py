@@ -70,6 +70,7 @@ CLOSED_CACHE_SIZE = 256
 HISTORY_SIZE_EXCEEDS_LIMIT = "Workflow history size exceeds limit."
 HISTORY_COUNT_EXCEEDS_LIMIT = "Workflow history count exceeds limit."
 CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
+RESYNC_RETRY_S = 0.5
 
 
 class HistoryLimitError(errors.InvalidArgument):
@@ -135,6 +136,7 @@ class HistoryEngine:
         # The current run of recently used workflow ids, least recently used first.
         self._current: OrderedDict[tuple[str, str], CurrentExecution] = OrderedDict()
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
+        self._resyncs: dict[int, asyncio.Task[None]] = {}  # shards whose tasks load again
         self.pending_queries: dict[str, QueryTask] = {}
         self._environment = Environment(
             now=self.clock,
@@ -160,6 +162,8 @@ class HistoryEngine:
         self.timers.start()
 
     async def stop(self) -> None:
+        for resync in list(self._resyncs.values()):
+            resync.cancel()
         await self.timers.stop()
 
     def owned_shards(self) -> dict[int, int]:
@@ -196,6 +200,30 @@ class HistoryEngine:
             self._notify(watched)  # long polls look again and find the shard's new owner
         metrics.shard_released()
         log.info("released shard %s", shard_id)
+
+    def _resync_shard(self, shard_id: int) -> None:
+        """A commit to the shard failed with an unknown outcome: it may have been applied, its
+        tasks durable but never handed on. Load the shard's tasks again once the database
+        answers; those handed on already are dropped as stale when they come back."""
+        if shard_id in self._resyncs:
+            return
+        task = asyncio.get_running_loop().create_task(self._resync(shard_id))
+        self._resyncs[shard_id] = task
+        task.add_done_callback(lambda _: self._resyncs.pop(shard_id, None))
+
+    async def _resync(self, shard_id: int) -> None:
+        shard = self.shards.get(shard_id)
+        while shard is not None and self.shards.get(shard_id) is shard:
+            try:
+                await self.timers.load_shard(shard_id)
+                tasks = await self.store.load_queue_tasks(shard_id)
+            except StoreUnavailableError:
+                await asyncio.sleep(RESYNC_RETRY_S)
+                continue
+            if self.shards.get(shard_id) is shard:
+                for task in tasks:
+                    self.enqueue(task)
+            return
 
     def shard_id_of(self, namespace_id: str, workflow_id: str) -> int:
         return zlib.crc32(f"{namespace_id}/{workflow_id}".encode()) % self.num_shards
@@ -506,6 +534,8 @@ class HistoryEngine:
             raise errors.ShardNotOwned(shard_id) from None
         except StoreUnavailableError as e:
             log.warning("write to shard %s failed: %s", shard_id, e)
+            if e.outcome_unknown:
+                self._resync_shard(shard_id)
             raise errors.Unavailable(f"persistence unavailable: {e}") from None
 
     def _transaction(
