@@ -11,10 +11,8 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from aion import codec_server
-from aion.codec import KEY_FILE_ENV, KEYS_ENV, EncryptionCodec, KeyRing, KeyRingError
 from aion.config import (
     ConfigError,
     Settings,
@@ -34,6 +32,9 @@ from aion.tracing.config import TracingError
 from aion.tracing.logs import FORMATS as LOG_FORMATS
 from aion.versioning import drainage
 from aion.visibility.search_attributes import TooManySearchAttributesError
+
+if TYPE_CHECKING:
+    from aion.codec import EncryptionCodec
 
 log = logging.getLogger("aion")
 
@@ -166,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     codec.add_argument(
         "--key-file",
         metavar="FILE",
-        help=f"JSON key ring (default: ${KEY_FILE_ENV}, else the JSON in ${KEYS_ENV}); "
+        help="JSON key ring (default: $AION_CODEC_KEY_FILE, else the JSON in $AION_CODEC_KEYS); "
         "see docs/codec.md",
     )
     codec.add_argument(
@@ -179,11 +180,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     codec.add_argument(
         "--token",
-        default=os.environ.get(codec_server.TOKEN_ENV) or None,
+        default=os.environ.get("AION_CODEC_TOKEN") or None,
         help="require 'Authorization: Bearer TOKEN' on every request "
-        f"(default: ${codec_server.TOKEN_ENV}; unset: no check)",
+        "(default: $AION_CODEC_TOKEN; unset: no check)",
     )
-    codec.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    codec.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
 
@@ -206,8 +207,10 @@ async def _serve(config: ServerConfig, label: str) -> None:
     await server.stop()
 
 
-async def _serve_codec(args: argparse.Namespace, keys: KeyRing) -> None:
-    app = codec_server.create_app(EncryptionCodec(keys), args.cors_origin, args.token)
+async def _serve_codec(args: argparse.Namespace, codec: EncryptionCodec) -> None:
+    from aion import codec_server  # aiohttp: loaded by this command only
+
+    app = codec_server.create_app(codec, args.cors_origin, args.token)
     runner, (host, port) = await codec_server.start(app, args.ip, args.port)
     print(f"Aion codec server listening on http://{host}:{port}", flush=True)
     await _until_stopped()
@@ -215,6 +218,8 @@ async def _serve_codec(args: argparse.Namespace, keys: KeyRing) -> None:
 
 
 def _codec_server(args: argparse.Namespace) -> None:
+    from aion.codec import EncryptionCodec, KeyRing, KeyRingError
+
     logs.configure(logging.getLevelName(args.log_level.upper()), "text")
     try:
         keys = KeyRing.from_file(args.key_file) if args.key_file else KeyRing.from_env()
@@ -222,7 +227,7 @@ def _codec_server(args: argparse.Namespace) -> None:
         _fail(str(e))
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve_codec(args, keys))
+            runner.run(_serve_codec(args, EncryptionCodec(keys)))
     except OSError as e:
         _fail(str(e))
 

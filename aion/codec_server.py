@@ -27,7 +27,6 @@ log = logging.getLogger("aion.codec_server")
 MAX_BODY = 4 * 1024 * 1024
 ALLOWED_HEADERS = "X-Namespace, Content-Type, Authorization"
 ANY_ORIGIN = "*"
-TOKEN_ENV = "AION_CODEC_TOKEN"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
