@@ -39,10 +39,11 @@ def _error(status: int, message: str) -> web.Response:
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
-def _check_base64(document: dict[str, Any]) -> None:
+def _check_shape(document: dict[str, Any]) -> None:
+    """What protobuf's JSON parser lets through: payloads that are not objects, bad base64."""
     for i, payload in enumerate(document["payloads"]):
         if not isinstance(payload, dict):
-            continue  # the protobuf parser names the wrong type
+            raise ValueError(f"payloads[{i}] must be an object")
         values = [("data", payload.get("data"))]
         metadata = payload.get("metadata")
         if isinstance(metadata, dict):
@@ -58,15 +59,20 @@ def _parse(body: bytes) -> Payloads:
     """The request's payloads; raises `ValueError` with a message for the client."""
     try:
         document: Any = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"the body is not JSON: {e}") from None
     if not isinstance(document, dict) or not isinstance(document.get("payloads"), list):
         raise ValueError('the body must be an object {"payloads": [...]}')
-    _check_base64(document)
+    _check_shape(document)
     try:
         return json_format.ParseDict(document, Payloads())
     except json_format.ParseError as e:
         raise ValueError(f"malformed payloads: {e}") from None
+
+
+def _bearer_matches(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
 def create_app(
@@ -88,9 +94,7 @@ def create_app(
             response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
             response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
             response.headers["Access-Control-Max-Age"] = "600"
-        elif token is not None and not hmac.compare_digest(
-            request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()
-        ):
+        elif token is not None and not _bearer_matches(request, token):
             response = _error(401, "a valid 'Authorization: Bearer <token>' header is required")
             response.headers["WWW-Authenticate"] = "Bearer"
         else:

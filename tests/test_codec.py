@@ -162,8 +162,13 @@ async def show(server: AionProcess, workflow_id: str, *args: str) -> str:
 async def test_payloads_under_a_retired_key_still_decode(
     client: Client, tmp_path: Path, codec_process: list[CodecServerProcess]
 ) -> None:
-    old_ring = KeyRing.from_file(write_keys(tmp_path / "a.json", "a", {"a": KEY_A}))
-    old_id, _ = await run_greeting(encrypting(client, old_ring), SECRET)
+    old_file = write_keys(tmp_path / "a.json", "a", {"a": KEY_A})
+    old_id, _ = await run_greeting(encrypting(client, KeyRing.from_file(old_file)), SECRET)
+    codec = await start_codec(codec_process, old_file)
+    async with aiohttp.ClientSession() as http:
+        under_a = await post(http, f"{codec.url}/encode", {"payloads": [PLAIN]})
+    assert base64.b64decode(under_a["payloads"][0]["metadata"][KEY_ID]) == b"a"
+    await asyncio.to_thread(codec.stop)
 
     # Rotation: B encrypts from now on, A stays to decrypt.
     rotated_file = write_keys(tmp_path / "ab.json", "b", {"a": KEY_A, "b": KEY_B})
@@ -174,19 +179,22 @@ async def test_payloads_under_a_retired_key_still_decode(
     assert_encrypted(await started_input(client, old_id), "a")
     assert_encrypted(await started_input(client, new_id), "b")
 
-    # The codec server, restarted on the rotated key ring, decodes A's payload and encodes with B.
+    # The codec server, restarted on the rotated ring, decodes A's payloads and encodes with B.
     codec = await start_codec(codec_process, rotated_file)
-    old_payload = await started_input(client, old_id)
+    old_input = to_json(await started_input(client, old_id))
     async with aiohttp.ClientSession() as http:
-        decoded = await post(http, f"{codec.url}/decode", {"payloads": [to_json(old_payload)]})
-        assert base64.b64decode(decoded["payloads"][0]["data"]) == json.dumps(SECRET).encode()
-        encoded = await post(http, f"{codec.url}/encode", decoded)
+        decoded = await post(
+            http, f"{codec.url}/decode", {"payloads": [old_input, *under_a["payloads"]]}
+        )
+        assert json.loads(base64.b64decode(decoded["payloads"][0]["data"])) == SECRET
+        assert decoded["payloads"][1] == PLAIN
+        encoded = await post(http, f"{codec.url}/encode", {"payloads": [PLAIN]})
         assert base64.b64decode(encoded["payloads"][0]["metadata"][KEY_ID]) == b"b"
 
     # A ring without A cannot read A's payloads.
     without_a = EncryptionCodec(KeyRing({"b": base64.b64decode(KEY_B)}, "b"))
     with pytest.raises(ValueError, match="unknown encryption key 'a'"):
-        await without_a.decode([old_payload])
+        await without_a.decode([await started_input(client, old_id)])
 
 
 # ---- the codec server's HTTP surface ---------------------------------------------------------
@@ -241,7 +249,9 @@ async def test_codec_server_round_trip_keeps_unencrypted_payloads(
         (b"{not json", "not JSON"),
         (b"[]", "must be an object"),
         (b'{"payloads": {}}', "must be an object"),
-        (b'{"payloads": [3]}', "malformed payloads"),
+        (b'{"payloads": [3]}', "payloads[0] must be an object"),
+        (b'{"payloads": [[]]}', "payloads[0] must be an object"),
+        (b'{"payloads": [null]}', "payloads[0] must be an object"),
         (b'{"payloads": [{"data": 3}]}', "malformed payloads"),
         (b'{"payloads": [{"metadata": []}]}', "malformed payloads"),
         (b'{"payloads": [{"dta": "eA=="}]}', "malformed payloads"),
@@ -324,14 +334,22 @@ async def test_codec_server_cors_and_token(strict_codec: CodecServerProcess) -> 
             assert "Access-Control-Allow-Origin" not in response.headers
 
         body = {"payloads": [PLAIN]}
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        unauthorized: list[dict[str, str]] = [
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": TOKEN},
+            {"Authorization": f"Basic {TOKEN}"},
+        ]
+        for headers in unauthorized:
             async with http.post(
                 url, json=body, headers={"Origin": UI_ORIGIN, **headers}
             ) as response:
                 assert response.status == 401
                 # The browser may read the 401, to tell the user.
                 assert response.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
-        async with http.post(url, json=body, headers={"Origin": UI_ORIGIN, **AUTH}) as response:
+        # The scheme is case-insensitive (RFC 9110).
+        lower = {"Origin": UI_ORIGIN, "Authorization": f"bearer {TOKEN}"}
+        async with http.post(url, json=body, headers=lower) as response:
             assert response.status == 200
             assert response.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
 
