@@ -1,4 +1,4 @@
-"""Real server processes for tests: an Aion dev server and the reference Temporal dev server."""
+"""Real processes for tests: Aion dev servers, `aion codec-server`, the reference dev server."""
 
 from __future__ import annotations
 
