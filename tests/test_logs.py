@@ -29,9 +29,17 @@ async def receiver() -> AsyncIterator[Receiver]:
         await r.stop()
 
 
+# The lines `aion server` prints (not logs) announcing where it listens.
+BANNERS = ("HTTP API on ", "Web UI on ")
+
+
 def _json_lines(server: AionProcess) -> list[dict[str, Any]]:
-    """The server's log lines (everything but the line announcing its address), each parsed."""
-    return [json.loads(line) for line in server.output if server.address not in line]
+    """The server's log lines (everything but the lines announcing its addresses), each parsed."""
+    return [
+        json.loads(line)
+        for line in server.output
+        if server.address not in line and not line.startswith(BANNERS)
+    ]
 
 
 async def test_json_lines_carry_workflow_and_trace_ids(receiver: Receiver) -> None:
