@@ -117,7 +117,11 @@ async def _scenario(http: aiohttp.ClientSession, target: Target, suffix: str) ->
     )
     client = await Client.connect(target.grpc_address)
     async with Worker(client, task_queue=queue, workflows=[HttpWorkflow]):
+        # Each step waits for the workflow task the last one caused, so that both servers see
+        # the same interleaving and write the same events.
+        await _no_workflow_task(http, target, f"{ns}/workflows/{wid}")
         await call("signal", "POST", f"{ns}/workflows/{wid}/signal/poke", {"input": ["one"]})
+        await _no_workflow_task(http, target, f"{ns}/workflows/{wid}")
         await call(
             "query",
             "POST",
@@ -185,6 +189,16 @@ async def _scenario(http: aiohttp.ClientSession, target: Target, suffix: str) ->
     await call("no such route", "GET", "/api/v1/nothing/here")
     await call("method not allowed", "PUT", ns)
     return calls
+
+
+async def _no_workflow_task(http: aiohttp.ClientSession, target: Target, path: str) -> None:
+    """Wait until the workflow has no workflow task scheduled or running."""
+    async with asyncio.timeout(30):
+        while True:
+            status, answer = await _call(http, target, "GET", path)
+            if status == 200 and "pendingWorkflowTask" not in answer:
+                return
+            await asyncio.sleep(0.05)  # polling the workflow's state for a condition
 
 
 async def _wait_listed(http: aiohttp.ClientSession, target: Target, query: str) -> None:
