@@ -14,6 +14,7 @@ from temporalio.api.operatorservice.v1 import service_pb2_grpc
 from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
 
 from aion import errors
+from aion.auth.guard import ServiceGuard
 from aion.frontend.rpc import rpc
 from aion.namespaces import Namespace, NamespaceRegistry
 from aion.visibility.query import PREDEFINED_SEARCH_ATTRIBUTES
@@ -29,6 +30,9 @@ SYSTEM_NAMESPACE = "temporal-system"
 
 
 class OperatorService(service_pb2_grpc.OperatorServiceServicer):
+    guard: ServiceGuard | None = None
+    """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
+
     def __init__(
         self, namespaces: NamespaceRegistry, cluster: ClusterMetadata | None = None
     ) -> None:

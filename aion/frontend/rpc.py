@@ -16,6 +16,7 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as enums_pb
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 
 from aion import errors, metrics, tracing
+from aion.auth.guard import ServiceGuard
 from aion.cluster import Cluster
 from aion.cluster.peers import is_forwarded
 from aion.frontend.actions import actions
@@ -144,6 +145,14 @@ _DETAIL_TYPES = frozenset(
 
 
 async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+    """Run the RPC; a servicer with a guard (auth on) has it checked and audited first."""
+    guard: ServiceGuard | None = getattr(self, "guard", None)
+    if guard is None:
+        return await _run(fn, self, request, context)
+    return await guard.serve(fn.__name__, request, context, functools.partial(_run, fn, self))
+
+
+async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
     """Run the RPC, on the shard's owner if need be; any failure comes out as a ServiceError."""
     try:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
+from aion.auth.guard import ServiceGuard
 from aion.frontend.workflow_service.base import Backends
 from aion.frontend.workflow_service.batch import BatchRpcs
 from aion.frontend.workflow_service.deployments import DeploymentRpcs
@@ -33,6 +34,9 @@ class WorkflowService(  # type: ignore[misc]
     service_pb2_grpc.WorkflowServiceServicer,
 ):
     """The gRPC WorkflowService; RPCs not implemented answer UNIMPLEMENTED (the generated base)."""
+
+    guard: ServiceGuard | None = None
+    """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
 
 
 __all__ = ["Backends", "WorkflowService"]
