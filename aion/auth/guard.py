@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from aion import errors
 from aion.auth.apikeys import PREFIX, ApiKeys
 from aion.auth.audit import AuditLog
-from aion.auth.methods import HEALTH_CHECKS, RULES
+from aion.auth.methods import HEALTH_CHECKS, RULES, WORKFLOW_SERVICE
 from aion.auth.plugin import (
     AuthInfo,
     Authorizer,
@@ -28,6 +28,15 @@ log = logging.getLogger("aion.auth")
 
 R = TypeVar("R")
 UNAUDITED = frozenset({Access.READ, Access.WORKER})
+RESPOND_WORKFLOW_TASK_COMPLETED = WORKFLOW_SERVICE + "RespondWorkflowTaskCompleted"
+# Commands that act on another namespace, and the method they amount to there (as Temporal).
+_CROSS_NAMESPACE = {
+    "signal_external_workflow_execution_command_attributes": "SignalWorkflowExecution",
+    "start_child_workflow_execution_command_attributes": "StartWorkflowExecution",
+    "request_cancel_external_workflow_execution_command_attributes": (
+        "RequestCancelWorkflowExecution"
+    ),
+}
 
 
 class DefaultClaimMapper:
@@ -91,6 +100,22 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def cross_namespace_targets(method: str, request: Any, namespace: str) -> set[tuple[str, str]]:
+    """(method, namespace) of each command of a completed workflow task that acts on another
+    namespace: the caller needs that method there too."""
+    if method != RESPOND_WORKFLOW_TASK_COMPLETED:
+        return set()
+    targets = set()
+    for command in request.commands:
+        kind = command.WhichOneof("attributes")
+        api = _CROSS_NAMESPACE.get(kind or "")
+        if api is not None:
+            target = getattr(command, kind).namespace
+            if target and target != namespace:
+                targets.add((WORKFLOW_SERVICE + api, target))
+    return targets
+
+
 def workflow_id_of(request: Any) -> str:
     workflow_id = getattr(request, "workflow_id", "")
     if not workflow_id and hasattr(request, "workflow_execution"):
@@ -121,6 +146,10 @@ class Guard:
                 allowed = await self.authorizer.authorize(
                     claims, CallTarget(method, namespace, request)
                 )
+                for target_method, target in cross_namespace_targets(method, request, namespace):
+                    allowed = allowed and await self.authorizer.authorize(
+                        claims, CallTarget(target_method, target, request)
+                    )
             except errors.ServiceError:
                 raise
             except Exception:

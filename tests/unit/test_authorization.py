@@ -4,10 +4,20 @@ caller: generated from the service descriptors, so a method without a rule fails
 from __future__ import annotations
 
 import pytest
+from temporalio.api.command.v1 import (
+    Command,
+    RequestCancelExternalWorkflowExecutionCommandAttributes,
+    SignalExternalWorkflowExecutionCommandAttributes,
+    StartChildWorkflowExecutionCommandAttributes,
+)
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service
+from temporalio.api.workflowservice.v1.request_response_pb2 import (
+    RespondWorkflowTaskCompletedRequest,
+)
 
 from aion.auth.admin import METHODS as ADMIN_METHODS
+from aion.auth.guard import cross_namespace_targets
 from aion.auth.methods import ADMIN_SERVICE, RULES
 from aion.auth.plugin import decide
 from aion.auth.roles import Claims, Role, parse_role
@@ -80,3 +90,33 @@ def test_permissions_as_temporal_spells_them() -> None:
     assert not claims.grant_permission("default:owner")
     assert claims.namespaces == {"default": Role.WRITER | Role.WORKER}
     assert claims.system == Role.READER
+
+
+def test_commands_on_another_namespace_need_rights_there() -> None:
+    wf = "/temporal.api.workflowservice.v1.WorkflowService/"
+    request = RespondWorkflowTaskCompletedRequest(
+        namespace=NAMESPACE,
+        commands=[
+            Command(
+                start_child_workflow_execution_command_attributes=StartChildWorkflowExecutionCommandAttributes(
+                    namespace="other"
+                )
+            ),
+            Command(
+                signal_external_workflow_execution_command_attributes=SignalExternalWorkflowExecutionCommandAttributes(
+                    namespace=NAMESPACE
+                )
+            ),
+            Command(
+                request_cancel_external_workflow_execution_command_attributes=RequestCancelExternalWorkflowExecutionCommandAttributes(
+                    namespace="third"
+                )
+            ),
+        ],
+    )
+    targets = cross_namespace_targets(wf + "RespondWorkflowTaskCompleted", request, NAMESPACE)
+    assert targets == {
+        (wf + "StartWorkflowExecution", "other"),
+        (wf + "RequestCancelWorkflowExecution", "third"),
+    }
+    assert not cross_namespace_targets(wf + "RespondWorkflowTaskFailed", request, NAMESPACE)
