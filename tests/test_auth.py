@@ -277,6 +277,13 @@ async def test_sdk_runs_a_workflow_with_a_worker_key_and_a_writer_key(
             Shouting.run, "hello", id=unique("auth-wf"), task_queue=queue
         )
     assert result == "HELLO"
+    listed = await asyncio.to_thread(auth_server.cli, "audit", "list", "-n", NAMESPACE)
+    worker_events = [
+        event
+        for event in map(json.loads, listed.stdout.splitlines())
+        if event["credential_id"] == worker_key.split("_")[1]
+    ]
+    assert worker_events == []  # the worker's calls were all allowed (and none is a write)
     with pytest.raises(RPCError) as refused:  # a worker key does not start workflows
         await worker_client.start_workflow(Shouting.run, "x", id=unique("no"), task_queue=queue)
     assert refused.value.status == RPCStatusCode.PERMISSION_DENIED

@@ -3,15 +3,18 @@ refusing to listen beyond the loopback with auth off."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from aion.config import ConfigError, load
-from tests.helpers import Storage
+from tests.helpers import Storage, unique
 from tests.servers import ROOT, free_port
 
 
@@ -91,3 +94,29 @@ def test_start_on_a_public_address_with_auth_or_insecure(storage: Storage, flag:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+async def test_plugins_from_the_config(storage: Storage, tmp_path: Path) -> None:
+    where = f'dsn = "{storage.dsn}"' if storage.dsn else f'db_filename = "{storage.db_filename}"'
+    config = tmp_path / "aion.toml"
+    config.write_text(
+        f"""{where}
+[auth]
+claim_mapper = "tests.auth_plugins:PasswordMapper"
+authorizer = "tests.auth_plugins:NoTerminations"
+"""
+    )
+    server = storage.server(command="start", extra_args=["--config", str(config)])
+    await asyncio.to_thread(server.start)
+    try:
+        client = await Client.connect(
+            server.address, rpc_metadata={"authorization": "Bearer open-sesame"}
+        )
+        handle = await client.start_workflow("Nothing", id=unique("plugin"), task_queue="plugin")
+        with pytest.raises(RPCError) as denied:
+            await handle.terminate()
+        assert denied.value.status == RPCStatusCode.PERMISSION_DENIED
+        with pytest.raises(RuntimeError, match="Unauthenticated"):  # the SDK's connect error
+            await Client.connect(server.address, rpc_metadata={"authorization": "Bearer x"})
+    finally:
+        await asyncio.to_thread(server.stop)
