@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import biscuit_auth
 import grpc
 import pytest
 from google.protobuf.message import Message
@@ -56,6 +57,7 @@ class AuthServer:
     storage_args: list[str]
     issuer: TokenIssuer
     admin_key: str
+    biscuit_root: biscuit_auth.KeyPair
     keys: dict[str, str] = field(default_factory=dict)  # caller -> key
     secrets: list[str] = field(default_factory=list)  # every key and token handed out
 
@@ -91,6 +93,7 @@ async def auth_server(
             aion_cli("apikey", "create", "-n", "temporal-system", "--role", "admin", *storage_args)
         )
         issuer = TokenIssuer.create(tmp / "jwks.json")
+        biscuit_root = biscuit_auth.KeyPair()
         server = storage.server(
             namespaces=["other"],
             extra_args=[
@@ -101,12 +104,16 @@ async def auth_server(
                 ISSUER,
                 "--jwt-audience",
                 AUDIENCE,
+                "--biscuit-root-key",
+                biscuit_root.public_key.to_bytes().hex(),
                 "--log-level",
                 "info",
             ],
         )
         await asyncio.to_thread(server.start)
-        auth = AuthServer(server, storage_args, issuer, admin_key, secrets=[admin_key])
+        auth = AuthServer(
+            server, storage_args, issuer, admin_key, biscuit_root, secrets=[admin_key]
+        )
         try:
             for caller, held in CALLERS.items():
                 if held is not None:
@@ -384,6 +391,94 @@ async def test_jwt(auth_server: AuthServer) -> None:
             for name, (token, _) in cases.items()
         }
     assert got == {name: want for name, (_, want) in cases.items()}
+
+
+# ---- biscuits ----------------------------------------------------------------------------------
+
+
+def _biscuit(root: biscuit_auth.KeyPair, authority: str, *checks: str) -> str:
+    """A token granting `authority`, attenuated offline by one block per check."""
+    token = biscuit_auth.BiscuitBuilder(authority).build(root.private_key)
+    for check in checks:
+        token = token.append(biscuit_auth.BlockBuilder(check))
+    return str(token.to_base64())
+
+
+async def test_biscuits(auth_server: AuthServer) -> None:
+    root = auth_server.biscuit_root
+    worker = _biscuit(root, f'role("{NAMESPACE}", "worker");')
+    # Offline, its holder narrows it to task queue X (polls elsewhere refused; other calls kept).
+    queue_x, queue_y = unique("bq-x"), unique("bq-y")
+    narrowed = _biscuit(
+        root,
+        f'role("{NAMESPACE}", "worker");',
+        f'check if task_queue("{queue_x}") or operation($op), !$op.starts_with("Poll");',
+    )
+    client = _biscuit(root, f'role("{NAMESPACE}", "writer");', 'check if workflow_type("T");')
+    # An attenuation block cannot add rights: only the authority block's facts count.
+    widened = _biscuit(root, f'role("{NAMESPACE}", "reader");', f'role("{NAMESPACE}", "admin");')
+    forged = _biscuit(biscuit_auth.KeyPair(), f'role("{NAMESPACE}", "admin");')
+    auth_server.secrets += [worker, narrowed, client, widened, forged]
+
+    def start(workflow_type: str, queue: str) -> rr.StartWorkflowExecutionRequest:
+        return rr.StartWorkflowExecutionRequest(
+            namespace=NAMESPACE,
+            workflow_id=unique("biscuit"),
+            workflow_type=WorkflowType(name=workflow_type),
+            task_queue=TaskQueue(name=queue),
+            request_id=str(uuid.uuid4()),
+        )
+
+    def poll(queue: str) -> rr.PollWorkflowTaskQueueRequest:
+        return rr.PollWorkflowTaskQueueRequest(
+            namespace=NAMESPACE, task_queue=TaskQueue(name=queue)
+        )
+
+    writer = auth_server.keys["writer"]
+    async with grpc.aio.insecure_channel(auth_server.address) as channel:
+        calls = {
+            "writer starts on X": (WF + "StartWorkflowExecution", start("Job", queue_x), writer),
+            "narrowed polls X": (WF + "PollWorkflowTaskQueue", poll(queue_x), narrowed),
+            "narrowed polls Y": (WF + "PollWorkflowTaskQueue", poll(queue_y), narrowed),
+            "narrowed reads": (
+                WF + "DescribeNamespace",
+                rr.DescribeNamespaceRequest(namespace=NAMESPACE),
+                narrowed,
+            ),
+            "worker starts": (WF + "StartWorkflowExecution", start("T", queue_y), worker),
+            "client starts T": (WF + "StartWorkflowExecution", start("T", queue_y), client),
+            "client starts U": (WF + "StartWorkflowExecution", start("U", queue_y), client),
+            "widened updates": (
+                WF + "UpdateNamespace",
+                rr.UpdateNamespaceRequest(namespace=NAMESPACE),
+                widened,
+            ),
+            "widened reads": (
+                WF + "DescribeNamespace",
+                rr.DescribeNamespaceRequest(namespace=NAMESPACE),
+                widened,
+            ),
+            "forged": (
+                WF + "DescribeNamespace",
+                rr.DescribeNamespaceRequest(namespace=NAMESPACE),
+                forged,
+            ),
+        }
+        got = {}
+        for name, (method, request, token) in calls.items():  # in order: X has a task to poll
+            got[name] = await _grpc_call(channel, method, request, token)
+    assert got == {
+        "writer starts on X": "allow",
+        "narrowed polls X": "allow",
+        "narrowed polls Y": "denied",
+        "narrowed reads": "allow",
+        "worker starts": "denied",
+        "client starts T": "allow",
+        "client starts U": "denied",
+        "widened updates": "denied",
+        "widened reads": "allow",
+        "forged": "unauthenticated",
+    }
 
 
 # ---- the audit log ------------------------------------------------------------------------------

@@ -183,6 +183,11 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--jwt-issuer", help="the iss a JWT must have")
     group.add_argument("--jwt-audience", help="the aud a JWT must have")
     group.add_argument(
+        "--biscuit-root-key",
+        metavar="PEM-FILE|HEX",
+        help="accept biscuit tokens signed by this (Ed25519) root key",
+    )
+    group.add_argument(
         "--tls-permission",
         action="append",
         metavar="NAME=NAMESPACE:ROLE",
@@ -201,6 +206,8 @@ def flag_tables(args: argparse.Namespace) -> tuple[dict[str, Any] | None, dict[s
     if args.jwt_jwks:
         jwt = {"jwks": args.jwt_jwks, "issuer": args.jwt_issuer, "audience": args.jwt_audience}
         auth["jwt"] = {k: v for k, v in jwt.items() if v}
+    if args.biscuit_root_key:
+        auth["biscuit_root_key"] = args.biscuit_root_key
     for item in args.tls_permission or ():
         name, sep, permission = item.partition("=")
         if not sep:

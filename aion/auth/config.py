@@ -9,6 +9,7 @@ import grpc
 
 from aion.auth.apikeys import ApiKeys
 from aion.auth.audit import AuditLog
+from aion.auth.capabilities import BiscuitVerifier
 from aion.auth.guard import DefaultClaimMapper, Guard
 from aion.auth.plugin import Authorizer, ClaimMapper, DefaultAuthorizer, load_plugin
 from aion.auth.tokens import JwtConfig, JwtVerifier
@@ -23,6 +24,8 @@ class AuthConfig:
     """Accept the API keys Aion issues (`aion apikey create`)."""
     jwt: JwtConfig | None = None
     """Accept JWTs signed by these keys."""
+    biscuit_root_key: str | None = None
+    """Accept biscuits signed by this root key (a PEM file, or the Ed25519 key in hex)."""
     tls_permissions: dict[str, list[str]] = field(default_factory=dict)
     """A verified client certificate's subject common name or SAN to its permissions
     (`<namespace>:<role>`)."""
@@ -73,7 +76,8 @@ def build(config: AuthConfig, store: Store) -> Security:
         mapper = load_plugin(config.claim_mapper)
     else:
         jwt = JwtVerifier(config.jwt) if config.jwt else None
-        mapper = DefaultClaimMapper(api_keys, jwt, config.tls_permissions)
+        biscuits = BiscuitVerifier(config.biscuit_root_key) if config.biscuit_root_key else None
+        mapper = DefaultClaimMapper(api_keys, jwt, config.tls_permissions, biscuits)
     authorizer: Authorizer = (
         load_plugin(config.authorizer) if config.authorizer else DefaultAuthorizer()
     )
@@ -86,6 +90,7 @@ _AUTH_KEYS = {
     "claim_mapper": str,
     "authorizer": str,
     "jwt": dict,
+    "biscuit_root_key": str,
     "tls_permissions": dict,
 }
 _JWT_KEYS = ("jwks", "issuer", "audience", "permissions_claim")
@@ -117,6 +122,7 @@ def auth_from_table(table: dict[str, Any]) -> AuthConfig:
     return AuthConfig(
         api_keys=table.get("api_keys", True),
         jwt=jwt_config,
+        biscuit_root_key=table.get("biscuit_root_key"),
         tls_permissions=permissions,
         claim_mapper=table.get("claim_mapper"),
         authorizer=table.get("authorizer"),

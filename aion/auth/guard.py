@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from aion import errors
 from aion.auth.apikeys import PREFIX, ApiKeys
 from aion.auth.audit import AuditLog
+from aion.auth.capabilities import BiscuitVerifier
 from aion.auth.methods import HEALTH_CHECKS, RULES, WORKFLOW_SERVICE
 from aion.auth.plugin import (
     AuthInfo,
@@ -40,7 +41,7 @@ _CROSS_NAMESPACE = {
 
 
 class DefaultClaimMapper:
-    """Aion's credentials: a bearer API key (`aion_...`) or JWT, else a verified client
+    """Aion's credentials: a bearer API key (`aion_...`), JWT or biscuit, else a verified client
     certificate whose subject common name or a SAN is mapped to permissions in the config."""
 
     def __init__(
@@ -48,10 +49,12 @@ class DefaultClaimMapper:
         api_keys: ApiKeys | None,
         jwt: JwtVerifier | None,
         tls_permissions: Mapping[str, list[str]],
+        biscuits: BiscuitVerifier | None = None,
     ) -> None:
         self.api_keys = api_keys
         self.jwt = jwt
         self.tls_permissions = tls_permissions
+        self.biscuits = biscuits
 
     async def get_claims(self, info: AuthInfo) -> Claims | None:
         if info.token:
@@ -61,8 +64,10 @@ class DefaultClaimMapper:
                 raise Unauthenticated()
             if self.api_keys is not None and credential.startswith(PREFIX):
                 return await self.api_keys.claims(credential)
-            if self.jwt is not None:
+            if self.jwt is not None and "." in credential:  # a JWT has dots, a biscuit none
                 return await self.jwt.claims(credential)
+            if self.biscuits is not None:
+                return self.biscuits.claims(credential)
             raise Unauthenticated()
         if info.tls_subject or info.tls_names:
             return self._certificate_claims(info)

@@ -61,6 +61,13 @@ class CallTarget:
 
 
 @runtime_checkable
+class CapabilityToken(Protocol):
+    """Rights carried by the credential itself (`Claims.extensions`)."""
+
+    def allows(self, target: CallTarget) -> bool: ...
+
+
+@runtime_checkable
 class ClaimMapper(Protocol):
     async def get_claims(self, info: AuthInfo) -> Claims | None:
         """The caller's claims; None when the call carries no credentials at all. Raise
@@ -91,6 +98,8 @@ class DefaultAuthorizer:
     """Temporal's roles per namespace, with Aion's worker category (`aion.auth.methods`)."""
 
     async def authorize(self, claims: Claims | None, target: CallTarget) -> bool:
+        if claims is not None and isinstance(claims.extensions, CapabilityToken):
+            return target.method in HEALTH_CHECKS or claims.extensions.allows(target)
         return decide(claims, target.method, target.namespace)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 SYSTEM_NAMESPACE = "temporal-system"
 """A permission on this namespace is a system-wide role (`temporal-system:admin`)."""
@@ -69,6 +70,9 @@ class Claims:
     namespaces: dict[str, Role] = field(default_factory=dict)
     credential_id: str = ""
     """Which credential (a key's id, a token's `jti`): for the audit log, never a secret."""
+    extensions: Any = None
+    """What else a claim mapper keeps for its authorizer; a `plugin.CapabilityToken` here
+    (a biscuit) decides the call instead of the roles."""
 
     def grant(self, namespace: str, role: Role) -> None:
         if namespace == SYSTEM_NAMESPACE:
