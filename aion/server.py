@@ -16,7 +16,6 @@ from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetada
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from aion import metrics, tracing
-from aion.auth import admin as auth_admin
 from aion.auth import config as auth_config
 from aion.auth.config import AuthConfig, TlsConfig
 from aion.auth.methods import OPERATOR_SERVICE
@@ -214,6 +213,8 @@ class AionServer:
             )
         self.security: auth_config.Security | None = None
         if config.auth is not None:
+            from aion.auth import admin as auth_admin  # the auth modules only when auth is on
+
             self.security = security = auth_config.build(config.auth, self.store)
             self.workflow_service.guard = security.guard.service(WORKFLOW_SERVICE_PREFIX)
             self.operator_service.guard = security.guard.service(OPERATOR_SERVICE)

@@ -12,7 +12,6 @@ from typing import Any
 
 import grpc
 
-from aion.auth.admin import AdminOps
 from aion.auth.methods import ADMIN_SERVICE
 from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
@@ -99,6 +98,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Make the command's call; the response (gRPC errors raised as grpc.aio.AioRpcError)."""
     method, request = request_of(args)
     if args.db_filename or args.dsn:
+        from aion.auth.admin import AdminOps
+
         store = _store(args)
         await store.open()
         try:

@@ -1,19 +1,29 @@
-"""The security settings of a server (`[auth]` and `[tls]` in the config file)."""
+"""The security settings of a server (`[auth]` and `[tls]` in the config file). The parts
+that check credentials are imported by `build`, only when auth is on."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from aion.auth.apikeys import ApiKeys
-from aion.auth.audit import AuditLog
-from aion.auth.capabilities import BiscuitVerifier
-from aion.auth.guard import DefaultClaimMapper, Guard
-from aion.auth.plugin import Authorizer, ClaimMapper, DefaultAuthorizer, load_plugin
-from aion.auth.tokens import JwtConfig, JwtVerifier
-from aion.persistence import Store
+if TYPE_CHECKING:
+    from aion.auth.apikeys import ApiKeys
+    from aion.auth.audit import AuditLog
+    from aion.auth.guard import Guard
+    from aion.persistence import Store
+
+
+@dataclass
+class JwtConfig:
+    jwks: str
+    """A JWKS file's path, or an `https://` (or `http://`) URL serving one."""
+    issuer: str | None = None
+    """The `iss` a token must have; None: not checked."""
+    audience: str | None = None
+    """The `aud` a token must have; None: a token with an `aud` is refused, as PyJWT does."""
+    permissions_claim: str = "permissions"
 
 
 @dataclass
@@ -69,13 +79,23 @@ class Security:
 
 
 def build(config: AuthConfig, store: Store) -> Security:
+    from aion.auth.apikeys import ApiKeys
+    from aion.auth.audit import AuditLog
+    from aion.auth.capabilities import BiscuitVerifier
+    from aion.auth.guard import DefaultClaimMapper, Guard
+    from aion.auth.plugin import Authorizer, ClaimMapper, DefaultAuthorizer, load_plugin
+    from aion.auth.tokens import JwtVerifier
+
     api_keys = ApiKeys(store) if config.api_keys else None
     audit = AuditLog(store) if config.audit else None
     mapper: ClaimMapper
     if config.claim_mapper:
         mapper = load_plugin(config.claim_mapper)
     else:
-        jwt = JwtVerifier(config.jwt) if config.jwt else None
+        jwt = None
+        if config.jwt is not None:
+            c = config.jwt
+            jwt = JwtVerifier(c.jwks, c.issuer, c.audience, c.permissions_claim)
         biscuits = BiscuitVerifier(config.biscuit_root_key) if config.biscuit_root_key else None
         mapper = DefaultClaimMapper(api_keys, jwt, config.tls_permissions, biscuits)
     authorizer: Authorizer = (

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 import jwt
 
@@ -30,26 +29,24 @@ ALGORITHMS = [
 ]
 
 
-@dataclass
-class JwtConfig:
-    jwks: str
-    """A JWKS file's path, or an `https://` (or `http://`) URL serving one."""
-    issuer: str | None = None
-    """The `iss` a token must have; None: not checked."""
-    audience: str | None = None
-    """The `aud` a token must have; None: a token with an `aud` is refused, as PyJWT does."""
-    permissions_claim: str = "permissions"
-
-
 class JwtVerifier:
-    def __init__(self, config: JwtConfig) -> None:
-        self.config = config
+    def __init__(
+        self,
+        jwks: str,
+        issuer: str | None,
+        audience: str | None,
+        permissions_claim: str = "permissions",
+    ) -> None:
+        """See `aion.auth.config.JwtConfig` for the arguments."""
+        self.issuer = issuer
+        self.audience = audience
+        self.permissions_claim = permissions_claim
         self._client: jwt.PyJWKClient | None = None
         self._keys: jwt.PyJWKSet | None = None
-        if config.jwks.startswith(("https://", "http://")):
-            self._client = jwt.PyJWKClient(config.jwks, cache_keys=True)
+        if jwks.startswith(("https://", "http://")):
+            self._client = jwt.PyJWKClient(jwks, cache_keys=True)
         else:
-            with open(config.jwks) as f:
+            with open(jwks) as f:
                 self._keys = jwt.PyJWKSet.from_json(f.read())
 
     async def _key(self, token: str) -> jwt.PyJWK:
@@ -70,8 +67,8 @@ class JwtVerifier:
                 token,
                 key,
                 algorithms=ALGORITHMS,
-                audience=self.config.audience,
-                issuer=self.config.issuer,
+                audience=self.audience,
+                issuer=self.issuer,
                 options={"require": ["exp", "sub"]},
             )
         except (jwt.PyJWTError, KeyError) as e:
@@ -81,7 +78,7 @@ class JwtVerifier:
         if not isinstance(subject, str):
             raise Unauthenticated()
         claims = Claims(subject=subject, auth_type="jwt", credential_id=str(payload.get("jti", "")))
-        permissions = payload.get(self.config.permissions_claim)
+        permissions = payload.get(self.permissions_claim)
         if isinstance(permissions, list):
             for permission in permissions:
                 if not isinstance(permission, str) or not claims.grant_permission(permission):

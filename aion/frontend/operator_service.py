@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from temporalio.api.enums.v1 import IndexedValueType
@@ -14,7 +14,6 @@ from temporalio.api.operatorservice.v1 import service_pb2_grpc
 from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
 
 from aion import errors
-from aion.auth.guard import ServiceGuard
 from aion.frontend.rpc import rpc
 from aion.namespaces import Namespace, NamespaceRegistry
 from aion.visibility.query import PREDEFINED_SEARCH_ATTRIBUTES
@@ -23,6 +22,9 @@ from aion.visibility.search_attributes import (
     TooManySearchAttributesError,
     is_reserved,
 )
+
+if TYPE_CHECKING:  # the auth modules load only when auth is on
+    from aion.auth.guard import ServiceGuard
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 log = logging.getLogger(__name__)

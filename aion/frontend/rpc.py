@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -16,11 +16,13 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as enums_pb
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 
 from aion import errors, metrics, tracing
-from aion.auth.guard import ServiceGuard
 from aion.cluster import Cluster
 from aion.cluster.peers import is_forwarded
 from aion.frontend.actions import actions
 from aion.metrics import UNKNOWN_NAMESPACE
+
+if TYPE_CHECKING:  # the auth modules load only when auth is on
+    from aion.auth.guard import ServiceGuard
 
 log = logging.getLogger("aion.frontend")
 

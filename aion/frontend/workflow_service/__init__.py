@@ -7,9 +7,10 @@ gRPC statuses and forwards a call to the process that owns the execution's shard
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
-from aion.auth.guard import ServiceGuard
 from aion.frontend.workflow_service.base import Backends
 from aion.frontend.workflow_service.batch import BatchRpcs
 from aion.frontend.workflow_service.deployments import DeploymentRpcs
@@ -19,6 +20,9 @@ from aion.frontend.workflow_service.task_queues import TaskQueueRpcs
 from aion.frontend.workflow_service.tasks import TaskRpcs
 from aion.frontend.workflow_service.workers import WorkerRpcs
 from aion.frontend.workflow_service.workflows import WorkflowRpcs
+
+if TYPE_CHECKING:
+    from aion.auth.guard import ServiceGuard
 
 
 # The grpc stubs declare the servicer's methods sync; the parts implement them `async def`.
