@@ -1,5 +1,5 @@
-"""Command line: `aion server start ...`, `aion server start-dev ...`, `aion db migrate ...` (also
-`python -m aion ...`)."""
+"""Command line: `aion server start ...`, `aion server start-dev ...`, `aion db migrate ...`,
+`aion codec-server ...` (also `python -m aion ...`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import sqlite3
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
@@ -28,7 +29,6 @@ from aion.config import (
 from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
 from aion.server import (
     SCHEDULE_RETENTION,
-    SUGGEST_CONTINUE_AS_NEW_COUNT,
     AionServer,
     ServerConfig,
 )
@@ -37,6 +37,9 @@ from aion.tracing.config import TracingError
 from aion.tracing.logs import FORMATS as LOG_FORMATS
 from aion.versioning import drainage
 from aion.visibility.search_attributes import TooManySearchAttributesError
+
+if TYPE_CHECKING:
+    from aion.codec import EncryptionCodec
 
 log = logging.getLogger("aion")
 
@@ -106,7 +109,8 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="reference dynamic config value, VALUE in JSON (repeatable; honoured: "
-        f"{SUGGEST_CONTINUE_AS_NEW_COUNT}, {drainage.REFRESH_INTERVAL}, "
+        "the per-execution limits (limit.*, see docs/reliability.md), "
+        f"{drainage.REFRESH_INTERVAL}, "
         f"{drainage.GRACE_PERIOD}; and Aion's own {SCHEDULE_RETENTION}, how long a "
         "schedule with nothing left to do is kept, e.g. '\"168h\"')",
     )
@@ -160,8 +164,49 @@ def _parser() -> argparse.ArgumentParser:
     migrate = db_commands.add_parser("migrate", help="bring the schema up to date and exit")
     migrate.add_argument("--dsn", required=True, help="PostgreSQL connection string")
     migrate.set_defaults(subparser=migrate)
+    codec = commands.add_parser(
+        "codec-server",
+        help="serve Temporal's remote codec protocol (AES-GCM payload encryption) for the Web UI "
+        "and the CLI",
+    )
+    codec.add_argument(
+        "--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    codec.add_argument(
+        "--port", "-p", type=int, default=8081, help="HTTP port, 0 for any free one (default: 8081)"
+    )
+    codec.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="JSON key ring (default: $AION_CODEC_KEY_FILE, else the JSON in $AION_CODEC_KEYS); "
+        "see docs/codec.md",
+    )
+    codec.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="browser origin allowed to call it with credentials, e.g. the Web UI's "
+        "http://localhost:8233 (repeatable; '*' allows any)",
+    )
+    codec.add_argument(
+        "--token",
+        default=os.environ.get("AION_CODEC_TOKEN") or None,
+        help="require 'Authorization: Bearer TOKEN' on every request "
+        "(default: $AION_CODEC_TOKEN; unset: no check)",
+    )
+    codec.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     auth_commands.add_parsers(commands)
     return parser
+
+
+async def _until_stopped() -> None:
+    """Returns on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 async def _serve(config: ServerConfig, label: str) -> None:
@@ -170,12 +215,33 @@ async def _serve(config: ServerConfig, label: str) -> None:
     if server.http is not None:  # printed first: "listening on" tells that all is up
         print(f"HTTP API on http://{config.ip}:{server.http.port}", flush=True)
     print(f"{label} listening on {server.address}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await _until_stopped()
     await server.stop()
+
+
+async def _serve_codec(args: argparse.Namespace, codec: EncryptionCodec) -> None:
+    from aion import codec_server  # aiohttp: loaded by this command only
+
+    app = codec_server.create_app(codec, args.cors_origin, args.token)
+    runner, (host, port) = await codec_server.start(app, args.ip, args.port)
+    print(f"Aion codec server listening on http://{host}:{port}", flush=True)
+    await _until_stopped()
+    await runner.cleanup()
+
+
+def _codec_server(args: argparse.Namespace) -> None:
+    from aion.codec import EncryptionCodec, KeyRing, KeyRingError
+
+    logs.configure(logging.getLevelName(args.log_level.upper()), "text")
+    try:
+        keys = KeyRing.from_file(args.key_file) if args.key_file else KeyRing.from_env()
+    except KeyRingError as e:
+        _fail(str(e))
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve_codec(args, EncryptionCodec(keys)))
+    except OSError as e:
+        _fail(str(e))
 
 
 def _fail(message: str) -> NoReturn:
@@ -296,6 +362,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "db":
         _migrate(args.dsn)
+        return
+    if args.command == "codec-server":
+        _codec_server(args)
         return
     if args.command in ("apikey", "audit"):
         _admin(args)

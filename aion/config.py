@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aion.auth.config import auth_from_table, tls_from_table
+from aion.common import limits
 from aion.common.durations import GoError, parse_duration
-from aion.server import SCHEDULE_RETENTION, SUGGEST_CONTINUE_AS_NEW_COUNT, ServerConfig
+from aion.server import SCHEDULE_RETENTION, ServerConfig
 from aion.tracing import TracingConfig
 from aion.tracing.config import EXPORTERS
 from aion.tracing.logs import FORMATS as LOG_FORMATS
@@ -55,7 +56,7 @@ _TOML_TYPES: dict[type, str] = {
 # Dynamic config values that Aion honours, each with the type its value must have.
 _DURATIONS = (SCHEDULE_RETENTION, drainage.REFRESH_INTERVAL, drainage.GRACE_PERIOD)
 _HONOURED_DYNAMIC_CONFIG: dict[str, type] = {
-    SUGGEST_CONTINUE_AS_NEW_COUNT: int,
+    **{key: limits.value_type(key) for key in limits.KEYS},
     **dict.fromkeys(_DURATIONS, str),
 }
 
@@ -172,7 +173,9 @@ def parse_dynamic_config(items: list[str]) -> dict[str, Any]:
 def check_dynamic_config(values: dict[str, Any]) -> dict[str, Any]:
     """`values` if each one Aion honours has the type it needs, else ConfigError."""
     for key, expected in _HONOURED_DYNAMIC_CONFIG.items():
-        if key in values and not _is(values[key], expected):
+        if key not in values or _is(values[key], expected):
+            continue
+        if not (expected is float and _is(values[key], int)):  # a float may be written 1
             raise ConfigError(
                 f"invalid dynamic config values: {key} must be {_TOML_TYPES[expected]}, "
                 f"not {_type_name(values[key])}"

@@ -9,6 +9,7 @@ from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, metrics
+from aion.common.durations import validate_and_cap
 from aion.ids import uuid7
 from aion.persistence import ConditionFailedError, NamespaceRecord, Store
 from aion.visibility.search_attributes import SearchAttributeError, SearchAttributeRegistry
@@ -142,6 +143,7 @@ class NamespaceRegistry:
         creates without a replication state (registered ones are REPLICATION_STATE_NORMAL)."""
         if not request.namespace:
             raise errors.InvalidArgument("Namespace is not set on request.")
+        _check_retention(request.workflow_execution_retention_period)
         if request.namespace in self._by_name:
             raise errors.AlreadyExists("Namespace already exists.")
         description = rr.DescribeNamespaceResponse(
@@ -211,6 +213,7 @@ class NamespaceRegistry:
         if request.HasField("config"):
             c = request.config
             if c.HasField("workflow_execution_retention_ttl"):
+                _check_retention(c.workflow_execution_retention_ttl)
                 description.config.workflow_execution_retention_ttl.CopyFrom(
                     c.workflow_execution_retention_ttl
                 )
@@ -234,3 +237,9 @@ class NamespaceRegistry:
         updated = Namespace(record)
         self._index(updated)
         return updated
+
+
+def _check_retention(retention: Duration) -> None:
+    """INVALID_ARGUMENT for a negative retention; one over 100 years is cut to 100 years."""
+    if validate_and_cap(retention):
+        raise errors.InvalidArgument("A valid retention period is not set on request.")

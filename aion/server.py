@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
-from temporalio.api.workflowservice.v1 import service_pb2_grpc
+from temporalio.api.workflowservice.v1 import service_pb2 as workflow_pb
+from temporalio.api.workflowservice.v1 import service_pb2_grpc as workflow_grpc
 
 from aion import metrics, tracing
 from aion.auth import config as auth_config
@@ -23,8 +25,10 @@ from aion.auth.methods import WORKFLOW_SERVICE as WORKFLOW_SERVICE_PREFIX
 from aion.batch.runtime import BatchRuntime
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
+from aion.common import limits
 from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
+from aion.frontend.handlers import add_service
 from aion.frontend.health import Health
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.rpc import abort
@@ -50,7 +54,6 @@ if TYPE_CHECKING:  # imported where they are built, only when their port is set
 
 log = logging.getLogger("aion")
 
-SUGGEST_CONTINUE_AS_NEW_COUNT = "limit.historyCount.suggestContinueAsNew"
 # Aion's own: how long a schedule with nothing left to do is kept (a Go duration; Temporal: 7 days).
 SCHEDULE_RETENTION = "aion.scheduleRetention"
 # Aion's own: how long every closed run is kept, whatever its namespace's retention says (a Go
@@ -95,8 +98,9 @@ class ServerConfig:
     """HTTP port on `ip` serving `GET /metrics` and `GET /health` (200 while serving, else
     503); None: no such listener."""
     dynamic_config: dict[str, Any] = field(default_factory=dict)
-    """The reference's dynamic config values (key to JSON value); honoured: the history count
-    that makes workflow tasks suggest continue-as-new. Others are accepted and ignored."""
+    """The reference's dynamic config values (key to JSON value); honoured: the per-execution
+    limits (`aion.common.limits.KEYS`) and the keys `AionServer.start` names. Others are accepted
+    and ignored."""
     tracing: TracingConfig = field(default_factory=TracingConfig)
     """OpenTelemetry tracing (off unless it or the `OTEL_*` variables turn it on)."""
     auth: AuthConfig | None = None
@@ -153,6 +157,8 @@ class AionServer:
             remote=self.cluster,
             deployments=self.deployments,
         )
+        limits.apply(self.engine.limits, config.dynamic_config)
+        self.namespaces.search_attributes.limits = self.engine.limits
         self.schedules = ScheduleRuntime(self.engine, self.store)
         self.engine.add_shard_listener(self.schedules)
         self.engine.add_operations(self.schedules.operations())
@@ -178,7 +184,12 @@ class AionServer:
                 self.batches,
             )
         )
-        service_pb2_grpc.add_WorkflowServiceServicer_to_server(self.workflow_service, self.grpc)
+        add_service(
+            self.grpc,
+            self.workflow_service,
+            workflow_pb.DESCRIPTOR.services_by_name["WorkflowService"],
+            workflow_grpc.WorkflowServiceServicer,
+        )
         self.health = Health()
         self.health.add_to(self.grpc)
         self.metrics_port: MetricsPort | None = None
@@ -200,7 +211,12 @@ class AionServer:
             is_connection_enabled=True,
         )
         self.operator_service = OperatorService(self.namespaces, cluster)
-        operator_grpc.add_OperatorServiceServicer_to_server(self.operator_service, self.grpc)
+        add_service(
+            self.grpc,
+            self.operator_service,
+            operator_pb.DESCRIPTOR.services_by_name["OperatorService"],
+            operator_grpc.OperatorServiceServicer,
+        )
         self.http: HttpApi | None = None
         if config.http_port is not None:
             from aion.http import HttpApi  # aiohttp only when needed
@@ -289,8 +305,8 @@ class AionServer:
             if self.config.search_attributes:
                 await self.namespaces.search_attributes.add(ns.id, self.config.search_attributes)
         for key, value in self.config.dynamic_config.items():
-            if key == SUGGEST_CONTINUE_AS_NEW_COUNT:
-                self.engine.limits.suggest_continue_as_new_count = int(value)
+            if key in limits.KEYS:
+                pass  # read where the engine is built
             elif key == WORKFLOW_RETENTION:
                 self.engine.retention_override_ns = parse_duration(value)
             elif key == TIMER_TASK_WINDOW:
@@ -333,6 +349,7 @@ class AionServer:
         if self.http is not None:
             await self.http.stop()
         await self.grpc.stop(grace=1.0)
+        await self.operator_service.stop()
         await self.drainage.stop()
         if self.cluster is not None:
             await self.cluster.stop()  # the others take our shards at once

@@ -9,13 +9,16 @@ printed with the query plan of its SQL (EXPLAIN QUERY PLAN / EXPLAIN).
         --admin-dsn postgresql://postgres@127.0.0.1:5432/postgres
 
 Of the N rows, 100 have the workflow type `Rare` whatever N is (the selective filter); the
-others spread over ten types and the four closed statuses.
+others spread over ten types and the four closed statuses. Every row has two custom search
+attributes: the Keyword `CustomerId` (each value on 100 rows whatever N is) and the Int `Amount`
+(0 to 999, so `Amount >= 990` keeps 1 % of the rows).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import tempfile
 import time
@@ -24,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion.persistence import VisibilityRecord
@@ -46,6 +51,8 @@ LISTS = [
     ("list, page of 100, WorkflowType = 'Rare'", "WorkflowType = 'Rare'"),
     ("list, page of 100, no filter", ""),
     ("list, page of 100, ExecutionStatus = 'Failed'", "ExecutionStatus = 'Failed'"),
+    ("list, page of 100, custom Keyword CustomerId = 'customer-42'", "CustomerId = 'customer-42'"),
+    ("list, page of 100, custom Int Amount >= 990", "Amount >= 990"),
     (
         "list, page of 100, StartTime range (1000 rows)",
         "StartTime >= '2023-11-14T22:30:00Z' AND StartTime < '2023-11-14T22:46:40Z'",
@@ -56,8 +63,25 @@ COUNTS = [
         "count, WorkflowType = 'Rare' GROUP BY ExecutionStatus",
         "WorkflowType = 'Rare' GROUP BY ExecutionStatus",
     ),
+    (
+        "count, CustomerId = 'customer-42' GROUP BY ExecutionStatus",
+        "CustomerId = 'customer-42' GROUP BY ExecutionStatus",
+    ),
     ("count, GROUP BY ExecutionStatus (every row)", "GROUP BY ExecutionStatus"),
 ]
+CUSTOM = {
+    "CustomerId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "Amount": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+}
+
+
+def _attributes(customer: str, amount: int) -> bytes:
+    attrs = common_pb.SearchAttributes()
+    for name, data in (("CustomerId", f'"{customer}"'), ("Amount", str(amount))):
+        payload = attrs.indexed_fields[name]
+        payload.metadata["encoding"] = b"json/plain"
+        payload.data = data.encode()
+    return attrs.SerializeToString()
 
 
 def _row(i: int, n: int) -> VisibilityRecord:
@@ -75,7 +99,7 @@ def _row(i: int, n: int) -> VisibilityRecord:
         close_time_ns=start + (i % 60) * SECOND,
         history_length=11,
         memo=b"",
-        search_attributes=b"",
+        search_attributes=_attributes(f"customer-{i % (n // RARE)}", i % 1000),
         root_workflow_id=f"wf-{i}",
         root_run_id=str(uuid.UUID(int=i)),
         history_size_bytes=2048,
@@ -100,9 +124,11 @@ async def _time(call: Any) -> float:
     return statistics.median(samples)
 
 
-async def _plan(store: SQLStore, backend: str, query: str, count: bool) -> list[str]:
-    parsed = parse_query(query, SearchAttributeRegistry(store).types(NS))
-    where = translate(parsed).where
+async def _plan(
+    store: SQLStore, registry: SearchAttributeRegistry, backend: str, query: str, count: bool
+) -> list[str]:
+    parsed = parse_query(query, registry.types(NS))
+    where = translate(parsed, NS).where
     if count:
         group = GROUP_COLUMNS[parsed.group_by[0]] if parsed.group_by else None
         sql, args = store.sql.visibility.count(NS, where, group)
@@ -118,6 +144,11 @@ async def run(backend: str, n: int, admin_dsn: str) -> None:
     if backend == "sqlite":
         folder = tempfile.mkdtemp()
         store: SQLStore = SQLiteStore(str(Path(folder) / "bench.db"))
+
+        async def drop_file() -> None:
+            shutil.rmtree(folder)
+
+        drop = drop_file
     else:
         name = f"aion_vis_bench_{n}"
         admin = await asyncpg.connect(admin_dsn)
@@ -137,6 +168,7 @@ async def run(backend: str, n: int, admin_dsn: str) -> None:
         filled = await _fill(store, n)
         registry = SearchAttributeRegistry(store)
         await registry.load()
+        await registry.add(NS, CUSTOM)
         print(f"\n## {backend}, {n:,} closed workflows (inserted in {filled:.1f} s)\n")
         print("| query | median ms |\n|---|---|")
         plans: list[tuple[str, list[str]]] = []
@@ -158,12 +190,12 @@ async def run(backend: str, n: int, admin_dsn: str) -> None:
                 if deep.next_page_token:
                     ms = await _time(lambda r=later: list_workflows(store, NS, r, registry))
                     print(f"| {title}, 6th page (keyset token) | {ms:.2f} |")
-            plans.append((title, await _plan(store, backend, query, False)))
+            plans.append((title, await _plan(store, registry, backend, query, False)))
         for title, query in COUNTS:
             req_count = rr.CountWorkflowExecutionsRequest(query=query)
             ms = await _time(lambda r=req_count: count_workflows(store, NS, r, registry))
             print(f"| {title} | {ms:.2f} |")
-            plans.append((title, await _plan(store, backend, query, True)))
+            plans.append((title, await _plan(store, registry, backend, query, True)))
         print()
         for title, plan in plans:
             print(f"{title}:\n```\n" + "\n".join(plan) + "\n```")

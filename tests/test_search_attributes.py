@@ -550,7 +550,7 @@ async def test_search_attribute_and_dynamic_config_flags(storage: Storage) -> No
             "--search-attribute", "FlagInt=Int",
             "--search-attribute", "FlagList=KEYWORDLIST",
             "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-            "--dynamic-config-value", 'limit.blobSize.error="2mb"',
+            "--dynamic-config-value", "limit.blobSize.error=2097152",
             "--headless", "--ui-port", "0", "--http-port", "0", "--metrics-port", "0",
         ],
     )  # fmt: skip

@@ -142,6 +142,17 @@ def test_ipv6_broadcast_default_and_duplicate_namespaces(tmp_path: Path) -> None
             {},
             "suggestContinueAsNew must be an integer, not a string",
         ),
+        (
+            'db_filename = "x"\n[dynamic_config]\nlimit.blobSize.error = 1.5',
+            {},
+            "limit.blobSize.error must be an integer, not a float",
+        ),
+        (
+            'db_filename = "x"\n[dynamic_config]\n'
+            '"history.maxTotalUpdates.suggestContinueAsNewThreshold" = "half"',
+            {},
+            "suggestContinueAsNewThreshold must be a float, not a string",
+        ),
         ("port = [", {}, "is not valid TOML"),
     ],
 )
@@ -150,6 +161,18 @@ def test_invalid_settings(tmp_path: Path, toml: str, flags: dict[str, Any], mess
         _load(tmp_path, toml, **flags)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_limits_from_the_file(tmp_path: Path) -> None:
+    """Temporal's limit keys, nested or quoted; a float setting may be written as an integer."""
+    toml = (
+        'db_filename = "x"\n[dynamic_config]\nlimit.numPendingActivities.error = 5\n'
+        '"history.maxTotalUpdates.suggestContinueAsNewThreshold" = 1\n'
+    )
+    assert _load(tmp_path, toml).server.dynamic_config == {
+        "limit.numPendingActivities.error": 5,
+        "history.maxTotalUpdates.suggestContinueAsNewThreshold": 1,
+    }
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from aion.auth.plugin import (
 )
 from aion.auth.roles import Access, Claims
 from aion.auth.tokens import JwtVerifier
+from aion.persistence import StoreUnavailableError
 
 log = logging.getLogger("aion.auth")
 
@@ -157,6 +158,8 @@ class Guard:
                     )
             except errors.ServiceError:
                 raise
+            except StoreUnavailableError as e:  # keys cannot be read: retry later
+                raise errors.Unavailable(f"persistence unavailable: {e}") from None
             except Exception:
                 log.exception("authorizing %s failed", method)
                 raise PermissionDenied() from None

@@ -53,6 +53,7 @@ PAGE_SIZE = 1000
 RETRY_S = 1.0  # a job that failed for want of its store or a shard tries again after this
 ATTEMPTS = 50  # attempts on one target while its shard or the store is unavailable (Temporal's)
 ATTEMPT_BACKOFF_S = 0.2
+STOP_ATTEMPTS = 5
 TRANSIENT = (
     errors.Unavailable,  # ShardNotOwned included: its owner is moving
     errors.ResourceExhausted,
@@ -155,22 +156,28 @@ class BatchRuntime:
         if job is not None and job.task is not None:
             job.task.cancel()
             await asyncio.gather(job.task, return_exceptions=True)
-        record = await self.store.get_batch_operation(*key)
-        if record is None:
-            raise errors.workflow_not_found(job_id)
-        if record.state != RUNNING:
-            raise errors.workflow_completed()
-        closed = dataclasses.replace(
-            record,
-            state=FAILED,
-            close_time_ns=self.engine.clock(),
-            targets="",
-            version=record.version + 1,
-        )
-        if job is not None and job.record.position > record.position:  # newer than saved
-            closed.position = job.record.position
-            closed.succeeded, closed.failed = job.record.succeeded, job.record.failed
-        await self.store.save_batch_operation(closed, shard.range_id, record.version)
+        for _ in range(STOP_ATTEMPTS):
+            record = await self.store.get_batch_operation(*key)
+            if record is None:
+                raise errors.workflow_not_found(job_id)
+            if record.state != RUNNING:
+                raise errors.workflow_completed()
+            closed = dataclasses.replace(
+                record,
+                state=FAILED,
+                close_time_ns=self.engine.clock(),
+                targets="",
+                version=record.version + 1,
+            )
+            if job is not None and job.record.position > record.position:  # newer than saved
+                closed.position = job.record.position
+                closed.succeeded, closed.failed = job.record.succeeded, job.record.failed
+            try:
+                await self.store.save_batch_operation(closed, shard.range_id, record.version)
+                return
+            except ConditionFailedError:
+                pass  # another stop, or its runner elsewhere saving progress: read it again
+        raise errors.Unavailable("the batch operation was changed concurrently; retry")
 
     async def read(self, namespace_id: str, job_id: str) -> BatchOperationRecord:
         """The job as last saved, with the progress of its runner when it runs here."""

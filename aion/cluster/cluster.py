@@ -17,12 +17,13 @@ from aion import errors
 from aion.cluster.membership import Membership, ShardOwner
 from aion.cluster.peers import Peers
 from aion.matching import MatchingEngine
-from aion.persistence import HostRecord, QueueTask, Store
+from aion.persistence import HostRecord, QueueTask, Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
 TASKS_CHANNEL = "aion_tasks"
 MAX_NOTIFICATION_CHARS = 7000  # PostgreSQL refuses notification payloads of 8000 bytes or more
+PUBLISH_RETRY_S = 0.5
 
 
 class Cluster:
@@ -45,18 +46,20 @@ class Cluster:
         self.membership = Membership(store, self.me, num_shards, on_tick=on_tick)
         self.peers = Peers()
         self._outbox: list[QueueTask] = []
+        self._ask_resend = False  # ask the others to share their parked tasks again
         self._sender: asyncio.Task[None] | None = None
 
     async def start(self, owner: ShardOwner) -> None:
         """Join the others and take this process's share of the shards for `owner`."""
-        await self.store.listen(TASKS_CHANNEL, self._received)
+        await self.store.listen(TASKS_CHANNEL, self._received, resumed=self._resumed)
         self.matching.on_requeue = self.share_task
         await self.membership.start(owner)
 
     async def stop(self) -> None:
         await self.membership.stop()
         if self._sender is not None:
-            with contextlib.suppress(Exception):
+            self._sender.cancel()  # it may be waiting for an unreachable database
+            with contextlib.suppress(BaseException):
                 await self._sender
         await self.peers.close()
 
@@ -96,23 +99,51 @@ class Cluster:
     def share_task(self, task: QueueTask) -> None:
         """Tell the other processes of a task no poller here took (they may have one)."""
         self._outbox.append(task)
+        self._wake_sender()
+
+    def _wake_sender(self) -> None:
         if self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send())
 
+    def _resumed(self) -> None:
+        """Our notification connection was lost and is back: what the others shared meanwhile
+        never reached us, and what we shared may not have reached them. Share our parked tasks
+        again and ask the others to do the same."""
+        self._outbox.extend(self.matching.parked_tasks())
+        self._ask_resend = True
+        self._wake_sender()
+
     async def _send(self) -> None:
         try:
-            while self._outbox:
+            while self._outbox or self._ask_resend:
                 batch, self._outbox = self._outbox, []
-                for payload in _payloads(self.me.host_id, batch):
-                    await self.store.publish(TASKS_CHANNEL, payload)
+                payloads = _payloads(self.me.host_id, batch)
+                if self._ask_resend:
+                    self._ask_resend = False
+                    payloads.append(json.dumps({"from": self.me.host_id, "resend": True}))
+                for payload in payloads:
+                    await self._publish(payload)
         except Exception:
             log.exception("could not share tasks with the other processes")
         finally:
             self._sender = None
 
+    async def _publish(self, payload: str) -> None:
+        """Publish, waiting for the database while it is unreachable."""
+        while True:
+            try:
+                await self.store.publish(TASKS_CHANNEL, payload)
+                return
+            except StoreUnavailableError:
+                await asyncio.sleep(PUBLISH_RETRY_S)
+
     def _received(self, payload: str) -> None:
         message = json.loads(payload)
         if message["from"] == self.me.host_id:
+            return
+        if message.get("resend"):
+            self._outbox.extend(self.matching.parked_tasks())
+            self._wake_sender()
             return
         for fields in message["tasks"]:
             self.matching.add_task(QueueTask(*fields))

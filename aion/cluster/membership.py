@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from aion.persistence import HostRecord, Store
+from aion.persistence import HostRecord, Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Membership:
         self.hosts: dict[str, str] = {me.host_id: me.address}  # host id -> address
         self._owner: ShardOwner | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._failing = False  # the last heartbeat did not reach the database
+        self._back_at: float | None = None  # when heartbeats got through again (monotonic)
 
     def owner_address(self, shard_id: int) -> str | None:
         """Where the shard's owner listens, as far as this process knows; None when it is us."""
@@ -80,13 +83,27 @@ class Membership:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 await self.tick()
+            except StoreUnavailableError as e:
+                self._failing = True
+                log.warning("membership heartbeat failed (%s); retrying", e)
             except Exception:
                 log.exception("membership heartbeat failed; retrying")
 
     async def tick(self) -> None:
         """Renew our lease, then take the shards that are ours and let go of the others."""
-        live = await self.store.heartbeat(self.me, LEASE_S)
-        self.hosts = {h.host_id: h.address for h in live}
+        live = {h.host_id: h.address for h in await self.store.heartbeat(self.me, LEASE_S)}
+        now = time.monotonic()
+        if self._failing:
+            self._failing = False
+            self._back_at = now
+        if self._back_at is not None and now - self._back_at < LEASE_S:
+            # The database was unreachable: no heartbeat got through, the others' no more than
+            # ours. Until they have had a lease's time to renew, hosts known before stay live,
+            # so that the shards do not all move to whichever process came back first.
+            live = {**self.hosts, **live}
+        else:
+            self._back_at = None
+        self.hosts = live
         self.hosts[self.me.host_id] = self.me.address
         ids = sorted(self.hosts)
         mine = {s for s in range(self.num_shards) if rendezvous_owner(ids, s) == self.me.host_id}

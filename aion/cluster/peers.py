@@ -18,10 +18,14 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, tracing
 from aion.history.ports import Op
+from aion.persistence import StoreUnavailableError
 
 INVOKE_METHOD = "/aion.cluster.v1.Peer/Invoke"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 FORWARDED = "aion-forwarded"
+# Trailing metadata of an answer from a process that is not the shard's owner (ShardNotOwned).
+NOT_OWNER = "aion-not-owner"
+_STATUS_DETAILS = "grpc-status-details-bin"  # on every status a process answers itself
 INVOKE_TIMEOUT_S = 30.0
 
 _NOT_FORWARDED = {"content-type", "user-agent", "te", "grpc-timeout", "grpc-accept-encoding"}
@@ -86,13 +90,21 @@ class Peers:
                 request, timeout=context.time_remaining(), metadata=metadata
             )
         except grpc.aio.AioRpcError as e:
-            if e.code() == grpc.StatusCode.UNAVAILABLE:
+            if e.code() == grpc.StatusCode.UNAVAILABLE and _not_served(e):
                 return None
             await context.abort(
                 e.code(), e.details() or "", trailing_metadata=tuple(e.trailing_metadata() or ())
             )
             raise AssertionError("unreachable") from None
         return response
+
+
+def _not_served(error: grpc.aio.AioRpcError) -> bool:
+    """Whether the peer could not serve the call: unreachable (no status of its own), or not
+    the shard's owner (any more, or yet). Its other UNAVAILABLE answers (its database is down)
+    go to the client as they are, which retries them."""
+    keys = {key for key, _ in error.trailing_metadata() or ()}
+    return NOT_OWNER in keys or _STATUS_DETAILS not in keys
 
 
 def is_forwarded(context: grpc.aio.ServicerContext) -> bool:
@@ -115,6 +127,8 @@ def peer_handler(
             result = await op(engine, message["args"])  # type: ignore[misc]
         except errors.ServiceError as e:
             await abort(context, e)
+        except StoreUnavailableError as e:
+            await abort(context, errors.Unavailable(f"persistence unavailable: {e}"))
         return json.dumps(result).encode()
 
     return grpc.method_handlers_generic_handler(

@@ -1,10 +1,14 @@
 """Go's duration syntax (`time.ParseDuration`), as Temporal reads durations in configuration
-and schedule specs, with Go's error texts."""
+and schedule specs, with Go's error texts; and Temporal's check of the durations in requests."""
 
 from __future__ import annotations
 
 import re
 
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+
+from aion import errors
 from aion.common.timeutil import SECOND
 
 MAX_INT64 = (1 << 63) - 1
@@ -112,3 +116,48 @@ def _leading_fraction(digits: str) -> tuple[int, float]:
 def go_duration_ns(seconds: int, nanos: int) -> int:
     """`durationpb.Duration.AsDuration()`: nanoseconds, saturating at the int64 limits."""
     return max(-MAX_INT64 - 1, min(MAX_INT64, seconds * SECOND + nanos))
+
+
+# Temporal caps the durations of requests and commands at 100 years (`ValidateAndCapProtoDuration`).
+MAX_REQUEST_DURATION_NS = 100 * 365 * 24 * 3600 * SECOND
+
+
+def validate_and_cap(d: Duration) -> str | None:
+    """Temporal's check of a duration in a request or command: what is wrong with it (Temporal's
+    text), or None. A valid one over 100 years is cut to 100 years in place, and nanos out of
+    range are carried into the seconds, so the value converts and persists."""
+    if (d.seconds > 0 and d.nanos < 0) or (d.seconds < 0 and d.nanos > 0):
+        return "duration has seconds and nanos with different signs"
+    ns = go_duration_ns(d.seconds, d.nanos)
+    if ns < 0:
+        return "negative duration"
+    if ns > MAX_REQUEST_DURATION_NS:
+        d.seconds, d.nanos = MAX_REQUEST_DURATION_NS // SECOND, 0
+    elif d.nanos >= SECOND:
+        d.seconds, d.nanos = divmod(ns, SECOND)
+    return None
+
+
+def capped_ns(d: Duration) -> int:
+    """`d` in nanoseconds, at most 100 years: for a duration Temporal takes as it is, which added
+    to the current time must stay a valid time."""
+    return min(go_duration_ns(d.seconds, d.nanos), MAX_REQUEST_DURATION_NS)
+
+
+# The durations of a start request (or a schedule's start action) and their names in Temporal's
+# errors.
+START_DURATIONS = (
+    ("workflow_execution_timeout", "WorkflowExecutionTimeoutSeconds"),
+    ("workflow_run_timeout", "WorkflowRunTimeoutSeconds"),
+    ("workflow_task_timeout", "WorkflowTaskTimeoutSeconds"),
+    ("workflow_start_delay", "WorkflowStartDelaySeconds"),
+)
+
+
+def check_start_durations(request: Message) -> None:
+    """INVALID_ARGUMENT for a negative timeout or start delay of a start; one over 100 years is
+    cut to 100 years, as Temporal does."""
+    fields = request.DESCRIPTOR.fields_by_name
+    for field, name in START_DURATIONS:
+        if field in fields and (problem := validate_and_cap(getattr(request, field))):
+            raise errors.InvalidArgument(f"An invalid {name} is set on request. cause: {problem}")

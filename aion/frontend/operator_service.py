@@ -80,6 +80,10 @@ class OperatorService(service_pb2_grpc.OperatorServiceServicer):
         reaping.add_done_callback(self._reaping.discard)
         return rr.DeleteNamespaceResponse(deleted_namespace=deleted.name)
 
+    async def stop(self) -> None:
+        """Wait for the deletions under way (before the store closes)."""
+        await asyncio.gather(*self._reaping, return_exceptions=True)
+
     async def _reap(self) -> None:
         try:
             await self.namespaces.reap_deleted()

@@ -11,15 +11,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import status_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as enums_pb
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 
 from aion import errors, metrics, tracing
 from aion.cluster import Cluster
-from aion.cluster.peers import is_forwarded
+from aion.cluster.peers import NOT_OWNER, is_forwarded
 from aion.frontend.actions import actions
 from aion.metrics import UNKNOWN_NAMESPACE
+from aion.persistence import ConditionFailedError, StoreUnavailableError, UnstorableValueError
 
 if TYPE_CHECKING:  # the auth modules load only when auth is on
     from aion.auth.guard import ServiceGuard
@@ -31,6 +34,9 @@ R = TypeVar("R")
 # A process dies: its shards move once its lease runs out (`aion.cluster.membership.LEASE_S`).
 FAILOVER_WAIT_S = 15.0
 FAILOVER_RETRY_S = 0.25
+# Temporal's limit on namespace names in requests (`limit.maxIDLength`).
+MAX_NAMESPACE_LENGTH = 1000
+MAX_MESSAGE_BYTES = 2000
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
 
@@ -157,6 +163,8 @@ async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Serv
 async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
     """Run the RPC, on the shard's owner if need be; any failure comes out as a ServiceError."""
     try:
+        if len(getattr(request, "namespace", "")) > MAX_NAMESPACE_LENGTH:
+            raise errors.InvalidArgument("Namespace length exceeds limit.")
         try:
             return await fn(self, request, context)
         except errors.ShardNotOwned as e:
@@ -165,8 +173,15 @@ async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Servic
                 raise
             # The execution lives on another process: make the same call there.
             return await _on_owner(cluster, e, fn, self, request, context)
-    except errors.ServiceError:
+    except (errors.ServiceError, grpc.aio.AbortError):  # (aborted: the owner's answer, passed on)
         raise
+    except UnstorableValueError as e:
+        raise errors.InvalidArgument(str(e)) from None
+    except ConditionFailedError as e:  # a race the operation did not expect: the caller retries
+        log.warning("%s: %s", fn.__name__, e)
+        raise errors.Unavailable(f"changed concurrently; retry: {e}") from None
+    except StoreUnavailableError as e:  # the database is down or restarting: retry later
+        raise errors.Unavailable(f"persistence unavailable: {e}") from None
     except Exception as e:
         log.exception("%s failed", fn.__name__)
         raise errors.Internal(f"{type(e).__name__}: {e}") from e
@@ -199,16 +214,50 @@ async def _on_owner(
 
 async def abort(context: grpc.aio.ServicerContext, error: errors.ServiceError) -> None:
     """End the call with the error's status and details."""
-    status = status_pb2.Status(code=error.code.value[0], message=error.message)
+    message = _shortened(error.message)
+    status = status_pb2.Status(code=error.code.value[0], message=message)
     if error.details is not None:
         detail = any_pb2.Any()
-        detail.Pack(error.details)
+        detail.Pack(_bounded(error.details))
         status.details.append(detail)
-    await context.abort(
-        error.code,
-        error.message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    metadata: tuple[tuple[str, str | bytes], ...] = (
+        ("grpc-status-details-bin", status.SerializeToString()),
     )
+    if isinstance(error, errors.ShardNotOwned):
+        metadata += ((NOT_OWNER, "1"),)
+    await context.abort(error.code, message, trailing_metadata=metadata)
+
+
+def _shortened(message: str) -> str:
+    """`message`, cut short if it quotes a huge value from the request: clients refuse the
+    call's trailers (which carry it twice) over 8 KiB. Measured as sent: gRPC percent-encodes
+    all but printable ASCII."""
+    size = 0
+    for i, char in enumerate(message):
+        size += 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode())
+        if size > MAX_MESSAGE_BYTES:
+            return message[:i] + "…"
+    return message
+
+
+def _bounded(details: Message) -> Message:
+    """`details`, with the strings of a huge one (quoting a huge value from the request) cut
+    short as messages are."""
+    if details.ByteSize() <= MAX_MESSAGE_BYTES:
+        return details
+    bounded = type(details)()
+    bounded.CopyFrom(details)
+    _cut_strings(bounded)
+    return bounded
+
+
+def _cut_strings(message: Message) -> None:
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:
+            setattr(message, field.name, _shortened(value))
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            for item in value if field.is_repeated else (value,):
+                _cut_strings(item)
 
 
 def deadline_seconds(context: grpc.aio.ServicerContext, default: float = 70.0) -> float:

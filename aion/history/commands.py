@@ -6,7 +6,7 @@ workflow task then fails and none of its commands take effect.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 
+from aion.common.durations import validate_and_cap
 from aion.common.timeutil import SECOND, dur, ns_of
 from aion.history import continuation, cron, retry
 from aion.history.mutable_state import ActivityInfo, MutableState
@@ -30,14 +31,17 @@ ACTIVITY_NOT_STARTED_CANCEL_DETAILS = "ACTIVITY_ID_NOT_STARTED"
 
 
 class CommandError(Exception):
-    """A command Temporal would reject: fails the workflow task with `cause`."""
+    """A command Temporal would reject: fails the workflow task with `cause`; with `terminate`
+    (a payload past its size limit) the workflow is terminated too, with the message as the
+    reason."""
 
-    def __init__(self, cause: Cause.ValueType, detail: str = "") -> None:
+    def __init__(self, cause: Cause.ValueType, detail: str = "", terminate: bool = False) -> None:
         name = Cause.Name(cause).removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
         camel = "".join(part.capitalize() for part in name.split("_"))
         self.message = f"{camel}: {detail}" if detail else camel
         super().__init__(self.message)
         self.cause = cause
+        self.terminate = terminate
 
 
 @dataclass
@@ -50,6 +54,10 @@ class CommandContext:
     # (namespace id, namespace name, attributes): raises ValueError with Temporal's message.
     validate_search_attributes: Callable[[str, str, common_pb.SearchAttributes], None] = (
         lambda namespace_id, namespace, attributes: None
+    )
+    # (attributes): their sizes within the limits, else ValueError with Temporal's message.
+    validate_search_attribute_sizes: Callable[[common_pb.SearchAttributes], None] = (
+        lambda attributes: None
     )
     # Activities canceled before they started: their Canceled events follow all command events.
     canceled_before_start: list[tuple[ActivityInfo, common_pb.Payloads]] = field(
@@ -88,6 +96,42 @@ def handle_commands(ctx: CommandContext, commands: list[command_pb.Command]) -> 
             ctx.ms.activities.cancel(ai, details, ctx.identity)
 
 
+def check_blob_size(ms: MutableState, size: int, cause: Cause.ValueType, message: str) -> None:
+    """A payload past limit.blobSize.error: the workflow task fails and the workflow is
+    terminated, as Temporal does."""
+    if ms.env.limits.blob_too_large(size, message):
+        raise CommandError(cause, message, terminate=True)
+
+
+def _check_memo_size(
+    ms: MutableState, memo: common_pb.Memo, cause: Cause.ValueType, message: str
+) -> None:
+    if ms.env.limits.memo_too_large(memo.ByteSize(), message):
+        raise CommandError(cause, message, terminate=True)
+
+
+def _check_search_attribute_sizes(
+    ctx: CommandContext, attributes: common_pb.SearchAttributes, cause: Cause.ValueType
+) -> None:
+    try:
+        ctx.validate_search_attribute_sizes(attributes)
+    except ValueError as e:
+        raise CommandError(cause, str(e), terminate=True) from None
+
+
+def _check_pending(count: int, limit: int, cause: Cause.ValueType, what: str) -> None:
+    """One more pending `what` past its per-workflow limit (0: none) fails the workflow task."""
+    if limit > 0 and count >= limit:
+        raise CommandError(
+            cause, f"the number of {what}, {count}, has reached the per-workflow limit of {limit}"
+        )
+
+
+def _map_size(fields: Mapping[str, common_pb.Payload]) -> int:
+    """The size Temporal measures a map of payloads by: its keys and its payloads' data."""
+    return sum(len(key) + len(value.data) for key, value in fields.items())
+
+
 def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None:
     attrs = command_pb.ScheduleActivityTaskCommandAttributes()
     attrs.CopyFrom(command.schedule_activity_task_command_attributes)
@@ -101,16 +145,37 @@ def _schedule_activity(ctx: CommandContext, command: command_pb.Command) -> None
     if not attrs.task_queue.name:
         attrs.task_queue.name = ctx.ms.s.task_queue
     attrs.task_queue.kind = task_queue_pb2.TASK_QUEUE_KIND_NORMAL
-    if attrs.activity_id in ctx.ms.s.activity_ids:
-        raise CommandError(bad, f"Activity with ActivityID {attrs.activity_id} already exists")
     try:
         retry.normalize_policy(attrs.retry_policy)
     except ValueError as e:
         raise CommandError(bad, str(e)) from None
     normalize_activity_timeouts(attrs, ctx.ms.s.run_timeout_ns, bad)
+    ms = ctx.ms
+    check_blob_size(
+        ms,
+        attrs.input.ByteSize(),
+        bad,
+        "ScheduleActivityTaskCommandAttributes.Input exceeds size limit.",
+    )
+    _check_pending(
+        len(ms.s.activities),
+        ms.env.limits.pending_activities,
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED,
+        "pending activities",
+    )
+    if attrs.activity_id in ms.s.activity_ids:
+        raise CommandError(bad, f"Activity with ActivityID {attrs.activity_id} already exists")
     ai = ctx.ms.activities.schedule(ctx.completed_event_id, attrs)
     if attrs.request_eager_execution and attrs.task_queue.name == ctx.ms.s.task_queue:
         ctx.eager_activities.append(ai)
+
+
+ACTIVITY_TIMEOUTS = (
+    ("schedule_to_close_timeout", "ScheduleToCloseTimeout"),
+    ("schedule_to_start_timeout", "ScheduleToStartTimeout"),
+    ("start_to_close_timeout", "StartToCloseTimeout"),
+    ("heartbeat_timeout", "HeartbeatTimeout"),
+)
 
 
 def normalize_activity_timeouts(
@@ -119,9 +184,9 @@ def normalize_activity_timeouts(
     bad: Cause.ValueType,
 ) -> None:
     """Fill in missing timeouts from the ones given and cap them at the run timeout."""
-    for name in ("schedule_to_close", "schedule_to_start", "start_to_close", "heartbeat"):
-        if ns_of(getattr(attrs, f"{name}_timeout")) < 0:
-            raise CommandError(bad, f"invalid {name} timeout")
+    for name, title in ACTIVITY_TIMEOUTS:
+        if problem := validate_and_cap(getattr(attrs, name)):
+            raise CommandError(bad, f"invalid {title}: {problem}")
     s2c = ns_of(attrs.schedule_to_close_timeout)
     s2s = ns_of(attrs.schedule_to_start_timeout)
     st2c = ns_of(attrs.start_to_close_timeout)
@@ -204,8 +269,12 @@ def _start_timer(ctx: CommandContext, command: command_pb.Command) -> None:
         raise CommandError(bad, "TimerId is not set on StartTimerCommand.")
     if len(attrs.timer_id) > MAX_ID_LENGTH:
         raise CommandError(bad, "TimerId on StartTimerCommand exceeds length limit.")
-    if ns_of(attrs.start_to_fire_timeout) < 0:
-        raise CommandError(bad, "An invalid StartToFireTimeout is set on StartTimerCommand.")
+    if problem := validate_and_cap(attrs.start_to_fire_timeout):
+        raise CommandError(
+            bad,
+            f"An invalid StartToFireTimeout is set on StartTimerCommand: {problem}."
+            f" TimerId={attrs.timer_id}",
+        )
     if attrs.timer_id in ctx.ms.s.timers:
         raise CommandError(
             Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
@@ -235,6 +304,13 @@ def _check_no_unhandled_events(ctx: CommandContext) -> None:
 def _complete_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
     _check_no_unhandled_events(ctx)
     attrs = command.complete_workflow_execution_command_attributes
+    # The reference names this cause for a result past the blob size limit.
+    check_blob_size(
+        ctx.ms,
+        attrs.result.ByteSize(),
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+        "CompleteWorkflowExecutionCommandAttributes.Result exceeds size limit.",
+    )
     result = attrs.result if attrs.HasField("result") else None
     continuation.complete(ctx.ms, ctx.completed_event_id, result)
 
@@ -247,6 +323,12 @@ def _fail_workflow(ctx: CommandContext, command: command_pb.Command) -> None:
             Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
             "Failure is not set on FailWorkflowExecutionCommand.",
         )
+    check_blob_size(
+        ctx.ms,
+        attrs.failure.ByteSize(),
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
+        "FailWorkflowExecutionCommandAttributes.Failure exceeds size limit.",
+    )
     continuation.fail(ctx.ms, ctx.completed_event_id, attrs.failure)
 
 
@@ -263,6 +345,12 @@ def _record_marker(ctx: CommandContext, command: command_pb.Command) -> None:
             Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
             "MarkerName is not set on RecordMarkerCommand.",
         )
+    check_blob_size(
+        ctx.ms,
+        sum(len(key) + value.ByteSize() for key, value in attrs.details.items()),
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
+        "RecordMarkerCommandAttributes.Details exceeds size limit.",
+    )
     ctx.ms.record_marker(ctx.completed_event_id, attrs)
 
 
@@ -279,6 +367,20 @@ def _upsert_search_attributes(ctx: CommandContext, command: command_pb.Command) 
         )
     except ValueError as e:
         raise CommandError(Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, str(e)) from None
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES
+    fields = attrs.search_attributes.indexed_fields
+    check_blob_size(
+        ctx.ms,
+        _map_size(fields),
+        bad,
+        "UpsertWorkflowSearchAttributesCommandAttributes exceeds size limit.",
+    )
+    merged = common_pb.SearchAttributes()
+    if ctx.ms.s.search_attributes is not None:
+        merged.CopyFrom(ctx.ms.s.search_attributes)
+    for key, value in fields.items():
+        merged.indexed_fields[key].CopyFrom(value)
+    _check_search_attribute_sizes(ctx, merged, bad)
     ctx.ms.upsert_search_attributes(ctx.completed_event_id, attrs.search_attributes)
 
 
@@ -289,6 +391,22 @@ def _modify_properties(ctx: CommandContext, command: command_pb.Command) -> None
             Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES,
             "UpsertedMemo is not set on command.",
         )
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES
+    fields = attrs.upserted_memo.fields
+    check_blob_size(
+        ctx.ms,
+        _map_size(fields),
+        bad,
+        "ModifyWorkflowPropertiesCommandAttributes exceeds size limit.",
+    )
+    merged = common_pb.Memo()
+    if ctx.ms.s.memo is not None:
+        merged.CopyFrom(ctx.ms.s.memo)
+    for key, value in fields.items():
+        merged.fields[key].CopyFrom(value)
+    _check_memo_size(
+        ctx.ms, merged, bad, "ModifyWorkflowPropertiesCommandAttributes. Memo exceeds size limit."
+    )
     ctx.ms.modify_properties(ctx.completed_event_id, attrs.upserted_memo)
 
 
@@ -305,8 +423,9 @@ def _check_run_options(attrs: Any, bad: Cause.ValueType, durations: tuple[str, .
         except cron.CronError as e:
             raise CommandError(bad, str(e)) from None
     for name in durations:
-        if ns_of(getattr(attrs, name)) < 0:
-            raise CommandError(bad, f"Invalid {name}.")
+        if problem := validate_and_cap(getattr(attrs, name)):
+            title = name.title().replace("_", "")
+            raise CommandError(bad, f"Invalid {title}: {problem}.")
 
 
 def _continue_as_new(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -327,6 +446,19 @@ def _continue_as_new(ctx: CommandContext, command: command_pb.Command) -> None:
                 f"invalid SearchAttributes on ContinueAsNewWorkflowExecutionCommand: {e}. "
                 f"WorkflowType={attrs.workflow_type.name} TaskQueue={attrs.task_queue.name}",
             ) from None
+    check_blob_size(
+        ctx.ms,
+        attrs.input.ByteSize(),
+        bad,
+        "ContinueAsNewWorkflowExecutionCommandAttributes. Input exceeds size limit.",
+    )
+    _check_memo_size(
+        ctx.ms,
+        attrs.memo,
+        bad,
+        "ContinueAsNewWorkflowExecutionCommandAttributes. Memo exceeds size limit.",
+    )
+    _check_search_attribute_sizes(ctx, attrs.search_attributes, bad)
     continuation.continue_as_new(ctx.ms, ctx.completed_event_id, attrs)
 
 
@@ -363,6 +495,23 @@ def _start_child(ctx: CommandContext, command: command_pb.Command) -> None:
                 f"WorkflowId={attrs.workflow_id} WorkflowType={attrs.workflow_type.name} "
                 f"Namespace={namespace}",
             ) from None
+    ms = ctx.ms
+    check_blob_size(
+        ms,
+        attrs.input.ByteSize(),
+        bad,
+        "StartChildWorkflowExecutionCommandAttributes. Input exceeds size limit.",
+    )
+    _check_memo_size(
+        ms, attrs.memo, bad, "StartChildWorkflowExecutionCommandAttributes.Memo exceeds size limit."
+    )
+    _check_search_attribute_sizes(ctx, attrs.search_attributes, bad)
+    _check_pending(
+        len(ms.s.children),
+        ms.env.limits.pending_child_executions,
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_CHILD_WORKFLOWS_LIMIT_EXCEEDED,
+        "pending child workflow executions",
+    )
     event = history_pb.StartChildWorkflowExecutionInitiatedEventAttributes(
         namespace=namespace,
         namespace_id=namespace_id,
@@ -397,6 +546,19 @@ def _signal_external(ctx: CommandContext, command: command_pb.Command) -> None:
     if not attrs.signal_name:
         raise CommandError(bad, "SignalName is not set on command.")
     namespace_id, namespace = _target_namespace(ctx, attrs.namespace, bad)
+    ms = ctx.ms
+    _check_pending(
+        len(ms.s.signal_requests),
+        ms.env.limits.pending_signals,
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_SIGNALS_LIMIT_EXCEEDED,
+        "pending signals to external workflows",
+    )
+    check_blob_size(
+        ms,
+        attrs.input.ByteSize(),
+        bad,
+        "SignalExternalWorkflowExecutionCommandAttributes.Input exceeds size limit.",
+    )
     event = history_pb.SignalExternalWorkflowExecutionInitiatedEventAttributes(
         namespace=namespace,
         namespace_id=namespace_id,
@@ -417,6 +579,12 @@ def _request_cancel_external(ctx: CommandContext, command: command_pb.Command) -
     if not attrs.workflow_id:
         raise CommandError(bad, "WorkflowId is not set on command.")
     namespace_id, namespace = _target_namespace(ctx, attrs.namespace, bad)
+    _check_pending(
+        len(ctx.ms.s.cancel_requests),
+        ctx.ms.env.limits.pending_cancel_requests,
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_REQUEST_CANCEL_LIMIT_EXCEEDED,
+        "pending requests to cancel external workflows",
+    )
     event = history_pb.RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
         namespace=namespace,
         namespace_id=namespace_id,

@@ -25,7 +25,14 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors, metrics, tracing
 from aion.common.timeutil import now_ns
-from aion.history.mutable_state import Environment, ExecutionState, Limits, MutableState, Mutation
+from aion.history.mutable_state import (
+    HISTORY_SERVICE,
+    Environment,
+    ExecutionState,
+    Limits,
+    MutableState,
+    Mutation,
+)
 from aion.history.ports import (
     Deployments,
     LocalShards,
@@ -59,7 +66,15 @@ CACHE_SIZE = 4096
 # Closed runs are seldom touched again (a result read, a describe): only the most recent few
 # stay cached, so memory goes back down when the work does.
 CLOSED_CACHE_SIZE = 256
+# Temporal's reasons for terminating an execution past its history limits.
+HISTORY_SIZE_EXCEEDS_LIMIT = "Workflow history size exceeds limit."
+HISTORY_COUNT_EXCEEDS_LIMIT = "Workflow history count exceeds limit."
 CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
+RESYNC_RETRY_S = 0.5
+
+
+class HistoryLimitError(errors.InvalidArgument):
+    """The change was dropped and the execution terminated: its history is past its limits."""
 
 
 @dataclass
@@ -121,6 +136,7 @@ class HistoryEngine:
         # The current run of recently used workflow ids, least recently used first.
         self._current: OrderedDict[tuple[str, str], CurrentExecution] = OrderedDict()
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
+        self._resyncs: dict[int, asyncio.Task[None]] = {}  # shards whose tasks load again
         self.pending_queries: dict[str, QueryTask] = {}
         self._environment = Environment(
             now=self.clock,
@@ -146,6 +162,8 @@ class HistoryEngine:
         self.timers.start()
 
     async def stop(self) -> None:
+        for resync in list(self._resyncs.values()):
+            resync.cancel()
         await self.timers.stop()
 
     def owned_shards(self) -> dict[int, int]:
@@ -182,6 +200,30 @@ class HistoryEngine:
             self._notify(watched)  # long polls look again and find the shard's new owner
         metrics.shard_released()
         log.info("released shard %s", shard_id)
+
+    def _resync_shard(self, shard_id: int) -> None:
+        """A commit to the shard failed with an unknown outcome: it may have been applied, its
+        tasks durable but never handed on. Load the shard's tasks again once the database
+        answers; those handed on already are dropped as stale when they come back."""
+        if shard_id in self._resyncs:
+            return
+        task = asyncio.get_running_loop().create_task(self._resync(shard_id))
+        self._resyncs[shard_id] = task
+        task.add_done_callback(lambda _: self._resyncs.pop(shard_id, None))
+
+    async def _resync(self, shard_id: int) -> None:
+        shard = self.shards.get(shard_id)
+        while shard is not None and self.shards.get(shard_id) is shard:
+            try:
+                await self.timers.load_shard(shard_id)
+                tasks = await self.store.load_queue_tasks(shard_id)
+            except StoreUnavailableError:
+                await asyncio.sleep(RESYNC_RETRY_S)
+                continue
+            if self.shards.get(shard_id) is shard:
+                for task in tasks:
+                    self.enqueue(task)
+            return
 
     def shard_id_of(self, namespace_id: str, workflow_id: str) -> int:
         return zlib.crc32(f"{namespace_id}/{workflow_id}".encode()) % self.num_shards
@@ -221,7 +263,7 @@ class HistoryEngine:
 
         try:
             await self.update_execution((task.namespace_id, task.workflow_id, task.run_id), record)
-        except errors.NotFound:
+        except (errors.NotFound, HistoryLimitError):  # gone, or terminated instead
             await self.drop_task(task)
 
     async def load_timer_tasks(
@@ -370,12 +412,17 @@ class HistoryEngine:
             measured.latency.observe(time.perf_counter() - started)
             ms = entry.ms
             status_before = ms.s.status
+            size_before = ms.s.history_size_bytes
+            count_before = ms.s.next_event_id - 1
             try:
                 result = fn(ms)
                 if asyncio.iscoroutine(result):
                     result = await result
+                past_limit = ""
                 if ms.dirty or ms.mutation:
-                    await self._commit(ms, status_changed=ms.s.status != status_before)
+                    past_limit = self._past_history_limit(ms, size_before, count_before)
+                    if not past_limit:
+                        await self._commit(ms, status_changed=ms.s.status != status_before)
             except errors.ServiceError:
                 ms.effects.clear()
                 if ms.dirty or _changes(ms.mutation):
@@ -387,6 +434,9 @@ class HistoryEngine:
                 ms.effects.clear()
                 self._drop(entry, ms)
                 raise
+            if past_limit:
+                await self._terminate_past_limit(key, entry, ms, past_limit)
+                raise HistoryLimitError(past_limit)
             _run_effects(ms)
             if tracing.ACTIVE is not None and ms.s.status != status_before and not ms.running:
                 # The run's lifetime span, from its history.
@@ -394,6 +444,41 @@ class HistoryEngine:
                     key, ms.s.next_event_id - 1, self.read_history, self.namespaces.by_id
                 )
             return result  # type: ignore[return-value]
+
+    def _past_history_limit(self, ms: MutableState, size_before: int, count_before: int) -> str:
+        """Temporal's reason to terminate a running execution whose history is past its size
+        limit (as last committed) or whose transition takes it past its count limit; "" if
+        neither. Crossing a warn limit is logged."""
+        if not ms.running:
+            return ""
+        limits = self.limits
+        size, count = ms.s.history_size_bytes, ms.s.next_event_id - 1
+        if size_before > limits.history_size_error:
+            return HISTORY_SIZE_EXCEEDS_LIMIT
+        if count > limits.history_count_error:
+            return HISTORY_COUNT_EXCEEDS_LIMIT
+        if size_before <= limits.history_size_warn < size:
+            log.warning("history size exceeds warn limit: %s (%d bytes)", ms.s.workflow_id, size)
+        if count_before <= limits.history_count_warn < count:
+            log.warning("history count exceeds warn limit: %s (%d events)", ms.s.workflow_id, count)
+        return ""
+
+    async def _terminate_past_limit(
+        self, key: ExecutionKey, entry: _Entry, ms: MutableState, reason: str
+    ) -> None:
+        """Discard the transition and terminate the execution instead, as Temporal does."""
+        log.warning("terminating %s: %s", key[1], reason)
+        ms.effects.clear()
+        self._drop(entry, ms)
+        fresh = entry.ms = await self._load(key)
+        try:
+            fresh.terminate(reason, None, HISTORY_SERVICE)
+            await self._commit(fresh, status_changed=True)
+        except BaseException:
+            fresh.effects.clear()
+            self._drop(entry, fresh)
+            raise
+        _run_effects(fresh)
 
     def _drop(self, entry: _Entry, ms: MutableState) -> None:
         """A transition failed part-way: reload from the store next time; updates retry."""
@@ -449,6 +534,8 @@ class HistoryEngine:
             raise errors.ShardNotOwned(shard_id) from None
         except StoreUnavailableError as e:
             log.warning("write to shard %s failed: %s", shard_id, e)
+            if e.outcome_unknown:
+                self._resync_shard(shard_id)
             raise errors.Unavailable(f"persistence unavailable: {e}") from None
 
     def _transaction(
@@ -474,6 +561,7 @@ class HistoryEngine:
         shard = self.shards.get(ms.shard_id)
         if shard is None or shard.next_task_id != ms.next_task_id:
             raise errors.ShardNotOwned(ms.shard_id)  # released (or re-acquired) meanwhile
+        visibility = self._visibility(ms) if (m.events or new) else None
         return ExecutionTransaction(
             shard_id=shard.shard_id,
             range_id=shard.range_id,
@@ -490,7 +578,9 @@ class HistoryEngine:
             queue_tasks=m.queue_tasks,
             done_timer_task_ids=m.done_timer_task_ids,
             done_queue_task_ids=m.done_queue_task_ids,
-            visibility=self._visibility(ms) if (m.events or new) else None,
+            visibility=visibility,
+            search_attributes_changed=visibility is not None
+            and (new or visibility.search_attributes != ms.written_search_attributes),
         )
 
     def _committed(self, ms: MutableState, tx: ExecutionTransaction) -> None:
@@ -499,6 +589,8 @@ class HistoryEngine:
         tracing.note_run(s.workflow_id, s.run_id)  # the run id on the log lines from here on
         ms.db_version += 1
         ms.mutation.reset()
+        if tx.visibility is not None:
+            ms.written_search_attributes = tx.visibility.search_attributes
         if tx.current is not None:
             self._remember_current(tx.current)
         for task in tx.queue_tasks:

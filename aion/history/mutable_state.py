@@ -21,10 +21,11 @@ from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.sdk.v1 import user_metadata_pb2 as sdk_pb
 
+from aion.common.limits import Limits
 from aion.history.state.activities import Activities
 from aion.history.state.builder import HistoryBuilder, Mutation
 from aion.history.state.children import Children
-from aion.history.state.environment import Environment, Limits
+from aion.history.state.environment import Environment
 from aion.history.state.execution import (
     FAILED_STATUSES,
     ActivityInfo,
@@ -63,6 +64,7 @@ __all__ = [
     "ACTIVITY_TIMEOUT",
     "DELETE_EXECUTION",
     "FAILED_STATUSES",
+    "HISTORY_SERVICE",
     "USER_TIMER",
     "WORKFLOW_BACKOFF",
     "WORKFLOW_EXECUTION_TIMEOUT",
@@ -86,6 +88,7 @@ Status = workflow_pb2.WorkflowExecutionStatus
 RetryState = workflow_pb2.RetryState
 PARENT_CLOSE_POLICY_ABANDON = workflow_pb2.PARENT_CLOSE_POLICY_ABANDON
 SCHEDULED_BY = "TemporalScheduledById"
+HISTORY_SERVICE = "history-service"  # the identity the server acts under
 
 
 class MutableState:
@@ -107,6 +110,8 @@ class MutableState:
         self.env = env
         self.now = env.now
         self.db_version = db_version
+        # The search attributes of the visibility row last committed (None: not known here).
+        self.written_search_attributes: bytes | None = None
         self.mutation = Mutation()
         # A run this transition creates (continue-as-new, retry, cron, reset); committed together.
         self.new_run: MutableState | None = None
@@ -300,7 +305,7 @@ class MutableState:
     ) -> None:
         if self.workflow_task.started:  # as Temporal's TimeoutWorkflow: fail the running task
             self.workflow_task.fail(
-                cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND, None, "history-service"
+                cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND, None, HISTORY_SERVICE
             )
         attrs = history_pb.WorkflowExecutionTimedOutEventAttributes(
             retry_state=retry_state,  # type: ignore[arg-type]
@@ -337,6 +342,7 @@ class MutableState:
             attrs.header.CopyFrom(header)
         if request_id:
             attrs.request_id = request_id
+        self.s.signal_count += 1
         self.history.append(
             ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
             "workflow_execution_signaled_event_attributes",

@@ -8,7 +8,7 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.protocol.v1 import message_pb2 as protocol_pb
 from temporalio.api.update.v1 import message_pb2 as update_pb
 
-from aion.history.commands import CommandError
+from aion.history.commands import CommandError, check_blob_size
 from aion.history.mutable_state import MutableState
 from aion.history.state.execution import UpdateRecord, WorkflowTaskInfo
 from aion.history.state.updates import Update, unprocessed_failure
@@ -48,6 +48,12 @@ class Messages:
 
     def _apply(self, message: protocol_pb.Message) -> None:
         body = message.body
+        check_blob_size(
+            self.ms,
+            body.ByteSize(),
+            BAD_MESSAGE,
+            f"Message type {body.TypeName()} exceeds size limit.",
+        )
         if body.Is(update_pb.Acceptance.DESCRIPTOR):
             acceptance = update_pb.Acceptance()
             body.Unpack(acceptance)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
+from aion.common.durations import MAX_REQUEST_DURATION_NS, validate_and_cap
 from aion.common.timeutil import SECOND, dur, ns_of
 
 RetryState = workflow_pb2.RetryState
@@ -16,23 +19,25 @@ DEFAULT_MAXIMUM_INTERVAL_COEFFICIENT = 100
 
 
 def normalize_policy(policy: common_pb.RetryPolicy) -> None:
-    """Fill in Temporal's defaults and validate; raises ValueError on a bad policy."""
+    """Fill in Temporal's defaults and validate (intervals over 100 years are cut to 100 years);
+    raises ValueError on a bad policy."""
+    initial_problem = validate_and_cap(policy.initial_interval)
+    maximum_problem = validate_and_cap(policy.maximum_interval)
     if ns_of(policy.initial_interval) == 0:
         policy.initial_interval.CopyFrom(dur(DEFAULT_INITIAL_INTERVAL_NS))
     if ns_of(policy.maximum_interval) == 0:
-        policy.maximum_interval.CopyFrom(
-            dur(DEFAULT_MAXIMUM_INTERVAL_COEFFICIENT * ns_of(policy.initial_interval))
-        )
+        maximum = DEFAULT_MAXIMUM_INTERVAL_COEFFICIENT * ns_of(policy.initial_interval)
+        policy.maximum_interval.CopyFrom(dur(min(maximum, MAX_REQUEST_DURATION_NS)))
     if policy.backoff_coefficient == 0:
         policy.backoff_coefficient = DEFAULT_BACKOFF_COEFFICIENT
     if policy.maximum_attempts == 1:
         return
-    if ns_of(policy.initial_interval) < 0:
-        raise ValueError("InitialInterval cannot be negative on retry policy.")
+    if initial_problem:
+        raise ValueError(f"invalid InitialInterval set on retry policy: {initial_problem}")
     if policy.backoff_coefficient < 1:
         raise ValueError("BackoffCoefficient cannot be less than 1 on retry policy.")
-    if ns_of(policy.maximum_interval) < 0:
-        raise ValueError("MaximumInterval cannot be negative on retry policy.")
+    if maximum_problem:
+        raise ValueError(f"invalid MaximumInterval set on retry policy: {maximum_problem}")
     if 0 < ns_of(policy.maximum_interval) < ns_of(policy.initial_interval):
         raise ValueError("MaximumInterval cannot be less than InitialInterval on retry policy.")
     if policy.maximum_attempts < 0:
@@ -56,7 +61,11 @@ def next_backoff(
         return -1, RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
     initial = ns_of(policy.initial_interval) or DEFAULT_INITIAL_INTERVAL_NS
     coefficient = policy.backoff_coefficient or DEFAULT_BACKOFF_COEFFICIENT
-    delay = int(initial * coefficient ** (attempt - 1))
+    try:
+        raw = initial * coefficient ** (attempt - 1)
+    except OverflowError:  # a huge coefficient
+        raw = math.inf
+    delay = int(raw) if raw < MAX_REQUEST_DURATION_NS else MAX_REQUEST_DURATION_NS
     maximum = ns_of(policy.maximum_interval)
     if maximum > 0:
         delay = min(delay, maximum)
@@ -108,5 +117,5 @@ def _explicit_delay(failure: failure_pb.Failure | None, delay: int) -> int:
     if failure is not None and failure.HasField("application_failure_info"):
         explicit = failure.application_failure_info.next_retry_delay
         if ns_of(explicit) > 0:
-            return ns_of(explicit)
+            return min(ns_of(explicit), MAX_REQUEST_DURATION_NS)
     return delay

@@ -115,6 +115,8 @@ def build_run(
         use_ramping_version=opts.use_ramping_version,
     )
     ms = factory(state)
+    if ms.versioning.behavior != workflow_pb2.VersioningBehavior.VERSIONING_BEHAVIOR_UNSPECIFIED:
+        ms.versioning.record_build_ids(None)  # started under an override: `pinned:<version>`
     attrs = history_pb.WorkflowExecutionStartedEventAttributes(
         workflow_type=common_pb.WorkflowType(name=opts.workflow_type),
         task_queue=taskqueue_pb.TaskQueue(

@@ -357,6 +357,10 @@ class MatchingEngine:
         """When a poller of the worker deployment version last polled here (0: never)."""
         return self._version_polls.get((namespace_id, version), 0)
 
+    def parked_tasks(self) -> list[QueueTask]:
+        """Every task waiting in a backlog for a poller."""
+        return [task for queue in self._queues.values() for task in queue.backlog]
+
     def backlog_count(self, namespace_id: str, name: str, kind: str) -> int:
         queue = self._queues.get((namespace_id, name, kind))
         return len(queue.backlog) if queue else 0

@@ -7,7 +7,11 @@ database, the checks SQLite gets for free from its single writer are made explic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import asyncpg
@@ -16,9 +20,11 @@ from aion.persistence.sql import schema, visibility
 from aion.persistence.sql.dialect import Connection, Dialect, Row
 from aion.persistence.sql.statements import Statements
 from aion.persistence.sql.store import SQLStore, Work
-from aion.persistence.store import HostRecord, StoreUnavailableError
+from aion.persistence.store import HostRecord, StoreUnavailableError, UnstorableValueError
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 DIALECT = Dialect("postgres", numbered=True, row_locks=True, arrays=True, collation="C")
 
@@ -33,6 +39,19 @@ LOCK_TIMEOUT_MS = 2000
 
 # Key of the advisory lock that serializes migrations of processes starting together.
 _MIGRATION_LOCK = 0x41494F4E  # "AION"
+
+# Failures of the connection or of the server as a whole (down, restarting, shutting down, out of
+# connections or disk), not of the statement: the same call can succeed once the database is back.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a pooled connection the server just closed
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+LISTENER_RETRY_S = 0.5
 
 _BOUND_LOCK_WAIT = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"
 # The database's clock, not the hosts': leases compare times from one clock only.
@@ -61,6 +80,14 @@ async def migrate(conn: asyncpg.Connection, upgrade: bool = True) -> int:
                 rows = await conn.fetch(visibility.BACKFILL_SELECT)
                 updates = visibility.backfill_rows(rows)
                 await conn.executemany(DIALECT.render(visibility.BACKFILL_UPDATE), updates)
+            if found and version == schema.added_in(
+                schema.VISIBILITY_SEARCH_ATTRIBUTES, DIALECT.name
+            ):
+                rows = await conn.fetch(visibility.BACKFILL_SELECT)
+                await conn.executemany(
+                    DIALECT.render(visibility.INSERT_SEARCH_ATTRIBUTE),
+                    visibility.backfill_search_attribute_rows(rows),
+                )
     return found
 
 
@@ -80,29 +107,47 @@ class PostgresConnection:
         self.conn = conn
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        status: str = await self.conn.execute(sql, *args)  # "UPDATE 1", "INSERT 0 1", "SET"
+        with _storable():
+            status: str = await self.conn.execute(sql, *args)  # "UPDATE 1", "INSERT 0 1", "SET"
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.conn.executemany(sql, rows)
+        with _storable():
+            await self.conn.executemany(sql, rows)
 
     async def execute_in(self, sql: str, args: Sequence[Any], values: Sequence[Any]) -> None:
-        await self.conn.execute(sql, *args, values)
+        with _storable():
+            await self.conn.execute(sql, *args, values)
 
     async def fetchval(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        return await self.conn.fetchval(sql, *args)
+        with _storable():
+            return await self.conn.fetchval(sql, *args)
 
     async def fetchrow(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        row: Row | None = await self.conn.fetchrow(sql, *args)
+        with _storable():
+            row: Row | None = await self.conn.fetchrow(sql, *args)
         return row
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        rows: list[Row] = await self.conn.fetch(sql, *args)
+        with _storable():
+            rows: list[Row] = await self.conn.fetch(sql, *args)
         return rows
 
     def transaction(self) -> Any:
         return self.conn.transaction()
+
+
+@contextmanager
+def _storable() -> Iterator[None]:
+    """PostgreSQL's refusal of a NUL character in text as UnstorableValueError (SQLite stores
+    it)."""
+    try:
+        yield
+    except asyncpg.CharacterNotInRepertoireError:
+        raise UnstorableValueError(
+            "a string of the request holds a NUL character, which PostgreSQL cannot store"
+        ) from None
 
 
 class PostgresStore(SQLStore):
@@ -120,6 +165,9 @@ class PostgresStore(SQLStore):
         self.max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
+        self._channels: dict[str, Callable[[str], None]] = {}
+        self._on_resumed: list[Callable[[], None]] = []
+        self._relisten: asyncio.Task[None] | None = None
 
     def connections(self) -> tuple[int, int]:
         if self._pool is None:
@@ -132,12 +180,25 @@ class PostgresStore(SQLStore):
         return self._pool
 
     async def _read(self, work: Work[T]) -> T:
-        async with self._db().acquire() as conn:
-            return await work(PostgresConnection(conn))
+        try:
+            async with self._db().acquire() as conn:
+                return await work(PostgresConnection(conn))
+        except UNAVAILABLE_ERRORS as e:
+            raise StoreUnavailableError(f"{type(e).__name__}: {e}") from e
 
     async def _write(self, work: Work[T]) -> T:
-        async with self._db().acquire() as conn, conn.transaction():
-            return await work(PostgresConnection(conn))
+        # The pool replaces a connection the server closed on its next acquire: once the
+        # database is back, the next call gets through.
+        try:
+            async with self._db().acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        return await work(PostgresConnection(conn))
+                except UNAVAILABLE_ERRORS as e:
+                    message = f"{type(e).__name__}: {e}"
+                    raise StoreUnavailableError(message, outcome_unknown=True) from e
+        except UNAVAILABLE_ERRORS as e:
+            raise StoreUnavailableError(f"{type(e).__name__}: {e}") from e
 
     async def _write_or_unavailable(self, work: Work[T]) -> T:
         try:
@@ -168,6 +229,11 @@ class PostgresStore(SQLStore):
 
     async def close(self) -> None:
         await self._group.drain()
+        self._channels.clear()
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -183,9 +249,52 @@ class PostgresStore(SQLStore):
         return [HostRecord(*row) for row in await self._read(renew)]
 
     async def publish(self, channel: str, payload: str) -> None:
-        await self._db().execute("SELECT pg_notify($1, $2)", channel, payload)
+        async def notify(conn: Connection) -> None:
+            await conn.execute("SELECT pg_notify($1, $2)", (channel, payload))
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        await self._read(notify)
+
+    async def listen(
+        self,
+        channel: str,
+        callback: Callable[[str], None],
+        resumed: Callable[[], None] | None = None,
+    ) -> None:
+        self._channels[channel] = callback
+        if resumed is not None:
+            self._on_resumed.append(resumed)
         if self._listener is None:
-            self._listener = await asyncpg.connect(self.dsn)
-        await self._listener.add_listener(channel, lambda *args: callback(args[-1]))
+            self._listener = await self._connect_listener()
+        else:
+            await self._listener.add_listener(channel, _deliver(callback))
+
+    async def _connect_listener(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(self.dsn)
+        for channel, callback in self._channels.items():
+            await conn.add_listener(channel, _deliver(callback))
+        conn.add_termination_listener(self._listener_lost)
+        return conn
+
+    def _listener_lost(self, conn: asyncpg.Connection) -> None:
+        if conn is not self._listener or not self._channels:
+            return  # closed on purpose
+        self._listener = None
+        log.warning("lost the notification connection to PostgreSQL; reconnecting")
+        self._relisten = asyncio.get_running_loop().create_task(self._reconnect_listener())
+
+    async def _reconnect_listener(self) -> None:
+        while self._channels:
+            try:
+                self._listener = await self._connect_listener()
+            except UNAVAILABLE_ERRORS:
+                await asyncio.sleep(LISTENER_RETRY_S)
+                continue
+            log.info("notification connection to PostgreSQL restored")
+            for resumed in self._on_resumed:
+                resumed()
+            return
+
+
+def _deliver(callback: Callable[[str], None]) -> Callable[..., None]:
+    """An asyncpg notification listener passing the payload on."""
+    return lambda *args: callback(args[-1])

@@ -13,6 +13,7 @@ thread, on one connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -24,7 +25,7 @@ from aion.persistence.sql import schema, visibility
 from aion.persistence.sql.dialect import Connection, Dialect, Row
 from aion.persistence.sql.statements import Statements
 from aion.persistence.sql.store import SQLStore, Work
-from aion.persistence.store import HostRecord
+from aion.persistence.store import HostRecord, StoreUnavailableError
 
 T = TypeVar("T")
 
@@ -33,6 +34,21 @@ DIALECT = Dialect("sqlite", numbered=False, row_locks=False, arrays=False, colla
 # Entry n upgrades the schema from version n to n + 1 (`PRAGMA user_version`).
 MIGRATIONS = schema.migrations(DIALECT.name)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# Result codes (primary) of failures of the file or the machine, not of the statement: a full
+# disk, an I/O error, a lock held too long, no memory. The write was rolled back; it can succeed
+# once the cause is gone.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
 
 _LIVE_HOSTS = "SELECT host_id, address FROM hosts WHERE last_seen_ns > ? ORDER BY host_id"
 _RENEW_HOST = (
@@ -51,6 +67,14 @@ def migrate(conn: sqlite3.Connection) -> int:
             if found and version == schema.added_in(schema.VISIBILITY_IN_SQL, DIALECT.name):
                 rows = conn.execute(visibility.BACKFILL_SELECT).fetchall()
                 conn.executemany(visibility.BACKFILL_UPDATE, visibility.backfill_rows(rows))
+            if found and version == schema.added_in(
+                schema.VISIBILITY_SEARCH_ATTRIBUTES, DIALECT.name
+            ):
+                rows = conn.execute(visibility.BACKFILL_SELECT).fetchall()
+                conn.executemany(
+                    visibility.INSERT_SEARCH_ATTRIBUTE,
+                    visibility.backfill_search_attribute_rows(rows),
+                )
     return found
 
 
@@ -102,7 +126,15 @@ class _Transaction:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.db.execute("RELEASE tx" if self.savepoint else "COMMIT")
+            try:
+                self.db.execute("RELEASE tx" if self.savepoint else "COMMIT")
+            except sqlite3.Error:
+                # A COMMIT that failed (the disk is full) may leave the transaction open: end
+                # it, or every later BEGIN would fail.
+                if not self.savepoint and self.db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                raise
         elif self.db.in_transaction:  # (a failed disk write may have ended it already)
             if self.savepoint:
                 self.db.execute("ROLLBACK TO tx")
@@ -155,11 +187,19 @@ class SQLiteStore(SQLStore):
         return self._conn
 
     async def _read(self, work: Work[T]) -> T:
-        return _run_to_end(work(self._reader or self._connection()))
+        try:
+            return _run_to_end(work(self._reader or self._connection()))
+        except sqlite3.Error as e:
+            _raise_if_unavailable(e)
+            raise
 
     async def _write(self, work: Work[T]) -> T:
         conn = self._connection()
-        return await self._run(lambda: _run_to_end(_in_transaction(conn, work)))
+        try:
+            return await self._run(lambda: _run_to_end(_in_transaction(conn, work)))
+        except sqlite3.Error as e:
+            _raise_if_unavailable(e)
+            raise
 
     async def open(self) -> None:
         def connect() -> None:
@@ -199,6 +239,13 @@ class SQLiteStore(SQLStore):
             return await conn.fetch(_LIVE_HOSTS, (now - int(lease_s * 1e9),))
 
         return [HostRecord(*row) for row in await self._write(renew)]
+
+
+def _raise_if_unavailable(error: sqlite3.Error) -> None:
+    """StoreUnavailableError for a failure of the file or the machine."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _UNAVAILABLE_CODES:
+        raise StoreUnavailableError(f"{type(error).__name__}: {error}") from error
 
 
 async def _in_transaction(conn: SQLiteConnection, work: Work[T]) -> T:

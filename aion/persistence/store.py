@@ -24,7 +24,18 @@ class ShardOwnershipLostError(Exception):
 
 
 class StoreUnavailableError(Exception):
-    """The database could not be reached or ended the transaction; nothing was written."""
+    """The database could not be reached, or failed as a whole (restarting, out of disk): the
+    same call can succeed later. A write it ends was not applied, unless `outcome_unknown`
+    (the connection was lost during the transaction: its commit may have gone through)."""
+
+    def __init__(self, message: str, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
+
+
+class UnstorableValueError(ValueError):
+    """A value of the request the database cannot store or look up (PostgreSQL: a NUL character
+    in a text column); nothing was written."""
 
 
 class SchemaTooNewError(Exception):
@@ -281,6 +292,9 @@ class ExecutionTransaction:
     done_timer_task_ids: list[int] = field(default_factory=list)
     done_queue_task_ids: list[int] = field(default_factory=list)
     visibility: VisibilityRecord | None = None
+    # The visibility row's search attributes may differ from those last written: their indexed
+    # values are written again (False only where the writer knows them unchanged).
+    search_attributes_changed: bool = True
     # A run created by this transition (continue-as-new, retry, cron), committed with it.
     new_run: ExecutionTransaction | None = None
 
@@ -323,8 +337,15 @@ class Store(abc.ABC):
         """Send `payload` to the other processes listening on `channel` (shared stores only)."""
         raise NotImplementedError
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
-        """Call `callback` with every payload published on `channel` (shared stores only)."""
+    async def listen(
+        self,
+        channel: str,
+        callback: Callable[[str], None],
+        resumed: Callable[[], None] | None = None,
+    ) -> None:
+        """Call `callback` with every payload published on `channel` (shared stores only).
+        A lost connection is re-established by itself, then `resumed` is called: payloads
+        published meanwhile were lost."""
         raise NotImplementedError
 
     # Namespaces

@@ -12,6 +12,8 @@ from temporalio.api.schedule.v1 import message_pb2 as schedule_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.durations import check_start_durations
+from aion.common.timeutil import clamp_times
 from aion.common.tokens import page
 from aion.namespaces import Namespace
 from aion.schedules.runtime import ScheduleRuntime
@@ -45,6 +47,7 @@ def _check(schedule: schedule_pb.Schedule) -> None:
         raise errors.InvalidArgument("missing task queue name")
     if not start.task_queue.kind:
         start.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+    check_start_durations(start)
 
 
 def _token(s: Scheduler) -> bytes:
@@ -65,6 +68,7 @@ async def create_schedule(
     if not req.schedule_id:
         raise errors.InvalidArgument("ScheduleId is not set on request.")
     _check(req.schedule)
+    clamp_times(req)  # for the schedule's JSON form
     s = Scheduler.create(
         ns.name,
         ns.id,
@@ -115,6 +119,7 @@ async def update_schedule(
     runtime: ScheduleRuntime, ns: Namespace, req: rr.UpdateScheduleRequest
 ) -> rr.UpdateScheduleResponse:
     _check(req.schedule)
+    clamp_times(req.schedule)
     token = _read_token(req.conflict_token)
 
     def update(s: Scheduler) -> None:
@@ -132,6 +137,7 @@ async def update_schedule(
 async def patch_schedule(
     runtime: ScheduleRuntime, ns: Namespace, req: rr.PatchScheduleRequest
 ) -> rr.PatchScheduleResponse:
+    clamp_times(req.patch)
     await runtime.change(ns.id, req.schedule_id, lambda s: s.patch(req.patch, runtime.now()))
     return rr.PatchScheduleResponse()
 
@@ -147,6 +153,7 @@ async def list_schedule_matching_times(
     runtime: ScheduleRuntime, ns: Namespace, req: rr.ListScheduleMatchingTimesRequest
 ) -> rr.ListScheduleMatchingTimesResponse:
     schedule = await runtime.read(ns.id, req.schedule_id, lambda s: s.schedule)
+    clamp_times(req)
     spec = CompiledSpec.from_proto(schedule.spec)
     times = spec.matching_times(
         req.start_time.ToDatetime(dt.UTC),

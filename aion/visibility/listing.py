@@ -141,7 +141,7 @@ async def list_workflows(
     attributes: SearchAttributeRegistry,
 ) -> rr.ListWorkflowExecutionsResponse:
     query = _parse(req.query, namespace_id, attributes)
-    plan = translate(query)
+    plan = translate(query, namespace_id)
     size = req.page_size if req.page_size > 0 else DEFAULT_PAGE_SIZE
     after = _read_key(req.next_page_token)
     shown: list[VisibilityRecord] = []
@@ -172,7 +172,7 @@ async def count_workflows(
     attributes: SearchAttributeRegistry,
 ) -> rr.CountWorkflowExecutionsResponse:
     query = _parse(req.query, namespace_id, attributes)
-    plan = translate(query)
+    plan = translate(query, namespace_id)
     group_by = query.group_by[0] if query.group_by else None
     groups: list[tuple[Any, int]]
     if plan.exact:

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
 
+from aion.common.limits import Limits
+from aion.common.search_attribute_values import SearchAttributeError, decode_value, query_value
 from aion.persistence import SearchAttributeRecord, Store
 from aion.visibility.query import (
     BOOL,
@@ -38,7 +38,6 @@ from aion.visibility.query import (
     PREDEFINED_SEARCH_ATTRIBUTES,
     TEXT,
     TYPE_NAMES,
-    parse_datetime,
 )
 
 SYSTEM_SEARCH_ATTRIBUTES: frozenset[str] = frozenset(
@@ -84,10 +83,6 @@ PREALLOCATED_FIELDS: dict[str, int] = {
 }
 """Field name (Keyword01, Int02, ...) to type."""
 
-MAX_KEYS = 100
-MAX_VALUE_SIZE = 2 * 1024
-MAX_TOTAL_SIZE = 40 * 1024
-
 TYPE_BY_NAME: dict[str, int] = {name.lower(): t for t, name in TYPE_NAMES.items() if t}
 """Type by its short name, lower-cased (`keyword`, `keywordlist`, ...)."""
 
@@ -106,193 +101,8 @@ def parse_type(name: str) -> int | None:
     return TYPE_BY_NAME.get(name.lower())
 
 
-class SearchAttributeError(ValueError):
-    """Invalid search attributes; the message is Temporal's (INVALID_ARGUMENT on a request,
-    BAD_SEARCH_ATTRIBUTES on a command)."""
-
-
 class TooManySearchAttributesError(ValueError):
     """No free storage field of the requested type."""
-
-
-# --------------------------------------------------------------------------- values
-
-
-class _Undecodable(Exception):
-    pass
-
-
-def _decode_payload(payload: common_pb.Payload) -> Any:
-    """The payload as Go's SDK decodes it into `any` (JSON values, bytes, None)."""
-    encoding = payload.metadata.get("encoding")
-    if encoding == b"binary/null":
-        return None
-    if encoding == b"binary/plain":
-        return bytes(payload.data)
-    if encoding != b"json/plain":
-        raise _Undecodable
-
-    try:
-        value = json.loads(payload.data, parse_constant=_reject, parse_float=_finite_float)
-    except ValueError:  # includes JSONDecodeError and UnicodeDecodeError
-        raise _Undecodable from None
-    if not _fits_float64(value):
-        raise _Undecodable
-    return value
-
-
-def _reject(constant: str) -> Any:
-    raise ValueError(constant)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(text)  # Go's decoder rejects numbers beyond float64
-    return value
-
-
-def _fits_float64(value: Any) -> bool:
-    if type(value) is int:
-        return abs(value) < 2**1024
-    if type(value) is list:
-        return all(_fits_float64(v) for v in value)
-    if type(value) is dict:
-        return all(_fits_float64(v) for v in value.values())
-    return True
-
-
-def _is_int64(value: Any) -> bool:
-    return type(value) is int and -(2**63) <= value < 2**63
-
-
-def _conforms(value: Any, sa_type: int) -> bool:
-    """Whether a decoded JSON value (not None) is one value of `sa_type`."""
-    if sa_type == INT:
-        return _is_int64(value)
-    if sa_type == DOUBLE:
-        return type(value) in (int, float)
-    if sa_type == BOOL:
-        return type(value) is bool
-    if sa_type in (KEYWORD, TEXT):
-        return type(value) is str
-    if sa_type == DATETIME:
-        return type(value) is str and parse_datetime(value) is not None
-    if sa_type == KEYWORD_LIST:
-        return type(value) is list and all(v is None or type(v) is str for v in value)
-    return False
-
-
-_ZERO: dict[int, Any] = {INT: 0, DOUBLE: 0, BOOL: False, KEYWORD: "", TEXT: "", KEYWORD_LIST: None}
-
-
-def decode_value(payload: common_pb.Payload, sa_type: int) -> Any:
-    """The value of a search attribute payload of `sa_type`, as Temporal decodes it: None means
-    unset (null, empty list); a one-element list stands for its element (for KeywordList, a list
-    of one list). KeywordList values are lists of strings; Datetime values stay strings.
-    Raises SearchAttributeError with Temporal's message for a value of the wrong type."""
-    try:
-        value = _decode_payload(payload)
-    except _Undecodable:
-        raise SearchAttributeError(f"value from <{_payload_text(payload)}>") from None
-    if isinstance(value, bytes):
-        raise SearchAttributeError(_go_format(value))
-    if value is None:
-        return None
-    if _conforms(value, sa_type):
-        if sa_type == KEYWORD_LIST:
-            return [v or "" for v in value] or None
-        return value
-    if type(value) is list and all(v is None or _conforms(v, sa_type) for v in value):
-        items = [_ZERO.get(sa_type) if v is None else v for v in value]
-        if not items:
-            return None
-        if len(items) == 1:
-            item = items[0]
-            if sa_type == KEYWORD_LIST:
-                return [v or "" for v in item] if item else None
-            return item
-    raise SearchAttributeError(_go_format(value))
-
-
-def _payload_text(payload: common_pb.Payload) -> str:
-    """A Payload in protobuf text format, spaced as the reference server prints it."""
-    parts = [
-        f"metadata:{{key:{_quote(k.encode())}  value:{_quote(v)}}}"
-        for k, v in sorted(payload.metadata.items())
-    ]
-    parts.append(f"data:{_quote(payload.data)}")
-    return "  ".join(parts)
-
-
-def _quote(data: bytes) -> str:
-    out = []
-    for b in data:
-        c = chr(b)
-        if c in '\\"':
-            out.append("\\" + c)
-        elif c == "\n":
-            out.append("\\n")
-        elif 0x20 <= b < 0x7F:
-            out.append(c)
-        else:
-            out.append(f"\\{b:03o}")
-    return '"' + "".join(out) + '"'
-
-
-def _go_format(value: Any) -> str:
-    """`fmt.Sprintf("%v", value)` for a value Go decoded from JSON into `any`."""
-    if value is None:
-        return "<nil>"
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _go_float(float(value))
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return "[" + " ".join(str(b) for b in value) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(_go_format(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_go_format(value[k])}" for k in sorted(value)) + "]"
-    return str(value)
-
-
-def _go_float(x: float) -> str:
-    """Go's `%v` of a float64: the shortest digits that round-trip, in exponent form when the
-    exponent is below -4 or 6 and above (strconv's 'g' with shortest precision)."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    if x == 0:
-        return "-0" if math.copysign(1, x) < 0 else "0"
-    sign, digit_tuple, exponent = Decimal(repr(x)).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    digits = "".join(map(str, digit_tuple))
-    point = len(digits) + exponent  # decimal point position after `point` digits
-    exp = point - 1
-    prefix = "-" if sign else ""
-    if exp < -4 or exp >= 6:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{prefix}{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
-    if point <= 0:
-        return f"{prefix}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return prefix + digits + "0" * (point - len(digits))
-    return f"{prefix}{digits[:point]}.{digits[point:]}"
-
-
-def query_value(payload: common_pb.Payload, sa_type: int) -> Any:
-    """The value the list-filter engine sees (None when unset or of the wrong type)."""
-    try:
-        value = decode_value(payload, sa_type)
-    except SearchAttributeError:
-        return None
-    if sa_type == DATETIME and isinstance(value, str):
-        return parse_datetime(value)
-    return value
 
 
 # --------------------------------------------------------------------------- registry
@@ -308,8 +118,10 @@ class CustomSearchAttribute:
 class SearchAttributeRegistry:
     """Every namespace's custom search attributes, in memory and written through to the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, limits: Limits | None = None) -> None:
         self.store = store
+        # The number of keys and sizes writes may have (the server's limits, from dynamic config).
+        self.limits = limits if limits is not None else Limits()
         self._custom: dict[str, dict[str, CustomSearchAttribute]] = {}
         self._writes = 0  # changes made through this registry
         self._lock = asyncio.Lock()
@@ -423,10 +235,14 @@ class SearchAttributeRegistry:
 
     # ---- validating writes --------------------------------------------------------------
     def validate(
-        self, namespace_id: str, namespace: str, attributes: common_pb.SearchAttributes
+        self,
+        namespace_id: str,
+        namespace: str,
+        attributes: common_pb.SearchAttributes,
+        sizes: bool = True,
     ) -> None:
-        """Check search attributes a request or command writes, as Temporal does; raises
-        SearchAttributeError with Temporal's message."""
+        """Check search attributes a request or command writes, as Temporal does (their sizes
+        too unless `sizes` is False); raises SearchAttributeError with Temporal's message."""
         fields = attributes.indexed_fields
         if not fields:
             return
@@ -436,9 +252,10 @@ class SearchAttributeRegistry:
                 raise SearchAttributeError(
                     f"Namespace {namespace} has no mapping defined for search attribute {name}"
                 )
-        if len(fields) > MAX_KEYS:
+        max_keys = self.limits.search_attribute_keys
+        if len(fields) > max_keys:
             raise SearchAttributeError(
-                f"number of search attributes {len(fields)} exceeds limit {MAX_KEYS}"
+                f"number of search attributes {len(fields)} exceeds limit {max_keys}"
             )
         for name, payload in fields.items():
             if name in SYSTEM_SEARCH_ATTRIBUTES or (
@@ -454,16 +271,23 @@ class SearchAttributeRegistry:
                     f"invalid value for search attribute {name} of type "
                     f"{TYPE_NAMES.get(sa_type, sa_type)}: {e}"
                 ) from None
-        for name, payload in fields.items():
-            if len(payload.data) > MAX_VALUE_SIZE:
+        if sizes:
+            self.validate_size(attributes)
+
+    def validate_size(self, attributes: common_pb.SearchAttributes) -> None:
+        """Each value and the whole map within the size limits, else SearchAttributeError."""
+        max_value = self.limits.search_attribute_value_size
+        for name, payload in attributes.indexed_fields.items():
+            if len(payload.data) > max_value:
                 raise SearchAttributeError(
                     f"search attribute {name} value size {len(payload.data)} exceeds size "
-                    f"limit {MAX_VALUE_SIZE}"
+                    f"limit {max_value}"
                 )
         total = attributes.ByteSize()
-        if total > MAX_TOTAL_SIZE:
+        max_total = self.limits.search_attributes_total_size
+        if total > max_total:
             raise SearchAttributeError(
-                f"total size of search attributes {total} exceeds size limit {MAX_TOTAL_SIZE}"
+                f"total size of search attributes {total} exceeds size limit {max_total}"
             )
 
     # ---- reading values -----------------------------------------------------------------

@@ -47,11 +47,17 @@ class ReferenceServer:
     """`temporal server start-dev` on free ports; `start()` returns once `default` answers."""
 
     def __init__(
-        self, binary: str, namespace: str = "default", metrics_port: int | None = None
+        self,
+        binary: str,
+        namespace: str = "default",
+        metrics_port: int | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
+        """`extra_args` go to `start-dev` as they are (dynamic config values, say)."""
         self.binary = binary
         self.namespace = namespace
         self.metrics_port = metrics_port
+        self.extra_args = extra_args or []
         self.port, self.ui_port, self.http_port = free_ports(3)
         self.proc: asyncio.subprocess.Process | None = None
         self._stdout: list[bytes] = []
@@ -89,6 +95,7 @@ class ReferenceServer:
         args += ["--http-port", str(self.http_port)]
         if self.metrics_port is not None:
             args += ["--metrics-port", str(self.metrics_port)]
+        args += self.extra_args
         self._stdout, self._drain = [], None
         self.proc = await asyncio.create_subprocess_exec(
             self.binary,

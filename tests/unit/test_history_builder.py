@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import workflow_pb2
 
+from aion.common.limits import Limits
 from aion.history.mutable_state import MutableState
-from aion.history.state.environment import Limits
 from aion.history.state.execution import VersionHistoryItem, restore, snapshot
 from tests.unit.harness import Workflow
+
+Reason = workflow_pb2.SuggestContinueAsNewReason
 
 
 def test_ids_sizes_and_the_version_history() -> None:
@@ -26,12 +29,16 @@ def test_ids_sizes_and_the_version_history() -> None:
     assert s.version_history == [VersionHistoryItem(2, 0), VersionHistoryItem(3, 7)]
 
 
-def test_continue_as_new_is_suggested_past_the_limits() -> None:
-    wf = Workflow(limits=Limits(suggest_continue_as_new_count=3))
+def test_continue_as_new_is_suggested_from_the_limits_on() -> None:
+    """As the reference: once the started event's id reaches the count limit."""
+    wf = Workflow(limits=Limits(suggest_continue_as_new_count=4))
     wf.commit()
-    assert not wf.ms.history.suggests_continue_as_new
+    assert wf.ms.s.next_event_id == 3
+    assert not wf.ms.history.continue_as_new_reasons()
     wf.ms.signal("go", None, "client", None)
-    assert wf.ms.history.suggests_continue_as_new
+    assert wf.ms.history.continue_as_new_reasons() == [
+        Reason.SUGGEST_CONTINUE_AS_NEW_REASON_TOO_MANY_HISTORY_EVENTS
+    ]
     wf.start_task()  # the task that tells the worker
     assert wf.ms.mutation.events == []
 

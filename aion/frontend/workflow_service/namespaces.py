@@ -86,12 +86,13 @@ class NamespaceRpcs(ServiceBase):
         response.CopyFrom(description)
         aliases = self.namespaces.search_attributes.aliases(description.namespace_info.id)
         response.config.custom_search_attribute_aliases.update(aliases)
-        response.namespace_info.capabilities.CopyFrom(namespace_capabilities())
-        response.namespace_info.supports_schedules = True
-        limits = response.namespace_info.limits  # the reference's default limits
-        limits.blob_size_limit_error = 2 * 1024 * 1024
-        limits.memo_size_limit_error = 2 * 1024 * 1024
-        limits.workflow_task_completion_size_limit_error = 40 * 1024 * 1024
+        info = response.namespace_info
+        info.capabilities.CopyFrom(namespace_capabilities())
+        info.supports_schedules = True
+        # The SDKs fail a workflow task whose payloads are past these themselves.
+        info.limits.blob_size_limit_error = self.engine.limits.blob_size_error
+        info.limits.memo_size_limit_error = self.engine.limits.memo_size_error
+        info.limits.workflow_task_completion_size_limit_error = 40 * 1024 * 1024  # reference's
         response.config.bad_binaries.SetInParent()
         return response
 

@@ -40,7 +40,7 @@ from aion.history.api import (
 from aion.history.engine import HistoryEngine
 from aion.matching import QueryTask
 from aion.namespaces import Namespace
-from aion.persistence import QueueTask
+from aion.persistence import QueueTask, StoreUnavailableError
 
 MAX_POLL_S = 60.0
 VERSIONED_MODE = deployment_pb2.WORKER_VERSIONING_MODE_VERSIONED
@@ -103,7 +103,7 @@ class TaskRpcs(ServiceBase):
                 response = await start(self.engine, task, request.identity, str(uuid.uuid4()))
             except errors.NotFound:
                 continue  # stale: started elsewhere, or its execution moved on
-            except errors.Unavailable:
+            except (errors.Unavailable, StoreUnavailableError):
                 self.matching.retry_later(task)
                 continue
             except BaseException:

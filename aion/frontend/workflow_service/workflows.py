@@ -9,6 +9,7 @@ from collections.abc import Callable
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.common.durations import check_start_durations
 from aion.frontend.rpc import deadline_seconds, rpc
 from aion.frontend.workflow_service.base import (
     MAX_ID_LENGTH,
@@ -54,10 +55,7 @@ class WorkflowRpcs(ServiceBase):
             raise errors.InvalidArgument("WorkflowId length exceeds limit.")
         require(request.workflow_type.name, "WorkflowType")
         require_task_queue(request.task_queue.name)
-        for name in ("workflow_execution_timeout", "workflow_run_timeout", "workflow_task_timeout"):
-            value = getattr(request, name)
-            if value.seconds < 0 or value.nanos < 0:
-                raise errors.InvalidArgument(f"Invalid {name.replace('_', ' ')}.")
+        check_start_durations(request)
         if len(request.request_id) > MAX_ID_LENGTH:
             raise errors.InvalidArgument("RequestId length exceeds limit.")
         if not request.request_id:
@@ -74,6 +72,7 @@ class WorkflowRpcs(ServiceBase):
         require(request.workflow_type.name, "WorkflowType")
         require_task_queue(request.task_queue.name)
         require(request.signal_name, "SignalName")
+        check_start_durations(request)
         if not request.request_id:
             request.request_id = str(uuid.uuid4())
         self._check_search_attributes(ns, request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from google.protobuf.message import Message
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
@@ -14,9 +15,16 @@ from aion.common.tokens import TaskToken
 from aion.history.api.activities import ensure_workflow_task, fail_attempt
 from aion.history.api.workflow_tasks import StaleTaskError
 from aion.history.engine import ExecutionKey, HistoryEngine
+from aion.history.failures import server_failure, truncate
 from aion.history.mutable_state import ActivityInfo, MutableState
 from aion.namespaces import Namespace
 from aion.persistence import QueueTask
+
+# Temporal's messages for a payload past limit.blobSize.error in an activity's outcome.
+RESULT_TOO_LARGE = "Complete result exceeds size limit."
+FAILURE_TOO_LARGE = "Failure exceeds size limit."
+CANCEL_DETAILS_TOO_LARGE = "Cancel details exceed size limit."
+HEARTBEAT_TOO_LARGE = "Heartbeat details exceed size limit."
 
 
 async def record_activity_task_started(
@@ -170,46 +178,86 @@ def _opt(msg: object, field: str) -> object:
     return getattr(msg, field) if msg.HasField(field) else None  # type: ignore[attr-defined]
 
 
+def _too_large(engine: HistoryEngine, blob: Message, what: str) -> bool:
+    return engine.limits.blob_too_large(blob.ByteSize(), what)
+
+
+def _completion(
+    engine: HistoryEngine,
+    req: rr.RespondActivityTaskCompletedRequest | rr.RespondActivityTaskCompletedByIdRequest,
+) -> Callable[[MutableState, ActivityInfo], bool]:
+    """Complete the activity; a result past limit.blobSize.error fails it instead (for good),
+    as Temporal does."""
+    if _too_large(engine, req.result, "activity result"):
+        return _failed(server_failure(RESULT_TOO_LARGE, True), None, req.identity)
+    return _completed(_opt(req, "result"), req.identity)  # type: ignore[arg-type]
+
+
+def _failure(
+    engine: HistoryEngine,
+    req: rr.RespondActivityTaskFailedRequest | rr.RespondActivityTaskFailedByIdRequest,
+) -> Callable[[MutableState, ActivityInfo], bool]:
+    """Fail the attempt; a failure past limit.blobSize.error is replaced by the server's, with
+    the worker's cut down as its cause, and heartbeat details past it are dropped."""
+    failure = req.failure
+    if _too_large(engine, failure, "activity failure"):
+        cause = truncate(failure, engine.limits.blob_size_warn)
+        failure = server_failure(FAILURE_TOO_LARGE, True)
+        failure.cause.CopyFrom(cause)
+    details = req.last_heartbeat_details if req.HasField("last_heartbeat_details") else None
+    if details is not None and _too_large(engine, details, "heartbeat details"):
+        details = None
+    return _failed(failure, details, req.identity)
+
+
+def _cancellation(
+    engine: HistoryEngine,
+    req: rr.RespondActivityTaskCanceledRequest | rr.RespondActivityTaskCanceledByIdRequest,
+) -> Callable[[MutableState, ActivityInfo], bool]:
+    """Cancel the activity; details past limit.blobSize.error fail it instead."""
+    if _too_large(engine, req.details, "cancellation details"):
+        return _failed(server_failure(CANCEL_DETAILS_TOO_LARGE, True), None, req.identity)
+    return _canceled(_opt(req, "details"), req.identity)  # type: ignore[arg-type]
+
+
 async def respond_completed(
     engine: HistoryEngine, req: rr.RespondActivityTaskCompletedRequest
 ) -> None:
     key, find = await _activity_by_token(engine, req.task_token)
-    await _finish(engine, key, find, _completed(_opt(req, "result"), req.identity), False)  # type: ignore[arg-type]
+    await _finish(engine, key, find, _completion(engine, req), False)
 
 
 async def respond_completed_by_id(
     engine: HistoryEngine, ns: Namespace, req: rr.RespondActivityTaskCompletedByIdRequest
 ) -> None:
     key, find = await _activity_by_id(engine, ns, req.workflow_id, req.run_id, req.activity_id)
-    await _finish(engine, key, find, _completed(_opt(req, "result"), req.identity), True)  # type: ignore[arg-type]
+    await _finish(engine, key, find, _completion(engine, req), True)
 
 
 async def respond_failed(engine: HistoryEngine, req: rr.RespondActivityTaskFailedRequest) -> None:
     key, find = await _activity_by_token(engine, req.task_token)
-    act = _failed(req.failure, _opt(req, "last_heartbeat_details"), req.identity)  # type: ignore[arg-type]
-    await _finish(engine, key, find, act, False)
+    await _finish(engine, key, find, _failure(engine, req), False)
 
 
 async def respond_failed_by_id(
     engine: HistoryEngine, ns: Namespace, req: rr.RespondActivityTaskFailedByIdRequest
 ) -> None:
     key, find = await _activity_by_id(engine, ns, req.workflow_id, req.run_id, req.activity_id)
-    act = _failed(req.failure, _opt(req, "last_heartbeat_details"), req.identity)  # type: ignore[arg-type]
-    await _finish(engine, key, find, act, True)
+    await _finish(engine, key, find, _failure(engine, req), True)
 
 
 async def respond_canceled(
     engine: HistoryEngine, req: rr.RespondActivityTaskCanceledRequest
 ) -> None:
     key, find = await _activity_by_token(engine, req.task_token)
-    await _finish(engine, key, find, _canceled(_opt(req, "details"), req.identity), False)  # type: ignore[arg-type]
+    await _finish(engine, key, find, _cancellation(engine, req), False)
 
 
 async def respond_canceled_by_id(
     engine: HistoryEngine, ns: Namespace, req: rr.RespondActivityTaskCanceledByIdRequest
 ) -> None:
     key, find = await _activity_by_id(engine, ns, req.workflow_id, req.run_id, req.activity_id)
-    await _finish(engine, key, find, _canceled(_opt(req, "details"), req.identity), True)  # type: ignore[arg-type]
+    await _finish(engine, key, find, _cancellation(engine, req), True)
 
 
 async def heartbeat(
@@ -230,10 +278,27 @@ async def heartbeat(
     return await engine.update_execution(key, beat)
 
 
+async def _heartbeat_too_large(
+    engine: HistoryEngine,
+    key: ExecutionKey,
+    find: Callable[[MutableState], ActivityInfo],
+    req: rr.RecordActivityTaskHeartbeatRequest | rr.RecordActivityTaskHeartbeatByIdRequest,
+) -> bool:
+    """Heartbeat details past limit.blobSize.error fail the activity for good, as Temporal
+    does; the worker is told it is canceled."""
+    if not _too_large(engine, req.details, "heartbeat details"):
+        return False
+    act = _failed(server_failure(HEARTBEAT_TOO_LARGE, True), None, req.identity)
+    await _finish(engine, key, find, act, False)
+    return True
+
+
 async def record_heartbeat(
     engine: HistoryEngine, req: rr.RecordActivityTaskHeartbeatRequest
 ) -> rr.RecordActivityTaskHeartbeatResponse:
     key, find = await _activity_by_token(engine, req.task_token)
+    if await _heartbeat_too_large(engine, key, find, req):
+        return rr.RecordActivityTaskHeartbeatResponse(cancel_requested=True)
     return await heartbeat(engine, key, find, _opt(req, "details"))  # type: ignore[arg-type]
 
 
@@ -241,6 +306,8 @@ async def record_heartbeat_by_id(
     engine: HistoryEngine, ns: Namespace, req: rr.RecordActivityTaskHeartbeatByIdRequest
 ) -> rr.RecordActivityTaskHeartbeatByIdResponse:
     key, find = await _activity_by_id(engine, ns, req.workflow_id, req.run_id, req.activity_id)
+    if await _heartbeat_too_large(engine, key, find, req):
+        return rr.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=True)
     response = await heartbeat(engine, key, find, _opt(req, "details"))  # type: ignore[arg-type]
     return rr.RecordActivityTaskHeartbeatByIdResponse(
         cancel_requested=response.cancel_requested,

@@ -8,6 +8,7 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
+from aion import errors
 from aion.common.timeutil import dur, ts
 from aion.common.versions import described, dotted_version
 from aion.history.api.update_activity_options import current_options
@@ -26,7 +27,10 @@ async def describe_workflow(
     key = await engine.resolve(ns.id, req.execution.workflow_id, req.execution.run_id)
     ms = await engine.get_execution(key)
     response = describe(ms)
-    (started,) = await engine.read_history(key, 1, 1)
+    history = await engine.read_history(key, 1, 1)
+    if not history:  # deleted since it was read
+        raise errors.workflow_not_found(req.execution.workflow_id, req.execution.run_id)
+    started = history[0]
     if started.HasField("user_metadata"):  # the start's summary and details
         response.execution_config.user_metadata.CopyFrom(started.user_metadata)
     return response

@@ -32,7 +32,7 @@ async def get_workflow_history(
         key = await engine.resolve(ns.id, req.execution.workflow_id, req.execution.run_id)
         next_event_id = 1
     wait_budget = min(MAX_LONG_POLL_S, max(deadline_s - 1.0, 0.0))
-    page_size = req.maximum_page_size or DEFAULT_PAGE_SIZE
+    page_size = req.maximum_page_size if req.maximum_page_size > 0 else DEFAULT_PAGE_SIZE
     ms = await engine.get_execution(key)
 
     loop = asyncio.get_running_loop()

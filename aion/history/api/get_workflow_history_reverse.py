@@ -37,7 +37,9 @@ async def get_workflow_history_reverse(
         last = ms.s.next_event_id - 1
     if last >= ms.s.next_event_id or last < 1:
         raise errors.InvalidArgument(INVALID_TOKEN)
-    page_size = min(req.maximum_page_size, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
+    page_size = min(req.maximum_page_size, MAX_PAGE_SIZE)
+    if page_size <= 0:
+        page_size = DEFAULT_PAGE_SIZE
     first = max(1, last - page_size + 1)
     events = await engine.read_history(key, first, last - first + 1)
     events.reverse()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
-from aion.common.timeutil import ns_of
+from aion.common.durations import capped_ns
 from aion.history.api import update_activity_options
 from aion.history.api.activities import select_activities
 from aion.history.engine import HistoryEngine
@@ -20,7 +20,7 @@ async def reset_activity(
 
     def reset(ms: MutableState) -> None:
         for ai in select_activities(ms, req):
-            ms.activities.reset(ai, req.reset_heartbeat, req.keep_paused, ns_of(req.jitter))
+            ms.activities.reset(ai, req.reset_heartbeat, req.keep_paused, capped_ns(req.jitter))
 
     await engine.update_execution(key, reset)
     if req.restore_original_options:

@@ -11,13 +11,12 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.history.engine import HistoryEngine
-from aion.history.mutable_state import ExecutionState, MutableState
+from aion.history.mutable_state import HISTORY_SERVICE, ExecutionState, MutableState
 from aion.history.rebuild import replay
 from aion.ids import uuid7
 from aion.namespaces import Namespace
 
 ET = event_type_pb2.EventType
-HISTORY_SERVICE = "history-service"
 RESETTER = "history-resetter"
 MAX_EVENTS = 1_000_000
 
@@ -39,6 +38,8 @@ async def reset_workflow(
 
     history = await engine.read_history(key, 1, MAX_EVENTS)
     prefix = [e for e in history if e.event_id < finish]
+    if not prefix:  # the run was deleted since it was read
+        raise errors.workflow_not_found(*key[1:])
     started = prefix[0].workflow_execution_started_event_attributes
     run_id = uuid7()
     state = dataclasses.replace(

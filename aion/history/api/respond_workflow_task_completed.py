@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 
@@ -13,13 +14,18 @@ from temporalio.api.protocol.v1.message_pb2 import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.common.timeutil import ns_of
+from aion.common.durations import capped_ns
 from aion.common.tokens import TaskToken
 from aion.history.api.activity_tasks import activity_task_response
 from aion.history.api.workflow_tasks import workflow_task_response
 from aion.history.commands import CommandContext, CommandError, handle_commands
 from aion.history.engine import HistoryEngine
-from aion.history.mutable_state import ActivityInfo, MutableState, WorkflowTaskInfo
+from aion.history.mutable_state import (
+    HISTORY_SERVICE,
+    ActivityInfo,
+    MutableState,
+    WorkflowTaskInfo,
+)
 from aion.history.protocol import Messages
 from aion.namespaces import Namespace
 
@@ -80,10 +86,14 @@ async def respond_workflow_task_completed(
             fields["worker_version"] = req.worker_version_stamp
         fields.update(_deployment_fields(engine, ms, req))
         completed = ms.workflow_task.complete(req.identity, **fields)
+        stamp = req.worker_version_stamp if req.HasField("worker_version_stamp") else None
+        ms.versioning.record_build_ids(stamp)
         ctx = CommandContext(
             ms, completed.event_id, req.identity, had_buffered, engine.namespaces.id_of
         )
-        ctx.validate_search_attributes = engine.namespaces.search_attributes.validate
+        registry = engine.namespaces.search_attributes
+        ctx.validate_search_attributes = functools.partial(registry.validate, sizes=False)
+        ctx.validate_search_attribute_sizes = registry.validate_size
         ctx.apply_message = messages.apply
         handle_commands(ctx, list(req.commands))
         if not ms.running:
@@ -134,7 +144,7 @@ def _apply_sticky_attributes(ms: MutableState, req: rr.RespondWorkflowTaskComple
     if req.HasField("sticky_attributes") and req.sticky_attributes.worker_task_queue.name:
         ms.workflow_task.set_sticky(
             req.sticky_attributes.worker_task_queue.name,
-            ns_of(req.sticky_attributes.schedule_to_start_timeout),
+            capped_ns(req.sticky_attributes.schedule_to_start_timeout),
         )
     else:
         ms.workflow_task.clear_sticky()
@@ -197,7 +207,8 @@ async def _fail_for_bad_command(
     identity: str,
     error: CommandError,
 ) -> None:
-    """The commands were discarded; record the failed task and schedule the next attempt."""
+    """The commands were discarded; record the failed task and schedule the next attempt, or
+    terminate the workflow when the error says so (a payload past its size limit)."""
 
     def fail(ms: MutableState) -> None:
         wt = current_workflow_task(ms, token)
@@ -207,7 +218,10 @@ async def _fail_for_bad_command(
             message=error.message, server_failure_info=failure_pb.ServerFailureInfo()
         )
         ms.workflow_task.fail(error.cause, failure, identity)
-        ms.workflow_task.schedule()
+        if error.terminate:
+            ms.terminate(error.message, None, HISTORY_SERVICE)
+        else:
+            ms.workflow_task.schedule()
 
     await engine.update_execution(key, fail)
 

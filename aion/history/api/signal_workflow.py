@@ -13,6 +13,7 @@ from aion.history.mutable_state import MutableState
 from aion.namespaces import Namespace
 
 MAX_REMEMBERED_REQUEST_IDS = 1000
+BLOB_SIZE_EXCEEDS_LIMIT = "Blob data size exceeds limit."
 
 
 async def signal_workflow(
@@ -44,9 +45,15 @@ def deliver_signal(
     identity: str,
     request_id: str,
 ) -> None:
-    """Append the signal (once per request id) and make sure the workflow wakes up."""
+    """Append the signal (once per request id) and make sure the workflow wakes up; past
+    its size or the execution's signal limit, INVALID_ARGUMENT as Temporal answers."""
     if not ms.running:
         raise errors.workflow_completed()
+    limits = ms.env.limits
+    if payloads is not None and limits.blob_too_large(payloads.ByteSize(), "signal input"):
+        raise errors.InvalidArgument(BLOB_SIZE_EXCEEDS_LIMIT)
+    if 0 < limits.signals_per_execution <= ms.s.signal_count:
+        raise errors.InvalidArgument("exceeded workflow execution limit for signal events")
     if request_id and not ms.remember_request_id(request_id, MAX_REMEMBERED_REQUEST_IDS):
         return  # a retried request: already applied
     ms.signal(name, payloads, identity, header, request_id)

@@ -12,7 +12,7 @@ from aion.common.timeutil import ns_of
 from aion.common.versions import versioning_override
 from aion.history import cron, retry
 from aion.history.api import links
-from aion.history.api.signal_workflow import signal_workflow
+from aion.history.api.signal_workflow import BLOB_SIZE_EXCEEDS_LIMIT, signal_workflow
 from aion.history.api.terminate_workflow import terminate_workflow
 from aion.history.api.workflow_tasks import workflow_task_response
 from aion.history.engine import HistoryEngine
@@ -49,9 +49,19 @@ SHARED_START_FIELDS = (
 )
 
 
+def check_start_limits(engine: HistoryEngine, req: rr.StartWorkflowExecutionRequest) -> None:
+    """The input and memo of a start within their size limits, else INVALID_ARGUMENT."""
+    limits = engine.limits
+    if limits.blob_too_large(req.input.ByteSize(), "workflow input"):
+        raise errors.InvalidArgument(BLOB_SIZE_EXCEEDS_LIMIT)
+    if limits.memo_too_large(req.memo.ByteSize(), "workflow memo"):
+        raise errors.InvalidArgument("Memo size exceeds limit.")
+
+
 async def start_workflow(
     engine: HistoryEngine, ns: Namespace, req: rr.StartWorkflowExecutionRequest
 ) -> rr.StartWorkflowExecutionResponse:
+    check_start_limits(engine, req)
     try:
         current = await engine.current_execution(ns.id, req.workflow_id)
     except errors.NotFound:
@@ -170,6 +180,9 @@ async def signal_with_start_workflow(
         signal.input.CopyFrom(req.signal_input)
     if req.HasField("header"):
         signal.header.CopyFrom(req.header)
+    check_start_limits(engine, start)
+    if engine.limits.blob_too_large(signal.input.ByteSize(), "signal input"):
+        raise errors.InvalidArgument(BLOB_SIZE_EXCEEDS_LIMIT)
     try:
         current = await engine.current_execution(ns.id, req.workflow_id)
     except errors.NotFound:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
-from aion.common.timeutil import ns_of
+from aion.common.durations import capped_ns
 from aion.history.api.activities import select_activities
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
@@ -21,7 +21,7 @@ async def unpause_activity(
         for ai in select_activities(ms, req):
             if ai.paused:
                 ms.activities.unpause(
-                    ai, req.reset_attempts, req.reset_heartbeat, ns_of(req.jitter)
+                    ai, req.reset_attempts, req.reset_heartbeat, capped_ns(req.jitter)
                 )
 
     await engine.update_execution(key, unpause)

@@ -148,6 +148,7 @@ async def _start_and_update(
 ) -> rr.ExecuteMultiOperationResponse:
     """Step 3: a new run that starts with the update admitted."""
     try:
+        start_workflow.check_start_limits(engine, start)
         existing = None
         if current is not None:
             existing = await start_workflow.existing_run_answer(engine, ns, start, current)

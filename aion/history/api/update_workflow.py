@@ -163,5 +163,7 @@ def _reached(update: Update) -> Status:
 async def _recorded_outcome(
     engine: HistoryEngine, key: ExecutionKey, record: UpdateRecord
 ) -> update_pb.Outcome:
-    (event,) = await engine.read_history(key, record.completed_event_id, 1)
-    return event.workflow_execution_update_completed_event_attributes.outcome
+    events = await engine.read_history(key, record.completed_event_id, 1)
+    if not events:  # the run was deleted since it was read
+        raise errors.workflow_not_found(key[1], key[2])
+    return events[0].workflow_execution_update_completed_event_attributes.outcome

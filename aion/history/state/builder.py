@@ -10,16 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from temporalio.api.enums.v1 import event_type_pb2, task_queue_pb2
+from temporalio.api.enums.v1 import event_type_pb2, task_queue_pb2, workflow_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 
+from aion.common.limits import Limits
 from aion.common.timeutil import dur, ts
-from aion.history.state.environment import Limits
 from aion.history.state.execution import ExecutionState, VersionHistoryItem
 from aion.persistence import QueueTask, TimerTask
 
 ET = event_type_pb2.EventType
+Reason = workflow_pb2.SuggestContinueAsNewReason
 
 # Events that arrive from outside the workflow task while one is in flight wait in a buffer and
 # are written after the task's own events, as Temporal does.
@@ -101,12 +102,35 @@ class HistoryBuilder:
         self.next_task_id = next_task_id
         self.now = now
         self.limits = limits
+        # How many updates are admitted but not accepted yet (set by the update state machine).
+        self.admitted_updates: Callable[[], int] = lambda: 0
 
-    @property
-    def suggests_continue_as_new(self) -> bool:
-        return (
-            self.s.next_event_id > self.limits.suggest_continue_as_new_count
-            or self.s.history_size_bytes > self.limits.suggest_continue_as_new_bytes
+    def continue_as_new_reasons(self) -> list[Reason.ValueType]:
+        """Why a workflow task started now suggests continue-as-new (none: it does not), at
+        Temporal's thresholds: the started event's id, the history's size, the updates."""
+        reasons: list[Reason.ValueType] = []
+        limits = self.limits
+        if self.s.history_size_bytes >= limits.suggest_continue_as_new_bytes:
+            reasons.append(Reason.SUGGEST_CONTINUE_AS_NEW_REASON_HISTORY_SIZE_TOO_LARGE)
+        if self.s.next_event_id >= limits.suggest_continue_as_new_count:
+            reasons.append(Reason.SUGGEST_CONTINUE_AS_NEW_REASON_TOO_MANY_HISTORY_EVENTS)
+        if limits.updates_suggest_continue_as_new(len(self.s.updates) + self.admitted_updates()):
+            reasons.append(Reason.SUGGEST_CONTINUE_AS_NEW_REASON_TOO_MANY_UPDATES)
+        return reasons
+
+    def started_event_attributes(
+        self, wt_scheduled_event_id: int, identity: str, request_id: str
+    ) -> history_pb.WorkflowTaskStartedEventAttributes:
+        """A WorkflowTaskStarted event's attributes, with the history's size so far and whether
+        (and why) the workflow should continue as new."""
+        reasons = self.continue_as_new_reasons()
+        return history_pb.WorkflowTaskStartedEventAttributes(
+            scheduled_event_id=wt_scheduled_event_id,
+            identity=identity,
+            request_id=request_id,
+            history_size_bytes=self.s.history_size_bytes,
+            suggest_continue_as_new=bool(reasons),
+            suggest_continue_as_new_reasons=reasons,
         )
 
     @property
@@ -234,12 +258,8 @@ class HistoryBuilder:
                     event_time=ts(wt.started_time_ns),
                     event_type=ET.EVENT_TYPE_WORKFLOW_TASK_STARTED,
                     version=self.s.failover_version,
-                    workflow_task_started_event_attributes=history_pb.WorkflowTaskStartedEventAttributes(
-                        scheduled_event_id=wt.scheduled_event_id,
-                        identity=wt.identity,
-                        request_id=wt.request_id,
-                        history_size_bytes=self.s.history_size_bytes,
-                        suggest_continue_as_new=self.suggests_continue_as_new,
+                    workflow_task_started_event_attributes=self.started_event_attributes(
+                        wt.scheduled_event_id, wt.identity, wt.request_id
                     ),
                 )
             )

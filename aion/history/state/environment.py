@@ -9,15 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aion.common.limits import Limits
 from aion.common.timeutil import now_ns
-
-
-@dataclass
-class Limits:
-    """Per-server limits that shape what workflows are told (dynamic config)."""
-
-    suggest_continue_as_new_count: int = 4 * 1024
-    suggest_continue_as_new_bytes: int = 4 * 1024 * 1024
 
 
 def _always_alive(namespace_id: str, task_queue: str) -> bool:

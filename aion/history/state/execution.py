@@ -219,6 +219,7 @@ class ExecutionState:
     header: common_pb.Header | None = None
     reset_points: list[workflow_pb.ResetPointInfo] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
+    signal_count: int = 0  # signals received (history.maximumSignalsPerExecution)
     updates: dict[str, UpdateRecord] = field(default_factory=dict)
     # Worker Versioning, from the last completed workflow task of a versioned worker.
     versioning_behavior: int = 0  # VersioningBehavior

@@ -33,8 +33,6 @@ from aion.history.state.workflow_task import WorkflowTasks
 ET = event_type_pb2.EventType
 RUNNING = workflow_pb2.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 T = TypeVar("T")
-MAX_IN_FLIGHT_UPDATES = 10
-MAX_TOTAL_UPDATES = 2000
 
 
 class UpdateAborted(Exception):
@@ -119,6 +117,16 @@ class Update:
                 future.exception()  # nobody may be waiting: mark the exception retrieved
 
 
+def _concurrent_limit(message: str) -> errors.ResourceExhausted:
+    return errors.ResourceExhausted(
+        message,
+        details_pb.ResourceExhaustedFailure(
+            cause=enums_pb.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT,
+            scope=enums_pb.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
+        ),
+    )
+
+
 def _resolve(future: asyncio.Future[T], value: T) -> None:
     if not future.done():
         future.set_result(value)
@@ -140,29 +148,45 @@ class Updates:
         self._workflow_task = workflow_task
         self._effects = effects
         self.in_flight: dict[str, Update] = {}
+        history.admitted_updates = self._admitted_count
 
     def admitted(self) -> list[Update]:
         """Updates the workflow has not accepted yet, in admission order."""
         return [u for u in self.in_flight.values() if not u.is_accepted]
 
-    def _check_limits(self) -> None:
-        if len(self.in_flight) >= MAX_IN_FLIGHT_UPDATES:
-            raise errors.ResourceExhausted(
-                "limit on number of concurrent in-flight updates has been reached"
-                f" ({MAX_IN_FLIGHT_UPDATES})",
-                details_pb.ResourceExhaustedFailure(
-                    cause=enums_pb.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT,
-                    scope=enums_pb.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
-                ),
+    def _check_limits(self, request: update_pb.Request) -> None:
+        """history.maxInFlightUpdates, history.maxInFlightUpdatePayloads and
+        history.maxTotalUpdates (0: no limit)."""
+        limits = self._history.limits
+        in_flight = limits.in_flight_updates
+        if in_flight and len(self.in_flight) >= in_flight:
+            raise _concurrent_limit(
+                f"limit on number of concurrent in-flight updates has been reached ({in_flight})"
             )
-        if len(self.s.updates) + len(self.admitted()) >= MAX_TOTAL_UPDATES:
+        payloads = limits.in_flight_update_payloads
+        if payloads:  # as Temporal, an accepted update's request no longer counts
+            size = sum(
+                len(u.update_id)
+                + (u.request.ByteSize() if u.request is not None and not u.is_accepted else 0)
+                for u in self.in_flight.values()
+            )
+            if size + request.ByteSize() >= payloads:
+                raise _concurrent_limit(
+                    "limit on total payload size of in-flight updates has been reached "
+                    f"({payloads} bytes)"
+                )
+        total = limits.total_updates
+        if total and len(self.s.updates) + self._admitted_count() >= total:
             raise errors.FailedPrecondition(
                 "The limit on the total number of distinct updates in this workflow has been"
-                f" reached ({MAX_TOTAL_UPDATES}). Make sure any duplicate updates share an Update"
+                f" reached ({total}). Make sure any duplicate updates share an Update"
                 " ID so the server can deduplicate them, and consider rejecting updates that you"
                 " aren't going to process. You can also Continue-as-New to avoid this; we"
                 " recommend you check Continue-as-New Suggested in your Workflow."
             )
+
+    def _admitted_count(self) -> int:
+        return sum(1 for u in self.in_flight.values() if not u.is_accepted)
 
     def clear(self, error: Exception) -> None:
         """Abort every in-flight update (the state that held them is gone)."""
@@ -189,7 +213,7 @@ class Updates:
 
     def admit(self, request: update_pb.Request) -> Update:
         """Admit a new update (nothing is written) and make sure a workflow task carries it."""
-        self._check_limits()
+        self._check_limits(request)
         update = Update(request.meta.update_id, request)
         self.in_flight[update.update_id] = update
         if not self._workflow_task.pending:

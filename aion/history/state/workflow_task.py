@@ -145,13 +145,11 @@ class WorkflowTasks(StateMachine):
         wt.request_id = request_id
         wt.identity = identity
         if not wt.is_virtual:
-            attrs = history_pb.WorkflowTaskStartedEventAttributes(
-                scheduled_event_id=wt.scheduled_event_id,
-                identity=identity,
-                request_id=request_id,
-                history_size_bytes=self.s.history_size_bytes,
-                suggest_continue_as_new=self._history.suggests_continue_as_new,
-                target_worker_deployment_version_changed=self._versioning.pinned_target_changed(),
+            attrs = self._history.started_event_attributes(
+                wt.scheduled_event_id, identity, request_id
+            )
+            attrs.target_worker_deployment_version_changed = (
+                self._versioning.pinned_target_changed()
             )
             event = self._history.new_event(
                 ET.EVENT_TYPE_WORKFLOW_TASK_STARTED, "workflow_task_started_event_attributes", attrs

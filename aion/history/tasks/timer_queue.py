@@ -9,7 +9,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from aion.persistence import TimerTask
+from aion import errors
+from aion.persistence import StoreUnavailableError, TimerTask
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,10 @@ class TimerQueue:
         except RetryLater as e:
             log.debug("timer task %s (%s) deferred: %s", task.task_id, task.kind, e)
             task.fire_time_ns = time.time_ns() + DEFER_DELAY_NS
+            self.add([task])
+        except (StoreUnavailableError, errors.Unavailable) as e:  # the database is down
+            log.warning("timer task %s (%s) failed (%s); retrying", task.task_id, task.kind, e)
+            task.fire_time_ns = time.time_ns() + RETRY_DELAY_NS
             self.add([task])
         except Exception:
             log.exception("timer task %s (%s) failed; retrying", task.task_id, task.kind)

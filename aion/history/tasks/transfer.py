@@ -37,6 +37,9 @@ from aion.persistence import ConditionFailedError, TimerTask
 
 Reuse = workflow_pb2.WorkflowIdReusePolicy
 NOT_FOUND = failed_cause_pb2.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
+SIGNAL_LIMIT = (
+    failed_cause_pb2.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_SIGNAL_COUNT_LIMIT_EXCEEDED
+)
 CANCEL_NOT_FOUND = failed_cause_pb2.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
 CHILD_EXISTS = failed_cause_pb2.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS
 
@@ -201,7 +204,7 @@ async def signal_external(engine: HistoryEngine, task: TimerTask, data: dict[str
         return
     initiated = (await engine.read_history(_key(task), request.initiated_event_id, 1))[0]
     attrs = initiated.signal_external_workflow_execution_initiated_event_attributes
-    delivered = await _deliver(
+    result = await _deliver(
         engine,
         request,
         source,
@@ -216,10 +219,11 @@ async def signal_external(engine: HistoryEngine, task: TimerTask, data: dict[str
     def record(ms: MutableState) -> None:
         pending = ms.s.signal_requests.get(request.initiated_event_id)
         if ms.running and pending is not None:
-            if delivered:
+            if result["delivered"]:
                 ms.external.signaled(pending, attrs.control)
             else:
-                ms.external.signal_failed(pending, NOT_FOUND, attrs.control)
+                cause = SIGNAL_LIMIT if result.get("limit") else NOT_FOUND
+                ms.external.signal_failed(pending, cause, attrs.control)
             ensure_workflow_task(ms)
 
     await engine.finish_timer_task(task, record)
@@ -233,7 +237,7 @@ async def cancel_external(engine: HistoryEngine, task: TimerTask, data: dict[str
         return
     initiated = (await engine.read_history(_key(task), request.initiated_event_id, 1))[0]
     attrs = initiated.request_cancel_external_workflow_execution_initiated_event_attributes
-    delivered = await _deliver(engine, request, source, {"reason": attrs.reason})
+    delivered = (await _deliver(engine, request, source, {"reason": attrs.reason}))["delivered"]
 
     def record(ms: MutableState) -> None:
         pending = ms.s.cancel_requests.get(request.initiated_event_id)
@@ -249,10 +253,11 @@ async def cancel_external(engine: HistoryEngine, task: TimerTask, data: dict[str
 
 async def _deliver(
     engine: HistoryEngine, request: ExternalRequest, source: MutableState, what: dict[str, Any]
-) -> bool:
-    """Signal or cancel the target on its shard; False when it does not exist (or, for a signal,
-    has closed: a cancel request to a closed workflow succeeds as a no-op, as in Temporal)."""
-    result = await _on_owner(
+) -> dict[str, Any]:
+    """Signal or cancel the target on its shard: `delivered` is False when it does not exist
+    (or, for a signal, has closed: a cancel request to a closed workflow succeeds as a no-op, as
+    in Temporal) or, with `limit`, when the target refused the signal (its limits)."""
+    return await _on_owner(
         engine,
         request.namespace_id,
         request.workflow_id,
@@ -265,7 +270,6 @@ async def _deliver(
             **what,
         },
     )
-    return bool(result["delivered"])
 
 
 async def deliver_external(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
@@ -291,6 +295,8 @@ async def deliver_external(engine: HistoryEngine, args: dict[str, Any]) -> dict[
         await engine.update_execution(key, apply)
     except errors.NotFound:
         return {"delivered": False}
+    except errors.InvalidArgument:  # the target's signal limit (or a payload past its limit)
+        return {"delivered": False, "limit": True}
     return {"delivered": True}
 
 

@@ -17,10 +17,13 @@ from aion.persistence.sql.statements import (
     timer_task_row,
     visibility_row,
 )
+from aion.persistence.sql.visibility import search_attribute_rows
 from aion.persistence.store import (
     ConditionFailedError,
     ExecutionTransaction,
     ShardOwnershipLostError,
+    UnstorableValueError,
+    VisibilityRecord,
 )
 
 
@@ -39,7 +42,7 @@ async def commit_batch(
         try:
             async with conn.transaction():  # a savepoint
                 await _apply_with_new_run(conn, sql, tx)
-        except (ConditionFailedError, ShardOwnershipLostError) as e:
+        except (ConditionFailedError, ShardOwnershipLostError, UnstorableValueError) as e:
             results.append(e)
         else:
             results.append(None)
@@ -87,6 +90,22 @@ async def apply(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> 
         await conn.execute_in(sql.delete_queue_tasks, (tx.shard_id,), tx.done_queue_task_ids)
     if tx.visibility is not None:
         await conn.execute(sql.upsert_visibility, visibility_row(tx.visibility))
+        if tx.search_attributes_changed:
+            await write_search_attributes(conn, sql, tx.visibility, tx.expected_db_version is None)
+
+
+async def write_search_attributes(
+    conn: Connection, sql: Statements, record: VisibilityRecord, new: bool
+) -> None:
+    """Replace the indexed values of a visibility row's search attributes (`new`: it has none
+    yet)."""
+    if not new:
+        await conn.execute(
+            sql.delete_search_attributes_of_run, (record.namespace_id, record.run_id)
+        )
+    rows = search_attribute_rows(record.namespace_id, record.run_id, record.search_attributes)
+    if rows:
+        await conn.executemany(sql.insert_search_attribute, rows)
 
 
 async def _write_current(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> None:

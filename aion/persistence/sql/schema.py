@@ -1,7 +1,7 @@
 """The schema, written once: its parts, the schema version that added each part on each
 dialect, and the column types as each dialect spells them.
 
-A part's DDL names its types `{bigint}`, `{blob}`, `{boolean}` and the hosts' `{last_seen}`
+A part's DDL names its types `{bigint}`, `{blob}`, `{boolean}`, `{double}` and the hosts' `{last_seen}`
 column. The dialects released the parts in different steps, so their version numbers differ
 (SQLite records its version in `PRAGMA user_version`, PostgreSQL in the `schema_version` table).
 Never edit a released part: add a new one to `RELEASES` with the next version of each dialect.
@@ -219,6 +219,35 @@ CREATE INDEX visibility_by_parent ON visibility (namespace_id, parent_workflow_i
 CREATE INDEX visibility_by_root ON visibility (namespace_id, root_workflow_id);
 """
 
+# Custom (and predefined non-system) search attribute values indexed for List and Count
+# (`aion.persistence.sql.visibility.search_attribute_rows`): one row per value of a run's
+# attribute, by each type the value decodes as (the attribute's type is the namespace's at query
+# time). Integers, booleans and datetimes (in microseconds) share `int_value`; Keywords and
+# KeywordList items are UTF-8 bytes, so they compare by code point on both databases and a
+# prefix is a range. Each value index is partial (a row fills one value column) and covering.
+VISIBILITY_SEARCH_ATTRIBUTES = """
+CREATE TABLE visibility_search_attributes (
+    namespace_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type INTEGER NOT NULL,
+    int_value {bigint},
+    double_value {double},
+    keyword_value {blob}
+);
+CREATE INDEX visibility_search_attributes_by_run
+    ON visibility_search_attributes (namespace_id, run_id);
+CREATE INDEX visibility_search_attributes_by_int
+    ON visibility_search_attributes (namespace_id, name, type, int_value, run_id)
+    WHERE int_value IS NOT NULL;
+CREATE INDEX visibility_search_attributes_by_double
+    ON visibility_search_attributes (namespace_id, name, type, double_value, run_id)
+    WHERE double_value IS NOT NULL;
+CREATE INDEX visibility_search_attributes_by_keyword
+    ON visibility_search_attributes (namespace_id, name, type, keyword_value, run_id)
+    WHERE keyword_value IS NOT NULL;
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -234,12 +263,14 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (WORKER_DEPLOYMENTS, 5, 4),
     (VISIBILITY_IN_SQL, 6, 5),
     (BATCH_OPERATIONS, 7, 6),
-    (SECURITY, 8, 7),
+    (VISIBILITY_SEARCH_ATTRIBUTES, 8, 7),
+    (SECURITY, 9, 8),
 ]
 
 TYPES = {
     "bigint": ("INTEGER", "BIGINT"),
     "blob": ("BLOB", "BYTEA"),
+    "double": ("REAL", "DOUBLE PRECISION"),
     "boolean": ("INTEGER", "BOOLEAN"),
     "last_seen": ("last_seen_ns INTEGER", "last_seen TIMESTAMPTZ"),
     "byte_order": ("", ' COLLATE "C"'),

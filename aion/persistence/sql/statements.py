@@ -12,7 +12,12 @@ from operator import attrgetter
 from typing import Any
 
 from aion.persistence.sql.dialect import Dialect
-from aion.persistence.sql.visibility import VisibilityQueries, namespace_division
+from aion.persistence.sql.visibility import (
+    DELETE_SEARCH_ATTRIBUTES,
+    INSERT_SEARCH_ATTRIBUTE,
+    VisibilityQueries,
+    namespace_division,
+)
 from aion.persistence.store import VisibilityRecord
 
 NAMESPACE = ("id", "name", "data", "notification_version")
@@ -221,6 +226,7 @@ class Statements:
                 "timer_tasks",
                 "queue_tasks",
                 "visibility",
+                "visibility_search_attributes",
                 "search_attributes",
                 "schedules",
                 "worker_deployments",
@@ -260,6 +266,8 @@ class Statements:
         self.upsert_visibility = q(
             _upsert("visibility", (*VISIBILITY, "namespace_division"), ("namespace_id", "run_id"))
         )
+        self.insert_search_attribute = q(INSERT_SEARCH_ATTRIBUTE)
+        self.delete_search_attributes_of_run = q(DELETE_SEARCH_ATTRIBUTES)
         self.visibility = VisibilityQueries(d, VISIBILITY)
         self.list_visibility = q(
             _select("visibility", VISIBILITY, "namespace_id = ?") + " ORDER BY start_time_ns DESC"

@@ -18,6 +18,7 @@ from aion.persistence.sql.statements import (
     schedule_row,
     visibility_row,
 )
+from aion.persistence.sql.visibility import search_attribute_rows
 from aion.persistence.store import (
     MAX_TIME_NS,
     ApiKeyRecord,
@@ -208,6 +209,7 @@ class SQLStore(Store):
             ):
                 await conn.execute(statement, key)
             await conn.execute(self.sql.delete_run_visibility, (namespace_id, run_id, workflow_id))
+            await conn.execute(self.sql.delete_search_attributes_of_run, (namespace_id, run_id))
             if timer_task_ids:
                 await conn.execute_in(self.sql.delete_timer_tasks, (shard_id,), timer_task_ids)
 
@@ -337,7 +339,21 @@ class SQLStore(Store):
 
     async def upsert_visibility(self, records: Sequence[VisibilityRecord]) -> None:
         rows = [visibility_row(r) for r in records]
-        await self._write(lambda conn: conn.executemany(self.sql.upsert_visibility, rows))
+
+        runs = [(r.namespace_id, r.run_id) for r in records]
+        indexed = [
+            row
+            for r in records
+            for row in search_attribute_rows(r.namespace_id, r.run_id, r.search_attributes)
+        ]
+
+        async def upsert(conn: Connection) -> None:
+            await conn.executemany(self.sql.upsert_visibility, rows)
+            await conn.executemany(self.sql.delete_search_attributes_of_run, runs)
+            if indexed:
+                await conn.executemany(self.sql.insert_search_attribute, indexed)
+
+        await self._write(upsert)
 
     async def count_open_executions(self) -> dict[str, int]:
         rows = await self._fetch(self.sql.count_open_executions)

@@ -1,15 +1,27 @@
 """The visibility table queried in SQL: listing in the default order from a keyset, counting
-(per group), the columns derived from a row's search attributes, and their backfill."""
+(per group), the columns and the indexed values derived from a row's search attributes, and
+their backfill."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import message_pb2 as common_pb
 
+from aion.common.search_attribute_values import (
+    BOOL,
+    DATETIME,
+    DOUBLE,
+    INT,
+    KEYWORD,
+    KEYWORD_LIST,
+    ascii_folded,
+    indexed_values,
+)
 from aion.persistence.sql.dialect import Dialect
 from aion.persistence.sql.schema import CLOSE_ORDER
 from aion.persistence.store import VisibilityFilter, VisibilityKey
@@ -36,6 +48,68 @@ def namespace_division(search_attributes: bytes) -> str | None:
     if isinstance(value, list):
         value = value[0] if len(value) == 1 else None
     return value if isinstance(value, str) else None
+
+
+FOLDED_KEYWORD = -KEYWORD
+"""The type of a Keyword's row with its ASCII letters lowered, written where that differs from
+the Keyword (STARTS_WITH compares so)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+SearchAttributeRow = tuple[str, str, str, int, int | None, float | None, bytes | None]
+"""(namespace id, run id, name, type, int value, double value, keyword value)."""
+
+
+def utf8(text: str) -> bytes:
+    """A Keyword as the index holds it (lone surrogates, which JSON can carry, kept)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def micros(moment: datetime) -> int:
+    """A datetime as the index holds it: microseconds since the Unix epoch."""
+    return (moment - _EPOCH) // _MICRO
+
+
+def search_attribute_rows(
+    namespace_id: str, run_id: str, search_attributes: bytes
+) -> list[SearchAttributeRow]:
+    """The indexed values of a visibility row's search attributes (Text is matched in memory,
+    and the namespace division has its column)."""
+    if not search_attributes:
+        return []
+    try:
+        fields = common_pb.SearchAttributes.FromString(search_attributes).indexed_fields
+    except DecodeError:
+        return []
+    rows: list[SearchAttributeRow] = []
+    for name, payload in fields.items():
+        if name == NAMESPACE_DIVISION:
+            continue
+        for sa_type, int_value, double_value, keyword in _values(payload):
+            rows.append((namespace_id, run_id, name, sa_type, int_value, double_value, keyword))
+    return rows
+
+
+def _values(
+    payload: common_pb.Payload,
+) -> Iterator[tuple[int, int | None, float | None, bytes | None]]:
+    for sa_type, value in indexed_values(payload).items():
+        if sa_type == KEYWORD:
+            yield KEYWORD, None, None, utf8(value)
+            folded = ascii_folded(value)
+            if folded != value:
+                yield FOLDED_KEYWORD, None, None, utf8(folded)
+        elif sa_type == KEYWORD_LIST:
+            # KeywordList `=` compares case-insensitively; an item once is enough.
+            for item in sorted({item.casefold() for item in value}):
+                yield KEYWORD_LIST, None, None, utf8(item)
+        elif sa_type in (INT, BOOL):
+            yield sa_type, int(value), None, None
+        elif sa_type == DOUBLE:
+            yield DOUBLE, None, float(value), None
+        elif sa_type == DATETIME:
+            yield DATETIME, micros(value), None, None
 
 
 class VisibilityQueries:
@@ -84,6 +158,13 @@ class VisibilityQueries:
 
 
 BACKFILL_SELECT = "SELECT namespace_id, run_id, search_attributes FROM visibility"
+INSERT_SEARCH_ATTRIBUTE = (
+    "INSERT INTO visibility_search_attributes (namespace_id, run_id, name, type, int_value, "
+    "double_value, keyword_value) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+DELETE_SEARCH_ATTRIBUTES = (
+    "DELETE FROM visibility_search_attributes WHERE namespace_id = ? AND run_id = ?"
+)
 BACKFILL_UPDATE = (
     "UPDATE visibility SET namespace_division = ? WHERE namespace_id = ? AND run_id = ?"
 )
@@ -98,3 +179,12 @@ def backfill_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[str, str, str]]:
         if division is not None:
             updates.append((division, namespace_id, run_id))
     return updates
+
+
+def backfill_search_attribute_rows(rows: Sequence[Sequence[Any]]) -> list[SearchAttributeRow]:
+    """The indexed values of rows written before the table of them existed."""
+    return [
+        row
+        for namespace_id, run_id, blob in rows
+        for row in search_attribute_rows(namespace_id, run_id, bytes(blob))
+    ]

@@ -34,6 +34,7 @@ The package reads in pipeline order: `lexer` (tokens) → `parser` (the raw tree
 share.
 """
 
+from aion.common.search_attribute_values import parse_datetime
 from aion.visibility.query.filters import (
     And,
     Between,
@@ -46,7 +47,6 @@ from aion.visibility.query.filters import (
 )
 from aion.visibility.query.literals import (
     datetime_from_nanos,
-    parse_datetime,
     parse_duration,
 )
 from aion.visibility.query.ordering import (

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
+from aion.common.search_attribute_values import ascii_folded
 from aion.visibility.query.schema import (
     EXECUTION_STATUS,
     EXECUTION_STATUSES,
@@ -42,7 +43,6 @@ def order_key(name: str, value: Any) -> Any:
     return STATUS_RANK.get(value) if name == EXECUTION_STATUS else value
 
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _WORD = re.compile(r"[^\W_]+")
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
@@ -90,8 +90,7 @@ class Comparison:
             if self.op in ("STARTS_WITH", "NOT STARTS_WITH"):
                 if not isinstance(actual, str):
                     return None
-                prefix = self.value.translate(_ASCII_LOWER)
-                return actual.translate(_ASCII_LOWER).startswith(prefix) != negated
+                return ascii_folded(actual).startswith(ascii_folded(self.value)) != negated
             if self.op in ("IN", "NOT IN"):
                 return (actual in self.value) != negated
             left = order_key(self.attribute, actual)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aion.common import durations
@@ -41,29 +41,6 @@ def parse_number(text: str) -> int | float | None:
     try:
         return float(text)
     except ValueError:
-        return None
-
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:(Z)|([+-])(\d\d):(\d\d))", re.ASCII
-)
-
-
-def parse_datetime(text: str) -> datetime | None:
-    """An RFC 3339 timestamp (as Go's time.RFC3339Nano parses) in UTC, or None."""
-    m = _RFC3339.fullmatch(text)
-    if m is None:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
-    micros = int((m.group(7) or "0")[:6].ljust(6, "0"))
-    try:
-        tz = UTC
-        if m.group(8) is None:
-            offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
-            tz = timezone(-offset if m.group(9) == "-" else offset)
-        moment = datetime(year, month, day, hour, minute, second, micros, tzinfo=tz)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
         return None
 
 

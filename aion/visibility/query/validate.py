@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aion.common.search_attribute_values import parse_datetime
 from aion.visibility.query.filters import (
     And,
     Between,
@@ -21,7 +22,6 @@ from aion.visibility.query.literals import (
     datetime_from_nanos,
     duration_value,
     go_value,
-    parse_datetime,
     parse_number,
     status_value,
 )

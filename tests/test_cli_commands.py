@@ -1,12 +1,14 @@
-"""The daily `temporal` CLI (1.9.1) commands against Aion, each compared with the reference dev
-server where the output is comparable: `task-queue describe` (enhanced mode), `task-queue
+"""Every daily `temporal` CLI (1.9.1) command of issue 16 against Aion, each compared with the
+reference dev server where the output is comparable: `workflow delete`, every batch form
+(`workflow terminate/cancel/signal/reset/delete/update-options --query`, `batch
+list/describe/terminate`), `task-queue describe` (default, enhanced mode), `task-queue
 list-partition`, `task-queue config set/get`, `workflow reset --type LastWorkflowTask`,
 `activity pause/unpause/reset/update-options`, `workflow describe` (history size, state
 transitions, extended info), not-found texts, `workflow pause/unpause`, `operator cluster
-list`, `operator namespace describe` and `worker list/describe/count`.
+list`, `operator namespace create/describe/delete` and `worker list/describe/count`.
 
-Each scenario runs on both servers with an SDK worker on each; JSON output (`-o json`) is
-compared after ids, times and other per-server values are normalised.
+Each scenario runs on both servers with an SDK worker on each where it needs one; JSON output
+(`-o json`) is compared after ids, times and other per-server values are normalised.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity, workflow
+from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RetryPolicy
 from temporalio.runtime import Runtime, TelemetryConfig
@@ -31,7 +34,7 @@ from tests.conformance.reference import ReferenceServer, temporal_binary
 from tests.helpers import unique
 from tests.servers import AionProcess
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(240)
 
 DEADLINE_S = 30.0
 ACTIVITY_ID = "flaky-1"
@@ -420,6 +423,32 @@ async def test_workflow_describe_and_not_found(sides: tuple[Side, Side]) -> None
     assert "workflow not found for ID: <id>" in errors["aion"][0]
 
 
+async def test_workflow_delete(sides: tuple[Side, Side]) -> None:
+    """A running workflow is deleted (terminated first); then it is not found."""
+    seen = {}
+    for side in sides:
+        workflow_id = unique("delete")
+        await side.client.start_workflow("Idle", id=workflow_id, task_queue=unique("no-worker"))
+        deleted = await side.cli.ok("workflow", "delete", "-w", workflow_id, "--yes")
+
+        async def gone(side: Side = side, workflow_id: str = workflow_id) -> bool:
+            done = await side.cli.run("workflow", "describe", "-w", workflow_id)
+            return done.returncode != 0
+
+        await eventually(gone, f"{workflow_id} deleted on {side.name}")
+        missing = await side.cli.fails("workflow", "delete", "-w", workflow_id, "--yes")
+        seen[side.name] = [
+            text.replace(workflow_id, "<id>")
+            for text in (
+                deleted,
+                missing,
+                await side.cli.fails("workflow", "describe", "-w", workflow_id),
+            )
+        ]
+    assert seen["aion"] == seen["reference"]
+    assert "workflow not found for ID: <id>" in seen["aion"][2]
+
+
 async def test_workflow_pause_and_unpause(sides: tuple[Side, Side]) -> None:
     task_queue = unique("cli-pause")
     answers = {}
@@ -498,6 +527,110 @@ async def test_activity_pause_update_options_unpause_reset(sides: tuple[Side, Si
     assert seen["aion"][5]["MaximumAttempts"] == 0  # the original policy: unlimited
 
 
+# ---- batch operations ---------------------------------------------------------------------
+JOB_ID = re.compile(r"Started batch for job ID: (\S+)")
+BATCH_FORMS = [
+    ("workflow", "signal", "--name", "finish"),
+    ("workflow", "update-options", "--versioning-override-behavior", "auto_upgrade"),
+    ("workflow", "cancel"),
+    ("workflow", "reset", "--type", "FirstWorkflowTask", "--reason", "cli batch"),
+    ("workflow", "delete"),
+]
+
+
+async def start_idle(side: Side, task_queue: str, count: int) -> None:
+    """`count` workflows nobody works on (they stay running), listed once visible."""
+    for i in range(count):
+        await side.client.start_workflow("Idle", id=f"{task_queue}-{i}", task_queue=task_queue)
+    await matching(side, f"TaskQueue='{task_queue}'", count)
+
+
+async def matching(side: Side, query: str, count: int) -> None:
+    async def listed() -> bool:
+        return (await side.client.count_workflows(query)).count == count
+
+    await eventually(listed, f"{count} workflows matching {query} on {side.name}")
+
+
+async def batch(side: Side, *command: str) -> tuple[str, str, Any]:
+    """Run a batch form of the CLI and wait for its job: (output without the job id, job id,
+    the job's `batch describe -o json` once it is done)."""
+    started = await side.cli.ok(*command, "--yes")
+    match = JOB_ID.search(started)
+    assert match, started
+    job_id = match.group(1)
+    described: list[Any] = []
+
+    async def done() -> bool:
+        output = await side.cli.json("batch", "describe", "--job-id", job_id)
+        described[:] = [output]
+        return bool(output["state"] != "BATCH_OPERATION_STATE_RUNNING")
+
+    await eventually(done, f"batch {job_id} on {side.name}")
+    return started.replace(job_id, "<job>"), job_id, described[0]
+
+
+async def last_events(side: Side, task_queue: str, count: int) -> list[str]:
+    """The last event type of each workflow of the queue (its current run)."""
+    last = []
+    for i in range(count):
+        history = await side.client.get_workflow_handle(f"{task_queue}-{i}").fetch_history()
+        last.append(event_type_pb2.EventType.Name(history.events[-1].event_type))
+    return last
+
+
+async def test_every_batch_form_by_query(sides: tuple[Side, Side]) -> None:
+    """signal, update-options, cancel, reset and delete by query, one after another on the
+    same workflows: each job's describe and what it did."""
+    task_queue = unique("cli-batches")  # the same on both servers: their outputs name it
+    query = f"TaskQueue='{task_queue}'"
+    seen: dict[str, list[Any]] = {}
+    for side in sides:
+        await start_idle(side, task_queue, 2)
+        steps: list[Any] = []
+        for form in BATCH_FORMS:
+            started, _, described = await batch(side, *form, "--query", query)
+            effect: Any = None
+            if form[1] != "delete":
+                effect = await last_events(side, task_queue, 2)
+            elif side.name == "aion":  # the reference deletes terminated runs some seconds later
+                await matching(side, query, 0)
+            steps.append((started, normalise(described, drop=frozenset({"jobId"})), effect))
+        seen[side.name] = steps
+    assert seen["aion"] == seen["reference"]
+    assert [step[1]["completeOperationCount"] for step in seen["aion"]] == ["2"] * 4 + ["4"]
+
+
+async def test_batch_terminate_describe_list_and_stop(sides: tuple[Side, Side]) -> None:
+    outputs: dict[str, dict[str, Any]] = {}
+    task_queue = unique("cli-batch")  # the same on both servers: their outputs name it
+    for side in sides:
+        await start_idle(side, task_queue, 3)
+        query = f"TaskQueue='{task_queue}'"
+        started, job_id, described = await batch(
+            side, "workflow", "terminate", "--query", query, "--reason", "cli batch"
+        )
+        statuses = await side.client.count_workflows(f"{query} GROUP BY ExecutionStatus")
+        text = await side.cli.ok("batch", "describe", "--job-id", job_id)
+        assert re.search(r"CompletedCount\s+3/3", text), text
+        listed = await side.cli.json("batch", "list")
+        table = await side.cli.ok("batch", "list")
+        assert job_id in table and "Completed" in table
+        stop = await side.cli.run("batch", "terminate", "--job-id", job_id, "--reason", "x")
+        missing = await side.cli.run("batch", "describe", "--job-id", "no-such-job")
+        drop = frozenset({"jobId"})
+        outputs[side.name] = {
+            "start": started,
+            "describe": normalise(described, drop=drop),
+            "statuses": [(g.group_values, g.count) for g in statuses.groups],
+            "list": normalise([row for row in listed if row["jobId"] == job_id], drop=drop),
+            "stop": (stop.returncode, stop.stderr.strip().replace(job_id, "<job>")),
+            "missing": (missing.returncode, missing.stderr.strip()),
+        }
+    for key, value in outputs["reference"].items():
+        assert outputs["aion"][key] == value, (key, outputs["aion"][key], value)
+
+
 # ---- cluster, namespaces and workers ------------------------------------------------------
 async def test_operator_cluster_list_and_namespace_describe(sides: tuple[Side, Side]) -> None:
     clusters, namespaces = {}, {}
@@ -518,6 +651,23 @@ async def test_operator_cluster_list_and_namespace_describe(sides: tuple[Side, S
     assert namespaces["aion"] == namespaces["reference"]
     assert namespaces["aion"][1]["state"] == "REPLICATION_STATE_NORMAL"
     assert "active" in await sides[0].cli.ok("operator", "cluster", "list")
+
+
+async def test_operator_namespace_delete(sides: tuple[Side, Side]) -> None:
+    seen = {}
+    for side in sides:
+        name = unique("cli-doomed")
+        await side.cli.ok("operator", "namespace", "create", "-n", name)
+        deleted = await side.cli.ok("operator", "namespace", "delete", "-n", name, "--yes")
+        gone = await side.cli.fails("operator", "namespace", "describe", "-n", name)
+        again = await side.cli.fails("operator", "namespace", "delete", "-n", name, "--yes")
+        # The reference's frontend still knows the old name for a while (its namespace cache):
+        # its deletion workflow then fails with "namespace X is not found"; Aion answers at once
+        # as for any unknown namespace, "Namespace X is not found.".
+        assert f"{name} is not found" in again
+        seen[side.name] = [text.replace(name, "<ns>") for text in (deleted, gone)]
+    assert seen["aion"] == seen["reference"]
+    assert "Namespace <ns> has been deleted" in seen["aion"][0]
 
 
 async def test_worker_list_describe_and_count(sides: tuple[Side, Side]) -> None:
