@@ -106,12 +106,14 @@ def admin_handler(ops: AdminOps, guard: Guard, abort: Abort) -> grpc.GenericRpcH
                     raise errors.InvalidArgument(f"bad request: {e}") from None
                 except errors.ServiceError as e:
                     if guard.audit is not None:
-                        guard.audit.record(
+                        await guard.audit.record(
                             claims, method, str(request.get("namespace", "")), "", e.code.name
                         )
                     raise
                 if guard.audit is not None:
-                    guard.audit.record(claims, method, str(request.get("namespace", "")), "", "OK")
+                    await guard.audit.record(
+                        claims, method, str(request.get("namespace", "")), "", "OK"
+                    )
                 return response
             except errors.ServiceError as e:
                 await abort(context, e)

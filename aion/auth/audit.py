@@ -1,7 +1,8 @@
 """The audit log: every write, admin call and refused call, with who made it, by which
 credential (its id, never its secret), on what, and how it ended. Each event is logged at once
 (logger `aion.audit`, one JSON object in the message) and written to the store's `audit_log`
-table in batches: an event waits only for the write before it."""
+table in batches; the call it records answers once its batch is written, so an answered write is
+in the log even if the process dies right after."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class AuditLog:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
+        self._written: asyncio.Future[None] | None = None  # done when the pending batch is
 
     def record(
         self,
@@ -32,7 +34,9 @@ class AuditLog:
         namespace: str,
         workflow_id: str,
         result: str,
-    ) -> None:
+    ) -> asyncio.Future[None]:
+        """Record an event; the future is done once it is written (or its write failed and
+        was logged: the event is then kept for the next write)."""
         event = AuditRecord(
             time_ns=now_ns(),
             subject=claims.subject if claims else "",
@@ -49,15 +53,25 @@ class AuditLog:
             extra={"namespace": namespace, "workflow_id": workflow_id},
         )
         self._pending.append(event)
+        if self._writer is None:  # not started or stopped: written by the next flush
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
         self._wake.set()
+        return self._written
 
     def start(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(self._write_when_woken())
 
     async def stop(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            self._writer = None
+        """Write what is left. The writer is stopped between writes, never in one: a write
+        cancelled half-way could lose its batch."""
+        async with self._lock:
+            if self._writer is not None:
+                self._writer.cancel()
+                self._writer = None
         await self.flush()
 
     async def _write_when_woken(self) -> None:
@@ -70,6 +84,7 @@ class AuditLog:
         """Write every event recorded so far."""
         async with self._lock:
             batch, self._pending = self._pending, []
+            written, self._written = self._written, None
             if not batch:
                 return
             try:
@@ -77,6 +92,9 @@ class AuditLog:
             except Exception:
                 log.exception("writing %d audit events failed; kept for the next write", len(batch))
                 self._pending[:0] = batch
+            finally:
+                if written is not None and not written.done():
+                    written.set_result(None)
 
     async def list(self, since_ns: int, namespace: str | None, limit: int) -> list[AuditRecord]:
         await self.flush()

@@ -167,7 +167,9 @@ class Guard:
                 raise Unauthenticated() if claims is None else PermissionDenied()
         except errors.ServiceError as e:
             if self.audit is not None:
-                self.audit.record(claims, method, namespace, workflow_id_of(request), e.code.name)
+                await self.audit.record(
+                    claims, method, namespace, workflow_id_of(request), e.code.name
+                )
             raise
         return claims
 
@@ -195,7 +197,7 @@ class ServiceGuard:
         try:
             response = await call(request, context)
         except errors.ServiceError as e:
-            audit.record(claims, method, namespace, workflow_id_of(request), e.code.name)
+            await audit.record(claims, method, namespace, workflow_id_of(request), e.code.name)
             raise
-        audit.record(claims, method, namespace, workflow_id_of(request), "OK")
+        await audit.record(claims, method, namespace, workflow_id_of(request), "OK")
         return response
