@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -13,6 +14,10 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import grpc
+
+from aion.auth import commands as auth_commands
+from aion.auth.config import auth_from_table, tls_from_table
 from aion.config import (
     ConfigError,
     Settings,
@@ -109,6 +114,7 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
         f"{drainage.GRACE_PERIOD}; and Aion's own {SCHEDULE_RETENTION}, how long a "
         "schedule with nothing left to do is kept, e.g. '\"168h\"')",
     )
+    auth_commands.add_server_flags(parser)
     parser.set_defaults(subparser=parser)
 
 
@@ -129,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
         "--broadcast-address",
         metavar="HOST:PORT",
         help="address other server processes use to reach this one (default: ip:port)",
+    )
+    start.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen on a non-loopback address with auth off (anyone reaching it can do anything)",
     )
     dev = server_commands.add_parser("start-dev", help="start a development server")
     _add_server_arguments(dev, dev=True)
@@ -185,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $AION_CODEC_TOKEN; unset: no check)",
     )
     codec.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    auth_commands.add_parsers(commands)
     return parser
 
 
@@ -282,6 +294,7 @@ def _start_settings(args: argparse.Namespace) -> Settings:
             "dynamic_config": args.dynamic_config_value
             and parse_dynamic_config(args.dynamic_config_value),
         }
+        flags["auth"], flags["tls"] = auth_commands.flag_tables(args)
         return load(args.config, flags)
     except ConfigError as e:
         _fail(str(e))
@@ -292,6 +305,9 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
     try:
         search_attributes = parse_search_attributes(args.search_attribute)
         dynamic_config = parse_dynamic_config(args.dynamic_config_value)
+        auth, tls = auth_commands.flag_tables(args)
+        auth_config = None if auth is None else auth_from_table(auth)
+        tls_config = None if tls is None else tls_from_table(tls)
     except ValueError as e:
         args.subparser.error(str(e))
     server = ServerConfig(
@@ -304,8 +320,31 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
         namespaces=["default", *args.namespace],
         search_attributes=search_attributes,
         dynamic_config=dynamic_config,
+        auth=auth_config,
+        tls=tls_config,
     )
     return Settings(server=server, log_level=args.log_level, log_format=args.log_format or "text")
+
+
+def _is_loopback(ip: str) -> bool:
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def _admin(args: argparse.Namespace) -> None:
+    """`aion apikey ...`, `aion audit list`."""
+    fatal: tuple[type[Exception], ...] = (ValueError, *_fatal_errors(args.dsn))
+    try:
+        response = asyncio.run(auth_commands.run(args))
+    except grpc.aio.AioRpcError as e:
+        _fail(f"{e.code().name}: {e.details()}")
+    except fatal as e:
+        _fail(str(e))
+    print(auth_commands.render(args, response))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -327,6 +366,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "codec-server":
         _codec_server(args)
         return
+    if args.command in ("apikey", "audit"):
+        _admin(args)
+        return
     dev = args.server_command == "start-dev"
     settings = _dev_settings(args) if dev else _start_settings(args)
     level = settings.log_level.upper()
@@ -339,6 +381,11 @@ def main(argv: list[str] | None = None) -> None:
             if getattr(args, option) not in (None, False):
                 log.debug("--%s is ignored: %s", option.replace("_", "-"), reason)
     config = settings.server
+    if not dev and config.auth is None and not args.insecure and not _is_loopback(config.ip):
+        _fail(
+            f"refusing to listen on {config.ip} with auth off: anyone reaching it could do "
+            "anything; turn auth on (docs/security.md) or pass --insecure"
+        )
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve(config, "Aion dev server" if dev else "Aion server"))

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aion.auth.config import auth_from_table, tls_from_table
 from aion.common import limits
 from aion.common.durations import GoError, parse_duration
 from aion.server import SCHEDULE_RETENTION, ServerConfig
@@ -37,6 +38,8 @@ FILE_KEYS: dict[str, type] = {
     "dynamic_config": dict,
     "log_format": str,
     "tracing": dict,
+    "auth": dict,
+    "tls": dict,
 }
 # The keys of the `[tracing]` table (all strings).
 TRACING_KEYS = ("exporter", "endpoint", "service_name")
@@ -238,7 +241,7 @@ def _merge(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str
     if "dsn" in given or "db_filename" in given:
         values.pop("dsn", None)
         values.pop("db_filename", None)
-    for table in ("search_attributes", "dynamic_config"):
+    for table in ("search_attributes", "dynamic_config", "auth", "tls"):
         if table in given:
             given[table] = {**values.get(table, {}), **given[table]}
     values.update(given)
@@ -296,6 +299,11 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
     if "" in namespaces:
         raise ConfigError("a namespace name must not be empty")
     broadcast = values.get("broadcast_address")
+    try:
+        auth = auth_from_table(values["auth"]) if "auth" in values else None
+        tls = tls_from_table(values["tls"]) if "tls" in values else None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     server = ServerConfig(
         ip=ip,
         port=port,
@@ -312,6 +320,8 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
         if broadcast is not None
         else _host_port(ip, port),
         tracing=TracingConfig(**tracing_values),
+        auth=auth,
+        tls=tls,
     )
     return Settings(server=server, log_level=log_level, log_format=log_format)
 

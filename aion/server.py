@@ -18,6 +18,10 @@ from temporalio.api.workflowservice.v1 import service_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import service_pb2_grpc as workflow_grpc
 
 from aion import metrics, tracing
+from aion.auth import config as auth_config
+from aion.auth.config import AuthConfig, TlsConfig
+from aion.auth.methods import OPERATOR_SERVICE
+from aion.auth.methods import WORKFLOW_SERVICE as WORKFLOW_SERVICE_PREFIX
 from aion.batch.runtime import BatchRuntime
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
@@ -99,6 +103,10 @@ class ServerConfig:
     and ignored."""
     tracing: TracingConfig = field(default_factory=TracingConfig)
     """OpenTelemetry tracing (off unless it or the `OTEL_*` variables turn it on)."""
+    auth: AuthConfig | None = None
+    """Authentication, authorization and the audit log; None: off, every call allowed."""
+    tls: TlsConfig | None = None
+    """TLS (and mTLS) on the gRPC port; None: plaintext."""
 
 
 def _timer_window_ns(config: ServerConfig) -> int:
@@ -219,6 +227,17 @@ class AionServer:
                     "temporal.api.operatorservice.v1.OperatorService": self.operator_service,
                 }
             )
+        self.security: auth_config.Security | None = None
+        if config.auth is not None:
+            from aion.auth import admin as auth_admin  # the auth modules only when auth is on
+
+            self.security = security = auth_config.build(config.auth, self.store)
+            self.workflow_service.guard = security.guard.service(WORKFLOW_SERVICE_PREFIX)
+            self.operator_service.guard = security.guard.service(OPERATOR_SERVICE)
+            ops = auth_admin.AdminOps(self.store, security.api_keys, security.audit)
+            self.grpc.add_generic_rpc_handlers(
+                (auth_admin.admin_handler(ops, security.guard, abort),)
+            )
         if self.cluster is not None:
             self.grpc.add_generic_rpc_handlers(
                 (peer_handler(self.engine, self.engine.operations, abort),)
@@ -304,7 +323,10 @@ class AionServer:
                 self.drainage.grace_period_ns = parse_duration(value)
             else:
                 log.debug("dynamic config value %s is not supported yet; ignored", key)
-        bound = self.grpc.add_insecure_port(self.address)
+        if self.config.tls is not None:
+            bound = self.grpc.add_secure_port(self.address, self.config.tls.credentials())
+        else:
+            bound = self.grpc.add_insecure_port(self.address)
         if bound == 0:
             raise OSError(f"cannot listen on {self.address}")
         if self.cluster is not None:
@@ -314,6 +336,8 @@ class AionServer:
                 await self.engine.acquire_shard(shard_id)
         await self.engine.start()
         self.drainage.start()
+        if self.security is not None and self.security.audit is not None:
+            self.security.audit.start()
         await self.health.set_serving(True)
         await self.grpc.start()
         if self.http is not None:
@@ -332,6 +356,8 @@ class AionServer:
         await self.engine.stop()
         await self.schedules.stop()
         await self.batches.stop()
+        if self.security is not None and self.security.audit is not None:
+            await self.security.audit.stop()
         await self.store.close()
         if self.metrics_port is not None:
             await self.metrics_port.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from temporalio.api.enums.v1 import IndexedValueType
@@ -23,12 +23,18 @@ from aion.visibility.search_attributes import (
     is_reserved,
 )
 
+if TYPE_CHECKING:  # the auth modules load only when auth is on
+    from aion.auth.guard import ServiceGuard
+
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 log = logging.getLogger(__name__)
 SYSTEM_NAMESPACE = "temporal-system"
 
 
 class OperatorService(service_pb2_grpc.OperatorServiceServicer):
+    guard: ServiceGuard | None = None
+    """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
+
     def __init__(
         self, namespaces: NamespaceRegistry, cluster: ClusterMetadata | None = None
     ) -> None:

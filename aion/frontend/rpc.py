@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -23,6 +23,9 @@ from aion.cluster.peers import NOT_OWNER, is_forwarded
 from aion.frontend.actions import actions
 from aion.metrics import UNKNOWN_NAMESPACE
 from aion.persistence import ConditionFailedError, StoreUnavailableError, UnstorableValueError
+
+if TYPE_CHECKING:  # the auth modules load only when auth is on
+    from aion.auth.guard import ServiceGuard
 
 log = logging.getLogger("aion.frontend")
 
@@ -150,6 +153,14 @@ _DETAIL_TYPES = frozenset(
 
 
 async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+    """Run the RPC; a servicer with a guard (auth on) has it checked and audited first."""
+    guard: ServiceGuard | None = getattr(self, "guard", None)
+    if guard is None:
+        return await _run(fn, self, request, context)
+    return await guard.serve(fn.__name__, request, context, functools.partial(_run, fn, self))
+
+
+async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
     """Run the RPC, on the shard's owner if need be; any failure comes out as a ServiceError."""
     try:
         if len(getattr(request, "namespace", "")) > MAX_NAMESPACE_LENGTH:

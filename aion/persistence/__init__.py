@@ -2,6 +2,8 @@
 (`sqlite`) and PostgreSQL (`postgres`)."""
 
 from aion.persistence.store import (
+    ApiKeyRecord,
+    AuditRecord,
     BatchOperationRecord,
     ConditionFailedError,
     CurrentExecution,
@@ -28,6 +30,8 @@ from aion.persistence.store import (
 )
 
 __all__ = [
+    "ApiKeyRecord",
+    "AuditRecord",
     "BatchOperationRecord",
     "ConditionFailedError",
     "CurrentExecution",

@@ -243,6 +243,35 @@ class BatchOperationRecord:
 
 
 @dataclass
+class ApiKeyRecord:
+    """An API key Aion issued: its id (the public part of the key), the SHA-256 of its secret,
+    the role it grants in its namespace, and until when (`expires_ns` 0: no expiry)."""
+
+    key_id: str
+    secret_hash: str
+    namespace: str
+    role: str
+    description: str
+    created_ns: int
+    expires_ns: int
+    disabled: bool
+
+
+@dataclass
+class AuditRecord:
+    """One audited call: who (`subject`, by which credential), what, and how it ended."""
+
+    time_ns: int
+    subject: str
+    auth_type: str
+    credential_id: str
+    method: str
+    namespace: str
+    workflow_id: str
+    result: str
+
+
+@dataclass
 class ExecutionTransaction:
     """Everything one state transition writes, committed atomically."""
 
@@ -485,6 +514,32 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def count_open_executions(self) -> dict[str, int]:
         """Running executions per namespace id (namespaces with none are left out)."""
+
+    @abc.abstractmethod
+    async def create_api_key(self, record: ApiKeyRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_api_keys(self) -> list[ApiKeyRecord]: ...
+
+    @abc.abstractmethod
+    async def disable_api_key(self, key_id: str) -> bool:
+        """False when there is no such key."""
+
+    @abc.abstractmethod
+    async def delete_api_key(self, key_id: str) -> bool:
+        """False when there is no such key."""
+
+    @abc.abstractmethod
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None: ...
+
+    @abc.abstractmethod
+    async def list_audit(
+        self, since_ns: int, namespace: str | None, limit: int
+    ) -> list[AuditRecord]:
+        """The oldest `limit` records at or after `since_ns` (of `namespace`, if given)."""
 
     def connections(self) -> tuple[int, int]:
         """Database connections: (in use, open)."""

@@ -7,6 +7,8 @@ gRPC statuses and forwards a call to the process that owns the execution's shard
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from aion.frontend.workflow_service.base import Backends
@@ -18,6 +20,9 @@ from aion.frontend.workflow_service.task_queues import TaskQueueRpcs
 from aion.frontend.workflow_service.tasks import TaskRpcs
 from aion.frontend.workflow_service.workers import WorkerRpcs
 from aion.frontend.workflow_service.workflows import WorkflowRpcs
+
+if TYPE_CHECKING:
+    from aion.auth.guard import ServiceGuard
 
 
 # The grpc stubs declare the servicer's methods sync; the parts implement them `async def`.
@@ -33,6 +38,9 @@ class WorkflowService(  # type: ignore[misc]
     service_pb2_grpc.WorkflowServiceServicer,
 ):
     """The gRPC WorkflowService; RPCs not implemented answer UNIMPLEMENTED (the generated base)."""
+
+    guard: ServiceGuard | None = None
+    """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
 
 
 __all__ = ["Backends", "WorkflowService"]

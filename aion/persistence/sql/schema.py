@@ -171,6 +171,32 @@ CREATE INDEX batch_operations_by_shard ON batch_operations (shard_id, state);
 CREATE INDEX batch_operations_by_start ON batch_operations (namespace_id, start_time_ns);
 """
 
+# Aion-managed API keys (`aion.auth.apikeys`): only a hash of each secret is kept. The audit
+# log (`aion.auth.audit`): who did what, by time.
+SECURITY = """
+CREATE TABLE api_keys (
+    key_id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    role TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_ns {bigint} NOT NULL,
+    expires_ns {bigint} NOT NULL,
+    disabled {boolean} NOT NULL
+);
+CREATE TABLE audit_log (
+    time_ns {bigint} NOT NULL,
+    subject TEXT NOT NULL,
+    auth_type TEXT NOT NULL,
+    credential_id TEXT NOT NULL,
+    method TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log (time_ns);
+"""
+
 # Visibility queried in SQL (`aion.visibility.sql`): the system attributes the reference fills
 # as columns, the default list order (open runs first, then CloseTime, StartTime descending,
 # RunId) as an index that keyset pages walk, and one index per selective system attribute
@@ -238,6 +264,7 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (VISIBILITY_IN_SQL, 6, 5),
     (BATCH_OPERATIONS, 7, 6),
     (VISIBILITY_SEARCH_ATTRIBUTES, 8, 7),
+    (SECURITY, 9, 8),
 ]
 
 TYPES = {

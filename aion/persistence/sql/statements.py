@@ -107,7 +107,29 @@ def visibility_row(record: VisibilityRecord) -> tuple[Any, ...]:
 
 
 schedule_row = attrgetter(*SCHEDULE)
+API_KEY = (
+    "key_id",
+    "secret_hash",
+    "namespace",
+    "role",
+    "description",
+    "created_ns",
+    "expires_ns",
+    "disabled",
+)
+AUDIT = (
+    "time_ns",
+    "subject",
+    "auth_type",
+    "credential_id",
+    "method",
+    "namespace",
+    "workflow_id",
+    "result",
+)
 deployment_row = attrgetter(*DEPLOYMENT)
+api_key_row = attrgetter(*API_KEY)
+audit_row = attrgetter(*AUDIT)
 batch_operation_row = attrgetter(*BATCH_OPERATION)
 
 
@@ -296,6 +318,20 @@ class Statements:
         self.list_batch_operations = q(
             _select("batch_operations", summary, "namespace_id = ?")
             + f" ORDER BY start_time_ns DESC, job_id{d.byte_order}"
+        )
+        # API keys and the audit log
+        self.insert_api_key = q(_insert("api_keys", API_KEY))
+        self.get_api_key = q(_select("api_keys", API_KEY, "key_id = ?"))
+        self.list_api_keys = q(_select("api_keys", API_KEY) + " ORDER BY created_ns, key_id")
+        self.disable_api_key = q("UPDATE api_keys SET disabled = ? WHERE key_id = ?")
+        self.delete_api_key = q("DELETE FROM api_keys WHERE key_id = ?")
+        self.insert_audit = q(_insert("audit_log", AUDIT))
+        self.list_audit = q(
+            _select("audit_log", AUDIT, "time_ns >= ?") + " ORDER BY time_ns LIMIT ?"
+        )
+        self.list_audit_of_namespace = q(
+            _select("audit_log", AUDIT, "time_ns >= ? AND namespace = ?")
+            + " ORDER BY time_ns LIMIT ?"
         )
         self.running_batch_operations = q(
             _select("batch_operations", BATCH_OPERATION, "shard_id = ? AND state = 1")

@@ -11,6 +11,8 @@ from aion.persistence.sql.dialect import Connection, Row
 from aion.persistence.sql.execution import check_range, commit_batch
 from aion.persistence.sql.statements import (
     Statements,
+    api_key_row,
+    audit_row,
     batch_operation_row,
     deployment_row,
     schedule_row,
@@ -19,6 +21,8 @@ from aion.persistence.sql.statements import (
 from aion.persistence.sql.visibility import search_attribute_rows
 from aion.persistence.store import (
     MAX_TIME_NS,
+    ApiKeyRecord,
+    AuditRecord,
     BatchOperationRecord,
     ConditionFailedError,
     CurrentExecution,
@@ -354,6 +358,42 @@ class SQLStore(Store):
     async def count_open_executions(self) -> dict[str, int]:
         rows = await self._fetch(self.sql.count_open_executions)
         return {namespace_id: count for namespace_id, count in rows}
+
+    # API keys and the audit log
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        await self._execute(self.sql.insert_api_key, api_key_row(record))
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        row = await self._fetchrow(self.sql.get_api_key, (key_id,))
+        return None if row is None else _api_key(row)
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        return [_api_key(row) for row in await self._fetch(self.sql.list_api_keys)]
+
+    async def disable_api_key(self, key_id: str) -> bool:
+        return await self._execute(self.sql.disable_api_key, (True, key_id)) == 1
+
+    async def delete_api_key(self, key_id: str) -> bool:
+        return await self._execute(self.sql.delete_api_key, (key_id,)) == 1
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        rows = [audit_row(r) for r in records]
+        await self._write(lambda conn: conn.executemany(self.sql.insert_audit, rows))
+
+    async def list_audit(
+        self, since_ns: int, namespace: str | None, limit: int
+    ) -> list[AuditRecord]:
+        if namespace is None:
+            rows = await self._fetch(self.sql.list_audit, (since_ns, limit))
+        else:
+            rows = await self._fetch(self.sql.list_audit_of_namespace, (since_ns, namespace, limit))
+        return [AuditRecord(*row) for row in rows]
+
+
+def _api_key(row: Row) -> ApiKeyRecord:
+    r = ApiKeyRecord(*row)
+    r.disabled = bool(r.disabled)
+    return r
 
 
 def _batch_operation(row: Row) -> BatchOperationRecord:
