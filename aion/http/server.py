@@ -184,16 +184,25 @@ class HttpApi:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"request body larger than {MAX_BODY_BYTES} bytes",
             )
-        method = getattr(self._servicers[route.service], route.method)
-        try:
-            response = await method(message, HttpContext(request))
-        except HttpAbort as e:
-            return _status_response(e.status, e.http_status)
+        response = await self.call(request, route.service, route.method, message)
+        if isinstance(response, web.Response):
+            return response
         content_type = "application/json" if shorthand else f"application/json+{NO_SHORTHAND}"
         return web.Response(
             body=jsonpb.to_json(response, shorthand),
             headers={"Content-Type": content_type},
         )
+
+    async def call(
+        self, request: web.Request, service: str, method: str, message: Message
+    ) -> Message | web.Response:
+        """Run one RPC for `request`: its response message, or the error response."""
+        servicer = getattr(self._servicers[service], method)
+        try:
+            response: Message = await servicer(message, HttpContext(request))
+        except HttpAbort as e:
+            return _status_response(e.status, e.http_status)
+        return response
 
 
 def _no_shorthand(request: web.Request) -> bool:
