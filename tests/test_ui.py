@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from temporalio import activity, workflow
@@ -35,6 +36,7 @@ from tests.servers import ROOT, AionProcess
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(ROOT, "test-artifacts", "ui")
 NAMESPACE = "ui"
+CODEC = "http://127.0.0.1:9/codec"  # only handed to the browser, never called here
 
 
 def _ensure_built() -> None:
@@ -82,7 +84,9 @@ async def ui_server(backend: str) -> AsyncIterator[AionProcess]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
     async with fresh_storage(backend) as storage:
-        server = storage.server(namespaces=[NAMESPACE], ui=True)
+        server = storage.server(
+            namespaces=[NAMESPACE], ui=True, extra_args=["--ui-codec-endpoint", CODEC]
+        )
         await asyncio.to_thread(server.start)
         try:
             yield server
@@ -134,7 +138,7 @@ async def test_workflows_list_with_status_counts(
         await handle.terminate("seeded")
     query = f'WorkflowId STARTS_WITH "{prefix}"'
     await page.goto(_url(ui_server, f"/workflows?query={query}"))
-    await expect(page.get_by_text("5 Workflows")).to_be_visible()
+    await expect(page.get_by_role("heading", name="5 Workflows")).to_be_visible()
     await expect(page.get_by_text("3 Running")).to_be_visible()
     await expect(page.get_by_text("2 Terminated")).to_be_visible()
     for i in range(3):
@@ -227,3 +231,82 @@ async def test_schedules_page_lists_and_pauses_a_schedule(
     state = (await handle.describe()).schedule.state
     assert state.paused
     assert state.note == "paused from the UI"
+
+
+async def test_settings_history_download_csrf_and_caching(
+    ui_server: AionProcess, ui_client: Client
+) -> None:
+    handle = await ui_client.start_workflow("Nobody", "x", id=unique("raw"), task_queue="nobody")
+    run = handle.result_run_id
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{ui_server.ui_url}/api/v1/settings") as r:
+            settings = await r.json()
+            token = r.cookies["_csrf"].value
+        major, minor, _ = (int(part) for part in settings["Version"].split("."))
+        assert (major, minor) >= (2, 23)
+        assert settings["Codec"] == {
+            "Endpoint": CODEC,
+            "PassAccessToken": False,
+            "IncludeCredentials": False,
+            "DefaultErrorMessage": "",
+            "DefaultErrorLink": "",
+        }
+        assert settings["DefaultNamespace"] == "default"
+        assert settings["Auth"]["Enabled"] is False
+
+        path = f"/api/v1/namespaces/{NAMESPACE}/workflows/{handle.id}/run/{run}/history.json"
+        async with http.get(ui_server.ui_url + path) as r:
+            assert r.status == 200
+            assert "attachment" in r.headers["Content-Disposition"]
+            history = await r.json()
+        types = [event["eventType"] for event in history["events"]]
+        assert types == [
+            "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED",
+            "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
+        ]
+
+        # Writes carry the cookie's token in X-CSRF-TOKEN, as the app sends them.
+        signal = f"{ui_server.ui_url}/api/v1/namespaces/{NAMESPACE}/workflows/{handle.id}/signal/go"
+        async with http.post(signal, json={}) as r:
+            assert (r.status, await r.json()) == (
+                400,
+                {"message": "missing csrf token in request header"},
+            )
+        async with http.post(signal, json={}, headers={"X-CSRF-TOKEN": "forged"}) as r:
+            assert (r.status, await r.json()) == (403, {"message": "invalid csrf token"})
+        async with http.post(signal, json={}, headers={"X-CSRF-TOKEN": token}) as r:
+            assert r.status == 200, await r.text()
+
+        # Any app path is the app's page; the content-hashed files are cached for good.
+        async with http.get(f"{ui_server.ui_url}/namespaces/{NAMESPACE}/schedules") as r:
+            assert r.status == 200
+            assert r.headers["Cache-Control"] == "no-cache"
+            page = await r.text()
+        script = page.split('import("', 1)[1].split('"', 1)[0]
+        assert script.startswith("/_app/immutable/")
+        async with http.get(ui_server.ui_url + script) as r:
+            assert r.status == 200
+            assert "immutable" in r.headers["Cache-Control"]
+    history_events = await handle.fetch_history()
+    assert (
+        history_events.events[-1].workflow_execution_signaled_event_attributes.signal_name == "go"
+    )
+
+
+async def test_public_path(backend: str, browser: Browser) -> None:
+    """With --ui-public-path the app and its API live under the path."""
+    async with fresh_storage(backend) as storage:
+        server = storage.server(ui=True, extra_args=["--ui-public-path", "/temporal/"])
+        await asyncio.to_thread(server.start)
+        try:
+            assert server.ui_url.endswith("/temporal")
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(server.ui_url)
+            await expect(page).to_have_url(f"{server.ui_url}/namespaces/default/workflows")
+            await expect(page.get_by_role("heading", name="0 Workflows")).to_be_visible()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / f"test_public_path[{backend}].png"))
+            await context.close()
+        finally:
+            await asyncio.to_thread(server.stop)
