@@ -277,6 +277,10 @@ async def test_settings_history_download_csrf_and_caching(
         async with http.post(signal, json={}, headers={"X-CSRF-TOKEN": token}) as r:
             assert r.status == 200, await r.text()
 
+        # An RPC Aion lacks (the Nexus endpoint registry) is UNIMPLEMENTED, as on gRPC.
+        async with http.get(f"{ui_server.ui_url}/api/v1/nexus/endpoints") as r:
+            assert (r.status, (await r.json())["code"]) == (501, 12)
+
         # Any app path is the app's page; the content-hashed files are cached for good.
         async with http.get(f"{ui_server.ui_url}/namespaces/{NAMESPACE}/schedules") as r:
             assert r.status == 200

@@ -85,6 +85,13 @@ class HttpContext:
     def code(self) -> None:
         return None
 
+    def set_code(self, code: grpc.StatusCode) -> None:
+        """Called by grpc's generated stub of a method Aion does not implement, before it
+        raises NotImplementedError (answered as UNIMPLEMENTED)."""
+
+    def set_details(self, details: str) -> None:
+        """As `set_code`."""
+
     def details(self) -> None:
         return None
 
@@ -202,6 +209,8 @@ class HttpApi:
             response: Message = await servicer(message, HttpContext(request))
         except HttpAbort as e:
             return _status_response(e.status, e.http_status)
+        except NotImplementedError:
+            return error_response(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
         return response
 
 
