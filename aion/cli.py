@@ -246,6 +246,7 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
 
 
 def _ui_config(args: argparse.Namespace) -> UiConfig:
+    """start-dev's Web UI from its flags, defaulted as the reference's."""
     ui = UiConfig(
         ip=args.ui_ip or args.ip,
         port=args.port + 1000 if args.ui_port is None else args.ui_port,

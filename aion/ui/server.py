@@ -53,10 +53,6 @@ class UiServer:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    @property
-    def built(self) -> bool:
-        return self._index is not None
-
     async def start(self) -> None:
         """Listen (port 0: a free one, then in `self.port`)."""
         if self._index is None:
