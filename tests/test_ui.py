@@ -84,9 +84,7 @@ async def ui_server(backend: str) -> AsyncIterator[AionProcess]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
     async with fresh_storage(backend) as storage:
-        server = storage.server(
-            namespaces=[NAMESPACE], ui=True, extra_args=["--ui-codec-endpoint", CODEC]
-        )
+        server = storage.server(namespaces=[NAMESPACE], ui=True)
         await asyncio.to_thread(server.start)
         try:
             yield server
@@ -202,7 +200,9 @@ async def test_signal_from_the_ui(
     await page.locator("#workflow-actions-menu-button:visible").click()
     await page.get_by_role("menuitem", name="Send a Signal").filter(visible=True).click()
     modal = page.get_by_test_id("signal-confirmation-modal").filter(visible=True)
-    await modal.locator("#signal-name").fill("finish")
+    # The signals to choose from come from the workflow's metadata query, answered by the worker.
+    await modal.get_by_test_id("signal-select-button").click()
+    await modal.get_by_role("option").filter(has_text="finish").click()
     await modal.get_by_test_id("confirm-modal-button").click()
     # The signal ends the workflow: the page shows it completed with its result.
     await expect(page.get_by_text("Completed").first).to_be_visible()
@@ -244,13 +244,7 @@ async def test_settings_history_download_csrf_and_caching(
             token = r.cookies["_csrf"].value
         major, minor, _ = (int(part) for part in settings["Version"].split("."))
         assert (major, minor) >= (2, 23)
-        assert settings["Codec"] == {
-            "Endpoint": CODEC,
-            "PassAccessToken": False,
-            "IncludeCredentials": False,
-            "DefaultErrorMessage": "",
-            "DefaultErrorLink": "",
-        }
+        assert settings["Codec"]["Endpoint"] == ""
         assert settings["DefaultNamespace"] == "default"
         assert settings["Auth"]["Enabled"] is False
 
@@ -264,6 +258,14 @@ async def test_settings_history_download_csrf_and_caching(
             "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED",
             "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
         ]
+
+        # Payloads in full, as Temporal's UI server answers (the app decodes them itself).
+        events = f"/api/v1/namespaces/{NAMESPACE}/workflows/{handle.id}/history"
+        async with http.get(ui_server.ui_url + events) as r:
+            assert r.headers["Content-Type"].startswith("application/json")
+            started = (await r.json())["history"]["events"][0]
+        payload = started["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+        assert payload["metadata"]["encoding"] == "anNvbi9wbGFpbg=="  # json/plain
 
         # Writes carry the cookie's token in X-CSRF-TOKEN, as the app sends them.
         signal = f"{ui_server.ui_url}/api/v1/namespaces/{NAMESPACE}/workflows/{handle.id}/signal/go"
@@ -297,20 +299,33 @@ async def test_settings_history_download_csrf_and_caching(
     )
 
 
-async def test_public_path(backend: str, browser: Browser) -> None:
-    """With --ui-public-path the app and its API live under the path."""
+async def test_public_path_and_codec_endpoint(backend: str, browser: Browser) -> None:
+    """With --ui-public-path the app and its API live under the path; --ui-codec-endpoint is
+    handed to the app in the settings."""
+    flags = ["--ui-public-path", "/temporal/", "--ui-codec-endpoint", CODEC]
     async with fresh_storage(backend) as storage:
-        server = storage.server(ui=True, extra_args=["--ui-public-path", "/temporal/"])
+        server = storage.server(ui=True, extra_args=flags)
         await asyncio.to_thread(server.start)
         try:
             assert server.ui_url.endswith("/temporal")
+            settings = f"{server.ui_url}/api/v1/settings"
+            async with aiohttp.ClientSession() as http, http.get(settings) as r:
+                codec = (await r.json())["Codec"]
+            assert codec == {
+                "Endpoint": CODEC,
+                "PassAccessToken": False,
+                "IncludeCredentials": False,
+                "DefaultErrorMessage": "",
+                "DefaultErrorLink": "",
+            }
             context = await browser.new_context()
             page = await context.new_page()
             await page.goto(server.ui_url)
             await expect(page).to_have_url(f"{server.ui_url}/namespaces/default/workflows")
             await expect(page.get_by_role("heading", name="0 Workflows")).to_be_visible()
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / f"test_public_path[{backend}].png"))
+            shot = ARTIFACTS / f"test_public_path_and_codec_endpoint[{backend}].png"
+            await page.screenshot(path=str(shot))
             await context.close()
         finally:
             await asyncio.to_thread(server.stop)

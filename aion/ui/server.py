@@ -14,13 +14,15 @@ import secrets
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
+from yarl import URL
 
 from aion.http import HttpApi
 from aion.http.jsonpb import to_json
-from aion.http.server import MAX_BODY_BYTES
+from aion.http.server import MAX_BODY_BYTES, NO_SHORTHAND
 from aion.ui import UiConfig, built
 
 log = logging.getLogger("aion.ui")
@@ -87,10 +89,19 @@ class UiServer:
         return web.json_response(self._settings)
 
     async def _to_api(self, request: web.Request) -> web.StreamResponse:
-        if self._prefix:
-            path = request.rel_url.path.removeprefix(self._prefix)
-            request = request.clone(rel_url=request.rel_url.with_path(path))
-        return await self._api.handle(request)
+        """The HTTP API's answer, payloads in full as Temporal's UI server gives them (the app
+        decodes `{metadata, data}` payloads, through the codec server when there is one)."""
+        url = request.rel_url
+        path = URL.build(
+            path=url.raw_path.removeprefix(self._prefix),
+            query_string=url.raw_query_string,
+            encoded=True,
+        )
+        headers = CIMultiDict(request.headers)
+        headers["Accept"] = f"application/json+{NO_SHORTHAND}"
+        response = await self._api.handle(request.clone(rel_url=path, headers=headers))
+        response.content_type = "application/json"
+        return response
 
     async def _history(self, request: web.Request) -> web.StreamResponse:
         """The run's whole history as Temporal's JSON (`{"events": [...]}`, payloads in full), a
