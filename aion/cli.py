@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
@@ -35,6 +36,7 @@ from aion.server import (
 from aion.tracing import logs
 from aion.tracing.config import TracingError
 from aion.tracing.logs import FORMATS as LOG_FORMATS
+from aion.ui import UiConfig
 from aion.versioning import drainage
 from aion.visibility.search_attributes import TooManySearchAttributesError
 
@@ -45,13 +47,7 @@ log = logging.getLogger("aion")
 
 # Options of the reference `temporal server start-dev` that Aion accepts and ignores.
 IGNORED_OPTIONS = {
-    "headless": "Aion has no web UI",
-    "ui_port": "Aion has no web UI",
-    "ui_ip": "Aion has no web UI",
-    "ui_asset_path": "Aion has no web UI",
-    "ui_codec_endpoint": "Aion has no web UI",
-    "ui_public_path": "Aion has no web UI",
-    "ui_disable_news_fetch": "Aion has no web UI",
+    "ui_disable_news_fetch": "Aion's web UI fetches no news",
     "sqlite_pragma": "Aion sets its own SQLite pragmas",
     "log_config": "Aion has no server config file",
 }
@@ -151,11 +147,14 @@ def _parser() -> argparse.ArgumentParser:
         search_attribute=[],
         dynamic_config_value=[],
     )
+    ui = dev.add_argument_group("web UI")
+    ui.add_argument("--headless", action="store_true", help="no web UI")
+    ui.add_argument("--ui-port", type=int, metavar="PORT", help="(default: --port + 1000)")
+    ui.add_argument("--ui-ip", metavar="IP", help="(default: --ip)")
+    ui.add_argument("--ui-public-path", metavar="PATH", help="path prefix, e.g. /temporal")
+    ui.add_argument("--ui-codec-endpoint", metavar="URL", help="remote codec server's URL")
+    ui.add_argument("--ui-asset-path", metavar="DIR", help="a build of ui/ to serve instead")
     ignored = dev.add_argument_group("accepted for compatibility with the reference, ignored")
-    ignored.add_argument("--headless", action="store_true", help="(no web UI)")
-    ignored.add_argument("--ui-port", type=int, metavar="PORT")
-    for flag in ("--ui-ip", "--ui-asset-path", "--ui-codec-endpoint", "--ui-public-path"):
-        ignored.add_argument(flag, metavar="VALUE")
     ignored.add_argument("--ui-disable-news-fetch", action="store_true")
     ignored.add_argument("--sqlite-pragma", action="append", metavar="PRAGMA=VALUE")
     ignored.add_argument("--log-config", action="store_true")
@@ -214,6 +213,9 @@ async def _serve(config: ServerConfig, label: str) -> None:
     await server.start()
     if server.http is not None:  # printed first: "listening on" tells that all is up
         print(f"HTTP API on http://{config.ip}:{server.http.port}", flush=True)
+    if server.ui is not None:
+        ui = server.ui.config
+        print(f"Web UI on http://{ui.ip}:{server.ui.port}{ui.public_path}", flush=True)
     print(f"{label} listening on {server.address}", flush=True)
     await _until_stopped()
     await server.stop()
@@ -322,6 +324,7 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
         dynamic_config=dynamic_config,
         auth=auth_config,
         tls=tls_config,
+        ui=None if args.headless else _ui_config(args),
     )
     return Settings(server=server, log_level=args.log_level, log_format=args.log_format or "text")
 
@@ -345,6 +348,19 @@ def _admin(args: argparse.Namespace) -> None:
     except fatal as e:
         _fail(str(e))
     print(auth_commands.render(args, response))
+
+
+def _ui_config(args: argparse.Namespace) -> UiConfig:
+    """start-dev's Web UI from its flags, defaulted as the reference's."""
+    ui = UiConfig(
+        ip=args.ui_ip or args.ip,
+        port=args.port + 1000 if args.ui_port is None else args.ui_port,
+        public_path="/" + path if (path := (args.ui_public_path or "").strip("/")) else "",
+        codec_endpoint=args.ui_codec_endpoint or "",
+    )
+    if args.ui_asset_path:
+        ui.assets = Path(args.ui_asset_path)
+    return ui
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

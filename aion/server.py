@@ -45,12 +45,14 @@ from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
 from aion.schedules.runtime import ScheduleRuntime
 from aion.tracing import TracingConfig
+from aion.ui import UiConfig
 from aion.versioning import drainage
 from aion.versioning.registry import DeploymentRegistry
 
 if TYPE_CHECKING:  # imported where they are built, only when their port is set
     from aion.frontend.metrics_port import MetricsPort
     from aion.http import HttpApi
+    from aion.ui.server import UiServer
 
 log = logging.getLogger("aion")
 
@@ -94,6 +96,9 @@ class ServerConfig:
     `namespaces` that lacks them."""
     http_port: int | None = None
     """Port on `ip` of Temporal's HTTP API (0: a free one); None: no HTTP API."""
+    ui: UiConfig | None = None
+    """Temporal's Web UI (over the HTTP API's handler, whether `http_port` is set or not);
+    None: no UI."""
     metrics_port: int | None = None
     """HTTP port on `ip` serving `GET /metrics` and `GET /health` (200 while serving, else
     503); None: no such listener."""
@@ -218,15 +223,21 @@ class AionServer:
             operator_grpc.OperatorServiceServicer,
         )
         self.http: HttpApi | None = None
-        if config.http_port is not None:
+        self.ui: UiServer | None = None
+        if config.http_port is not None or config.ui is not None:
             from aion.http import HttpApi  # aiohttp only when needed
+            from aion.ui.server import UiServer
 
-            self.http = HttpApi(
+            api = HttpApi(
                 {
                     "temporal.api.workflowservice.v1.WorkflowService": self.workflow_service,
                     "temporal.api.operatorservice.v1.OperatorService": self.operator_service,
                 }
             )
+            if config.http_port is not None:
+                self.http = api
+            if config.ui is not None:
+                self.ui = UiServer(config.ui, api)
         self.security: auth_config.Security | None = None
         if config.auth is not None:
             from aion.auth import admin as auth_admin  # the auth modules only when auth is on
@@ -343,9 +354,13 @@ class AionServer:
         if self.http is not None:
             assert self.config.http_port is not None
             await self.http.start(self.config.ip, self.config.http_port)
+        if self.ui is not None:
+            await self.ui.start()
 
     async def stop(self) -> None:
         await self.health.set_serving(False)
+        if self.ui is not None:
+            await self.ui.stop()
         if self.http is not None:
             await self.http.stop()
         await self.grpc.stop(grace=1.0)

@@ -250,7 +250,7 @@ def server_argv(
     db = Path(tmp, f"{server}.db")
     if kind == "temporal":
         return with_db(reference_argv(port, None, taken), REFERENCE_MODES[mode], db)
-    argv = [sys.executable, "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
+    argv = [sys.executable, "-m", "aion", "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
     argv += ["--port", str(port)]
     if mode == "postgres":
         return argv + ["--dsn", args.dsn]

@@ -57,7 +57,7 @@ async def steady(
 
 async def bench(args: argparse.Namespace, db: Path) -> list[str]:
     port = free_port()
-    argv = [sys.executable, "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
+    argv = [sys.executable, "-m", "aion", "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
     argv += ["--port", str(port), "--db-filename", str(db)]
     argv += ["--dynamic-config-value", f'aion.workflowRetention="{args.retention}"']
     server = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -448,8 +448,8 @@ def main() -> None:
                 variants.reverse()
             for name, mode, python, checkout in variants:
                 port = free_port(args.ports, taken)
-                argv = [str(python), "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1"]
-                argv += ["--port", str(port)]
+                argv = [str(python), "-m", "aion", "server", "start-dev", "--headless"]
+                argv += ["--ip", "127.0.0.1", "--port", str(port)]
                 argv = with_db(argv, AION_MODES[mode], Path(tmp, f"{name}-{number}.db"))
                 scrape_url = None
                 if name.startswith("aion-metrics"):

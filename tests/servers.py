@@ -33,6 +33,7 @@ class AionProcess:
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
+    ui: bool = False  # start-dev's Web UI (on a free port); headless otherwise
 
     @property
     def address(self) -> str:
@@ -46,6 +47,14 @@ class AionProcess:
                 return line.removeprefix("HTTP API on ").strip()
         raise RuntimeError("the server printed no HTTP API address")
 
+    @property
+    def ui_url(self) -> str:
+        """Base URL of its Web UI (with `ui=True`)."""
+        for line in self.output:
+            if line.startswith("Web UI on "):
+                return line.removeprefix("Web UI on ").strip()
+        raise RuntimeError("the server printed no Web UI address")
+
     def start(self) -> str:
         args = [sys.executable, "-m", "aion", "server", self.command, "--ip", "127.0.0.1"]
         args += ["--port", str(self.port)]
@@ -55,6 +64,8 @@ class AionProcess:
             args += ["--dsn", self.dsn]
         for ns in self.namespaces:
             args += ["--namespace", ns]
+        if self.command == "start-dev":
+            args += ["--ui-port", str(free_port())] if self.ui else ["--headless"]
         args += self.extra_args
         self.output = []
         self.proc = subprocess.Popen(

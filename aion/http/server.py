@@ -85,6 +85,13 @@ class HttpContext:
     def code(self) -> None:
         return None
 
+    def set_code(self, code: grpc.StatusCode) -> None:
+        """Called by grpc's generated stub of a method Aion does not implement, before it
+        raises NotImplementedError (answered as UNIMPLEMENTED)."""
+
+    def set_details(self, details: str) -> None:
+        """As `set_code`."""
+
     def details(self) -> None:
         return None
 
@@ -184,16 +191,27 @@ class HttpApi:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"request body larger than {MAX_BODY_BYTES} bytes",
             )
-        method = getattr(self._servicers[route.service], route.method)
-        try:
-            response = await method(message, HttpContext(request))
-        except HttpAbort as e:
-            return _status_response(e.status, e.http_status)
+        response = await self.call(request, route.service, route.method, message)
+        if isinstance(response, web.Response):
+            return response
         content_type = "application/json" if shorthand else f"application/json+{NO_SHORTHAND}"
         return web.Response(
             body=jsonpb.to_json(response, shorthand),
             headers={"Content-Type": content_type},
         )
+
+    async def call(
+        self, request: web.Request, service: str, method: str, message: Message
+    ) -> Message | web.Response:
+        """Run one RPC for `request`: its response message, or the error response."""
+        servicer = getattr(self._servicers[service], method)
+        try:
+            response: Message = await servicer(message, HttpContext(request))
+        except HttpAbort as e:
+            return _status_response(e.status, e.http_status)
+        except NotImplementedError:
+            return error_response(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+        return response
 
 
 def _no_shorthand(request: web.Request) -> bool:

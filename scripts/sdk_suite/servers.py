@@ -91,7 +91,7 @@ def server_command(name: str, port: int, aion_flags: bool) -> list[str]:
             "--port", str(port), "--ui-port", str(free_port()), "--log-level", "error", *dc,
         ]  # fmt: skip
     return [
-        str(AION_PYTHON), "-m", "aion", "server", "start-dev", "--ip", "127.0.0.1",
+        str(AION_PYTHON), "-m", "aion", "server", "start-dev", "--headless", "--ip", "127.0.0.1",
         "--port", str(port), "--log-level", "info", *(dc if aion_flags else []),
     ]  # fmt: skip
 

@@ -1,0 +1,331 @@
+"""Temporal's Web UI served by Aion, driven in real headless Chromium (Debian's `chromium`, by
+Playwright for Python; a browser download is not needed): seeded workflows in the list with their
+status counts, a run's history and timeline, terminate and signal from the UI, the schedules page
+listing and pausing a schedule. Screenshots of each page go to test-artifacts/ui/.
+
+The UI's build (scripts/build-ui) is made here when missing; the tests skip only when it is
+missing and node/npm are not there to make it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from temporalio import activity, workflow
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+    WorkflowExecutionStatus,
+)
+from temporalio.worker import Worker
+
+from aion.ui import built
+from tests.helpers import fresh_storage, unique
+from tests.servers import ROOT, AionProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(ROOT, "test-artifacts", "ui")
+NAMESPACE = "ui"
+CODEC = "http://127.0.0.1:9/codec"  # only handed to the browser, never called here
+
+
+def _ensure_built() -> None:
+    if built():
+        return
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.skip("the Web UI is not built and cannot be: node and npm are missing")
+    subprocess.run([str(Path(ROOT, "scripts", "build-ui"))], check=True, cwd=ROOT)
+
+
+@activity.defn(name="ui_greet")
+async def greet(name: str) -> str:
+    return f"Hello, {name}"
+
+
+@workflow.defn(name="UiWorkflow")
+class UiWorkflow:
+    """Greets through an activity, then waits for `finish`; `poke` signals are kept."""
+
+    def __init__(self) -> None:
+        self.pokes: list[str] = []
+        self.done = False
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        greeting = await workflow.execute_activity(
+            greet, name, start_to_close_timeout=timedelta(seconds=30)
+        )
+        await workflow.wait_condition(lambda: self.done)
+        return greeting
+
+    @workflow.signal
+    def poke(self, value: str) -> None:
+        self.pokes.append(value)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+
+@pytest.fixture(scope="module")
+async def ui_server(backend: str) -> AsyncIterator[AionProcess]:
+    """An Aion dev server with its Web UI on a free port, on `backend`."""
+    await asyncio.to_thread(_ensure_built)
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    async with fresh_storage(backend) as storage:
+        server = storage.server(namespaces=[NAMESPACE], ui=True)
+        await asyncio.to_thread(server.start)
+        try:
+            yield server
+        finally:
+            await asyncio.to_thread(server.stop)
+
+
+@pytest.fixture(scope="module")
+async def ui_client(ui_server: AionProcess) -> Client:
+    return await Client.connect(ui_server.address, namespace=NAMESPACE)
+
+
+@pytest.fixture(scope="module")
+async def browser(ui_server: AionProcess) -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
+    """A fresh browser page; its screenshot is kept as the test's artifact."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = await context.new_page()
+    try:
+        yield tab
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        await context.close()
+
+
+def _url(server: AionProcess, path: str) -> str:
+    return f"{server.ui_url}/namespaces/{NAMESPACE}{path}"
+
+
+async def test_workflows_list_with_status_counts(
+    ui_server: AionProcess, ui_client: Client, page: Page
+) -> None:
+    queue = unique("ui-list")
+    prefix = unique("listed")
+    for i in range(3):
+        await ui_client.start_workflow("Nobody", id=f"{prefix}-run-{i}", task_queue=queue)
+    for i in range(2):
+        handle = await ui_client.start_workflow("Nobody", id=f"{prefix}-end-{i}", task_queue=queue)
+        await handle.terminate("seeded")
+    query = f'WorkflowId STARTS_WITH "{prefix}"'
+    await page.goto(_url(ui_server, f"/workflows?query={query}"))
+    await expect(page.get_by_role("heading", name="5 Workflows")).to_be_visible()
+    await expect(page.get_by_text("3 Running")).to_be_visible()
+    await expect(page.get_by_text("2 Terminated")).to_be_visible()
+    for i in range(3):
+        await expect(page.get_by_role("link", name=f"{prefix}-run-{i}")).to_be_visible()
+
+
+@pytest.fixture(scope="module")
+async def worker(ui_client: Client) -> AsyncIterator[str]:
+    """A worker for UiWorkflow; yields its task queue."""
+    queue = unique("ui-worker")
+    async with Worker(ui_client, task_queue=queue, workflows=[UiWorkflow], activities=[greet]):
+        yield queue
+
+
+async def test_history_and_timeline_render(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    handle = await ui_client.start_workflow(
+        UiWorkflow.run, "timeline", id=unique("detail"), task_queue=worker
+    )
+    await page.goto(_url(ui_server, f"/workflows/{handle.id}"))
+    await expect(page.get_by_test_id("workflow-id-heading").first).to_contain_text(handle.id)
+    # The history's events (the activity's among them) and the timeline's rows.
+    events = page.get_by_test_id("event-summary-row")
+    await expect(events.filter(has_text="Activity Task Completed")).to_have_count(1)
+    await expect(events.filter(has_text="Workflow Execution Started")).to_have_count(1)
+    await expect(page.get_by_text("ui_greet").first).to_be_visible()
+    await expect(page.locator("svg").filter(has_text="ui_greet").first).to_be_visible()
+
+
+async def test_terminate_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    handle = await ui_client.start_workflow(
+        UiWorkflow.run, "terminate", id=unique("terminated"), task_queue=worker
+    )
+    await page.goto(_url(ui_server, f"/workflows/{handle.id}"))
+    await page.locator("#workflow-actions-menu-button:visible").click()
+    await page.get_by_role("menuitem", name="Terminate").filter(visible=True).click()
+    modal = page.get_by_test_id("terminate-confirmation-modal").filter(visible=True)
+    await modal.get_by_role("textbox").fill("from the UI")
+    await modal.get_by_test_id("confirm-modal-button").click()
+    await expect(page.get_by_text("Terminated").first).to_be_visible()
+    description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.TERMINATED
+    history = await handle.fetch_history()
+    terminated = history.events[-1].workflow_execution_terminated_event_attributes
+    assert terminated.reason.startswith("from the UI")  # the UI adds where it came from
+
+
+async def test_signal_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    handle = await ui_client.start_workflow(
+        UiWorkflow.run, "signal", id=unique("signalled"), task_queue=worker
+    )
+    await page.goto(_url(ui_server, f"/workflows/{handle.id}"))
+    await expect(
+        page.get_by_test_id("event-summary-row").filter(has_text="Activity Task Completed")
+    ).to_have_count(1)
+    await page.locator("#workflow-actions-menu-button:visible").click()
+    await page.get_by_role("menuitem", name="Send a Signal").filter(visible=True).click()
+    modal = page.get_by_test_id("signal-confirmation-modal").filter(visible=True)
+    # The signals to choose from come from the workflow's metadata query, answered by the worker.
+    await modal.get_by_test_id("signal-select-button").click()
+    await modal.get_by_role("option").filter(has_text="finish").click()
+    await modal.get_by_test_id("confirm-modal-button").click()
+    # The signal ends the workflow: the page shows it completed with its result.
+    await expect(page.get_by_text("Completed").first).to_be_visible()
+    assert await handle.result() == "Hello, signal"
+
+
+async def test_schedules_page_lists_and_pauses_a_schedule(
+    ui_server: AionProcess, ui_client: Client, page: Page
+) -> None:
+    schedule_id = unique("ui-schedule")
+    action = ScheduleActionStartWorkflow(
+        "UiWorkflow", "scheduled", id=unique("scheduled"), task_queue=unique("ui-nobody")
+    )
+    spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))])
+    handle = await ui_client.create_schedule(schedule_id, Schedule(action=action, spec=spec))
+    await page.goto(_url(ui_server, "/schedules"))
+    link = page.get_by_role("link", name=schedule_id)
+    await expect(link).to_be_visible()
+    await link.click()
+    await expect(page.get_by_test_id("schedule-name").first).to_contain_text(schedule_id)
+    await page.locator("#schedule-actions-primary-button").click()
+    modal = page.locator("#pause-schedule-modal")
+    await modal.locator("#pause-reason").fill("paused from the UI")
+    await modal.get_by_role("button", name="Pause").click()
+    await expect(page.locator("#schedule-actions-primary-button")).to_have_text("Unpause")
+    state = (await handle.describe()).schedule.state
+    assert state.paused
+    assert state.note == "paused from the UI"
+
+
+async def test_settings_history_download_csrf_and_caching(
+    ui_server: AionProcess, ui_client: Client
+) -> None:
+    handle = await ui_client.start_workflow("Nobody", "x", id=unique("raw"), task_queue="nobody")
+    run = handle.result_run_id
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{ui_server.ui_url}/api/v1/settings") as r:
+            settings = await r.json()
+            token = r.cookies["_csrf"].value
+        major, minor, _ = (int(part) for part in settings["Version"].split("."))
+        assert (major, minor) >= (2, 23)
+        assert settings["Codec"]["Endpoint"] == ""
+        assert settings["DefaultNamespace"] == "default"
+        assert settings["Auth"]["Enabled"] is False
+
+        path = f"/api/v1/namespaces/{NAMESPACE}/workflows/{handle.id}/run/{run}/history.json"
+        async with http.get(ui_server.ui_url + path) as r:
+            assert r.status == 200
+            assert "attachment" in r.headers["Content-Disposition"]
+            history = await r.json()
+        types = [event["eventType"] for event in history["events"]]
+        assert types == [
+            "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED",
+            "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
+        ]
+
+        # Payloads in full, as Temporal's UI server answers (the app decodes them itself).
+        events = f"/api/v1/namespaces/{NAMESPACE}/workflows/{handle.id}/history"
+        async with http.get(ui_server.ui_url + events) as r:
+            assert r.headers["Content-Type"].startswith("application/json")
+            started = (await r.json())["history"]["events"][0]
+        payload = started["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+        assert payload["metadata"]["encoding"] == "anNvbi9wbGFpbg=="  # json/plain
+
+        # Writes carry the cookie's token in X-CSRF-TOKEN, as the app sends them.
+        signal = f"{ui_server.ui_url}/api/v1/namespaces/{NAMESPACE}/workflows/{handle.id}/signal/go"
+        async with http.post(signal, json={}) as r:
+            assert (r.status, await r.json()) == (
+                400,
+                {"message": "missing csrf token in request header"},
+            )
+        async with http.post(signal, json={}, headers={"X-CSRF-TOKEN": "forged"}) as r:
+            assert (r.status, await r.json()) == (403, {"message": "invalid csrf token"})
+        async with http.post(signal, json={}, headers={"X-CSRF-TOKEN": token}) as r:
+            assert r.status == 200, await r.text()
+
+        # An RPC Aion lacks (the Nexus endpoint registry) is UNIMPLEMENTED, as on gRPC.
+        async with http.get(f"{ui_server.ui_url}/api/v1/nexus/endpoints") as r:
+            assert (r.status, (await r.json())["code"]) == (501, 12)
+
+        # Any app path is the app's page; the content-hashed files are cached for good.
+        async with http.get(f"{ui_server.ui_url}/namespaces/{NAMESPACE}/schedules") as r:
+            assert r.status == 200
+            assert r.headers["Cache-Control"] == "no-cache"
+            page = await r.text()
+        script = page.split('import("', 1)[1].split('"', 1)[0]
+        assert script.startswith("/_app/immutable/")
+        async with http.get(ui_server.ui_url + script) as r:
+            assert r.status == 200
+            assert "immutable" in r.headers["Cache-Control"]
+    history_events = await handle.fetch_history()
+    assert (
+        history_events.events[-1].workflow_execution_signaled_event_attributes.signal_name == "go"
+    )
+
+
+async def test_public_path_and_codec_endpoint(backend: str, browser: Browser) -> None:
+    """With --ui-public-path the app and its API live under the path; --ui-codec-endpoint is
+    handed to the app in the settings."""
+    flags = ["--ui-public-path", "/temporal/", "--ui-codec-endpoint", CODEC]
+    async with fresh_storage(backend) as storage:
+        server = storage.server(ui=True, extra_args=flags)
+        await asyncio.to_thread(server.start)
+        try:
+            assert server.ui_url.endswith("/temporal")
+            settings = f"{server.ui_url}/api/v1/settings"
+            async with aiohttp.ClientSession() as http, http.get(settings) as r:
+                codec = (await r.json())["Codec"]
+            assert codec == {
+                "Endpoint": CODEC,
+                "PassAccessToken": False,
+                "IncludeCredentials": False,
+                "DefaultErrorMessage": "",
+                "DefaultErrorLink": "",
+            }
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(server.ui_url)
+            await expect(page).to_have_url(f"{server.ui_url}/namespaces/default/workflows")
+            await expect(page.get_by_role("heading", name="0 Workflows")).to_be_visible()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shot = ARTIFACTS / f"test_public_path_and_codec_endpoint[{backend}].png"
+            await page.screenshot(path=str(shot))
+            await context.close()
+        finally:
+            await asyncio.to_thread(server.stop)

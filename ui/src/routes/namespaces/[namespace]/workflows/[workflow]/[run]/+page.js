@@ -1,0 +1,1 @@
+export { toHistory as load } from '$lib/redirect.js';
