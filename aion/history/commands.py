@@ -375,13 +375,25 @@ def _upsert_search_attributes(ctx: CommandContext, command: command_pb.Command) 
         bad,
         "UpsertWorkflowSearchAttributesCommandAttributes exceeds size limit.",
     )
-    merged = common_pb.SearchAttributes()
-    if ctx.ms.s.search_attributes is not None:
-        merged.CopyFrom(ctx.ms.s.search_attributes)
-    for key, value in fields.items():
-        merged.indexed_fields[key].CopyFrom(value)
+    merged = common_pb.SearchAttributes(
+        indexed_fields=_upserted(ctx.ms.s.search_attributes, fields)
+    )
     _check_search_attribute_sizes(ctx, merged, bad)
     ctx.ms.upsert_search_attributes(ctx.completed_event_id, attrs.search_attributes)
+
+
+def _upserted(
+    current: common_pb.SearchAttributes | common_pb.Memo | None,
+    fields: Mapping[str, common_pb.Payload],
+) -> dict[str, common_pb.Payload]:
+    """The payloads of a memo or search attributes with `fields` upserted into them."""
+    merged: dict[str, common_pb.Payload] = {}
+    if isinstance(current, common_pb.SearchAttributes):
+        merged.update(current.indexed_fields)
+    elif current is not None:
+        merged.update(current.fields)
+    merged.update(fields)
+    return merged
 
 
 def _modify_properties(ctx: CommandContext, command: command_pb.Command) -> None:
@@ -399,11 +411,7 @@ def _modify_properties(ctx: CommandContext, command: command_pb.Command) -> None
         bad,
         "ModifyWorkflowPropertiesCommandAttributes exceeds size limit.",
     )
-    merged = common_pb.Memo()
-    if ctx.ms.s.memo is not None:
-        merged.CopyFrom(ctx.ms.s.memo)
-    for key, value in fields.items():
-        merged.fields[key].CopyFrom(value)
+    merged = common_pb.Memo(fields=_upserted(ctx.ms.s.memo, fields))
     _check_memo_size(
         ctx.ms, merged, bad, "ModifyWorkflowPropertiesCommandAttributes. Memo exceeds size limit."
     )
