@@ -271,6 +271,14 @@ async def test_start_from_config_file(started: tuple[subprocess.Popen[str], str]
         ("num_shards = 4\n", [], "a production server needs a database"),
         ('db_filename = "x.db"\n', ["--num-shards", "0"], "num_shards must be at least 1"),
         (None, ["--db-filename", "x.db"], "cannot read config file"),
+        ('db_filename = "x.db"\n[cluster]\nname = 3\n', [], "cluster.name must be a string"),
+        ('db_filename = "x.db"\n[cluster]\nnmae = "A"\n', [], "unknown key cluster.nmae"),
+        (
+            'db_filename = "x.db"\n[cluster]\ninitial_failover_version = 10\n',
+            [],
+            "cluster: initial_failover_version (10) must be above 0 and below "
+            "failover_version_increment (10)",
+        ),
     ],
 )
 def test_bad_config_exits_1_with_one_line(
