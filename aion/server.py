@@ -146,10 +146,8 @@ class AionServer:
             self.store, config.cluster, config.num_shards, config.broadcast_address or self.address
         )
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
-        self.remote_clusters = RemoteClusters(config.cluster.name)
-        self.namespace_replicator = NamespaceReplicator(
-            self.namespaces, self.clusters, self.remote_clusters
-        )
+        self.remote_clusters = RemoteClusters(self.clusters)
+        self.namespace_replicator = NamespaceReplicator(self.namespaces, self.remote_clusters)
         self.deployments = DeploymentRegistry(self.store, now_ns)
         self.matching = MatchingEngine(routing=self.deployments)
         self.deployments.on_routing_changed = self.matching.routing_changed
@@ -220,9 +218,7 @@ class AionServer:
                 config.ip, config.metrics_port, self.health, self._refresh_gauges
             )
             self._register_gauges()
-        self.operator_service = OperatorService(
-            self.namespaces, self.clusters, self.remote_clusters
-        )
+        self.operator_service = OperatorService(self.namespaces, self.remote_clusters)
         add_service(
             self.grpc,
             self.operator_service,
@@ -262,9 +258,7 @@ class AionServer:
             )
         self.grpc.add_generic_rpc_handlers((replication_handler(self.namespaces),))
         if config.cluster.enable_global_namespace:
-            self.workflow_service.redirection = Redirection(
-                self.namespaces, self.clusters, self.remote_clusters
-            )
+            self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)
 
     def _register_gauges(self) -> None:
         """The gauges read at each scrape; the store's methods measured from now on."""

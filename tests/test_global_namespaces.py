@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -29,9 +28,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from tests.conformance.reference import temporal_binary
 from tests.helpers import fresh_storage, unique
 from tests.servers import AionProcess
+from tests.test_cli_commands import Cli
 
 T = TypeVar("T")
 DEADLINE_S = 5.0  # the issue's bound for a namespace change to reach the other cluster
@@ -50,21 +49,9 @@ class Cluster:
     server: AionProcess
     client: Client
 
-    async def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        binary = temporal_binary()
-        assert binary is not None, "the temporal CLI is not installed"
-        return await asyncio.to_thread(
-            subprocess.run,
-            [binary, *args, "--address", self.server.address],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    async def cli_ok(self, *args: str) -> str:
-        done = await self.cli(*args)
-        assert done.returncode == 0, f"{args}: {done.stderr}"
-        return done.stdout
+    @property
+    def cli(self) -> Cli:
+        return Cli(self.server.address)
 
     async def describe(self, namespace: str) -> rr.DescribeNamespaceResponse:
         return await self.client.workflow_service.describe_namespace(
@@ -138,7 +125,7 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
 
 async def _register_global(clusters: Clusters) -> str:
     name = unique("global")
-    await clusters.a.cli_ok(
+    await clusters.a.cli.ok(
         "operator",
         "namespace",
         "create",
@@ -179,7 +166,7 @@ async def test_cluster_identity(clusters: Clusters) -> None:
     assert info.cluster_id
     again = await clusters.b.client.workflow_service.get_cluster_info(rr.GetClusterInfoRequest())
     assert again.cluster_id == info.cluster_id
-    described = json.loads(await clusters.a.cli_ok("operator", "cluster", "describe", "-o", "json"))
+    described = json.loads(await clusters.a.cli.ok("operator", "cluster", "describe", "-o", "json"))
     assert (described["clusterName"], described["initialFailoverVersion"]) == ("A", "1")
 
 
@@ -188,9 +175,9 @@ async def test_connect_list_and_remove_with_the_cli(clusters: Clusters) -> None:
     remove and upsert again; the cluster itself and an unknown one are refused."""
     a, b = clusters.a, clusters.b
     upsert = ("operator", "cluster", "upsert", "--enable-connection", "--enable-replication")
-    await a.cli_ok(*upsert, "--frontend-address", b.server.address)
-    await b.cli_ok(*upsert, "--frontend-address", a.server.address)
-    listed = json.loads(await a.cli_ok("operator", "cluster", "list", "-o", "json"))
+    await a.cli.ok(*upsert, "--frontend-address", b.server.address)
+    await b.cli.ok(*upsert, "--frontend-address", a.server.address)
+    listed = json.loads(await a.cli.ok("operator", "cluster", "list", "-o", "json"))
     b_info = await b.client.workflow_service.get_cluster_info(rr.GetClusterInfoRequest())
     by_name = {c["clusterName"]: c for c in _json_lines(listed)}
     assert set(by_name) == {"A", "B"}
@@ -200,12 +187,12 @@ async def test_connect_list_and_remove_with_the_cli(clusters: Clusters) -> None:
     assert by_name["B"]["isConnectionEnabled"] is True
     assert by_name["A"]["initialFailoverVersion"] == "1"
 
-    await a.cli_ok("operator", "cluster", "remove", "--name", "B")
-    listed = json.loads(await a.cli_ok("operator", "cluster", "list", "-o", "json"))
+    await a.cli.ok("operator", "cluster", "remove", "--name", "B")
+    listed = json.loads(await a.cli.ok("operator", "cluster", "list", "-o", "json"))
     assert [c["clusterName"] for c in _json_lines(listed)] == ["A"]
-    await a.cli_ok(*upsert, "--frontend-address", b.server.address)
+    await a.cli.ok(*upsert, "--frontend-address", b.server.address)
 
-    itself = await a.cli(*upsert, "--frontend-address", a.server.address)
+    itself = await a.cli.run(*upsert, "--frontend-address", a.server.address)
     assert "Cannot update current cluster metadata from rpc calls." in itself.stderr
     with pytest.raises(RPCError) as unknown:
         await a.client.operator_service.remove_remote_cluster(
@@ -301,10 +288,10 @@ async def test_failover_and_failback(clusters: Clusters) -> None:
     """Register on A: 1; fail over to B: 2; fail back to A (on B): 11; both clusters agree,
     with both failovers in the history."""
     name = await _register_global(clusters)
-    await clusters.a.cli_ok("operator", "namespace", "update", "-n", name, "--active-cluster", "B")
+    await clusters.a.cli.ok("operator", "namespace", "update", "-n", name, "--active-cluster", "B")
     on_b = await _replicated(clusters.b, name, 2)
     assert on_b.replication_config.active_cluster_name == "B"
-    await clusters.b.cli_ok("operator", "namespace", "update", "-n", name, "--active-cluster", "A")
+    await clusters.b.cli.ok("operator", "namespace", "update", "-n", name, "--active-cluster", "A")
     on_a = await _replicated(clusters.a, name, 11)
     assert on_a.replication_config.active_cluster_name == "A"
     assert [f.failover_version for f in on_a.failover_history] == [2, 11]
@@ -321,6 +308,21 @@ async def test_failover_and_failback(clusters: Clusters) -> None:
     assert both.value.message == (
         "Cannot set active cluster to current cluster when other parameters are set."
     )
+
+
+async def test_promoting_a_local_namespace(clusters: Clusters) -> None:
+    """A local namespace promoted to global takes A's first failover version; with B added to
+    its clusters it replicates."""
+    name = unique("promoted")
+    await clusters.a.cli.ok("operator", "namespace", "create", "-n", name)
+    assert (await clusters.a.describe(name)).failover_version == 0
+    await clusters.a.cli.ok("operator", "namespace", "update", "-n", name, "--promote-global")
+    promoted = await clusters.a.describe(name)
+    assert promoted.is_global_namespace and promoted.failover_version == 1
+    await clusters.a.cli.ok(
+        "operator", "namespace", "update", "-n", name, "--cluster", "A", "--cluster", "B"
+    )
+    assert (await _replicated(clusters.b, name, 1)).namespace_info.id == promoted.namespace_info.id
 
 
 async def test_a_configuration_change_replicates(clusters: Clusters) -> None:
@@ -400,7 +402,7 @@ async def test_a_change_made_while_the_other_cluster_is_down_reaches_it(
     name = await _register_global(clusters)
     await asyncio.to_thread(clusters.b.server.stop)
     try:
-        await clusters.a.cli_ok(
+        await clusters.a.cli.ok(
             "operator", "namespace", "update", "-n", name, "--active-cluster", "B"
         )
     finally:

@@ -15,7 +15,6 @@ from temporalio.api.operatorservice.v1 import request_response_pb2 as rr
 from temporalio.api.operatorservice.v1 import service_pb2_grpc
 
 from aion import errors
-from aion.cluster_metadata import ClusterMetadata
 from aion.frontend.rpc import rpc
 from aion.namespaces import Namespace, NamespaceRegistry
 from aion.replication.remote import RemoteClusters
@@ -38,14 +37,12 @@ class OperatorService(service_pb2_grpc.OperatorServiceServicer):
     guard: ServiceGuard | None = None
     """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
 
-    def __init__(
-        self, namespaces: NamespaceRegistry, clusters: ClusterMetadata, remotes: RemoteClusters
-    ) -> None:
-        """`clusters`: this cluster and those connected to it, reached through `remotes`."""
+    def __init__(self, namespaces: NamespaceRegistry, remotes: RemoteClusters) -> None:
+        """`remotes`: the clusters connected to this one."""
         self.namespaces = namespaces
         self.search_attributes = namespaces.search_attributes
-        self.clusters = clusters
         self.remotes = remotes
+        self.clusters = remotes.clusters
         self._reaping: set[asyncio.Task[None]] = set()
 
     @rpc

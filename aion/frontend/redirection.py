@@ -14,7 +14,6 @@ import grpc
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.cluster_metadata import ClusterMetadata
 from aion.frontend.rpc import deadline_seconds
 from aion.namespaces import Namespace, NamespaceRegistry
 from aion.replication.remote import REDIRECTION, RemoteClusters
@@ -71,12 +70,10 @@ POLL_MARGIN_S = 1.0
 class Redirection:
     """Decides where a WorkflowService call on a global namespace is served."""
 
-    def __init__(
-        self, namespaces: NamespaceRegistry, clusters: ClusterMetadata, remotes: RemoteClusters
-    ) -> None:
+    def __init__(self, namespaces: NamespaceRegistry, remotes: RemoteClusters) -> None:
         self.namespaces = namespaces
-        self.clusters = clusters
         self.remotes = remotes
+        self.clusters = remotes.clusters
 
     def _standby(self, request: Any) -> Namespace | None:
         """The request's namespace if it is global and active in another cluster."""
@@ -110,26 +107,22 @@ class Redirection:
                 ns.name, self.clusters.current_name, ns.active_cluster
             )
         if operation in POLLS:
-            return await self._hold_poll(operation, request, context, call)
+            held_s = min(MAX_POLL_S, deadline_seconds(context) - POLL_MARGIN_S)
+            if not await self._until_active(request, held_s):
+                return getattr(rr, f"{operation}Response")()  # no task
         return await call()
 
-    async def _hold_poll(
-        self,
-        operation: str,
-        request: Any,
-        context: grpc.aio.ServicerContext,
-        call: Callable[[], Awaitable[Any]],
-    ) -> Any:
-        """Hold a poll on the standby until the namespace is active here (then poll), or answer
-        it empty when its time is up."""
+    async def _until_active(self, request: Any, timeout: float) -> bool:
+        """Wait until the request's namespace is active here; False if `timeout` seconds pass
+        first."""
         loop = asyncio.get_running_loop()
-        until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - POLL_MARGIN_S)
+        until = loop.time() + timeout
         while self._standby(request) is not None:
             remaining = until - loop.time()
             if remaining <= 0:
-                return getattr(rr, f"{operation}Response")()
+                return False
             await self.namespaces.wait_for_change(remaining)
-        return await call()
+        return True
 
 
 def _redirection_allowed(context: grpc.aio.ServicerContext) -> bool:

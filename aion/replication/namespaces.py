@@ -11,7 +11,6 @@ import logging
 import grpc
 
 from aion import errors
-from aion.cluster_metadata import ClusterMetadata
 from aion.namespaces import NamespaceRegistry
 from aion.replication.remote import RemoteClusters
 
@@ -23,14 +22,13 @@ PULL_INTERVAL_S = 1.0
 class NamespaceReplicator:
     """The pull loop: `start()`, then `stop()`."""
 
-    def __init__(
-        self, namespaces: NamespaceRegistry, clusters: ClusterMetadata, remotes: RemoteClusters
-    ) -> None:
+    def __init__(self, namespaces: NamespaceRegistry, remotes: RemoteClusters) -> None:
         self.namespaces = namespaces
-        self.clusters = clusters
         self.remotes = remotes
+        self.clusters = remotes.clusters
         self._task: asyncio.Task[None] | None = None
         self._unreachable: set[str] = set()
+        self._refused: set[tuple[str, str]] = set()  # (cluster, namespace id), logged once
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -62,7 +60,9 @@ class NamespaceReplicator:
             try:
                 changed = await self.namespaces.apply_replicated(record)
             except errors.ServiceError as e:
-                log.error("namespace %s from cluster %s: %s", record.name, cluster, e.message)
+                if (cluster, record.id) not in self._refused:
+                    self._refused.add((cluster, record.id))
+                    log.error("namespace %s from cluster %s: %s", record.name, cluster, e.message)
                 continue
             except Exception:
                 log.exception("namespace %s from cluster %s not applied", record.name, cluster)

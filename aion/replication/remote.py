@@ -12,6 +12,8 @@ from google.protobuf.message import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
+from aion.cluster_metadata import ClusterMetadata
+from aion.common.channels import Channels, caller_metadata
 from aion.persistence import NamespaceRecord, RemoteClusterRecord
 
 SERVICE = "aion.replication.v1.Replication"
@@ -24,33 +26,20 @@ CALL_TIMEOUT_S = 10.0
 REDIRECTION = "xdc-redirection"
 REDIRECTED_API = "xdc-redirection-api"
 SOURCE_CLUSTER = "xdc-redirection-source-cell"
-_NOT_FORWARDED = {"content-type", "user-agent", "te", "grpc-timeout", "grpc-accept-encoding"}
-_NOT_FORWARDED.update((REDIRECTION, REDIRECTED_API, SOURCE_CLUSTER))
+_REDIRECTION_HEADERS = frozenset((REDIRECTION, REDIRECTED_API, SOURCE_CLUSTER))
 
 
 class RemoteClusters:
-    """Channels to the other clusters' frontends, opened on first use."""
+    """The clusters connected to this one (`clusters`), reached over channels opened on first
+    use."""
 
-    def __init__(self, current_cluster: str) -> None:
-        self.current_cluster = current_cluster
-        self._channels: dict[str, grpc.aio.Channel] = {}
-
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(
-                address,
-                options=[
-                    ("grpc.max_receive_message_length", 128 * 1024 * 1024),
-                    ("grpc.max_send_message_length", 128 * 1024 * 1024),
-                ],
-            )
-        return channel
+    def __init__(self, clusters: ClusterMetadata) -> None:
+        self.clusters = clusters
+        self._channels = Channels()
+        self._channel = self._channels.get
 
     async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
+        await self._channels.close()
 
     async def describe(self, address: str) -> RemoteClusterRecord:
         """The identity of the cluster at `address` (`ClusterMetadata.identity` there);
@@ -67,7 +56,7 @@ class RemoteClusters:
     async def namespaces(self, address: str) -> list[NamespaceRecord]:
         """The global namespaces the cluster at `address` replicates to this one."""
         call = self._channel(address).unary_unary(NAMESPACES_METHOD)
-        request = json.dumps({"cluster": self.current_cluster}).encode()
+        request = json.dumps({"cluster": self.clusters.current_name}).encode()
         raw = await call(request, timeout=CALL_TIMEOUT_S)
         return [
             NamespaceRecord(
@@ -89,15 +78,11 @@ class RemoteClusters:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=getattr(rr, f"{method}Response").FromString,
         )
-        metadata = [
-            (k, v)
-            for k, v in context.invocation_metadata() or ()
-            if k not in _NOT_FORWARDED and not k.startswith(":")
-        ]
+        metadata = caller_metadata(context, _REDIRECTION_HEADERS)
         metadata += [
             (REDIRECTION, "false"),
             (REDIRECTED_API, "true"),
-            (SOURCE_CLUSTER, self.current_cluster),
+            (SOURCE_CLUSTER, self.clusters.current_name),
         ]
         try:
             response: Message = await call(
