@@ -171,7 +171,8 @@ async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Servic
                 return await fn(self, request, context)
             # A global namespace: served here, on its active cluster, or refused.
             here = functools.partial(fn, self, request, context)
-            return await redirection.serve(fn.__name__, request, context, here)  # type: ignore[no-any-return]
+            served: R = await redirection.serve(fn.__name__, request, context, here)
+            return served
         except errors.ShardNotOwned as e:
             cluster = getattr(getattr(self, "engine", None), "remote", None)
             if not isinstance(cluster, Cluster) or is_forwarded(context):

@@ -41,8 +41,12 @@ class NamespaceReplicator:
     async def _run(self) -> None:
         while True:
             for remote in self.clusters.remotes():
-                if remote.connection_enabled:
+                if not remote.connection_enabled:
+                    continue
+                try:
                     await self.pull(remote.name, remote.address)
+                except Exception:  # the next pull tries again
+                    log.exception("pulling namespaces from cluster %s failed", remote.name)
             await asyncio.sleep(PULL_INTERVAL_S)
 
     async def pull(self, cluster: str, address: str) -> None:
