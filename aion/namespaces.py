@@ -249,7 +249,7 @@ class NamespaceRegistry:
         ns = self.get(request.namespace)
         description = rr.DescribeNamespaceResponse()
         description.CopyFrom(ns.description)
-        configured = await self._configure(ns, description, request)
+        configured = self._configure(description, request)
         replication = description.replication_config
         failover = False
         if request.HasField("replication_config"):
@@ -287,6 +287,13 @@ class NamespaceRegistry:
             )
         if not (configured or failover or promoted):
             return ns
+        if request.config.custom_search_attribute_aliases:
+            try:
+                await self.search_attributes.upsert_aliases(
+                    ns.id, request.config.custom_search_attribute_aliases
+                )
+            except SearchAttributeError as e:
+                raise errors.InvalidArgument(str(e)) from None
         if is_global and (failover or promoted):
             description.failover_version = self.clusters.next_failover_version(
                 replication.active_cluster_name, description.failover_version
@@ -295,13 +302,12 @@ class NamespaceRegistry:
             _record_failover(description)
         return await self._save(ns, description, ns.record.config_version + int(configured))
 
-    async def _configure(
-        self,
-        ns: Namespace,
-        description: rr.DescribeNamespaceResponse,
-        request: rr.UpdateNamespaceRequest,
+    @staticmethod
+    def _configure(
+        description: rr.DescribeNamespaceResponse, request: rr.UpdateNamespaceRequest
     ) -> bool:
-        """Apply the request's info and config to `description`; whether anything changed."""
+        """Apply the request's info and config to `description` (search attribute aliases
+        aside); whether anything changed."""
         changed = False
         info = description.namespace_info
         if request.HasField("update_info"):
@@ -327,14 +333,7 @@ class NamespaceRegistry:
                 if getattr(c, field) and getattr(c, field) != getattr(description.config, field):
                     changed = True
                     setattr(description.config, field, getattr(c, field))
-            if c.custom_search_attribute_aliases:
-                changed = True
-                try:
-                    await self.search_attributes.upsert_aliases(
-                        ns.id, c.custom_search_attribute_aliases
-                    )
-                except SearchAttributeError as e:
-                    raise errors.InvalidArgument(str(e)) from None
+            changed = changed or bool(c.custom_search_attribute_aliases)
         return changed
 
     async def _save(
