@@ -109,6 +109,27 @@ limit.historyCount.suggestContinueAsNew = 50
     assert _load(tmp_path, toml, dsn="postgresql://other/db").server.dsn == "postgresql://other/db"
 
 
+def test_cluster_identity_from_the_file_and_flags(tmp_path: Path) -> None:
+    """The `[cluster]` table sets this cluster's identity; its flags replace single keys."""
+    toml = """
+db_filename = "aion.db"
+[cluster]
+name = "us-east"
+enable_global_namespace = true
+initial_failover_version = 2
+master_cluster_name = "us-west"
+redirection_policy = "selected-apis-forwarding"
+"""
+    cluster = _load(tmp_path, toml).server.cluster
+    assert (cluster.name, cluster.enable_global_namespace) == ("us-east", True)
+    assert (cluster.failover_version_increment, cluster.initial_failover_version) == (10, 2)
+    assert (cluster.master_cluster_name, cluster.address) == ("us-west", "")
+    assert cluster.redirection_policy == "selected-apis-forwarding"
+    flagged = _load(tmp_path, toml, cluster={"name": "eu", "address": "eu:7233"}).server.cluster
+    assert (flagged.name, flagged.address, flagged.initial_failover_version) == ("eu", "eu:7233", 2)
+    assert _load(tmp_path, None, db_filename="aion.db").server.cluster.name == "active"
+
+
 def test_ipv6_broadcast_default_and_duplicate_namespaces(tmp_path: Path) -> None:
     config = _load(tmp_path, 'ip = "::1"\nnamespaces = ["a", "b", "a"]', db_filename="x.db").server
     assert config.broadcast_address == "[::1]:7233"
