@@ -19,9 +19,11 @@ import grpc
 
 from aion.auth import commands as auth_commands
 from aion.auth.config import auth_from_table, tls_from_table
+from aion.cluster_metadata import REDIRECTION_POLICIES
 from aion.config import (
     ConfigError,
     Settings,
+    cluster_config,
     key_values,
     load,
     parse_dynamic_config,
@@ -111,7 +113,62 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
         "schedule with nothing left to do is kept, e.g. '\"168h\"')",
     )
     auth_commands.add_server_flags(parser)
+    _add_cluster_arguments(parser)
     parser.set_defaults(subparser=parser)
+
+
+def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """This cluster's identity (the `[cluster]` table's keys; docs/global-namespaces.md)."""
+    group = parser.add_argument_group("cluster identity and global namespaces")
+    group.add_argument("--cluster-name", metavar="NAME", help="(default: active)")
+    group.add_argument(
+        "--enable-global-namespace",
+        action="store_const",
+        const=True,
+        help="serve global namespaces and connect to other clusters",
+    )
+    group.add_argument(
+        "--failover-version-increment",
+        type=int,
+        metavar="N",
+        help="the same on every connected cluster (default: 10)",
+    )
+    group.add_argument(
+        "--initial-failover-version",
+        type=int,
+        metavar="N",
+        help="this cluster's own, distinct, below the increment (default: 1)",
+    )
+    group.add_argument(
+        "--master-cluster-name",
+        metavar="NAME",
+        help="the cluster that registers global namespaces (default: this one)",
+    )
+    group.add_argument(
+        "--cluster-address",
+        metavar="HOST:PORT",
+        help="where other clusters reach this one (default: the broadcast address)",
+    )
+    group.add_argument(
+        "--redirection-policy",
+        choices=REDIRECTION_POLICIES,
+        help="selected-apis-forwarding: a standby forwards Temporal's selected calls to the "
+        "active cluster (default: noop)",
+    )
+
+
+def _cluster_table(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The `[cluster]` keys the flags give; None if none."""
+    table = {
+        "name": args.cluster_name,
+        "enable_global_namespace": args.enable_global_namespace,
+        "failover_version_increment": args.failover_version_increment,
+        "initial_failover_version": args.initial_failover_version,
+        "master_cluster_name": args.master_cluster_name,
+        "address": args.cluster_address,
+        "redirection_policy": args.redirection_policy,
+    }
+    return {key: value for key, value in table.items() if value is not None} or None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -295,6 +352,7 @@ def _start_settings(args: argparse.Namespace) -> Settings:
             and key_values(args.search_attribute, "search attributes"),
             "dynamic_config": args.dynamic_config_value
             and parse_dynamic_config(args.dynamic_config_value),
+            "cluster": _cluster_table(args),
         }
         flags["auth"], flags["tls"] = auth_commands.flag_tables(args)
         return load(args.config, flags)
@@ -310,6 +368,7 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
         auth, tls = auth_commands.flag_tables(args)
         auth_config = None if auth is None else auth_from_table(auth)
         tls_config = None if tls is None else tls_from_table(tls)
+        cluster = cluster_config(_cluster_table(args) or {})
     except ValueError as e:
         args.subparser.error(str(e))
     server = ServerConfig(
@@ -325,6 +384,7 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
         auth=auth_config,
         tls=tls_config,
         ui=None if args.headless else _ui_config(args),
+        cluster=cluster,
     )
     return Settings(server=server, log_level=args.log_level, log_format=args.log_format or "text")
 

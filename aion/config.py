@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aion.auth.config import auth_from_table, tls_from_table
+from aion.cluster_metadata import ClusterConfig
 from aion.common import limits
 from aion.common.durations import GoError, parse_duration
 from aion.server import SCHEDULE_RETENTION, ServerConfig
@@ -40,6 +41,17 @@ FILE_KEYS: dict[str, type] = {
     "tracing": dict,
     "auth": dict,
     "tls": dict,
+    "cluster": dict,
+}
+# The keys of the `[cluster]` table (`aion.cluster_metadata.ClusterConfig`), with their types.
+CLUSTER_KEYS: dict[str, type] = {
+    "name": str,
+    "enable_global_namespace": bool,
+    "failover_version_increment": int,
+    "initial_failover_version": int,
+    "master_cluster_name": str,
+    "address": str,
+    "redirection_policy": str,
 }
 # The keys of the `[tracing]` table (all strings).
 TRACING_KEYS = ("exporter", "endpoint", "service_name")
@@ -79,8 +91,8 @@ def _type_name(value: Any) -> str:
 
 
 def _is(value: Any, expected: type) -> bool:
-    """isinstance, except that a boolean is not an integer (no setting is a boolean)."""
-    return isinstance(value, expected) and not isinstance(value, bool)
+    """isinstance, except that a boolean is not an integer."""
+    return isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -120,7 +132,27 @@ def _checked(key: str, value: Any) -> Any:
                 )
             if not _is(item, str):
                 raise ConfigError(f"tracing.{name} must be a string, not {_type_name(item)}")
+    elif key == "cluster":
+        for name, item in value.items():
+            if name not in CLUSTER_KEYS:
+                raise ConfigError(
+                    f"unknown key cluster.{name} (known keys: {', '.join(CLUSTER_KEYS)})"
+                )
+            if not _is(item, CLUSTER_KEYS[name]):
+                raise ConfigError(
+                    f"cluster.{name} must be {_TOML_TYPES[CLUSTER_KEYS[name]]}, "
+                    f"not {_type_name(item)}"
+                )
     return value
+
+
+def cluster_config(table: Mapping[str, Any]) -> ClusterConfig:
+    """This cluster's identity from the `[cluster]` table (or the flags that set its keys)."""
+    cluster = ClusterConfig(**table)
+    problem = cluster.problem()
+    if problem is not None:
+        raise ConfigError(f"cluster: {problem}")
+    return cluster
 
 
 def read_file(path: str) -> dict[str, Any]:
@@ -241,7 +273,7 @@ def _merge(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str
     if "dsn" in given or "db_filename" in given:
         values.pop("dsn", None)
         values.pop("db_filename", None)
-    for table in ("search_attributes", "dynamic_config", "auth", "tls"):
+    for table in ("search_attributes", "dynamic_config", "auth", "tls", "cluster"):
         if table in given:
             given[table] = {**values.get(table, {}), **given[table]}
     values.update(given)
@@ -322,6 +354,7 @@ def settings(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settin
         tracing=TracingConfig(**tracing_values),
         auth=auth,
         tls=tls,
+        cluster=cluster_config(values.get("cluster", {})),
     )
     return Settings(server=server, log_level=log_level, log_format=log_format)
 

@@ -66,6 +66,17 @@ def namespace_not_found(name: str) -> NotFound:
     )
 
 
+def namespace_not_active(namespace: str, current_cluster: str, active_cluster: str) -> ServiceError:
+    """A write on a global namespace's standby cluster (FAILED_PRECONDITION)."""
+    return FailedPrecondition(
+        f"Namespace: {namespace} is active in cluster: {active_cluster}, while current cluster "
+        f"{current_cluster} is a standby cluster.",
+        details_pb.NamespaceNotActiveFailure(
+            namespace=namespace, current_cluster=current_cluster, active_cluster=active_cluster
+        ),
+    )
+
+
 def workflow_not_found(workflow_id: str = "", run_id: str = "") -> NotFound:
     """Temporal's texts: the current run of an id, or one run of it."""
     if workflow_id and run_id:

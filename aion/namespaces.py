@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import namespace_pb2
 from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
@@ -9,12 +12,13 @@ from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, metrics
+from aion.cluster_metadata import ClusterConfig, ClusterMetadata
 from aion.common.durations import validate_and_cap
+from aion.common.timeutil import now_ns
 from aion.ids import uuid7
 from aion.persistence import ConditionFailedError, NamespaceRecord, Store
 from aion.visibility.search_attributes import SearchAttributeError, SearchAttributeRegistry
 
-CLUSTER_NAME = "active"
 DEFAULT_RETENTION = Duration(seconds=86400)
 
 
@@ -48,6 +52,18 @@ class Namespace:
         return self.description.failover_version
 
     @property
+    def is_global(self) -> bool:
+        return self.description.is_global_namespace
+
+    @property
+    def active_cluster(self) -> str:
+        return self.description.replication_config.active_cluster_name
+
+    @property
+    def clusters(self) -> list[str]:
+        return [c.cluster_name for c in self.description.replication_config.clusters]
+
+    @property
     def retention_ns(self) -> int:
         """How long a closed run is kept (the namespace's retention)."""
         ttl = self.description.config.workflow_execution_retention_ttl
@@ -57,10 +73,12 @@ class Namespace:
 class NamespaceRegistry:
     """In-memory view of the namespaces table, written through to the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clusters: ClusterMetadata | None = None) -> None:
         self.store = store
+        self.clusters = clusters or ClusterMetadata(store, ClusterConfig(), 1, "")
         self._by_name: dict[str, Namespace] = {}
         self._by_id: dict[str, Namespace] = {}
+        self._changed = asyncio.Event()
         self.search_attributes = SearchAttributeRegistry(store)
 
     async def load(self) -> None:
@@ -82,6 +100,13 @@ class NamespaceRegistry:
         self._by_name[ns.name] = ns
         self._by_id[ns.id] = ns
         metrics.name_namespace(ns.id, ns.name)
+        self._changed.set()  # wakes those waiting for a change
+        self._changed = asyncio.Event()
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when a namespace changes here, or after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
 
     def _forget(self, ns: Namespace) -> None:
         self._by_id.pop(ns.id, None)
@@ -98,16 +123,7 @@ class NamespaceRegistry:
         name = f"{ns.name}-deleted-{ns.id[:5]}"
         description.namespace_info.name = name
         description.namespace_info.state = namespace_pb2.NAMESPACE_STATE_DELETED
-        record = NamespaceRecord(
-            id=ns.id,
-            name=name,
-            data=description.SerializeToString(),
-            notification_version=ns.record.notification_version + 1,
-        )
-        await self.store.update_namespace(record)
-        deleted = Namespace(record)
-        self._index(deleted)
-        return deleted
+        return await self._save(ns, description, ns.record.config_version)
 
     async def reap_deleted(self) -> None:
         """Delete every namespace marked deleted, with its executions, history, tasks,
@@ -126,6 +142,10 @@ class NamespaceRegistry:
             raise errors.namespace_not_found(name)
         return ns
 
+    def find(self, name: str) -> Namespace | None:
+        """The named namespace, None if unknown."""
+        return self._by_name.get(name)
+
     def id_of(self, name: str) -> str | None:
         ns = self._by_name.get(name)
         return ns.id if ns else None
@@ -139,13 +159,22 @@ class NamespaceRegistry:
     async def register(
         self, request: rr.RegisterNamespaceRequest, start_up: bool = False
     ) -> Namespace:
-        """RegisterNamespace; `start_up` for the dev server's own namespaces, which Temporal
-        creates without a replication state (registered ones are REPLICATION_STATE_NORMAL)."""
+        """RegisterNamespace, checked as Temporal does; `start_up` for the dev server's own
+        namespaces, which Temporal creates without a replication state (registered ones are
+        REPLICATION_STATE_NORMAL)."""
         if not request.namespace:
             raise errors.InvalidArgument("Namespace is not set on request.")
+        clusters = self.clusters
+        if request.is_global_namespace and not clusters.global_namespace_enabled:
+            raise errors.InvalidArgument("Cannot register global namespace when not enabled")
+        if request.is_global_namespace and not clusters.is_master:
+            raise errors.InvalidArgument(NOT_MASTER)
         _check_retention(request.workflow_execution_retention_period)
         if request.namespace in self._by_name:
             raise errors.AlreadyExists("Namespace already exists.")
+        active = request.active_cluster_name or clusters.current_name
+        names = [c.cluster_name for c in request.clusters] or [active]
+        self._check_replication(active, names, request.is_global_namespace)
         description = rr.DescribeNamespaceResponse(
             namespace_info=namespace_pb.NamespaceInfo(
                 name=request.namespace,
@@ -164,13 +193,16 @@ class NamespaceRegistry:
                 visibility_archival_state=namespace_pb2.ARCHIVAL_STATE_DISABLED,
             ),
             replication_config=replication_pb.NamespaceReplicationConfig(
-                active_cluster_name=CLUSTER_NAME,
-                clusters=[replication_pb.ClusterReplicationConfig(cluster_name=CLUSTER_NAME)],
+                active_cluster_name=active,
+                clusters=[replication_pb.ClusterReplicationConfig(cluster_name=n) for n in names],
                 state=namespace_pb2.REPLICATION_STATE_UNSPECIFIED
                 if start_up
                 else namespace_pb2.REPLICATION_STATE_NORMAL,
             ),
             is_global_namespace=request.is_global_namespace,
+            failover_version=clusters.next_failover_version(active, 0)
+            if request.is_global_namespace
+            else 0,
         )
         record = NamespaceRecord(
             id=description.namespace_info.id,
@@ -185,6 +217,20 @@ class NamespaceRegistry:
         self._index(ns)
         return ns
 
+    def _check_replication(self, active: str, clusters: list[str], is_global: bool) -> None:
+        """A namespace's clusters as Temporal checks them: each one known and enabled; a global
+        namespace's active cluster among them, a local one's this cluster alone."""
+        for name in (active, *clusters):
+            if not self.clusters.is_enabled(name):
+                raise errors.InvalidArgument(f"Invalid cluster name: {name}")
+        if is_global:
+            if active not in clusters:
+                raise errors.InvalidArgument("Active cluster is not contained in all clusters.")
+        elif active != self.clusters.current_name:
+            raise errors.InvalidArgument("Invalid local namespace active cluster")
+        elif clusters != [active]:
+            raise errors.InvalidArgument("Invalid local namespace clusters")
+
     async def ensure(self, name: str) -> Namespace:
         """Register `name` with defaults unless it exists (dev server start-up)."""
         if name in self._by_name:
@@ -196,12 +242,77 @@ class NamespaceRegistry:
             return self.get(name)
 
     async def update(self, request: rr.UpdateNamespaceRequest) -> Namespace:
+        """UpdateNamespace as Temporal: a change of configuration raises the config version; a
+        change of the active cluster (of a global namespace, or a promotion to global) is a
+        failover, to the next failover version, recorded in the failover history; both at once
+        are refused."""
         ns = self.get(request.namespace)
         description = rr.DescribeNamespaceResponse()
         description.CopyFrom(ns.description)
+        configured = self._configure(description, request)
+        replication = description.replication_config
+        failover = False
+        if request.HasField("replication_config"):
+            wanted = request.replication_config
+            if wanted.clusters:
+                configured = True
+                del replication.clusters[:]
+                replication.clusters.extend(
+                    replication_pb.ClusterReplicationConfig(cluster_name=c.cluster_name)
+                    for c in wanted.clusters
+                )
+            if wanted.state and wanted.state != replication.state:
+                raise errors.Unimplemented("Aion does not change replication states yet")
+            if wanted.active_cluster_name:
+                failover = True
+                replication.active_cluster_name = wanted.active_cluster_name
+                replication.state = namespace_pb2.REPLICATION_STATE_NORMAL
+        promoted = request.promote_namespace and not description.is_global_namespace
+        is_global = description.is_global_namespace = (
+            description.is_global_namespace or request.promote_namespace
+        )
+        self._check_replication(
+            replication.active_cluster_name,
+            [c.cluster_name for c in replication.clusters],
+            is_global,
+        )
+        if is_global and not self.clusters.global_namespace_enabled:
+            raise errors.InvalidArgument(
+                "global namespace is not enabled on this cluster, cannot update global namespace "
+                f"or promote local namespace: {request.namespace}"
+            )
+        if configured and failover and is_global:
+            raise errors.InvalidArgument(
+                "Cannot set active cluster to current cluster when other parameters are set."
+            )
+        if not (configured or failover or promoted):
+            return ns
+        if request.config.custom_search_attribute_aliases:
+            try:
+                await self.search_attributes.upsert_aliases(
+                    ns.id, request.config.custom_search_attribute_aliases
+                )
+            except SearchAttributeError as e:
+                raise errors.InvalidArgument(str(e)) from None
+        if is_global and (failover or promoted):
+            description.failover_version = self.clusters.next_failover_version(
+                replication.active_cluster_name, description.failover_version
+            )
+        if is_global and (configured or failover) and request.HasField("replication_config"):
+            _record_failover(description)
+        return await self._save(ns, description, ns.record.config_version + int(configured))
+
+    @staticmethod
+    def _configure(
+        description: rr.DescribeNamespaceResponse, request: rr.UpdateNamespaceRequest
+    ) -> bool:
+        """Apply the request's info and config to `description` (search attribute aliases
+        aside); whether anything changed."""
+        changed = False
         info = description.namespace_info
         if request.HasField("update_info"):
             u = request.update_info
+            changed = bool(u.description or u.owner_email or u.data or u.state)
             if u.description:
                 info.description = u.description
             if u.owner_email:
@@ -213,30 +324,89 @@ class NamespaceRegistry:
         if request.HasField("config"):
             c = request.config
             if c.HasField("workflow_execution_retention_ttl"):
+                changed = True
                 _check_retention(c.workflow_execution_retention_ttl)
                 description.config.workflow_execution_retention_ttl.CopyFrom(
                     c.workflow_execution_retention_ttl
                 )
             for field in ("history_archival_state", "visibility_archival_state"):
-                if getattr(c, field):
+                if getattr(c, field) and getattr(c, field) != getattr(description.config, field):
+                    changed = True
                     setattr(description.config, field, getattr(c, field))
-            if c.custom_search_attribute_aliases:
-                try:
-                    await self.search_attributes.upsert_aliases(
-                        ns.id, c.custom_search_attribute_aliases
-                    )
-                except SearchAttributeError as e:
-                    raise errors.InvalidArgument(str(e)) from None
+            changed = changed or bool(c.custom_search_attribute_aliases)
+        return changed
+
+    async def _save(
+        self, ns: Namespace, description: rr.DescribeNamespaceResponse, config_version: int
+    ) -> Namespace:
         record = NamespaceRecord(
             id=ns.id,
-            name=ns.name,
+            name=description.namespace_info.name,
             data=description.SerializeToString(),
             notification_version=ns.record.notification_version + 1,
+            config_version=config_version,
         )
         await self.store.update_namespace(record)
         updated = Namespace(record)
         self._index(updated)
         return updated
+
+    # ---- replication ---------------------------------------------------------------------
+    def replicated_to(self, cluster: str) -> list[Namespace]:
+        """The global namespaces `cluster` is one of the clusters of."""
+        return [ns for ns in self._by_id.values() if cluster in ns.clusters and ns.is_global]
+
+    async def apply_replicated(self, record: NamespaceRecord) -> Namespace | None:
+        """Take in a global namespace as another cluster has it: created with the same id if
+        new; otherwise its configuration if its config version is newer, its active cluster and
+        failover history if its failover version is newer, as Temporal's namespace replication
+        applies them. The namespace as changed, or None when nothing was newer."""
+        theirs = rr.DescribeNamespaceResponse.FromString(record.data)
+        ns = self._by_id.get(record.id)
+        if ns is None:
+            if record.name in self._by_name:
+                raise errors.AlreadyExists(
+                    f"Namespace {record.name} exists here with another id; not replicated."
+                )
+            new = NamespaceRecord(record.id, record.name, record.data, 0, record.config_version)
+            await self.store.create_namespace(new)
+            created = Namespace(new)
+            self._index(created)
+            return created
+        description = rr.DescribeNamespaceResponse()
+        description.CopyFrom(ns.description)
+        config_version = ns.record.config_version
+        if record.config_version > config_version:
+            config_version = record.config_version
+            for part in ("namespace_info", "config"):
+                getattr(description, part).CopyFrom(getattr(theirs, part))
+            del description.replication_config.clusters[:]
+            description.replication_config.clusters.extend(theirs.replication_config.clusters)
+            description.replication_config.state = theirs.replication_config.state
+        if theirs.failover_version > description.failover_version:
+            description.failover_version = theirs.failover_version
+            description.replication_config.active_cluster_name = (
+                theirs.replication_config.active_cluster_name
+            )
+            del description.failover_history[:]
+            description.failover_history.extend(theirs.failover_history)
+        if description == ns.description and config_version == ns.record.config_version:
+            return None
+        return await self._save(ns, description, config_version)
+
+
+NOT_MASTER = "Cluster is not master cluster, cannot do namespace registration or namespace update."
+MAX_FAILOVER_HISTORY = 10
+
+
+def _record_failover(description: rr.DescribeNamespaceResponse) -> None:
+    """Append the failover version to the history unless it is its last entry (Temporal's
+    rule), keeping the last ten."""
+    history = description.failover_history
+    if not history or history[-1].failover_version != description.failover_version:
+        entry = history.add(failover_version=description.failover_version)
+        entry.failover_time.FromNanoseconds(now_ns())
+    del history[: max(0, len(history) - MAX_FAILOVER_HISTORY)]
 
 
 def _check_retention(retention: Duration) -> None:

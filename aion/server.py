@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
-from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import service_pb2_grpc as workflow_grpc
 
@@ -25,12 +24,14 @@ from aion.auth.methods import WORKFLOW_SERVICE as WORKFLOW_SERVICE_PREFIX
 from aion.batch.runtime import BatchRuntime
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
+from aion.cluster_metadata import ClusterConfig, ClusterMetadata
 from aion.common import limits
 from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
 from aion.frontend.handlers import add_service
 from aion.frontend.health import Health
 from aion.frontend.operator_service import OperatorService
+from aion.frontend.redirection import Redirection
 from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import Backends, WorkflowService
 from aion.history.api import cross_shard
@@ -39,10 +40,13 @@ from aion.history.tasks import processor, transfer
 from aion.history.tasks.processor import TaskProcessor
 from aion.matching import MatchingEngine
 from aion.metrics import event_loop
-from aion.namespaces import CLUSTER_NAME, NamespaceRegistry
+from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
+from aion.replication.namespaces import NamespaceReplicator
+from aion.replication.remote import RemoteClusters
+from aion.replication.service import replication_handler
 from aion.schedules.runtime import ScheduleRuntime
 from aion.tracing import TracingConfig
 from aion.ui import UiConfig
@@ -112,6 +116,8 @@ class ServerConfig:
     """Authentication, authorization and the audit log; None: off, every call allowed."""
     tls: TlsConfig | None = None
     """TLS (and mTLS) on the gRPC port; None: plaintext."""
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    """This cluster's identity and global namespace settings (docs/global-namespaces.md)."""
 
 
 def _timer_window_ns(config: ServerConfig) -> int:
@@ -135,11 +141,16 @@ class AionServer:
             self.store = SQLiteStore(config.db_filename or ":memory:")
         tracing.setup(config.tracing)
         instrument(self.store, tracing.ACTIVE.store_span if tracing.ACTIVE else None)
-        self.namespaces = NamespaceRegistry(self.store)
+        self.address = f"{config.ip}:{config.port}"
+        self.clusters = ClusterMetadata(
+            self.store, config.cluster, config.num_shards, config.broadcast_address or self.address
+        )
+        self.namespaces = NamespaceRegistry(self.store, self.clusters)
+        self.remote_clusters = RemoteClusters(self.clusters)
+        self.namespace_replicator = NamespaceReplicator(self.namespaces, self.remote_clusters)
         self.deployments = DeploymentRegistry(self.store, now_ns)
         self.matching = MatchingEngine(routing=self.deployments)
         self.deployments.on_routing_changed = self.matching.routing_changed
-        self.address = f"{config.ip}:{config.port}"
         host_id = str(uuid.uuid4())
         self.cluster: Cluster | None = None
         if self.store.shared:  # several processes share the database
@@ -207,15 +218,7 @@ class AionServer:
                 config.ip, config.metrics_port, self.health, self._refresh_gauges
             )
             self._register_gauges()
-        cluster = ClusterMetadata(
-            cluster_name=CLUSTER_NAME,
-            cluster_id=host_id,
-            address=config.broadcast_address or self.address,
-            initial_failover_version=1,
-            history_shard_count=config.num_shards,
-            is_connection_enabled=True,
-        )
-        self.operator_service = OperatorService(self.namespaces, cluster)
+        self.operator_service = OperatorService(self.namespaces, self.remote_clusters)
         add_service(
             self.grpc,
             self.operator_service,
@@ -253,6 +256,9 @@ class AionServer:
             self.grpc.add_generic_rpc_handlers(
                 (peer_handler(self.engine, self.engine.operations, abort),)
             )
+        self.grpc.add_generic_rpc_handlers((replication_handler(self.namespaces),))
+        if config.cluster.enable_global_namespace:
+            self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)
 
     def _register_gauges(self) -> None:
         """The gauges read at each scrape; the store's methods measured from now on."""
@@ -296,8 +302,9 @@ class AionServer:
         self._open_executions = {ns.id: counts.get(ns.id, 0) for ns in self.namespaces.all()}
 
     async def _take_in_changes(self) -> None:
-        """Take in the namespaces, search attributes and worker deployments other processes
-        sharing the database made (after every heartbeat)."""
+        """Take in the connected clusters, namespaces, search attributes and worker deployments
+        other processes sharing the database made (after every heartbeat)."""
+        await self.clusters.load()
         await self.namespaces.load()
         await self.namespaces.reap_deleted()
         await self.deployments.refresh()
@@ -308,6 +315,7 @@ class AionServer:
             self._loop_watch = asyncio.get_running_loop().create_task(event_loop.watch())
         await self.store.open()
         await self.store.check_shard_count(self.config.num_shards)
+        await self.clusters.load()
         await self.namespaces.load()
         await self.namespaces.reap_deleted()  # marked before a crash
         await self.deployments.refresh()
@@ -356,6 +364,8 @@ class AionServer:
             await self.http.start(self.config.ip, self.config.http_port)
         if self.ui is not None:
             await self.ui.start()
+        if self.config.cluster.enable_global_namespace:
+            self.namespace_replicator.start()
 
     async def stop(self) -> None:
         await self.health.set_serving(False)
@@ -363,7 +373,9 @@ class AionServer:
             await self.ui.stop()
         if self.http is not None:
             await self.http.stop()
+        await self.namespace_replicator.stop()
         await self.grpc.stop(grace=1.0)
+        await self.remote_clusters.close()
         await self.operator_service.stop()
         await self.drainage.stop()
         if self.cluster is not None:

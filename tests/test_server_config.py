@@ -109,6 +109,27 @@ limit.historyCount.suggestContinueAsNew = 50
     assert _load(tmp_path, toml, dsn="postgresql://other/db").server.dsn == "postgresql://other/db"
 
 
+def test_cluster_identity_from_the_file_and_flags(tmp_path: Path) -> None:
+    """The `[cluster]` table sets this cluster's identity; its flags replace single keys."""
+    toml = """
+db_filename = "aion.db"
+[cluster]
+name = "us-east"
+enable_global_namespace = true
+initial_failover_version = 2
+master_cluster_name = "us-west"
+redirection_policy = "selected-apis-forwarding"
+"""
+    cluster = _load(tmp_path, toml).server.cluster
+    assert (cluster.name, cluster.enable_global_namespace) == ("us-east", True)
+    assert (cluster.failover_version_increment, cluster.initial_failover_version) == (10, 2)
+    assert (cluster.master_cluster_name, cluster.address) == ("us-west", "")
+    assert cluster.redirection_policy == "selected-apis-forwarding"
+    flagged = _load(tmp_path, toml, cluster={"name": "eu", "address": "eu:7233"}).server.cluster
+    assert (flagged.name, flagged.address, flagged.initial_failover_version) == ("eu", "eu:7233", 2)
+    assert _load(tmp_path, None, db_filename="aion.db").server.cluster.name == "active"
+
+
 def test_ipv6_broadcast_default_and_duplicate_namespaces(tmp_path: Path) -> None:
     config = _load(tmp_path, 'ip = "::1"\nnamespaces = ["a", "b", "a"]', db_filename="x.db").server
     assert config.broadcast_address == "[::1]:7233"
@@ -271,6 +292,14 @@ async def test_start_from_config_file(started: tuple[subprocess.Popen[str], str]
         ("num_shards = 4\n", [], "a production server needs a database"),
         ('db_filename = "x.db"\n', ["--num-shards", "0"], "num_shards must be at least 1"),
         (None, ["--db-filename", "x.db"], "cannot read config file"),
+        ('db_filename = "x.db"\n[cluster]\nname = 3\n', [], "cluster.name must be a string"),
+        ('db_filename = "x.db"\n[cluster]\nnmae = "A"\n', [], "unknown key cluster.nmae"),
+        (
+            'db_filename = "x.db"\n[cluster]\ninitial_failover_version = 10\n',
+            [],
+            "cluster: initial_failover_version (10) must be above 0 and below "
+            "failover_version_increment (10)",
+        ),
     ],
 )
 def test_bad_config_exits_1_with_one_line(

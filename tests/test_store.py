@@ -25,6 +25,7 @@ from aion.persistence import (
     HostRecord,
     NamespaceRecord,
     QueueTask,
+    RemoteClusterRecord,
     ScheduleRecord,
     SchemaTooNewError,
     ShardCountMismatchError,
@@ -113,6 +114,27 @@ def _visibility(workflow_id: str, run_id: str, status: int) -> VisibilityRecord:
     return VisibilityRecord(
         "ns", workflow_id, run_id, "Type", "tq", status, 10, 10, 0, 3, b"memo", b"sa"
     )
+
+
+async def test_cluster_id_and_remote_clusters(store: Store) -> None:
+    """The cluster id is recorded once; connected clusters are saved (replaced by name), listed
+    by name and deleted; a namespace keeps its config version."""
+    assert await store.cluster_id("first") == "first"
+    assert await store.cluster_id("second") == "first"
+    b = RemoteClusterRecord("B", "id-b", "host:2", "", 2, 10, 4, True, True, False)
+    a = RemoteClusterRecord("A", "id-a", "host:1", "http", 1, 10, 8, True, False, True)
+    await store.save_remote_cluster(b)
+    await store.save_remote_cluster(a)
+    assert await store.list_remote_clusters() == [a, b]
+    b.address, b.replication_enabled = "host:3", True
+    await store.save_remote_cluster(b)
+    await store.delete_remote_cluster("A")
+    assert await store.list_remote_clusters() == [b]
+    record = NamespaceRecord("ns", "global", b"info", 1, config_version=3)
+    await store.create_namespace(record)
+    record.config_version = 4
+    await store.update_namespace(record)
+    assert await store.list_namespaces() == [record]
 
 
 async def test_round_trip(store: Store) -> None:

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, tracing
+from aion.common.channels import Channels, caller_metadata
 from aion.history.ports import Op
 from aion.persistence import StoreUnavailableError
 
@@ -28,31 +29,16 @@ NOT_OWNER = "aion-not-owner"
 _STATUS_DETAILS = "grpc-status-details-bin"  # on every status a process answers itself
 INVOKE_TIMEOUT_S = 30.0
 
-_NOT_FORWARDED = {"content-type", "user-agent", "te", "grpc-timeout", "grpc-accept-encoding"}
-
 
 class Peers:
     """Channels to the other processes, opened on first use."""
 
     def __init__(self) -> None:
-        self._channels: dict[str, grpc.aio.Channel] = {}
-
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(
-                address,
-                options=[
-                    ("grpc.max_receive_message_length", 128 * 1024 * 1024),
-                    ("grpc.max_send_message_length", 128 * 1024 * 1024),
-                ],
-            )
-        return channel
+        self._channels = Channels()
+        self._channel = self._channels.get
 
     async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
+        await self._channels.close()
 
     async def invoke(
         self, address: str, op: str, args: dict[str, Any], timeout: float = INVOKE_TIMEOUT_S
@@ -77,11 +63,7 @@ class Peers:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_type.FromString,
         )
-        metadata = [
-            (k, v)
-            for k, v in context.invocation_metadata() or ()
-            if k not in _NOT_FORWARDED and not k.startswith(":")
-        ]
+        metadata = caller_metadata(context)
         metadata.append((FORWARDED, "1"))
         if tracing.ACTIVE is not None:  # the owner's span is a child of this process's
             metadata = tracing.ACTIVE.inject(metadata)

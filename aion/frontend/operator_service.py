@@ -1,21 +1,23 @@
-"""OperatorService: custom search attributes (add, list, remove) and the cluster list, as the
-reference answers them."""
+"""OperatorService: custom search attributes (add, list, remove), namespace deletion and the
+connected clusters (add or update, list, remove), as the reference answers them."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1.namespace_pb2 import NAMESPACE_STATE_DELETED
 from temporalio.api.operatorservice.v1 import request_response_pb2 as rr
 from temporalio.api.operatorservice.v1 import service_pb2_grpc
-from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
 
 from aion import errors
 from aion.frontend.rpc import rpc
 from aion.namespaces import Namespace, NamespaceRegistry
+from aion.replication.remote import RemoteClusters
 from aion.visibility.query import PREDEFINED_SEARCH_ATTRIBUTES
 from aion.visibility.search_attributes import (
     SearchAttributeError,
@@ -35,20 +37,62 @@ class OperatorService(service_pb2_grpc.OperatorServiceServicer):
     guard: ServiceGuard | None = None
     """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
 
-    def __init__(
-        self, namespaces: NamespaceRegistry, cluster: ClusterMetadata | None = None
-    ) -> None:
-        """`cluster` describes this cluster (ListClusters: the one Aion serves)."""
+    def __init__(self, namespaces: NamespaceRegistry, remotes: RemoteClusters) -> None:
+        """`remotes`: the clusters connected to this one."""
         self.namespaces = namespaces
         self.search_attributes = namespaces.search_attributes
-        self.cluster = cluster or ClusterMetadata()
+        self.remotes = remotes
+        self.clusters = remotes.clusters
         self._reaping: set[asyncio.Task[None]] = set()
 
     @rpc
     async def ListClusters(
         self, request: rr.ListClustersRequest, context: Ctx
     ) -> rr.ListClustersResponse:
-        return rr.ListClustersResponse(clusters=[self.cluster])
+        return rr.ListClustersResponse(clusters=self.clusters.cluster_list())
+
+    @rpc
+    async def AddOrUpdateRemoteCluster(
+        self, request: rr.AddOrUpdateRemoteClusterRequest, context: Ctx
+    ) -> rr.AddOrUpdateRemoteClusterResponse:
+        """Connect to the cluster at the frontend address: its identity is read from it and
+        checked as Temporal does before it is stored."""
+        address = request.frontend_address
+        if not address:
+            raise errors.InvalidArgument("FrontendAddress is not set on request.")
+        remote = await self.remotes.describe(address)
+        self.clusters.check_remote(remote)
+        await self.clusters.save_remote(
+            dataclasses.replace(
+                remote,
+                address=address,
+                http_address=request.frontend_http_address,
+                connection_enabled=request.enable_remote_cluster_connection,
+                replication_enabled=request.enable_replication,
+            )
+        )
+        return rr.AddOrUpdateRemoteClusterResponse()
+
+    @rpc
+    async def RemoveRemoteCluster(
+        self, request: rr.RemoveRemoteClusterRequest, context: Ctx
+    ) -> rr.RemoveRemoteClusterResponse:
+        name = request.cluster_name
+        self.clusters.check_removable(name)
+        current = self.clusters.current_name
+        for ns in self.namespaces.all():
+            if (
+                ns.is_global
+                and len(ns.clusters) > 1
+                and ns.description.namespace_info.state != NAMESPACE_STATE_DELETED
+                and current in ns.clusters
+                and name in ns.clusters
+            ):
+                raise errors.FailedPrecondition(
+                    f'cannot remove cluster "{name}": still referenced by namespace "{ns.name}"'
+                )
+        await self.clusters.remove_remote(name)
+        return rr.RemoveRemoteClusterResponse()
 
     def _namespace(self, name: str) -> Namespace | None:
         """The named namespace; NOT_FOUND if unknown, None if not set (checked later, as

@@ -166,7 +166,13 @@ async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Servic
         if len(getattr(request, "namespace", "")) > MAX_NAMESPACE_LENGTH:
             raise errors.InvalidArgument("Namespace length exceeds limit.")
         try:
-            return await fn(self, request, context)
+            redirection = getattr(self, "redirection", None)
+            if redirection is None:
+                return await fn(self, request, context)
+            # A global namespace: served here, on its active cluster, or refused.
+            here = functools.partial(fn, self, request, context)
+            served: R = await redirection.serve(fn.__name__, request, context, here)
+            return served
         except errors.ShardNotOwned as e:
             cluster = getattr(getattr(self, "engine", None), "remote", None)
             if not isinstance(cluster, Cluster) or is_forwarded(context):

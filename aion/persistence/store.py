@@ -87,6 +87,26 @@ class NamespaceRecord:
     name: str
     data: bytes  # a serialized DescribeNamespaceResponse (info, config, replication config)
     notification_version: int = 0
+    # Raised by every change of its configuration (not by a failover); a global namespace's
+    # change replicates to a cluster only when newer there (`aion.replication`).
+    config_version: int = 0
+
+
+@dataclass
+class RemoteClusterRecord:
+    """A cluster this one is connected to (AddOrUpdateRemoteCluster): its identity as it
+    reported it, and where it is reached."""
+
+    name: str
+    cluster_id: str
+    address: str
+    http_address: str
+    initial_failover_version: int
+    failover_version_increment: int
+    history_shard_count: int
+    global_namespace_enabled: bool
+    connection_enabled: bool
+    replication_enabled: bool
 
 
 @dataclass
@@ -348,6 +368,21 @@ class Store(abc.ABC):
         published meanwhile were lost."""
         raise NotImplementedError
 
+    # Connected clusters
+    @abc.abstractmethod
+    async def cluster_id(self, new_id: str) -> str:
+        """This cluster's id: `new_id`, recorded on first use; the recorded one afterwards."""
+
+    @abc.abstractmethod
+    async def list_remote_clusters(self) -> list[RemoteClusterRecord]: ...
+
+    @abc.abstractmethod
+    async def save_remote_cluster(self, record: RemoteClusterRecord) -> None:
+        """Insert or replace (by name)."""
+
+    @abc.abstractmethod
+    async def delete_remote_cluster(self, name: str) -> None: ...
+
     # Namespaces
     @abc.abstractmethod
     async def list_namespaces(self) -> list[NamespaceRecord]: ...
@@ -358,7 +393,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def update_namespace(self, record: NamespaceRecord) -> None:
-        """Replace the namespace's name and description (found by its id)."""
+        """Replace the namespace's name, description and versions (found by its id)."""
 
     @abc.abstractmethod
     async def delete_namespace(self, namespace_id: str) -> None:

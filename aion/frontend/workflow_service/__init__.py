@@ -23,6 +23,7 @@ from aion.frontend.workflow_service.workflows import WorkflowRpcs
 
 if TYPE_CHECKING:
     from aion.auth.guard import ServiceGuard
+    from aion.frontend.redirection import Redirection
 
 
 # The grpc stubs declare the servicer's methods sync; the parts implement them `async def`.
@@ -41,6 +42,8 @@ class WorkflowService(  # type: ignore[misc]
 
     guard: ServiceGuard | None = None
     """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
+    redirection: Redirection | None = None
+    """Where a call on a global namespace is served (`aion.frontend.rpc`); None: here."""
 
 
 __all__ = ["Backends", "WorkflowService"]

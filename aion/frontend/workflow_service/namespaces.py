@@ -7,7 +7,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from aion import errors
 from aion.frontend.rpc import rpc
 from aion.frontend.workflow_service.base import Ctx, ServiceBase
-from aion.namespaces import CLUSTER_NAME, namespace_capabilities
+from aion.namespaces import namespace_capabilities
 from aion.visibility.search_attributes import system_and_preallocated
 
 SERVER_VERSION = "1.32.0"
@@ -41,6 +41,7 @@ class NamespaceRpcs(ServiceBase):
     async def GetClusterInfo(
         self, request: rr.GetClusterInfoRequest, context: Ctx
     ) -> rr.GetClusterInfoResponse:
+        clusters = self.namespaces.clusters
         return rr.GetClusterInfoResponse(
             supported_clients={
                 "temporal-go": "<2.0.0",
@@ -52,13 +53,13 @@ class NamespaceRpcs(ServiceBase):
                 "temporal-server": "<2.0.0",
             },
             server_version=SERVER_VERSION,
-            cluster_id=self.engine.host_id,
-            cluster_name=CLUSTER_NAME,
+            cluster_id=clusters.cluster_id,
+            cluster_name=clusters.current_name,
             history_shard_count=self.engine.num_shards,
             persistence_store=self.store.name,
             visibility_store=self.store.name,
-            initial_failover_version=1,
-            failover_version_increment=10,
+            initial_failover_version=clusters.config.initial_failover_version,
+            failover_version_increment=clusters.config.failover_version_increment,
         )
 
     @rpc

@@ -248,6 +248,24 @@ CREATE INDEX visibility_search_attributes_by_keyword
     WHERE keyword_value IS NOT NULL;
 """
 
+# Global namespaces (`aion.cluster_metadata`, `aion.replication`): the clusters this one is
+# connected to, and each namespace's config version (a replicated change applies when newer).
+GLOBAL_NAMESPACES = """
+CREATE TABLE remote_clusters (
+    name TEXT PRIMARY KEY,
+    cluster_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    http_address TEXT NOT NULL,
+    initial_failover_version {bigint} NOT NULL,
+    failover_version_increment {bigint} NOT NULL,
+    history_shard_count INTEGER NOT NULL,
+    global_namespace_enabled {boolean} NOT NULL,
+    connection_enabled {boolean} NOT NULL,
+    replication_enabled {boolean} NOT NULL
+);
+ALTER TABLE namespaces ADD COLUMN config_version {bigint} NOT NULL DEFAULT 0;
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -265,6 +283,7 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (BATCH_OPERATIONS, 7, 6),
     (VISIBILITY_SEARCH_ATTRIBUTES, 8, 7),
     (SECURITY, 9, 8),
+    (GLOBAL_NAMESPACES, 10, 9),
 ]
 
 TYPES = {

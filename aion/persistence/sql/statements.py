@@ -20,7 +20,19 @@ from aion.persistence.sql.visibility import (
 )
 from aion.persistence.store import VisibilityRecord
 
-NAMESPACE = ("id", "name", "data", "notification_version")
+NAMESPACE = ("id", "name", "data", "notification_version", "config_version")
+REMOTE_CLUSTER = (
+    "name",
+    "cluster_id",
+    "address",
+    "http_address",
+    "initial_failover_version",
+    "failover_version_increment",
+    "history_shard_count",
+    "global_namespace_enabled",
+    "connection_enabled",
+    "replication_enabled",
+)
 SEARCH_ATTRIBUTE = ("namespace_id", "name", "type", "field")
 CURRENT_EXECUTION = (
     "namespace_id",
@@ -128,6 +140,8 @@ AUDIT = (
     "result",
 )
 deployment_row = attrgetter(*DEPLOYMENT)
+remote_cluster_row = attrgetter(*REMOTE_CLUSTER)
+namespace_row = attrgetter(*NAMESPACE)
 api_key_row = attrgetter(*API_KEY)
 audit_row = attrgetter(*AUDIT)
 batch_operation_row = attrgetter(*BATCH_OPERATION)
@@ -175,12 +189,23 @@ class Statements:
         )
         self.shard_count = q("SELECT value FROM cluster_metadata WHERE name = 'num_shards'")
         self.delete_host = q("DELETE FROM hosts WHERE host_id = ?")
+        self.record_cluster_id = q(
+            "INSERT INTO cluster_metadata (name, value) VALUES ('cluster_id', ?) "
+            "ON CONFLICT DO NOTHING"
+        )
+        self.cluster_id = q("SELECT value FROM cluster_metadata WHERE name = 'cluster_id'")
+        self.list_remote_clusters = q(
+            _select("remote_clusters", REMOTE_CLUSTER) + " ORDER BY name" + d.byte_order
+        )
+        self.upsert_remote_cluster = q(_upsert("remote_clusters", REMOTE_CLUSTER, ("name",)))
+        self.delete_remote_cluster = q("DELETE FROM remote_clusters WHERE name = ?")
 
         # Namespaces and their search attributes
         self.list_namespaces = q(_select("namespaces", NAMESPACE) + " ORDER BY name" + d.byte_order)
         self.insert_namespace = q(_insert_new("namespaces", NAMESPACE))
         self.update_namespace = q(
-            "UPDATE namespaces SET name = ?, data = ?, notification_version = ? WHERE id = ?"
+            "UPDATE namespaces SET name = ?, data = ?, notification_version = ?, "
+            "config_version = ? WHERE id = ?"
         )
         self.list_search_attributes = q(
             _select("search_attributes", SEARCH_ATTRIBUTE)

@@ -15,6 +15,8 @@ from aion.persistence.sql.statements import (
     audit_row,
     batch_operation_row,
     deployment_row,
+    namespace_row,
+    remote_cluster_row,
     schedule_row,
     visibility_row,
 )
@@ -31,6 +33,7 @@ from aion.persistence.store import (
     ExecutionTransaction,
     NamespaceRecord,
     QueueTask,
+    RemoteClusterRecord,
     ScheduleRecord,
     SearchAttributeRecord,
     Store,
@@ -109,19 +112,42 @@ class SQLStore(Store):
     async def leave(self, host_id: str) -> None:
         await self._execute(self.sql.delete_host, (host_id,))
 
+    # Connected clusters
+    async def cluster_id(self, new_id: str) -> str:
+        async def record(conn: Connection) -> Any:
+            await conn.execute(self.sql.record_cluster_id, (new_id,))
+            return await conn.fetchval(self.sql.cluster_id)
+
+        return str(await self._write(record))
+
+    async def list_remote_clusters(self) -> list[RemoteClusterRecord]:
+        rows = await self._fetch(self.sql.list_remote_clusters)
+        return [
+            RemoteClusterRecord(
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], *map(bool, row[7:])
+            )
+            for row in rows
+        ]
+
+    async def save_remote_cluster(self, record: RemoteClusterRecord) -> None:
+        await self._execute(self.sql.upsert_remote_cluster, remote_cluster_row(record))
+
+    async def delete_remote_cluster(self, name: str) -> None:
+        await self._execute(self.sql.delete_remote_cluster, (name,))
+
     # Namespaces
     async def list_namespaces(self) -> list[NamespaceRecord]:
         return [NamespaceRecord(*row) for row in await self._fetch(self.sql.list_namespaces)]
 
     async def create_namespace(self, record: NamespaceRecord) -> None:
-        r = record
-        row = (r.id, r.name, r.data, r.notification_version)
-        if await self._execute(self.sql.insert_namespace, row) != 1:
-            raise ConditionFailedError(f"namespace {r.name!r} or id {r.id!r} exists already")
+        if await self._execute(self.sql.insert_namespace, namespace_row(record)) != 1:
+            raise ConditionFailedError(
+                f"namespace {record.name!r} or id {record.id!r} exists already"
+            )
 
     async def update_namespace(self, record: NamespaceRecord) -> None:
         r = record
-        args = (r.name, r.data, r.notification_version, r.id)
+        args = (r.name, r.data, r.notification_version, r.config_version, r.id)
         await self._execute(self.sql.update_namespace, args)
 
     async def delete_namespace(self, namespace_id: str) -> None:
