@@ -1,13 +1,16 @@
 """Calls between server processes: named operations on a shard's owner, forwarded API calls.
 
-Both travel over the processes' own gRPC port. A named operation (`aion.cluster.v1.Peer/Invoke`)
+Both travel over the processes' own gRPC port, with TLS when the server has it (this process's
+certificate as the client certificate). A named operation (`aion.cluster.v1.Peer/Invoke`)
 carries JSON: `{"op": name, "args": {...}}`, answered with the operation's JSON result or its
-ServiceError's status. A forwarded WorkflowService call is the client's request as it came, marked
-so that it is never forwarded twice.
+ServiceError's status; it carries the cluster's secret (kept in the shared database), without
+which it is refused. A forwarded WorkflowService call is the client's request as it came, with
+the client's credentials, marked so that it is never forwarded twice.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -17,12 +20,14 @@ from google.protobuf.message import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, tracing
+from aion.auth.plugin import Unauthenticated
 from aion.history.ports import Op
 from aion.persistence import StoreUnavailableError
 
 INVOKE_METHOD = "/aion.cluster.v1.Peer/Invoke"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 FORWARDED = "aion-forwarded"
+SECRET = "aion-peer-secret"
 # Trailing metadata of an answer from a process that is not the shard's owner (ShardNotOwned).
 NOT_OWNER = "aion-not-owner"
 _STATUS_DETAILS = "grpc-status-details-bin"  # on every status a process answers itself
@@ -31,23 +36,36 @@ INVOKE_TIMEOUT_S = 30.0
 _NOT_FORWARDED = {"content-type", "user-agent", "te", "grpc-timeout", "grpc-accept-encoding"}
 
 
+_OPTIONS = [
+    ("grpc.max_receive_message_length", 128 * 1024 * 1024),
+    ("grpc.max_send_message_length", 128 * 1024 * 1024),
+]
+
+
 class Peers:
     """Channels to the other processes, opened on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: Callable[[], grpc.ChannelCredentials] | None = None) -> None:
+        """`credentials`: TLS credentials for a new channel; None: plaintext."""
+        self._credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self.secret = ""
+        """The cluster's secret (`Store.cluster_secret`), set when the process joins."""
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(
-                address,
-                options=[
-                    ("grpc.max_receive_message_length", 128 * 1024 * 1024),
-                    ("grpc.max_send_message_length", 128 * 1024 * 1024),
-                ],
-            )
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(address, options=_OPTIONS)
+            else:
+                channel = grpc.aio.secure_channel(address, self._credentials(), options=_OPTIONS)
+            self._channels[address] = channel
         return channel
+
+    def authentic(self, context: grpc.aio.ServicerContext) -> bool:
+        """Whether a call comes from a process of this cluster (it knows the secret)."""
+        sent = next((v for k, v in context.invocation_metadata() or () if k == SECRET), "")
+        return bool(self.secret) and hmac.compare_digest(str(sent).encode(), self.secret.encode())
 
     async def close(self) -> None:
         for channel in self._channels.values():
@@ -59,7 +77,11 @@ class Peers:
     ) -> dict[str, Any]:
         call = self._channel(address).unary_unary(INVOKE_METHOD)
         try:
-            raw = await call(json.dumps({"op": op, "args": args}).encode(), timeout=timeout)
+            raw = await call(
+                json.dumps({"op": op, "args": args}).encode(),
+                timeout=timeout,
+                metadata=((SECRET, self.secret),),
+            )
         except grpc.aio.AioRpcError as e:
             raise errors.from_status(e.code(), e.details() or "") from None
         result: dict[str, Any] = json.loads(raw)
@@ -115,10 +137,14 @@ def peer_handler(
     engine: Any,
     ops: Mapping[str, Op],
     abort: Callable[[grpc.aio.ServicerContext, errors.ServiceError], Awaitable[None]],
+    peers: Peers,
 ) -> grpc.GenericRpcHandler:
-    """The server side of `Peers.invoke`: runs the named operation on this process's engine."""
+    """The server side of `Peers.invoke`: runs the named operation on this process's engine,
+    for the processes of its cluster only."""
 
     async def invoke(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if not peers.authentic(context):
+            await abort(context, Unauthenticated())
         message = json.loads(request)
         op = ops.get(message.get("op", ""))
         if op is None:
