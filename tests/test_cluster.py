@@ -152,32 +152,38 @@ async def test_processes_split_shards_and_serve_each_other(
 ) -> None:
     a, b = start_node(), start_node()
 
+    await _wait_for_split(dsn)
+    await _run_parents(await Client.connect(a.address), await Client.connect(b.address), 16)
+    owners = await _owners(dsn)
+    assert len(owners) == NUM_SHARDS and len(set(owners.values())) == 2
+    async with grpc.aio.insecure_channel(a.address) as outside:
+        await _assert_peer_calls_refused(outside)
+
+
+async def _wait_for_split(dsn: str) -> None:
     async def split() -> bool:
         return len(set((await _owners(dsn)).values())) == 2
 
     await _wait_for(split, "both processes to own shards")
-    # Clients talk only to A, the worker only to B: every start, signal and query whose shard
-    # B owns is forwarded, every task of A's shards reaches B's pollers, and children start on
-    # whichever shard their id falls in.
-    on_a = await Client.connect(a.address)
-    on_b = await Client.connect(b.address)
+
+
+async def _run_parents(on_a: Client, on_b: Client, count: int) -> None:
+    """Clients talk only to A, the worker only to B: every start, signal and query whose shard
+    B owns is forwarded, every task of A's shards reaches B's pollers, and children start on
+    whichever shard their id falls in."""
     async with _worker(on_b):
         handles = [
             await on_a.start_workflow(
                 Parent.run, i, id=f"split-{i}-{uuid.uuid4()}", task_queue=TASK_QUEUE
             )
-            for i in range(16)
+            for i in range(count)
         ]
         for handle in handles:
             await _wait_for(
                 lambda h=handle: _queryable(h), f"{handle.id} to answer a query through A"
             )
             await handle.signal(Parent.add, 5)
-        assert [await h.result() for h in handles] == [2 * i + 1 + 5 for i in range(16)]
-    owners = await _owners(dsn)
-    assert len(owners) == NUM_SHARDS and len(set(owners.values())) == 2
-    async with grpc.aio.insecure_channel(a.address) as outside:
-        await _assert_peer_calls_refused(outside)
+        assert [await h.result() for h in handles] == [2 * i + 1 + 5 for i in range(count)]
 
 
 async def _assert_peer_calls_refused(channel: grpc.aio.Channel) -> None:
@@ -199,11 +205,7 @@ async def test_processes_call_each_other_over_mutual_tls(
     cert, key = pki.issue("localhost", server=True)
     tls = ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-client-ca-file", pki.ca_path]
     a, b = start_node(*tls), start_node(*tls)
-
-    async def split() -> bool:
-        return len(set((await _owners(dsn)).values())) == 2
-
-    await _wait_for(split, "both processes to own shards")
+    await _wait_for_split(dsn)
     client_cert, client_key = pki.issue("app")
     config = TLSConfig(
         server_root_ca_cert=Path(pki.ca_path).read_bytes(),
@@ -211,19 +213,9 @@ async def test_processes_call_each_other_over_mutual_tls(
         client_private_key=Path(client_key).read_bytes(),
         domain="localhost",
     )
-    on_a = await Client.connect(a.address, tls=config)
-    on_b = await Client.connect(b.address, tls=config)
-    async with _worker(on_b):
-        handles = [
-            await on_a.start_workflow(
-                Parent.run, i, id=f"tls-{i}-{uuid.uuid4()}", task_queue=TASK_QUEUE
-            )
-            for i in range(6)
-        ]
-        for handle in handles:
-            await _wait_for(lambda h=handle: _queryable(h), f"{handle.id} to answer through A")
-            await handle.signal(Parent.add, 5)
-        assert [await h.result() for h in handles] == [2 * i + 1 + 5 for i in range(6)]
+    await _run_parents(
+        await Client.connect(a.address, tls=config), await Client.connect(b.address, tls=config), 6
+    )
     # An outside caller with a valid client certificate is still no process of the cluster.
     credentials = grpc.ssl_channel_credentials(
         Path(pki.ca_path).read_bytes(),
