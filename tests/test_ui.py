@@ -30,9 +30,11 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from aion.ui import built
-from tests.auth_support import aion_cli, created_key
 from tests.helpers import fresh_storage, unique
 from tests.servers import ROOT, AionProcess
+
+with workflow.unsafe.imports_passed_through():  # cryptography's binding loads once only
+    from tests.auth_support import aion_cli, created_key
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(ROOT, "test-artifacts", "ui")
