@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -18,7 +19,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import grpc
 
 from aion.auth import commands as auth_commands
-from aion.auth.config import auth_from_table, tls_from_table
+from aion.auth import config as auth_settings
+from aion.auth.config import AuthConfig, TlsConfig, auth_from_table, tls_from_table
+from aion.auth.tls import ServerCertificates
 from aion.cluster_metadata import REDIRECTION_POLICIES
 from aion.config import (
     ConfigError,
@@ -211,6 +214,13 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--ui-public-path", metavar="PATH", help="path prefix, e.g. /temporal")
     ui.add_argument("--ui-codec-endpoint", metavar="URL", help="remote codec server's URL")
     ui.add_argument("--ui-asset-path", metavar="DIR", help="a build of ui/ to serve instead")
+    ui.add_argument(
+        "--ui-api-key",
+        metavar="KEY",
+        default=os.environ.get("AION_UI_API_KEY") or None,
+        help="credential the UI calls the server with when auth is on: anyone reaching the UI "
+        "acts with its rights (default: $AION_UI_API_KEY; see docs/security.md)",
+    )
     ignored = dev.add_argument_group("accepted for compatibility with the reference, ignored")
     ignored.add_argument("--ui-disable-news-fetch", action="store_true")
     ignored.add_argument("--sqlite-pragma", action="append", metavar="PRAGMA=VALUE")
@@ -252,6 +262,9 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $AION_CODEC_TOKEN; unset: no check)",
     )
     codec.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    codec.add_argument("--db-filename", help="the server's SQLite file, for its API keys (--auth)")
+    codec.add_argument("--dsn", help="the server's PostgreSQL database, for its API keys (--auth)")
+    auth_commands.add_server_flags(codec, server=False)
     auth_commands.add_parsers(commands)
     return parser
 
@@ -268,24 +281,38 @@ async def _until_stopped() -> None:
 async def _serve(config: ServerConfig, label: str) -> None:
     server = AionServer(config)
     await server.start()
+    scheme = "http" if config.tls is None else "https"
     if server.http is not None:  # printed first: "listening on" tells that all is up
-        print(f"HTTP API on http://{config.ip}:{server.http.port}", flush=True)
+        print(f"HTTP API on {scheme}://{config.ip}:{server.http.port}", flush=True)
     if server.ui is not None:
         ui = server.ui.config
-        print(f"Web UI on http://{ui.ip}:{server.ui.port}{ui.public_path}", flush=True)
+        print(f"Web UI on {scheme}://{ui.ip}:{server.ui.port}{ui.public_path}", flush=True)
     print(f"{label} listening on {server.address}", flush=True)
     await _until_stopped()
     await server.stop()
 
 
-async def _serve_codec(args: argparse.Namespace, codec: EncryptionCodec) -> None:
+async def _serve_codec(
+    args: argparse.Namespace, codec: EncryptionCodec, auth: AuthConfig | None, tls: TlsConfig | None
+) -> None:
     from aion import codec_server  # aiohttp: loaded by this command only
 
-    app = codec_server.create_app(codec, args.cors_origin, args.token)
-    runner, (host, port) = await codec_server.start(app, args.ip, args.port)
-    print(f"Aion codec server listening on http://{host}:{port}", flush=True)
+    store = None
+    guard = None
+    if auth is not None:
+        if args.dsn or args.db_filename:  # API keys are checked only against a database
+            store = auth_commands.store_of(args)
+            await store.open()
+        guard = auth_settings.build(dataclasses.replace(auth, audit=False), store).guard
+    ssl_context = None if tls is None else ServerCertificates(tls).ssl_context()
+    app = codec_server.create_app(codec, args.cors_origin, args.token, guard)
+    runner, (host, port) = await codec_server.start(app, args.ip, args.port, ssl_context)
+    scheme = "http" if tls is None else "https"
+    print(f"Aion codec server listening on {scheme}://{host}:{port}", flush=True)
     await _until_stopped()
     await runner.cleanup()
+    if store is not None:
+        await store.close()
 
 
 def _codec_server(args: argparse.Namespace) -> None:
@@ -294,12 +321,17 @@ def _codec_server(args: argparse.Namespace) -> None:
     logs.configure(logging.getLevelName(args.log_level.upper()), "text")
     try:
         keys = KeyRing.from_file(args.key_file) if args.key_file else KeyRing.from_env()
-    except KeyRingError as e:
+        auth_table, tls_table = auth_commands.flag_tables(args)
+        auth = None if auth_table is None else auth_from_table(auth_table)
+        tls = None if tls_table is None else tls_from_table(tls_table)
+    except (KeyRingError, ValueError) as e:
         _fail(str(e))
+    if auth is not None and args.token:
+        _fail("--token and the auth flags (--auth, --jwt-jwks, ...) exclude each other")
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve_codec(args, EncryptionCodec(keys)))
-    except OSError as e:
+            runner.run(_serve_codec(args, EncryptionCodec(keys), auth, tls))
+    except _fatal_errors(args.dsn) as e:
         _fail(str(e))
 
 
@@ -417,6 +449,7 @@ def _ui_config(args: argparse.Namespace) -> UiConfig:
         port=args.port + 1000 if args.ui_port is None else args.ui_port,
         public_path="/" + path if (path := (args.ui_public_path or "").strip("/")) else "",
         codec_endpoint=args.ui_codec_endpoint or "",
+        api_key=args.ui_api_key or "",
     )
     if args.ui_asset_path:
         ui.assets = Path(args.ui_asset_path)

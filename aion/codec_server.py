@@ -3,8 +3,10 @@
 `POST /encode` and `POST /decode` (also under a namespace segment, `/{namespace}/decode`, for
 endpoint templates) take `{"payloads": [...]}` in Temporal's protobuf JSON and answer the same shape,
 run through an `EncryptionCodec`. The `X-Namespace` header is accepted; one key ring serves every
-namespace. Browsers from the `--cors-origin` origins may call it with credentials; with a token set,
-every request but the CORS preflight needs `Authorization: Bearer <token>`.
+namespace. Browsers from the `--cors-origin` origins may call it with credentials. Every request
+but the CORS preflight needs a credential: with a static token set, `Authorization: Bearer
+<token>`; with auth on, a credential the server would accept (API key, JWT, biscuit, client
+certificate) whose role in the namespace allows reading (decode) or writing (encode) it.
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ import hmac
 import json
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from aion import errors
+from aion.auth.guard import Guard
+from aion.auth.methods import CODEC_SERVICE
 from aion.codec import CodecError, EncryptionCodec
+from aion.http.server import HTTP_STATUS, HttpContext
 
 log = logging.getLogger("aion.codec_server")
 
@@ -75,10 +83,31 @@ def _bearer_matches(request: web.Request, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
+async def _refused(guard: Guard, request: web.Request) -> web.Response | None:
+    """The answer to a request whose credentials do not allow it; None when they do."""
+    operation = "Encode" if request.path.endswith("/encode") else "Decode"
+    namespace = request.match_info.get("namespace") or request.headers.get("X-Namespace", "")
+    try:
+        await guard.check(
+            CODEC_SERVICE + operation, SimpleNamespace(namespace=namespace), HttpContext(request)
+        )
+    except errors.ServiceError as e:
+        status = HTTP_STATUS.get(e.code, 500)
+        response = _error(status, e.message)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    return None
+
+
 def create_app(
-    codec: EncryptionCodec, cors_origins: Sequence[str] = (), token: str | None = None
+    codec: EncryptionCodec,
+    cors_origins: Sequence[str] = (),
+    token: str | None = None,
+    guard: Guard | None = None,
 ) -> web.Application:
-    """The codec server's aiohttp application."""
+    """The codec server's aiohttp application: a request needs `token`, or credentials `guard`
+    allows (neither: any request is served)."""
     origins = frozenset(cors_origins)
 
     def allowed(origin: str | None) -> bool:
@@ -97,6 +126,8 @@ def create_app(
         elif token is not None and not _bearer_matches(request, token):
             response = _error(401, "a valid 'Authorization: Bearer <token>' header is required")
             response.headers["WWW-Authenticate"] = "Bearer"
+        elif guard is not None and (refused := await _refused(guard, request)) is not None:
+            response = refused
         else:
             try:
                 response = await handler(request)
@@ -136,13 +167,13 @@ def create_app(
 
 
 async def start(
-    app: web.Application, host: str, port: int
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
 ) -> tuple[web.AppRunner, tuple[str, int]]:
-    """Serves `app` on the running event loop; returns the runner (to `cleanup()`) and the bound
-    address (`port` 0 picks a free one)."""
+    """Serves `app` on the running event loop (with TLS when given an SSL context); returns the
+    runner (to `cleanup()`) and the bound address (`port` 0 picks a free one)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     host_bound, port_bound = runner.addresses[0][:2]
     return runner, (host_bound, port_bound)

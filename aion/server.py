@@ -21,6 +21,7 @@ from aion.auth import config as auth_config
 from aion.auth.config import AuthConfig, TlsConfig
 from aion.auth.methods import OPERATOR_SERVICE
 from aion.auth.methods import WORKFLOW_SERVICE as WORKFLOW_SERVICE_PREFIX
+from aion.auth.tls import ServerCertificates
 from aion.batch.runtime import BatchRuntime
 from aion.cluster import Cluster
 from aion.cluster.peers import peer_handler
@@ -115,7 +116,7 @@ class ServerConfig:
     auth: AuthConfig | None = None
     """Authentication, authorization and the audit log; None: off, every call allowed."""
     tls: TlsConfig | None = None
-    """TLS (and mTLS) on the gRPC port; None: plaintext."""
+    """TLS (and mTLS) on every port, and for the calls between processes; None: plaintext."""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     """This cluster's identity and global namespace settings (docs/global-namespaces.md)."""
 
@@ -152,6 +153,8 @@ class AionServer:
         self.matching = MatchingEngine(routing=self.deployments)
         self.deployments.on_routing_changed = self.matching.routing_changed
         host_id = str(uuid.uuid4())
+        self.certificates = None if config.tls is None else ServerCertificates(config.tls)
+        ssl_context = None if self.certificates is None else self.certificates.ssl_context()
         self.cluster: Cluster | None = None
         if self.store.shared:  # several processes share the database
             self.cluster = Cluster(
@@ -161,6 +164,7 @@ class AionServer:
                 config.broadcast_address or self.address,
                 config.num_shards,
                 on_tick=self._take_in_changes,
+                peer_credentials=self._peer_credentials if config.tls else None,
             )
         self.engine = HistoryEngine(
             self.store,
@@ -215,7 +219,7 @@ class AionServer:
             from aion.frontend.metrics_port import MetricsPort  # aiohttp only when needed
 
             self.metrics_port = MetricsPort(
-                config.ip, config.metrics_port, self.health, self._refresh_gauges
+                config.ip, config.metrics_port, self.health, self._refresh_gauges, ssl_context
             )
             self._register_gauges()
         self.operator_service = OperatorService(self.namespaces, self.remote_clusters)
@@ -240,7 +244,7 @@ class AionServer:
             if config.http_port is not None:
                 self.http = api
             if config.ui is not None:
-                self.ui = UiServer(config.ui, api)
+                self.ui = UiServer(config.ui, api, ssl_context)
         self.security: auth_config.Security | None = None
         if config.auth is not None:
             from aion.auth import admin as auth_admin  # the auth modules only when auth is on
@@ -254,11 +258,16 @@ class AionServer:
             )
         if self.cluster is not None:
             self.grpc.add_generic_rpc_handlers(
-                (peer_handler(self.engine, self.engine.operations, abort),)
+                (peer_handler(self.engine, self.engine.operations, abort, self.cluster.peers),)
             )
         self.grpc.add_generic_rpc_handlers((replication_handler(self.namespaces),))
         if config.cluster.enable_global_namespace:
             self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)
+
+    def _peer_credentials(self) -> grpc.ChannelCredentials:
+        assert self.certificates is not None and self.config.tls is not None
+        tls = self.config.tls
+        return self.certificates.channel_credentials(tls.peer_ca_file or tls.client_ca_file)
 
     def _register_gauges(self) -> None:
         """The gauges read at each scrape; the store's methods measured from now on."""
@@ -342,8 +351,8 @@ class AionServer:
                 self.drainage.grace_period_ns = parse_duration(value)
             else:
                 log.debug("dynamic config value %s is not supported yet; ignored", key)
-        if self.config.tls is not None:
-            bound = self.grpc.add_secure_port(self.address, self.config.tls.credentials())
+        if self.certificates is not None:
+            bound = self.grpc.add_secure_port(self.address, self.certificates.grpc_credentials())
         else:
             bound = self.grpc.add_insecure_port(self.address)
         if bound == 0:
@@ -361,7 +370,8 @@ class AionServer:
         await self.grpc.start()
         if self.http is not None:
             assert self.config.http_port is not None
-            await self.http.start(self.config.ip, self.config.http_port)
+            ssl_context = None if self.certificates is None else self.certificates.ssl_context()
+            await self.http.start(self.config.ip, self.config.http_port, ssl_context)
         if self.ui is not None:
             await self.ui.start()
         if self.config.cluster.enable_global_namespace:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,21 @@ from cryptography.x509.oid import NameOID
 
 from aion.auth.methods import RULES, Scope
 from aion.auth.roles import Access
+from tests.servers import ROOT
+
+
+def aion_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`aion ARGS...` run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "aion", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def created_key(result: subprocess.CompletedProcess[str]) -> str:
+    """The key an `aion apikey create` printed."""
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
 
 NAMESPACE = "default"
 OTHER = "other"

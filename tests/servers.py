@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,8 +21,56 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(kw_only=True)
+class ChildProcess:
+    """A child process whose output is collected line by line; `stop()` ends it."""
+
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    def _launch(
+        self, args: list[str], env: dict[str, str], what: str, ready: Callable[[str], bool]
+    ) -> None:
+        """Start `args`; return once a line of its output is `ready`, else raise RuntimeError
+        with its output (the process is stopped)."""
+        self.output = []
+        self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        )
+        seen = threading.Event()
+        done = threading.Event()
+
+        def pump() -> None:
+            assert self.proc and self.proc.stdout
+            for line in self.proc.stdout:
+                self.output.append(line)
+                if not seen.is_set() and ready(line):
+                    seen.set()
+                    done.set()
+            done.set()  # the output ended: the process is gone
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not done.wait(READY_TIMEOUT) or not seen.is_set():
+            self.stop()
+            raise RuntimeError(f"{what} did not start:\n" + "".join(self.output))
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 @dataclass
-class AionProcess:
+class AionProcess(ChildProcess):
     """An `aion server start-dev` child process; `start()` returns once it prints its address."""
 
     db_filename: str | None = None
@@ -30,8 +79,6 @@ class AionProcess:
     extra_args: list[str] = field(default_factory=list)
     command: str = "start-dev"  # or "start", the production command
     port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[str] | None = None
-    output: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
     ui: bool = False  # start-dev's Web UI (on a free port); headless otherwise
 
@@ -67,41 +114,8 @@ class AionProcess:
         if self.command == "start-dev":
             args += ["--ui-port", str(free_port())] if self.ui else ["--headless"]
         args += self.extra_args
-        self.output = []
-        self.proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-        )
-        ready = threading.Event()
-        listening = threading.Event()
-
-        def pump() -> None:
-            assert self.proc and self.proc.stdout
-            for line in self.proc.stdout:
-                self.output.append(line)
-                if self.address in line:
-                    listening.set()
-                    ready.set()
-            ready.set()  # the output ended: the process is gone
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(READY_TIMEOUT) or not listening.is_set():
-            self.stop()
-            raise RuntimeError("aion server did not start:\n" + "".join(self.output))
+        self._launch(args, self.env, "aion server", lambda line: self.address in line)
         return self.address
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     def kill(self) -> None:
         """SIGKILL: the crash the durability tests simulate."""
@@ -111,16 +125,15 @@ class AionProcess:
 
 
 @dataclass
-class CodecServerProcess:
+class CodecServerProcess(ChildProcess):
     """An `aion codec-server --port 0` child process; `start()` returns its base URL once it
     prints it."""
 
     key_file: str
     cors_origins: list[str] = field(default_factory=list)
     token: str | None = None
+    extra_args: list[str] = field(default_factory=list)
     url: str = ""
-    proc: subprocess.Popen[str] | None = None
-    output: list[str] = field(default_factory=list)
 
     def start(self) -> str:
         args = [sys.executable, "-m", "aion", "codec-server", "--port", "0"]
@@ -129,39 +142,11 @@ class CodecServerProcess:
             args += ["--cors-origin", origin]
         if self.token:
             args += ["--token", self.token]
-        self.output = []
-        self.proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        ready = threading.Event()
-        found: list[str] = []
-
-        def pump() -> None:
-            assert self.proc and self.proc.stdout
-            for line in self.proc.stdout:
-                self.output.append(line)
-                if "listening on http://" in line and not found:
-                    found.append(line.rsplit(" ", 1)[1].strip())
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(READY_TIMEOUT) or not found:
-            self.stop()
-            raise RuntimeError("aion codec-server did not start:\n" + "".join(self.output))
-        self.url = found[0]
+        self._launch(args + self.extra_args, {}, "aion codec-server", self._listening)
         return self.url
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def _listening(self, line: str) -> bool:
+        if "codec server listening on http" not in line:
+            return False
+        self.url = line.rsplit(" ", 1)[1].strip()
+        return True

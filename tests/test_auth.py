@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,25 +31,27 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.auth_support import AUDIENCE, CALLERS, ISSUER, NAMESPACE, TokenIssuer, expected
-from tests.helpers import fresh_storage, unique
-from tests.servers import ROOT, AionProcess
+from aion.common.timeutil import now_ns
+from aion.persistence import AuditRecord, Store
+from aion.persistence.postgres import PostgresStore
+from aion.persistence.sqlite import SQLiteStore
+from tests.auth_support import (
+    AUDIENCE,
+    CALLERS,
+    ISSUER,
+    NAMESPACE,
+    TokenIssuer,
+    aion_cli,
+    created_key,
+    expected,
+)
+from tests.helpers import Storage, fresh_storage, unique
+from tests.servers import AionProcess
 
 WF = "/temporal.api.workflowservice.v1.WorkflowService/"
 OP = "/temporal.api.operatorservice.v1.OperatorService/"
 ADMIN = "/aion.admin.v1.AdminService/"
 UNAUTHORIZED = "Request unauthorized."
-
-
-def aion_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aion", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-
-
-def created_key(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
 
 
 @dataclass
@@ -518,3 +521,53 @@ async def test_audit_log_holds_the_writes_survives_a_restart_and_no_secret(
         assert secret not in everything
         if secret.startswith("aion_"):  # aion_<id>_<secret>: the id may show, never the secret
             assert secret.removeprefix("aion_").partition("_")[2] not in everything
+
+
+async def test_audit_events_past_their_retention_are_deleted(storage: Storage) -> None:
+    """Events written long ago (straight into the database) are gone once a server with a
+    retention runs; recent ones stay."""
+    store: Store = (
+        PostgresStore(storage.dsn) if storage.dsn else SQLiteStore(str(storage.db_filename))
+    )
+    await store.open()
+    day_ns = 86_400 * 10**9
+    await store.append_audit(
+        [
+            AuditRecord(
+                now_ns() - age_ns,
+                subject,
+                "apikey",
+                "0",
+                WF + "StartWorkflowExecution",
+                NAMESPACE,
+                unique("aged"),
+                "OK",
+            )
+            for subject, age_ns in (("long-ago", 100 * day_ns), ("lately", day_ns))
+        ]
+    )
+    await store.close()
+    database = (
+        ["--dsn", storage.dsn] if storage.dsn else ["--db-filename", str(storage.db_filename)]
+    )
+    admin = created_key(
+        await asyncio.to_thread(
+            aion_cli, "apikey", "create", "-n", "temporal-system", "--role", "admin", *database
+        )
+    )
+    server = storage.server(extra_args=["--auth", "--audit-retention", "30d"])
+    await asyncio.to_thread(server.start)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            listed = await asyncio.to_thread(
+                aion_cli, "audit", "list", "--address", server.address, "--api-key", admin
+            )
+            assert listed.returncode == 0, listed.stderr
+            subjects = {json.loads(line)["subject"] for line in listed.stdout.splitlines()}
+            if "long-ago" not in subjects or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert "long-ago" not in subjects and "lately" in subjects
+    finally:
+        await asyncio.to_thread(server.stop)

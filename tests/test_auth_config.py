@@ -25,6 +25,7 @@ def test_auth_and_tls_tables(tmp_path: Path) -> None:
 db_filename = "aion.db"
 [auth]
 audit = false
+audit_retention = "90d"
 [auth.jwt]
 jwks = "https://issuer.example/.well-known/jwks.json"
 issuer = "https://issuer.example"
@@ -35,6 +36,7 @@ audience = "aion"
 cert_file = "server.pem"
 key_file = "server.key"
 client_ca_file = "ca.pem"
+peer_ca_file = "servers-ca.pem"
 """
     )
     config = load(str(path), {}).server
@@ -42,7 +44,8 @@ client_ca_file = "ca.pem"
     assert config.auth.api_keys and not config.auth.audit
     assert config.auth.jwt is not None and config.auth.jwt.audience == "aion"
     assert config.auth.tls_permissions == {"worker.example": ["orders:worker"]}
-    assert config.tls.client_ca_file == "ca.pem"
+    assert config.auth.audit_retention == "90d"
+    assert config.tls.client_ca_file == "ca.pem" and config.tls.peer_ca_file == "servers-ca.pem"
     assert load(None, {"db_filename": "aion.db"}).server.auth is None
 
 
@@ -53,6 +56,7 @@ client_ca_file = "ca.pem"
         ("[auth.jwt]\nissuer = 'x'", "auth.jwt needs jwks"),
         ("[tls]\ncert_file = 'a'", "tls needs cert_file and key_file"),
         ("[auth.tls_permissions]\nx = 'default:worker'", "auth.tls_permissions.x must be a list"),
+        ("[auth]\naudit_retention = '90 days'", "time: unknown unit"),
     ],
 )
 def test_bad_tables(tmp_path: Path, toml: str, message: str) -> None:

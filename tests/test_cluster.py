@@ -9,24 +9,30 @@ Skipped when no PostgreSQL is reachable (see tests/test_store.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
+import grpc
 import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import GetClusterInfoRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import TLSConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from aion.cluster.membership import LEASE_S
+from aion.cluster.peers import INVOKE_METHOD, SECRET
 from aion.persistence import ShardOwnershipLostError
 from aion.persistence.postgres import SCHEMA_VERSION, PostgresStore, migrate
+from tests.auth_support import Pki
 from tests.servers import AionProcess
 from tests.test_store import _tx, pg_database
 
@@ -93,15 +99,16 @@ async def dsn() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def start_node(dsn: str) -> AsyncIterator[Callable[[], AionProcess]]:
-    """Starts `aion server start` processes on one database; stops them all at the end."""
+async def start_node(dsn: str) -> AsyncIterator[Callable[..., AionProcess]]:
+    """Starts `aion server start` processes on one database (with the extra arguments given);
+    stops them all at the end."""
     nodes: list[AionProcess] = []
 
-    def start() -> AionProcess:
+    def start(*extra_args: str) -> AionProcess:
         node = AionProcess(
             dsn=dsn,
             command="start",
-            extra_args=["--num-shards", str(NUM_SHARDS), "--log-level", "info"],
+            extra_args=["--num-shards", str(NUM_SHARDS), "--log-level", "info", *extra_args],
         )
         node.start()
         nodes.append(node)
@@ -141,34 +148,83 @@ async def _wait_for(condition: Callable[[], object], what: str, timeout: float =
 
 
 async def test_processes_split_shards_and_serve_each_other(
-    dsn: str, start_node: Callable[[], AionProcess]
+    dsn: str, start_node: Callable[..., AionProcess]
 ) -> None:
     a, b = start_node(), start_node()
 
+    await _wait_for_split(dsn)
+    await _run_parents(await Client.connect(a.address), await Client.connect(b.address), 16)
+    owners = await _owners(dsn)
+    assert len(owners) == NUM_SHARDS and len(set(owners.values())) == 2
+    async with grpc.aio.insecure_channel(a.address) as outside:
+        await _assert_peer_calls_refused(outside)
+
+
+async def _wait_for_split(dsn: str) -> None:
     async def split() -> bool:
         return len(set((await _owners(dsn)).values())) == 2
 
     await _wait_for(split, "both processes to own shards")
-    # Clients talk only to A, the worker only to B: every start, signal and query whose shard
-    # B owns is forwarded, every task of A's shards reaches B's pollers, and children start on
-    # whichever shard their id falls in.
-    on_a = await Client.connect(a.address)
-    on_b = await Client.connect(b.address)
+
+
+async def _run_parents(on_a: Client, on_b: Client, count: int) -> None:
+    """Clients talk only to A, the worker only to B: every start, signal and query whose shard
+    B owns is forwarded, every task of A's shards reaches B's pollers, and children start on
+    whichever shard their id falls in."""
     async with _worker(on_b):
         handles = [
             await on_a.start_workflow(
                 Parent.run, i, id=f"split-{i}-{uuid.uuid4()}", task_queue=TASK_QUEUE
             )
-            for i in range(16)
+            for i in range(count)
         ]
         for handle in handles:
             await _wait_for(
                 lambda h=handle: _queryable(h), f"{handle.id} to answer a query through A"
             )
             await handle.signal(Parent.add, 5)
-        assert [await h.result() for h in handles] == [2 * i + 1 + 5 for i in range(16)]
-    owners = await _owners(dsn)
-    assert len(owners) == NUM_SHARDS and len(set(owners.values())) == 2
+        assert [await h.result() for h in handles] == [2 * i + 1 + 5 for i in range(count)]
+
+
+async def _assert_peer_calls_refused(channel: grpc.aio.Channel) -> None:
+    """A caller that is not a process of the cluster cannot run its operations."""
+    invoke = channel.unary_unary(INVOKE_METHOD)
+    request = json.dumps({"op": "anything", "args": {}}).encode()
+    for metadata in ((), ((SECRET, "guessed"),)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await invoke(request, metadata=metadata, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_processes_call_each_other_over_mutual_tls(
+    dsn: str, start_node: Callable[..., AionProcess], tmp_path: Path
+) -> None:
+    """With TLS (client certificates required), the processes reach each other with their own
+    certificates: forwarded calls and operations on the other's shards work."""
+    pki = Pki.create(tmp_path)
+    cert, key = pki.issue("localhost", server=True)
+    tls = ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-client-ca-file", pki.ca_path]
+    a, b = start_node(*tls), start_node(*tls)
+    await _wait_for_split(dsn)
+    client_cert, client_key = pki.issue("app")
+    config = TLSConfig(
+        server_root_ca_cert=Path(pki.ca_path).read_bytes(),
+        client_cert=Path(client_cert).read_bytes(),
+        client_private_key=Path(client_key).read_bytes(),
+        domain="localhost",
+    )
+    await _run_parents(
+        await Client.connect(a.address, tls=config), await Client.connect(b.address, tls=config), 6
+    )
+    # An outside caller with a valid client certificate is still no process of the cluster.
+    credentials = grpc.ssl_channel_credentials(
+        Path(pki.ca_path).read_bytes(),
+        Path(client_key).read_bytes(),
+        Path(client_cert).read_bytes(),
+    )
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    async with grpc.aio.secure_channel(a.address, credentials, options=options) as outside:
+        await _assert_peer_calls_refused(outside)
 
 
 async def _queryable(handle: WorkflowHandle) -> bool:
@@ -179,7 +235,7 @@ async def _queryable(handle: WorkflowHandle) -> bool:
 
 
 async def test_all_workflows_complete_after_a_process_is_killed(
-    dsn: str, start_node: Callable[[], AionProcess]
+    dsn: str, start_node: Callable[..., AionProcess]
 ) -> None:
     a, b = start_node(), start_node()
     on_a = await Client.connect(a.address)
@@ -203,7 +259,7 @@ async def test_all_workflows_complete_after_a_process_is_killed(
 
 
 async def test_a_paused_owner_is_fenced_out_and_nothing_is_lost(
-    dsn: str, start_node: Callable[[], AionProcess]
+    dsn: str, start_node: Callable[..., AionProcess]
 ) -> None:
     a, b = start_node(), start_node()
     on_b = await Client.connect(b.address)
@@ -293,7 +349,7 @@ async def test_no_commit_succeeds_under_a_superseded_lease(dsn: str) -> None:
 
 
 async def test_a_process_with_another_shard_count_is_refused(
-    dsn: str, start_node: Callable[[], AionProcess]
+    dsn: str, start_node: Callable[..., AionProcess]
 ) -> None:
     first = start_node()
     odd = AionProcess(

@@ -11,11 +11,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import biscuit_auth
 import pytest
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
@@ -28,8 +30,9 @@ with workflow.unsafe.imports_passed_through():
     import aiohttp
 
     from aion.codec import ENCODING, KEY_ID, EncryptionCodec, KeyRing
+    from tests.auth_support import AUDIENCE, ISSUER, TokenIssuer, aion_cli, created_key
     from tests.conformance.reference import temporal_binary
-    from tests.helpers import unique
+    from tests.helpers import Storage, unique
     from tests.servers import AionProcess, CodecServerProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -394,3 +397,66 @@ def test_aion_codec_imports_no_server_and_no_http() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['aion.codec']"
+
+
+async def test_codec_server_checks_the_servers_credentials(
+    storage: Storage, tmp_path: Path, codec_process: list[CodecServerProcess]
+) -> None:
+    """With auth on, the codec server takes what the server would: API keys (from its
+    database), JWTs, biscuits; decoding needs read access to the namespace, encoding write."""
+    database = (
+        ["--dsn", storage.dsn] if storage.dsn else ["--db-filename", str(storage.db_filename)]
+    )
+    reader, writer = [
+        created_key(await asyncio.to_thread(aion_cli, "apikey", "create", *key, *database))
+        for key in (["-n", "default", "--role", "reader"], ["-n", "default", "--role", "writer"])
+    ]
+    issuer = TokenIssuer.create(tmp_path / "jwks.json")
+    root = biscuit_auth.KeyPair()
+    keys = write_keys(tmp_path / "keys.json", "a", {"a": KEY_A})
+    codec = await start_codec(
+        codec_process,
+        keys,
+        cors_origins=[UI_ORIGIN],
+        extra_args=[
+            "--auth",
+            *database,
+            "--jwt-jwks",
+            str(tmp_path / "jwks.json"),
+            "--jwt-issuer",
+            ISSUER,
+            "--jwt-audience",
+            AUDIENCE,
+            "--biscuit-root-key",
+            root.public_key.to_bytes().hex(),
+        ],
+    )
+    biscuit = (
+        biscuit_auth.BiscuitBuilder('role("default", "reader");').build(root.private_key)
+    ).to_base64()
+    async with aiohttp.ClientSession() as http:
+
+        async def status(path: str, credential: str | None, namespace: str = "default") -> int:
+            headers = {"X-Namespace": namespace, "Origin": UI_ORIGIN}
+            if credential is not None:
+                headers["Authorization"] = f"Bearer {credential}"
+            body = {"payloads": [PLAIN]}
+            async with http.post(codec.url + path, json=body, headers=headers) as response:
+                return response.status
+
+        assert await status("/decode", None) == 401
+        assert await status("/decode", "aion_0123456789abcdef_" + "0" * 43) == 401
+        assert await status("/decode", TOKEN) == 401
+        assert await status("/decode", reader) == 200
+        assert await status("/encode", reader) == 403  # encoding is a write
+        assert await status("/decode", reader, namespace="other") == 403
+        assert await status("/other/decode", reader) == 403  # the path's namespace
+        assert await status("/encode", writer) == 200
+        assert await status("/decode", issuer.token(["default:read"])) == 200
+        expired = issuer.token(["default:read"], exp=int(time.time()) - 60)
+        assert await status("/decode", expired) == 401
+        assert await status("/decode", biscuit) == 200
+        assert await status("/encode", biscuit) == 403
+        preflight = {"Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST"}
+        async with http.options(codec.url + "/decode", headers=preflight) as response:
+            assert response.status == 204  # the browser's preflight carries no credentials

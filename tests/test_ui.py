@@ -33,6 +33,9 @@ from aion.ui import built
 from tests.helpers import fresh_storage, unique
 from tests.servers import ROOT, AionProcess
 
+with workflow.unsafe.imports_passed_through():  # cryptography's binding loads once only
+    from tests.auth_support import aion_cli, created_key
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(ROOT, "test-artifacts", "ui")
 NAMESPACE = "ui"
@@ -326,6 +329,52 @@ async def test_public_path_and_codec_endpoint(backend: str, browser: Browser) ->
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = ARTIFACTS / f"test_public_path_and_codec_endpoint[{backend}].png"
             await page.screenshot(path=str(shot))
+            await context.close()
+        finally:
+            await asyncio.to_thread(server.stop)
+
+
+async def test_the_ui_with_auth_on(backend: str, browser: Browser, tmp_path: Path) -> None:
+    """With auth on, the UI calls the API with the key it is given (--ui-api-key; a system
+    reader's: the app lists the namespaces and reads the cluster's info): the pages work, the
+    key never reaches the browser, and the API itself still refuses callers without
+    credentials."""
+    await asyncio.to_thread(_ensure_built)
+    async with fresh_storage(backend, str(tmp_path / "aion.db")) as storage:
+        database = (
+            ["--dsn", storage.dsn] if storage.dsn else ["--db-filename", str(storage.db_filename)]
+        )
+        key, writer = [
+            created_key(await asyncio.to_thread(aion_cli, "apikey", "create", *role, *database))
+            for role in (
+                ["-n", "temporal-system", "--role", "reader"],
+                ["-n", "default", "--role", "writer"],
+            )
+        ]
+        server = storage.server(ui=True, extra_args=["--auth", "--ui-api-key", key])
+        await asyncio.to_thread(server.start)
+        try:
+            client = await Client.connect(server.address, api_key=writer, tls=False)
+            workflow_id = unique("behind-auth")
+            await client.start_workflow("Nobody", id=workflow_id, task_queue=unique("nobody"))
+            async with aiohttp.ClientSession() as http:
+                workflows = f"{server.http_url}/api/v1/namespaces/default/workflows"
+                async with http.get(workflows) as r:
+                    assert r.status == 401  # the API still wants credentials
+            context = await browser.new_context()
+            page = await context.new_page()
+            seen: list[str] = []
+            page.on("request", lambda r: seen.append(str(r.headers) + (r.post_data or "")))
+            await page.goto(f"{server.ui_url}/namespaces/default/workflows")
+            await expect(page.get_by_role("link", name=workflow_id)).to_be_visible()
+            await page.get_by_role("link", name=workflow_id).click()
+            await expect(page.get_by_test_id("workflow-id-heading").first).to_contain_text(
+                workflow_id
+            )
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / f"test_the_ui_with_auth_on[{backend}].png"))
+            assert seen and not any(key in request for request in seen)
+            assert key not in await page.content()
             await context.close()
         finally:
             await asyncio.to_thread(server.stop)

@@ -2,7 +2,8 @@
 credential (its id, never its secret), on what, and how it ended. Each event is logged at once
 (logger `aion.audit`, one JSON object in the message) and written to the store's `audit_log`
 table in batches; the call it records answers once its batch is written, so an answered write is
-in the log even if the process dies right after."""
+in the log even if the process dies right after. With a retention, events older than it are
+deleted at start and every `PURGE_INTERVAL_S` after."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ from aion.persistence import AuditRecord, Store
 
 log = logging.getLogger("aion.audit")
 
+PURGE_INTERVAL_S = 3600.0
+
 
 class AuditLog:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, retention_ns: int | None = None) -> None:
+        """`retention_ns`: how long events are kept (None: for ever)."""
         self.store = store
+        self.retention_ns = retention_ns
+        self._purger: asyncio.Task[None] | None = None
         self._pending: list[AuditRecord] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -63,16 +69,37 @@ class AuditLog:
         return self._written
 
     def start(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._write_when_woken())
+        loop = asyncio.get_running_loop()
+        self._writer = loop.create_task(self._write_when_woken())
+        if self.retention_ns is not None:
+            self._purger = loop.create_task(self._purge_periodically(self.retention_ns))
 
     async def stop(self) -> None:
         """Write what is left. The writer is stopped between writes, never in one: a write
         cancelled half-way could lose its batch."""
+        if self._purger is not None:
+            self._purger.cancel()
+            self._purger = None
         async with self._lock:
             if self._writer is not None:
                 self._writer.cancel()
                 self._writer = None
         await self.flush()
+
+    async def purge(self, retention_ns: int) -> int:
+        """Delete the events older than `retention_ns`; how many there were."""
+        deleted = await self.store.delete_audit_before(now_ns() - retention_ns)
+        if deleted:
+            log.info("deleted %d audit events past their retention", deleted)
+        return deleted
+
+    async def _purge_periodically(self, retention_ns: int) -> None:
+        while True:
+            try:
+                await self.purge(retention_ns)
+            except Exception:  # the database is down: next time
+                log.exception("deleting old audit events failed")
+            await asyncio.sleep(PURGE_INTERVAL_S)
 
     async def _write_when_woken(self) -> None:
         while True:

@@ -12,8 +12,8 @@ from typing import Any
 
 import grpc
 
+from aion.auth.config import duration_ns
 from aion.auth.methods import ADMIN_SERVICE
-from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
 from aion.persistence import Store
 
@@ -57,13 +57,6 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     direct.add_argument("--dsn", help="work on this PostgreSQL database instead of a server")
 
 
-def duration_ns(text: str) -> int:
-    """A Go duration, or whole days (`30d`)."""
-    if text.endswith("d") and text[:-1].isdigit():
-        return int(text[:-1]) * 86_400 * 10**9
-    return parse_duration(text)
-
-
 def _since_ns(text: str | None) -> int:
     if not text:
         return 0
@@ -100,7 +93,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.db_filename or args.dsn:
         from aion.auth.admin import AdminOps
 
-        store = _store(args)
+        store = store_of(args)
         await store.open()
         try:
             response: dict[str, Any] = await getattr(AdminOps(store), method)(request)
@@ -118,7 +111,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return result
 
 
-def _store(args: argparse.Namespace) -> Store:
+def store_of(args: argparse.Namespace) -> Store:
+    """The store of `--dsn` or `--db-filename` (not opened yet)."""
     if args.dsn:
         from aion.persistence.postgres import PostgresStore
 
@@ -176,8 +170,9 @@ def render(args: argparse.Namespace, response: dict[str, Any]) -> str:
     return f"API key {response['key_id']} {command}d"
 
 
-def add_server_flags(parser: argparse.ArgumentParser) -> None:
-    """The security flags of `aion server start` and `start-dev` (any auth flag turns auth on)."""
+def add_server_flags(parser: argparse.ArgumentParser, server: bool = True) -> None:
+    """The security flags of `aion server start` and `start-dev` (any auth flag turns auth on);
+    `server=False`: those of the codec server (no peers, no audit log)."""
     group = parser.add_argument_group("security (docs/security.md)")
     group.add_argument("--auth", action="store_true", help="turn auth on (Aion's API keys)")
     group.add_argument("--jwt-jwks", metavar="FILE|URL", help="accept JWTs signed by these keys")
@@ -197,6 +192,18 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tls-cert-file", help="server certificate (turns TLS on)")
     group.add_argument("--tls-key-file", help="server certificate's key")
     group.add_argument("--tls-client-ca-file", help="require client certificates from this CA")
+    if not server:
+        parser.set_defaults(tls_peer_ca_file=None, audit_retention=None)
+        return
+    group.add_argument(
+        "--tls-peer-ca-file",
+        help="CA of the other server processes' certificates (default: --tls-client-ca-file)",
+    )
+    group.add_argument(
+        "--audit-retention",
+        metavar="DURATION",
+        help="delete audit events older than this (2160h, 90d; default: keep them)",
+    )
 
 
 def flag_tables(args: argparse.Namespace) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -214,12 +221,17 @@ def flag_tables(args: argparse.Namespace) -> tuple[dict[str, Any] | None, dict[s
         if not sep:
             raise ValueError(f"--tls-permission wants NAME=NAMESPACE:ROLE, not {item!r}")
         auth.setdefault("tls_permissions", {}).setdefault(name, []).append(permission)
+    if args.audit_retention:
+        if not auth:
+            raise ValueError("--audit-retention needs auth on (--auth, --jwt-jwks, ...)")
+        auth["audit_retention"] = args.audit_retention
     tls = {
         key: value
         for key, value in (
             ("cert_file", args.tls_cert_file),
             ("key_file", args.tls_key_file),
             ("client_ca_file", args.tls_client_ca_file),
+            ("peer_ca_file", args.tls_peer_ca_file),
         )
         if value
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import grpc
+from aion.common.durations import parse_duration
 
 if TYPE_CHECKING:
     from aion.auth.apikeys import ApiKeys
@@ -45,28 +45,21 @@ class AuthConfig:
     """A plug-in `Authorizer` class (`module:Class`) instead of Aion's roles."""
     audit: bool = True
     """Keep the audit log."""
+    audit_retention: str | None = None
+    """How long audit events are kept (a Go duration or days: `2160h`, `90d`); None: for ever."""
 
 
 @dataclass
 class TlsConfig:
-    """TLS on the gRPC port; with a client CA, every client must show a certificate it signed."""
+    """TLS on every port of the server (`aion.auth.tls`); with a client CA, every client must
+    show a certificate it signed."""
 
     cert_file: str
     key_file: str
     client_ca_file: str | None = None
-
-    def credentials(self) -> grpc.ServerCredentials:
-        with open(self.cert_file, "rb") as f:
-            cert = f.read()
-        with open(self.key_file, "rb") as f:
-            key = f.read()
-        ca = None
-        if self.client_ca_file:
-            with open(self.client_ca_file, "rb") as f:
-                ca = f.read()
-        return grpc.ssl_server_credentials(
-            [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
-        )
+    peer_ca_file: str | None = None
+    """The CA of the other processes' certificates, checked when calling them (default: the
+    client CA, else the system's roots)."""
 
 
 @dataclass
@@ -78,7 +71,8 @@ class Security:
     audit: AuditLog | None
 
 
-def build(config: AuthConfig, store: Store) -> Security:
+def build(config: AuthConfig, store: Store | None) -> Security:
+    """What `config` asks for; API keys and the audit log need a store (None: neither)."""
     from aion.auth.apikeys import ApiKeys
     from aion.auth.audit import AuditLog
     from aion.auth.capabilities import BiscuitVerifier
@@ -86,8 +80,9 @@ def build(config: AuthConfig, store: Store) -> Security:
     from aion.auth.plugin import Authorizer, ClaimMapper, DefaultAuthorizer, load_plugin
     from aion.auth.tokens import JwtVerifier
 
-    api_keys = ApiKeys(store) if config.api_keys else None
-    audit = AuditLog(store) if config.audit else None
+    api_keys = ApiKeys(store) if config.api_keys and store is not None else None
+    retention = None if config.audit_retention is None else duration_ns(config.audit_retention)
+    audit = AuditLog(store, retention) if config.audit and store is not None else None
     mapper: ClaimMapper
     if config.claim_mapper:
         mapper = load_plugin(config.claim_mapper)
@@ -112,9 +107,17 @@ _AUTH_KEYS = {
     "jwt": dict,
     "biscuit_root_key": str,
     "tls_permissions": dict,
+    "audit_retention": str,
 }
 _JWT_KEYS = ("jwks", "issuer", "audience", "permissions_claim")
-_TLS_KEYS = ("cert_file", "key_file", "client_ca_file")
+_TLS_KEYS = ("cert_file", "key_file", "client_ca_file", "peer_ca_file")
+
+
+def duration_ns(text: str) -> int:
+    """A Go duration, or whole days (`30d`), in nanoseconds."""
+    if text.endswith("d") and text[:-1].isdigit():
+        return int(text[:-1]) * 86_400 * 10**9
+    return parse_duration(text)
 
 
 def _check(table: dict[str, Any], name: str, keys: dict[str, type]) -> None:
@@ -139,6 +142,9 @@ def auth_from_table(table: dict[str, Any]) -> AuthConfig:
     for name, granted in permissions.items():
         if not isinstance(granted, list) or not all(isinstance(p, str) for p in granted):
             raise ValueError(f"auth.tls_permissions.{name} must be a list of NAMESPACE:ROLE")
+    retention = table.get("audit_retention")
+    if retention is not None:
+        duration_ns(retention)  # ValueError (Go's text) when it is not a duration
     return AuthConfig(
         api_keys=table.get("api_keys", True),
         jwt=jwt_config,
@@ -147,6 +153,7 @@ def auth_from_table(table: dict[str, Any]) -> AuthConfig:
         claim_mapper=table.get("claim_mapper"),
         authorizer=table.get("authorizer"),
         audit=table.get("audit", True),
+        audit_retention=retention,
     )
 
 

@@ -85,7 +85,8 @@ class DefaultClaimMapper:
 
 def auth_info(context: Any) -> AuthInfo:
     """The credentials of a call: its metadata and, on a TLS connection with a verified client
-    certificate, the certificate's names (an HTTP call has no `auth_context`)."""
+    certificate, the certificate's names (gRPC's `auth_context`; an HTTP call's context gives
+    them in the same shape)."""
     info = AuthInfo()
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":

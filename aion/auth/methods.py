@@ -15,6 +15,7 @@ from aion.auth.roles import Access
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 OPERATOR_SERVICE = "/temporal.api.operatorservice.v1.OperatorService/"
 ADMIN_SERVICE = "/aion.admin.v1.AdminService/"
+CODEC_SERVICE = "/aion.codec.v1.Codec/"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
@@ -116,6 +117,10 @@ _ADMIN_CLUSTER: dict[Access, list[str]] = {
     Access.ADMIN: _names("CreateApiKey ListApiKeys DisableApiKey DeleteApiKey ListAuditEvents"),
 }
 
+# The codec server's two calls (`aion codec-server`): decoding a namespace's payloads reads them,
+# encoding writes (the UI and the CLI encode what they send).
+_CODEC_NAMESPACE: dict[Access, list[str]] = {Access.READ: ["Decode"], Access.WRITE: ["Encode"]}
+
 
 def _rules(prefix: str, scope: Scope, table: dict[Access, list[str]]) -> dict[str, Rule]:
     return {prefix + name: Rule(scope, access) for access, names in table.items() for name in names}
@@ -127,6 +132,7 @@ RULES: dict[str, Rule] = {
     **_rules(OPERATOR_SERVICE, Scope.NAMESPACE, _OPERATOR_NAMESPACE),
     **_rules(OPERATOR_SERVICE, Scope.CLUSTER, _OPERATOR_CLUSTER),
     **_rules(ADMIN_SERVICE, Scope.CLUSTER, _ADMIN_CLUSTER),
+    **_rules(CODEC_SERVICE, Scope.NAMESPACE, _CODEC_NAMESPACE),
 }
 """Full method name (`/package.Service/Method`) to its rule; a method without one is denied."""
 

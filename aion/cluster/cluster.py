@@ -38,19 +38,22 @@ class Cluster:
         address: str,
         num_shards: int,
         on_tick: Callable[[], Awaitable[None]],
+        peer_credentials: Callable[[], grpc.ChannelCredentials] | None = None,
     ) -> None:
-        """`on_tick` runs after every heartbeat: it takes in what the others changed."""
+        """`on_tick` runs after every heartbeat: it takes in what the others changed;
+        `peer_credentials`: TLS credentials for calling the others (None: plaintext)."""
         self.store = store
         self.matching = matching
         self.me = HostRecord(host_id, address)
         self.membership = Membership(store, self.me, num_shards, on_tick=on_tick)
-        self.peers = Peers()
+        self.peers = Peers(peer_credentials)
         self._outbox: list[QueueTask] = []
         self._ask_resend = False  # ask the others to share their parked tasks again
         self._sender: asyncio.Task[None] | None = None
 
     async def start(self, owner: ShardOwner) -> None:
         """Join the others and take this process's share of the shards for `owner`."""
+        self.peers.secret = await self.store.cluster_secret()
         await self.store.listen(TASKS_CHANNEL, self._received, resumed=self._resumed)
         self.matching.on_requeue = self.share_task
         await self.membership.start(owner)

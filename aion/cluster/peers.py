@@ -1,13 +1,16 @@
 """Calls between server processes: named operations on a shard's owner, forwarded API calls.
 
-Both travel over the processes' own gRPC port. A named operation (`aion.cluster.v1.Peer/Invoke`)
+Both travel over the processes' own gRPC port, with TLS when the server has it (this process's
+certificate as the client certificate). A named operation (`aion.cluster.v1.Peer/Invoke`)
 carries JSON: `{"op": name, "args": {...}}`, answered with the operation's JSON result or its
-ServiceError's status. A forwarded WorkflowService call is the client's request as it came, marked
-so that it is never forwarded twice.
+ServiceError's status; it carries the cluster's secret (kept in the shared database), without
+which it is refused. A forwarded WorkflowService call is the client's request as it came, with
+the client's credentials, marked so that it is never forwarded twice.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -17,6 +20,7 @@ from google.protobuf.message import Message
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, tracing
+from aion.auth.plugin import Unauthenticated
 from aion.common.channels import Channels, caller_metadata
 from aion.history.ports import Op
 from aion.persistence import StoreUnavailableError
@@ -24,6 +28,7 @@ from aion.persistence import StoreUnavailableError
 INVOKE_METHOD = "/aion.cluster.v1.Peer/Invoke"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 FORWARDED = "aion-forwarded"
+SECRET = "aion-peer-secret"
 # Trailing metadata of an answer from a process that is not the shard's owner (ShardNotOwned).
 NOT_OWNER = "aion-not-owner"
 _STATUS_DETAILS = "grpc-status-details-bin"  # on every status a process answers itself
@@ -33,9 +38,17 @@ INVOKE_TIMEOUT_S = 30.0
 class Peers:
     """Channels to the other processes, opened on first use."""
 
-    def __init__(self) -> None:
-        self._channels = Channels()
+    def __init__(self, credentials: Callable[[], grpc.ChannelCredentials] | None = None) -> None:
+        """`credentials`: TLS credentials for a new channel; None: plaintext."""
+        self._channels = Channels(credentials)
         self._channel = self._channels.get
+        self.secret = ""
+        """The cluster's secret (`Store.cluster_secret`), set when the process joins."""
+
+    def authentic(self, context: grpc.aio.ServicerContext) -> bool:
+        """Whether a call comes from a process of this cluster (it knows the secret)."""
+        sent = next((v for k, v in context.invocation_metadata() or () if k == SECRET), "")
+        return bool(self.secret) and hmac.compare_digest(str(sent).encode(), self.secret.encode())
 
     async def close(self) -> None:
         await self._channels.close()
@@ -45,7 +58,11 @@ class Peers:
     ) -> dict[str, Any]:
         call = self._channel(address).unary_unary(INVOKE_METHOD)
         try:
-            raw = await call(json.dumps({"op": op, "args": args}).encode(), timeout=timeout)
+            raw = await call(
+                json.dumps({"op": op, "args": args}).encode(),
+                timeout=timeout,
+                metadata=((SECRET, self.secret),),
+            )
         except grpc.aio.AioRpcError as e:
             raise errors.from_status(e.code(), e.details() or "") from None
         result: dict[str, Any] = json.loads(raw)
@@ -97,10 +114,14 @@ def peer_handler(
     engine: Any,
     ops: Mapping[str, Op],
     abort: Callable[[grpc.aio.ServicerContext, errors.ServiceError], Awaitable[None]],
+    peers: Peers,
 ) -> grpc.GenericRpcHandler:
-    """The server side of `Peers.invoke`: runs the named operation on this process's engine."""
+    """The server side of `Peers.invoke`: runs the named operation on this process's engine,
+    for the processes of its cluster only."""
 
     async def invoke(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if not peers.authentic(context):
+            await abort(context, Unauthenticated())
         message = json.loads(request)
         op = ops.get(message.get("op", ""))
         if op is None:

@@ -3,6 +3,8 @@ address, opened on first use, with the message size limits the servers accept.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
@@ -27,19 +29,23 @@ def caller_metadata(
 class Channels:
     """Open channels by address."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: Callable[[], grpc.ChannelCredentials] | None = None) -> None:
+        """`credentials`: TLS credentials for a new channel; None: plaintext."""
+        self._credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def get(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(
-                address,
-                options=[
-                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ],
-            )
+            options = [
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ]
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(address, options=options)
+            else:
+                channel = grpc.aio.secure_channel(address, self._credentials(), options=options)
+            self._channels[address] = channel
         return channel
 
     async def close(self) -> None:

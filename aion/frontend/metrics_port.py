@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -16,11 +17,18 @@ class MetricsPort:
     port is set: aiohttp adds about a quarter to the server's import time."""
 
     def __init__(
-        self, ip: str, port: int, health: Health, refresh: Callable[[], Awaitable[None]]
+        self,
+        ip: str,
+        port: int,
+        health: Health,
+        refresh: Callable[[], Awaitable[None]],
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        """`refresh` brings the gauges read from the store up to date before each scrape."""
+        """`refresh` brings the gauges read from the store up to date before each scrape;
+        `ssl_context`: TLS (None: plaintext)."""
         self.ip = ip
         self.port = port
+        self._ssl_context = ssl_context
         self._health = health
         self._refresh = refresh
         app = web.Application()
@@ -29,7 +37,7 @@ class MetricsPort:
 
     async def start(self) -> None:
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.ip, self.port).start()
+        await web.TCPSite(self._runner, self.ip, self.port, ssl_context=self._ssl_context).start()
 
     async def stop(self) -> None:
         await self._runner.cleanup()

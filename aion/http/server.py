@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from aion.auth.tls import certificate_names
 from aion.http import jsonpb
 from aion.http.routes import Route, Router, load_routes
 
@@ -72,12 +74,17 @@ class HttpContext:
         self._metadata = tuple(_metadata(request.headers.items()))
         self._timeout = _grpc_timeout(request.headers.get("Grpc-Timeout", ""))
         self._peer = request.remote or ""
+        self._certificate = certificate_names(request.transport)
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return self._metadata
 
     def time_remaining(self) -> float | None:
         return self._timeout
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        """The verified client certificate's names (mTLS), as grpc's context gives them."""
+        return self._certificate
 
     def peer(self) -> str:
         return f"ipv4:{self._peer}"
@@ -147,11 +154,12 @@ class HttpApi:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self, ip: str, port: int) -> None:
-        """Listen on `ip:port` (port 0: a free one, then in `self.port`)."""
+    async def start(self, ip: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Listen on `ip:port` (port 0: a free one, then in `self.port`), with TLS when given
+        an SSL context."""
         self._runner = web.AppRunner(self.application(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, ip, port)
+        site = web.TCPSite(self._runner, ip, port, ssl_context=ssl_context)
         await site.start()
         server = site._server  # the bound port, when 0 was asked for
         sockets = getattr(server, "sockets", None) or ()

@@ -338,6 +338,11 @@ class Store(abc.ABC):
         ShardCountMismatchError when `num_shards` differs from it."""
 
     @abc.abstractmethod
+    async def cluster_secret(self) -> str:
+        """The secret the processes sharing the database prove to each other that they do
+        (made by the first process that asks)."""
+
+    @abc.abstractmethod
     async def acquire_shard(self, shard_id: int, owner: str) -> int:
         """Take the shard's lease: bump and return its range id (the fencing token)."""
 
@@ -575,6 +580,10 @@ class Store(abc.ABC):
         self, since_ns: int, namespace: str | None, limit: int
     ) -> list[AuditRecord]:
         """The oldest `limit` records at or after `since_ns` (of `namespace`, if given)."""
+
+    @abc.abstractmethod
+    async def delete_audit_before(self, time_ns: int) -> int:
+        """Delete the records older than `time_ns`; how many there were."""
 
     def connections(self) -> tuple[int, int]:
         """Database connections: (in use, open)."""

@@ -24,6 +24,9 @@ class UiConfig:
     """Remote codec server the UI decodes payloads through; "" for none."""
     assets: Path = ASSETS
     """The built app's directory."""
+    api_key: str = ""
+    """The bearer credential (API key, JWT or biscuit) the UI calls the API with when the server
+    requires one; "" for none."""
 
 
 def built(assets: Path = ASSETS) -> bool:

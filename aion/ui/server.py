@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import secrets
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -43,11 +44,15 @@ NOT_BUILT = (
 
 
 class UiServer:
-    """The Web UI on `config.ip:config.port` over the given HTTP API."""
+    """The Web UI on `config.ip:config.port` over the given HTTP API (with TLS when given an
+    SSL context)."""
 
-    def __init__(self, config: UiConfig, api: HttpApi) -> None:
+    def __init__(
+        self, config: UiConfig, api: HttpApi, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.config = config
         self._api = api
+        self._ssl_context = ssl_context
         self._prefix = config.public_path.rstrip("/")
         self._assets = config.assets.resolve()
         self._index = self._read_index()
@@ -61,7 +66,9 @@ class UiServer:
             log.warning("the Web UI is not built in %s: %s", self._assets, NOT_BUILT.strip())
         self._runner = web.AppRunner(self.application(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.ip, self.config.port)
+        site = web.TCPSite(
+            self._runner, self.config.ip, self.config.port, ssl_context=self._ssl_context
+        )
         await site.start()
         sockets = getattr(site._server, "sockets", None) or ()
         self.port = sockets[0].getsockname()[1] if sockets else self.config.port
@@ -72,7 +79,10 @@ class UiServer:
             self._runner = None
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_csrf])
+        middlewares = [_csrf]
+        if self.config.api_key:
+            middlewares.append(_credential(self.config.api_key))
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
         api = f"{self._prefix}/api/v1"
         app.router.add_get(f"{api}/settings", self._get_settings)
         app.router.add_get(
@@ -186,6 +196,23 @@ async def _csrf(request: web.Request, handler: Any) -> web.StreamResponse:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
+
+
+def _credential(api_key: str) -> Any:
+    """The configured credential on every request that brings none of its own (the app sends
+    none): the UI acts with its rights, the browser never sees it."""
+    authorization = f"Bearer {api_key}"
+
+    @web.middleware
+    async def add(request: web.Request, handler: Any) -> web.StreamResponse:
+        if "Authorization" not in request.headers:
+            headers = CIMultiDict(request.headers)
+            headers["Authorization"] = authorization
+            request = request.clone(headers=headers)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return add
 
 
 def _settings(config: UiConfig) -> dict[str, Any]:

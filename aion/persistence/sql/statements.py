@@ -183,17 +183,11 @@ class Statements:
             "ON CONFLICT (shard_id) DO UPDATE SET range_id = shards.range_id + 1, "
             "owner = excluded.owner"
         )
-        self.record_shard_count = q(
-            "INSERT INTO cluster_metadata (name, value) VALUES ('num_shards', ?) "
-            "ON CONFLICT DO NOTHING"
+        self.record_cluster_value = q(
+            "INSERT INTO cluster_metadata (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"
         )
-        self.shard_count = q("SELECT value FROM cluster_metadata WHERE name = 'num_shards'")
+        self.cluster_value = q("SELECT value FROM cluster_metadata WHERE name = ?")
         self.delete_host = q("DELETE FROM hosts WHERE host_id = ?")
-        self.record_cluster_id = q(
-            "INSERT INTO cluster_metadata (name, value) VALUES ('cluster_id', ?) "
-            "ON CONFLICT DO NOTHING"
-        )
-        self.cluster_id = q("SELECT value FROM cluster_metadata WHERE name = 'cluster_id'")
         self.list_remote_clusters = q(
             _select("remote_clusters", REMOTE_CLUSTER) + " ORDER BY name" + d.byte_order
         )
@@ -351,6 +345,7 @@ class Statements:
         self.disable_api_key = q("UPDATE api_keys SET disabled = ? WHERE key_id = ?")
         self.delete_api_key = q("DELETE FROM api_keys WHERE key_id = ?")
         self.insert_audit = q(_insert("audit_log", AUDIT))
+        self.delete_audit_before = q("DELETE FROM audit_log WHERE time_ns < ?")
         self.list_audit = q(
             _select("audit_log", AUDIT, "time_ns >= ?") + " ORDER BY time_ns LIMIT ?"
         )

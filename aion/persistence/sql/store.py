@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -87,12 +88,21 @@ class SQLStore(Store):
         await self._group.commit(tx)
 
     # Cluster
-    async def check_shard_count(self, num_shards: int) -> None:
-        async def record(conn: Connection) -> Any:
-            await conn.execute(self.sql.record_shard_count, (str(num_shards),))
-            return await conn.fetchval(self.sql.shard_count)
+    async def _cluster_value(self, name: str, proposed: str) -> str:
+        """The value of `name` in `cluster_metadata`; `proposed` when it had none."""
 
-        check_shard_count(int(await self._write(record)), num_shards)
+        async def record(conn: Connection) -> Any:
+            await conn.execute(self.sql.record_cluster_value, (name, proposed))
+            return await conn.fetchval(self.sql.cluster_value, (name,))
+
+        return str(await self._write(record))
+
+    async def check_shard_count(self, num_shards: int) -> None:
+        found = await self._cluster_value("num_shards", str(num_shards))
+        check_shard_count(int(found), num_shards)
+
+    async def cluster_secret(self) -> str:
+        return await self._cluster_value("peer_secret", secrets.token_hex(32))
 
     async def acquire_shard(self, shard_id: int, owner: str) -> int:
         async def take(conn: Connection) -> int:
@@ -114,11 +124,7 @@ class SQLStore(Store):
 
     # Connected clusters
     async def cluster_id(self, new_id: str) -> str:
-        async def record(conn: Connection) -> Any:
-            await conn.execute(self.sql.record_cluster_id, (new_id,))
-            return await conn.fetchval(self.sql.cluster_id)
-
-        return str(await self._write(record))
+        return await self._cluster_value("cluster_id", new_id)
 
     async def list_remote_clusters(self) -> list[RemoteClusterRecord]:
         rows = await self._fetch(self.sql.list_remote_clusters)
@@ -414,6 +420,9 @@ class SQLStore(Store):
         else:
             rows = await self._fetch(self.sql.list_audit_of_namespace, (since_ns, namespace, limit))
         return [AuditRecord(*row) for row in rows]
+
+    async def delete_audit_before(self, time_ns: int) -> int:
+        return await self._execute(self.sql.delete_audit_before, (time_ns,))
 
 
 def _api_key(row: Row) -> ApiKeyRecord:
