@@ -16,12 +16,13 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 from temporalio.api.common.v1 import Payloads, WorkflowExecution
 from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
@@ -182,6 +183,39 @@ def resume(pid: int) -> None:
     """SIGCONT, in case a test left the process stopped."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGCONT)
+
+
+@contextlib.asynccontextmanager
+async def two_processes(dsn: str, logs: Path, num_shards: int) -> AsyncIterator[list[AionProcess]]:
+    """Two `aion server start` processes sharing the database at `dsn`; each one's output is
+    written to `logs` when they stop (a frozen one is resumed first)."""
+    started: list[AionProcess] = []
+    try:
+        for _ in range(2):
+            node = AionProcess(
+                dsn=dsn,
+                command="start",
+                extra_args=["--num-shards", str(num_shards), "--log-level", "info"],
+            )
+            await asyncio.to_thread(node.start)
+            started.append(node)
+        yield started
+    finally:
+        for i, node in enumerate(started):
+            if node.proc is not None:
+                resume(node.proc.pid)
+            await asyncio.to_thread(node.stop)
+            (logs / f"aion-{i}.log").write_text("".join(node.output))
+
+
+async def shard_owners(dsn: str) -> dict[int, tuple[str, int]]:
+    """Each shard's owner (host id) and range id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT shard_id, owner, range_id FROM shards")
+    finally:
+        await conn.close()
+    return {r["shard_id"]: (r["owner"], r["range_id"]) for r in rows}
 
 
 # ---- what clients see ---------------------------------------------------------------------

@@ -30,7 +30,14 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from aion.cluster.membership import LEASE_S
 from tests.helpers import pg_database
-from tests.reliability.faults import errors_logged, log, resume, until_ok, wait_for
+from tests.reliability.faults import (
+    errors_logged,
+    log,
+    shard_owners,
+    two_processes,
+    until_ok,
+    wait_for,
+)
 from tests.reliability.workload import assert_completed_once
 from tests.servers import AionProcess
 
@@ -74,33 +81,8 @@ async def dsn() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def nodes(dsn: str, tmp_path: Path) -> AsyncIterator[list[AionProcess]]:
-    started: list[AionProcess] = []
-    try:
-        for _ in range(2):
-            node = AionProcess(
-                dsn=dsn,
-                command="start",
-                extra_args=["--num-shards", str(NUM_SHARDS), "--log-level", "info"],
-            )
-            await asyncio.to_thread(node.start)
-            started.append(node)
+    async with two_processes(dsn, tmp_path, NUM_SHARDS) as started:
         yield started
-    finally:
-        for i, node in enumerate(started):
-            if node.proc is not None:
-                resume(node.proc.pid)
-            await asyncio.to_thread(node.stop)
-            (tmp_path / f"aion-{i}.log").write_text("".join(node.output))
-
-
-async def _owners(dsn: str) -> dict[int, tuple[str, int]]:
-    """Each shard's owner (host id) and range id."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT shard_id, owner, range_id FROM shards")
-    finally:
-        await conn.close()
-    return {r["shard_id"]: (r["owner"], r["range_id"]) for r in rows}
 
 
 def _shard_events(node: AionProcess, since: int, what: str) -> set[int]:
@@ -156,7 +138,7 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
                     Fenced.run, args=[i, 1], id=f"before-{i}-{uuid.uuid4()}", task_queue=task_queue
                 )
             )
-        before = await _owners(dsn)
+        before = await shard_owners(dsn)
         os.kill(a.proc.pid, signal.SIGSTOP)  # A keeps its leases in memory, but stops renewing
         # Signals to A while it is frozen: they wait in its socket and reach it on resume.
         to_a = [
@@ -172,7 +154,7 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
             for i in range(DURING)
         ]
         taken = await wait_for(lambda: _owned_by(dsn, 1), "B to take A's shards", LEASE_S + 30)
-        after = await _owners(dsn)
+        after = await shard_owners(dsn)
         a_shards = {s for s, (host, _) in before.items() if host != after[s][0]}
         assert a_shards, "A owned shards"
         assert all(after[s][1] > before[s][1] for s in a_shards), "the takeover bumped range ids"
@@ -217,4 +199,4 @@ async def test_a_frozen_process_is_fenced_out_and_nothing_is_lost(
 
 
 async def _owned_by(dsn: str, processes: int) -> bool:
-    return len({host for host, _ in (await _owners(dsn)).values()}) == processes
+    return len({host for host, _ in (await shard_owners(dsn)).values()}) == processes

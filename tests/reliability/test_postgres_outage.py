@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
@@ -31,6 +30,8 @@ from tests.reliability.faults import (
     errors_logged,
     log,
     private_postgres,
+    shard_owners,
+    two_processes,
     until_ok,
     wait_for,
 )
@@ -56,21 +57,8 @@ async def postgres() -> AsyncIterator[PrivatePostgres]:
 
 @pytest.fixture
 async def nodes(postgres: PrivatePostgres, tmp_path: Path) -> AsyncIterator[list[AionProcess]]:
-    started: list[AionProcess] = []
-    try:
-        for _ in range(2):
-            node = AionProcess(
-                dsn=postgres.dsn,
-                command="start",
-                extra_args=["--num-shards", str(NUM_SHARDS), "--log-level", "info"],
-            )
-            await asyncio.to_thread(node.start)
-            started.append(node)
+    async with two_processes(postgres.dsn, tmp_path, NUM_SHARDS) as started:
         yield started
-    finally:
-        for i, node in enumerate(started):
-            await asyncio.to_thread(node.stop)
-            (tmp_path / f"aion-{i}.log").write_text("".join(node.output))
 
 
 async def test_postgres_restarted_twice_under_load_loses_nothing(
@@ -168,7 +156,7 @@ async def test_postgres_restarted_twice_under_load_loses_nothing(
     async with workers[0], workers[1]:
         runs = [asyncio.ensure_future(run_one(i)) for i in range(WORKFLOWS)]
         await wait_for(lambda: completed >= OUTAGES_AT[0], "the run to get going", 120)
-        leases = await _leases(postgres.dsn)
+        leases = await shard_owners(postgres.dsn)
         await restart(OUTAGES_AT[0])
         await long_outage(OUTAGES_AT[1])
         results = await asyncio.gather(*runs)
@@ -198,18 +186,8 @@ async def test_postgres_restarted_twice_under_load_loses_nothing(
     for node in nodes:
         assert node.proc is not None and node.proc.poll() is None, "the process is alive"
         assert not errors_logged(node), errors_logged(node)[:5]
-    assert await _leases(postgres.dsn) == leases, "no shard changed hands"
+    assert await shard_owners(postgres.dsn) == leases, "no shard changed hands"
     count = await on_a.count_workflows(f"TaskQueue = '{task_queue}'")
     assert count.count == WORKFLOWS + len(sinks), "no workflow started twice"
     for workflow_id in ids:
         await assert_completed_once(on_a, workflow_id)
-
-
-async def _leases(dsn: str) -> dict[int, tuple[str, int]]:
-    """Each shard's owner (host id) and range id."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT shard_id, owner, range_id FROM shards")
-    finally:
-        await conn.close()
-    return {r["shard_id"]: (r["owner"], r["range_id"]) for r in rows}
