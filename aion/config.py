@@ -12,6 +12,7 @@ from typing import Any
 from aion.auth.config import auth_from_table, tls_from_table
 from aion.common import limits
 from aion.common.durations import GoError, parse_duration
+from aion.frontend import quotas
 from aion.server import SCHEDULE_RETENTION, ServerConfig
 from aion.tracing import TracingConfig
 from aion.tracing.config import EXPORTERS
@@ -180,6 +181,10 @@ def check_dynamic_config(values: dict[str, Any]) -> dict[str, Any]:
                 f"invalid dynamic config values: {key} must be {_TOML_TYPES[expected]}, "
                 f"not {_type_name(values[key])}"
             )
+    for key in (*quotas.NAMESPACE_DEFAULTS, *quotas.PROCESS_DEFAULTS):
+        problem = quotas.check_value(key, values[key]) if key in values else None
+        if problem is not None:
+            raise ConfigError(f"invalid dynamic config values: {key}: {problem}")
     for key in _DURATIONS:
         if key not in values:
             continue

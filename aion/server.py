@@ -31,6 +31,7 @@ from aion.common.timeutil import now_ns
 from aion.frontend.handlers import add_service
 from aion.frontend.health import Health
 from aion.frontend.operator_service import OperatorService
+from aion.frontend.quotas import FrontendQuotas
 from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import Backends, WorkflowService
 from aion.history.api import cross_shard
@@ -104,8 +105,8 @@ class ServerConfig:
     503); None: no such listener."""
     dynamic_config: dict[str, Any] = field(default_factory=dict)
     """The reference's dynamic config values (key to JSON value); honoured: the per-execution
-    limits (`aion.common.limits.KEYS`) and the keys `AionServer.start` names. Others are accepted
-    and ignored."""
+    limits (`aion.common.limits.KEYS`), the frontend's rate limits (`aion.frontend.quotas`) and
+    the keys `AionServer.start` names. Others are accepted and ignored."""
     tracing: TracingConfig = field(default_factory=TracingConfig)
     """OpenTelemetry tracing (off unless it or the `OTEL_*` variables turn it on)."""
     auth: AuthConfig | None = None
@@ -189,6 +190,11 @@ class AionServer:
                 self.batches,
             )
         )
+        self.workflow_service.quotas = FrontendQuotas(
+            config.dynamic_config,
+            known=lambda name: self.namespaces.id_of(name) is not None,
+            members=self._cluster_size,
+        )
         add_service(
             self.grpc,
             self.workflow_service,
@@ -253,6 +259,9 @@ class AionServer:
             self.grpc.add_generic_rpc_handlers(
                 (peer_handler(self.engine, self.engine.operations, abort),)
             )
+
+    def _cluster_size(self) -> int:
+        return 1 if self.cluster is None else len(self.cluster.membership.hosts)
 
     def _register_gauges(self) -> None:
         """The gauges read at each scrape; the store's methods measured from now on."""

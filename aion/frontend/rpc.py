@@ -26,6 +26,7 @@ from aion.persistence import ConditionFailedError, StoreUnavailableError, Unstor
 
 if TYPE_CHECKING:  # the auth modules load only when auth is on
     from aion.auth.guard import ServiceGuard
+    from aion.frontend.quotas import FrontendQuotas
 
 log = logging.getLogger("aion.frontend")
 
@@ -165,6 +166,12 @@ async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Servic
     try:
         if len(getattr(request, "namespace", "")) > MAX_NAMESPACE_LENGTH:
             raise errors.InvalidArgument("Namespace length exceeds limit.")
+        # After the guard, so calls it refuses spend none of the namespace's rate. A call
+        # forwarded to its shard's owner counts there too: the header saying so is the
+        # caller's to set, so it cannot be what exempts a call.
+        quotas: FrontendQuotas | None = getattr(self, "quotas", None)
+        if quotas is not None:
+            quotas.check(fn.__name__, request)
         try:
             return await fn(self, request, context)
         except errors.ShardNotOwned as e:

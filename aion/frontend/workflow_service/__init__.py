@@ -23,6 +23,7 @@ from aion.frontend.workflow_service.workflows import WorkflowRpcs
 
 if TYPE_CHECKING:
     from aion.auth.guard import ServiceGuard
+    from aion.frontend.quotas import FrontendQuotas
 
 
 # The grpc stubs declare the servicer's methods sync; the parts implement them `async def`.
@@ -41,6 +42,8 @@ class WorkflowService(  # type: ignore[misc]
 
     guard: ServiceGuard | None = None
     """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
+    quotas: FrontendQuotas | None = None
+    """The requests per second of each namespace and of the process (`aion.frontend.rpc`)."""
 
 
 __all__ = ["Backends", "WorkflowService"]
