@@ -38,7 +38,7 @@ from aion.history.api import cross_shard
 from aion.history.engine import HistoryEngine
 from aion.history.tasks import processor, transfer
 from aion.history.tasks.processor import TaskProcessor
-from aion.matching import MatchingEngine
+from aion.matching import MatchingEngine, rates
 from aion.metrics import event_loop
 from aion.namespaces import CLUSTER_NAME, NamespaceRegistry
 from aion.persistence import Store
@@ -138,7 +138,7 @@ class AionServer:
         instrument(self.store, tracing.ACTIVE.store_span if tracing.ACTIVE else None)
         self.namespaces = NamespaceRegistry(self.store)
         self.deployments = DeploymentRegistry(self.store, now_ns)
-        self.matching = MatchingEngine(routing=self.deployments)
+        self.matching = MatchingEngine(routing=self.deployments, dispatch_rps=self._dispatch_rps)
         self.deployments.on_routing_changed = self.matching.routing_changed
         self.address = f"{config.ip}:{config.port}"
         host_id = str(uuid.uuid4())
@@ -259,6 +259,13 @@ class AionServer:
             self.grpc.add_generic_rpc_handlers(
                 (peer_handler(self.engine, self.engine.operations, abort),)
             )
+
+    def _dispatch_rps(self, namespace_id: str, task_queue: str, kind: str) -> float:
+        try:
+            name = self.namespaces.by_id(namespace_id).name
+        except KeyError:  # deleted meanwhile: only the unconstrained values apply
+            name = ""
+        return rates.system_dispatch_rps(self.config.dynamic_config, name, task_queue, kind)
 
     def _cluster_size(self) -> int:
         return 1 if self.cluster is None else len(self.cluster.membership.hosts)

@@ -12,18 +12,25 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import WorkflowType
-from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedScope
+from temporalio.api.enums.v1 import (
+    EventType,
+    ResourceExhaustedCause,
+    ResourceExhaustedScope,
+    TaskQueueType,
+)
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
+    DescribeTaskQueueRequest,
     ListWorkflowExecutionsRequest,
     StartWorkflowExecutionRequest,
     service_pb2,
@@ -42,6 +49,7 @@ pytestmark = pytest.mark.timeout(120)
 FLOODED = "tenant-a"
 SERVED = "tenant-b"
 WORKED = "tenant-c"  # a worker's namespace: 5 calls a second, no burst
+FROZEN = "frozen"
 CALLS = 20  # far past a burst of 1
 
 
@@ -63,6 +71,11 @@ AION_FLAGS = [
     *dynamic_config("frontend.namespaceBurstRatio", 1),
     *dynamic_config(
         "frontend.namespaceRPS.visibility", [{"value": 1, "constraints": {"namespace": FLOODED}}]
+    ),
+    # tenant-b's queue FROZEN dispatches nothing.
+    *dynamic_config(
+        "admin.matchingNamespaceTaskqueueToPartitionDispatchRate",
+        [{"value": 0, "constraints": {"namespace": SERVED, "taskQueueName": FROZEN}}],
     ),
 ]
 
@@ -205,6 +218,91 @@ async def test_worker_finishes_its_workflows_under_the_limit(tenants: Client) ->
         ]
         results = await asyncio.gather(*(h.result() for h in handles))
     assert results == ["HI 0", "HI 1", "HI 2"]
+
+
+@workflow.defn
+class ShoutThrice:
+    @workflow.run
+    async def run(self) -> list[str]:
+        return await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    shout, str(n), start_to_close_timeout=timedelta(seconds=30)
+                )
+                for n in range(3)
+            )
+        )
+
+
+async def rate_limiting_active(client: Client, queue: str, task_type: int) -> bool:
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=task_type,  # type: ignore[arg-type]
+            report_stats=True,
+        )
+    )
+    return response.stats.rate_limiting_active
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout}s: {what}"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_queue_with_a_dispatch_rate_of_zero_holds_its_tasks(tenants: Client) -> None:
+    """The system's dispatch rate of one queue (set per namespace and queue) holds its tasks
+    back; the namespace's other queues are served."""
+    client = await Client.connect(tenants.service_client.config.target_host, namespace=SERVED)
+    queue = unique("free")
+    workers = (
+        Worker(
+            client,
+            task_queue=name,
+            workflows=[Shouter],
+            activities=[shout],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        )
+        for name in (FROZEN, queue)
+    )
+    async with AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        frozen = await client.start_workflow(
+            Shouter.run, "held", id=unique("frozen"), task_queue=FROZEN
+        )
+        free = await client.start_workflow(Shouter.run, "free", id=unique("free"), task_queue=queue)
+        assert await free.result() == "FREE"
+        await eventually(
+            lambda: rate_limiting_active(client, FROZEN, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+            "the frozen queue's poller held back",
+        )
+        events = [e.event_type async for e in frozen.fetch_history_events()]
+        assert EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED not in events
+        await frozen.terminate()
+
+
+async def test_workers_dispatch_rate_is_followed(tenants: Client) -> None:
+    """A worker's `max_task_queue_activities_per_second` spaces its activities."""
+    client = await Client.connect(tenants.service_client.config.target_host, namespace=SERVED)
+    queue = unique("spaced")
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[ShoutThrice],
+        activities=[shout],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        max_task_queue_activities_per_second=2,
+    ):
+        result = await client.execute_workflow(
+            ShoutThrice.run, id=unique("thrice"), task_queue=queue
+        )
+    assert result == ["0", "1", "2"]
+    # Three activities scheduled at once, one dispatched a second: the others were held back.
+    assert await rate_limiting_active(client, queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
 
 
 async def test_process_rate_limit_answers_with_scope_system(backend: str) -> None:
