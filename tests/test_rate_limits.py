@@ -13,9 +13,9 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from temporalio import activity, workflow
@@ -233,16 +233,20 @@ async def test_long_running_calls_are_bounded_per_namespace(tenants: Client) -> 
     )
 
 
-async def test_calls_in_flight_past_the_bound_are_refused(backend: str) -> None:
-    """`aion.maxInFlightRequests`: a burst past it is refused at once, not queued."""
+async def flood_with(backend: str, key: str, value: int, calls: int) -> Outcome:
+    """`flood_starts` of `default` on a server of its own with dynamic config `key` set."""
     async with fresh_storage(backend) as storage:
-        server = storage.server(extra_args=dynamic_config("aion.maxInFlightRequests", 1))
+        server = storage.server(extra_args=dynamic_config(key, value))
         await asyncio.to_thread(server.start)
         try:
-            client = await Client.connect(server.address)
-            flooded = await flood_starts(client, "default", 5 * CALLS)
+            return await flood_starts(await Client.connect(server.address), "default", calls)
         finally:
             await asyncio.to_thread(server.stop)
+
+
+async def test_calls_in_flight_past_the_bound_are_refused(backend: str) -> None:
+    """`aion.maxInFlightRequests`: a burst past it is refused at once, not queued."""
+    flooded = await flood_with(backend, "aion.maxInFlightRequests", 1, 5 * CALLS)
     assert flooded.refused and flooded.ok
     assert {exhaustion(e) for e in flooded.refused} == {OVERLOADED}
 
@@ -261,28 +265,6 @@ class Shouter:
         )
 
 
-async def test_worker_finishes_its_workflows_under_the_limit(tenants: Client) -> None:
-    """Its polls, completions and the client's starts are refused now and then; the SDK retries
-    them and every workflow completes."""
-    client = await Client.connect(tenants.service_client.config.target_host, namespace=WORKED)
-    queue = unique("limited")
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[Shouter],
-        activities=[shout],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
-        handles = [
-            await client.start_workflow(
-                Shouter.run, f"hi {n}", id=unique("shout"), task_queue=queue
-            )
-            for n in range(3)
-        ]
-        results = await asyncio.gather(*(h.result() for h in handles))
-    assert results == ["HI 0", "HI 1", "HI 2"]
-
-
 @workflow.defn
 class ShoutThrice:
     @workflow.run
@@ -295,6 +277,37 @@ class ShoutThrice:
                 for n in range(3)
             )
         )
+
+
+def shout_worker(client: Client, queue: str, **options: Any) -> Worker:
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=[Shouter, ShoutThrice],
+        activities=[shout],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        **options,
+    )
+
+
+async def in_namespace(tenants: Client, namespace: str) -> Client:
+    return await Client.connect(tenants.service_client.config.target_host, namespace=namespace)
+
+
+async def test_worker_finishes_its_workflows_under_the_limit(tenants: Client) -> None:
+    """Its polls, completions and the client's starts are refused now and then; the SDK retries
+    them and every workflow completes."""
+    client = await in_namespace(tenants, WORKED)
+    queue = unique("limited")
+    async with shout_worker(client, queue):
+        handles = [
+            await client.start_workflow(
+                Shouter.run, f"hi {n}", id=unique("shout"), task_queue=queue
+            )
+            for n in range(3)
+        ]
+        results = await asyncio.gather(*(h.result() for h in handles))
+    assert results == ["HI 0", "HI 1", "HI 2"]
 
 
 async def rate_limiting_active(client: Client, queue: str, task_type: int) -> bool:
@@ -319,21 +332,9 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: f
 async def test_a_queue_with_a_dispatch_rate_of_zero_holds_its_tasks(tenants: Client) -> None:
     """The system's dispatch rate of one queue (set per namespace and queue) holds its tasks
     back; the namespace's other queues are served."""
-    client = await Client.connect(tenants.service_client.config.target_host, namespace=SERVED)
+    client = await in_namespace(tenants, SERVED)
     queue = unique("free")
-    workers = (
-        Worker(
-            client,
-            task_queue=name,
-            workflows=[Shouter],
-            activities=[shout],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        )
-        for name in (FROZEN, queue)
-    )
-    async with AsyncExitStack() as stack:
-        for worker in workers:
-            await stack.enter_async_context(worker)
+    async with shout_worker(client, FROZEN), shout_worker(client, queue):
         frozen = await client.start_workflow(
             Shouter.run, "held", id=unique("frozen"), task_queue=FROZEN
         )
@@ -350,16 +351,9 @@ async def test_a_queue_with_a_dispatch_rate_of_zero_holds_its_tasks(tenants: Cli
 
 async def test_workers_dispatch_rate_is_followed(tenants: Client) -> None:
     """A worker's `max_task_queue_activities_per_second` spaces its activities."""
-    client = await Client.connect(tenants.service_client.config.target_host, namespace=SERVED)
+    client = await in_namespace(tenants, SERVED)
     queue = unique("spaced")
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[ShoutThrice],
-        activities=[shout],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-        max_task_queue_activities_per_second=2,
-    ):
+    async with shout_worker(client, queue, max_task_queue_activities_per_second=2):
         result = await client.execute_workflow(
             ShoutThrice.run, id=unique("thrice"), task_queue=queue
         )
@@ -369,14 +363,7 @@ async def test_workers_dispatch_rate_is_followed(tenants: Client) -> None:
 
 
 async def test_process_rate_limit_answers_with_scope_system(backend: str) -> None:
-    async with fresh_storage(backend) as storage:
-        server = storage.server(extra_args=dynamic_config("frontend.rps", 1))
-        await asyncio.to_thread(server.start)
-        try:
-            client = await Client.connect(server.address)
-            flooded = await flood_starts(client, "default")
-        finally:
-            await asyncio.to_thread(server.stop)
+    flooded = await flood_with(backend, "frontend.rps", 1, CALLS)
     assert flooded.refused
     assert {exhaustion(e) for e in flooded.refused} == {SERVICE_LIMIT}
 
