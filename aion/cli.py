@@ -32,6 +32,7 @@ from aion.config import (
     parse_dynamic_config,
     parse_search_attributes,
 )
+from aion.frontend import quotas
 from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
 from aion.server import (
     SCHEDULE_RETENTION,
@@ -110,7 +111,9 @@ def _add_server_arguments(parser: argparse.ArgumentParser, dev: bool) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="reference dynamic config value, VALUE in JSON (repeatable; honoured: "
-        "the per-execution limits (limit.*, see docs/reliability.md), "
+        "the per-execution limits (limit.*, see docs/reliability.md), the rate limits "
+        "(frontend.*RPS*, frontend.*BurstRatio*, admin.matching*DispatchRate, see "
+        "docs/security.md; per namespace as a JSON list of constrained values), "
         f"{drainage.REFRESH_INTERVAL}, "
         f"{drainage.GRACE_PERIOD}; and Aion's own {SCHEDULE_RETENTION}, how long a "
         "schedule with nothing left to do is kept, e.g. '\"168h\"')",
@@ -412,7 +415,7 @@ def _dev_settings(args: argparse.Namespace) -> Settings:
         dsn=args.dsn,
         namespaces=["default", *args.namespace],
         search_attributes=search_attributes,
-        dynamic_config=dynamic_config,
+        dynamic_config={**quotas.DEV_SERVER_DEFAULTS, **dynamic_config},
         auth=auth_config,
         tls=tls_config,
         ui=None if args.headless else _ui_config(args),

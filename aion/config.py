@@ -13,6 +13,8 @@ from aion.auth.config import auth_from_table, tls_from_table
 from aion.cluster_metadata import ClusterConfig
 from aion.common import limits
 from aion.common.durations import GoError, parse_duration
+from aion.frontend import quotas
+from aion.matching import rates
 from aion.server import SCHEDULE_RETENTION, ServerConfig
 from aion.tracing import TracingConfig
 from aion.tracing.config import EXPORTERS
@@ -212,6 +214,14 @@ def check_dynamic_config(values: dict[str, Any]) -> dict[str, Any]:
                 f"invalid dynamic config values: {key} must be {_TOML_TYPES[expected]}, "
                 f"not {_type_name(values[key])}"
             )
+    checks = {
+        **dict.fromkeys((*quotas.NAMESPACE_DEFAULTS, *quotas.PROCESS_DEFAULTS), quotas.check_value),
+        **dict.fromkeys(rates.DISPATCH_DEFAULTS, rates.check_value),
+    }
+    for key, check in checks.items():
+        problem = check(key, values[key]) if key in values else None
+        if problem is not None:
+            raise ConfigError(f"invalid dynamic config values: {key}: {problem}")
     for key in _DURATIONS:
         if key not in values:
             continue

@@ -32,6 +32,7 @@ from aion.common.timeutil import now_ns
 from aion.frontend.handlers import add_service
 from aion.frontend.health import Health
 from aion.frontend.operator_service import OperatorService
+from aion.frontend.quotas import FrontendQuotas
 from aion.frontend.redirection import Redirection
 from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import Backends, WorkflowService
@@ -39,7 +40,7 @@ from aion.history.api import cross_shard
 from aion.history.engine import HistoryEngine
 from aion.history.tasks import processor, transfer
 from aion.history.tasks.processor import TaskProcessor
-from aion.matching import MatchingEngine
+from aion.matching import MatchingEngine, rates
 from aion.metrics import event_loop
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
@@ -109,8 +110,8 @@ class ServerConfig:
     503); None: no such listener."""
     dynamic_config: dict[str, Any] = field(default_factory=dict)
     """The reference's dynamic config values (key to JSON value); honoured: the per-execution
-    limits (`aion.common.limits.KEYS`) and the keys `AionServer.start` names. Others are accepted
-    and ignored."""
+    limits (`aion.common.limits.KEYS`), the frontend's rate limits (`aion.frontend.quotas`) and
+    the keys `AionServer.start` names. Others are accepted and ignored."""
     tracing: TracingConfig = field(default_factory=TracingConfig)
     """OpenTelemetry tracing (off unless it or the `OTEL_*` variables turn it on)."""
     auth: AuthConfig | None = None
@@ -150,7 +151,7 @@ class AionServer:
         self.remote_clusters = RemoteClusters(self.clusters)
         self.namespace_replicator = NamespaceReplicator(self.namespaces, self.remote_clusters)
         self.deployments = DeploymentRegistry(self.store, now_ns)
-        self.matching = MatchingEngine(routing=self.deployments)
+        self.matching = MatchingEngine(routing=self.deployments, dispatch_rps=self._dispatch_rps)
         self.deployments.on_routing_changed = self.matching.routing_changed
         host_id = str(uuid.uuid4())
         self.certificates = None if config.tls is None else ServerCertificates(config.tls)
@@ -203,6 +204,11 @@ class AionServer:
                 config.broadcast_address or self.address,
                 self.batches,
             )
+        )
+        self.workflow_service.quotas = FrontendQuotas(
+            config.dynamic_config,
+            known=lambda name: self.namespaces.id_of(name) is not None,
+            members=self._cluster_size,
         )
         add_service(
             self.grpc,
@@ -268,6 +274,16 @@ class AionServer:
         assert self.certificates is not None and self.config.tls is not None
         tls = self.config.tls
         return self.certificates.channel_credentials(tls.peer_ca_file or tls.client_ca_file)
+
+    def _dispatch_rps(self, namespace_id: str, task_queue: str, kind: str) -> float:
+        try:
+            name = self.namespaces.by_id(namespace_id).name
+        except KeyError:  # deleted meanwhile: only the unconstrained values apply
+            name = ""
+        return rates.system_dispatch_rps(self.config.dynamic_config, name, task_queue, kind)
+
+    def _cluster_size(self) -> int:
+        return 1 if self.cluster is None else len(self.cluster.membership.hosts)
 
     def _register_gauges(self) -> None:
         """The gauges read at each scrape; the store's methods measured from now on."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -26,6 +27,7 @@ from aion.persistence import ConditionFailedError, StoreUnavailableError, Unstor
 
 if TYPE_CHECKING:  # the auth modules load only when auth is on
     from aion.auth.guard import ServiceGuard
+    from aion.frontend.quotas import FrontendQuotas
 
 log = logging.getLogger("aion.frontend")
 
@@ -165,20 +167,25 @@ async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Servic
     try:
         if len(getattr(request, "namespace", "")) > MAX_NAMESPACE_LENGTH:
             raise errors.InvalidArgument("Namespace length exceeds limit.")
-        try:
-            redirection = getattr(self, "redirection", None)
-            if redirection is None:
-                return await fn(self, request, context)
-            # A global namespace: served here, on its active cluster, or refused.
-            here = functools.partial(fn, self, request, context)
-            served: R = await redirection.serve(fn.__name__, request, context, here)
-            return served
-        except errors.ShardNotOwned as e:
-            cluster = getattr(getattr(self, "engine", None), "remote", None)
-            if not isinstance(cluster, Cluster) or is_forwarded(context):
-                raise
-            # The execution lives on another process: make the same call there.
-            return await _on_owner(cluster, e, fn, self, request, context)
+        # After the guard, so calls it refuses spend none of the namespace's rate. A call
+        # forwarded to its shard's owner counts there too: the header saying so is the
+        # caller's to set, so it cannot be what exempts a call.
+        quotas: FrontendQuotas | None = getattr(self, "quotas", None)
+        with quotas.admit(fn.__name__, request) if quotas else contextlib.nullcontext():
+            try:
+                redirection = getattr(self, "redirection", None)
+                if redirection is None:
+                    return await fn(self, request, context)
+                # A global namespace: served here, on its active cluster, or refused.
+                here = functools.partial(fn, self, request, context)
+                served: R = await redirection.serve(fn.__name__, request, context, here)
+                return served
+            except errors.ShardNotOwned as e:
+                cluster = getattr(getattr(self, "engine", None), "remote", None)
+                if not isinstance(cluster, Cluster) or is_forwarded(context):
+                    raise
+                # The execution lives on another process: make the same call there.
+                return await _on_owner(cluster, e, fn, self, request, context)
     except (errors.ServiceError, grpc.aio.AbortError):  # (aborted: the owner's answer, passed on)
         raise
     except UnstorableValueError as e:

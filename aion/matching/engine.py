@@ -21,7 +21,8 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import metrics
-from aion.matching.rates import RateLimiter, RateTracker
+from aion.common.quotas import TokenBucket
+from aion.matching.rates import DISPATCH_DEFAULTS, QUEUE_DISPATCH_RATE, RateTracker
 from aion.matching.workers import WorkerRegistry
 from aion.persistence import QueueTask
 
@@ -33,6 +34,7 @@ RETRY_DELAY_S = 0.5
 
 # A sticky queue counts as served while a poller waits on it or polled within this window.
 STICKY_POLLER_WINDOW_S = 10.0
+DEFAULT_DISPATCH_RPS = DISPATCH_DEFAULTS[QUEUE_DISPATCH_RATE]
 
 
 @dataclass
@@ -74,6 +76,10 @@ class _Unversioned:
         return ""
 
 
+def _dispatch_bucket(rate: float) -> TokenBucket:
+    return TokenBucket(rate, max(1.0, rate))  # a second's worth of burst, as the reference
+
+
 @dataclass
 class _TaskQueue:
     # Whose metrics: (namespace name, task queue name, kind, sticky); a sticky queue's metrics
@@ -93,11 +99,32 @@ class _TaskQueue:
     poller_versions: dict[str, str] = field(default_factory=dict)  # identity -> its version
     added: RateTracker = field(default_factory=RateTracker)  # new tasks
     dispatched: RateTracker = field(default_factory=RateTracker)  # tasks handed to pollers
-    # The queue rate limit of UpdateTaskQueueConfig (activity queues): dispatches are spaced.
-    limiter: RateLimiter | None = None
+    held_back: RateTracker = field(default_factory=RateTracker)  # dispatches the limit delayed
+    # Dispatches are spaced at the queue's rate: UpdateTaskQueueConfig's queue rate limit if
+    # set, else the one its workers poll with, capped by the system's for the queue.
+    system_rps: float = DEFAULT_DISPATCH_RPS
+    api_rps: float | None = None
+    worker_rps: float | None = None
+    limiter: TokenBucket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = _dispatch_bucket(self._effective_rps())
+
+    def _effective_rps(self) -> float:
+        chosen = self.api_rps if self.api_rps is not None else self.worker_rps
+        return self.system_rps if chosen is None else min(chosen, self.system_rps)
+
+    def apply_rates(self) -> None:
+        """Space dispatches at the effective rate from now on."""
+        rate = self._effective_rps()
+        if self.limiter.rate != rate:
+            self.limiter = _dispatch_bucket(rate)
 
     def _may_dispatch(self) -> bool:
-        return self.limiter is None or self.limiter.try_take()
+        if self.limiter.allow():
+            return True
+        self.held_back.inc()
+        return False
 
     def take(self, version: str = "") -> Task | None:
         """The next task for a poller of `version` ("" = unversioned)."""
@@ -142,7 +169,7 @@ class _TaskQueue:
     def offer(self, task: Task) -> bool:
         """Sync match: hand the task to a waiting poller (of its version) if there is one."""
         version = self.target(task) if self.target is not None else None
-        limited = self.limiter is not None and isinstance(task, QueueTask)
+        limited = isinstance(task, QueueTask)
         for entry in list(self.pollers):
             poller, poller_version = entry
             if poller.done():
@@ -173,8 +200,15 @@ class _TaskQueue:
 class MatchingEngine:
     """All task queues of this process, keyed by (namespace id, queue name, kind)."""
 
-    def __init__(self, routing: Routing | None = None) -> None:
-        """`routing` picks the worker deployment version of a task (none by default)."""
+    def __init__(
+        self,
+        routing: Routing | None = None,
+        dispatch_rps: Callable[[str, str, str], float] | None = None,
+    ) -> None:
+        """`routing` picks the worker deployment version of a task (none by default);
+        `dispatch_rps` says how many tasks a second a queue (namespace id, name, kind) may
+        dispatch at most (`aion.matching.rates.system_dispatch_rps`)."""
+        self.dispatch_rps = dispatch_rps or (lambda namespace_id, name, kind: DEFAULT_DISPATCH_RPS)
         self._queues: dict[tuple[str, str, str], _TaskQueue] = {}
         # Called with a requeued task no poller here took (other processes may serve it).
         self.on_requeue: Callable[[QueueTask], None] | None = None
@@ -196,7 +230,11 @@ class MatchingEngine:
                 kind,
                 bool(sticky_of),
             )
-            queue = self._queues[key] = _TaskQueue(labels, metrics.task_queue(*labels))
+            queue = self._queues[key] = _TaskQueue(
+                labels,
+                metrics.task_queue(*labels),
+                system_rps=self.dispatch_rps(namespace_id, name, kind),
+            )
             self._route(queue, namespace_id, name, kind)
         elif sticky_of and not queue.labels[3]:  # created by a task, before its first poll
             queue.labels = (queue.labels[0], sticky_of, kind, True)
@@ -281,10 +319,16 @@ class MatchingEngine:
         identity: str = "",
         version: str = "",
         sticky_of: str = "",
+        worker_rps: float | None = None,
     ) -> Task | None:
         """Wait up to `timeout` seconds for a task routed to `version` ("" = an unversioned
-        poller); None when none arrived. `sticky_of` names the normal queue of a sticky one."""
+        poller); None when none arrived. `sticky_of` names the normal queue of a sticky one;
+        `worker_rps` is the dispatch rate the poller asks for (None: none), which the queue
+        follows unless UpdateTaskQueueConfig set one, as the reference does."""
         queue = self._queue(namespace_id, name, kind, sticky_of)
+        if queue.worker_rps != worker_rps:
+            queue.worker_rps = worker_rps
+            queue.apply_rates()
         queue.shut_down = False
         queue.pollers_seen[identity] = time.time_ns()
         queue.poller_versions[identity] = version
@@ -309,8 +353,8 @@ class MatchingEngine:
         """Wait as a poller until `until`, or until a rate-limited backlog may dispatch again."""
         loop = asyncio.get_running_loop()
         timeout = max(0.0, until - loop.time())
-        if queue.limiter is not None and queue.backlog:
-            timeout = min(timeout, max(queue.limiter.wait_s(), 0.01))
+        if queue.backlog and (held_back_s := queue.limiter.wait_s()) > 0:
+            timeout = min(timeout, max(held_back_s, 0.01))
         poller: asyncio.Future[Task] = loop.create_future()
         entry = (poller, version)
         queue.pollers.append(entry)
@@ -393,7 +437,7 @@ class MatchingEngine:
         added, dispatched = queue.added.rate(), queue.dispatched.rate()
         stats.tasks_add_rate = added
         stats.tasks_dispatch_rate = dispatched  # the CLI shows their difference as the increase
-        stats.rate_limiting_active = queue.limiter is not None
+        stats.rate_limiting_active = queue.held_back.rate() > 0  # as the reference: of late
         return stats
 
     def config(
@@ -410,11 +454,10 @@ class MatchingEngine:
         self._configs[key] = config
         queue = self._queue(namespace_id, name, kind)
         if config.HasField("queue_rate_limit") and config.queue_rate_limit.HasField("rate_limit"):
-            rps = config.queue_rate_limit.rate_limit.requests_per_second
-            if queue.limiter is None or queue.limiter.rps != rps:
-                queue.limiter = RateLimiter(rps)
+            queue.api_rps = config.queue_rate_limit.rate_limit.requests_per_second
         else:
-            queue.limiter = None
+            queue.api_rps = None
+        queue.apply_rates()
         queue.rematch()  # waiting pollers take what the new limit lets through
 
     def recent_pollers(self, namespace_id: str, name: str, kind: str) -> dict[str, int]:

@@ -1,18 +1,33 @@
-"""Per task queue rates (tasks added, tasks dispatched) and the queue's rate limit.
+"""Per task queue rates (tasks added, tasks dispatched) and the system's dispatch rate limit.
 
 A `RateTracker` counts events in fixed buckets over a sliding window, as DescribeTaskQueue's
 `tasks_add_rate` and `tasks_dispatch_rate` report them (5 s buckets over the last 30 s; a
-queue younger than the window divides by its age). A `RateLimiter` is a token bucket that
-spaces dispatches at the configured requests per second.
+queue younger than the window divides by its age). `system_dispatch_rps` reads the reference's
+dynamic config keys that cap how fast a queue of a namespace dispatches tasks.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Any
+
+from aion.common.quotas import check_constrained_value, constrained_value
 
 BUCKET_S = 5.0
 WINDOW_S = 30.0
+
+# The reference's keys (per task queue partition there; Aion's queues have one partition).
+NAMESPACE_DISPATCH_RATE = "admin.matchingNamespaceToPartitionDispatchRate"
+QUEUE_DISPATCH_RATE = "admin.matchingNamespaceTaskqueueToPartitionDispatchRate"
+DISPATCH_DEFAULTS: dict[str, float] = {
+    NAMESPACE_DISPATCH_RATE: 10000.0,
+    QUEUE_DISPATCH_RATE: 1000.0,
+}
+DISPATCH_CONSTRAINTS: dict[str, tuple[str, ...]] = {
+    NAMESPACE_DISPATCH_RATE: ("namespace",),
+    QUEUE_DISPATCH_RATE: ("namespace", "taskQueueName", "taskType"),
+}
 
 
 class RateTracker:
@@ -46,33 +61,23 @@ class RateTracker:
         return total / elapsed if elapsed > 0 else 0.0
 
 
-class RateLimiter:
-    """A token bucket of `rps` tokens a second (burst of one second's worth, at least 1)."""
+def system_dispatch_rps(
+    dynamic_config: dict[str, Any], namespace: str, task_queue: str, kind: str
+) -> float:
+    """The most tasks a second a queue may dispatch whatever its API or worker limit says: the
+    lower of the namespace's and the queue's setting (`DISPATCH_DEFAULTS`)."""
+    context = {
+        "namespace": namespace,
+        "taskQueueName": task_queue,
+        "taskType": "Workflow" if kind == "workflow" else "Activity",
+    }
+    rates = (constrained_value(dynamic_config.get(key), **context) for key in DISPATCH_DEFAULTS)
+    return min(
+        float(default if rate is None else rate)
+        for rate, default in zip(rates, DISPATCH_DEFAULTS.values(), strict=True)
+    )
 
-    def __init__(self, rps: float) -> None:
-        self.rps = rps
-        self._burst = max(1.0, rps)
-        self._tokens = self._burst
-        self._at = time.monotonic()
 
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self.rps)
-        self._at = now
-
-    def try_take(self) -> bool:
-        """Take a token if one is there."""
-        if self.rps <= 0:
-            return False
-        self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-    def wait_s(self) -> float:
-        """Seconds until a token is there (inf when the limit is 0: nothing is dispatched)."""
-        if self.rps <= 0:
-            return float("inf")
-        self._refill()
-        return max(0.0, (1.0 - self._tokens) / self.rps)
+def check_value(key: str, value: Any) -> str | None:
+    """Why `value` is not valid for dispatch rate `key` (None: it is)."""
+    return check_constrained_value(value, float, DISPATCH_CONSTRAINTS[key])

@@ -23,6 +23,7 @@ from aion.frontend.workflow_service.workflows import WorkflowRpcs
 
 if TYPE_CHECKING:
     from aion.auth.guard import ServiceGuard
+    from aion.frontend.quotas import FrontendQuotas
     from aion.frontend.redirection import Redirection
 
 
@@ -42,6 +43,8 @@ class WorkflowService(  # type: ignore[misc]
 
     guard: ServiceGuard | None = None
     """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
+    quotas: FrontendQuotas | None = None
+    """The requests per second of each namespace and of the process (`aion.frontend.rpc`)."""
     redirection: Redirection | None = None
     """Where a call on a global namespace is served (`aion.frontend.rpc`); None: here."""
 

@@ -84,6 +84,12 @@ class TaskRpcs(ServiceBase):
         when the poll's time is up. Only workflow task queues carry queries (`answer_query`)."""
         loop = asyncio.get_running_loop()
         until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
+        metadata = getattr(request, "task_queue_metadata", None)  # activity polls only
+        worker_rps = (
+            metadata.max_tasks_per_second.value
+            if metadata is not None and metadata.HasField("max_tasks_per_second")
+            else None
+        )
         while (remaining := until - loop.time()) > 0:
             task = await self.matching.poll(
                 ns.id,
@@ -93,6 +99,7 @@ class TaskRpcs(ServiceBase):
                 request.identity,
                 version,
                 request.task_queue.normal_name,
+                worker_rps,
             )
             if task is None:
                 break
