@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +43,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from aion.config import ConfigError, parse_dynamic_config
 from aion.frontend import quotas
+from tests.auth_support import aion_cli, created_key
 from tests.conformance.reference import ReferenceServer, temporal_binary
 from tests.helpers import fresh_storage, unique
 
@@ -366,6 +368,41 @@ async def test_process_rate_limit_answers_with_scope_system(backend: str) -> Non
     flooded = await flood_with(backend, "frontend.rps", 1, CALLS)
     assert flooded.refused
     assert {exhaustion(e) for e in flooded.refused} == {SERVICE_LIMIT}
+
+
+async def test_writes_refused_by_a_limit_are_not_audited(backend: str, tmp_path: Path) -> None:
+    """With auth and the audit log on, a flood past the namespace's rate leaves one audit event
+    per start that passed, none for the refused ones."""
+    async with fresh_storage(backend, str(tmp_path / "aion.db")) as storage:
+        database = (
+            ["--dsn", storage.dsn] if storage.dsn else ["--db-filename", str(storage.db_filename)]
+        )
+        created = await asyncio.to_thread(
+            aion_cli, "apikey", "create", "-n", "temporal-system", "--role", "admin", *database
+        )
+        key = created_key(created)
+        flags = ["--auth", *dynamic_config("frontend.namespaceRPS", 1)]
+        server = storage.server(
+            extra_args=[*flags, *dynamic_config("frontend.namespaceBurstRatio", 1)]
+        )
+        await asyncio.to_thread(server.start)
+        try:
+            client = await Client.connect(server.address, api_key=key, tls=False)
+            flooded = await flood_starts(client, "default")
+            listed = await asyncio.to_thread(
+                aion_cli, "audit", "list", "--namespace", "default", *database
+            )
+        finally:
+            await asyncio.to_thread(server.stop)
+    assert flooded.refused and flooded.ok
+    assert {exhaustion(e) for e in flooded.refused} == {NAMESPACE_LIMIT}
+    assert listed.returncode == 0, listed.stderr
+    starts = [
+        event["result"]
+        for event in map(json.loads, listed.stdout.splitlines())
+        if event["method"].endswith("/StartWorkflowExecution")
+    ]
+    assert starts == ["OK"] * flooded.ok
 
 
 async def test_the_reference_bounds_polls_alike(backend: str) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import grpc
+
 from aion import errors
 from aion.auth.apikeys import PREFIX, ApiKeys
 from aion.auth.audit import AuditLog
@@ -198,7 +200,10 @@ class ServiceGuard:
         try:
             response = await call(request, context)
         except errors.ServiceError as e:
-            await audit.record(claims, method, namespace, workflow_id_of(request), e.code.name)
+            # A call refused by a rate or in-flight limit changed nothing; auditing each one
+            # would make a flood write to the database at the flooder's pace.
+            if e.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+                await audit.record(claims, method, namespace, workflow_id_of(request), e.code.name)
             raise
         await audit.record(claims, method, namespace, workflow_id_of(request), "OK")
         return response
