@@ -314,8 +314,10 @@ async def test_no_commit_succeeds_under_a_superseded_lease(dsn: str) -> None:
         leases: list[tuple[int, float]] = []  # (range id, when it was granted)
         successes: list[tuple[int, float]] = []  # (range id, when the commit was sent)
 
+        flipped = False
+
         async def writer(i: int) -> None:
-            for _ in range(60):
+            while not flipped:
                 range_id, sent = ranges[i], time.monotonic()
                 version = versions["wf"]
                 tx = _tx(0, range_id, "wf", db_version=version + 1)
@@ -331,15 +333,21 @@ async def test_no_commit_succeeds_under_a_superseded_lease(dsn: str) -> None:
                 await asyncio.sleep(0)
 
         async def flipper() -> None:
+            """Ten turns; each waits for a commit under its new lease before the next."""
+            nonlocal flipped
             for turn in range(10):
                 i = (turn + 1) % 2
                 ranges[i] = await stores[i].acquire_shard(0, f"owner-{i}")
                 leases.append((ranges[i], time.monotonic()))
-                await asyncio.sleep(0.01)
+                deadline = time.monotonic() + 30
+                while not any(r == ranges[i] for r, _ in successes):
+                    assert time.monotonic() < deadline, f"no commit under lease {ranges[i]}"
+                    await asyncio.sleep(0.001)
+            flipped = True
 
         await asyncio.gather(writer(0), writer(1), flipper())
         assert successes, "some commits went through"
-        assert len({range_id for range_id, _ in successes}) > 1, "both owners wrote in turn"
+        assert len({range_id for range_id, _ in successes}) >= 10, "each new lease's owner wrote"
         for range_id, sent in successes:
             for later, granted in leases:
                 assert later <= range_id or sent < granted, f"{range_id} wrote after {later}"
