@@ -30,6 +30,7 @@ from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
 from aion.frontend.handlers import add_service
 from aion.frontend.health import Health
+from aion.frontend.nexus_endpoints import NexusEndpoints
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import Backends, WorkflowService
@@ -215,7 +216,9 @@ class AionServer:
             history_shard_count=config.num_shards,
             is_connection_enabled=True,
         )
-        self.operator_service = OperatorService(self.namespaces, cluster)
+        self.operator_service = OperatorService(
+            self.namespaces, NexusEndpoints(self.store, self.namespaces), cluster
+        )
         add_service(
             self.grpc,
             self.operator_service,

@@ -1,5 +1,5 @@
-"""OperatorService: custom search attributes (add, list, remove) and the cluster list, as the
-reference answers them."""
+"""OperatorService: custom search attributes (add, list, remove), namespace deletion, the
+cluster list and the Nexus endpoint registry, as the reference answers them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from temporalio.api.operatorservice.v1 import service_pb2_grpc
 from temporalio.api.operatorservice.v1.request_response_pb2 import ClusterMetadata
 
 from aion import errors
+from aion.frontend.nexus_endpoints import NexusEndpoints
 from aion.frontend.rpc import rpc
 from aion.namespaces import Namespace, NamespaceRegistry
 from aion.visibility.query import PREDEFINED_SEARCH_ATTRIBUTES
@@ -36,10 +37,14 @@ class OperatorService(service_pb2_grpc.OperatorServiceServicer):
     """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
 
     def __init__(
-        self, namespaces: NamespaceRegistry, cluster: ClusterMetadata | None = None
+        self,
+        namespaces: NamespaceRegistry,
+        nexus_endpoints: NexusEndpoints,
+        cluster: ClusterMetadata | None = None,
     ) -> None:
         """`cluster` describes this cluster (ListClusters: the one Aion serves)."""
         self.namespaces = namespaces
+        self.nexus_endpoints = nexus_endpoints
         self.search_attributes = namespaces.search_attributes
         self.cluster = cluster or ClusterMetadata()
         self._reaping: set[asyncio.Task[None]] = set()
@@ -132,3 +137,34 @@ class OperatorService(service_pb2_grpc.OperatorServiceServicer):
             custom_attributes=self.search_attributes.custom(ns.id),  # type: ignore[arg-type]
             system_attributes=PREDEFINED_SEARCH_ATTRIBUTES,  # type: ignore[arg-type]
         )
+
+    @rpc
+    async def CreateNexusEndpoint(
+        self, request: rr.CreateNexusEndpointRequest, context: Ctx
+    ) -> rr.CreateNexusEndpointResponse:
+        return rr.CreateNexusEndpointResponse(endpoint=await self.nexus_endpoints.create(request))
+
+    @rpc
+    async def UpdateNexusEndpoint(
+        self, request: rr.UpdateNexusEndpointRequest, context: Ctx
+    ) -> rr.UpdateNexusEndpointResponse:
+        return rr.UpdateNexusEndpointResponse(endpoint=await self.nexus_endpoints.update(request))
+
+    @rpc
+    async def DeleteNexusEndpoint(
+        self, request: rr.DeleteNexusEndpointRequest, context: Ctx
+    ) -> rr.DeleteNexusEndpointResponse:
+        await self.nexus_endpoints.delete(request)
+        return rr.DeleteNexusEndpointResponse()
+
+    @rpc
+    async def GetNexusEndpoint(
+        self, request: rr.GetNexusEndpointRequest, context: Ctx
+    ) -> rr.GetNexusEndpointResponse:
+        return rr.GetNexusEndpointResponse(endpoint=await self.nexus_endpoints.get(request.id))
+
+    @rpc
+    async def ListNexusEndpoints(
+        self, request: rr.ListNexusEndpointsRequest, context: Ctx
+    ) -> rr.ListNexusEndpointsResponse:
+        return await self.nexus_endpoints.list(request)

@@ -258,6 +258,17 @@ class ApiKeyRecord:
 
 
 @dataclass
+class NexusEndpointRecord:
+    """A Nexus endpoint: its id (a UUID), unique name, version (1 when created, one more at
+    each update) and the serialized API `Endpoint` message."""
+
+    id: str
+    name: str
+    version: int
+    data: bytes
+
+
+@dataclass
 class AuditRecord:
     """One audited call: who (`subject`, by which credential), what, and how it ended."""
 
@@ -531,6 +542,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_api_key(self, key_id: str) -> bool:
         """False when there is no such key."""
+
+    @abc.abstractmethod
+    async def save_nexus_endpoint(
+        self, record: NexusEndpointRecord, expected_version: int | None
+    ) -> None:
+        """Create the endpoint (`expected_version` None) or update the one at that version;
+        ConditionFailedError when its id or name is taken, or its version has moved on."""
+
+    @abc.abstractmethod
+    async def get_nexus_endpoint(self, endpoint_id: str) -> NexusEndpointRecord | None: ...
+
+    @abc.abstractmethod
+    async def find_nexus_endpoint(self, name: str) -> NexusEndpointRecord | None:
+        """The endpoint of that name, if any."""
+
+    @abc.abstractmethod
+    async def list_nexus_endpoints(self, after_id: str, limit: int) -> list[NexusEndpointRecord]:
+        """Up to `limit` endpoints with ids after `after_id`, in id order."""
+
+    @abc.abstractmethod
+    async def delete_nexus_endpoint(self, endpoint_id: str) -> bool:
+        """False when there is no such endpoint."""
 
     @abc.abstractmethod
     async def append_audit(self, records: Sequence[AuditRecord]) -> None: ...

@@ -248,6 +248,18 @@ CREATE INDEX visibility_search_attributes_by_keyword
     WHERE keyword_value IS NOT NULL;
 """
 
+# The Nexus endpoint registry (OperatorService's *NexusEndpoint): the API's `Endpoint` message
+# serialized in `data`, its name unique, listed in id order (by code point, as the reference's
+# UUID bytes order), each row versioned for the optimistic check of updates.
+NEXUS_ENDPOINTS = """
+CREATE TABLE nexus_endpoints (
+    id TEXT{byte_order} PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    version {bigint} NOT NULL,
+    data {blob} NOT NULL
+);
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -265,6 +277,7 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (BATCH_OPERATIONS, 7, 6),
     (VISIBILITY_SEARCH_ATTRIBUTES, 8, 7),
     (SECURITY, 9, 8),
+    (NEXUS_ENDPOINTS, 10, 9),
 ]
 
 TYPES = {

@@ -127,7 +127,9 @@ AUDIT = (
     "workflow_id",
     "result",
 )
+NEXUS_ENDPOINT = ("id", "name", "version", "data")
 deployment_row = attrgetter(*DEPLOYMENT)
+nexus_endpoint_row = attrgetter(*NEXUS_ENDPOINT)
 api_key_row = attrgetter(*API_KEY)
 audit_row = attrgetter(*AUDIT)
 batch_operation_row = attrgetter(*BATCH_OPERATION)
@@ -319,6 +321,19 @@ class Statements:
             _select("batch_operations", summary, "namespace_id = ?")
             + f" ORDER BY start_time_ns DESC, job_id{d.byte_order}"
         )
+        # Nexus endpoints
+        self.insert_nexus_endpoint = q(_insert_new("nexus_endpoints", NEXUS_ENDPOINT))
+        self.update_nexus_endpoint = q(
+            "UPDATE nexus_endpoints SET name = ?, version = ?, data = ? WHERE id = ? "
+            "AND version = ? AND NOT EXISTS "
+            "(SELECT 1 FROM nexus_endpoints AS other WHERE other.name = ? AND other.id <> ?)"
+        )
+        self.get_nexus_endpoint = q(_select("nexus_endpoints", NEXUS_ENDPOINT, "id = ?"))
+        self.find_nexus_endpoint = q(_select("nexus_endpoints", NEXUS_ENDPOINT, "name = ?"))
+        self.list_nexus_endpoints = q(
+            _select("nexus_endpoints", NEXUS_ENDPOINT, "id > ?") + " ORDER BY id LIMIT ?"
+        )
+        self.delete_nexus_endpoint = q("DELETE FROM nexus_endpoints WHERE id = ?")
         # API keys and the audit log
         self.insert_api_key = q(_insert("api_keys", API_KEY))
         self.get_api_key = q(_select("api_keys", API_KEY, "key_id = ?"))
