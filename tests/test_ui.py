@@ -9,6 +9,9 @@ missing and node/npm are not there to make it."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
+import json
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -27,16 +30,19 @@ from temporalio.client import (
     ScheduleSpec,
     WorkflowExecutionStatus,
 )
+from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
+from aion.codec import EncryptionCodec, KeyRing
 from aion.ui import built
 from tests.helpers import fresh_storage, unique
-from tests.servers import ROOT, AionProcess
+from tests.servers import ROOT, AionProcess, CodecServerProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(ROOT, "test-artifacts", "ui")
 NAMESPACE = "ui"
-CODEC = "http://127.0.0.1:9/codec"  # only handed to the browser, never called here
+KEY = base64.b64encode(bytes(range(32))).decode()
+SECRET = "Ada Lovelace, account 4242"
 
 
 def _ensure_built() -> None:
@@ -279,8 +285,9 @@ async def test_settings_history_download_csrf_and_caching(
         async with http.post(signal, json={}, headers={"X-CSRF-TOKEN": token}) as r:
             assert r.status == 200, await r.text()
 
-        # An RPC Aion lacks (the Nexus endpoint registry) is UNIMPLEMENTED, as on gRPC.
-        async with http.get(f"{ui_server.ui_url}/api/v1/nexus/endpoints") as r:
+        # An RPC Aion lacks (Nexus operations are not run) is UNIMPLEMENTED, as on gRPC.
+        unimplemented = f"{ui_server.ui_url}/api/v1/namespaces/{NAMESPACE}/nexus-operations/x"
+        async with http.get(unimplemented) as r:
             assert (r.status, (await r.json())["code"]) == (501, 12)
 
         # Any app path is the app's page; the content-hashed files are cached for good.
@@ -299,33 +306,65 @@ async def test_settings_history_download_csrf_and_caching(
     )
 
 
-async def test_public_path_and_codec_endpoint(backend: str, browser: Browser) -> None:
-    """With --ui-public-path the app and its API live under the path; --ui-codec-endpoint is
-    handed to the app in the settings."""
-    flags = ["--ui-public-path", "/temporal/", "--ui-codec-endpoint", CODEC]
-    async with fresh_storage(backend) as storage:
-        server = storage.server(ui=True, extra_args=flags)
-        await asyncio.to_thread(server.start)
-        try:
-            assert server.ui_url.endswith("/temporal")
-            settings = f"{server.ui_url}/api/v1/settings"
-            async with aiohttp.ClientSession() as http, http.get(settings) as r:
-                codec = (await r.json())["Codec"]
-            assert codec == {
-                "Endpoint": CODEC,
-                "PassAccessToken": False,
-                "IncludeCredentials": False,
-                "DefaultErrorMessage": "",
-                "DefaultErrorLink": "",
-            }
-            context = await browser.new_context()
-            page = await context.new_page()
-            await page.goto(server.ui_url)
-            await expect(page).to_have_url(f"{server.ui_url}/namespaces/default/workflows")
-            await expect(page.get_by_role("heading", name="0 Workflows")).to_be_visible()
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            shot = ARTIFACTS / f"test_public_path_and_codec_endpoint[{backend}].png"
-            await page.screenshot(path=str(shot))
-            await context.close()
-        finally:
-            await asyncio.to_thread(server.stop)
+async def test_public_path_and_input_decoded_through_the_codec_server(
+    backend: str, browser: Browser, tmp_path: Path
+) -> None:
+    """With --ui-public-path the app and its API live under the path; with --ui-codec-endpoint
+    the app decodes payloads through `aion codec-server` (called cross-origin, with CORS): a
+    workflow started by a client encrypting with `aion.codec` shows its input in clear."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"current": "k1", "keys": {"k1": KEY}}))
+    ui_port = free_port()
+    codec = CodecServerProcess(str(keys), cors_origins=[f"http://127.0.0.1:{ui_port}"])
+    await asyncio.to_thread(codec.start)
+    flags = ["--ui-port", str(ui_port), "--ui-public-path", "/temporal/"]
+    flags += ["--ui-codec-endpoint", codec.url]
+    try:
+        async with fresh_storage(backend) as storage:
+            server = storage.server(ui=True, extra_args=flags)
+            await asyncio.to_thread(server.start)
+            try:
+                shot = f"test_public_path_and_input_decoded_through_the_codec_server[{backend}]"
+                await _check_decoded_input(
+                    server, codec.url, KeyRing.from_file(keys), browser, shot
+                )
+            finally:
+                await asyncio.to_thread(server.stop)
+    finally:
+        codec.stop()
+
+
+async def _check_decoded_input(
+    server: AionProcess, codec_url: str, keys: KeyRing, browser: Browser, shot: str
+) -> None:
+    assert server.ui_url.endswith("/temporal")
+    async with aiohttp.ClientSession() as http, http.get(f"{server.ui_url}/api/v1/settings") as r:
+        codec = (await r.json())["Codec"]
+    assert codec == {
+        "Endpoint": codec_url,
+        "PassAccessToken": False,
+        "IncludeCredentials": False,
+        "DefaultErrorMessage": "",
+        "DefaultErrorLink": "",
+    }
+    converter = dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(keys))
+    client = await Client.connect(server.address, data_converter=converter)
+    handle = await client.start_workflow("Nobody", SECRET, id=unique("secret"), task_queue="nobody")
+    stored = (await handle.fetch_history()).events[0]
+    raw = stored.workflow_execution_started_event_attributes.input.payloads[0]
+    assert raw.metadata["encoding"] == b"binary/encrypted"
+
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    try:
+        await page.goto(server.ui_url)
+        await expect(page).to_have_url(f"{server.ui_url}/namespaces/default/workflows")
+        await page.goto(f"{server.ui_url}/namespaces/default/workflows/{handle.id}")
+        await expect(page.get_by_text(SECRET).first).to_be_visible()
+        content = await page.content()
+        assert "binary/encrypted" not in content
+        assert base64.b64encode(raw.data).decode()[:24] not in content
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+        await context.close()
