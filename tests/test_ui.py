@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 from temporalio import activity, workflow
 from temporalio.client import (
     Client,
@@ -33,10 +33,12 @@ from temporalio.client import (
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
-from aion.codec import EncryptionCodec, KeyRing
 from aion.ui import built
 from tests.helpers import fresh_storage, unique
 from tests.servers import ROOT, AionProcess, CodecServerProcess, free_port
+
+with workflow.unsafe.imports_passed_through():  # the workflows' sandbox must not reload these
+    from aion.codec import EncryptionCodec, KeyRing
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(ROOT, "test-artifacts", "ui")
@@ -81,6 +83,11 @@ class UiWorkflow:
     @workflow.signal
     def finish(self) -> None:
         self.done = True
+
+    @workflow.update
+    def shout(self, value: str) -> str:
+        self.pokes.append(value)
+        return value.upper()
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +220,108 @@ async def test_signal_from_the_ui(
     # The signal ends the workflow: the page shows it completed with its result.
     await expect(page.get_by_text("Completed").first).to_be_visible()
     assert await handle.result() == "Hello, signal"
+
+
+async def _open_started(ui_server: AionProcess, page: Page, workflow_id: str) -> None:
+    """The run's page, once its activity completed (the worker has run it)."""
+    await page.goto(_url(ui_server, f"/workflows/{workflow_id}"))
+    await expect(
+        page.get_by_test_id("event-summary-row").filter(has_text="Activity Task Completed")
+    ).to_have_count(1)
+
+
+async def _type_payload(scope: Locator, text: str) -> None:
+    """Type into the payload editor (CodeMirror) inside `scope`."""
+    editor = scope.locator(".cm-content").first
+    await editor.click()
+    await editor.press("Control+A")
+    await editor.press_sequentially(text)
+
+
+async def test_cancel_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    handle = await ui_client.start_workflow(
+        UiWorkflow.run, "cancel", id=unique("canceled"), task_queue=worker
+    )
+    await _open_started(ui_server, page, handle.id)
+    await page.locator("#workflow-actions-primary-button:visible").click()
+    modal = page.get_by_test_id("cancel-confirmation-modal").filter(visible=True)
+    await modal.get_by_test_id("confirm-modal-button").click()
+    await expect(page.get_by_text("Canceled").first).to_be_visible()
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+async def test_reset_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    handle = await ui_client.start_workflow(
+        UiWorkflow.run, "reset", id=unique("reset"), task_queue=worker
+    )
+    first_run = handle.result_run_id
+    await _open_started(ui_server, page, handle.id)
+    await page.locator("#workflow-actions-menu-button:visible").click()
+    await page.get_by_test_id("reset-button").filter(visible=True).click()
+    modal = page.get_by_test_id("reset-confirmation-modal").filter(visible=True)
+    await modal.get_by_test_id("workflow-reset-event-id-select-button").click()
+    await modal.get_by_role("option").filter(has_text="WorkflowTaskCompleted").first.click()
+    await modal.locator("#reset-reason").fill("reset from the UI")
+    await modal.get_by_test_id("confirm-modal-button").click()
+    # The first run is terminated by the reset; a new run goes on from the chosen event.
+    first = ui_client.get_workflow_handle(handle.id, run_id=first_run)
+    async with asyncio.timeout(30):
+        while (await first.describe()).status != WorkflowExecutionStatus.TERMINATED:
+            await asyncio.sleep(0.05)  # polling the run's status for the reset's effect
+    current = ui_client.get_workflow_handle(handle.id)
+    new_run = (await current.describe()).run_id
+    assert new_run != first_run
+    terminated = (await first.fetch_history()).events[-1]
+    assert terminated.workflow_execution_terminated_event_attributes.reason.startswith(
+        "reset from the UI"
+    )
+    await current.signal(UiWorkflow.finish)
+    assert await current.result() == "Hello, reset"
+
+
+async def test_update_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    handle = await ui_client.start_workflow(
+        UiWorkflow.run, "update", id=unique("updated"), task_queue=worker
+    )
+    await _open_started(ui_server, page, handle.id)
+    await page.locator("#workflow-actions-menu-button:visible").click()
+    await page.get_by_test_id("update-button").filter(visible=True).click()
+    modal = page.get_by_test_id("update-confirmation-modal").filter(visible=True)
+    # The updates to choose from come from the workflow's metadata query, as the signals do.
+    await modal.get_by_test_id("update-select-button").click()
+    await modal.get_by_role("option").filter(has_text="shout").click()
+    await _type_payload(modal, '"hey"')
+    await modal.get_by_test_id("confirm-modal-button").click()
+    await expect(modal).to_be_hidden()  # closed on the update's success
+    events = (await handle.fetch_history()).events
+    completed = [
+        e for e in events if e.HasField("workflow_execution_update_completed_event_attributes")
+    ]
+    assert len(completed) == 1
+    outcome = completed[0].workflow_execution_update_completed_event_attributes.outcome
+    assert outcome.success.payloads[0].data == b'"HEY"'
+
+
+async def test_start_workflow_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    workflow_id = unique("started")
+    await page.goto(_url(ui_server, "/workflows/start-workflow"))
+    await page.locator("#workflowId").fill(workflow_id)
+    await page.locator("#taskQueue").fill(worker)
+    await page.locator("#workflowType").fill("UiWorkflow")
+    await _type_payload(page, '"from the UI"')
+    await page.get_by_test_id("start-workflow-button").click()
+    await expect(page.get_by_text("Workflow started", exact=False).first).to_be_visible()
+    handle = ui_client.get_workflow_handle(workflow_id)
+    await handle.signal(UiWorkflow.finish)
+    assert await handle.result() == "Hello, from the UI"
 
 
 async def test_schedules_page_lists_and_pauses_a_schedule(
