@@ -42,6 +42,7 @@ OPERATIONS: dict[str, tuple[str, str, NamespaceAt]] = {
     "get_current_execution": ("GetCurrentExecution", "history", 0),
     "get_execution": ("GetWorkflowExecution", "history", 0),
     "read_events": ("ReadHistoryBranch", "history", 0),
+    "read_event_batches_reverse": ("ReadHistoryBranchReverse", "history", 0),
     "commit": ("UpdateWorkflowExecution", "history", "tx"),
     "load_timer_tasks": ("GetTimerTasks", "history", None),
     "load_queue_tasks": ("GetTransferTasks", "history", None),

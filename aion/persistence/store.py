@@ -295,6 +295,8 @@ class ExecutionTransaction:
     db_version: int
     expected_db_version: int | None  # None: the execution row is new
     events: list[tuple[int, bytes]] = field(default_factory=list)  # (event id, event bytes)
+    # Events after the first that begin a new batch (by default the events are one batch).
+    batch_starts: list[int] = field(default_factory=list)
     current: CurrentExecution | None = None
     # For a new run: the run the current pointer must still name (None: no pointer may exist).
     expected_current_run_id: str | None = None
@@ -403,6 +405,13 @@ class Store(abc.ABC):
         self, namespace_id: str, workflow_id: str, run_id: str, first_event_id: int, limit: int
     ) -> list[bytes]:
         """Serialized history events with id >= first_event_id, in order, at most `limit`."""
+
+    @abc.abstractmethod
+    async def read_event_batches_reverse(
+        self, namespace_id: str, workflow_id: str, run_id: str, last_event_id: int, batches: int
+    ) -> list[bytes]:
+        """Serialized history events of the last `batches` batches up to `last_event_id` (a
+        batch's last event), newest first."""
 
     @abc.abstractmethod
     async def commit(self, tx: ExecutionTransaction) -> None:

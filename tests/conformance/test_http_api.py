@@ -150,6 +150,17 @@ async def _scenario(http: aiohttp.ClientSession, target: Target, suffix: str) ->
     await call("describe", "GET", f"{ns}/workflows/{wid}")
     await call("history", "GET", f"{ns}/workflows/{wid}/history")
     await call("history reverse", "GET", f"{ns}/workflows/{wid}/history-reverse")
+    # In pages: the reference pages by batches (the events one transition wrote), whole; 3
+    # splits batches, 11 (the history's batch count) is one page with no next one.
+    for size in (3, 11):
+        token = ""
+        while True:
+            reverse = f"{ns}/workflows/{wid}/history-reverse?maximumPageSize={size}"
+            reverse += f"&nextPageToken={quote(token)}" if token else ""
+            answer = await call(f"history reverse by {size}", "GET", reverse)
+            token = answer.get("nextPageToken", "")
+            if not token:
+                break
     await call(
         "history without shorthand", "GET", f"{ns}/workflows/{wid}/history?noPayloadShorthand"
     )

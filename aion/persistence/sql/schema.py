@@ -260,6 +260,14 @@ CREATE TABLE nexus_endpoints (
 );
 """
 
+# Each event's batch (the events one transition appended, named by its first event id), which
+# GetWorkflowExecutionHistoryReverse pages by, as the reference does. Events written before it
+# count as batches of their own.
+HISTORY_EVENT_BATCHES = """
+ALTER TABLE history_events ADD COLUMN batch_first_event_id {bigint} NOT NULL DEFAULT 0;
+UPDATE history_events SET batch_first_event_id = event_id;
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -278,6 +286,7 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (VISIBILITY_SEARCH_ATTRIBUTES, 8, 7),
     (SECURITY, 9, 8),
     (NEXUS_ENDPOINTS, 10, 9),
+    (HISTORY_EVENT_BATCHES, 10, 9),
 ]
 
 TYPES = {

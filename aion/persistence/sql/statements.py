@@ -32,7 +32,15 @@ CURRENT_EXECUTION = (
     "start_time_ns",
 )
 EXECUTION = ("shard_id", "namespace_id", "workflow_id", "run_id", "state", "db_version")
-EVENT = ("shard_id", "namespace_id", "workflow_id", "run_id", "event_id", "data")
+EVENT = (
+    "shard_id",
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "event_id",
+    "data",
+    "batch_first_event_id",
+)
 TIMER_TASK = (
     "shard_id",
     "task_id",
@@ -217,6 +225,18 @@ class Statements:
             + " ORDER BY event_id LIMIT ?"
         )
         self.insert_event = q(_insert("history_events", EVENT))
+        last_batches = (
+            "SELECT MIN(b) FROM (SELECT DISTINCT batch_first_event_id AS b FROM history_events "
+            f"WHERE {run} AND event_id <= ? ORDER BY b DESC LIMIT ?) AS last_batches"
+        )
+        self.read_event_batches_reverse = q(
+            _select(
+                "history_events",
+                ("data",),
+                f"{run} AND event_id <= ? AND batch_first_event_id >= ({last_batches})",
+            )
+            + " ORDER BY event_id DESC"
+        )
 
         # Deleting a namespace: every row of its, then the namespace itself
         self.delete_namespace_rows = [

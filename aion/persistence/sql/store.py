@@ -173,6 +173,13 @@ class SQLStore(Store):
         args = (namespace_id, workflow_id, run_id, first_event_id, limit)
         return [r[0] for r in await self._fetch(self.sql.read_events, args)]
 
+    async def read_event_batches_reverse(
+        self, namespace_id: str, workflow_id: str, run_id: str, last_event_id: int, batches: int
+    ) -> list[bytes]:
+        run = (namespace_id, workflow_id, run_id)
+        args = (*run, last_event_id, *run, last_event_id, batches)
+        return [r[0] for r in await self._fetch(self.sql.read_event_batches_reverse, args)]
+
     # Tasks
     async def load_timer_tasks(
         self, shard_id: int, after_ns: int = -1, until_ns: int = MAX_TIME_NS
