@@ -22,6 +22,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 from temporalio import activity, workflow
+from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
+from temporalio.api.operatorservice.v1 import request_response_pb2 as operator_pb
 from temporalio.client import (
     Client,
     Schedule,
@@ -346,6 +348,35 @@ async def test_schedules_page_lists_and_pauses_a_schedule(
     state = (await handle.describe()).schedule.state
     assert state.paused
     assert state.note == "paused from the UI"
+
+
+async def test_nexus_pages_list_and_create_endpoints(
+    ui_server: AionProcess, ui_client: Client, page: Page
+) -> None:
+    operator = ui_client.operator_service
+    seeded = unique("seeded")
+    worker_target = nexus_pb.EndpointTarget.Worker(namespace=NAMESPACE, task_queue="nexus-q")
+    spec = nexus_pb.EndpointSpec(name=seeded, target=nexus_pb.EndpointTarget(worker=worker_target))
+    await operator.create_nexus_endpoint(operator_pb.CreateNexusEndpointRequest(spec=spec))
+    await page.goto(f"{ui_server.ui_url}/nexus")
+    await expect(page.get_by_role("button").filter(has_text=seeded)).to_be_visible()
+
+    created = unique("made-in-the-ui")
+    await page.get_by_text("Create Nexus Endpoint").click()
+    await expect(page).to_have_url(f"{ui_server.ui_url}/nexus/create")
+    await page.locator("#name").fill(created)
+    await page.locator("#target-namespace").fill(NAMESPACE)
+    await page.get_by_role("option", name=NAMESPACE, exact=True).click()
+    await page.locator("#task-queue").fill("ui-nexus-queue")
+    await page.get_by_role("button", name="Create Nexus Endpoint").click()
+    await expect(page.get_by_role("button").filter(has_text=created)).to_be_visible()
+    listed = await operator.list_nexus_endpoints(
+        operator_pb.ListNexusEndpointsRequest(name=created)
+    )
+    [endpoint] = listed.endpoints
+    assert endpoint.spec.target.worker == nexus_pb.EndpointTarget.Worker(
+        namespace=NAMESPACE, task_queue="ui-nexus-queue"
+    )
 
 
 async def test_settings_history_download_csrf_and_caching(
