@@ -1,6 +1,10 @@
 """The Nexus endpoint registry behind OperatorService's `*NexusEndpoint` RPCs: the reference's
 checks and messages, endpoints persisted in the store (versioned: an update names the version it
-read), listed in id order. Aion keeps the registry; it does not dispatch Nexus operations."""
+read), listed in id order. Aion keeps the registry; it does not dispatch Nexus operations.
+
+Where the reference's answer would be INTERNAL or inconsistent, Aion answers otherwise: a page
+token that is not one of its own is INVALID_ARGUMENT, and renaming an endpoint to another's name
+is ALREADY_EXISTS (the reference lets two endpoints share it)."""
 
 from __future__ import annotations
 
