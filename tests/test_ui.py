@@ -229,12 +229,18 @@ async def test_signal_from_the_ui(
     assert await handle.result() == "Hello, signal"
 
 
-async def _open_started(ui_server: AionProcess, page: Page, workflow_id: str) -> None:
-    """The run's page, once its activity completed (the worker has run it)."""
-    await page.goto(_url(ui_server, f"/workflows/{workflow_id}"))
+async def _start_and_open(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page, name: str
+) -> WorkflowHandle[Any, Any]:
+    """Start UiWorkflow(`name`) and open its page, once its activity completed."""
+    handle = await ui_client.start_workflow(
+        UiWorkflow.run, name, id=unique(name), task_queue=worker
+    )
+    await page.goto(_url(ui_server, f"/workflows/{handle.id}"))
     await expect(
         page.get_by_test_id("event-summary-row").filter(has_text="Activity Task Completed")
     ).to_have_count(1)
+    return handle
 
 
 async def _until_status(handle: WorkflowHandle[Any, Any], status: WorkflowExecutionStatus) -> None:
@@ -254,10 +260,7 @@ async def _type_payload(scope: Locator, text: str) -> None:
 async def test_cancel_from_the_ui(
     ui_server: AionProcess, ui_client: Client, worker: str, page: Page
 ) -> None:
-    handle = await ui_client.start_workflow(
-        UiWorkflow.run, "cancel", id=unique("canceled"), task_queue=worker
-    )
-    await _open_started(ui_server, page, handle.id)
+    handle = await _start_and_open(ui_server, ui_client, worker, page, "cancel")
     await page.locator("#workflow-actions-primary-button:visible").click()
     modal = page.get_by_test_id("cancel-confirmation-modal").filter(visible=True)
     await modal.get_by_test_id("confirm-modal-button").click()
@@ -270,11 +273,8 @@ async def test_cancel_from_the_ui(
 async def test_reset_from_the_ui(
     ui_server: AionProcess, ui_client: Client, worker: str, page: Page
 ) -> None:
-    handle = await ui_client.start_workflow(
-        UiWorkflow.run, "reset", id=unique("reset"), task_queue=worker
-    )
+    handle = await _start_and_open(ui_server, ui_client, worker, page, "reset")
     first_run = handle.result_run_id
-    await _open_started(ui_server, page, handle.id)
     await page.locator("#workflow-actions-menu-button:visible").click()
     await page.get_by_test_id("reset-button").filter(visible=True).click()
     modal = page.get_by_test_id("reset-confirmation-modal").filter(visible=True)
@@ -299,10 +299,7 @@ async def test_reset_from_the_ui(
 async def test_update_from_the_ui(
     ui_server: AionProcess, ui_client: Client, worker: str, page: Page
 ) -> None:
-    handle = await ui_client.start_workflow(
-        UiWorkflow.run, "update", id=unique("updated"), task_queue=worker
-    )
-    await _open_started(ui_server, page, handle.id)
+    handle = await _start_and_open(ui_server, ui_client, worker, page, "update")
     await page.locator("#workflow-actions-menu-button:visible").click()
     await page.get_by_test_id("update-button").filter(visible=True).click()
     modal = page.get_by_test_id("update-confirmation-modal").filter(visible=True)
@@ -375,7 +372,8 @@ async def test_nexus_pages_list_and_create_endpoints(
     created = unique("made-in-the-ui")
     await page.get_by_text("Create Nexus Endpoint").click()
     await page.locator("#name").fill(created)
-    await page.locator("#target-namespace").fill(NAMESPACE)
+    await page.locator("#target-namespace").click()  # opens the list of namespaces
+    await page.locator("#target-namespace").press_sequentially(NAMESPACE)
     await page.get_by_role("option", name=NAMESPACE, exact=True).click()
     await page.locator("#task-queue").fill("ui-nexus-queue")
     await page.get_by_role("button", name="Create Nexus Endpoint").click()

@@ -8,7 +8,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -271,17 +271,30 @@ def _normalize(value: Any) -> Any:
     return value
 
 
-async def test_http_api_answers_as_the_reference(
-    reference_server: ReferenceServer, aion_server: AionProcess, http: aiohttp.ClientSession
+Scenario = Callable[[aiohttp.ClientSession, Target, str], Awaitable[list[Call]]]
+
+
+async def _compare(
+    scenario: Scenario,
+    reference_server: ReferenceServer,
+    aion_server: AionProcess,
+    http: aiohttp.ClientSession,
 ) -> None:
+    """Run `scenario` on the reference, then on Aion: the same statuses and normalized answers."""
     suffix = uuid.uuid4().hex[:8]
     reference = Target("reference", reference_server.address, reference_server.http_url)
     aion = Target("aion", aion_server.address, aion_server.http_url)
-    expected = await _scenario(http, reference, suffix)
-    got = await _scenario(http, aion, suffix)
+    expected = await scenario(http, reference, suffix)
+    got = await scenario(http, aion, suffix)
     for (label, ref_status, ref_answer), (_, status, answer) in zip(expected, got, strict=True):
-        assert status == ref_status, f"{label}: HTTP {status}, the reference {ref_status}"
+        assert status == ref_status, f"{label}: HTTP {status} {answer}, the reference {ref_status}"
         assert _normalize(answer) == _normalize(ref_answer), label
+
+
+async def test_http_api_answers_as_the_reference(
+    reference_server: ReferenceServer, aion_server: AionProcess, http: aiohttp.ClientSession
+) -> None:
+    await _compare(_scenario, reference_server, aion_server, http)
 
 
 async def _nexus_scenario(http: aiohttp.ClientSession, target: Target, suffix: str) -> list[Call]:
@@ -358,14 +371,7 @@ async def test_nexus_endpoints_answer_as_the_reference(
     reference_server: ReferenceServer, aion_server: AionProcess, http: aiohttp.ClientSession
 ) -> None:
     """Run on a registry without endpoints (the scenario deletes the ones it made)."""
-    suffix = uuid.uuid4().hex[:8]
-    reference = Target("reference", reference_server.address, reference_server.http_url)
-    aion = Target("aion", aion_server.address, aion_server.http_url)
-    expected = await _nexus_scenario(http, reference, suffix)
-    got = await _nexus_scenario(http, aion, suffix)
-    for (label, ref_status, ref_answer), (_, status, answer) in zip(expected, got, strict=True):
-        assert status == ref_status, f"{label}: HTTP {status} {answer}, the reference {ref_status}"
-        assert _normalize(answer) == _normalize(ref_answer), label
+    await _compare(_nexus_scenario, reference_server, aion_server, http)
 
 
 _START = {"workflowType": {"name": "X"}, "taskQueue": {"name": "q"}}
