@@ -31,6 +31,7 @@ from aion.common.durations import parse_duration
 from aion.common.timeutil import now_ns
 from aion.frontend.handlers import add_service
 from aion.frontend.health import Health
+from aion.frontend.nexus_endpoints import NexusEndpoints
 from aion.frontend.operator_service import OperatorService
 from aion.frontend.quotas import FrontendQuotas
 from aion.frontend.redirection import Redirection
@@ -228,7 +229,9 @@ class AionServer:
                 config.ip, config.metrics_port, self.health, self._refresh_gauges, ssl_context
             )
             self._register_gauges()
-        self.operator_service = OperatorService(self.namespaces, self.remote_clusters)
+        self.operator_service = OperatorService(
+            self.namespaces, self.remote_clusters, NexusEndpoints(self.store, self.namespaces)
+        )
         add_service(
             self.grpc,
             self.operator_service,

@@ -24,6 +24,7 @@ from aion.persistence import (
     ExecutionTransaction,
     HostRecord,
     NamespaceRecord,
+    NexusEndpointRecord,
     QueueTask,
     RemoteClusterRecord,
     ScheduleRecord,
@@ -463,6 +464,27 @@ async def test_a_namespace_id_or_name_is_taken_once(store: Store) -> None:
     with pytest.raises(ConditionFailedError):
         await store.create_namespace(NamespaceRecord("id-2", "one", b""))
     assert [r.name for r in await store.list_namespaces()] == ["one"]
+
+
+async def test_nexus_endpoints_are_versioned_named_once_and_listed_by_id(store: Store) -> None:
+    a = NexusEndpointRecord("a-id", "alpha", 1, b"a")
+    await store.save_nexus_endpoint(a, None)
+    await store.save_nexus_endpoint(NexusEndpointRecord("b-id", "beta", 1, b"b"), None)
+    with pytest.raises(ConditionFailedError):  # the name is taken
+        await store.save_nexus_endpoint(NexusEndpointRecord("c-id", "alpha", 1, b"c"), None)
+    with pytest.raises(ConditionFailedError):  # renamed onto another endpoint's name
+        await store.save_nexus_endpoint(NexusEndpointRecord("a-id", "beta", 2, b"a2"), 1)
+    await store.save_nexus_endpoint(NexusEndpointRecord("a-id", "gamma", 2, b"a2"), 1)
+    with pytest.raises(ConditionFailedError):  # a stale version
+        await store.save_nexus_endpoint(NexusEndpointRecord("a-id", "delta", 2, b"a3"), 1)
+    assert await store.get_nexus_endpoint("a-id") == NexusEndpointRecord("a-id", "gamma", 2, b"a2")
+    assert await store.find_nexus_endpoint("gamma") == await store.get_nexus_endpoint("a-id")
+    assert await store.find_nexus_endpoint("alpha") is None
+    assert [r.id for r in await store.list_nexus_endpoints("", 1)] == ["a-id"]
+    assert [r.id for r in await store.list_nexus_endpoints("a-id", 5)] == ["b-id"]
+    assert await store.delete_nexus_endpoint("a-id")
+    assert not await store.delete_nexus_endpoint("a-id")
+    assert await store.get_nexus_endpoint("a-id") is None
 
 
 async def test_both_dialects_create_the_same_tables(pg_dsn: str, tmp_path: Path) -> None:

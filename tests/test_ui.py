@@ -9,16 +9,22 @@ missing and node/npm are not there to make it."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
+import json
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 from temporalio import activity, workflow
+from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
+from temporalio.api.operatorservice.v1 import request_response_pb2 as operator_pb
 from temporalio.client import (
     Client,
     Schedule,
@@ -26,20 +32,29 @@ from temporalio.client import (
     ScheduleIntervalSpec,
     ScheduleSpec,
     WorkflowExecutionStatus,
+    WorkflowHandle,
 )
+from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from aion.ui import built
 from tests.helpers import fresh_storage, unique
-from tests.servers import ROOT, AionProcess
+from tests.servers import ROOT, AionProcess, CodecServerProcess, free_port
+
+with workflow.unsafe.imports_passed_through():  # the workflows' sandbox must not reload these
+    from aion.codec import EncryptionCodec, KeyRing
 
 with workflow.unsafe.imports_passed_through():  # cryptography's binding loads once only
     from tests.auth_support import aion_cli, created_key
 
 CHROMIUM = Path("/usr/bin/chromium")
+# How long a page may take to show what a test waits for (a deadline, not a speed target: the
+# machine may be busy with other servers).
+expect.set_options(timeout=20_000)
 ARTIFACTS = Path(ROOT, "test-artifacts", "ui")
 NAMESPACE = "ui"
-CODEC = "http://127.0.0.1:9/codec"  # only handed to the browser, never called here
+KEY = base64.b64encode(bytes(range(32))).decode()
+SECRET = "Ada Lovelace, account 4242"
 
 
 def _ensure_built() -> None:
@@ -78,6 +93,11 @@ class UiWorkflow:
     @workflow.signal
     def finish(self) -> None:
         self.done = True
+
+    @workflow.update
+    def shout(self, value: str) -> str:
+        self.pokes.append(value)
+        return value.upper()
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +232,111 @@ async def test_signal_from_the_ui(
     assert await handle.result() == "Hello, signal"
 
 
+async def _start_and_open(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page, name: str
+) -> WorkflowHandle[Any, Any]:
+    """Start UiWorkflow(`name`) and open its page, once its activity completed."""
+    handle = await ui_client.start_workflow(
+        UiWorkflow.run, name, id=unique(name), task_queue=worker
+    )
+    await page.goto(_url(ui_server, f"/workflows/{handle.id}"))
+    await expect(
+        page.get_by_test_id("event-summary-row").filter(has_text="Activity Task Completed")
+    ).to_have_count(1)
+    return handle
+
+
+async def _until_status(handle: WorkflowHandle[Any, Any], status: WorkflowExecutionStatus) -> None:
+    async with asyncio.timeout(30):
+        while (await handle.describe()).status != status:
+            await asyncio.sleep(0.05)  # polling the run's status for the action's effect
+
+
+async def _type_payload(scope: Locator, text: str) -> None:
+    """Type into the payload editor (CodeMirror) inside `scope`."""
+    editor = scope.locator(".cm-content").first
+    await editor.click()
+    await editor.press("Control+A")
+    await editor.press_sequentially(text)
+
+
+async def test_cancel_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    handle = await _start_and_open(ui_server, ui_client, worker, page, "cancel")
+    await page.locator("#workflow-actions-primary-button:visible").click()
+    modal = page.get_by_test_id("cancel-confirmation-modal").filter(visible=True)
+    await modal.get_by_test_id("confirm-modal-button").click()
+    # The request is accepted; the workflow then acts on it in its next task.
+    await _until_status(handle, WorkflowExecutionStatus.CANCELED)
+    await page.reload()
+    await expect(page.get_by_text("Canceled", exact=True).first).to_be_visible()
+
+
+async def test_reset_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    handle = await _start_and_open(ui_server, ui_client, worker, page, "reset")
+    first_run = handle.result_run_id
+    await page.locator("#workflow-actions-menu-button:visible").click()
+    await page.get_by_test_id("reset-button").filter(visible=True).click()
+    modal = page.get_by_test_id("reset-confirmation-modal").filter(visible=True)
+    await modal.get_by_test_id("workflow-reset-event-id-select-button").click()
+    await modal.get_by_role("option").filter(has_text="WorkflowTaskCompleted").first.click()
+    await modal.locator("#reset-reason").fill("reset from the UI")
+    await modal.get_by_test_id("confirm-modal-button").click()
+    # The first run is terminated by the reset; a new run goes on from the chosen event.
+    first = ui_client.get_workflow_handle(handle.id, run_id=first_run)
+    await _until_status(first, WorkflowExecutionStatus.TERMINATED)
+    current = ui_client.get_workflow_handle(handle.id)
+    new_run = (await current.describe()).run_id
+    assert new_run != first_run
+    terminated = (await first.fetch_history()).events[-1]
+    assert terminated.workflow_execution_terminated_event_attributes.reason.startswith(
+        "reset from the UI"
+    )
+    await current.signal(UiWorkflow.finish)
+    assert await current.result() == "Hello, reset"
+
+
+async def test_update_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    handle = await _start_and_open(ui_server, ui_client, worker, page, "update")
+    await page.locator("#workflow-actions-menu-button:visible").click()
+    await page.get_by_test_id("update-button").filter(visible=True).click()
+    modal = page.get_by_test_id("update-confirmation-modal").filter(visible=True)
+    # The updates to choose from come from the workflow's metadata query, as the signals do.
+    await modal.get_by_test_id("update-select-button").click()
+    await modal.get_by_role("option").filter(has_text="shout").click()
+    await _type_payload(modal, '"hey"')
+    await modal.get_by_test_id("confirm-modal-button").click()
+    await expect(modal).to_be_hidden()  # closed on the update's success
+    events = (await handle.fetch_history()).events
+    completed = [
+        e for e in events if e.HasField("workflow_execution_update_completed_event_attributes")
+    ]
+    assert len(completed) == 1
+    outcome = completed[0].workflow_execution_update_completed_event_attributes.outcome
+    assert outcome.success.payloads[0].data == b'"HEY"'
+
+
+async def test_start_workflow_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, worker: str, page: Page
+) -> None:
+    workflow_id = unique("started")
+    await page.goto(_url(ui_server, "/workflows/start-workflow"))
+    await page.locator("#workflowId").fill(workflow_id)
+    await page.locator("#taskQueue").fill(worker)
+    await page.locator("#workflowType").fill("UiWorkflow")
+    await _type_payload(page, '"from the UI"')
+    await page.get_by_test_id("start-workflow-button").click()
+    await expect(page.get_by_text("Workflow started", exact=False).first).to_be_visible()
+    handle = ui_client.get_workflow_handle(workflow_id)
+    await handle.signal(UiWorkflow.finish)
+    assert await handle.result() == "Hello, from the UI"
+
+
 async def test_schedules_page_lists_and_pauses_a_schedule(
     ui_server: AionProcess, ui_client: Client, page: Page
 ) -> None:
@@ -234,6 +359,35 @@ async def test_schedules_page_lists_and_pauses_a_schedule(
     state = (await handle.describe()).schedule.state
     assert state.paused
     assert state.note == "paused from the UI"
+
+
+async def test_nexus_pages_list_and_create_endpoints(
+    ui_server: AionProcess, ui_client: Client, page: Page
+) -> None:
+    operator = ui_client.operator_service
+    seeded = unique("seeded")
+    worker_target = nexus_pb.EndpointTarget.Worker(namespace=NAMESPACE, task_queue="nexus-q")
+    spec = nexus_pb.EndpointSpec(name=seeded, target=nexus_pb.EndpointTarget(worker=worker_target))
+    await operator.create_nexus_endpoint(operator_pb.CreateNexusEndpointRequest(spec=spec))
+    await page.goto(f"{ui_server.ui_url}/nexus")
+    await expect(page.get_by_role("button").filter(has_text=seeded)).to_be_visible()
+
+    created = unique("made-in-the-ui")
+    await page.get_by_text("Create Nexus Endpoint").click()
+    await page.locator("#name").fill(created)
+    await page.locator("#target-namespace").click()  # opens the list of namespaces
+    await page.locator("#target-namespace").press_sequentially(NAMESPACE)
+    await page.get_by_role("option", name=NAMESPACE, exact=True).click()
+    await page.locator("#task-queue").fill("ui-nexus-queue")
+    await page.get_by_role("button", name="Create Nexus Endpoint").click()
+    await expect(page.get_by_role("button").filter(has_text=created)).to_be_visible()
+    listed = await operator.list_nexus_endpoints(
+        operator_pb.ListNexusEndpointsRequest(name=created)
+    )
+    [endpoint] = listed.endpoints
+    assert endpoint.spec.target.worker == nexus_pb.EndpointTarget.Worker(
+        namespace=NAMESPACE, task_queue="ui-nexus-queue"
+    )
 
 
 async def test_settings_history_download_csrf_and_caching(
@@ -282,8 +436,9 @@ async def test_settings_history_download_csrf_and_caching(
         async with http.post(signal, json={}, headers={"X-CSRF-TOKEN": token}) as r:
             assert r.status == 200, await r.text()
 
-        # An RPC Aion lacks (the Nexus endpoint registry) is UNIMPLEMENTED, as on gRPC.
-        async with http.get(f"{ui_server.ui_url}/api/v1/nexus/endpoints") as r:
+        # An RPC Aion lacks (Nexus operations are not run) is UNIMPLEMENTED, as on gRPC.
+        unimplemented = f"{ui_server.ui_url}/api/v1/namespaces/{NAMESPACE}/nexus-operations/x"
+        async with http.get(unimplemented) as r:
             assert (r.status, (await r.json())["code"]) == (501, 12)
 
         # Any app path is the app's page; the content-hashed files are cached for good.
@@ -302,36 +457,68 @@ async def test_settings_history_download_csrf_and_caching(
     )
 
 
-async def test_public_path_and_codec_endpoint(backend: str, browser: Browser) -> None:
-    """With --ui-public-path the app and its API live under the path; --ui-codec-endpoint is
-    handed to the app in the settings."""
-    flags = ["--ui-public-path", "/temporal/", "--ui-codec-endpoint", CODEC]
-    async with fresh_storage(backend) as storage:
-        server = storage.server(ui=True, extra_args=flags)
-        await asyncio.to_thread(server.start)
-        try:
-            assert server.ui_url.endswith("/temporal")
-            settings = f"{server.ui_url}/api/v1/settings"
-            async with aiohttp.ClientSession() as http, http.get(settings) as r:
-                codec = (await r.json())["Codec"]
-            assert codec == {
-                "Endpoint": CODEC,
-                "PassAccessToken": False,
-                "IncludeCredentials": False,
-                "DefaultErrorMessage": "",
-                "DefaultErrorLink": "",
-            }
-            context = await browser.new_context()
-            page = await context.new_page()
-            await page.goto(server.ui_url)
-            await expect(page).to_have_url(f"{server.ui_url}/namespaces/default/workflows")
-            await expect(page.get_by_role("heading", name="0 Workflows")).to_be_visible()
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            shot = ARTIFACTS / f"test_public_path_and_codec_endpoint[{backend}].png"
-            await page.screenshot(path=str(shot))
-            await context.close()
-        finally:
-            await asyncio.to_thread(server.stop)
+async def test_public_path_and_input_decoded_through_the_codec_server(
+    backend: str, browser: Browser, tmp_path: Path
+) -> None:
+    """With --ui-public-path the app and its API live under the path; with --ui-codec-endpoint
+    the app decodes payloads through `aion codec-server` (called cross-origin, with CORS): a
+    workflow started by a client encrypting with `aion.codec` shows its input in clear."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"current": "k1", "keys": {"k1": KEY}}))
+    ui_port = free_port()
+    codec = CodecServerProcess(str(keys), cors_origins=[f"http://127.0.0.1:{ui_port}"])
+    await asyncio.to_thread(codec.start)
+    flags = ["--ui-port", str(ui_port), "--ui-public-path", "/temporal/"]
+    flags += ["--ui-codec-endpoint", codec.url]
+    try:
+        async with fresh_storage(backend) as storage:
+            server = storage.server(ui=True, extra_args=flags)
+            await asyncio.to_thread(server.start)
+            try:
+                shot = f"test_public_path_and_input_decoded_through_the_codec_server[{backend}]"
+                await _check_decoded_input(
+                    server, codec.url, KeyRing.from_file(keys), browser, shot
+                )
+            finally:
+                await asyncio.to_thread(server.stop)
+    finally:
+        codec.stop()
+
+
+async def _check_decoded_input(
+    server: AionProcess, codec_url: str, keys: KeyRing, browser: Browser, shot: str
+) -> None:
+    assert server.ui_url.endswith("/temporal")
+    async with aiohttp.ClientSession() as http, http.get(f"{server.ui_url}/api/v1/settings") as r:
+        codec = (await r.json())["Codec"]
+    assert codec == {
+        "Endpoint": codec_url,
+        "PassAccessToken": False,
+        "IncludeCredentials": False,
+        "DefaultErrorMessage": "",
+        "DefaultErrorLink": "",
+    }
+    converter = dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(keys))
+    client = await Client.connect(server.address, data_converter=converter)
+    handle = await client.start_workflow("Nobody", SECRET, id=unique("secret"), task_queue="nobody")
+    stored = (await handle.fetch_history()).events[0]
+    raw = stored.workflow_execution_started_event_attributes.input.payloads[0]
+    assert raw.metadata["encoding"] == b"binary/encrypted"
+
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    try:
+        await page.goto(server.ui_url)
+        await expect(page).to_have_url(f"{server.ui_url}/namespaces/default/workflows")
+        await page.goto(f"{server.ui_url}/namespaces/default/workflows/{handle.id}")
+        await expect(page.get_by_text(SECRET).first).to_be_visible()
+        content = await page.content()
+        assert "binary/encrypted" not in content
+        assert base64.b64encode(raw.data).decode()[:24] not in content
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+        await context.close()
 
 
 async def test_the_ui_with_auth_on(backend: str, browser: Browser, tmp_path: Path) -> None:

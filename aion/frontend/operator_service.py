@@ -1,5 +1,6 @@
-"""OperatorService: custom search attributes (add, list, remove), namespace deletion and the
-connected clusters (add or update, list, remove), as the reference answers them."""
+"""OperatorService: custom search attributes (add, list, remove), namespace deletion, the
+connected clusters (add or update, list, remove) and the Nexus endpoint registry, as the
+reference answers them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from temporalio.api.operatorservice.v1 import request_response_pb2 as rr
 from temporalio.api.operatorservice.v1 import service_pb2_grpc
 
 from aion import errors
+from aion.frontend.nexus_endpoints import NexusEndpoints
 from aion.frontend.rpc import rpc
 from aion.namespaces import Namespace, NamespaceRegistry
 from aion.replication.remote import RemoteClusters
@@ -37,9 +39,15 @@ class OperatorService(service_pb2_grpc.OperatorServiceServicer):
     guard: ServiceGuard | None = None
     """Checks every call's credentials when auth is on (`aion.frontend.rpc`)."""
 
-    def __init__(self, namespaces: NamespaceRegistry, remotes: RemoteClusters) -> None:
+    def __init__(
+        self,
+        namespaces: NamespaceRegistry,
+        remotes: RemoteClusters,
+        nexus_endpoints: NexusEndpoints,
+    ) -> None:
         """`remotes`: the clusters connected to this one."""
         self.namespaces = namespaces
+        self.nexus_endpoints = nexus_endpoints
         self.search_attributes = namespaces.search_attributes
         self.remotes = remotes
         self.clusters = remotes.clusters
@@ -176,3 +184,34 @@ class OperatorService(service_pb2_grpc.OperatorServiceServicer):
             custom_attributes=self.search_attributes.custom(ns.id),  # type: ignore[arg-type]
             system_attributes=PREDEFINED_SEARCH_ATTRIBUTES,  # type: ignore[arg-type]
         )
+
+    @rpc
+    async def CreateNexusEndpoint(
+        self, request: rr.CreateNexusEndpointRequest, context: Ctx
+    ) -> rr.CreateNexusEndpointResponse:
+        return rr.CreateNexusEndpointResponse(endpoint=await self.nexus_endpoints.create(request))
+
+    @rpc
+    async def UpdateNexusEndpoint(
+        self, request: rr.UpdateNexusEndpointRequest, context: Ctx
+    ) -> rr.UpdateNexusEndpointResponse:
+        return rr.UpdateNexusEndpointResponse(endpoint=await self.nexus_endpoints.update(request))
+
+    @rpc
+    async def DeleteNexusEndpoint(
+        self, request: rr.DeleteNexusEndpointRequest, context: Ctx
+    ) -> rr.DeleteNexusEndpointResponse:
+        await self.nexus_endpoints.delete(request)
+        return rr.DeleteNexusEndpointResponse()
+
+    @rpc
+    async def GetNexusEndpoint(
+        self, request: rr.GetNexusEndpointRequest, context: Ctx
+    ) -> rr.GetNexusEndpointResponse:
+        return rr.GetNexusEndpointResponse(endpoint=await self.nexus_endpoints.get(request.id))
+
+    @rpc
+    async def ListNexusEndpoints(
+        self, request: rr.ListNexusEndpointsRequest, context: Ctx
+    ) -> rr.ListNexusEndpointsResponse:
+        return await self.nexus_endpoints.list(request)

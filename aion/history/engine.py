@@ -572,6 +572,7 @@ class HistoryEngine:
             db_version=ms.db_version + 1,
             expected_db_version=None if new else ms.db_version,
             events=[(e.event_id, e.SerializeToString()) for e in m.events],
+            batch_starts=m.batch_starts,
             current=current,
             expected_current_run_id=expected_current_run_id,
             timer_tasks=m.timer_tasks,
@@ -634,6 +635,13 @@ class HistoryEngine:
         self, key: ExecutionKey, first_event_id: int, limit: int
     ) -> list[history_pb.HistoryEvent]:
         raw = await self.store.read_events(*key, first_event_id, limit)
+        return [history_pb.HistoryEvent.FromString(b) for b in raw]
+
+    async def read_history_batches_reverse(
+        self, key: ExecutionKey, last_event_id: int, batches: int
+    ) -> list[history_pb.HistoryEvent]:
+        """The events of the last `batches` batches up to `last_event_id`, newest first."""
+        raw = await self.store.read_event_batches_reverse(*key, last_event_id, batches)
         return [history_pb.HistoryEvent.FromString(b) for b in raw]
 
     def _notify(self, key: ExecutionKey) -> None:

@@ -157,13 +157,7 @@ class HttpApi:
     async def start(self, ip: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
         """Listen on `ip:port` (port 0: a free one, then in `self.port`), with TLS when given
         an SSL context."""
-        self._runner = web.AppRunner(self.application(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, ip, port, ssl_context=ssl_context)
-        await site.start()
-        server = site._server  # the bound port, when 0 was asked for
-        sockets = getattr(server, "sockets", None) or ()
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self._runner, self.port = await listen(self.application(), ip, port, ssl_context)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -222,6 +216,18 @@ class HttpApi:
         return response
 
 
+async def listen(
+    app: web.Application, ip: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve `app` on `ip:port` on the running loop, with TLS when given an SSL context: the
+    runner (to `cleanup()`) and the port bound (a free one when `port` is 0)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, ip, port, ssl_context=ssl_context)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
 def _no_shorthand(request: web.Request) -> bool:
     return "noPayloadShorthand" in request.query or NO_SHORTHAND in request.headers.get(
         "Accept", ""
@@ -255,31 +261,33 @@ def _set_query(message: Message, items: Iterable[tuple[str, str]]) -> None:
     """Query parameters into request fields (dotted paths, either name style); parameters that
     name no field are ignored, as grpc-gateway does."""
     for key, value in items:
-        if _resolve(message.DESCRIPTOR, key) is not None:
+        if _resolve(message.DESCRIPTOR, key):
             _set_field(message, key, value)
 
 
-def _resolve(descriptor: Any, path: str) -> Any:
-    field = None
+def _resolve(descriptor: Any, path: str) -> list[Any]:
+    """The fields along a dotted `path` (either name style), or [] when it names no field."""
+    fields = []
     for part in path.split("."):
         if descriptor is None:
-            return None
+            return []
         field = descriptor.fields_by_name.get(part) or descriptor.fields_by_camelcase_name.get(part)
         if field is None:
-            return None
+            return []
+        fields.append(field)
         descriptor = field.message_type
-    return field
+    return fields
 
 
 def _set_field(message: Message, path: str, value: str) -> None:
     """Set the field at `path` from its text form; ValueError saying which field when the text
     is not a value of its type."""
-    parts = path.split(".")
+    *parents, field = _resolve(message.DESCRIPTOR, path) or [None]
+    if field is None:
+        raise ValueError(f"no field {path!r} in {message.DESCRIPTOR.name}")
     target = message
-    for part in parts[:-1]:
-        field = _field(target.DESCRIPTOR, part)
-        target = getattr(target, field.name)
-    field = _field(target.DESCRIPTOR, parts[-1])
+    for parent in parents:
+        target = getattr(target, parent.name)
     if field.type == FieldDescriptor.TYPE_MESSAGE:
         wrapped = _new_message(field.message_type)
         try:
@@ -293,13 +301,6 @@ def _set_field(message: Message, path: str, value: str) -> None:
         getattr(target, field.name).append(converted)
     else:
         setattr(target, field.name, converted)
-
-
-def _field(descriptor: Any, name: str) -> Any:
-    field = descriptor.fields_by_name.get(name) or descriptor.fields_by_camelcase_name.get(name)
-    if field is None:
-        raise ValueError(f"no field {name!r} in {descriptor.name}")
-    return field
 
 
 _INTEGERS = frozenset(

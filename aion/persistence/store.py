@@ -278,6 +278,17 @@ class ApiKeyRecord:
 
 
 @dataclass
+class NexusEndpointRecord:
+    """A Nexus endpoint: its id (a UUID), unique name, version (1 when created, one more at
+    each update) and the serialized API `Endpoint` message."""
+
+    id: str
+    name: str
+    version: int
+    data: bytes
+
+
+@dataclass
 class AuditRecord:
     """One audited call: who (`subject`, by which credential), what, and how it ended."""
 
@@ -304,6 +315,8 @@ class ExecutionTransaction:
     db_version: int
     expected_db_version: int | None  # None: the execution row is new
     events: list[tuple[int, bytes]] = field(default_factory=list)  # (event id, event bytes)
+    # Events after the first that begin a new batch (by default the events are one batch).
+    batch_starts: list[int] = field(default_factory=list)
     current: CurrentExecution | None = None
     # For a new run: the run the current pointer must still name (None: no pointer may exist).
     expected_current_run_id: str | None = None
@@ -432,6 +445,13 @@ class Store(abc.ABC):
         self, namespace_id: str, workflow_id: str, run_id: str, first_event_id: int, limit: int
     ) -> list[bytes]:
         """Serialized history events with id >= first_event_id, in order, at most `limit`."""
+
+    @abc.abstractmethod
+    async def read_event_batches_reverse(
+        self, namespace_id: str, workflow_id: str, run_id: str, last_event_id: int, batches: int
+    ) -> list[bytes]:
+        """Serialized history events of the last `batches` batches up to `last_event_id` (a
+        batch's last event), newest first."""
 
     @abc.abstractmethod
     async def commit(self, tx: ExecutionTransaction) -> None:
@@ -571,6 +591,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_api_key(self, key_id: str) -> bool:
         """False when there is no such key."""
+
+    @abc.abstractmethod
+    async def save_nexus_endpoint(
+        self, record: NexusEndpointRecord, expected_version: int | None
+    ) -> None:
+        """Create the endpoint (`expected_version` None) or update the one at that version;
+        ConditionFailedError when its id or name is taken, or its version has moved on."""
+
+    @abc.abstractmethod
+    async def get_nexus_endpoint(self, endpoint_id: str) -> NexusEndpointRecord | None: ...
+
+    @abc.abstractmethod
+    async def find_nexus_endpoint(self, name: str) -> NexusEndpointRecord | None:
+        """The endpoint of that name, if any."""
+
+    @abc.abstractmethod
+    async def list_nexus_endpoints(self, after_id: str, limit: int) -> list[NexusEndpointRecord]:
+        """Up to `limit` endpoints with ids after `after_id`, in id order."""
+
+    @abc.abstractmethod
+    async def delete_nexus_endpoint(self, endpoint_id: str) -> bool:
+        """False when there is no such endpoint."""
 
     @abc.abstractmethod
     async def append_audit(self, records: Sequence[AuditRecord]) -> None: ...

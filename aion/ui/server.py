@@ -23,7 +23,7 @@ from yarl import URL
 
 from aion.http import HttpApi
 from aion.http.jsonpb import to_json
-from aion.http.server import MAX_BODY_BYTES, NO_SHORTHAND
+from aion.http.server import MAX_BODY_BYTES, NO_SHORTHAND, listen
 from aion.ui import UiConfig, built
 
 log = logging.getLogger("aion.ui")
@@ -64,14 +64,9 @@ class UiServer:
         """Listen (port 0: a free one, then in `self.port`)."""
         if self._index is None:
             log.warning("the Web UI is not built in %s: %s", self._assets, NOT_BUILT.strip())
-        self._runner = web.AppRunner(self.application(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.config.ip, self.config.port, ssl_context=self._ssl_context
+        self._runner, self.port = await listen(
+            self.application(), self.config.ip, self.config.port, self._ssl_context
         )
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or ()
-        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
 
     async def stop(self) -> None:
         if self._runner is not None:

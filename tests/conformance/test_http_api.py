@@ -8,9 +8,10 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -149,6 +150,17 @@ async def _scenario(http: aiohttp.ClientSession, target: Target, suffix: str) ->
     await call("describe", "GET", f"{ns}/workflows/{wid}")
     await call("history", "GET", f"{ns}/workflows/{wid}/history")
     await call("history reverse", "GET", f"{ns}/workflows/{wid}/history-reverse")
+    # In pages: the reference pages by batches (the events one transition wrote), whole; 3
+    # splits batches, 11 (the history's batch count) is one page with no next one.
+    for size in (3, 11):
+        token = ""
+        while True:
+            reverse = f"{ns}/workflows/{wid}/history-reverse?maximumPageSize={size}"
+            reverse += f"&nextPageToken={quote(token)}" if token else ""
+            answer = await call(f"history reverse by {size}", "GET", reverse)
+            token = answer.get("nextPageToken", "")
+            if not token:
+                break
     await call(
         "history without shorthand", "GET", f"{ns}/workflows/{wid}/history?noPayloadShorthand"
     )
@@ -259,17 +271,107 @@ def _normalize(value: Any) -> Any:
     return value
 
 
-async def test_http_api_answers_as_the_reference(
-    reference_server: ReferenceServer, aion_server: AionProcess, http: aiohttp.ClientSession
+Scenario = Callable[[aiohttp.ClientSession, Target, str], Awaitable[list[Call]]]
+
+
+async def _compare(
+    scenario: Scenario,
+    reference_server: ReferenceServer,
+    aion_server: AionProcess,
+    http: aiohttp.ClientSession,
 ) -> None:
+    """Run `scenario` on the reference, then on Aion: the same statuses and normalized answers."""
     suffix = uuid.uuid4().hex[:8]
     reference = Target("reference", reference_server.address, reference_server.http_url)
     aion = Target("aion", aion_server.address, aion_server.http_url)
-    expected = await _scenario(http, reference, suffix)
-    got = await _scenario(http, aion, suffix)
+    expected = await scenario(http, reference, suffix)
+    got = await scenario(http, aion, suffix)
     for (label, ref_status, ref_answer), (_, status, answer) in zip(expected, got, strict=True):
-        assert status == ref_status, f"{label}: HTTP {status}, the reference {ref_status}"
+        assert status == ref_status, f"{label}: HTTP {status} {answer}, the reference {ref_status}"
         assert _normalize(answer) == _normalize(ref_answer), label
+
+
+async def test_http_api_answers_as_the_reference(
+    reference_server: ReferenceServer, aion_server: AionProcess, http: aiohttp.ClientSession
+) -> None:
+    await _compare(_scenario, reference_server, aion_server, http)
+
+
+async def _nexus_scenario(http: aiohttp.ClientSession, target: Target, suffix: str) -> list[Call]:
+    """The Nexus endpoint registry's calls, in order: create, get, update (and a stale update),
+    list (by name, in pages), delete, and the errors of each."""
+    calls: list[Call] = []
+    base = "/api/v1/nexus/endpoints"
+
+    async def call(label: str, method: str, path: str, body: Any = None) -> Any:
+        status, answer = await _call(http, target, method, path, body)
+        calls.append((label, status, answer))
+        return answer
+
+    description = {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "ImhlbGxvIg=="}
+    worker = {
+        "name": f"ep-worker-{suffix}",
+        "description": description,
+        "target": {"worker": {"namespace": "default", "taskQueue": f"nexus-{suffix}"}},
+    }
+    external = {
+        "name": f"ep-external-{suffix}",
+        "target": {"external": {"url": "https://nexus.example.com/handler"}},
+    }
+    created = (await call("create", "POST", base, {"spec": worker}))["endpoint"]
+    await call("create external", "POST", base, {"spec": external})
+    await call("create, name taken", "POST", base, {"spec": worker})
+    bad_spec = {"name": "1-bad-", "target": {"worker": {"namespace": "default"}}}
+    await call("create, bad name and no queue", "POST", base, {"spec": bad_spec})
+    await call("create, no target", "POST", base, {"spec": {"name": f"ep-x-{suffix}"}})
+    reserved = {"worker": {"namespace": "default", "taskQueue": "/_sys/q"}}
+    await call("create, reserved queue", "POST", base, {"spec": {**worker, "target": reserved}})
+    ftp = {"external": {"url": "ftp://nexus.example.com"}}
+    await call("create, bad scheme", "POST", base, {"spec": {**external, "target": ftp}})
+    nowhere = {"worker": {"namespace": f"nope-{suffix}", "taskQueue": "q"}}
+    await call("create, no such namespace", "POST", base, {"spec": {**worker, "target": nowhere}})
+    big = {**worker, "description": {"data": "eA==" * 7000}}
+    await call("create, description too large", "POST", base, {"spec": big})
+    path = f"{base}/{created['id']}"
+    await call("get", "GET", path)
+    await call("get, malformed id", "GET", f"{base}/not-a-uuid")
+    await call("get, unknown id", "GET", f"{base}/{uuid.UUID(int=1)}")
+    renamed = {**worker, "name": f"ep-renamed-{suffix}"}
+    await call("update", "POST", f"{path}/update", {"version": "1", "spec": renamed})
+    await call("update, stale version", "POST", f"{path}/update", {"version": "1", "spec": worker})
+    unknown = f"{base}/{uuid.UUID(int=2)}/update"
+    await call("update, unknown id", "POST", unknown, {"version": "1", "spec": worker})
+    await call("list by name", "GET", f"{base}?name=ep-renamed-{suffix}")
+    await call("list by unknown name", "GET", f"{base}?name=ep-none-{suffix}")
+    await call("list, negative page size", "GET", f"{base}?pageSize=-1")
+    await call("list, page size too large", "GET", f"{base}?pageSize=1001")
+    # Pages of one: one endpoint per page (ids are random: their order is not compared), then
+    # an empty last page, as a full page always has a next one.
+    listed, token = [], ""
+    while True:
+        query = f"?pageSize=1&nextPageToken={quote(token)}" if token else "?pageSize=1"
+        status, page = await _call(http, target, "GET", base + query)
+        token = page.get("nextPageToken", "")
+        calls.append(("list a page", status, [len(page.get("endpoints", [])), bool(token)]))
+        listed += page.get("endpoints", [])
+        if not token:
+            break
+    calls.append(("the pages' endpoints", 200, sorted(listed, key=lambda e: e["spec"]["name"])))
+    ids = [endpoint["id"] for endpoint in listed]
+    for endpoint_id in ids:
+        await call("delete, no version", "DELETE", f"{base}/{endpoint_id}")
+        await call("delete", "DELETE", f"{base}/{endpoint_id}?version=1")
+    await call("delete again", "DELETE", f"{path}?version=2")
+    await call("get deleted", "GET", path)
+    await call("list, none left", "GET", base)
+    return calls
+
+
+async def test_nexus_endpoints_answer_as_the_reference(
+    reference_server: ReferenceServer, aion_server: AionProcess, http: aiohttp.ClientSession
+) -> None:
+    """Run on a registry without endpoints (the scenario deletes the ones it made)."""
+    await _compare(_nexus_scenario, reference_server, aion_server, http)
 
 
 _START = {"workflowType": {"name": "X"}, "taskQueue": {"name": "q"}}

@@ -19,6 +19,9 @@ INVALID_TOKEN = "Invalid NextPageToken."
 async def get_workflow_history_reverse(
     engine: HistoryEngine, ns: Namespace, req: rr.GetWorkflowExecutionHistoryReverseRequest
 ) -> rr.GetWorkflowExecutionHistoryReverseResponse:
+    """A page is the last `maximum_page_size` batches (the events each transition appended)
+    before the token, whole: as the reference pages, by batches, so a page may hold more events
+    than its size. There is a next page until the first event is sent."""
     execution = req.execution
     if req.next_page_token:
         token = read_page_token(req.next_page_token)
@@ -40,12 +43,11 @@ async def get_workflow_history_reverse(
     page_size = min(req.maximum_page_size, MAX_PAGE_SIZE)
     if page_size <= 0:
         page_size = DEFAULT_PAGE_SIZE
-    first = max(1, last - page_size + 1)
-    events = await engine.read_history(key, first, last - first + 1)
-    events.reverse()
+    events = await engine.read_history_batches_reverse(key, last, page_size)
     response = rr.GetWorkflowExecutionHistoryReverseResponse(
         history=history_pb.History(events=events)
     )
+    first = events[-1].event_id if events else 1
     if first > 1:
         response.next_page_token = page_token({"run_id": key[2], "last": first - 1})
     return response

@@ -65,6 +65,7 @@ class Mutation:
     queue_tasks: list[QueueTask] = field(default_factory=list)
     done_timer_task_ids: list[int] = field(default_factory=list)
     done_queue_task_ids: list[int] = field(default_factory=list)
+    batch_starts: list[int] = field(default_factory=list)  # events beginning a new batch
     dirty: bool = False  # the snapshot changed (with or without events)
 
     def __bool__(self) -> bool:
@@ -83,6 +84,7 @@ class Mutation:
         self.queue_tasks = []
         self.done_timer_task_ids = []
         self.done_queue_task_ids = []
+        self.batch_starts = []
         self.dirty = False
 
 
@@ -271,7 +273,10 @@ class HistoryBuilder:
         assert wt is not None
         if not wt.is_virtual:
             return
+        # As the reference: the task's events are a batch of their own, the next ones another.
+        self.mutation.batch_starts.append(self.s.next_event_id)
         for event in self.transient_workflow_task_events():
             event.task_id = self.next_task_id()
             self.write(event)
+        self.mutation.batch_starts.append(self.s.next_event_id)
         wt.speculative = False

@@ -77,9 +77,13 @@ async def apply(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> 
     if tx.current is not None:
         await _write_current(conn, sql, tx)
     if tx.events:
-        await conn.executemany(
-            sql.insert_event, [(tx.shard_id, *key, event_id, data) for event_id, data in tx.events]
-        )
+        rows = []
+        batch = tx.events[0][0]  # a batch is named by its first event
+        for event_id, data in tx.events:
+            if event_id in tx.batch_starts:
+                batch = event_id
+            rows.append((tx.shard_id, *key, event_id, data, batch))
+        await conn.executemany(sql.insert_event, rows)
     if tx.timer_tasks:
         await conn.executemany(sql.insert_timer_task, list(map(timer_task_row, tx.timer_tasks)))
     if tx.queue_tasks:

@@ -266,6 +266,26 @@ CREATE TABLE remote_clusters (
 ALTER TABLE namespaces ADD COLUMN config_version {bigint} NOT NULL DEFAULT 0;
 """
 
+# The Nexus endpoint registry (OperatorService's *NexusEndpoint): the API's `Endpoint` message
+# serialized in `data`, its name unique, listed in id order (by code point, as the reference's
+# UUID bytes order), each row versioned for the optimistic check of updates.
+NEXUS_ENDPOINTS = """
+CREATE TABLE nexus_endpoints (
+    id TEXT{byte_order} PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    version {bigint} NOT NULL,
+    data {blob} NOT NULL
+);
+"""
+
+# Each event's batch (the events one transition appended, named by its first event id), which
+# GetWorkflowExecutionHistoryReverse pages by, as the reference does. Events written before it
+# count as batches of their own.
+HISTORY_EVENT_BATCHES = """
+ALTER TABLE history_events ADD COLUMN batch_first_event_id {bigint} NOT NULL DEFAULT 0;
+UPDATE history_events SET batch_first_event_id = event_id;
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -284,6 +304,8 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (VISIBILITY_SEARCH_ATTRIBUTES, 8, 7),
     (SECURITY, 9, 8),
     (GLOBAL_NAMESPACES, 10, 9),
+    (NEXUS_ENDPOINTS, 11, 10),
+    (HISTORY_EVENT_BATCHES, 11, 10),
 ]
 
 TYPES = {

@@ -44,7 +44,15 @@ CURRENT_EXECUTION = (
     "start_time_ns",
 )
 EXECUTION = ("shard_id", "namespace_id", "workflow_id", "run_id", "state", "db_version")
-EVENT = ("shard_id", "namespace_id", "workflow_id", "run_id", "event_id", "data")
+EVENT = (
+    "shard_id",
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "event_id",
+    "data",
+    "batch_first_event_id",
+)
 TIMER_TASK = (
     "shard_id",
     "task_id",
@@ -139,9 +147,11 @@ AUDIT = (
     "workflow_id",
     "result",
 )
+NEXUS_ENDPOINT = ("id", "name", "version", "data")
 deployment_row = attrgetter(*DEPLOYMENT)
 remote_cluster_row = attrgetter(*REMOTE_CLUSTER)
 namespace_row = attrgetter(*NAMESPACE)
+nexus_endpoint_row = attrgetter(*NEXUS_ENDPOINT)
 api_key_row = attrgetter(*API_KEY)
 audit_row = attrgetter(*AUDIT)
 batch_operation_row = attrgetter(*BATCH_OPERATION)
@@ -234,6 +244,18 @@ class Statements:
             + " ORDER BY event_id LIMIT ?"
         )
         self.insert_event = q(_insert("history_events", EVENT))
+        last_batches = (
+            "SELECT MIN(b) FROM (SELECT DISTINCT batch_first_event_id AS b FROM history_events "
+            f"WHERE {run} AND event_id <= ? ORDER BY b DESC LIMIT ?) AS last_batches"
+        )
+        self.read_event_batches_reverse = q(
+            _select(
+                "history_events",
+                ("data",),
+                f"{run} AND event_id <= ? AND batch_first_event_id >= ({last_batches})",
+            )
+            + " ORDER BY event_id DESC"
+        )
 
         # Deleting a namespace: every row of its, then the namespace itself
         self.delete_namespace_rows = [
@@ -338,6 +360,19 @@ class Statements:
             _select("batch_operations", summary, "namespace_id = ?")
             + f" ORDER BY start_time_ns DESC, job_id{d.byte_order}"
         )
+        # Nexus endpoints
+        self.insert_nexus_endpoint = q(_insert_new("nexus_endpoints", NEXUS_ENDPOINT))
+        self.update_nexus_endpoint = q(
+            "UPDATE nexus_endpoints SET name = ?, version = ?, data = ? WHERE id = ? "
+            "AND version = ? AND NOT EXISTS "
+            "(SELECT 1 FROM nexus_endpoints AS other WHERE other.name = ? AND other.id <> ?)"
+        )
+        self.get_nexus_endpoint = q(_select("nexus_endpoints", NEXUS_ENDPOINT, "id = ?"))
+        self.find_nexus_endpoint = q(_select("nexus_endpoints", NEXUS_ENDPOINT, "name = ?"))
+        self.list_nexus_endpoints = q(
+            _select("nexus_endpoints", NEXUS_ENDPOINT, "id > ?") + " ORDER BY id LIMIT ?"
+        )
+        self.delete_nexus_endpoint = q("DELETE FROM nexus_endpoints WHERE id = ?")
         # API keys and the audit log
         self.insert_api_key = q(_insert("api_keys", API_KEY))
         self.get_api_key = q(_select("api_keys", API_KEY, "key_id = ?"))

@@ -17,6 +17,7 @@ from aion.persistence.sql.statements import (
     batch_operation_row,
     deployment_row,
     namespace_row,
+    nexus_endpoint_row,
     remote_cluster_row,
     schedule_row,
     visibility_row,
@@ -33,6 +34,7 @@ from aion.persistence.store import (
     ExecutionRecord,
     ExecutionTransaction,
     NamespaceRecord,
+    NexusEndpointRecord,
     QueueTask,
     RemoteClusterRecord,
     ScheduleRecord,
@@ -202,6 +204,13 @@ class SQLStore(Store):
     ) -> list[bytes]:
         args = (namespace_id, workflow_id, run_id, first_event_id, limit)
         return [r[0] for r in await self._fetch(self.sql.read_events, args)]
+
+    async def read_event_batches_reverse(
+        self, namespace_id: str, workflow_id: str, run_id: str, last_event_id: int, batches: int
+    ) -> list[bytes]:
+        run = (namespace_id, workflow_id, run_id)
+        args = (*run, last_event_id, *run, last_event_id, batches)
+        return [r[0] for r in await self._fetch(self.sql.read_event_batches_reverse, args)]
 
     # Tasks
     async def load_timer_tasks(
@@ -390,6 +399,34 @@ class SQLStore(Store):
     async def count_open_executions(self) -> dict[str, int]:
         rows = await self._fetch(self.sql.count_open_executions)
         return {namespace_id: count for namespace_id, count in rows}
+
+    # Nexus endpoints
+    async def save_nexus_endpoint(
+        self, record: NexusEndpointRecord, expected_version: int | None
+    ) -> None:
+        r = record
+        changes = (r.name, r.version, r.data, r.id, expected_version, r.name, r.id)
+        if expected_version is None:
+            saved = await self._execute(self.sql.insert_nexus_endpoint, nexus_endpoint_row(r))
+        else:
+            saved = await self._execute(self.sql.update_nexus_endpoint, changes)
+        if saved != 1:
+            raise ConditionFailedError("Nexus endpoint was changed concurrently")
+
+    async def get_nexus_endpoint(self, endpoint_id: str) -> NexusEndpointRecord | None:
+        row = await self._fetchrow(self.sql.get_nexus_endpoint, (endpoint_id,))
+        return None if row is None else NexusEndpointRecord(*row)
+
+    async def find_nexus_endpoint(self, name: str) -> NexusEndpointRecord | None:
+        row = await self._fetchrow(self.sql.find_nexus_endpoint, (name,))
+        return None if row is None else NexusEndpointRecord(*row)
+
+    async def list_nexus_endpoints(self, after_id: str, limit: int) -> list[NexusEndpointRecord]:
+        rows = await self._fetch(self.sql.list_nexus_endpoints, (after_id, limit))
+        return [NexusEndpointRecord(*row) for row in rows]
+
+    async def delete_nexus_endpoint(self, endpoint_id: str) -> bool:
+        return await self._execute(self.sql.delete_nexus_endpoint, (endpoint_id,)) == 1
 
     # API keys and the audit log
     async def create_api_key(self, record: ApiKeyRecord) -> None:
