@@ -166,8 +166,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.flood_child:
         address, lanes, seconds = args.flood_child
-        print(json.dumps(asyncio.run(flood(address, int(lanes), float(seconds)))))
-        return
+        print(json.dumps(asyncio.run(flood(address, int(lanes), float(seconds)))), flush=True)
+        os._exit(0)  # grpc's threads can abort the interpreter's shutdown after a flood
 
     port = free_port()
     address = f"127.0.0.1:{port}"
