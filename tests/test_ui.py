@@ -1,7 +1,8 @@
 """Temporal's Web UI served by Aion, driven in real headless Chromium (Debian's `chromium`, by
 Playwright for Python; a browser download is not needed): seeded workflows in the list with their
 status counts, a run's history and timeline, terminate and signal from the UI, the schedules page
-listing and pausing a schedule. Screenshots of each page go to test-artifacts/ui/.
+listing, pausing, creating, editing and triggering a schedule, an imported history, and every
+route of the app visited with seeded data. Screenshots of each page go to test-artifacts/ui/.
 
 The UI's build (scripts/build-ui) is made here when missing; the tests skip only when it is
 missing and node/npm are not there to make it."""
@@ -648,6 +649,8 @@ class Seeded:
     endpoint_name: str
 
     def parameters(self, route: str) -> dict[str, str]:
+        """The values of `route`'s parameters (`[id]`: an endpoint's under nexus/, else an
+        event's)."""
         event_or_endpoint = self.endpoint_id if route.startswith("nexus/") else "1"
         return {
             "namespace": NAMESPACE,
