@@ -1,7 +1,8 @@
 """Temporal's Web UI served by Aion, driven in real headless Chromium (Debian's `chromium`, by
 Playwright for Python; a browser download is not needed): seeded workflows in the list with their
 status counts, a run's history and timeline, terminate and signal from the UI, the schedules page
-listing and pausing a schedule. Screenshots of each page go to test-artifacts/ui/.
+listing, pausing, creating, editing and triggering a schedule, an imported history, and every
+route of the app visited with seeded data. Screenshots of each page go to test-artifacts/ui/.
 
 The UI's build (scripts/build-ui) is made here when missing; the tests skip only when it is
 missing and node/npm are not there to make it."""
@@ -12,6 +13,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -21,21 +23,34 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    Locator,
+    Page,
+    Request,
+    Response,
+    async_playwright,
+    expect,
+)
 from temporalio import activity, workflow
+from temporalio.api.batch.v1 import message_pb2 as batch_pb
+from temporalio.api.enums.v1.batch_operation_pb2 import BatchOperationState
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from temporalio.api.operatorservice.v1 import request_response_pb2 as operator_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as wsr
 from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
+    ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleSpec,
     WorkflowExecutionStatus,
     WorkflowHandle,
 )
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.converter import DataConverter
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from aion.ui import built
 from tests.helpers import fresh_storage, unique
@@ -565,3 +580,441 @@ async def test_the_ui_with_auth_on(backend: str, browser: Browser, tmp_path: Pat
             await context.close()
         finally:
             await asyncio.to_thread(server.stop)
+
+
+# Every route of the app, against seeded data of each kind its pages show.
+
+ROUTES = Path(ROOT, "ui", "src", "routes")
+WORKFLOW_RUN = "namespaces/[namespace]/workflows/[workflow]/[run]"
+# Texts of the library's error views and error alerts: none may show on a page.
+ERROR_TEXTS = [
+    "Uh oh. There's an error.",
+    "An Error Occurred",
+    "An unknown error occurred.",
+    "We are having technical difficulties",
+    "A error has occurred while querying",
+    "There is an error with filtering",
+    "Error fetching",
+    "No Workers Running",
+]
+
+
+@activity.defn(name="ui_wait")
+async def wait_until_cancelled() -> None:
+    """Stays pending until its worker stops: the pending activity the pages show."""
+    await asyncio.Event().wait()
+
+
+@workflow.defn(name="UiChild")
+class UiChild:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return f"child of {name}"
+
+
+@workflow.defn(name="UiParent")
+class UiParent:
+    """Runs a child to completion, then waits on an activity that stays pending."""
+
+    def __init__(self) -> None:
+        self.stage = "started"
+
+    @workflow.run
+    async def run(self, name: str) -> None:
+        self.stage = await workflow.execute_child_workflow(
+            UiChild.run, name, id=f"{workflow.info().workflow_id}-child"
+        )
+        await workflow.execute_activity(
+            wait_until_cancelled, start_to_close_timeout=timedelta(hours=1)
+        )
+
+    @workflow.query
+    def stage_reached(self) -> str:
+        return self.stage
+
+
+@dataclasses.dataclass
+class Seeded:
+    """What the seeded pages show, by the route parameter naming it."""
+
+    parent: WorkflowHandle[Any, Any]
+    run_id: str
+    task_queue: str
+    worker_identity: str
+    schedule_id: str
+    job_id: str
+    deployment: str
+    build_id: str
+    endpoint_id: str
+    endpoint_name: str
+
+    def parameters(self, route: str) -> dict[str, str]:
+        """The values of `route`'s parameters (`[id]`: an endpoint's under nexus/, else an
+        event's)."""
+        event_or_endpoint = self.endpoint_id if route.startswith("nexus/") else "1"
+        return {
+            "namespace": NAMESPACE,
+            "workflow": self.parent.id,
+            "run": self.run_id,
+            "id": event_or_endpoint,
+            "jobId": self.job_id,
+            "schedule": self.schedule_id,
+            "queue": self.task_queue,
+            "deployment": self.deployment,
+        }
+
+
+async def _eventually(check: Any, what: str) -> Any:
+    """Poll `check()` until it answers something true, with a deadline."""
+    try:
+        async with asyncio.timeout(30):
+            while not (found := await check()):
+                await asyncio.sleep(0.1)  # polling the server for a seeded state
+    except TimeoutError:
+        raise AssertionError(f"{what}: not there in time") from None
+    return found
+
+
+@pytest.fixture(scope="module")
+async def seeded(ui_client: Client) -> AsyncIterator[Seeded]:
+    """A running parent (its child completed, an activity pending, a query handler, a worker
+    polling), a schedule, a finished batch operation, a worker deployment version and a Nexus
+    endpoint."""
+    queue = unique("ui-pages")
+    deployment = unique("ui-deployment")
+    version = WorkerDeploymentVersion(deployment, "build-1")
+    versioned = Worker(
+        ui_client,
+        task_queue=unique("ui-versioned"),
+        workflows=[UiChild],
+        deployment_config=WorkerDeploymentConfig(
+            version=version,
+            use_worker_versioning=True,
+            default_versioning_behavior=VersioningBehavior.PINNED,
+        ),
+    )
+    worker = Worker(
+        ui_client,
+        task_queue=queue,
+        workflows=[UiParent, UiChild],
+        activities=[wait_until_cancelled],
+    )
+    async with worker, versioned:
+        parent = await ui_client.start_workflow(
+            UiParent.run,
+            "pages",
+            id=unique("ui-parent"),
+            task_queue=queue,
+            memo={"seeded": "for every page"},
+        )
+
+        async def activity_pending() -> bool:
+            return bool((await parent.describe()).raw_description.pending_activities)
+
+        await _eventually(activity_pending, "the parent's pending activity")
+
+        schedule_id = unique("ui-pages-schedule")
+        action = ScheduleActionStartWorkflow(
+            UiChild.run, "scheduled", id=unique("ui-scheduled"), task_queue=queue
+        )
+        spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))])
+        await ui_client.create_schedule(schedule_id, Schedule(action=action, spec=spec))
+
+        doomed = unique("ui-batched")
+        for i in range(2):
+            await ui_client.start_workflow("Nobody", id=f"{doomed}-{i}", task_queue=doomed)
+        job_id = unique("ui-batch")
+        await ui_client.workflow_service.start_batch_operation(
+            wsr.StartBatchOperationRequest(
+                namespace=NAMESPACE,
+                job_id=job_id,
+                reason="seeded",
+                visibility_query=f'WorkflowId STARTS_WITH "{doomed}"',
+                termination_operation=batch_pb.BatchOperationTermination(),
+            )
+        )
+
+        async def batch_done() -> bool:
+            described = await ui_client.workflow_service.describe_batch_operation(
+                wsr.DescribeBatchOperationRequest(namespace=NAMESPACE, job_id=job_id)
+            )
+            return described.state == BatchOperationState.BATCH_OPERATION_STATE_COMPLETED
+
+        await _eventually(batch_done, "the batch operation")
+
+        async def deployment_known() -> bool:
+            listed = await ui_client.workflow_service.list_worker_deployments(
+                wsr.ListWorkerDeploymentsRequest(namespace=NAMESPACE)
+            )
+            return any(d.name == deployment for d in listed.worker_deployments)
+
+        await _eventually(deployment_known, "the worker deployment")
+
+        endpoint_name = unique("ui-endpoint")
+        target = nexus_pb.EndpointTarget.Worker(namespace=NAMESPACE, task_queue=queue)
+        created = await ui_client.operator_service.create_nexus_endpoint(
+            operator_pb.CreateNexusEndpointRequest(
+                spec=nexus_pb.EndpointSpec(
+                    name=endpoint_name, target=nexus_pb.EndpointTarget(worker=target)
+                )
+            )
+        )
+        yield Seeded(
+            parent=parent,
+            run_id=parent.result_run_id or "",
+            task_queue=queue,
+            worker_identity=ui_client.identity,
+            schedule_id=schedule_id,
+            job_id=job_id,
+            deployment=deployment,
+            build_id=version.build_id,
+            endpoint_id=created.endpoint.id,
+            endpoint_name=endpoint_name,
+        )
+        await parent.terminate("the pages were seen")
+
+
+def _routes() -> list[str]:
+    """Every page route of the app, as its directory under ui/src/routes ('' the root)."""
+    pages = sorted(ROUTES.glob("**/+page.svelte"))
+    return [page.parent.relative_to(ROUTES).as_posix().removeprefix(".") for page in pages]
+
+
+def _path(route: str, seeded: Seeded) -> str:
+    """The URL path of `route` with its parameters filled from the seeded data."""
+    values = seeded.parameters(route)
+    parts = [values[p[1:-1]] if p.startswith("[") else p for p in route.split("/")]
+    return "/" + "/".join(parts)
+
+
+def _main_content(page: Page, seeded: Seeded) -> dict[str, Locator]:
+    """What each route's page shows when it works, by route."""
+    run = WORKFLOW_RUN
+    imported = "import/events/[namespace]/[workflow]/[run]/history"
+    events = page.get_by_test_id("event-summary-row")
+    return {
+        "import/events": page.get_by_test_id("import-event-history"),
+        f"{imported}/compact": page.get_by_role("navigation", name="Event History View"),
+        f"{imported}/feed": page.get_by_role("navigation", name="Event History View"),
+        f"{imported}/json": page.get_by_role("navigation", name="Event History View"),
+        "namespaces": page.get_by_role("link", name=NAMESPACE, exact=True),
+        "namespaces/[namespace]": page.get_by_test_id("namespace-title").filter(has_text=NAMESPACE),
+        "namespaces/[namespace]/batch-operations": page.get_by_text(seeded.job_id),
+        "namespaces/[namespace]/batch-operations/[jobId]": page.get_by_text(seeded.job_id),
+        "namespaces/[namespace]/schedules": page.get_by_role("link", name=seeded.schedule_id),
+        "namespaces/[namespace]/schedules/[schedule]": page.get_by_test_id("schedule-name").filter(
+            has_text=seeded.schedule_id
+        ),
+        # The tab of the schedule's spec as it is, once the schedule is read.
+        "namespaces/[namespace]/schedules/[schedule]/edit": page.get_by_role(
+            "tab", name="Existing"
+        ),
+        "namespaces/[namespace]/schedules/create": page.get_by_test_id("schedule-name-input"),
+        "namespaces/[namespace]/task-queues/[queue]": page.get_by_text(seeded.worker_identity),
+        "namespaces/[namespace]/worker-deployments": page.get_by_text(seeded.deployment),
+        "namespaces/[namespace]/worker-deployments/[deployment]": page.get_by_text(seeded.build_id),
+        "namespaces/[namespace]/workflows": page.get_by_role("link", name=seeded.parent.id),
+        f"{run}/call-stack": page.get_by_text("workflow: UiParent"),
+        f"{run}/history": events.filter(has_text="Child Workflow Execution Completed"),
+        f"{run}/history/events/[id]": events.filter(has_text="Workflow Execution Started"),
+        f"{run}/metadata": page.get_by_text("for every page"),
+        f"{run}/pending-activities": page.get_by_text("ui_wait"),
+        # The query's name comes from the worker's metadata.
+        f"{run}/query": page.get_by_role("button", name="stage_reached"),
+        f"{run}/relationships": page.get_by_text(f"{seeded.parent.id}-child"),
+        f"{run}/workers": page.get_by_text(seeded.worker_identity),
+        "namespaces/[namespace]/workflows/start-workflow": page.get_by_test_id(
+            "start-workflow-button"
+        ),
+        "nexus": page.get_by_role("button").filter(has_text=seeded.endpoint_name),
+        "nexus/[id]": page.get_by_text(seeded.endpoint_name),
+        "nexus/[id]/edit": page.get_by_role("heading", name=seeded.endpoint_name),
+        "nexus/create": page.locator("#name"),
+        "select-namespace": page.get_by_role("link", name=NAMESPACE, exact=True),
+    }
+
+
+class _ApiCalls:
+    """The API calls a page makes: those in flight, and those answered with an error status
+    (4xx as well as 5xx: 501 is an unimplemented RPC, a 400 a request Aion misreads). Long polls
+    (`waitNewEvent`) are not waited for."""
+
+    def __init__(self, page: Page) -> None:
+        self.in_flight: set[Request] = set()
+        self.failed: list[str] = []
+        page.on("request", self._sent)
+        page.on("requestfinished", self._done)
+        page.on("requestfailed", self._done)
+        page.on("response", self._answered)
+
+    def _sent(self, request: Request) -> None:
+        if "/api/v1/" in request.url and "waitNewEvent=true" not in request.url:
+            self.in_flight.add(request)
+
+    def _done(self, request: Request) -> None:
+        self.in_flight.discard(request)
+
+    def _answered(self, response: Response) -> None:
+        if "/api/v1/" in response.url and response.status >= 400:
+            self.failed.append(f"{response.status} {response.request.method} {response.url}")
+
+    async def settled(self) -> None:
+        """Wait until no call is in flight."""
+        async with asyncio.timeout(20):
+            while self.in_flight:
+                await asyncio.sleep(0.05)  # polling the browser's calls
+
+
+async def test_every_route_renders_with_seeded_data(
+    ui_server: AionProcess, seeded: Seeded, browser: Browser
+) -> None:
+    """Each page of the app shows its content, with no error view, and every API call it makes
+    succeeds."""
+    routes = _routes()
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    calls = _ApiCalls(page)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    expected = _main_content(page, seeded)
+    problems: list[str] = []
+    try:
+        for route in routes:
+            assert route in expected, f"add what the page of {route!r} shows to _main_content"
+            calls.failed.clear()
+            await page.goto(ui_server.ui_url + _path(route, seeded))
+            try:
+                await expect(expected[route].first).to_be_visible()
+                await calls.settled()
+                for text in ERROR_TEXTS:
+                    await expect(page.get_by_text(text)).to_have_count(0, timeout=1)
+                await expect(page.locator("[role=log] .bg-danger")).to_have_count(0, timeout=1)
+                assert not calls.failed, calls.failed
+            except AssertionError as error:
+                problems.append(f"{route}: {error}")
+            finally:
+                shot = route.replace("/", "_").replace("[", "").replace("]", "") or "root"
+                await page.screenshot(path=str(ARTIFACTS / f"route-{shot}.png"), full_page=True)
+        # The query page runs the query the worker answers.
+        await page.goto(ui_server.ui_url + _path(f"{WORKFLOW_RUN}/query", seeded))
+        await page.get_by_role("button", name="Run Query").click()
+        await expect(page.get_by_text("child of pages")).to_be_visible()
+    finally:
+        await context.close()
+    assert not problems, "\n".join(problems)
+
+
+# Schedules made, changed and run from the UI.
+
+
+async def _schedule_for_the_ui(ui_client: Client, task_queue: str) -> ScheduleHandle:
+    """A schedule starting UiChild every hour (no worker runs it)."""
+    action = ScheduleActionStartWorkflow(
+        UiChild.run, "scheduled", id=unique("ui-scheduled"), task_queue=task_queue
+    )
+    spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))])
+    return await ui_client.create_schedule(
+        unique("ui-schedule"), Schedule(action=action, spec=spec)
+    )
+
+
+async def _every_minutes(page: Page, minutes: str) -> None:
+    """Choose an interval of `minutes` in the schedule form."""
+    await page.get_by_test_id("interval-tab").click()
+    await page.get_by_test_id("minute-interval-input").fill(minutes)
+
+
+async def test_create_a_schedule_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, page: Page
+) -> None:
+    schedule_id = unique("made-in-the-ui")
+    queue = unique("ui-nobody")
+    await page.goto(_url(ui_server, "/schedules/create"))
+    await page.locator("#name").fill(schedule_id)
+    await page.locator("#workflowType").fill("UiChild")
+    await page.locator("#workflowId").fill("from-a-ui-schedule")
+    await page.locator("#taskQueue").fill(queue)
+    await _every_minutes(page, "30")
+    await page.get_by_test_id("create-schedule-button").click()
+    # Once created, the app goes back to the list of schedules, which shows it.
+    await expect(page.get_by_role("link", name=schedule_id)).to_be_visible()
+    described = await ui_client.get_schedule_handle(schedule_id).describe()
+    assert described.schedule.spec.intervals == [
+        ScheduleIntervalSpec(every=timedelta(minutes=30), offset=timedelta(0))
+    ]
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert (action.workflow, action.id, action.task_queue) == (
+        "UiChild",
+        "from-a-ui-schedule",
+        queue,
+    )
+
+
+async def test_edit_a_schedule_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, page: Page
+) -> None:
+    handle = await _schedule_for_the_ui(ui_client, unique("ui-nobody"))
+    moved_to = unique("ui-elsewhere")
+    await page.goto(_url(ui_server, f"/schedules/{handle.id}"))
+    await page.locator("#schedule-actions-menu-button").click()
+    await page.get_by_test_id("edit-schedule").click()
+    await expect(page.locator("#taskQueue")).not_to_have_value("")  # the schedule is read
+    await page.locator("#taskQueue").fill(moved_to)
+    await _every_minutes(page, "45")
+    await page.get_by_test_id("create-schedule-button").click()  # "Save" when editing
+    # Once saved, the app goes back to the schedule's page.
+    await expect(page.get_by_test_id("schedule-name").first).to_contain_text(handle.id)
+    described = await handle.describe()
+    assert described.schedule.spec.intervals == [
+        ScheduleIntervalSpec(every=timedelta(minutes=45), offset=timedelta(0))
+    ]
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert (action.workflow, action.task_queue) == ("UiChild", moved_to)
+
+
+async def test_trigger_a_schedule_from_the_ui(
+    ui_server: AionProcess, ui_client: Client, page: Page
+) -> None:
+    handle = await _schedule_for_the_ui(ui_client, unique("ui-nobody"))
+    await page.goto(_url(ui_server, f"/schedules/{handle.id}"))
+    await page.locator("#schedule-actions-menu-button").click()
+    await page.get_by_test_id("trigger-schedule").click()
+    modal = page.locator("#trigger-schedule-modal")
+    await modal.get_by_test_id("confirm-modal-button").click()
+    await expect(modal).to_be_hidden()
+
+    async def started() -> list[Any]:
+        return (await handle.describe()).info.recent_actions
+
+    [action] = await _eventually(started, "the triggered run")
+    # The run it started is listed on the schedule's page.
+    await page.reload()
+    await expect(page.get_by_text(action.action.workflow_id).first).to_be_visible()
+
+
+async def test_an_imported_history_in_each_view(
+    ui_server: AionProcess, seeded: Seeded, page: Page, tmp_path: Path
+) -> None:
+    """A history downloaded from Aion, imported in the app: its feed, compact and JSON views
+    (the import pages every-route visits empty, as nothing is imported on a fresh load)."""
+    download = (
+        f"{ui_server.ui_url}/api/v1/namespaces/{NAMESPACE}/workflows/{seeded.parent.id}"
+        f"/run/{seeded.run_id}/history.json"
+    )
+    async with aiohttp.ClientSession() as http, http.get(download) as r:
+        history = tmp_path / "history.json"
+        history.write_bytes(await r.read())
+    await page.goto(f"{ui_server.ui_url}/import/events")
+    await page.locator("#import-event-history-file-upload").set_input_files(history)
+    await page.get_by_role("button", name="Import", exact=True).click()
+    await expect(page).to_have_url(re.compile(r"/history/feed$"))
+    events = page.get_by_test_id("event-summary-row")
+    await expect(events.filter(has_text="Child Workflow Execution Completed")).to_have_count(1)
+    views = page.locator("#event-view-toggle")
+    await views.get_by_text("Compact").click()
+    await expect(page).to_have_url(re.compile(r"/history/compact$"))
+    await expect(events.filter(has_text="UiChild").first).to_be_visible()
+    await views.get_by_text("JSON").click()
+    await expect(page).to_have_url(re.compile(r"/history/json$"))
+    await expect(page.locator(".cm-content").first).to_contain_text('"WorkflowExecutionStarted"')

@@ -1,6 +1,6 @@
 """Temporal's JSON for API messages: protobuf's JSON mapping (camelCase names out, either name
-in, enums by name, 64-bit integers as strings, bytes in base64) plus the **payload shorthand**
-Temporal's HTTP API uses by default: a `json/plain` payload is shown as the JSON value it holds,
+in, enums by name — in, also by the short names Temporal takes —, 64-bit integers as strings,
+bytes in base64) plus the **payload shorthand** Temporal's HTTP API uses by default: a `json/plain` payload is shown as the JSON value it holds,
 `binary/null` as `null`, a `json/protobuf` one as its object with `_protoMessageType`; payloads
 in any other form keep the standard `{"metadata": {...}, "data": "..."}`. On input, a payload
 that is not in the standard form is taken as shorthand."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ PAYLOADS = common_pb.Payloads.DESCRIPTOR.full_name
 MESSAGE_TYPE_KEY = "_protoMessageType"
 WELL_KNOWN = "google.protobuf."
 _ENCODING = "encoding"
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 class JsonError(ValueError):
@@ -49,8 +51,7 @@ def parse(body: Any, message: Message, shorthand: bool = True) -> None:
     """Merge a parsed JSON object into `message`; JsonError when it does not fit its type."""
     if not isinstance(body, dict):
         raise JsonError(f"expected a JSON object for {message.DESCRIPTOR.name}")
-    if shorthand:
-        body = _lengthen(message.DESCRIPTOR, body, "")
+    body = _lengthen(message.DESCRIPTOR, body, shorthand)
     try:
         json_format.ParseDict(body, message)
     except json_format.ParseError as e:
@@ -123,42 +124,63 @@ def _payload_shorthand(payload: common_pb.Payload) -> tuple[bool, Any]:
     return False, None
 
 
-# ---- in: the shorthand -------------------------------------------------------------------
-def _lengthen(descriptor: Any, body: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """A copy of `body` with every shorthand payload in its standard JSON form."""
+# ---- in: the shorthand and enum names ---------------------------------------------------
+def _lengthen(descriptor: Any, body: Mapping[str, Any], shorthand: bool) -> dict[str, Any]:
+    """A copy of `body` with every enum by its full name and, with `shorthand`, every
+    shorthand payload in its standard JSON form."""
     out: dict[str, Any] = {}
     for key, item in body.items():
         field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
-        if field is None or field.type != FieldDescriptor.TYPE_MESSAGE or item is None:
+        if field is not None and field.type == FieldDescriptor.TYPE_ENUM:
+            out[key] = (
+                [enum_name(field.enum_type, v) for v in item]
+                if isinstance(item, list)
+                else enum_name(field.enum_type, item)
+            )
+        elif field is None or field.type != FieldDescriptor.TYPE_MESSAGE or item is None:
             out[key] = item  # the protobuf parser judges unknown fields and scalars
-            continue
-        out[key] = _lengthen_field(field, item, f"{path}{key}.")
+        else:
+            out[key] = _lengthen_field(field, item, shorthand)
     return out
 
 
-def _lengthen_field(field: Any, item: Any, path: str) -> Any:
+def enum_name(enum: Any, value: Any) -> Any:
+    """The full name of an enum value named as Temporal's JSON takes it: in full, or without
+    its type's prefix in upper snake, snake, camel or Pascal case (`SCHEDULE_OVERLAP_POLICY_
+    ALLOW_ALL`, `ALLOW_ALL`, `allow_all`, `allowAll`, `AllowAll`); anything else as given."""
+    if not isinstance(value, str) or value in enum.values_by_name:
+        return value
+    full = f"{_upper_snake(enum.name)}_{_upper_snake(value)}"
+    return full if full in enum.values_by_name else value
+
+
+def _upper_snake(name: str) -> str:
+    return _WORD_START.sub("_", name).upper()
+
+
+def _lengthen_field(field: Any, item: Any, shorthand: bool) -> Any:
     message_type = field.message_type
     if message_type.GetOptions().map_entry:
         value_field = message_type.fields_by_name["value"]
         if value_field.type != FieldDescriptor.TYPE_MESSAGE or not isinstance(item, dict):
             return item
-        return {k: _lengthen_value(value_field.message_type, v, path) for k, v in item.items()}
+        return {k: _lengthen_value(value_field.message_type, v, shorthand) for k, v in item.items()}
     if repeated(field) and isinstance(item, list):
-        return [_lengthen_value(message_type, v, path) for v in item]
-    return _lengthen_value(message_type, item, path)
+        return [_lengthen_value(message_type, v, shorthand) for v in item]
+    return _lengthen_value(message_type, item, shorthand)
 
 
-def _lengthen_value(descriptor: Any, item: Any, path: str) -> Any:
-    if descriptor.full_name == PAYLOAD:
+def _lengthen_value(descriptor: Any, item: Any, shorthand: bool) -> Any:
+    if shorthand and descriptor.full_name == PAYLOAD:
         return _standard_payload(item)
-    if descriptor.full_name == PAYLOADS:
+    if shorthand and descriptor.full_name == PAYLOADS:
         if isinstance(item, list):
             return {"payloads": [_standard_payload(v) for v in item]}
         if isinstance(item, dict) and isinstance(item.get("payloads"), list):
             return {**item, "payloads": [_standard_payload(v) for v in item["payloads"]]}
         return item
     if isinstance(item, dict) and not descriptor.full_name.startswith(WELL_KNOWN):
-        return _lengthen(descriptor, item, path)
+        return _lengthen(descriptor, item, shorthand)
     return item
 
 

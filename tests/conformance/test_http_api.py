@@ -175,7 +175,9 @@ async def _scenario(http: aiohttp.ClientSession, target: Target, suffix: str) ->
     )
     await call("list with a bad query", "GET", f"{ns}/workflows?query=bad query")
     other = f"http-term-{suffix}"
-    await call("start another", "POST", f"{ns}/workflows/{other}", {**start, "requestId": "x2"})
+    # Enums by a short name, as the Web UI sends some.
+    another = {**start, "requestId": "x2", "workflowIdReusePolicy": "allowDuplicate"}
+    await call("start another", "POST", f"{ns}/workflows/{other}", another)
     await call("terminate", "POST", f"{ns}/workflows/{other}/terminate", {"reason": "stop"})
     await call("terminate again", "POST", f"{ns}/workflows/{other}/terminate", {"reason": "x"})
     await call("workflow not found", "GET", f"{ns}/workflows/nope-{suffix}")
@@ -196,6 +198,8 @@ async def _scenario(http: aiohttp.ClientSession, target: Target, suffix: str) ->
     }
     await call("create schedule", "POST", f"{ns}/schedules/sched-{suffix}", schedule)
     await call("describe schedule", "GET", f"{ns}/schedules/sched-{suffix}")
+    trigger = {"patch": {"triggerImmediately": {"overlapPolicy": "Unspecified"}}}
+    await call("trigger schedule", "POST", f"{ns}/schedules/sched-{suffix}/patch", trigger)
     await call("delete schedule", "DELETE", f"{ns}/schedules/sched-{suffix}")
     await call("search attributes", "GET", f"{ns}/search-attributes")
     await call("no such route", "GET", "/api/v1/nothing/here")
