@@ -116,21 +116,20 @@ async def take(engine: HistoryEngine, spec: PollSpec, timeout: float) -> Taken |
     """The next task for the poller, from this process or (after a moment with nothing here:
     `MatchingEngine.peer_poll_delay`) from another one; None when the time is up."""
     matching = engine.matching
-    local = asyncio.get_running_loop().create_task(
-        matching.poll(
-            spec.namespace_id,
-            spec.task_queue,
-            spec.kind,
-            timeout,
-            spec.identity,
-            spec.version,
-            spec.sticky_of,
-        )
+    poll = matching.poll(
+        spec.namespace_id,
+        spec.task_queue,
+        spec.kind,
+        timeout,
+        spec.identity,
+        spec.version,
+        spec.sticky_of,
     )
     peers = engine.remote.peer_addresses()
     delay = matching.peer_poll_delay(spec.namespace_id, spec.task_queue, spec.kind)
     if not peers or spec.sticky or timeout <= delay + 2 * PEER_POLL_MARGIN_S:
-        return await local  # a sticky queue's tasks are where its worker polls
+        return await poll  # a sticky queue's tasks are where its worker polls
+    local = asyncio.get_running_loop().create_task(poll)
     result: Taken | None = None
     elsewhere: asyncio.Task[Message | None] | None = None
     try:
