@@ -37,7 +37,7 @@ from aion.frontend.quotas import FrontendQuotas
 from aion.frontend.redirection import Redirection
 from aion.frontend.rpc import abort
 from aion.frontend.workflow_service import Backends, WorkflowService
-from aion.history.api import cross_shard
+from aion.history.api import cross_shard, task_polls
 from aion.history.engine import HistoryEngine
 from aion.history.tasks import processor, transfer
 from aion.history.tasks.processor import TaskProcessor
@@ -161,7 +161,6 @@ class AionServer:
         if self.store.shared:  # several processes share the database
             self.cluster = Cluster(
                 self.store,
-                self.matching,
                 host_id,
                 config.broadcast_address or self.address,
                 config.num_shards,
@@ -173,7 +172,7 @@ class AionServer:
             self.namespaces,
             self.matching,
             functools.partial(TaskProcessor, window_ns=_timer_window_ns(config)),
-            {**cross_shard.OPS, **transfer.OPS},
+            {**cross_shard.OPS, **transfer.OPS, **task_polls.OPS},
             config.num_shards,
             host_id=host_id,
             remote=self.cluster,

@@ -131,6 +131,8 @@ def bench_config(
         cmd = [sys.executable, str(HERE / "run.py"), "--address", ",".join(addresses)]
         cmd += ["--server-pid", pids, "--workers", str(args.workers), "--db-name", db]
         cmd += ["--json", *bench_args]
+        if args.profile:
+            cmd += ["--profile", str(args.profile / f"round{round_no}-{processes}p")]
         print(f"== {processes}p: shards {outcome.shards}, {' '.join(cmd[1:])}", file=sys.stderr)
         done = subprocess.run(cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         if done.returncode != 0:
@@ -305,6 +307,12 @@ def parse_args() -> argparse.Namespace:
         "--pg",
         default="postgresql://postgres@127.0.0.1:5432",
         help="PostgreSQL server, without a database; bench databases are created and dropped",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy every server process (run.py --profile) into DIR/roundR-Pp/",
     )
     parser.add_argument("-o", "--output", type=Path, help="also write the markdown here")
     args = parser.parse_args()

@@ -42,6 +42,8 @@ class Peers:
         """`credentials`: TLS credentials for a new channel; None: plaintext."""
         self._channels = Channels(credentials)
         self._channel = self._channels.get
+        # The callables of the methods called, by (address, method path), made once.
+        self._callables: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable] = {}
         self.secret = ""
         """The cluster's secret (`Store.cluster_secret`), set when the process joins."""
 
@@ -51,12 +53,28 @@ class Peers:
         return bool(self.secret) and hmac.compare_digest(str(sent).encode(), self.secret.encode())
 
     async def close(self) -> None:
+        self._callables.clear()
         await self._channels.close()
+
+    def _callable(
+        self,
+        address: str,
+        path: str,
+        deserializer: Callable[[bytes], Message] | None = None,
+    ) -> grpc.aio.UnaryUnaryMultiCallable:
+        """The method at `path` on `address`: raw bytes, or messages read by `deserializer`."""
+        call = self._callables.get((address, path))
+        if call is None:
+            serializer = None if deserializer is None else _serialize
+            call = self._callables[(address, path)] = self._channel(address).unary_unary(
+                path, request_serializer=serializer, response_deserializer=deserializer
+            )
+        return call
 
     async def invoke(
         self, address: str, op: str, args: dict[str, Any], timeout: float = INVOKE_TIMEOUT_S
     ) -> dict[str, Any]:
-        call = self._channel(address).unary_unary(INVOKE_METHOD)
+        call = self._callable(address, INVOKE_METHOD)
         try:
             raw = await call(
                 json.dumps({"op": op, "args": args}).encode(),
@@ -74,11 +92,8 @@ class Peers:
         """Make the client's WorkflowService call on `address`; its answer, or its error
         passed through to the client unchanged; None when the peer did not serve it (it is
         unreachable, or does not own the shard (yet))."""
-        response_type = getattr(rr, f"{method}Response")
-        call = self._channel(address).unary_unary(
-            WORKFLOW_SERVICE + method,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=response_type.FromString,
+        call = self._callable(
+            address, WORKFLOW_SERVICE + method, getattr(rr, f"{method}Response").FromString
         )
         metadata = caller_metadata(context)
         metadata.append((FORWARDED, "1"))
@@ -96,6 +111,10 @@ class Peers:
             )
             raise AssertionError("unreachable") from None
         return response
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
 
 
 def _not_served(error: grpc.aio.AioRpcError) -> bool:

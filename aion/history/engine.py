@@ -138,6 +138,9 @@ class HistoryEngine:
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
         self._resyncs: dict[int, asyncio.Task[None]] = {}  # shards whose tasks load again
         self.pending_queries: dict[str, QueryTask] = {}
+        # Queries of other processes' workflows handed to pollers here: query task id to the
+        # address of the process awaiting the answer (the oldest forgotten past a bound).
+        self.peer_queries: OrderedDict[str, str] = OrderedDict()
         self._environment = Environment(
             now=self.clock,
             limits=self.limits,
@@ -244,10 +247,8 @@ class HistoryEngine:
         return await self.remote.invoke(shard_id, op, args)
 
     def enqueue(self, task: QueueTask) -> None:
-        """Hand a durable task to matching; other processes' pollers learn of it when no poller
-        here takes it at once."""
-        if not self.matching.add_task(task):
-            self.remote.share_task(task)
+        """Hand a durable task to matching (other processes' pollers poll here for it)."""
+        self.matching.add_task(task)
 
     # ---- finishing tasks ---------------------------------------------------------------
     async def finish_timer_task(

@@ -7,12 +7,11 @@ them into the engine. Each has a local-only default, so an engine works on its o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aion import errors
-from aion.persistence import QueueTask, TimerTask
+from aion.persistence import TimerTask
 
 # A named operation (`aion.history.api.cross_shard`): runs on the process that owns the shard it
 # acts on; called with the engine of that process and JSON-ready arguments.
@@ -26,18 +25,14 @@ class RemoteShards(Protocol):
         """Run a named operation on the process owning `shard_id`."""
         ...
 
-    def invoke_everywhere(
-        self, op: str, args: dict[str, Any]
-    ) -> list[asyncio.Task[dict[str, Any]]]:
-        """Start a named operation on every other process; the caller awaits what it needs."""
+    def peer_addresses(self) -> list[str]:
+        """Where the other processes listen."""
         ...
 
-    def has_peers(self) -> bool:
-        """Whether other processes serve shards now."""
-        ...
-
-    def share_task(self, task: QueueTask) -> None:
-        """Tell the other processes of a task no poller here took (they may have one)."""
+    async def invoke_at(
+        self, address: str, op: str, args: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """Run a named operation on the process listening at `address`, within `timeout` s."""
         ...
 
 
@@ -47,16 +42,13 @@ class LocalShards:
     async def invoke(self, shard_id: int, op: str, args: dict[str, Any]) -> dict[str, Any]:
         raise errors.ShardNotOwned(shard_id)
 
-    def invoke_everywhere(
-        self, op: str, args: dict[str, Any]
-    ) -> list[asyncio.Task[dict[str, Any]]]:
+    def peer_addresses(self) -> list[str]:
         return []
 
-    def has_peers(self) -> bool:
-        return False
-
-    def share_task(self, task: QueueTask) -> None:
-        pass
+    async def invoke_at(
+        self, address: str, op: str, args: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        raise errors.Unavailable(f"no process at {address}")
 
 
 class ShardListener(Protocol):

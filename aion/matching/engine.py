@@ -11,14 +11,13 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from temporalio.api.query.v1 import message_pb2 as query_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
-from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import metrics
 from aion.common.quotas import TokenBucket
@@ -31,6 +30,13 @@ log = logging.getLogger(__name__)
 POLLER_HISTORY_NS = 5 * 60 * 1_000_000_000
 
 RETRY_DELAY_S = 0.5
+
+# Bounds of `_TaskQueue.peer_poll_delay`.
+MIN_PEER_POLL_DELAY_S = 0.02
+MAX_PEER_POLL_DELAY_S = 1.0
+
+# Ids of peer polls cancelled before they arrived, kept to end them when they do.
+MAX_CANCELLED_PEER_POLLS = 1000
 
 # A sticky queue counts as served while a poller waits on it or polled within this window.
 STICKY_POLLER_WINDOW_S = 10.0
@@ -47,8 +53,6 @@ class QueryTask:
     query: query_pb.WorkflowQuery
     result: asyncio.Future[object]
     task_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    # For a query dispatched here by the process owning the workflow: the poll response it built.
-    response: rr.PollWorkflowTaskQueueResponse | None = None
     version: str = ""  # the worker deployment version the workflow is pinned to
 
 
@@ -92,7 +96,8 @@ class _TaskQueue:
     # (shard id, task id) of each task in the backlog, with when it was parked (monotonic).
     queued: dict[tuple[int, int], float] = field(default_factory=dict)
     queries: deque[QueryTask] = field(default_factory=deque)
-    pollers: deque[tuple[asyncio.Future[Task], str]] = field(default_factory=deque)
+    # Waiting pollers: (future, version, remote); a remote one waits here for another process.
+    pollers: deque[tuple[asyncio.Future[Task], str, bool]] = field(default_factory=deque)
     last_poll: float = 0.0
     shut_down: bool = False
     pollers_seen: dict[str, int] = field(default_factory=dict)  # identity -> last poll (ns)
@@ -119,6 +124,10 @@ class _TaskQueue:
         rate = self._effective_rps()
         if self.limiter.rate != rate:
             self.limiter = _dispatch_bucket(rate)
+
+    # How long a poller here waits with nothing before it polls another process too: short
+    # while those polls bring tasks, doubled by each that brings none (`peer_polled`).
+    peer_poll_delay: float = MIN_PEER_POLL_DELAY_S
 
     def _may_dispatch(self) -> bool:
         if self.limiter.allow():
@@ -167,11 +176,14 @@ class _TaskQueue:
         return True
 
     def offer(self, task: Task) -> bool:
-        """Sync match: hand the task to a waiting poller (of its version) if there is one."""
+        """Sync match: hand the task to a waiting poller (of its version) if there is one, a
+        poller of this process before one waiting here for another process (whose worker
+        would then answer through that process)."""
         version = self.target(task) if self.target is not None else None
         limited = isinstance(task, QueueTask)
-        for entry in list(self.pollers):
-            poller, poller_version = entry
+        entries = sorted(self.pollers, key=lambda entry: entry[2])  # stable: local ones first
+        for entry in entries:
+            poller, poller_version, _ = entry
             if poller.done():
                 self.pollers.remove(entry)
             elif version is None or poller_version == version:
@@ -188,7 +200,7 @@ class _TaskQueue:
     def rematch(self) -> None:
         """Routing changed: give waiting pollers the backlog tasks now routed to them."""
         for entry in list(self.pollers):
-            poller, version = entry
+            poller, version, _ = entry
             if poller.done():
                 continue
             task = self.take(version)
@@ -210,8 +222,10 @@ class MatchingEngine:
         dispatch at most (`aion.matching.rates.system_dispatch_rps`)."""
         self.dispatch_rps = dispatch_rps or (lambda namespace_id, name, kind: DEFAULT_DISPATCH_RPS)
         self._queues: dict[tuple[str, str, str], _TaskQueue] = {}
-        # Called with a requeued task no poller here took (other processes may serve it).
-        self.on_requeue: Callable[[QueueTask], None] | None = None
+        # Polls waiting here for other processes' pollers, by poll id (`poll_for_peer`), and
+        # the ids of those cancelled before they arrived.
+        self._peer_polls: dict[str, asyncio.Task[Task | None]] = {}
+        self._cancelled_peer_polls: OrderedDict[str, None] = OrderedDict()
         self.routing: Routing = routing or _Unversioned()
         self._version_polls: dict[tuple[str, str], int] = {}  # (namespace, version) -> last poll
         # UpdateTaskQueueConfig's settings by (namespace id, queue, kind): in this process only.
@@ -292,8 +306,17 @@ class MatchingEngine:
     def requeue(self, task: QueueTask) -> None:
         """Put back a task whose poller vanished before it was recorded as started."""
         queue = self._queue(task.namespace_id, task.task_queue, task.kind)
-        if not queue.offer(task) and queue.park(task, front=True) and self.on_requeue:
-            self.on_requeue(task)
+        if not queue.offer(task):
+            queue.park(task, front=True)
+
+    def give_back(self, namespace_id: str, task_queue: str, task: Task) -> None:
+        """Put back a task a poller took but will not start (it got another one)."""
+        if isinstance(task, QueueTask):
+            self.requeue(task)
+            return
+        queue = self._queue(namespace_id, task_queue, "workflow")
+        if not queue.offer(task):
+            queue.queries.appendleft(task)
 
     def retry_later(self, task: QueueTask) -> None:
         """Offer a task again shortly: its execution's shard could not be reached (its owner
@@ -320,11 +343,14 @@ class MatchingEngine:
         version: str = "",
         sticky_of: str = "",
         worker_rps: float | None = None,
+        remote: bool = False,
     ) -> Task | None:
         """Wait up to `timeout` seconds for a task routed to `version` ("" = an unversioned
         poller); None when none arrived. `sticky_of` names the normal queue of a sticky one;
         `worker_rps` is the dispatch rate the poller asks for (None: none), which the queue
-        follows unless UpdateTaskQueueConfig set one, as the reference does."""
+        follows unless UpdateTaskQueueConfig set one, as the reference does; `remote`: the
+        poller waits here for another process (`offer`), and does not keep a sticky queue
+        alive here (its worker answers through the other process)."""
         queue = self._queue(namespace_id, name, kind, sticky_of)
         if queue.worker_rps != worker_rps:
             queue.worker_rps = worker_rps
@@ -334,13 +360,14 @@ class MatchingEngine:
         queue.poller_versions[identity] = version
         if version:
             self._version_polls[(namespace_id, version)] = time.time_ns()
-        queue.last_poll = time.monotonic()
+        if not remote:
+            queue.last_poll = time.monotonic()
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout
         while True:
             task = queue.take(version)
             if task is None:
-                task = await self._wait(queue, version, until)
+                task = await self._wait(queue, version, remote, until)
             if task is not None:
                 if isinstance(task, QueueTask):
                     queue.dispatched.inc()
@@ -349,14 +376,16 @@ class MatchingEngine:
                 queue.metrics.poll_timeouts.inc()
                 return None
 
-    async def _wait(self, queue: _TaskQueue, version: str, until: float) -> Task | None:
+    async def _wait(
+        self, queue: _TaskQueue, version: str, remote: bool, until: float
+    ) -> Task | None:
         """Wait as a poller until `until`, or until a rate-limited backlog may dispatch again."""
         loop = asyncio.get_running_loop()
         timeout = max(0.0, until - loop.time())
         if queue.backlog and (held_back_s := queue.limiter.wait_s()) > 0:
             timeout = min(timeout, max(held_back_s, 0.01))
         poller: asyncio.Future[Task] = loop.create_future()
-        entry = (poller, version)
+        entry = (poller, version, remote)
         queue.pollers.append(entry)
         try:
             return await asyncio.wait_for(asyncio.shield(poller), timeout)
@@ -366,7 +395,7 @@ class MatchingEngine:
                 task = poller.result()
                 if isinstance(task, QueueTask):
                     self.requeue(task)
-                else:
+                elif not queue.offer(task):
                     queue.queries.appendleft(task)
             else:
                 poller.cancel()
@@ -374,15 +403,69 @@ class MatchingEngine:
                 raise
             return None
         finally:
-            queue.last_poll = time.monotonic()
+            if not remote:
+                queue.last_poll = time.monotonic()
             if entry in queue.pollers:
                 queue.pollers.remove(entry)
+
+    async def poll_for_peer(
+        self,
+        poll_id: str,
+        namespace_id: str,
+        name: str,
+        kind: str,
+        timeout: float,
+        identity: str,
+        version: str,
+        sticky_of: str,
+        worker_rps: float | None = None,
+    ) -> Task | None:
+        """`poll` for a poller waiting on another process, as a remote poller; None when its
+        time is up or `cancel_peer_poll` ended it first."""
+        if poll_id in self._cancelled_peer_polls:
+            del self._cancelled_peer_polls[poll_id]
+            return None
+        waiting = asyncio.get_running_loop().create_task(
+            self.poll(
+                namespace_id, name, kind, timeout, identity, version, sticky_of, worker_rps, True
+            )
+        )
+        self._peer_polls[poll_id] = waiting
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            return None  # cancelled by `cancel_peer_poll`
+        finally:
+            self._peer_polls.pop(poll_id, None)
+
+    def peer_poll_delay(self, namespace_id: str, name: str, kind: str) -> float:
+        """How long a poller of the queue waits here before it polls another process too."""
+        return self._queue(namespace_id, name, kind).peer_poll_delay
+
+    def peer_polled(self, namespace_id: str, name: str, kind: str, fruitful: bool) -> None:
+        """A poll of another process for the queue brought a task (or did not)."""
+        queue = self._queue(namespace_id, name, kind)
+        delay = MIN_PEER_POLL_DELAY_S if fruitful else 2 * queue.peer_poll_delay
+        queue.peer_poll_delay = min(delay, MAX_PEER_POLL_DELAY_S)
+
+    def cancel_peer_poll(self, poll_id: str) -> None:
+        """End a `poll_for_peer` unless it has taken a task already (or it has not arrived)."""
+        waiting = self._peer_polls.get(poll_id)
+        if waiting is not None:
+            waiting.cancel()
+            return
+        self._cancelled_peer_polls[poll_id] = None
+        if len(self._cancelled_peer_polls) > MAX_CANCELLED_PEER_POLLS:
+            self._cancelled_peer_polls.popitem(last=False)
 
     def has_live_poller(self, namespace_id: str, name: str) -> bool:
         queue = self._queues.get((namespace_id, name, "workflow"))
         if queue is None or queue.shut_down:
             return False
-        if any(not p.done() for p, _ in queue.pollers):
+        if any(not p.done() and not remote for p, _, remote in queue.pollers):
             return True
         return time.monotonic() - queue.last_poll < STICKY_POLLER_WINDOW_S
 
@@ -393,17 +476,13 @@ class MatchingEngine:
         tasks = list(queue.backlog)
         queue.backlog.clear()
         queue.queued.clear()
-        for poller, _ in queue.pollers:
+        for poller, _, _ in queue.pollers:
             poller.cancel()
         return tasks
 
     def last_poll_ns(self, namespace_id: str, version: str) -> int:
         """When a poller of the worker deployment version last polled here (0: never)."""
         return self._version_polls.get((namespace_id, version), 0)
-
-    def parked_tasks(self) -> list[QueueTask]:
-        """Every task waiting in a backlog for a poller."""
-        return [task for queue in self._queues.values() for task in queue.backlog]
 
     def backlog_count(self, namespace_id: str, name: str, kind: str) -> int:
         queue = self._queues.get((namespace_id, name, kind))

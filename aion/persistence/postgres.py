@@ -7,10 +7,8 @@ database, the checks SQLite gets for free from its single writer are made explic
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -51,7 +49,6 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
 )
-LISTENER_RETRY_S = 0.5
 
 _BOUND_LOCK_WAIT = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"
 # The database's clock, not the hosts': leases compare times from one clock only.
@@ -164,10 +161,6 @@ class PostgresStore(SQLStore):
         self.upgrade_schema = upgrade_schema
         self.max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
-        self._listener: asyncpg.Connection | None = None
-        self._channels: dict[str, Callable[[str], None]] = {}
-        self._on_resumed: list[Callable[[], None]] = []
-        self._relisten: asyncio.Task[None] | None = None
 
     def connections(self) -> tuple[int, int]:
         if self._pool is None:
@@ -229,14 +222,6 @@ class PostgresStore(SQLStore):
 
     async def close(self) -> None:
         await self._group.drain()
-        self._channels.clear()
-        if self._relisten is not None:
-            self._relisten.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relisten
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -247,54 +232,3 @@ class PostgresStore(SQLStore):
             return await conn.fetch(_LIVE_HOSTS, (lease_s,))
 
         return [HostRecord(*row) for row in await self._read(renew)]
-
-    async def publish(self, channel: str, payload: str) -> None:
-        async def notify(conn: Connection) -> None:
-            await conn.execute("SELECT pg_notify($1, $2)", (channel, payload))
-
-        await self._read(notify)
-
-    async def listen(
-        self,
-        channel: str,
-        callback: Callable[[str], None],
-        resumed: Callable[[], None] | None = None,
-    ) -> None:
-        self._channels[channel] = callback
-        if resumed is not None:
-            self._on_resumed.append(resumed)
-        if self._listener is None:
-            self._listener = await self._connect_listener()
-        else:
-            await self._listener.add_listener(channel, _deliver(callback))
-
-    async def _connect_listener(self) -> asyncpg.Connection:
-        conn = await asyncpg.connect(self.dsn)
-        for channel, callback in self._channels.items():
-            await conn.add_listener(channel, _deliver(callback))
-        conn.add_termination_listener(self._listener_lost)
-        return conn
-
-    def _listener_lost(self, conn: asyncpg.Connection) -> None:
-        if conn is not self._listener or not self._channels:
-            return  # closed on purpose
-        self._listener = None
-        log.warning("lost the notification connection to PostgreSQL; reconnecting")
-        self._relisten = asyncio.get_running_loop().create_task(self._reconnect_listener())
-
-    async def _reconnect_listener(self) -> None:
-        while self._channels:
-            try:
-                self._listener = await self._connect_listener()
-            except UNAVAILABLE_ERRORS:
-                await asyncio.sleep(LISTENER_RETRY_S)
-                continue
-            log.info("notification connection to PostgreSQL restored")
-            for resumed in self._on_resumed:
-                resumed()
-            return
-
-
-def _deliver(callback: Callable[[str], None]) -> Callable[..., None]:
-    """An asyncpg notification listener passing the payload on."""
-    return lambda *args: callback(args[-1])

@@ -8,7 +8,7 @@ all, guarded by the execution's db version and the shard's fencing token (range 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -370,21 +370,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def leave(self, host_id: str) -> None:
         """Drop a host's membership at once (a clean shutdown)."""
-
-    async def publish(self, channel: str, payload: str) -> None:
-        """Send `payload` to the other processes listening on `channel` (shared stores only)."""
-        raise NotImplementedError
-
-    async def listen(
-        self,
-        channel: str,
-        callback: Callable[[str], None],
-        resumed: Callable[[], None] | None = None,
-    ) -> None:
-        """Call `callback` with every payload published on `channel` (shared stores only).
-        A lost connection is re-established by itself, then `resumed` is called: payloads
-        published meanwhile were lost."""
-        raise NotImplementedError
 
     # Connected clusters
     @abc.abstractmethod

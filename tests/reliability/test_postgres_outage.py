@@ -3,9 +3,8 @@
 The test's own PostgreSQL cluster (never the shared one) goes down twice while workflows run: a
 quick `pg_ctl restart`, then a stop held longer than a membership lease before the start. While
 it is down, clients get UNAVAILABLE and nothing else; once it is back the processes recover by
-themselves (pools reconnect, the notification connection comes back, task processing goes on)
-and no shard changes hands; every workflow completes exactly once and every signal acknowledged
-is in its workflow.
+themselves (pools reconnect, task processing goes on) and no shard changes hands; every workflow
+completes exactly once and every signal acknowledged is in its workflow.
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@ sticky queues, and pausing or resetting activities."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from google.protobuf.message import Message
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import deployment_pb2, task_queue_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
@@ -18,7 +18,6 @@ from aion.common.versions import version_key
 from aion.frontend.rpc import deadline_seconds, rpc
 from aion.frontend.workflow_service.base import (
     Ctx,
-    ResponseT,
     ServiceBase,
     check_activity_execution,
     require,
@@ -27,20 +26,18 @@ from aion.frontend.workflow_service.base import (
 )
 from aion.history.api import (
     activity_tasks,
-    cross_shard,
     pause_activity,
     query_workflow,
     reset_activity,
     respond_workflow_task_completed,
     respond_workflow_task_failed,
     sticky,
+    task_polls,
     unpause_activity,
     update_activity_options,
 )
-from aion.history.engine import HistoryEngine
 from aion.matching import QueryTask
 from aion.namespaces import Namespace
-from aion.persistence import QueueTask, StoreUnavailableError
 
 MAX_POLL_S = 60.0
 VERSIONED_MODE = deployment_pb2.WORKER_VERSIONING_MODE_VERSIONED
@@ -77,54 +74,42 @@ class TaskRpcs(ServiceBase):
         context: Ctx,
         kind: str,
         version: str,
-        start: Callable[[HistoryEngine, QueueTask, str, str], Awaitable[ResponseT]],
-        answer_query: Callable[[QueryTask], Awaitable[ResponseT]] | None = None,
-    ) -> ResponseT | None:
-        """Long-poll the request's task queue until a task is started (its response), or None
-        when the poll's time is up. Only workflow task queues carry queries (`answer_query`)."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + min(MAX_POLL_S, deadline_seconds(context) - 1.0)
+    ) -> Message | QueryTask | None:
+        """Long-poll the request's task queue until a task is started (its response) or a
+        query comes (workflow task queues only); None when the poll's time is up."""
+        queue = request.task_queue
+        sticky = queue.kind == task_queue_pb2.TASK_QUEUE_KIND_STICKY
         metadata = getattr(request, "task_queue_metadata", None)  # activity polls only
         worker_rps = (
             metadata.max_tasks_per_second.value
             if metadata is not None and metadata.HasField("max_tasks_per_second")
             else None
         )
-        while (remaining := until - loop.time()) > 0:
-            task = await self.matching.poll(
-                ns.id,
-                request.task_queue.name,
-                kind,
-                remaining,
-                request.identity,
-                version,
-                request.task_queue.normal_name,
-                worker_rps,
-            )
-            if task is None:
-                break
-            if isinstance(task, QueryTask):
-                assert answer_query is not None
-                return await answer_query(task)
-            try:
-                response = await start(self.engine, task, request.identity, str(uuid.uuid4()))
-            except errors.NotFound:
-                continue  # stale: started elsewhere, or its execution moved on
-            except (errors.Unavailable, StoreUnavailableError):
-                self.matching.retry_later(task)
-                continue
-            except BaseException:
-                # Not recorded (or recorded and then stale on redelivery): never lose the task.
-                self.matching.requeue(task)
-                raise
-            if task.create_time_ns and metrics.enabled():
-                queue = request.task_queue
-                sticky = queue.kind == task_queue_pb2.TASK_QUEUE_KIND_STICKY
-                metrics.schedule_to_start(
-                    ns.name, queue.normal_name if sticky else queue.name, kind, sticky
-                ).observe((time.time_ns() - task.create_time_ns) / 1e9)
-            return response
-        return None
+        spec = task_polls.PollSpec(
+            ns.id,
+            queue.name,
+            kind,
+            request.identity,
+            version,
+            queue.normal_name,
+            sticky,
+            worker_rps,
+        )
+        started = await task_polls.poll_and_start(
+            self.engine,
+            functools.partial(task_polls.take, self.engine, spec),
+            kind,
+            request.identity,
+            min(MAX_POLL_S, deadline_seconds(context) - 1.0),
+        )
+        if started is None or isinstance(started, QueryTask):
+            return started
+        task = started.task
+        if task is not None and task.create_time_ns and metrics.enabled():
+            metrics.schedule_to_start(
+                ns.name, queue.normal_name if sticky else queue.name, kind, sticky
+            ).observe((time.time_ns() - task.create_time_ns) / 1e9)
+        return started.response
 
     @rpc
     async def PollWorkflowTaskQueue(
@@ -134,16 +119,11 @@ class TaskRpcs(ServiceBase):
         require_task_queue(request.task_queue.name)
         sticky_poll = request.task_queue.kind == task_queue_pb2.TASK_QUEUE_KIND_STICKY
         version = await self._poller_version(ns, request, WORKFLOW_QUEUE, sticky_poll)
-        response = await self._poll(
-            ns,
-            request,
-            context,
-            "workflow",
-            version,
-            cross_shard.record_workflow_task_started,
-            lambda task: query_workflow.query_task_response(self.engine, task, sticky_poll),
-        )
-        return rr.PollWorkflowTaskQueueResponse() if response is None else response
+        got = await self._poll(ns, request, context, "workflow", version)
+        if isinstance(got, QueryTask):
+            return await query_workflow.query_task_response(self.engine, got, sticky_poll)
+        assert got is None or isinstance(got, rr.PollWorkflowTaskQueueResponse)
+        return rr.PollWorkflowTaskQueueResponse() if got is None else got
 
     @rpc
     async def RespondWorkflowTaskCompleted(
@@ -165,7 +145,7 @@ class TaskRpcs(ServiceBase):
     async def RespondQueryTaskCompleted(
         self, request: rr.RespondQueryTaskCompletedRequest, context: Ctx
     ) -> rr.RespondQueryTaskCompletedResponse:
-        query_workflow.respond_query_task_completed(self.engine, request)
+        await task_polls.respond_query_task_completed(self.engine, request)
         return rr.RespondQueryTaskCompletedResponse()
 
     @rpc
@@ -199,10 +179,9 @@ class TaskRpcs(ServiceBase):
         ns = self.namespaces.get(request.namespace)
         require_task_queue(request.task_queue.name)
         version = await self._poller_version(ns, request, ACTIVITY_QUEUE, False)
-        response = await self._poll(
-            ns, request, context, "activity", version, cross_shard.record_activity_task_started
-        )
-        return rr.PollActivityTaskQueueResponse() if response is None else response
+        got = await self._poll(ns, request, context, "activity", version)
+        assert got is None or isinstance(got, rr.PollActivityTaskQueueResponse)
+        return rr.PollActivityTaskQueueResponse() if got is None else got
 
     @rpc
     async def RecordActivityTaskHeartbeat(

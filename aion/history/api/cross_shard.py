@@ -1,9 +1,9 @@
 """Operations a process runs on its own shards for another process (see `aion.cluster`).
 
 A poller on one process may take a task whose execution lives on another: recording the task
-as started happens on the shard's owner. Transfer tasks reach other shards the same way, and a
-query goes to the pollers of every process. Schedules start and watch their workflows through
-these operations too.
+as started happens on the shard's owner. Transfer tasks reach other shards the same way.
+Schedules start and watch their workflows through these operations too; the polls of other
+processes' pollers are in `task_polls`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from aion.common.codec import pack, unpack
 from aion.history.api import (
     activity_tasks,
-    query_workflow,
     run_outcome,
     start_workflow,
     workflow_tasks,
@@ -88,7 +87,6 @@ async def _start_workflow_op(engine: HistoryEngine, args: dict[str, Any]) -> dic
 OPS: dict[str, Op] = {
     "record_workflow_task_started": _workflow_task_started_op,
     "record_activity_task_started": _activity_task_started_op,
-    "dispatch_query": query_workflow.dispatch_query,
     "start_workflow": _start_workflow_op,
     "run_outcome": run_outcome.run_outcome,
 }

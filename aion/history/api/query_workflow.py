@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import query_pb2, task_queue_pb2, workflow_pb2
@@ -14,7 +13,6 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
-from aion.common.codec import pack, unpack
 from aion.common.tokens import TaskToken
 from aion.history.engine import HistoryEngine
 from aion.matching import QueryTask
@@ -64,19 +62,14 @@ async def query_workflow(
         key[0], key[1], key[2], req.query, future, version=ms.versioning.pinned_version
     )
     engine.pending_queries[task.task_id] = task
-    engine.matching.add_query(ns.id, queue, task)
-    elsewhere: list[asyncio.Task[dict[str, Any]]] = []
+    engine.matching.add_query(ns.id, queue, task)  # pollers of other processes poll here too
     try:
-        elsewhere = await _dispatch_to_peers(
-            engine, task, ms.s.task_queue, deadline_at - loop.time()
-        )
-        answer = await _first_answer(future, elsewhere, max(deadline_at - loop.time() - 0.5, 0.1))
+        request = await asyncio.wait_for(future, max(deadline_at - loop.time() - 0.5, 0.1))
+    except TimeoutError:
+        raise errors.DeadlineExceeded("context deadline exceeded") from None
     finally:
         engine.pending_queries.pop(task.task_id, None)
         engine.matching.remove_query(ns.id, queue, task)
-        for call in elsewhere:
-            call.cancel()
-    request = answer
     assert isinstance(request, rr.RespondQueryTaskCompletedRequest)
     if request.completed_type == query_pb2.QUERY_RESULT_TYPE_ANSWERED:
         return rr.QueryWorkflowResponse(query_result=request.query_result)
@@ -86,77 +79,12 @@ async def query_workflow(
     raise QueryFailed(request.error_message, details)
 
 
-async def _dispatch_to_peers(
-    engine: HistoryEngine, task: QueryTask, task_queue: str, timeout: float
-) -> list[asyncio.Task[dict[str, Any]]]:
-    """Offer the query to the pollers of the other processes sharing the database too."""
-    if not engine.remote.has_peers():
-        return []
-    response = await query_task_response(engine, task, sticky_poll=False)
-    args = {
-        "task_queue": task_queue,
-        "response": pack(response),
-        "timeout": timeout,
-        "version": task.version,
-    }
-    return engine.remote.invoke_everywhere("dispatch_query", args)
-
-
-async def _first_answer(
-    here: asyncio.Future[object], elsewhere: list[asyncio.Task[dict[str, Any]]], timeout: float
-) -> object:
-    """The first worker's answer, from a poller here or on another process."""
-    pending: set[asyncio.Future[Any]] = {here, *elsewhere}
-    loop = asyncio.get_running_loop()
-    until = loop.time() + timeout
-    while pending and (left := until - loop.time()) > 0:
-        done, pending = await asyncio.wait(pending, timeout=left, return_when="FIRST_COMPLETED")
-        for finished in done:
-            if finished is here:
-                return here.result()
-            if not finished.cancelled() and finished.exception() is None:
-                return unpack(rr.RespondQueryTaskCompletedRequest, finished.result()["answer"])
-    raise errors.DeadlineExceeded("context deadline exceeded")
-
-
-async def dispatch_query(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
-    """For the process owning the workflow: hand its query to a poller here and wait."""
-    response = unpack(rr.PollWorkflowTaskQueueResponse, args["response"])
-    token = TaskToken.decode(response.task_token)
-    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-    task = QueryTask(
-        token.namespace_id,
-        token.workflow_id,
-        token.run_id,
-        response.query,
-        future,
-        response=response,
-        version=args.get("version", ""),
-    )
-    engine.pending_queries[task.task_id] = task
-    engine.matching.add_query(token.namespace_id, args["task_queue"], task)
-    try:
-        answer = await asyncio.wait_for(future, args["timeout"])
-    except TimeoutError:
-        raise errors.DeadlineExceeded("context deadline exceeded") from None
-    finally:
-        engine.pending_queries.pop(task.task_id, None)
-        engine.matching.remove_query(token.namespace_id, args["task_queue"], task)
-    assert isinstance(answer, rr.RespondQueryTaskCompletedRequest)
-    return {"answer": pack(answer)}
-
-
 async def query_task_response(
     engine: HistoryEngine, task: QueryTask, sticky_poll: bool
 ) -> rr.PollWorkflowTaskQueueResponse:
     """What a polling worker receives for a query: full history unless it holds the workflow."""
     key = (task.namespace_id, task.workflow_id, task.run_id)
     token = TaskToken(key[0], key[1], key[2], 0, 0, query_task_id=task.task_id)
-    if task.response is not None:  # built by the process owning the workflow
-        response = rr.PollWorkflowTaskQueueResponse()
-        response.CopyFrom(task.response)
-        response.task_token = token.encode()
-        return response
     ms = await engine.get_execution(key)
     events: list[history_pb.HistoryEvent] = []
     if not sticky_poll:
