@@ -44,6 +44,7 @@ from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
+from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
 from aion.replication.remote import RemoteClusters
 from aion.replication.service import replication_handler
@@ -147,7 +148,6 @@ class AionServer:
         )
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
         self.remote_clusters = RemoteClusters(self.clusters)
-        self.namespace_replicator = NamespaceReplicator(self.namespaces, self.remote_clusters)
         self.deployments = DeploymentRegistry(self.store, now_ns)
         self.matching = MatchingEngine(routing=self.deployments)
         self.deployments.on_routing_changed = self.matching.routing_changed
@@ -181,6 +181,12 @@ class AionServer:
         self.batches = BatchRuntime(self.engine, self.store)
         self.engine.add_shard_listener(self.batches)
         self.engine.add_operations(self.batches.operations())
+        self.history_replicator = HistoryReplicator(self.engine, self.remote_clusters)
+        if config.cluster.enable_global_namespace:
+            self.engine.add_shard_listener(self.history_replicator)
+        self.namespace_replicator = NamespaceReplicator(
+            self.namespaces, self.remote_clusters, self.history_replicator.catch_up
+        )
         self.drainage = drainage.DrainageMonitor(self.engine, self.deployments, self.store)
         self.grpc = grpc.aio.server(
             options=[
@@ -256,7 +262,7 @@ class AionServer:
             self.grpc.add_generic_rpc_handlers(
                 (peer_handler(self.engine, self.engine.operations, abort),)
             )
-        self.grpc.add_generic_rpc_handlers((replication_handler(self.namespaces),))
+        self.grpc.add_generic_rpc_handlers((replication_handler(self.namespaces, self.store),))
         if config.cluster.enable_global_namespace:
             self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)
 
@@ -374,6 +380,7 @@ class AionServer:
         if self.http is not None:
             await self.http.stop()
         await self.namespace_replicator.stop()
+        await self.history_replicator.stop()
         await self.grpc.stop(grace=1.0)
         await self.remote_clusters.close()
         await self.operator_service.stop()

@@ -106,6 +106,11 @@ class TaskRpcs(ServiceBase):
             except (errors.Unavailable, StoreUnavailableError):
                 self.matching.retry_later(task)
                 continue
+            except errors.FailedPrecondition:
+                self.matching.requeue(task)
+                if self.namespaces.is_standby(ns.id):
+                    return None  # failed over while this poll waited: the task stays queued
+                raise
             except BaseException:
                 # Not recorded (or recorded and then stale on redelivery): never lose the task.
                 self.matching.requeue(task)

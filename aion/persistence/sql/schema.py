@@ -266,6 +266,32 @@ CREATE TABLE remote_clusters (
 ALTER TABLE namespaces ADD COLUMN config_version {bigint} NOT NULL DEFAULT 0;
 """
 
+# History replication (`aion.replication.history`): the transitions of executions in global
+# namespaces active here, kept until the other clusters have applied them, and how far this
+# cluster has applied each shard of another cluster's.
+HISTORY_REPLICATION = """
+CREATE TABLE replication_tasks (
+    shard_id INTEGER NOT NULL,
+    task_id {bigint} NOT NULL,
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    first_event_id {bigint} NOT NULL,
+    next_event_id {bigint} NOT NULL,
+    version {bigint} NOT NULL,
+    state {blob} NOT NULL,
+    tasks TEXT NOT NULL,
+    create_time_ns {bigint} NOT NULL,
+    PRIMARY KEY (shard_id, task_id)
+);
+CREATE TABLE replication_watermarks (
+    source_cluster TEXT NOT NULL,
+    shard_id INTEGER NOT NULL,
+    task_id {bigint} NOT NULL,
+    PRIMARY KEY (source_cluster, shard_id)
+);
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -284,6 +310,7 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (VISIBILITY_SEARCH_ATTRIBUTES, 8, 7),
     (SECURITY, 9, 8),
     (GLOBAL_NAMESPACES, 10, 9),
+    (HISTORY_REPLICATION, 11, 10),
 ]
 
 TYPES = {

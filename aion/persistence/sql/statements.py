@@ -33,6 +33,19 @@ REMOTE_CLUSTER = (
     "connection_enabled",
     "replication_enabled",
 )
+REPLICATION_TASK = (
+    "shard_id",
+    "task_id",
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "first_event_id",
+    "next_event_id",
+    "version",
+    "state",
+    "tasks",
+    "create_time_ns",
+)
 SEARCH_ATTRIBUTE = ("namespace_id", "name", "type", "field")
 CURRENT_EXECUTION = (
     "namespace_id",
@@ -141,6 +154,7 @@ AUDIT = (
 )
 deployment_row = attrgetter(*DEPLOYMENT)
 remote_cluster_row = attrgetter(*REMOTE_CLUSTER)
+replication_task_row = attrgetter(*REPLICATION_TASK)
 namespace_row = attrgetter(*NAMESPACE)
 api_key_row = attrgetter(*API_KEY)
 audit_row = attrgetter(*AUDIT)
@@ -250,6 +264,7 @@ class Statements:
                 "history_events",
                 "timer_tasks",
                 "queue_tasks",
+                "replication_tasks",
                 "visibility",
                 "visibility_search_attributes",
                 "search_attributes",
@@ -285,6 +300,26 @@ class Statements:
         self.insert_queue_task = q(_insert("queue_tasks", QUEUE_TASK))
         self.delete_queue_tasks = q(
             "DELETE FROM queue_tasks WHERE shard_id = ? AND task_id" + d.one_of
+        )
+
+        # Replication between clusters
+        self.insert_replication_task = q(_insert("replication_tasks", REPLICATION_TASK))
+        self.read_replication_tasks = q(
+            _select("replication_tasks", REPLICATION_TASK, "shard_id = ? AND task_id > ?")
+            + " ORDER BY task_id LIMIT ?"
+        )
+        self.delete_replication_tasks = q(
+            "DELETE FROM replication_tasks WHERE shard_id = ? AND task_id <= ?"
+        )
+        self.replication_watermark = q(
+            "SELECT task_id FROM replication_watermarks WHERE source_cluster = ? AND shard_id = ?"
+        )
+        self.upsert_replication_watermark = q(
+            _upsert(
+                "replication_watermarks",
+                ("source_cluster", "shard_id", "task_id"),
+                ("source_cluster", "shard_id"),
+            )
         )
 
         # Visibility

@@ -34,6 +34,7 @@ from aion.persistence.store import (
     NamespaceRecord,
     QueueTask,
     RemoteClusterRecord,
+    ReplicationTaskRecord,
     ScheduleRecord,
     SearchAttributeRecord,
     Store,
@@ -85,6 +86,9 @@ class SQLStore(Store):
 
     async def commit(self, tx: ExecutionTransaction) -> None:
         await self._group.commit(tx)
+
+    async def commits_landed(self) -> None:
+        await self._group.drain()
 
     # Cluster
     async def check_shard_count(self, num_shards: int) -> None:
@@ -244,6 +248,20 @@ class SQLStore(Store):
     async def _delete_tasks(self, sql: str, shard_id: int, task_ids: list[int]) -> None:
         if task_ids:
             await self._write(lambda conn: conn.execute_in(sql, (shard_id,), task_ids))
+
+    # Replication between clusters
+    async def read_replication_tasks(
+        self, shard_id: int, after_task_id: int, limit: int
+    ) -> list[ReplicationTaskRecord]:
+        rows = await self._fetch(self.sql.read_replication_tasks, (shard_id, after_task_id, limit))
+        return [_replication_task(row) for row in rows]
+
+    async def delete_replication_tasks(self, shard_id: int, up_to_task_id: int) -> None:
+        await self._execute(self.sql.delete_replication_tasks, (shard_id, up_to_task_id))
+
+    async def replication_watermark(self, source_cluster: str, shard_id: int) -> int:
+        row = await self._fetchrow(self.sql.replication_watermark, (source_cluster, shard_id))
+        return int(row[0]) if row else 0
 
     # Schedules
     async def save_schedule(
@@ -419,6 +437,12 @@ class SQLStore(Store):
 def _api_key(row: Row) -> ApiKeyRecord:
     r = ApiKeyRecord(*row)
     r.disabled = bool(r.disabled)
+    return r
+
+
+def _replication_task(row: Row) -> ReplicationTaskRecord:
+    r = ReplicationTaskRecord(*row)
+    r.state = bytes(r.state)
     return r
 
 

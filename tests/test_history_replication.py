@@ -1,0 +1,242 @@
+"""History replication and planned failover with running workflows (docs/global-namespaces.md),
+across two Aion clusters, each a process on its own storage (two SQLite files, or two
+PostgreSQL databases): every history on the standby equals the active cluster's event by
+event, a standby killed with SIGKILL catches up after its restart, and a failover (then a
+failback) mid-run moves the running workflows, which complete exactly once with their results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+import pytest
+from temporalio import activity, workflow
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from tests.helpers import fresh_storage, unique
+from tests.test_global_namespaces import (
+    Cluster,
+    Clusters,
+    _cluster_args,
+    _register_global,
+    _replicated,
+    _start,
+    eventually,
+)
+
+REPLICATED_S = 30.0  # generous: two servers and their workers share two cores with others
+
+
+@pytest.fixture(scope="module")
+async def clusters(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Clusters]:
+    """Clusters A (the master) and B, connected both ways with replication enabled."""
+    directory = tmp_path_factory.mktemp("replication")
+    async with AsyncExitStack() as stack:
+        storage_a = await stack.enter_async_context(fresh_storage(backend, str(directory / "a.db")))
+        storage_b = await stack.enter_async_context(fresh_storage(backend, str(directory / "b.db")))
+        a = await _start(stack, storage_a.server(extra_args=_cluster_args("A", 1)), "A")
+        b = await _start(stack, storage_b.server(extra_args=_cluster_args("B", 2)), "B")
+        await a.upsert(b)
+        await b.upsert(a)
+        yield Clusters(a, b)
+
+
+@activity.defn
+async def flaky_double(n: int) -> int:
+    """Fails its first attempt, heartbeats, then doubles `n`."""
+    activity.heartbeat(f"attempt {activity.info().attempt}")
+    if activity.info().attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return 2 * n
+
+
+@workflow.defn
+class Child:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        return n + 1
+
+
+@workflow.defn
+class Mixed:
+    """An activity with a retry, a timer, a signal, a child, continue-as-new."""
+
+    def __init__(self) -> None:
+        self.released = False
+
+    @workflow.signal
+    def release(self) -> None:
+        self.released = True
+
+    @workflow.run
+    async def run(self, n: int, hops: int) -> str:
+        doubled = await workflow.execute_activity(
+            flaky_double,
+            n,
+            start_to_close_timeout=timedelta(seconds=3),
+            heartbeat_timeout=timedelta(seconds=3),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+        await workflow.sleep(0.3)
+        if hops:  # the first run waits for its signal
+            await workflow.wait_condition(lambda: self.released)
+        child = await workflow.execute_child_workflow(
+            Child.run, doubled, id=f"{workflow.info().workflow_id}-child-{hops}"
+        )
+        if hops:
+            workflow.continue_as_new(args=[n, hops - 1])
+        return f"{n}:{child}"
+
+
+def _worker(client: Client, task_queue: str) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Mixed, Child],
+        activities=[flaky_double],
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+
+
+async def _history(cluster: Cluster, namespace: str, run: tuple[str, str]) -> list[bytes]:
+    events: list[bytes] = []
+    token = b""
+    while True:
+        page = await cluster.client.workflow_service.get_workflow_execution_history(
+            rr.GetWorkflowExecutionHistoryRequest(
+                namespace=namespace,
+                execution=common_pb.WorkflowExecution(workflow_id=run[0], run_id=run[1]),
+                next_page_token=token,
+            )
+        )
+        events += [e.SerializeToString(deterministic=True) for e in page.history.events]
+        token = page.next_page_token
+        if not token:
+            return events
+
+
+async def _runs(cluster: Cluster, namespace: str) -> list[tuple[str, str]]:
+    listed = await cluster.client.workflow_service.list_workflow_executions(
+        rr.ListWorkflowExecutionsRequest(namespace=namespace, page_size=1000)
+    )
+    return sorted((e.execution.workflow_id, e.execution.run_id) for e in listed.executions)
+
+
+async def _histories_equal(clusters: Clusters, namespace: str) -> list[tuple[str, str]]:
+    """The namespace's runs, once both clusters list the same and each history on B equals A's
+    event by event."""
+
+    async def equal() -> list[tuple[str, str]] | None:
+        runs = await _runs(clusters.a, namespace)
+        if runs != await _runs(clusters.b, namespace):
+            return None
+        for run in runs:
+            if await _history(clusters.b, namespace, run) != await _history(
+                clusters.a, namespace, run
+            ):
+                return None
+        return runs
+
+    return await eventually(equal, REPLICATED_S)
+
+
+def _versions(history: list[bytes]) -> set[int]:
+    return {history_pb.HistoryEvent.FromString(e).version for e in history}
+
+
+async def _start_mixed(client: Client, task_queue: str, ids: list[str]) -> None:
+    for i, workflow_id in enumerate(ids):
+        await client.start_workflow(
+            Mixed.run,
+            args=[i, 1],
+            id=workflow_id,
+            task_queue=task_queue,
+            task_timeout=timedelta(seconds=4),
+        )
+
+
+async def test_histories_replicate_event_by_event_and_survive_a_standby_crash(
+    clusters: Clusters,
+) -> None:
+    """Mixed workflows on A; B is killed with SIGKILL mid-run and restarted; every run (the
+    children and continued runs included) has the same history on B as on A."""
+    namespace = await _register_global(clusters)
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    task_queue = unique("mixed")
+    ids = [unique("wf") for _ in range(12)]
+    async with _worker(a, task_queue):
+        await _start_mixed(a, task_queue, ids)
+        await asyncio.to_thread(clusters.b.server.kill)
+        for workflow_id in ids:
+            await a.get_workflow_handle(workflow_id).signal(Mixed.release)
+        await asyncio.to_thread(clusters.b.server.start)
+        results = [await a.get_workflow_handle(w).result() for w in ids]
+    assert results == [f"{i}:{2 * i + 1}" for i in range(12)]
+    runs = await _histories_equal(clusters, namespace)
+    assert len(runs) == 12 * 4  # two runs each, a child per run
+    for run in runs:
+        assert _versions(await _history(clusters.b, namespace, run)) == {1}
+
+
+async def test_failover_and_failback_with_running_workflows(clusters: Clusters) -> None:
+    """Workers poll both clusters; workflows waiting on a signal are failed over to B, signalled
+    there, and complete on B exactly once; then the same after a failback to A (version 11).
+    B's events after the failover carry version 2, A's after the failback 11, and the
+    histories end equal on both clusters."""
+    namespace = await _register_global(clusters)
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    b = await Client.connect(clusters.b.server.address, namespace=namespace)
+    task_queue = unique("failover")
+    first, second = [unique("wf") for _ in range(6)], [unique("wf") for _ in range(6)]
+    async with _worker(a, task_queue), _worker(b, task_queue):
+        await _start_mixed(a, task_queue, first)
+        await _start_mixed(a, task_queue, second)
+        await _released_once(a, first[:3])
+        await clusters.a.cli.ok(
+            "operator", "namespace", "update", "-n", namespace, "--active-cluster", "B"
+        )
+        await _replicated(clusters.b, namespace, 2)
+        await _released_once(b, first[3:])
+        await _released_once(b, second[:3])
+        first_results = [await b.get_workflow_handle(w).result() for w in first]
+        await clusters.b.cli.ok(
+            "operator", "namespace", "update", "-n", namespace, "--active-cluster", "A"
+        )
+        await _replicated(clusters.a, namespace, 11)
+        await _released_once(a, second[3:])
+        second_results = [await a.get_workflow_handle(w).result() for w in second]
+    assert first_results == [f"{i}:{2 * i + 1}" for i in range(6)]
+    assert second_results == [f"{i}:{2 * i + 1}" for i in range(6)]
+    runs = await _histories_equal(clusters, namespace)
+    completed = workflow_pb2.WORKFLOW_EXECUTION_STATUS_COMPLETED
+    for workflow_id in first + second:
+        described = await a.get_workflow_handle(workflow_id).describe()
+        assert described.raw_description.workflow_execution_info.status == completed
+    versions = set().union(*[_versions(await _history(clusters.a, namespace, r)) for r in runs])
+    assert versions == {1, 2, 11}
+
+
+async def _released_once(client: Client, ids: list[str]) -> None:
+    """Signal each workflow until the signal lands (a freshly active cluster may briefly still
+    answer NamespaceNotActive for its namespace)."""
+    for workflow_id in ids:
+
+        async def signalled(workflow_id: str = workflow_id) -> bool | None:
+            try:
+                await client.get_workflow_handle(workflow_id).signal(Mixed.release)
+            except Exception:
+                return None
+            return True
+
+        await eventually(signalled, REPLICATED_S)
