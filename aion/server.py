@@ -47,7 +47,7 @@ from aion.persistence.sqlite import SQLiteStore
 from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
 from aion.replication.remote import RemoteClusters
-from aion.replication.service import replication_handler
+from aion.replication.service import ReplicationAcks, replication_handler
 from aion.schedules.runtime import ScheduleRuntime
 from aion.tracing import TracingConfig
 from aion.ui import UiConfig
@@ -182,6 +182,9 @@ class AionServer:
         self.engine.add_shard_listener(self.batches)
         self.engine.add_operations(self.batches.operations())
         self.history_replicator = HistoryReplicator(self.engine, self.remote_clusters)
+        self.replication_acks = ReplicationAcks(
+            self.namespaces, self.store, self.engine.replication_outbox
+        )
         if config.cluster.enable_global_namespace:
             self.engine.add_shard_listener(self.history_replicator)
         self.namespace_replicator = NamespaceReplicator(
@@ -262,7 +265,9 @@ class AionServer:
             self.grpc.add_generic_rpc_handlers(
                 (peer_handler(self.engine, self.engine.operations, abort),)
             )
-        self.grpc.add_generic_rpc_handlers((replication_handler(self.namespaces, self.store),))
+        self.grpc.add_generic_rpc_handlers(
+            (replication_handler(self.namespaces, self.store, self.replication_acks),)
+        )
         if config.cluster.enable_global_namespace:
             self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)
 
@@ -283,6 +288,11 @@ class AionServer:
             "approximate_backlog_age_seconds",
             metrics.QUEUE_LABELS,
             lambda: [(ls, age) for ls, _, age in backlog()],
+        )
+        metrics.read_gauge(
+            "replication_tasks_lag",
+            ("target_cluster", "service_name"),
+            lambda: [((cluster, "history"), lag) for cluster, lag in self.replication_acks.lag()],
         )
         metrics.read_gauge(
             "aion_store_connections",

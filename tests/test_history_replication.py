@@ -7,8 +7,10 @@ failback) mid-run moves the running workflows, which complete exactly once with 
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -22,6 +24,8 @@ from temporalio.common import RetryPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.helpers import fresh_storage, unique
+from tests.metrics_scrape import scrape
+from tests.servers import free_port
 from tests.test_global_namespaces import (
     Cluster,
     Clusters,
@@ -35,20 +39,32 @@ from tests.test_global_namespaces import (
 REPLICATED_S = 30.0  # generous: two servers and their workers share two cores with others
 
 
+@dataclass
+class MeteredClusters(Clusters):
+    metrics_ports: dict[str, int]  # cluster name -> its /metrics port
+
+
 @pytest.fixture(scope="module")
 async def clusters(
     backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Clusters]:
-    """Clusters A (the master) and B, connected both ways with replication enabled."""
+) -> AsyncIterator[MeteredClusters]:
+    """Clusters A (the master) and B, connected both ways with replication enabled, each with
+    a metrics port."""
     directory = tmp_path_factory.mktemp("replication")
+    ports = {"A": free_port(), "B": free_port()}
     async with AsyncExitStack() as stack:
         storage_a = await stack.enter_async_context(fresh_storage(backend, str(directory / "a.db")))
         storage_b = await stack.enter_async_context(fresh_storage(backend, str(directory / "b.db")))
-        a = await _start(stack, storage_a.server(extra_args=_cluster_args("A", 1)), "A")
-        b = await _start(stack, storage_b.server(extra_args=_cluster_args("B", 2)), "B")
+        metered = {name: ("--metrics-port", str(port)) for name, port in ports.items()}
+        a = await _start(
+            stack, storage_a.server(extra_args=_cluster_args("A", 1, *metered["A"])), "A"
+        )
+        b = await _start(
+            stack, storage_b.server(extra_args=_cluster_args("B", 2, *metered["B"])), "B"
+        )
         await a.upsert(b)
         await b.upsert(a)
-        yield Clusters(a, b)
+        yield MeteredClusters(a, b, ports)
 
 
 @activity.defn
@@ -240,3 +256,36 @@ async def _released_once(client: Client, ids: list[str]) -> None:
             return True
 
         await eventually(signalled, REPLICATED_S)
+
+
+async def _metric(clusters: MeteredClusters, cluster: str, name: str) -> float:
+    """The sum of a metric's samples on `cluster`'s /metrics."""
+    found = await scrape(clusters.metrics_ports[cluster])
+    return sum(value for sample, _, value in found if sample == name)
+
+
+async def test_lag_and_latency_are_metrics(clusters: MeteredClusters) -> None:
+    """B paused with SIGSTOP: A's `replication_tasks_lag` for B rises above 0; after SIGCONT it
+    is back to 0, and B has counted the applied tasks and their latency."""
+    namespace = await _register_global(clusters)
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    b_process = clusters.b.server.proc
+    assert b_process is not None
+    applied_before = await _metric(clusters, "B", "replication_tasks_applied")
+    b_process.send_signal(signal.SIGSTOP)
+    try:
+        await _start_mixed(a, unique("lag"), [unique("wf") for _ in range(3)])
+
+        async def lagging() -> bool | None:
+            return True if await _metric(clusters, "A", "replication_tasks_lag") > 0 else None
+
+        await eventually(lagging, REPLICATED_S)
+    finally:
+        b_process.send_signal(signal.SIGCONT)
+
+    async def caught_up() -> bool | None:
+        return True if await _metric(clusters, "A", "replication_tasks_lag") == 0 else None
+
+    await eventually(caught_up, REPLICATED_S)
+    assert await _metric(clusters, "B", "replication_tasks_applied") >= applied_before + 3
+    assert await _metric(clusters, "B", "replication_latency_count") >= 3

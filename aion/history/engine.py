@@ -45,6 +45,7 @@ from aion.history.ports import (
 from aion.history.replication import (
     ReplicatedTransition,
     ReplicationGap,
+    ReplicationOutbox,
     replicated_tasks,
     replication_task,
 )
@@ -144,6 +145,7 @@ class HistoryEngine:
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
         self._resyncs: dict[int, asyncio.Task[None]] = {}  # shards whose tasks load again
         self.pending_queries: dict[str, QueryTask] = {}
+        self.replication_outbox = ReplicationOutbox()
         self._environment = Environment(
             now=self.clock,
             limits=self.limits,
@@ -602,6 +604,8 @@ class HistoryEngine:
             ms.written_search_attributes = tx.visibility.search_attributes
         if tx.current is not None:
             self._remember_current(tx.current)
+        if tx.replication_task is not None:
+            self.replication_outbox.written(tx.shard_id, tx.replication_task.task_id)
         for task in tx.queue_tasks:
             self.enqueue(task)
         self.timers.add(tx.timer_tasks)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
 
+from aion import metrics
 from aion.history.engine import HistoryEngine
 from aion.history.replication import ReplicatedTransition, ReplicationGap
 from aion.persistence import RemoteClusterRecord, ReplicationAck, ReplicationTaskRecord
@@ -116,7 +118,19 @@ class HistoryReplicator:
         return bool(tasks)
 
     async def _apply(self, remote: RemoteClusterRecord, transition: ReplicatedTransition) -> None:
-        await self._wait_for_namespace(transition.task)
+        task = transition.task
+        await self._wait_for_namespace(task)
+        try:
+            await self._apply_filling_gaps(remote, transition)
+        except Exception:
+            metrics.replication_failed(task.namespace_id, remote.name)
+            raise
+        latency = max(0, time.time_ns() - task.create_time_ns) / 1e9
+        metrics.replication_applied(task.namespace_id, remote.name, latency)
+
+    async def _apply_filling_gaps(
+        self, remote: RemoteClusterRecord, transition: ReplicatedTransition
+    ) -> None:
         try:
             await self.engine.apply_replicated(transition)
         except ReplicationGap as gap:

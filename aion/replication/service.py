@@ -8,6 +8,7 @@ import json
 
 import grpc
 
+from aion.history.replication import ReplicationOutbox
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.replication.remote import SERVICE, encode_events, encode_namespaces, encode_tasks
@@ -19,9 +20,12 @@ class ReplicationAcks:
     """How far each connected cluster has applied each shard's replication tasks (as its last
     `Tasks` call said); the tasks every replicating cluster has applied are deleted."""
 
-    def __init__(self, namespaces: NamespaceRegistry, store: Store) -> None:
+    def __init__(
+        self, namespaces: NamespaceRegistry, store: Store, outbox: ReplicationOutbox
+    ) -> None:
         self.clusters = namespaces.clusters
         self.store = store
+        self.outbox = outbox
         self._acks: dict[tuple[str, int], int] = {}  # (cluster, shard id) -> task id
 
     async def acknowledged(self, cluster: str, shard_id: int, task_id: int) -> None:
@@ -31,15 +35,31 @@ class ReplicationAcks:
         targets = [r.name for r in self.clusters.remotes() if r.replication_enabled]
         acks = [self._acks.get((name, shard_id)) for name in targets]
         if acks and None not in acks:
-            await self.store.delete_replication_tasks(shard_id, min(a for a in acks if a))
+            applied = min(a for a in acks if a)
+            await self.store.delete_replication_tasks(shard_id, applied)
+            self.outbox.applied_everywhere(shard_id, applied)
+
+    def lag(self) -> list[tuple[str, int]]:
+        """Per cluster replicated to: the tasks written by this process it has not applied."""
+        return [
+            (
+                remote.name,
+                self.outbox.lag(
+                    {shard: ack for (name, shard), ack in self._acks.items() if name == remote.name}
+                ),
+            )
+            for remote in self.clusters.remotes()
+            if remote.replication_enabled
+        ]
 
 
-def replication_handler(namespaces: NamespaceRegistry, store: Store) -> grpc.GenericRpcHandler:
+def replication_handler(
+    namespaces: NamespaceRegistry, store: Store, acks: ReplicationAcks
+) -> grpc.GenericRpcHandler:
     """`aion.replication.v1.Replication`: `DescribeCluster` answers this cluster's identity;
     `Namespaces` answers, to the cluster named in the request, every global namespace it is one
     of the clusters of, as stored here; `Tasks` a shard's replication tasks after the task id
     the caller has applied, with their events; `History` an execution's events from an id."""
-    acks = ReplicationAcks(namespaces, store)
 
     async def describe(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return json.dumps(dataclasses.asdict(namespaces.clusters.identity())).encode()
