@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -30,6 +31,7 @@ from aion.config import (
     parse_search_attributes,
 )
 from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
+from aion.replication import commands as replication_commands
 from aion.server import (
     SCHEDULE_RETENTION,
     AionServer,
@@ -253,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     codec.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     auth_commands.add_parsers(commands)
+    replication_commands.add_parsers(commands)
     return parser
 
 
@@ -410,6 +413,15 @@ def _admin(args: argparse.Namespace) -> None:
     print(auth_commands.render(args, response))
 
 
+def _replication(args: argparse.Namespace) -> None:
+    """`aion replication dlq ...`: the answer as JSON."""
+    try:
+        response = replication_commands.run(args)
+    except grpc.aio.AioRpcError as e:
+        _fail(f"{e.code().name}: {e.details()}")
+    print(json.dumps(response, indent=2))
+
+
 def _ui_config(args: argparse.Namespace) -> UiConfig:
     """start-dev's Web UI from its flags, defaulted as the reference's."""
     ui = UiConfig(
@@ -444,6 +456,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command in ("apikey", "audit"):
         _admin(args)
+        return
+    if args.command == "replication":
+        _replication(args)
         return
     dev = args.server_command == "start-dev"
     settings = _dev_settings(args) if dev else _start_settings(args)

@@ -266,7 +266,11 @@ class AionServer:
                 (peer_handler(self.engine, self.engine.operations, abort),)
             )
         self.grpc.add_generic_rpc_handlers(
-            (replication_handler(self.namespaces, self.store, self.replication_acks),)
+            (
+                replication_handler(
+                    self.namespaces, self.store, self.replication_acks, self.history_replicator
+                ),
+            )
         )
         if config.cluster.enable_global_namespace:
             self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)

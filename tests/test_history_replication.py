@@ -7,12 +7,17 @@ failback) mid-run moves the running workflows, which complete exactly once with 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import asyncpg
 import pytest
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import message_pb2 as common_pb
@@ -23,7 +28,7 @@ from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.helpers import fresh_storage, unique
+from tests.helpers import Storage, fresh_storage, unique
 from tests.metrics_scrape import scrape
 from tests.servers import free_port
 from tests.test_global_namespaces import (
@@ -42,6 +47,7 @@ REPLICATED_S = 30.0  # generous: two servers and their workers share two cores w
 @dataclass
 class MeteredClusters(Clusters):
     metrics_ports: dict[str, int]  # cluster name -> its /metrics port
+    storage_b: Storage
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +70,7 @@ async def clusters(
         )
         await a.upsert(b)
         await b.upsert(a)
-        yield MeteredClusters(a, b, ports)
+        yield MeteredClusters(a, b, ports, storage_b)
 
 
 @activity.defn
@@ -289,3 +295,82 @@ async def test_lag_and_latency_are_metrics(clusters: MeteredClusters) -> None:
     await eventually(caught_up, REPLICATED_S)
     assert await _metric(clusters, "B", "replication_tasks_applied") >= applied_before + 3
     assert await _metric(clusters, "B", "replication_latency_count") >= 3
+
+
+async def _on_b(clusters: MeteredClusters, sql: str, *args: object) -> None:
+    """Run a statement on B's database, beside the running server (the injected fault)."""
+    storage = clusters.storage_b
+    if storage.dsn is not None:
+        connection = await asyncpg.connect(storage.dsn)
+        try:
+            await connection.execute(
+                sql.replace("?", "${}").format(*range(1, len(args) + 1)), *args
+            )
+        finally:
+            await connection.close()
+        return
+    assert storage.db_filename is not None
+    with sqlite3.connect(storage.db_filename, timeout=30) as connection:
+        connection.execute(sql, args)
+
+
+async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredClusters) -> None:
+    """An unreadable execution row planted on B (while B is paused) makes one workflow's tasks
+    fail there: they go to the DLQ while the others replicate; with the row removed, merging
+    the DLQ (`aion replication dlq merge`) makes every history equal."""
+    namespace = await _register_global(clusters)
+    namespace_id = (await clusters.a.describe(namespace)).namespace_info.id
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    faulty, *others = [unique("wf") for _ in range(3)]
+    b_process = clusters.b.server.proc
+    assert b_process is not None
+    b_process.send_signal(signal.SIGSTOP)
+    try:
+        await _start_mixed(a, unique("dlq"), [faulty, *others])
+        run_id = (await a.get_workflow_handle(faulty).describe()).run_id
+        planted = (
+            "INSERT INTO executions (shard_id, namespace_id, workflow_id, run_id, state, "
+            "db_version) VALUES (0, ?, ?, ?, ?, 1)"
+        )
+        await _on_b(clusters, planted, namespace_id, faulty, run_id, b"not a snapshot")
+    finally:
+        b_process.send_signal(signal.SIGCONT)
+
+    async def set_aside() -> bool | None:
+        listed = await _dlq(clusters, "list")
+        return True if any(t["workflow_id"] == faulty for t in listed["tasks"]) else None
+
+    await eventually(set_aside, REPLICATED_S)
+    for workflow_id in others:  # the shard went on
+        await eventually(
+            lambda w=workflow_id: _described_on_b(clusters, namespace, w), REPLICATED_S
+        )
+    await _on_b(clusters, "DELETE FROM executions WHERE run_id = ?", run_id)
+    merged = await _dlq(clusters, "merge")
+    assert merged["merged"] >= 1 and merged["failing"] == 0
+    assert (await _dlq(clusters, "list"))["tasks"] == []
+    await _histories_equal(clusters, namespace)
+
+
+async def _described_on_b(
+    clusters: MeteredClusters, namespace: str, workflow_id: str
+) -> bool | None:
+    b = await Client.connect(clusters.b.server.address, namespace=namespace)
+    try:
+        await b.get_workflow_handle(workflow_id).describe()
+    except Exception:
+        return None
+    return True
+
+
+async def _dlq(clusters: MeteredClusters, action: str) -> Any:
+    """`aion replication dlq ACTION` on B: its JSON answer."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "aion", "replication", "dlq", action, "--address", clusters.b.server.address),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return json.loads(out)

@@ -40,11 +40,11 @@ class ReplicationGap(Exception):
 @dataclass
 class ReplicatedTransition:
     """A transition of another cluster's execution, with its events and this cluster's
-    watermark once it is applied."""
+    watermark once it is applied (None: a task merged from the DLQ moves no watermark)."""
 
     task: ReplicationTaskRecord
     events: list[bytes]
-    ack: ReplicationAck
+    ack: ReplicationAck | None
     parsed: list[history_pb.HistoryEvent] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -320,6 +320,22 @@ class ReplicationAck:
 
 
 @dataclass
+class ReplicationDLQRecord:
+    """A replicated task that kept failing here, set aside so its shard goes on: the task as
+    received (`task`, Aion's wire encoding with its events) and the last error."""
+
+    source_cluster: str
+    shard_id: int
+    task_id: int
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    task: bytes
+    error: str
+    create_time_ns: int
+
+
+@dataclass
 class ExecutionTransaction:
     """Everything one state transition writes, committed atomically."""
 
@@ -474,6 +490,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def replication_watermark(self, source_cluster: str, shard_id: int) -> int:
         """The last task id of `source_cluster`'s shard applied here (0: none)."""
+
+    @abc.abstractmethod
+    async def add_to_replication_dlq(self, record: ReplicationDLQRecord) -> None:
+        """Set the task aside and move its shard's watermark past it, in one transaction."""
+
+    @abc.abstractmethod
+    async def list_replication_dlq(self) -> list[ReplicationDLQRecord]: ...
+
+    @abc.abstractmethod
+    async def delete_replication_dlq(
+        self, source_cluster: str, shard_id: int, task_id: int
+    ) -> None: ...
 
     @abc.abstractmethod
     async def commits_landed(self) -> None:

@@ -10,21 +10,29 @@ cluster's shard count (a `ShardListener`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
 import grpc
 
-from aion import metrics
+from aion import errors, metrics
 from aion.history.engine import HistoryEngine
 from aion.history.replication import ReplicatedTransition, ReplicationGap
-from aion.persistence import RemoteClusterRecord, ReplicationAck, ReplicationTaskRecord
-from aion.replication.remote import RemoteClusters
+from aion.persistence import (
+    RemoteClusterRecord,
+    ReplicationAck,
+    ReplicationDLQRecord,
+    ReplicationTaskRecord,
+    StoreUnavailableError,
+)
+from aion.replication.remote import RemoteClusters, decode_task, encode_task
 
 log = logging.getLogger(__name__)
 
 PULL_INTERVAL_S = 0.2
 BATCH = 100
+MAX_ATTEMPTS = 3  # applies of a task before it goes to the DLQ
 
 
 class HistoryReplicator:
@@ -38,6 +46,7 @@ class HistoryReplicator:
         self._watermarks: dict[tuple[str, int], int] = {}
         self._unreachable: set[str] = set()
         self._pulling: dict[tuple[str, int], asyncio.Lock] = {}  # one pull of a shard at a time
+        self._failures: dict[tuple[str, int, int], int] = {}  # failed applies of a task
 
     async def shard_acquired(self, shard_id: int) -> None:
         if shard_id not in self._loops:
@@ -113,9 +122,66 @@ class HistoryReplicator:
         self._unreachable.discard(remote.name)
         for task, events in tasks:
             ack = ReplicationAck(remote.name, source_shard, task.task_id)
-            await self._apply(remote, ReplicatedTransition(task, events, ack))
+            transition = ReplicatedTransition(task, events, ack)
+            try:
+                await self._apply(remote, transition)
+            except (errors.ShardNotOwned, errors.Unavailable, StoreUnavailableError):
+                raise  # not the task's fault: the next round tries it again
+            except Exception as e:
+                if not await self._set_aside(transition, e):
+                    raise
             self._watermarks[key] = task.task_id
         return bool(tasks)
+
+    async def _set_aside(self, transition: ReplicatedTransition, error: Exception) -> bool:
+        """Count a failure of the task; at the MAX_ATTEMPTS-th, move it to the DLQ (and the
+        watermark past it) so its shard goes on. Whether it was set aside."""
+        task, ack = transition.task, transition.ack
+        assert ack is not None
+        failure = (ack.source_cluster, ack.shard_id, ack.task_id)
+        self._failures[failure] = self._failures.get(failure, 0) + 1
+        if self._failures[failure] < MAX_ATTEMPTS:
+            return False
+        del self._failures[failure]
+        record = ReplicationDLQRecord(
+            *failure,
+            task.namespace_id,
+            task.workflow_id,
+            task.run_id,
+            json.dumps(encode_task(task, transition.events)).encode(),
+            repr(error),
+            time.time_ns(),
+        )
+        await self.store.add_to_replication_dlq(record)
+        log.error(
+            "replication task %s of %s (cluster %s, shard %s) moved to the DLQ: %r",
+            ack.task_id,
+            task.workflow_id,
+            ack.source_cluster,
+            ack.shard_id,
+            error,
+        )
+        return True
+
+    async def merge_dlq(self, source_cluster: str = "") -> tuple[int, int]:
+        """Apply the DLQ's tasks (of `source_cluster`, or all) again; those applied leave it.
+        (merged, still failing)."""
+        merged = failing = 0
+        for record in await self.store.list_replication_dlq():
+            if source_cluster and record.source_cluster != source_cluster:
+                continue
+            task, events = decode_task(json.loads(record.task))
+            try:
+                await self.engine.apply_replicated(ReplicatedTransition(task, events, None))
+            except Exception as e:
+                log.warning("DLQ task %s of %s still fails: %r", task.task_id, task.workflow_id, e)
+                failing += 1
+                continue
+            await self.store.delete_replication_dlq(
+                record.source_cluster, record.shard_id, record.task_id
+            )
+            merged += 1
+        return merged, failing
 
     async def _apply(self, remote: RemoteClusterRecord, transition: ReplicatedTransition) -> None:
         task = transition.task

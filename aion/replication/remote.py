@@ -84,13 +84,7 @@ class RemoteClusters:
             "limit": limit,
         }
         answer = await self._call(address, TASKS_METHOD, request)
-        return [
-            (
-                ReplicationTaskRecord(**{**item["task"], "state": _unpack(item["task"]["state"])}),
-                [_unpack(e) for e in item["events"]],
-            )
-            for item in answer["tasks"]
-        ]
+        return [decode_task(item) for item in answer["tasks"]]
 
     async def history(
         self, address: str, key: tuple[str, str, str], first_event_id: int, limit: int
@@ -134,14 +128,20 @@ class RemoteClusters:
 
 def encode_tasks(tasks: list[tuple[ReplicationTaskRecord, list[bytes]]]) -> bytes:
     """The answer of `Tasks` (read by `RemoteClusters.replication_tasks`)."""
-    items = [
-        {
-            "task": {**dataclasses.asdict(task), "state": _pack(task.state)},
-            "events": [_pack(e) for e in events],
-        }
-        for task, events in tasks
-    ]
-    return json.dumps({"tasks": items}).encode()
+    return json.dumps({"tasks": [encode_task(task, events) for task, events in tasks]}).encode()
+
+
+def encode_task(task: ReplicationTaskRecord, events: list[bytes]) -> dict[str, Any]:
+    """A replication task with its events, as JSON (on the wire, and in the DLQ)."""
+    return {
+        "task": {**dataclasses.asdict(task), "state": _pack(task.state)},
+        "events": [_pack(e) for e in events],
+    }
+
+
+def decode_task(item: dict[str, Any]) -> tuple[ReplicationTaskRecord, list[bytes]]:
+    task = ReplicationTaskRecord(**{**item["task"], "state": _unpack(item["task"]["state"])})
+    return task, [_unpack(e) for e in item["events"]]
 
 
 def encode_events(events: list[bytes]) -> bytes:

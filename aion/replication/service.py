@@ -11,6 +11,7 @@ import grpc
 from aion.history.replication import ReplicationOutbox
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
+from aion.replication.history import HistoryReplicator
 from aion.replication.remote import SERVICE, encode_events, encode_namespaces, encode_tasks
 
 MAX_TASKS = 200
@@ -54,12 +55,16 @@ class ReplicationAcks:
 
 
 def replication_handler(
-    namespaces: NamespaceRegistry, store: Store, acks: ReplicationAcks
+    namespaces: NamespaceRegistry,
+    store: Store,
+    acks: ReplicationAcks,
+    replicator: HistoryReplicator,
 ) -> grpc.GenericRpcHandler:
     """`aion.replication.v1.Replication`: `DescribeCluster` answers this cluster's identity;
     `Namespaces` answers, to the cluster named in the request, every global namespace it is one
     of the clusters of, as stored here; `Tasks` a shard's replication tasks after the task id
-    the caller has applied, with their events; `History` an execution's events from an id."""
+    the caller has applied, with their events; `History` an execution's events from an id;
+    `DLQ` lists, purges or merges this cluster's replication DLQ (`aion replication dlq`)."""
 
     async def describe(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return json.dumps(dataclasses.asdict(namespaces.clusters.identity())).encode()
@@ -94,6 +99,22 @@ def replication_handler(
         )
         return encode_events(events)
 
+    async def dlq(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        args = json.loads(request)
+        source = args.get("source_cluster", "")
+        if args["action"] == "merge":
+            merged, failing = await replicator.merge_dlq(source)
+            return json.dumps({"merged": merged, "failing": failing}).encode()
+        records = [
+            r for r in await store.list_replication_dlq() if source in ("", r.source_cluster)
+        ]
+        if args["action"] == "purge":
+            for r in records:
+                await store.delete_replication_dlq(r.source_cluster, r.shard_id, r.task_id)
+            return json.dumps({"purged": len(records)}).encode()
+        listed = [{k: v for k, v in dataclasses.asdict(r).items() if k != "task"} for r in records]
+        return json.dumps({"tasks": listed}).encode()
+
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
@@ -101,5 +122,6 @@ def replication_handler(
             "Namespaces": grpc.unary_unary_rpc_method_handler(list_namespaces),
             "Tasks": grpc.unary_unary_rpc_method_handler(tasks),
             "History": grpc.unary_unary_rpc_method_handler(history),
+            "DLQ": grpc.unary_unary_rpc_method_handler(dlq),
         },
     )

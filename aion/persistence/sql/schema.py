@@ -267,8 +267,9 @@ ALTER TABLE namespaces ADD COLUMN config_version {bigint} NOT NULL DEFAULT 0;
 """
 
 # History replication (`aion.replication.history`): the transitions of executions in global
-# namespaces active here, kept until the other clusters have applied them, and how far this
-# cluster has applied each shard of another cluster's.
+# namespaces active here, kept until the other clusters have applied them, how far this
+# cluster has applied each shard of another cluster's, and the replicated tasks that kept
+# failing here (the DLQ).
 HISTORY_REPLICATION = """
 CREATE TABLE replication_tasks (
     shard_id INTEGER NOT NULL,
@@ -289,6 +290,18 @@ CREATE TABLE replication_watermarks (
     shard_id INTEGER NOT NULL,
     task_id {bigint} NOT NULL,
     PRIMARY KEY (source_cluster, shard_id)
+);
+CREATE TABLE replication_dlq (
+    source_cluster TEXT NOT NULL,
+    shard_id INTEGER NOT NULL,
+    task_id {bigint} NOT NULL,
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    task {blob} NOT NULL,
+    error TEXT NOT NULL,
+    create_time_ns {bigint} NOT NULL,
+    PRIMARY KEY (source_cluster, shard_id, task_id)
 );
 """
 

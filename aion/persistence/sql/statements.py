@@ -46,6 +46,17 @@ REPLICATION_TASK = (
     "tasks",
     "create_time_ns",
 )
+REPLICATION_DLQ = (
+    "source_cluster",
+    "shard_id",
+    "task_id",
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "task",
+    "error",
+    "create_time_ns",
+)
 SEARCH_ATTRIBUTE = ("namespace_id", "name", "type", "field")
 CURRENT_EXECUTION = (
     "namespace_id",
@@ -155,6 +166,7 @@ AUDIT = (
 deployment_row = attrgetter(*DEPLOYMENT)
 remote_cluster_row = attrgetter(*REMOTE_CLUSTER)
 replication_task_row = attrgetter(*REPLICATION_TASK)
+replication_dlq_row = attrgetter(*REPLICATION_DLQ)
 namespace_row = attrgetter(*NAMESPACE)
 api_key_row = attrgetter(*API_KEY)
 audit_row = attrgetter(*AUDIT)
@@ -265,6 +277,7 @@ class Statements:
                 "timer_tasks",
                 "queue_tasks",
                 "replication_tasks",
+                "replication_dlq",
                 "visibility",
                 "visibility_search_attributes",
                 "search_attributes",
@@ -320,6 +333,15 @@ class Statements:
                 ("source_cluster", "shard_id", "task_id"),
                 ("source_cluster", "shard_id"),
             )
+        )
+
+        self.insert_replication_dlq = q(_insert_new("replication_dlq", REPLICATION_DLQ))
+        self.list_replication_dlq = q(
+            _select("replication_dlq", REPLICATION_DLQ)
+            + f" ORDER BY source_cluster{d.byte_order}, shard_id, task_id"
+        )
+        self.delete_replication_dlq = q(
+            "DELETE FROM replication_dlq WHERE source_cluster = ? AND shard_id = ? AND task_id = ?"
         )
 
         # Visibility

@@ -17,6 +17,7 @@ from aion.persistence.sql.statements import (
     deployment_row,
     namespace_row,
     remote_cluster_row,
+    replication_dlq_row,
     schedule_row,
     visibility_row,
 )
@@ -34,6 +35,7 @@ from aion.persistence.store import (
     NamespaceRecord,
     QueueTask,
     RemoteClusterRecord,
+    ReplicationDLQRecord,
     ReplicationTaskRecord,
     ScheduleRecord,
     SearchAttributeRecord,
@@ -262,6 +264,28 @@ class SQLStore(Store):
     async def replication_watermark(self, source_cluster: str, shard_id: int) -> int:
         row = await self._fetchrow(self.sql.replication_watermark, (source_cluster, shard_id))
         return int(row[0]) if row else 0
+
+    async def add_to_replication_dlq(self, record: ReplicationDLQRecord) -> None:
+        r = record
+
+        async def add(conn: Connection) -> None:
+            await conn.execute(self.sql.insert_replication_dlq, replication_dlq_row(r))
+            watermark = (r.source_cluster, r.shard_id, r.task_id)
+            await conn.execute(self.sql.upsert_replication_watermark, watermark)
+
+        await self._write(add)
+
+    async def list_replication_dlq(self) -> list[ReplicationDLQRecord]:
+        rows = await self._fetch(self.sql.list_replication_dlq)
+        records = [ReplicationDLQRecord(*row) for row in rows]
+        for r in records:
+            r.task = bytes(r.task)
+        return records
+
+    async def delete_replication_dlq(
+        self, source_cluster: str, shard_id: int, task_id: int
+    ) -> None:
+        await self._execute(self.sql.delete_replication_dlq, (source_cluster, shard_id, task_id))
 
     # Schedules
     async def save_schedule(
