@@ -315,16 +315,14 @@ async def _on_b(clusters: MeteredClusters, sql: str, *args: object) -> None:
 
 
 async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredClusters) -> None:
-    """An unreadable execution row planted on B (while B is paused) makes one workflow's tasks
+    """An unreadable execution row planted on B (while B is stopped) makes one workflow's tasks
     fail there: they go to the DLQ while the others replicate; with the row removed, merging
     the DLQ (`aion replication dlq merge`) makes every history equal."""
     namespace = await _register_global(clusters)
     namespace_id = (await clusters.a.describe(namespace)).namespace_info.id
     a = await Client.connect(clusters.a.server.address, namespace=namespace)
     faulty, *others = [unique("wf") for _ in range(3)]
-    b_process = clusters.b.server.proc
-    assert b_process is not None
-    b_process.send_signal(signal.SIGSTOP)
+    await asyncio.to_thread(clusters.b.server.stop)
     try:
         await _start_mixed(a, unique("dlq"), [faulty, *others])
         run_id = (await a.get_workflow_handle(faulty).describe()).run_id
@@ -334,7 +332,7 @@ async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredCluste
         )
         await _on_b(clusters, planted, namespace_id, faulty, run_id, b"not a snapshot")
     finally:
-        b_process.send_signal(signal.SIGCONT)
+        await asyncio.to_thread(clusters.b.server.start)
 
     async def set_aside() -> bool | None:
         listed = await _dlq(clusters, "list")

@@ -568,15 +568,10 @@ class HistoryEngine:
             raise errors.ShardNotOwned(ms.shard_id)  # released (or re-acquired) meanwhile
         self.namespaces.check_active(s.namespace_id)  # failed over while the transition ran
         visibility = self._visibility(ms) if (m.events or new) else None
-        tx = ExecutionTransaction(
-            shard_id=shard.shard_id,
-            range_id=shard.range_id,
-            namespace_id=s.namespace_id,
-            workflow_id=s.workflow_id,
-            run_id=s.run_id,
-            state=ms.snapshot(),
-            db_version=ms.db_version + 1,
-            expected_db_version=None if new else ms.db_version,
+        tx = _transaction_of(
+            ms,
+            shard,
+            new,
             events=[(e.event_id, e.SerializeToString()) for e in m.events],
             current=current,
             expected_current_run_id=expected_current_run_id,
@@ -711,15 +706,10 @@ class HistoryEngine:
         if old is None:
             pointer = await self.store.get_current_execution(s.namespace_id, s.workflow_id)
             expected_current = pointer.run_id if pointer is not None else None
-        return ExecutionTransaction(
-            shard_id=shard.shard_id,
-            range_id=shard.range_id,
-            namespace_id=s.namespace_id,
-            workflow_id=s.workflow_id,
-            run_id=s.run_id,
-            state=ms.snapshot(),
-            db_version=ms.db_version + 1,
-            expected_db_version=None if old is None else ms.db_version,
+        return _transaction_of(
+            ms,
+            shard,
+            old is None,
             events=events,
             current=_current(ms) if old is None or s.status != old.s.status else None,
             expected_current_run_id=expected_current,
@@ -783,6 +773,25 @@ def _measure_transition(ms: MutableState, tx: ExecutionTransaction) -> None:
         metrics.workflow_closed(
             outcome, namespace, s.task_queue, s.workflow_type, events, s.history_size_bytes
         )
+
+
+def _transaction_of(
+    ms: MutableState, shard: Shard, new: bool, **parts: Any
+) -> ExecutionTransaction:
+    """The transition of `ms` to commit on `shard` (`new`: its execution row is inserted), with
+    the other `parts` of an ExecutionTransaction."""
+    s = ms.s
+    return ExecutionTransaction(
+        shard_id=shard.shard_id,
+        range_id=shard.range_id,
+        namespace_id=s.namespace_id,
+        workflow_id=s.workflow_id,
+        run_id=s.run_id,
+        state=ms.snapshot(),
+        db_version=ms.db_version + 1,
+        expected_db_version=None if new else ms.db_version,
+        **parts,
+    )
 
 
 def _current(ms: MutableState) -> CurrentExecution:
