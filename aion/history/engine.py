@@ -422,13 +422,12 @@ class HistoryEngine:
                 entry.ms = await self._load(key)
             measured.latency.observe(time.perf_counter() - started)
             ms = entry.ms
-            if self.namespaces.replicates(key[0]):
-                # Temporal stamps a global namespace's transitions with its current version.
-                ms.s.failover_version = self.namespaces.by_id(key[0]).failover_version
             status_before = ms.s.status
             size_before = ms.s.history_size_bytes
             count_before = ms.s.next_event_id - 1
             try:
+                if self.namespaces.replicates(key[0]):
+                    ms.stamp_version(self.namespaces.by_id(key[0]).failover_version)
                 result = fn(ms)
                 if asyncio.iscoroutine(result):
                     result = await result
