@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import dataclasses
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ from aion.config import (
 )
 from aion.frontend import quotas
 from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
+from aion.replication import commands as replication_commands
 from aion.server import (
     SCHEDULE_RETENTION,
     AionServer,
@@ -269,6 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     codec.add_argument("--dsn", help="the server's PostgreSQL database, for its API keys (--auth)")
     auth_commands.add_server_flags(codec, server=False)
     auth_commands.add_parsers(commands)
+    replication_commands.add_parsers(commands)
     return parser
 
 
@@ -445,6 +448,15 @@ def _admin(args: argparse.Namespace) -> None:
     print(auth_commands.render(args, response))
 
 
+def _replication(args: argparse.Namespace) -> None:
+    """`aion replication dlq ...`: the answer as JSON."""
+    try:
+        response = replication_commands.run(args)
+    except grpc.aio.AioRpcError as e:
+        _fail(f"{e.code().name}: {e.details()}")
+    print(json.dumps(response, indent=2))
+
+
 def _ui_config(args: argparse.Namespace) -> UiConfig:
     """start-dev's Web UI from its flags, defaulted as the reference's."""
     ui = UiConfig(
@@ -480,6 +492,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command in ("apikey", "audit"):
         _admin(args)
+        return
+    if args.command == "replication":
+        _replication(args)
         return
     dev = args.server_command == "start-dev"
     settings = _dev_settings(args) if dev else _start_settings(args)

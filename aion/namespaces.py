@@ -153,6 +153,29 @@ class NamespaceRegistry:
     def by_id(self, namespace_id: str) -> Namespace:
         return self._by_id[namespace_id]
 
+    def knows(self, namespace_id: str) -> bool:
+        return namespace_id in self._by_id
+
+    def is_standby(self, namespace_id: str) -> bool:
+        """Whether the namespace is global and active in another cluster: its executions here
+        only take in what the active cluster replicates."""
+        ns = self._by_id.get(namespace_id)
+        return ns is not None and ns.is_global and ns.active_cluster != self.clusters.current_name
+
+    def check_active(self, namespace_id: str) -> None:
+        """Refuse, with NamespaceNotActive, a change of an execution in a namespace that is
+        standby here (only replication changes those)."""
+        if self.is_standby(namespace_id):
+            ns = self._by_id[namespace_id]
+            raise errors.namespace_not_active(
+                ns.name, self.clusters.current_name, ns.active_cluster
+            )
+
+    def replicates(self, namespace_id: str) -> bool:
+        """Whether the namespace is global and active here: its transitions replicate."""
+        ns = self._by_id.get(namespace_id)
+        return ns is not None and ns.is_global and ns.active_cluster == self.clusters.current_name
+
     def all(self) -> list[Namespace]:
         return sorted(self._by_name.values(), key=lambda ns: ns.name)
 

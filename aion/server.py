@@ -47,9 +47,10 @@ from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
+from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
 from aion.replication.remote import RemoteClusters
-from aion.replication.service import replication_handler
+from aion.replication.service import ReplicationAcks, replication_handler
 from aion.schedules.runtime import ScheduleRuntime
 from aion.tracing import TracingConfig
 from aion.ui import UiConfig
@@ -150,7 +151,6 @@ class AionServer:
         )
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
         self.remote_clusters = RemoteClusters(self.clusters)
-        self.namespace_replicator = NamespaceReplicator(self.namespaces, self.remote_clusters)
         self.deployments = DeploymentRegistry(self.store, now_ns)
         self.matching = MatchingEngine(routing=self.deployments, dispatch_rps=self._dispatch_rps)
         self.deployments.on_routing_changed = self.matching.routing_changed
@@ -186,6 +186,15 @@ class AionServer:
         self.batches = BatchRuntime(self.engine, self.store)
         self.engine.add_shard_listener(self.batches)
         self.engine.add_operations(self.batches.operations())
+        self.history_replicator = HistoryReplicator(self.engine, self.remote_clusters)
+        self.replication_acks = ReplicationAcks(
+            self.namespaces, self.store, self.engine.replication_outbox
+        )
+        if config.cluster.enable_global_namespace:
+            self.engine.add_shard_listener(self.history_replicator)
+        self.namespace_replicator = NamespaceReplicator(
+            self.namespaces, self.remote_clusters, self.history_replicator.catch_up
+        )
         self.drainage = drainage.DrainageMonitor(self.engine, self.deployments, self.store)
         self.grpc = grpc.aio.server(
             options=[
@@ -268,7 +277,13 @@ class AionServer:
             self.grpc.add_generic_rpc_handlers(
                 (peer_handler(self.engine, self.engine.operations, abort, self.cluster.peers),)
             )
-        self.grpc.add_generic_rpc_handlers((replication_handler(self.namespaces),))
+        self.grpc.add_generic_rpc_handlers(
+            (
+                replication_handler(
+                    self.namespaces, self.store, self.replication_acks, self.history_replicator
+                ),
+            )
+        )
         if config.cluster.enable_global_namespace:
             self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)
 
@@ -304,6 +319,11 @@ class AionServer:
             "approximate_backlog_age_seconds",
             metrics.QUEUE_LABELS,
             lambda: [(ls, age) for ls, _, age in backlog()],
+        )
+        metrics.read_gauge(
+            "replication_tasks_lag",
+            ("target_cluster", "service_name"),
+            lambda: [((cluster, "history"), lag) for cluster, lag in self.replication_acks.lag()],
         )
         metrics.read_gauge(
             "aion_store_connections",
@@ -402,6 +422,7 @@ class AionServer:
         if self.http is not None:
             await self.http.stop()
         await self.namespace_replicator.stop()
+        await self.history_replicator.stop()
         await self.grpc.stop(grace=1.0)
         await self.remote_clusters.close()
         await self.operator_service.stop()

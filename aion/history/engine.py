@@ -42,6 +42,13 @@ from aion.history.ports import (
     ShardListener,
     TimerTasks,
 )
+from aion.history.replication import (
+    ReplicatedTransition,
+    ReplicationGap,
+    ReplicationOutbox,
+    replicated_tasks,
+    replication_task,
+)
 from aion.history.state.updates import UpdateAborted
 from aion.matching import MatchingEngine, QueryTask
 from aion.namespaces import NamespaceRegistry
@@ -141,6 +148,7 @@ class HistoryEngine:
         # Queries of other processes' workflows handed to pollers here: query task id to the
         # address of the process awaiting the answer (the oldest forgotten past a bound).
         self.peer_queries: OrderedDict[str, str] = OrderedDict()
+        self.replication_outbox = ReplicationOutbox()
         self._environment = Environment(
             now=self.clock,
             limits=self.limits,
@@ -399,7 +407,10 @@ class HistoryEngine:
     async def update_execution(
         self, key: ExecutionKey, fn: Callable[[MutableState], T | Awaitable[T]]
     ) -> T:
-        """Load and lock the execution, apply `fn`, commit what it changed, publish its tasks."""
+        """Load and lock the execution, apply `fn`, commit what it changed, publish its tasks.
+        An execution of a namespace standby here is changed only by replication
+        (NamespaceNotActive)."""
+        self.namespaces.check_active(key[0])
         entry = self._entry(key)
         measured = metrics.execution_cache(key[0])
         started = time.perf_counter()
@@ -416,6 +427,8 @@ class HistoryEngine:
             size_before = ms.s.history_size_bytes
             count_before = ms.s.next_event_id - 1
             try:
+                if self.namespaces.replicates(key[0]):
+                    ms.stamp_version(self.namespaces.by_id(key[0]).failover_version)
                 result = fn(ms)
                 if asyncio.iscoroutine(result):
                     result = await result
@@ -488,6 +501,7 @@ class HistoryEngine:
 
     async def create_execution(self, ms: MutableState, expected_current_run_id: str | None) -> None:
         """Commit a brand-new run and make it the workflow id's current run."""
+        self.namespaces.check_active(ms.s.namespace_id)
         key = (ms.s.namespace_id, ms.s.workflow_id, ms.s.run_id)
         try:
             await self._commit(ms, new=True, expected_current_run_id=expected_current_run_id)
@@ -548,30 +562,16 @@ class HistoryEngine:
     ) -> ExecutionTransaction:
         s = ms.s
         m = ms.mutation
-        current = None
-        if new or status_changed:
-            current = CurrentExecution(
-                namespace_id=s.namespace_id,
-                workflow_id=s.workflow_id,
-                run_id=s.run_id,
-                running=ms.running,
-                status=s.status,
-                start_request_id=s.start_request_id,
-                start_time_ns=s.start_time_ns,
-            )
+        current = _current(ms) if new or status_changed else None
         shard = self.shards.get(ms.shard_id)
         if shard is None or shard.next_task_id != ms.next_task_id:
             raise errors.ShardNotOwned(ms.shard_id)  # released (or re-acquired) meanwhile
+        self.namespaces.check_active(s.namespace_id)  # failed over while the transition ran
         visibility = self._visibility(ms) if (m.events or new) else None
-        return ExecutionTransaction(
-            shard_id=shard.shard_id,
-            range_id=shard.range_id,
-            namespace_id=s.namespace_id,
-            workflow_id=s.workflow_id,
-            run_id=s.run_id,
-            state=ms.snapshot(),
-            db_version=ms.db_version + 1,
-            expected_db_version=None if new else ms.db_version,
+        tx = _transaction_of(
+            ms,
+            shard,
+            new,
             events=[(e.event_id, e.SerializeToString()) for e in m.events],
             batch_starts=m.batch_starts,
             current=current,
@@ -584,6 +584,11 @@ class HistoryEngine:
             search_attributes_changed=visibility is not None
             and (new or visibility.search_attributes != ms.written_search_attributes),
         )
+        if self.namespaces.replicates(s.namespace_id):
+            tx.replication_task = replication_task(
+                tx, shard.next_task_id(), s.failover_version, self.clock()
+            )
+        return tx
 
     def _committed(self, ms: MutableState, tx: ExecutionTransaction) -> None:
         """After commit: the state is durable; hand its tasks on and wake waiters."""
@@ -595,6 +600,8 @@ class HistoryEngine:
             ms.written_search_attributes = tx.visibility.search_attributes
         if tx.current is not None:
             self._remember_current(tx.current)
+        if tx.replication_task is not None:
+            self.replication_outbox.written(tx.shard_id, tx.replication_task.task_id)
         for task in tx.queue_tasks:
             self.enqueue(task)
         self.timers.add(tx.timer_tasks)
@@ -629,6 +636,88 @@ class HistoryEngine:
             root_run_id=s.root_run_id or s.run_id,
             history_size_bytes=s.history_size_bytes,
             state_transition_count=ms.db_version + 1,
+        )
+
+    # ---- history replication: a transition another cluster replicated ------------------
+    async def apply_replicated(self, t: ReplicatedTransition) -> None:
+        """Append the transition's events and take its state as this execution's, with the
+        timer and queue tasks it created, in one commit with the watermark it moves. Raises
+        ReplicationGap when events between this cluster's last one and the transition's are
+        missing; a transition already applied commits only its watermark."""
+        task = t.task
+        key = (task.namespace_id, task.workflow_id, task.run_id)
+        entry = self._entry(key)
+        async with entry.lock:
+            old = entry.ms
+            if old is None:
+                with contextlib.suppress(errors.NotFound):
+                    old = await self._load(key)
+            next_id = old.s.next_event_id if old is not None else 1
+            events = [(e.event_id, raw) for e, raw in zip(t.parsed, t.events, strict=True)]
+            events = [(event_id, raw) for event_id, raw in events if event_id >= next_id]
+            state = MutableState.restore(task.state)
+            if old is not None and (
+                state.next_event_id < next_id or task.version < old.s.failover_version
+            ):
+                # Applied already (sent again), or older than what this cluster wrote since a
+                # failover (conflict resolution is not done yet): only the watermark moves.
+                if task.version < old.s.failover_version:
+                    log.warning(
+                        "replicated transition of %s at version %d is older than %d; skipped",
+                        key[1],
+                        task.version,
+                        old.s.failover_version,
+                    )
+                ms, events = old, []
+            elif [i for i, _ in events] != list(range(next_id, state.next_event_id)):
+                raise ReplicationGap(next_id, events[0][0] if events else state.next_event_id)
+            else:
+                ms = self.new_mutable_state(state, old.db_version if old is not None else 0)
+            tx = await self._replicated_transaction(ms, old, events, t)
+            try:
+                with self._shard_write(tx.shard_id):
+                    await self.store.commit(tx)
+            except BaseException:
+                self._drop(entry, old or ms)
+                raise
+            entry.ms = ms
+            self._committed(ms, tx)
+            if old is not None:
+                # The pointer moves only if this run still holds it: read it again when needed.
+                self._current.pop((key[0], key[1]), None)
+
+    async def _replicated_transaction(
+        self,
+        ms: MutableState,
+        old: MutableState | None,
+        events: list[tuple[int, bytes]],
+        t: ReplicatedTransition,
+    ) -> ExecutionTransaction:
+        s = ms.s
+        shard = self.shard_for(s.namespace_id, s.workflow_id)
+        timer_tasks: list[TimerTask] = []
+        queue_tasks: list[QueueTask] = []
+        if ms is not old:
+            timer_tasks, queue_tasks = replicated_tasks(t.task)
+            for timer in timer_tasks:
+                timer.shard_id, timer.task_id = shard.shard_id, shard.next_task_id()
+            for queued in queue_tasks:
+                queued.shard_id, queued.task_id = shard.shard_id, shard.next_task_id()
+        expected_current = None
+        if old is None:
+            pointer = await self.store.get_current_execution(s.namespace_id, s.workflow_id)
+            expected_current = pointer.run_id if pointer is not None else None
+        return _transaction_of(
+            ms,
+            shard,
+            old is None,
+            events=events,
+            current=_current(ms) if old is None or s.status != old.s.status else None,
+            expected_current_run_id=expected_current,
+            timer_tasks=timer_tasks,
+            queue_tasks=queue_tasks,
+            visibility=self._visibility(ms),
+            replication_ack=t.ack,
         )
 
     # ---- history reads and change notification ----------------------------------------
@@ -692,6 +781,39 @@ def _measure_transition(ms: MutableState, tx: ExecutionTransaction) -> None:
         metrics.workflow_closed(
             outcome, namespace, s.task_queue, s.workflow_type, events, s.history_size_bytes
         )
+
+
+def _transaction_of(
+    ms: MutableState, shard: Shard, new: bool, **parts: Any
+) -> ExecutionTransaction:
+    """The transition of `ms` to commit on `shard` (`new`: its execution row is inserted), with
+    the other `parts` of an ExecutionTransaction."""
+    s = ms.s
+    return ExecutionTransaction(
+        shard_id=shard.shard_id,
+        range_id=shard.range_id,
+        namespace_id=s.namespace_id,
+        workflow_id=s.workflow_id,
+        run_id=s.run_id,
+        state=ms.snapshot(),
+        db_version=ms.db_version + 1,
+        expected_db_version=None if new else ms.db_version,
+        **parts,
+    )
+
+
+def _current(ms: MutableState) -> CurrentExecution:
+    """The current-run pointer naming `ms`'s run as it is now."""
+    s = ms.s
+    return CurrentExecution(
+        namespace_id=s.namespace_id,
+        workflow_id=s.workflow_id,
+        run_id=s.run_id,
+        running=ms.running,
+        status=s.status,
+        start_request_id=s.start_request_id,
+        start_time_ns=s.start_time_ns,
+    )
 
 
 def _changes(m: Mutation) -> bool:

@@ -166,6 +166,18 @@ class MutableState:
     def execution(self) -> common_pb.WorkflowExecution:
         return common_pb.WorkflowExecution(workflow_id=self.s.workflow_id, run_id=self.s.run_id)
 
+    def stamp_version(self, version: int) -> None:
+        """Write this transition at the namespace's current failover `version` (a global
+        namespace active here). The first transition after a failover to this cluster fails a
+        workflow task started under the older version (its worker answers the old cluster) and
+        schedules another, as Temporal does."""
+        before, self.s.failover_version = self.s.failover_version, version
+        if before < version and self.running and self.workflow_task.started:
+            self.workflow_task.fail(
+                cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND, None, HISTORY_SERVICE
+            )
+            self.workflow_task.schedule()
+
     # ---- workflow start / close --------------------------------------------------------
     def start(
         self,

@@ -422,6 +422,28 @@ def shard_released() -> None:
         sharditem_removed_count.labels("ShardController", "history").inc()
 
 
+# ---- history: replication between clusters (the receiver's side) ------------------------
+REPLICATION_LABELS = ("namespace", "service_name", "source_cluster")
+replication_tasks_applied = _counter("replication_tasks_applied", REPLICATION_LABELS)
+replication_tasks_failed = _counter("replication_tasks_failed", REPLICATION_LABELS)
+replication_latency = _histogram("replication_latency", REPLICATION_LABELS)
+
+
+def replication_applied(namespace_id: str, source_cluster: str, latency: float) -> None:
+    """A replicated transition applied, `latency` seconds after the source wrote it."""
+    if _enabled:
+        labels = (namespace_name(namespace_id), "history", source_cluster)
+        replication_tasks_applied.labels(*labels).inc()
+        replication_latency.labels(*labels).observe(latency)
+
+
+def replication_failed(namespace_id: str, source_cluster: str) -> None:
+    if _enabled:
+        replication_tasks_failed.labels(
+            namespace_name(namespace_id), "history", source_cluster
+        ).inc()
+
+
 # ---- Aion's own (not in the reference) ---------------------------------------------------
 event_loop_lag = _histogram("aion_event_loop_lag", ("service_name",))
 group_commit_batch_size = _histogram(

@@ -303,6 +303,50 @@ class AuditRecord:
 
 
 @dataclass
+class ReplicationTaskRecord:
+    """A committed transition of an execution in a global namespace active here, for the other
+    clusters: its events `[first_event_id, next_event_id)` (read from history when served), the
+    mutable state after it, and the timer and queue tasks it created (`tasks`, JSON)."""
+
+    shard_id: int
+    task_id: int
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    first_event_id: int
+    next_event_id: int
+    version: int
+    state: bytes
+    tasks: str
+    create_time_ns: int
+
+
+@dataclass(frozen=True)
+class ReplicationAck:
+    """How far this cluster has applied a shard of another cluster's replication tasks."""
+
+    source_cluster: str
+    shard_id: int
+    task_id: int
+
+
+@dataclass
+class ReplicationDLQRecord:
+    """A replicated task that kept failing here, set aside so its shard goes on: the task as
+    received (`task`, Aion's wire encoding with its events) and the last error."""
+
+    source_cluster: str
+    shard_id: int
+    task_id: int
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    task: bytes
+    error: str
+    create_time_ns: int
+
+
+@dataclass
 class ExecutionTransaction:
     """Everything one state transition writes, committed atomically."""
 
@@ -330,6 +374,10 @@ class ExecutionTransaction:
     search_attributes_changed: bool = True
     # A run created by this transition (continue-as-new, retry, cron), committed with it.
     new_run: ExecutionTransaction | None = None
+    # The transition for the other clusters (a global namespace active here).
+    replication_task: ReplicationTaskRecord | None = None
+    # A replicated transition: the watermark it moves, durable with it.
+    replication_ack: ReplicationAck | None = None
 
 
 class Store(abc.ABC):
@@ -430,6 +478,38 @@ class Store(abc.ABC):
         self, namespace_id: str, workflow_id: str, run_id: str, first_event_id: int, limit: int
     ) -> list[bytes]:
         """Serialized history events with id >= first_event_id, in order, at most `limit`."""
+
+    # Replication between clusters
+    @abc.abstractmethod
+    async def read_replication_tasks(
+        self, shard_id: int, after_task_id: int, limit: int
+    ) -> list[ReplicationTaskRecord]:
+        """The shard's replication tasks after `after_task_id`, in task id order."""
+
+    @abc.abstractmethod
+    async def delete_replication_tasks(self, shard_id: int, up_to_task_id: int) -> None:
+        """Drop the shard's replication tasks every other cluster has applied."""
+
+    @abc.abstractmethod
+    async def replication_watermark(self, source_cluster: str, shard_id: int) -> int:
+        """The last task id of `source_cluster`'s shard applied here (0: none)."""
+
+    @abc.abstractmethod
+    async def add_to_replication_dlq(self, record: ReplicationDLQRecord) -> None:
+        """Set the task aside and move its shard's watermark past it, in one transaction."""
+
+    @abc.abstractmethod
+    async def list_replication_dlq(self) -> list[ReplicationDLQRecord]: ...
+
+    @abc.abstractmethod
+    async def delete_replication_dlq(
+        self, source_cluster: str, shard_id: int, task_id: int
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def commits_landed(self) -> None:
+        """Wait until every transition handed to `commit` so far has been written (or
+        refused)."""
 
     @abc.abstractmethod
     async def read_event_batches_reverse(

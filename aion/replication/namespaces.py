@@ -6,24 +6,38 @@ whichever was reachable when it was made."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import grpc
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.namespaces import NamespaceRegistry
+from aion.persistence import NamespaceRecord
 from aion.replication.remote import RemoteClusters
 
 log = logging.getLogger(__name__)
 
 PULL_INTERVAL_S = 1.0
+CATCH_UP_TIMEOUT_S = 10.0
 
 
 class NamespaceReplicator:
     """The pull loop: `start()`, then `stop()`."""
 
-    def __init__(self, namespaces: NamespaceRegistry, remotes: RemoteClusters) -> None:
+    def __init__(
+        self,
+        namespaces: NamespaceRegistry,
+        remotes: RemoteClusters,
+        catch_up: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        """`catch_up(cluster)` applies the history `cluster` has replicated and this one not
+        yet: it runs before a failover to this cluster is taken in (at most
+        CATCH_UP_TIMEOUT_S)."""
         self.namespaces = namespaces
+        self.catch_up = catch_up
         self.remotes = remotes
         self.clusters = remotes.clusters
         self._task: asyncio.Task[None] | None = None
@@ -49,6 +63,23 @@ class NamespaceReplicator:
                     log.exception("pulling namespaces from cluster %s failed", remote.name)
             await asyncio.sleep(PULL_INTERVAL_S)
 
+    async def _before_takeover(self, record: NamespaceRecord) -> None:
+        """When `record` fails the namespace over to this cluster, first apply what the cluster
+        it was active in has replicated (so the running workflows continue from their latest
+        state)."""
+        ours = self.namespaces.find(record.name)
+        if self.catch_up is None or ours is None or not ours.is_global:
+            return
+        theirs = rr.DescribeNamespaceResponse.FromString(record.data)
+        current = self.clusters.current_name
+        if (
+            theirs.failover_version > ours.failover_version
+            and theirs.replication_config.active_cluster_name == current
+            and ours.active_cluster != current
+        ):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.catch_up(ours.active_cluster), CATCH_UP_TIMEOUT_S)
+
     async def pull(self, cluster: str, address: str) -> None:
         """Take in the namespaces `cluster` has newer; an unreachable cluster is logged once
         until it answers again."""
@@ -62,6 +93,7 @@ class NamespaceReplicator:
         self._unreachable.discard(cluster)
         for record in records:
             try:
+                await self._before_takeover(record)
                 changed = await self.namespaces.apply_replicated(record)
             except errors.ServiceError as e:
                 if (cluster, record.id) not in self._refused:

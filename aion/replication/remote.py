@@ -5,7 +5,9 @@ cluster (Temporal's WorkflowService call as the client made it)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -14,11 +16,13 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from aion import errors
 from aion.cluster_metadata import ClusterMetadata
 from aion.common.channels import Channels, caller_metadata
-from aion.persistence import NamespaceRecord, RemoteClusterRecord
+from aion.persistence import NamespaceRecord, RemoteClusterRecord, ReplicationTaskRecord
 
 SERVICE = "aion.replication.v1.Replication"
 DESCRIBE_METHOD = f"/{SERVICE}/DescribeCluster"
 NAMESPACES_METHOD = f"/{SERVICE}/Namespaces"
+TASKS_METHOD = f"/{SERVICE}/Tasks"
+HISTORY_METHOD = f"/{SERVICE}/History"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 CALL_TIMEOUT_S = 10.0
 # Temporal's headers: `xdc-redirection: false` keeps a call on the cluster it reached; the
@@ -55,18 +59,44 @@ class RemoteClusters:
 
     async def namespaces(self, address: str) -> list[NamespaceRecord]:
         """The global namespaces the cluster at `address` replicates to this one."""
-        call = self._channel(address).unary_unary(NAMESPACES_METHOD)
-        request = json.dumps({"cluster": self.clusters.current_name}).encode()
-        raw = await call(request, timeout=CALL_TIMEOUT_S)
+        answer = await self._call(
+            address, NAMESPACES_METHOD, {"cluster": self.clusters.current_name}
+        )
         return [
             NamespaceRecord(
                 id=item["id"],
                 name=item["name"],
-                data=base64.b64decode(item["data"]),
+                data=_unpack(item["data"]),
                 config_version=item["config_version"],
             )
-            for item in json.loads(raw)["namespaces"]
+            for item in answer["namespaces"]
         ]
+
+    async def replication_tasks(
+        self, address: str, shard_id: int, after_task_id: int, limit: int
+    ) -> list[tuple[ReplicationTaskRecord, list[bytes]]]:
+        """The replication tasks of the cluster at `address`'s shard after `after_task_id`
+        (which acknowledges those up to it), each with its events."""
+        request = {
+            "cluster": self.clusters.current_name,
+            "shard_id": shard_id,
+            "after_task_id": after_task_id,
+            "limit": limit,
+        }
+        answer = await self._call(address, TASKS_METHOD, request)
+        return [decode_task(item) for item in answer["tasks"]]
+
+    async def history(
+        self, address: str, key: tuple[str, str, str], first_event_id: int, limit: int
+    ) -> list[bytes]:
+        """Events of an execution at the cluster at `address`, from `first_event_id`."""
+        request = {"execution": list(key), "first_event_id": first_event_id, "limit": limit}
+        answer = await self._call(address, HISTORY_METHOD, request)
+        return [_unpack(e) for e in answer["events"]]
+
+    async def _call(self, address: str, method: str, request: dict[str, Any]) -> Any:
+        call = self._channel(address).unary_unary(method)
+        return json.loads(await call(json.dumps(request).encode(), timeout=CALL_TIMEOUT_S))
 
     async def forward(
         self, address: str, method: str, request: Message, context: grpc.aio.ServicerContext
@@ -96,13 +126,44 @@ class RemoteClusters:
         return response
 
 
+def encode_tasks(tasks: list[tuple[ReplicationTaskRecord, list[bytes]]]) -> bytes:
+    """The answer of `Tasks` (read by `RemoteClusters.replication_tasks`)."""
+    return json.dumps({"tasks": [encode_task(task, events) for task, events in tasks]}).encode()
+
+
+def encode_task(task: ReplicationTaskRecord, events: list[bytes]) -> dict[str, Any]:
+    """A replication task with its events, as JSON (on the wire, and in the DLQ)."""
+    return {
+        "task": {**dataclasses.asdict(task), "state": _pack(task.state)},
+        "events": [_pack(e) for e in events],
+    }
+
+
+def decode_task(item: dict[str, Any]) -> tuple[ReplicationTaskRecord, list[bytes]]:
+    task = ReplicationTaskRecord(**{**item["task"], "state": _unpack(item["task"]["state"])})
+    return task, [_unpack(e) for e in item["events"]]
+
+
+def encode_events(events: list[bytes]) -> bytes:
+    """The answer of `History` (read by `RemoteClusters.history`)."""
+    return json.dumps({"events": [_pack(e) for e in events]}).encode()
+
+
+def _pack(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unpack(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
 def encode_namespaces(records: list[NamespaceRecord]) -> bytes:
     """The answer of `Namespaces` (read by `RemoteClusters.namespaces`)."""
     items = [
         {
             "id": r.id,
             "name": r.name,
-            "data": base64.b64encode(r.data).decode(),
+            "data": _pack(r.data),
             "config_version": r.config_version,
         }
         for r in records

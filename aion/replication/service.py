@@ -1,5 +1,5 @@
-"""What a cluster answers the other clusters: its identity, and the global namespaces it
-replicates to them."""
+"""What a cluster answers the other clusters: its identity, the global namespaces it replicates
+to them, and the replication tasks and history of its executions in those namespaces."""
 
 from __future__ import annotations
 
@@ -8,26 +8,120 @@ import json
 
 import grpc
 
+from aion.history.replication import ReplicationOutbox
 from aion.namespaces import NamespaceRegistry
-from aion.replication.remote import SERVICE, encode_namespaces
+from aion.persistence import Store
+from aion.replication.history import HistoryReplicator
+from aion.replication.remote import SERVICE, encode_events, encode_namespaces, encode_tasks
+
+MAX_TASKS = 200
 
 
-def replication_handler(namespaces: NamespaceRegistry) -> grpc.GenericRpcHandler:
+class ReplicationAcks:
+    """How far each connected cluster has applied each shard's replication tasks (as its last
+    `Tasks` call said); the tasks every replicating cluster has applied are deleted."""
+
+    def __init__(
+        self, namespaces: NamespaceRegistry, store: Store, outbox: ReplicationOutbox
+    ) -> None:
+        self.clusters = namespaces.clusters
+        self.store = store
+        self.outbox = outbox
+        self._acks: dict[tuple[str, int], int] = {}  # (cluster, shard id) -> task id
+
+    async def acknowledged(self, cluster: str, shard_id: int, task_id: int) -> None:
+        if task_id <= self._acks.get((cluster, shard_id), 0):
+            return
+        self._acks[(cluster, shard_id)] = task_id
+        targets = [r.name for r in self.clusters.remotes() if r.replication_enabled]
+        acks = [self._acks.get((name, shard_id)) for name in targets]
+        if acks and None not in acks:
+            applied = min(a for a in acks if a)
+            await self.store.delete_replication_tasks(shard_id, applied)
+            self.outbox.applied_everywhere(shard_id, applied)
+
+    def lag(self) -> list[tuple[str, int]]:
+        """Per cluster replicated to: the tasks written by this process it has not applied."""
+        return [
+            (
+                remote.name,
+                self.outbox.lag(
+                    {shard: ack for (name, shard), ack in self._acks.items() if name == remote.name}
+                ),
+            )
+            for remote in self.clusters.remotes()
+            if remote.replication_enabled
+        ]
+
+
+def replication_handler(
+    namespaces: NamespaceRegistry,
+    store: Store,
+    acks: ReplicationAcks,
+    replicator: HistoryReplicator,
+) -> grpc.GenericRpcHandler:
     """`aion.replication.v1.Replication`: `DescribeCluster` answers this cluster's identity;
     `Namespaces` answers, to the cluster named in the request, every global namespace it is one
-    of the clusters of, as stored here."""
+    of the clusters of, as stored here; `Tasks` a shard's replication tasks after the task id
+    the caller has applied, with their events; `History` an execution's events from an id;
+    `DLQ` lists, purges or merges this cluster's replication DLQ (`aion replication dlq`)."""
 
     async def describe(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return json.dumps(dataclasses.asdict(namespaces.clusters.identity())).encode()
 
     async def list_namespaces(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         cluster = json.loads(request)["cluster"]
+        # A failover made here reaches the other cluster only once the transitions that began
+        # before it are written, so the new active cluster's catch-up finds them.
+        await store.commits_landed()
         return encode_namespaces([ns.record for ns in namespaces.replicated_to(cluster)])
+
+    async def tasks(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        args = json.loads(request)
+        shard_id, after = args["shard_id"], args["after_task_id"]
+        await acks.acknowledged(args["cluster"], shard_id, after)
+        found = await store.read_replication_tasks(shard_id, after, min(args["limit"], MAX_TASKS))
+        answer = []
+        for task in found:
+            events: list[bytes] = []
+            if task.first_event_id:
+                key = (task.namespace_id, task.workflow_id, task.run_id)
+                count = task.next_event_id - task.first_event_id
+                events = await store.read_events(*key, task.first_event_id, count)
+            answer.append((task, events))
+        return encode_tasks(answer)
+
+    async def history(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        args = json.loads(request)
+        namespace_id, workflow_id, run_id = args["execution"]
+        events = await store.read_events(
+            namespace_id, workflow_id, run_id, args["first_event_id"], args["limit"]
+        )
+        return encode_events(events)
+
+    async def dlq(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        args = json.loads(request)
+        source = args.get("source_cluster", "")
+        if args["action"] == "merge":
+            merged, failing = await replicator.merge_dlq(source)
+            return json.dumps({"merged": merged, "failing": failing}).encode()
+        records = [
+            r for r in await store.list_replication_dlq() if source in ("", r.source_cluster)
+        ]
+        if args["action"] == "purge":
+            for r in records:
+                await store.delete_replication_dlq(r.source_cluster, r.shard_id, r.task_id)
+            return json.dumps({"purged": len(records)}).encode()
+        listed = [{k: v for k, v in dataclasses.asdict(r).items() if k != "task"} for r in records]
+        return json.dumps({"tasks": listed}).encode()
 
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
             "DescribeCluster": grpc.unary_unary_rpc_method_handler(describe),
             "Namespaces": grpc.unary_unary_rpc_method_handler(list_namespaces),
+            "Tasks": grpc.unary_unary_rpc_method_handler(tasks),
+            "History": grpc.unary_unary_rpc_method_handler(history),
+            "DLQ": grpc.unary_unary_rpc_method_handler(dlq),
         },
     )

@@ -34,6 +34,7 @@ Status = workflow_pb2.WorkflowExecutionStatus
 RUNNING = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
 
 RETRY_S = 1.0
+STANDBY_CHECK_S = 5.0  # how often a schedule of a standby namespace looks for a failover
 # A schedule with nothing left to do is deleted this long after its last event (as Temporal).
 DEFAULT_RETENTION = dt.timedelta(days=7)
 
@@ -188,6 +189,10 @@ class ScheduleRuntime:
         """Look at the running workflows, take what is due, act on it, save; then sleep until
         the next action time or until one of its workflows closes."""
         s = entry.scheduler
+        if self.engine.namespaces.is_standby(s.namespace_id):
+            # Active in another cluster: this one takes over only after a failover.
+            self._wake(key, STANDBY_CHECK_S)
+            return
         try:
             await self._watch_running(s)
             decision = s.process_time(self.now())

@@ -153,3 +153,23 @@ def test_completing_the_workflow_closes_the_run() -> None:
     assert done.event_types == ["WORKFLOW_TASK_COMPLETED", "WORKFLOW_EXECUTION_COMPLETED"]
     assert not wf.ms.running
     assert wf.ms.s.completion_event_id == 5
+
+
+def test_the_first_transition_after_a_failover_fails_a_task_started_before_it() -> None:
+    """A task started under version 1 is failed (FAILOVER_CLOSE_COMMAND) and scheduled again
+    when the execution is first written at version 2; later transitions leave tasks alone."""
+    wf = Workflow()
+    wf.ms.s.failover_version = 1
+    wf.commit()
+    wf.start_task()
+    wf.ms.stamp_version(2)
+    failed = wf.commit()
+    assert failed.event_types == ["WORKFLOW_TASK_FAILED"]
+    assert failed.events[0].workflow_task_failed_event_attributes.cause == (
+        failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND
+    )
+    assert {e.version for e in failed.events} == {2}
+    assert wf.ms.s.workflow_task is not None and not wf.ms.workflow_task.started
+    wf.start_task()
+    wf.ms.stamp_version(2)
+    assert wf.commit().event_types == []

@@ -105,6 +105,11 @@ async def poll_and_start(
         except (errors.Unavailable, StoreUnavailableError):
             engine.matching.retry_later(task)
             continue
+        except errors.FailedPrecondition:
+            engine.matching.requeue(task)
+            if engine.namespaces.is_standby(task.namespace_id):
+                return None  # failed over while this poll waited: the task stays queued
+            raise
         except BaseException:
             # Not recorded (or recorded and then stale on redelivery): never lose the task.
             engine.matching.requeue(task)

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 WINDOW_NS = 10 * 60 * 1_000_000_000
+# How often the tasks of standby namespaces are checked against their replicated executions.
+STANDBY_CHECK_S = 5.0
 
 
 class TaskProcessor:
@@ -39,6 +41,10 @@ class TaskProcessor:
         self._horizon_ns = time.time_ns() + window_ns  # tasks due by then are in the queue
         self._loading_until_ns = 0  # while the window moves: where it moves to
         self._mover: asyncio.Task[None] | None = None
+        # Due tasks of executions in namespaces active in another cluster, held until the
+        # namespace fails over to this one or their execution closes.
+        self._standby: dict[tuple[int, int], TimerTask] = {}
+        self._standby_watch: asyncio.Task[None] | None = None
 
     def _reach_ns(self) -> int:
         return max(self._horizon_ns, self._loading_until_ns)
@@ -68,16 +74,42 @@ class TaskProcessor:
 
     def discard_shard(self, shard_id: int) -> None:
         self.queue.discard(lambda task: task.shard_id == shard_id)
+        for key in [key for key in self._standby if key[0] == shard_id]:
+            del self._standby[key]
         self._attempts.clear()  # the few retried tasks of other shards just restart their count
 
     def start(self) -> None:
         self.queue.start()
         self._mover = asyncio.get_running_loop().create_task(self._move_window())
+        self._standby_watch = asyncio.get_running_loop().create_task(self._watch_standby())
 
     async def stop(self) -> None:
-        if self._mover is not None:
-            self._mover.cancel()
+        for task in (self._mover, self._standby_watch):
+            if task is not None:
+                task.cancel()
         await self.queue.stop()
+
+    async def _stand_by(self, task: TimerTask) -> None:
+        """A standby does not act: a task whose execution has closed (or is gone) is dropped,
+        the others are held until the namespace is active here."""
+        key = (task.namespace_id, task.workflow_id, task.run_id)
+        try:
+            running = (await self.engine.get_execution(key)).running
+        except errors.NotFound:
+            running = False
+        if running:
+            self._standby[(task.shard_id, task.task_id)] = task
+        else:
+            await self.engine.drop_task(task)
+
+    async def _watch_standby(self) -> None:
+        """Hand the held tasks of a namespace that became active here to the queue at once,
+        and check the others against their executions every STANDBY_CHECK_S."""
+        namespaces = self.engine.namespaces
+        while True:
+            await namespaces.wait_for_change(STANDBY_CHECK_S)
+            held, self._standby = self._standby, {}
+            self.queue.add(list(held.values()))
 
     def _namespace(self, namespace_id: str) -> str:
         try:
@@ -112,6 +144,11 @@ class TaskProcessor:
     async def _execute(self, task: TimerTask) -> None:
         data = json.loads(task.data) if task.data else {}
         tracing.set_workflow(self._namespace(task.namespace_id), task.workflow_id, task.run_id)
+        if task.kind != kinds.DELETE_EXECUTION and self.engine.namespaces.is_standby(
+            task.namespace_id
+        ):
+            await self._stand_by(task)
+            return
         try:
             await HANDLERS[task.kind](self.engine, task, data)
         except errors.ShardNotOwned as e:

@@ -14,6 +14,7 @@ from aion.persistence.sql.statements import (
     Statements,
     current_row,
     queue_task_row,
+    replication_task_row,
     timer_task_row,
     visibility_row,
 )
@@ -92,6 +93,13 @@ async def apply(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> 
         await conn.execute_in(sql.delete_timer_tasks, (tx.shard_id,), tx.done_timer_task_ids)
     if tx.done_queue_task_ids:
         await conn.execute_in(sql.delete_queue_tasks, (tx.shard_id,), tx.done_queue_task_ids)
+    if tx.replication_task is not None:
+        await conn.execute(sql.insert_replication_task, replication_task_row(tx.replication_task))
+    if tx.replication_ack is not None:
+        ack = tx.replication_ack
+        await conn.execute(
+            sql.upsert_replication_watermark, (ack.source_cluster, ack.shard_id, ack.task_id)
+        )
     if tx.visibility is not None:
         await conn.execute(sql.upsert_visibility, visibility_row(tx.visibility))
         if tx.search_attributes_changed:

@@ -286,6 +286,45 @@ ALTER TABLE history_events ADD COLUMN batch_first_event_id {bigint} NOT NULL DEF
 UPDATE history_events SET batch_first_event_id = event_id;
 """
 
+# History replication (`aion.replication.history`): the transitions of executions in global
+# namespaces active here, kept until the other clusters have applied them, how far this
+# cluster has applied each shard of another cluster's, and the replicated tasks that kept
+# failing here (the DLQ).
+HISTORY_REPLICATION = """
+CREATE TABLE replication_tasks (
+    shard_id INTEGER NOT NULL,
+    task_id {bigint} NOT NULL,
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    first_event_id {bigint} NOT NULL,
+    next_event_id {bigint} NOT NULL,
+    version {bigint} NOT NULL,
+    state {blob} NOT NULL,
+    tasks TEXT NOT NULL,
+    create_time_ns {bigint} NOT NULL,
+    PRIMARY KEY (shard_id, task_id)
+);
+CREATE TABLE replication_watermarks (
+    source_cluster TEXT NOT NULL,
+    shard_id INTEGER NOT NULL,
+    task_id {bigint} NOT NULL,
+    PRIMARY KEY (source_cluster, shard_id)
+);
+CREATE TABLE replication_dlq (
+    source_cluster TEXT NOT NULL,
+    shard_id INTEGER NOT NULL,
+    task_id {bigint} NOT NULL,
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    task {blob} NOT NULL,
+    error TEXT NOT NULL,
+    create_time_ns {bigint} NOT NULL,
+    PRIMARY KEY (source_cluster, shard_id, task_id)
+);
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -306,6 +345,7 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (GLOBAL_NAMESPACES, 10, 9),
     (NEXUS_ENDPOINTS, 11, 10),
     (HISTORY_EVENT_BATCHES, 11, 10),
+    (HISTORY_REPLICATION, 12, 11),
 ]
 
 TYPES = {

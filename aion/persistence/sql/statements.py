@@ -33,6 +33,30 @@ REMOTE_CLUSTER = (
     "connection_enabled",
     "replication_enabled",
 )
+REPLICATION_TASK = (
+    "shard_id",
+    "task_id",
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "first_event_id",
+    "next_event_id",
+    "version",
+    "state",
+    "tasks",
+    "create_time_ns",
+)
+REPLICATION_DLQ = (
+    "source_cluster",
+    "shard_id",
+    "task_id",
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "task",
+    "error",
+    "create_time_ns",
+)
 SEARCH_ATTRIBUTE = ("namespace_id", "name", "type", "field")
 CURRENT_EXECUTION = (
     "namespace_id",
@@ -150,6 +174,8 @@ AUDIT = (
 NEXUS_ENDPOINT = ("id", "name", "version", "data")
 deployment_row = attrgetter(*DEPLOYMENT)
 remote_cluster_row = attrgetter(*REMOTE_CLUSTER)
+replication_task_row = attrgetter(*REPLICATION_TASK)
+replication_dlq_row = attrgetter(*REPLICATION_DLQ)
 namespace_row = attrgetter(*NAMESPACE)
 nexus_endpoint_row = attrgetter(*NEXUS_ENDPOINT)
 api_key_row = attrgetter(*API_KEY)
@@ -266,6 +292,8 @@ class Statements:
                 "history_events",
                 "timer_tasks",
                 "queue_tasks",
+                "replication_tasks",
+                "replication_dlq",
                 "visibility",
                 "visibility_search_attributes",
                 "search_attributes",
@@ -301,6 +329,35 @@ class Statements:
         self.insert_queue_task = q(_insert("queue_tasks", QUEUE_TASK))
         self.delete_queue_tasks = q(
             "DELETE FROM queue_tasks WHERE shard_id = ? AND task_id" + d.one_of
+        )
+
+        # Replication between clusters
+        self.insert_replication_task = q(_insert("replication_tasks", REPLICATION_TASK))
+        self.read_replication_tasks = q(
+            _select("replication_tasks", REPLICATION_TASK, "shard_id = ? AND task_id > ?")
+            + " ORDER BY task_id LIMIT ?"
+        )
+        self.delete_replication_tasks = q(
+            "DELETE FROM replication_tasks WHERE shard_id = ? AND task_id <= ?"
+        )
+        self.replication_watermark = q(
+            "SELECT task_id FROM replication_watermarks WHERE source_cluster = ? AND shard_id = ?"
+        )
+        self.upsert_replication_watermark = q(
+            _upsert(
+                "replication_watermarks",
+                ("source_cluster", "shard_id", "task_id"),
+                ("source_cluster", "shard_id"),
+            )
+        )
+
+        self.insert_replication_dlq = q(_insert_new("replication_dlq", REPLICATION_DLQ))
+        self.list_replication_dlq = q(
+            _select("replication_dlq", REPLICATION_DLQ)
+            + f" ORDER BY source_cluster{d.byte_order}, shard_id, task_id"
+        )
+        self.delete_replication_dlq = q(
+            "DELETE FROM replication_dlq WHERE source_cluster = ? AND shard_id = ? AND task_id = ?"
         )
 
         # Visibility

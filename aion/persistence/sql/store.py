@@ -19,6 +19,7 @@ from aion.persistence.sql.statements import (
     namespace_row,
     nexus_endpoint_row,
     remote_cluster_row,
+    replication_dlq_row,
     schedule_row,
     visibility_row,
 )
@@ -37,6 +38,8 @@ from aion.persistence.store import (
     NexusEndpointRecord,
     QueueTask,
     RemoteClusterRecord,
+    ReplicationDLQRecord,
+    ReplicationTaskRecord,
     ScheduleRecord,
     SearchAttributeRecord,
     Store,
@@ -88,6 +91,9 @@ class SQLStore(Store):
 
     async def commit(self, tx: ExecutionTransaction) -> None:
         await self._group.commit(tx)
+
+    async def commits_landed(self) -> None:
+        await self._group.drain()
 
     # Cluster
     async def _cluster_value(self, name: str, proposed: str) -> str:
@@ -259,6 +265,42 @@ class SQLStore(Store):
     async def _delete_tasks(self, sql: str, shard_id: int, task_ids: list[int]) -> None:
         if task_ids:
             await self._write(lambda conn: conn.execute_in(sql, (shard_id,), task_ids))
+
+    # Replication between clusters
+    async def read_replication_tasks(
+        self, shard_id: int, after_task_id: int, limit: int
+    ) -> list[ReplicationTaskRecord]:
+        rows = await self._fetch(self.sql.read_replication_tasks, (shard_id, after_task_id, limit))
+        return [_replication_task(row) for row in rows]
+
+    async def delete_replication_tasks(self, shard_id: int, up_to_task_id: int) -> None:
+        await self._execute(self.sql.delete_replication_tasks, (shard_id, up_to_task_id))
+
+    async def replication_watermark(self, source_cluster: str, shard_id: int) -> int:
+        row = await self._fetchrow(self.sql.replication_watermark, (source_cluster, shard_id))
+        return int(row[0]) if row else 0
+
+    async def add_to_replication_dlq(self, record: ReplicationDLQRecord) -> None:
+        r = record
+
+        async def add(conn: Connection) -> None:
+            await conn.execute(self.sql.insert_replication_dlq, replication_dlq_row(r))
+            watermark = (r.source_cluster, r.shard_id, r.task_id)
+            await conn.execute(self.sql.upsert_replication_watermark, watermark)
+
+        await self._write(add)
+
+    async def list_replication_dlq(self) -> list[ReplicationDLQRecord]:
+        rows = await self._fetch(self.sql.list_replication_dlq)
+        records = [ReplicationDLQRecord(*row) for row in rows]
+        for r in records:
+            r.task = bytes(r.task)
+        return records
+
+    async def delete_replication_dlq(
+        self, source_cluster: str, shard_id: int, task_id: int
+    ) -> None:
+        await self._execute(self.sql.delete_replication_dlq, (source_cluster, shard_id, task_id))
 
     # Schedules
     async def save_schedule(
@@ -465,6 +507,12 @@ class SQLStore(Store):
 def _api_key(row: Row) -> ApiKeyRecord:
     r = ApiKeyRecord(*row)
     r.disabled = bool(r.disabled)
+    return r
+
+
+def _replication_task(row: Row) -> ReplicationTaskRecord:
+    r = ReplicationTaskRecord(*row)
+    r.state = bytes(r.state)
     return r
 
 

@@ -1,0 +1,111 @@
+"""History replication as the history engine sees it: the replication task a transition of an
+execution in a global namespace active here writes, and the transition another cluster
+replicated, as applied here (`HistoryEngine.apply_replicated`).
+
+A replicated transition carries its events and the mutable state after it: the standby appends
+the same events (same ids, versions, bytes) and takes the active cluster's state as its own, so
+what is not in history (activity attempts, heartbeat details, pending retries) replicates too.
+The timer and queue tasks the transition created are created here as well, under this
+cluster's task ids; a standby's task processor does not act on them until the namespace is
+active here (`aion.history.tasks.processor`)."""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from temporalio.api.history.v1 import message_pb2 as history_pb
+
+from aion.persistence import (
+    ExecutionTransaction,
+    QueueTask,
+    ReplicationAck,
+    ReplicationTaskRecord,
+    TimerTask,
+)
+
+
+class ReplicationGap(Exception):
+    """A replicated transition starts past the next event this cluster has: the events from
+    `[next_event_id, until_event_id)` must be fetched from the source first."""
+
+    def __init__(self, next_event_id: int, until_event_id: int) -> None:
+        super().__init__(f"replicated events {next_event_id} to {until_event_id - 1} are missing")
+        self.next_event_id = next_event_id
+        self.until_event_id = until_event_id
+
+
+@dataclass
+class ReplicatedTransition:
+    """A transition of another cluster's execution, with its events and this cluster's
+    watermark once it is applied (None: a task merged from the DLQ moves no watermark)."""
+
+    task: ReplicationTaskRecord
+    events: list[bytes]
+    ack: ReplicationAck | None
+    parsed: list[history_pb.HistoryEvent] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.parsed = [history_pb.HistoryEvent.FromString(e) for e in self.events]
+
+
+def replication_task(
+    tx: ExecutionTransaction, task_id: int, version: int, now_ns: int
+) -> ReplicationTaskRecord:
+    """The replication task of a transition about to commit (`tx`)."""
+    if tx.events:
+        first, next_id = tx.events[0][0], tx.events[-1][0] + 1
+    else:
+        first = next_id = 0
+    tasks = {
+        "timer": [dataclasses.asdict(t) for t in tx.timer_tasks],
+        "queue": [dataclasses.asdict(t) for t in tx.queue_tasks],
+    }
+    return ReplicationTaskRecord(
+        shard_id=tx.shard_id,
+        task_id=task_id,
+        namespace_id=tx.namespace_id,
+        workflow_id=tx.workflow_id,
+        run_id=tx.run_id,
+        first_event_id=first,
+        next_event_id=next_id,
+        version=version,
+        state=tx.state,
+        tasks=json.dumps(tasks),
+        create_time_ns=now_ns,
+    )
+
+
+def replicated_tasks(task: ReplicationTaskRecord) -> tuple[list[TimerTask], list[QueueTask]]:
+    """The timer and queue tasks a replicated transition created, as the source wrote them."""
+    tasks = json.loads(task.tasks)
+    return (
+        [TimerTask(**t) for t in tasks["timer"]],
+        [QueueTask(**t) for t in tasks["queue"]],
+    )
+
+
+class ReplicationOutbox:
+    """The ids of the replication tasks written by this process and not yet applied by every
+    other cluster, per shard (in id order): what `replication_tasks_lag` counts."""
+
+    def __init__(self) -> None:
+        self._ids: dict[int, list[int]] = {}
+
+    def written(self, shard_id: int, task_id: int) -> None:
+        ids = self._ids.setdefault(shard_id, [])
+        bisect.insort(ids, task_id)
+
+    def applied_everywhere(self, shard_id: int, up_to_task_id: int) -> None:
+        ids = self._ids.get(shard_id)
+        if ids:
+            del ids[: bisect.bisect_right(ids, up_to_task_id)]
+
+    def lag(self, acks: dict[int, int]) -> int:
+        """The tasks after each shard's acknowledged task id (`acks`: shard id -> task id)."""
+        return sum(
+            len(ids) - bisect.bisect_right(ids, acks.get(shard_id, 0))
+            for shard_id, ids in self._ids.items()
+        )

@@ -1,0 +1,374 @@
+"""History replication and planned failover with running workflows (docs/global-namespaces.md),
+across two Aion clusters, each a process on its own storage (two SQLite files, or two
+PostgreSQL databases): every history on the standby equals the active cluster's event by
+event, a standby killed with SIGKILL catches up after its restart, and a failover (then a
+failback) mid-run moves the running workflows, which complete exactly once with their results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio import activity, workflow
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import workflow_pb2
+from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from tests.helpers import Storage, fresh_storage, unique
+from tests.metrics_scrape import scrape
+from tests.servers import free_port
+from tests.test_global_namespaces import (
+    Cluster,
+    Clusters,
+    _cluster_args,
+    _register_global,
+    _replicated,
+    _start,
+    eventually,
+)
+
+REPLICATED_S = 30.0  # generous: two servers and their workers share two cores with others
+
+
+@dataclass
+class MeteredClusters(Clusters):
+    metrics_ports: dict[str, int]  # cluster name -> its /metrics port
+    storage_b: Storage
+
+
+@pytest.fixture(scope="module")
+async def clusters(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[MeteredClusters]:
+    """Clusters A (the master) and B, connected both ways with replication enabled, each with
+    a metrics port."""
+    directory = tmp_path_factory.mktemp("replication")
+    ports = {"A": free_port(), "B": free_port()}
+    async with AsyncExitStack() as stack:
+        storage_a = await stack.enter_async_context(fresh_storage(backend, str(directory / "a.db")))
+        storage_b = await stack.enter_async_context(fresh_storage(backend, str(directory / "b.db")))
+        metered = {name: ("--metrics-port", str(port)) for name, port in ports.items()}
+        a = await _start(
+            stack, storage_a.server(extra_args=_cluster_args("A", 1, *metered["A"])), "A"
+        )
+        b = await _start(
+            stack, storage_b.server(extra_args=_cluster_args("B", 2, *metered["B"])), "B"
+        )
+        await a.upsert(b)
+        await b.upsert(a)
+        yield MeteredClusters(a, b, ports, storage_b)
+
+
+@activity.defn
+async def flaky_double(n: int) -> int:
+    """Fails its first attempt, heartbeats, then doubles `n`."""
+    activity.heartbeat(f"attempt {activity.info().attempt}")
+    if activity.info().attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return 2 * n
+
+
+@workflow.defn
+class Child:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        return n + 1
+
+
+@workflow.defn
+class Mixed:
+    """An activity with a retry, a timer, a signal, a child, continue-as-new."""
+
+    def __init__(self) -> None:
+        self.released = False
+
+    @workflow.signal
+    def release(self) -> None:
+        self.released = True
+
+    @workflow.run
+    async def run(self, n: int, hops: int) -> str:
+        doubled = await workflow.execute_activity(
+            flaky_double,
+            n,
+            start_to_close_timeout=timedelta(seconds=3),
+            heartbeat_timeout=timedelta(seconds=3),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+        await workflow.sleep(0.3)
+        if hops:  # the first run waits for its signal
+            await workflow.wait_condition(lambda: self.released)
+        child = await workflow.execute_child_workflow(
+            Child.run, doubled, id=f"{workflow.info().workflow_id}-child-{hops}"
+        )
+        if hops:
+            workflow.continue_as_new(args=[n, hops - 1])
+        return f"{n}:{child}"
+
+
+def _worker(client: Client, task_queue: str) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Mixed, Child],
+        activities=[flaky_double],
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+
+
+async def _history(cluster: Cluster, namespace: str, run: tuple[str, str]) -> list[bytes]:
+    events: list[bytes] = []
+    token = b""
+    while True:
+        page = await cluster.client.workflow_service.get_workflow_execution_history(
+            rr.GetWorkflowExecutionHistoryRequest(
+                namespace=namespace,
+                execution=common_pb.WorkflowExecution(workflow_id=run[0], run_id=run[1]),
+                next_page_token=token,
+            )
+        )
+        events += [e.SerializeToString(deterministic=True) for e in page.history.events]
+        token = page.next_page_token
+        if not token:
+            return events
+
+
+async def _runs(cluster: Cluster, namespace: str) -> list[tuple[str, str]]:
+    listed = await cluster.client.workflow_service.list_workflow_executions(
+        rr.ListWorkflowExecutionsRequest(namespace=namespace, page_size=1000)
+    )
+    return sorted((e.execution.workflow_id, e.execution.run_id) for e in listed.executions)
+
+
+async def _histories_equal(clusters: Clusters, namespace: str) -> list[tuple[str, str]]:
+    """The namespace's runs, once both clusters list the same and each history on B equals A's
+    event by event."""
+
+    async def equal() -> list[tuple[str, str]] | None:
+        runs = await _runs(clusters.a, namespace)
+        if runs != await _runs(clusters.b, namespace):
+            return None
+        for run in runs:
+            if await _history(clusters.b, namespace, run) != await _history(
+                clusters.a, namespace, run
+            ):
+                return None
+        return runs
+
+    return await eventually(equal, REPLICATED_S)
+
+
+def _versions(history: list[bytes]) -> set[int]:
+    return {history_pb.HistoryEvent.FromString(e).version for e in history}
+
+
+async def _start_mixed(client: Client, task_queue: str, ids: list[str]) -> None:
+    for i, workflow_id in enumerate(ids):
+        await client.start_workflow(
+            Mixed.run,
+            args=[i, 1],
+            id=workflow_id,
+            task_queue=task_queue,
+            task_timeout=timedelta(seconds=4),
+        )
+
+
+async def test_histories_replicate_event_by_event_and_survive_a_standby_crash(
+    clusters: Clusters,
+) -> None:
+    """Mixed workflows on A; B is killed with SIGKILL mid-run and restarted; every run (the
+    children and continued runs included) has the same history on B as on A."""
+    namespace = await _register_global(clusters)
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    task_queue = unique("mixed")
+    ids = [unique("wf") for _ in range(12)]
+    async with _worker(a, task_queue):
+        await _start_mixed(a, task_queue, ids)
+        await asyncio.to_thread(clusters.b.server.kill)
+        for workflow_id in ids:
+            await a.get_workflow_handle(workflow_id).signal(Mixed.release)
+        await asyncio.to_thread(clusters.b.server.start)
+        results = [await a.get_workflow_handle(w).result() for w in ids]
+    assert results == [f"{i}:{2 * i + 1}" for i in range(12)]
+    runs = await _histories_equal(clusters, namespace)
+    assert len(runs) == 12 * 4  # two runs each, a child per run
+    for run in runs:
+        assert _versions(await _history(clusters.b, namespace, run)) == {1}
+
+
+async def test_failover_and_failback_with_running_workflows(clusters: Clusters) -> None:
+    """Workers poll both clusters; workflows waiting on a signal are failed over to B, signalled
+    there, and complete on B exactly once; then the same after a failback to A (version 11).
+    B's events after the failover carry version 2, A's after the failback 11, and the
+    histories end equal on both clusters."""
+    namespace = await _register_global(clusters)
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    b = await Client.connect(clusters.b.server.address, namespace=namespace)
+    task_queue = unique("failover")
+    first, second = [unique("wf") for _ in range(6)], [unique("wf") for _ in range(6)]
+    async with _worker(a, task_queue), _worker(b, task_queue):
+        await _start_mixed(a, task_queue, first)
+        await _start_mixed(a, task_queue, second)
+        await _released_once(a, first[:3])
+        await clusters.a.cli.ok(
+            "operator", "namespace", "update", "-n", namespace, "--active-cluster", "B"
+        )
+        await _replicated(clusters.b, namespace, 2)
+        await _released_once(b, first[3:])
+        await _released_once(b, second[:3])
+        first_results = [await b.get_workflow_handle(w).result() for w in first]
+        await clusters.b.cli.ok(
+            "operator", "namespace", "update", "-n", namespace, "--active-cluster", "A"
+        )
+        await _replicated(clusters.a, namespace, 11)
+        await _released_once(a, second[3:])
+        second_results = [await a.get_workflow_handle(w).result() for w in second]
+    assert first_results == [f"{i}:{2 * i + 1}" for i in range(6)]
+    assert second_results == [f"{i}:{2 * i + 1}" for i in range(6)]
+    runs = await _histories_equal(clusters, namespace)
+    completed = workflow_pb2.WORKFLOW_EXECUTION_STATUS_COMPLETED
+    for workflow_id in first + second:
+        described = await a.get_workflow_handle(workflow_id).describe()
+        assert described.raw_description.workflow_execution_info.status == completed
+    versions = set().union(*[_versions(await _history(clusters.a, namespace, r)) for r in runs])
+    assert versions == {1, 2, 11}
+
+
+async def _released_once(client: Client, ids: list[str]) -> None:
+    """Signal each workflow until the signal lands (a freshly active cluster may briefly still
+    answer NamespaceNotActive for its namespace)."""
+    for workflow_id in ids:
+
+        async def signalled(workflow_id: str = workflow_id) -> bool | None:
+            try:
+                await client.get_workflow_handle(workflow_id).signal(Mixed.release)
+            except Exception:
+                return None
+            return True
+
+        await eventually(signalled, REPLICATED_S)
+
+
+async def _metric(clusters: MeteredClusters, cluster: str, name: str) -> float:
+    """The sum of a metric's samples on `cluster`'s /metrics."""
+    found = await scrape(clusters.metrics_ports[cluster])
+    return sum(value for sample, _, value in found if sample == name)
+
+
+async def test_lag_and_latency_are_metrics(clusters: MeteredClusters) -> None:
+    """B paused with SIGSTOP: A's `replication_tasks_lag` for B rises above 0; after SIGCONT it
+    is back to 0, and B has counted the applied tasks and their latency."""
+    namespace = await _register_global(clusters)
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    b_process = clusters.b.server.proc
+    assert b_process is not None
+    applied_before = await _metric(clusters, "B", "replication_tasks_applied")
+    b_process.send_signal(signal.SIGSTOP)
+    try:
+        await _start_mixed(a, unique("lag"), [unique("wf") for _ in range(3)])
+
+        async def lagging() -> bool | None:
+            return True if await _metric(clusters, "A", "replication_tasks_lag") > 0 else None
+
+        await eventually(lagging, REPLICATED_S)
+    finally:
+        b_process.send_signal(signal.SIGCONT)
+
+    async def caught_up() -> bool | None:
+        return True if await _metric(clusters, "A", "replication_tasks_lag") == 0 else None
+
+    await eventually(caught_up, REPLICATED_S)
+    assert await _metric(clusters, "B", "replication_tasks_applied") >= applied_before + 3
+    assert await _metric(clusters, "B", "replication_latency_count") >= 3
+
+
+async def _on_b(clusters: MeteredClusters, sql: str, *args: object) -> None:
+    """Run a statement on B's database, beside the running server (the injected fault)."""
+    storage = clusters.storage_b
+    if storage.dsn is not None:
+        connection = await asyncpg.connect(storage.dsn)
+        try:
+            await connection.execute(
+                sql.replace("?", "${}").format(*range(1, len(args) + 1)), *args
+            )
+        finally:
+            await connection.close()
+        return
+    assert storage.db_filename is not None
+    with sqlite3.connect(storage.db_filename, timeout=30) as connection:
+        connection.execute(sql, args)
+
+
+async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredClusters) -> None:
+    """An unreadable execution row planted on B (while B is stopped) makes one workflow's tasks
+    fail there: they go to the DLQ while the others replicate; with the row removed, merging
+    the DLQ (`aion replication dlq merge`) makes every history equal."""
+    namespace = await _register_global(clusters)
+    namespace_id = (await clusters.a.describe(namespace)).namespace_info.id
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    faulty, *others = [unique("wf") for _ in range(3)]
+    await asyncio.to_thread(clusters.b.server.stop)
+    try:
+        await _start_mixed(a, unique("dlq"), [faulty, *others])
+        run_id = (await a.get_workflow_handle(faulty).describe()).run_id
+        planted = (
+            "INSERT INTO executions (shard_id, namespace_id, workflow_id, run_id, state, "
+            "db_version) VALUES (0, ?, ?, ?, ?, 1)"
+        )
+        await _on_b(clusters, planted, namespace_id, faulty, run_id, b"not a snapshot")
+    finally:
+        await asyncio.to_thread(clusters.b.server.start)
+
+    async def set_aside() -> bool | None:
+        listed = await _dlq(clusters, "list")
+        return True if any(t["workflow_id"] == faulty for t in listed["tasks"]) else None
+
+    await eventually(set_aside, REPLICATED_S)
+    for workflow_id in others:  # the shard went on
+        await eventually(
+            lambda w=workflow_id: _described_on_b(clusters, namespace, w), REPLICATED_S
+        )
+    await _on_b(clusters, "DELETE FROM executions WHERE run_id = ?", run_id)
+    merged = await _dlq(clusters, "merge")
+    assert merged["merged"] >= 1 and merged["failing"] == 0
+    assert (await _dlq(clusters, "list"))["tasks"] == []
+    await _histories_equal(clusters, namespace)
+
+
+async def _described_on_b(
+    clusters: MeteredClusters, namespace: str, workflow_id: str
+) -> bool | None:
+    b = await Client.connect(clusters.b.server.address, namespace=namespace)
+    try:
+        await b.get_workflow_handle(workflow_id).describe()
+    except Exception:
+        return None
+    return True
+
+
+async def _dlq(clusters: MeteredClusters, action: str) -> Any:
+    """`aion replication dlq ACTION` on B: its JSON answer."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "aion", "replication", "dlq", action, "--address", clusters.b.server.address),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return json.loads(out)
