@@ -2,10 +2,11 @@
 past its rate limit (issue 19, acceptance 6: B's p99 within 2x of its unloaded value).
 
     .venv/bin/python bench/tenants.py [--starts 500] [--pace 50] [--flood-processes 2]
-        [--flood-lanes 20] [--limit 50] [--db-filename PATH]
+        [--flood-lanes 20] [--limit 50] [--refusal-hold-ms MS] [--db-filename PATH]
 
 Starts `aion server start-dev` with namespaces tenant-a (at most `--limit` calls a second, no
-burst, and the visibility calls at a fifth of it) and tenant-b (the defaults). Then, twice — alone,
+burst, and the visibility calls at a fifth of it; its refusals held `--refusal-hold-ms`, by
+default the server's default) and tenant-b (the defaults). Then, twice — alone,
 and with tenant A's flood running — tenant B starts `--starts` workflows one after another at
 `--pace` starts a second and records each start's latency (the call, not retried). The flood is
 `--flood-processes` processes (the official SDK's client each) of `--flood-lanes` calls in flight,
@@ -55,7 +56,9 @@ def start_request(namespace: str) -> rr.StartWorkflowExecutionRequest:
     )
 
 
-def server_args(port: int, limit: int, db_filename: str | None) -> list[str]:
+def server_args(
+    port: int, limit: int, db_filename: str | None, refusal_hold_ms: int | None = None
+) -> list[str]:
     def value(key: str, rps: float) -> list[str]:
         constrained = [{"value": rps, "constraints": {"namespace": FLOODER}}]
         return ["--dynamic-config-value", f"{key}={json.dumps(constrained)}"]
@@ -65,6 +68,8 @@ def server_args(port: int, limit: int, db_filename: str | None) -> list[str]:
     argv += value("frontend.namespaceRPS", limit)
     argv += value("frontend.namespaceBurstRatio", 1)
     argv += value("frontend.namespaceRPS.visibility", max(1, limit // 5))
+    if refusal_hold_ms is not None:
+        argv += ["--dynamic-config-value", f"aion.namespaceRefusalHoldMillis={refusal_hold_ms}"]
     argv += ["--log-level", "error"]
     if db_filename:
         argv += ["--db-filename", db_filename]
@@ -161,6 +166,7 @@ def main() -> None:
     parser.add_argument("--flood-processes", type=int, default=2)
     parser.add_argument("--flood-lanes", type=int, default=20)
     parser.add_argument("--limit", type=int, default=50, help="tenant A's calls a second")
+    parser.add_argument("--refusal-hold-ms", type=int, help="(default: the server's)")
     parser.add_argument("--db-filename", help="SQLite file (default: in memory)")
     parser.add_argument("--flood-child", nargs=3, metavar=("ADDRESS", "LANES", "SECONDS"))
     args = parser.parse_args()
@@ -171,7 +177,9 @@ def main() -> None:
 
     port = free_port()
     address = f"127.0.0.1:{port}"
-    server = start_server(server_args(port, args.limit, args.db_filename), address)
+    server = start_server(
+        server_args(port, args.limit, args.db_filename, args.refusal_hold_ms), address
+    )
     try:
         print(f"1-min load average before: {os.getloadavg()[0]:.2f}", file=sys.stderr)
         alone, alone_refused = asyncio.run(measure_victim(address, args.starts, args.pace))

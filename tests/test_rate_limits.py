@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ SERVED = "tenant-b"
 WORKED = "tenant-c"  # a worker's namespace: 5 calls a second, no burst
 FROZEN = "frozen"
 POLLED = "tenant-d"  # one poll of a kind at a time
+CLOSED = "tenant-e"  # no calls at all
+HOLD_S = 0.4  # how long a refusal for a namespace's rate is held
 CALLS = 20  # far past a burst of 1
 
 
@@ -69,10 +72,12 @@ AION_FLAGS = [
         [
             {"value": 1, "constraints": {"namespace": FLOODED}},
             {"value": 5, "constraints": {"namespace": WORKED}},
+            {"value": 0, "constraints": {"namespace": CLOSED}},
             {"value": 2400},
         ],
     ),
     *dynamic_config("frontend.namespaceBurstRatio", 1),
+    *dynamic_config("aion.namespaceRefusalHoldMillis", int(HOLD_S * 1000)),
     *dynamic_config(
         "frontend.namespaceRPS.visibility", [{"value": 1, "constraints": {"namespace": FLOODED}}]
     ),
@@ -158,7 +163,9 @@ SERVICE_LIMIT = (
 async def tenants(backend: str) -> AsyncIterator[Client]:
     """A client of an Aion server where tenant-a may make one call a second."""
     async with fresh_storage(backend) as storage:
-        server = storage.server(namespaces=[FLOODED, SERVED, WORKED, POLLED], extra_args=AION_FLAGS)
+        server = storage.server(
+            namespaces=[FLOODED, SERVED, WORKED, POLLED, CLOSED], extra_args=AION_FLAGS
+        )
         await asyncio.to_thread(server.start)
         try:
             yield await Client.connect(server.address)
@@ -172,6 +179,21 @@ async def test_flooded_namespace_is_refused_and_the_other_served(tenants: Client
     assert {exhaustion(e) for e in flooded.refused} == {NAMESPACE_LIMIT}
     served = await flood_starts(tenants, SERVED)
     assert served.ok == CALLS, [e.message for e in served.refused]
+
+
+async def test_a_refusal_for_the_namespace_rate_is_held(tenants: Client) -> None:
+    """Answered after the hold, so that a client retrying at once makes a few calls a second
+    instead of thousands; a call whose deadline comes sooner still gets RESOURCE_EXHAUSTED."""
+    began = time.monotonic()
+    with pytest.raises(RPCError) as refused:
+        await tenants.workflow_service.start_workflow_execution(start_request(CLOSED), retry=False)
+    assert time.monotonic() - began >= HOLD_S
+    assert exhaustion(refused.value) == NAMESPACE_LIMIT
+    with pytest.raises(RPCError) as hurried:
+        await tenants.workflow_service.start_workflow_execution(
+            start_request(CLOSED), retry=False, timeout=timedelta(seconds=HOLD_S / 2)
+        )
+    assert exhaustion(hurried.value) == NAMESPACE_LIMIT
 
 
 async def test_higher_priority_calls_pass_a_namespace_at_its_limit(tenants: Client) -> None:

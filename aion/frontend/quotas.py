@@ -14,10 +14,16 @@ updates: `LONG_RUNNING`) of one namespace and method (`frontend.namespaceCount`;
 CONCURRENT_LIMIT, scope NAMESPACE), and every other call of the process (Aion's
 `aion.maxInFlightRequests`; cause SYSTEM_OVERLOADED, scope SYSTEM), so that a burst past what
 the process can serve is refused at once instead of queueing without bound.
+
+A call refused for its namespace's rate is answered after a short hold (Aion's
+`aion.namespaceRefusalHoldMillis`): a client that retries at once, ignoring RESOURCE_EXHAUSTED,
+then makes a few calls a second instead of thousands, and its refusals no longer take the
+process's time from the other namespaces' calls.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections import Counter
@@ -56,7 +62,19 @@ NAMESPACE_DEFAULTS: dict[str, int | float] = {
 PROCESS_RPS = "frontend.rps"
 GLOBAL_RPS = "frontend.globalRPS"
 MAX_IN_FLIGHT = "aion.maxInFlightRequests"  # Aion's own
-PROCESS_DEFAULTS: dict[str, int] = {PROCESS_RPS: 2400, GLOBAL_RPS: 0, MAX_IN_FLIGHT: 2000}
+REFUSAL_HOLD_MS = "aion.namespaceRefusalHoldMillis"  # Aion's own
+PROCESS_DEFAULTS: dict[str, int] = {
+    PROCESS_RPS: 2400,
+    GLOBAL_RPS: 0,
+    MAX_IN_FLIGHT: 2000,
+    REFUSAL_HOLD_MS: 100,
+}
+# Refusals held at once per namespace; past it (a flood of concurrent calls rather than one of
+# retries) they are answered at once, so that holding them costs a bounded amount of memory.
+MAX_HELD_REFUSALS = 200
+# A held refusal is answered this long before the call's deadline at the latest, so that the
+# caller still sees RESOURCE_EXHAUSTED rather than DEADLINE_EXCEEDED.
+HOLD_DEADLINE_MARGIN_S = 0.05
 PROCESS_BURST_RATIO = 2.0
 # What the reference's dev server (`temporal server start-dev`) raises.
 DEV_SERVER_DEFAULTS: dict[str, int] = {VISIBILITY_RPS: 100}
@@ -315,6 +333,7 @@ class FrontendQuotas:
     _process: _Buckets | None = None
     _long_running: Counter[tuple[str, str]] = field(default_factory=Counter)
     _in_flight: int = 0
+    _held: Counter[str] = field(default_factory=Counter)
 
     @contextlib.contextmanager
     def admit(self, method: str, request: Any) -> Iterator[None]:
@@ -343,6 +362,32 @@ class FrontendQuotas:
             yield
         finally:
             release()
+
+    async def hold_refusal(
+        self, namespace: str, error: errors.ResourceExhausted, time_remaining: float | None
+    ) -> None:
+        """Wait a little before `error` is answered if it refuses a call for its namespace's
+        rate (not for the process's or for calls in flight, which every namespace shares)."""
+        details = error.details
+        if not (
+            isinstance(details, details_pb.ResourceExhaustedFailure)
+            and details.cause == RPS_LIMIT
+            and details.scope == NAMESPACE_SCOPE
+            and self._held[namespace] < MAX_HELD_REFUSALS
+        ):
+            return
+        hold = self.dynamic_config.get(REFUSAL_HOLD_MS, PROCESS_DEFAULTS[REFUSAL_HOLD_MS]) / 1000
+        if time_remaining is not None:
+            hold = min(hold, time_remaining - HOLD_DEADLINE_MARGIN_S)
+        if hold <= 0:
+            return
+        self._held[namespace] += 1
+        try:
+            await asyncio.sleep(hold)
+        finally:
+            self._held[namespace] -= 1
+            if not self._held[namespace]:
+                del self._held[namespace]
 
     def _release_long_running(self, key: tuple[str, str]) -> None:
         self._long_running[key] -= 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -162,6 +161,27 @@ async def _serve(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Serv
     return await guard.serve(fn.__name__, request, context, functools.partial(_run, fn, self))
 
 
+async def _dispatch(
+    fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext
+) -> R:
+    """Serve the RPC here, on the active cluster of its global namespace, or on the process
+    owning its execution."""
+    try:
+        redirection = getattr(self, "redirection", None)
+        if redirection is None:
+            return await fn(self, request, context)
+        # A global namespace: served here, on its active cluster, or refused.
+        here = functools.partial(fn, self, request, context)
+        served: R = await redirection.serve(fn.__name__, request, context, here)
+        return served
+    except errors.ShardNotOwned as e:
+        cluster = getattr(getattr(self, "engine", None), "remote", None)
+        if not isinstance(cluster, Cluster) or is_forwarded(context):
+            raise
+        # The execution lives on another process: make the same call there.
+        return await _on_owner(cluster, e, fn, self, request, context)
+
+
 async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
     """Run the RPC, on the shard's owner if need be; any failure comes out as a ServiceError."""
     try:
@@ -171,21 +191,14 @@ async def _run(fn: Handler[R], self: Any, request: Any, context: grpc.aio.Servic
         # forwarded to its shard's owner counts there too: the header saying so is the
         # caller's to set, so it cannot be what exempts a call.
         quotas: FrontendQuotas | None = getattr(self, "quotas", None)
-        with quotas.admit(fn.__name__, request) if quotas else contextlib.nullcontext():
-            try:
-                redirection = getattr(self, "redirection", None)
-                if redirection is None:
-                    return await fn(self, request, context)
-                # A global namespace: served here, on its active cluster, or refused.
-                here = functools.partial(fn, self, request, context)
-                served: R = await redirection.serve(fn.__name__, request, context, here)
-                return served
-            except errors.ShardNotOwned as e:
-                cluster = getattr(getattr(self, "engine", None), "remote", None)
-                if not isinstance(cluster, Cluster) or is_forwarded(context):
-                    raise
-                # The execution lives on another process: make the same call there.
-                return await _on_owner(cluster, e, fn, self, request, context)
+        if quotas is None:
+            return await _dispatch(fn, self, request, context)
+        try:
+            with quotas.admit(fn.__name__, request):
+                return await _dispatch(fn, self, request, context)
+        except errors.ResourceExhausted as e:
+            await quotas.hold_refusal(request.namespace, e, context.time_remaining())
+            raise
     except (errors.ServiceError, grpc.aio.AbortError):  # (aborted: the owner's answer, passed on)
         raise
     except UnstorableValueError as e:
