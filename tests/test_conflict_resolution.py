@@ -10,11 +10,8 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import timedelta
 
-import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
@@ -22,14 +19,13 @@ from temporalio.api.operatorservice.v1 import request_response_pb2 as operator_r
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.helpers import fresh_storage, unique
+from tests.helpers import unique
 from tests.test_global_namespaces import (
     Cluster,
     Clusters,
-    _cluster_args,
     _register_global,
     _replicated,
-    _start,
+    clusters,  # noqa: F401 (the fixture: clusters A and B, connected both ways)
     eventually,
 )
 from tests.test_history_replication import REPLICATED_S, _histories_equal, _history
@@ -52,22 +48,6 @@ class Collector:
     async def run(self) -> list[str]:
         await workflow.wait_condition(lambda: "finish" in self.values)
         return self.values
-
-
-@pytest.fixture(scope="module")
-async def clusters(
-    backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Clusters]:
-    """Clusters A (the master) and B, connected both ways with replication enabled."""
-    directory = tmp_path_factory.mktemp("conflicts")
-    async with AsyncExitStack() as stack:
-        storage_a = await stack.enter_async_context(fresh_storage(backend, str(directory / "a.db")))
-        storage_b = await stack.enter_async_context(fresh_storage(backend, str(directory / "b.db")))
-        a = await _start(stack, storage_a.server(extra_args=_cluster_args("A", 1)), "A")
-        b = await _start(stack, storage_b.server(extra_args=_cluster_args("B", 2)), "B")
-        await a.upsert(b)
-        await b.upsert(a)
-        yield Clusters(a, b)
 
 
 async def _connect(cluster: Cluster, other: Cluster, enabled: bool) -> None:
@@ -139,7 +119,9 @@ def _branches(cluster: Cluster, namespace: str, workflow_id: str) -> dict[str, o
     return answer
 
 
-async def test_split_brain_ends_with_one_history_and_both_signals(clusters: Clusters) -> None:
+async def test_split_brain_ends_with_one_history_and_both_signals(
+    clusters: Clusters,  # noqa: F811 (the fixture imported above)
+) -> None:
     namespace = await _register_global(clusters)
     a = await Client.connect(clusters.a.server.address, namespace=namespace)
     b = await Client.connect(clusters.b.server.address, namespace=namespace)
