@@ -103,6 +103,15 @@ class ClusterMetadata:
         version = current_version // increment * increment + self._initial_version(cluster)
         return version + increment if version < current_version else version
 
+    def owner_of(self, version: int) -> str:
+        """The cluster that writes at failover `version` (its initial version is the version
+        modulo the increment); "" if none known does."""
+        initial = version % self.config.failover_version_increment
+        if initial == self.config.initial_failover_version:
+            return self.current_name
+        owners = [r.name for r in self._remotes.values() if r.initial_failover_version == initial]
+        return owners[0] if owners else ""
+
     def _initial_version(self, cluster: str) -> int:
         if cluster == self.current_name:
             return self.config.initial_failover_version

@@ -46,6 +46,7 @@ from aion.history.replication import (
     ReplicatedTransition,
     ReplicationGap,
     ReplicationOutbox,
+    divergence,
     replicated_tasks,
     replication_task,
 )
@@ -56,6 +57,8 @@ from aion.persistence import (
     ConditionFailedError,
     CurrentExecution,
     ExecutionTransaction,
+    HiddenBranch,
+    HistoryRewind,
     QueueTask,
     ShardOwnershipLostError,
     Store,
@@ -68,6 +71,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ExecutionKey = tuple[str, str, str]  # namespace id, workflow id, run id
+_MAX_HIDDEN_EVENTS = 1_000_000  # more than a run may hold (limit.historyCount)
 
 CACHE_SIZE = 4096
 # Closed runs are seldom touched again (a result read, a describe): only the most recent few
@@ -428,6 +432,7 @@ class HistoryEngine:
             count_before = ms.s.next_event_id - 1
             try:
                 if self.namespaces.replicates(key[0]):
+                    self._check_not_overtaken(ms)
                     ms.stamp_version(self.namespaces.by_id(key[0]).failover_version)
                 result = fn(ms)
                 if asyncio.iscoroutine(result):
@@ -639,11 +644,27 @@ class HistoryEngine:
         )
 
     # ---- history replication: a transition another cluster replicated ------------------
-    async def apply_replicated(self, t: ReplicatedTransition) -> None:
+    def _check_not_overtaken(self, ms: MutableState) -> None:
+        """Refuse (NamespaceNotActive) to write an execution whose history already holds events
+        of a newer failover version than this cluster's for the namespace: another cluster has
+        been made active since, and this one has not heard of it yet (a split brain)."""
+        history = ms.s.version_history
+        ns = self.namespaces.by_id(ms.s.namespace_id)
+        if history and history[-1].version > ns.failover_version:
+            owner = self.namespaces.clusters.owner_of(history[-1].version)
+            raise errors.namespace_not_active(ns.name, self.namespaces.clusters.current_name, owner)
+
+    async def apply_replicated(self, t: ReplicatedTransition) -> HiddenBranch | None:
         """Append the transition's events and take its state as this execution's, with the
         timer and queue tasks it created, in one commit with the watermark it moves. Raises
         ReplicationGap when events between this cluster's last one and the transition's are
-        missing; a transition already applied commits only its watermark."""
+        missing; a transition already applied commits only its watermark.
+
+        Where the transition's history has branched from this cluster's (both clusters were
+        active), the branch whose last event has the higher version wins: an older transition
+        commits only its watermark; a newer one replaces this cluster's events after the common
+        one, which are kept hidden and returned, for their signals, cancel requests and
+        terminations to be re-applied on the winning branch."""
         task = t.task
         key = (task.namespace_id, task.workflow_id, task.run_id)
         entry = self._entry(key)
@@ -652,28 +673,55 @@ class HistoryEngine:
             if old is None:
                 with contextlib.suppress(errors.NotFound):
                     old = await self._load(key)
+            state = MutableState.restore(task.state)
+            branched = (
+                divergence(old.s.version_history, state.version_history)
+                if old is not None
+                else None
+            )
             next_id = old.s.next_event_id if old is not None else 1
+            rewind: HistoryRewind | None = None
+            if branched is not None and branched.theirs_wins:
+                next_id = branched.common + 1
+                rewind = HistoryRewind(branched.common, branched.branch)
             events = [(e.event_id, raw) for e, raw in zip(t.parsed, t.events, strict=True)]
             events = [(event_id, raw) for event_id, raw in events if event_id >= next_id]
-            state = MutableState.restore(task.state)
             if old is not None and (
-                state.next_event_id < next_id or task.version < old.s.failover_version
+                (branched is not None and not branched.theirs_wins)
+                or (branched is None and state.next_event_id < next_id)
             ):
-                # Applied already (sent again), or older than what this cluster wrote since a
-                # failover (conflict resolution is not done yet): only the watermark moves.
-                if task.version < old.s.failover_version:
+                # Applied already (sent again), or the losing side of a conflict: only the
+                # watermark moves.
+                if branched is not None:
                     log.warning(
-                        "replicated transition of %s at version %d is older than %d; skipped",
+                        "replicated transition of %s at version %d lost to this cluster's "
+                        "branch; skipped",
                         key[1],
                         task.version,
-                        old.s.failover_version,
                     )
                 ms, events = old, []
             elif [i for i, _ in events] != list(range(next_id, state.next_event_id)):
                 raise ReplicationGap(next_id, events[0][0] if events else state.next_event_id)
             else:
                 ms = self.new_mutable_state(state, old.db_version if old is not None else 0)
+            hidden: HiddenBranch | None = None
+            if rewind is not None:
+                hidden = HiddenBranch(
+                    *key,
+                    rewind.branch,
+                    await self.store.read_events(*key, next_id, _MAX_HIDDEN_EVENTS),
+                    False,
+                )
+                log.warning(
+                    "history of %s branched after event %d: this cluster's branch %s lost to "
+                    "version %d and is hidden",
+                    key[1],
+                    rewind.after_event_id,
+                    rewind.branch,
+                    task.version,
+                )
             tx = await self._replicated_transaction(ms, old, events, t)
+            tx.rewind = rewind
             try:
                 with self._shard_write(tx.shard_id):
                     await self.store.commit(tx)
@@ -685,6 +733,7 @@ class HistoryEngine:
             if old is not None:
                 # The pointer moves only if this run still holds it: read it again when needed.
                 self._current.pop((key[0], key[1]), None)
+        return hidden
 
     async def _replicated_transaction(
         self,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
+from aion.history.state.execution import VersionHistoryItem
 from aion.persistence import (
     ExecutionTransaction,
     QueueTask,
@@ -85,6 +86,45 @@ def replicated_tasks(task: ReplicationTaskRecord) -> tuple[list[TimerTask], list
         [TimerTask(**t) for t in tasks["timer"]],
         [QueueTask(**t) for t in tasks["queue"]],
     )
+
+
+def common_ancestor(ours: list[VersionHistoryItem], theirs: list[VersionHistoryItem]) -> int:
+    """The last event id up to which two version histories agree (each item: the last event id
+    written at a version, in order). After it, the histories have branched (or one ends)."""
+    common = 0
+    for mine, other in zip(ours, theirs, strict=False):
+        if mine.version != other.version:
+            break
+        common = min(mine.event_id, other.event_id)
+        if mine.event_id != other.event_id:
+            break
+    return common
+
+
+@dataclass
+class Divergence:
+    """A replicated transition whose history branched from this cluster's after event
+    `common`: `theirs_wins` when its last version is the higher (the events with the highest
+    version win, as Temporal resolves conflicts), else it is older and dropped."""
+
+    common: int
+    theirs_wins: bool
+    branch: str
+    """The name this cluster's losing branch is kept under: its last event and version."""
+
+
+def divergence(
+    ours: list[VersionHistoryItem], theirs: list[VersionHistoryItem]
+) -> Divergence | None:
+    """How the two histories of one run have branched, if they have (neither is a prefix of the
+    other)."""
+    if not ours or not theirs:
+        return None
+    common = common_ancestor(ours, theirs)
+    if common >= ours[-1].event_id or common >= theirs[-1].event_id:
+        return None
+    branch = f"{ours[-1].event_id}@v{ours[-1].version}"
+    return Divergence(common, theirs[-1].version > ours[-1].version, branch)
 
 
 class ReplicationOutbox:

@@ -331,6 +331,27 @@ class ReplicationAck:
 
 
 @dataclass
+class HistoryRewind:
+    """A replicated branch wins over this cluster's: the events after `after_event_id` are
+    moved to the hidden `branch` before the winner's are written."""
+
+    after_event_id: int
+    branch: str
+
+
+@dataclass
+class HiddenBranch:
+    """The events of a branch that lost a conflict, kept apart from history."""
+
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    branch: str
+    events: list[bytes]
+    reapplied: bool
+
+
+@dataclass
 class ReplicationDLQRecord:
     """A replicated task that kept failing here, set aside so its shard goes on: the task as
     received (`task`, Aion's wire encoding with its events) and the last error."""
@@ -378,6 +399,8 @@ class ExecutionTransaction:
     replication_task: ReplicationTaskRecord | None = None
     # A replicated transition: the watermark it moves, durable with it.
     replication_ack: ReplicationAck | None = None
+    # A replicated branch that wins: this cluster's events after the common one are hidden.
+    rewind: HistoryRewind | None = None
 
 
 class Store(abc.ABC):
@@ -500,6 +523,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_replication_dlq(self) -> list[ReplicationDLQRecord]: ...
+
+    @abc.abstractmethod
+    async def hidden_branches(
+        self, namespace_id: str, workflow_id: str, run_id: str
+    ) -> list[HiddenBranch]:
+        """The branches of a run that lost a conflict, in the order they were named."""
+
+    @abc.abstractmethod
+    async def branches_to_reapply(self, shard_id: int) -> list[HiddenBranch]:
+        """The shard's hidden branches whose events are not yet re-applied."""
+
+    @abc.abstractmethod
+    async def mark_reapplied(
+        self, namespace_id: str, workflow_id: str, run_id: str, branch: str
+    ) -> None: ...
 
     @abc.abstractmethod
     async def delete_replication_dlq(

@@ -1,5 +1,7 @@
 """`aion replication dlq list|purge|merge --address HOST:PORT`: a cluster's replication DLQ,
-through its `aion.replication.v1.Replication/DLQ` call."""
+through its `aion.replication.v1.Replication/DLQ` call; `aion replication branches --address
+HOST:PORT --namespace NS --workflow-id ID [--run-id ID]`: the branches of a run's history that
+lost a conflict between clusters, hidden from its history (`.../Branches`)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,13 @@ def add_parsers(commands: Any) -> None:
     dlq.add_argument("action", choices=ACTIONS)
     dlq.add_argument("--address", default="127.0.0.1:7233", help="the cluster's gRPC address")
     dlq.add_argument("--source-cluster", default="", help="only the tasks of this cluster")
+    branches = replication_commands.add_parser(
+        "branches", help="a run's hidden history branches (that lost a conflict)"
+    )
+    branches.add_argument("--address", default="127.0.0.1:7233", help="the cluster's gRPC address")
+    branches.add_argument("--namespace", "-n", required=True)
+    branches.add_argument("--workflow-id", "-w", required=True)
+    branches.add_argument("--run-id", "-r", default="", help="(default: the current run)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -32,8 +41,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _call(args: argparse.Namespace) -> dict[str, Any]:
-    request = {"action": args.action, "source_cluster": args.source_cluster}
+    if args.replication_command == "branches":
+        method = "Branches"
+        request = {"namespace": args.namespace, "workflow_id": args.workflow_id}
+        request["run_id"] = args.run_id
+    else:
+        method = "DLQ"
+        request = {"action": args.action, "source_cluster": args.source_cluster}
     async with grpc.aio.insecure_channel(args.address) as channel:
-        call = channel.unary_unary(f"/{SERVICE}/DLQ")
+        call = channel.unary_unary(f"/{SERVICE}/{method}")
         answer: dict[str, Any] = json.loads(await call(json.dumps(request).encode(), timeout=60))
     return answer

@@ -2,7 +2,11 @@
 (with replication enabled), this cluster pulls the replication tasks in task id order and
 applies each (`HistoryEngine.apply_replicated`); the watermark commits with the applied
 transition, so a restart resumes where it stopped, replaying nothing and skipping nothing.
-Missing events (a gap) are fetched from the source's history first.
+Missing events (a gap) are fetched from the source's history first. Where the source's history
+of a run has branched from this cluster's and wins, this cluster's branch is hidden and its
+signals, cancel requests and terminations are re-applied where the namespace is active (here,
+or by a `Reapply` call to that cluster); a branch not yet re-applied (that cluster unreachable,
+this process restarted) is tried again by its shard's pull loop.
 
 A source shard is pulled by the process owning the local shard of the same number modulo this
 cluster's shard count (a `ShardListener`)."""
@@ -17,9 +21,11 @@ import time
 import grpc
 
 from aion import errors, metrics
+from aion.history.api.reapply_events import reapplicable, reapply_events
 from aion.history.engine import HistoryEngine
 from aion.history.replication import ReplicatedTransition, ReplicationGap
 from aion.persistence import (
+    HiddenBranch,
     RemoteClusterRecord,
     ReplicationAck,
     ReplicationDLQRecord,
@@ -47,9 +53,11 @@ class HistoryReplicator:
         self._unreachable: set[str] = set()
         self._pulling: dict[tuple[str, int], asyncio.Lock] = {}  # one pull of a shard at a time
         self._failures: dict[tuple[str, int, int], int] = {}  # failed applies of a task
+        self._reapply_due: set[int] = set()  # shards that may hold branches to re-apply
 
     async def shard_acquired(self, shard_id: int) -> None:
         if shard_id not in self._loops:
+            self._reapply_due.add(shard_id)
             self._loops[shard_id] = asyncio.get_running_loop().create_task(self._run(shard_id))
 
     def shard_released(self, shard_id: int) -> None:
@@ -77,6 +85,8 @@ class HistoryReplicator:
 
     async def _run(self, shard_id: int) -> None:
         while True:
+            if shard_id in self._reapply_due:
+                await self._reapply_pending(shard_id)
             pulled = False
             for remote, source_shard in self._sources(shard_id):
                 try:
@@ -133,6 +143,35 @@ class HistoryReplicator:
             self._watermarks[key] = task.task_id
         return bool(tasks)
 
+    async def reapply(self, branch: HiddenBranch) -> bool:
+        """Re-apply the hidden branch's signals, cancel requests and terminations where its
+        namespace is active, and mark it done; whether it was (else it is tried again)."""
+        key = (branch.namespace_id, branch.workflow_id, branch.run_id)
+        namespaces = self.engine.namespaces
+        try:
+            active = namespaces.by_id(branch.namespace_id).active_cluster
+            remote = namespaces.clusters.remote(active)
+            if active == namespaces.clusters.current_name:
+                await reapply_events(self.engine, key, reapplicable(branch.events))
+            elif remote is not None:
+                await self.remotes.reapply(remote.address, key, branch.events)
+            else:
+                raise errors.Unavailable(f"the active cluster {active} is not connected")
+            await self.store.mark_reapplied(*key, branch.branch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("re-applying branch %s of %s failed: %r", branch.branch, key[1], e)
+            self._reapply_due.add(self.engine.shard_for(key[0], key[1]).shard_id)
+            return False
+        log.info("re-applied branch %s of %s on cluster %s", branch.branch, key[1], active)
+        return True
+
+    async def _reapply_pending(self, shard_id: int) -> None:
+        self._reapply_due.discard(shard_id)
+        for branch in await self.store.branches_to_reapply(shard_id):
+            await self.reapply(branch)
+
     async def _set_aside(self, transition: ReplicatedTransition, error: Exception) -> bool:
         """Count a failure of the task; at the MAX_ATTEMPTS-th, move it to the DLQ (and the
         watermark past it) so its shard goes on. Whether it was set aside."""
@@ -172,7 +211,9 @@ class HistoryReplicator:
                 continue
             task, events = decode_task(json.loads(record.task))
             try:
-                await self.engine.apply_replicated(ReplicatedTransition(task, events, None))
+                hidden = await self.engine.apply_replicated(
+                    ReplicatedTransition(task, events, None)
+                )
             except Exception as e:
                 log.warning("DLQ task %s of %s still fails: %r", task.task_id, task.workflow_id, e)
                 failing += 1
@@ -180,6 +221,8 @@ class HistoryReplicator:
             await self.store.delete_replication_dlq(
                 record.source_cluster, record.shard_id, record.task_id
             )
+            if hidden is not None:
+                await self.reapply(hidden)
             merged += 1
         return merged, failing
 
@@ -198,7 +241,7 @@ class HistoryReplicator:
         self, remote: RemoteClusterRecord, transition: ReplicatedTransition
     ) -> None:
         try:
-            await self.engine.apply_replicated(transition)
+            hidden = await self.engine.apply_replicated(transition)
         except ReplicationGap as gap:
             task = transition.task
             key = (task.namespace_id, task.workflow_id, task.run_id)
@@ -206,7 +249,11 @@ class HistoryReplicator:
             missing = await self.remotes.history(remote.address, key, gap.next_event_id, limit)
             log.info("re-fetched %d missing events of %s", len(missing), task.workflow_id)
             events = missing + transition.events
-            await self.engine.apply_replicated(ReplicatedTransition(task, events, transition.ack))
+            hidden = await self.engine.apply_replicated(
+                ReplicatedTransition(task, events, transition.ack)
+            )
+        if hidden is not None:
+            await self.reapply(hidden)
 
     async def _wait_for_namespace(self, task: ReplicationTaskRecord) -> None:
         """A namespace registered moments ago reaches this cluster by its own pull."""

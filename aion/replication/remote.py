@@ -23,6 +23,7 @@ DESCRIBE_METHOD = f"/{SERVICE}/DescribeCluster"
 NAMESPACES_METHOD = f"/{SERVICE}/Namespaces"
 TASKS_METHOD = f"/{SERVICE}/Tasks"
 HISTORY_METHOD = f"/{SERVICE}/History"
+REAPPLY_METHOD = f"/{SERVICE}/Reapply"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 CALL_TIMEOUT_S = 10.0
 # Temporal's headers: `xdc-redirection: false` keeps a call on the cluster it reached; the
@@ -92,7 +93,13 @@ class RemoteClusters:
         """Events of an execution at the cluster at `address`, from `first_event_id`."""
         request = {"execution": list(key), "first_event_id": first_event_id, "limit": limit}
         answer = await self._call(address, HISTORY_METHOD, request)
-        return [_unpack(e) for e in answer["events"]]
+        return decode_events(answer["events"])
+
+    async def reapply(self, address: str, key: tuple[str, str, str], events: list[bytes]) -> None:
+        """Have the cluster at `address` (the namespace's active one) re-apply the events of a
+        branch that lost a conflict here on its run `key`."""
+        request = {"execution": list(key), "events": [_pack(e) for e in events]}
+        await self._call(address, REAPPLY_METHOD, request)
 
     async def _call(self, address: str, method: str, request: dict[str, Any]) -> Any:
         call = self._channel(address).unary_unary(method)
@@ -142,6 +149,11 @@ def encode_task(task: ReplicationTaskRecord, events: list[bytes]) -> dict[str, A
 def decode_task(item: dict[str, Any]) -> tuple[ReplicationTaskRecord, list[bytes]]:
     task = ReplicationTaskRecord(**{**item["task"], "state": _unpack(item["task"]["state"])})
     return task, [_unpack(e) for e in item["events"]]
+
+
+def decode_events(items: list[str]) -> list[bytes]:
+    """Events as `encode_events` and `RemoteClusters.reapply` send them."""
+    return [_unpack(e) for e in items]
 
 
 def encode_events(events: list[bytes]) -> bytes:

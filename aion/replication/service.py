@@ -7,12 +7,22 @@ import dataclasses
 import json
 
 import grpc
+from google.protobuf import json_format
+from temporalio.api.history.v1 import message_pb2 as history_pb
 
+from aion import errors
+from aion.history.api.reapply_events import reapplicable, reapply_events
 from aion.history.replication import ReplicationOutbox
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.replication.history import HistoryReplicator
-from aion.replication.remote import SERVICE, encode_events, encode_namespaces, encode_tasks
+from aion.replication.remote import (
+    SERVICE,
+    decode_events,
+    encode_events,
+    encode_namespaces,
+    encode_tasks,
+)
 
 MAX_TASKS = 200
 
@@ -64,7 +74,10 @@ def replication_handler(
     `Namespaces` answers, to the cluster named in the request, every global namespace it is one
     of the clusters of, as stored here; `Tasks` a shard's replication tasks after the task id
     the caller has applied, with their events; `History` an execution's events from an id;
-    `DLQ` lists, purges or merges this cluster's replication DLQ (`aion replication dlq`)."""
+    `DLQ` lists, purges or merges this cluster's replication DLQ (`aion replication dlq`);
+    `Reapply` re-applies on a run the events of a branch that lost a conflict on the calling
+    cluster (FAILED_PRECONDITION unless the namespace is active here); `Branches` lists a run's
+    hidden branches (`aion replication branches`)."""
 
     async def describe(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return json.dumps(dataclasses.asdict(namespaces.clusters.identity())).encode()
@@ -99,6 +112,43 @@ def replication_handler(
         )
         return encode_events(events)
 
+    async def reapply(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        args = json.loads(request)
+        namespace_id, workflow_id, run_id = args["execution"]
+        events = reapplicable(decode_events(args["events"]))
+        try:
+            await reapply_events(replicator.engine, (namespace_id, workflow_id, run_id), events)
+        except errors.ServiceError as e:
+            await context.abort(e.code, e.message)
+        return b"{}"
+
+    async def branches(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        args = json.loads(request)
+        try:
+            namespace_id = namespaces.get(args["namespace"]).id
+            key = await replicator.engine.resolve(
+                namespace_id, args["workflow_id"], args.get("run_id", "")
+            )
+        except errors.ServiceError as e:
+            await context.abort(e.code, e.message)
+        found = await store.hidden_branches(*key)
+        return json.dumps(
+            {
+                "run_id": key[2],
+                "branches": [
+                    {
+                        "branch": b.branch,
+                        "reapplied": b.reapplied,
+                        "events": [
+                            json_format.MessageToDict(history_pb.HistoryEvent.FromString(e))
+                            for e in b.events
+                        ],
+                    }
+                    for b in found
+                ],
+            }
+        ).encode()
+
     async def dlq(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         args = json.loads(request)
         source = args.get("source_cluster", "")
@@ -123,5 +173,7 @@ def replication_handler(
             "Tasks": grpc.unary_unary_rpc_method_handler(tasks),
             "History": grpc.unary_unary_rpc_method_handler(history),
             "DLQ": grpc.unary_unary_rpc_method_handler(dlq),
+            "Reapply": grpc.unary_unary_rpc_method_handler(reapply),
+            "Branches": grpc.unary_unary_rpc_method_handler(branches),
         },
     )

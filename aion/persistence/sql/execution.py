@@ -77,6 +77,10 @@ async def apply(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> 
             raise ConditionFailedError("execution was changed concurrently")
     if tx.current is not None:
         await _write_current(conn, sql, tx)
+    if tx.rewind is not None:
+        after = (*key, tx.rewind.after_event_id)
+        await conn.execute(sql.hide_events, (tx.rewind.branch, False, *after))
+        await conn.execute(sql.delete_events_after, after)
     if tx.events:
         rows = []
         batch = tx.events[0][0]  # a batch is named by its first event

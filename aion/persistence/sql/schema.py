@@ -325,6 +325,24 @@ CREATE TABLE replication_dlq (
 );
 """
 
+# Conflict resolution (`HistoryEngine.apply_replicated`): the events of a losing branch, hidden
+# from history but kept, by the branch they formed (named when they were set aside), and whether
+# their signals, cancel requests and terminations were re-applied on the winning branch.
+HIDDEN_BRANCHES = """
+CREATE TABLE hidden_history_events (
+    shard_id INTEGER NOT NULL,
+    namespace_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    event_id {bigint} NOT NULL,
+    data {blob} NOT NULL,
+    reapplied {boolean} NOT NULL,
+    PRIMARY KEY (namespace_id, workflow_id, run_id, branch, event_id)
+);
+CREATE INDEX hidden_history_events_pending ON hidden_history_events (shard_id, reapplied);
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -346,6 +364,7 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (NEXUS_ENDPOINTS, 11, 10),
     (HISTORY_EVENT_BATCHES, 11, 10),
     (HISTORY_REPLICATION, 12, 11),
+    (HIDDEN_BRANCHES, 13, 12),
 ]
 
 TYPES = {

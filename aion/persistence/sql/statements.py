@@ -283,6 +283,26 @@ class Statements:
             + " ORDER BY event_id DESC"
         )
 
+        # Branches that lost a conflict: hidden (moved out of history), read, re-applied
+        self.hide_events = q(
+            "INSERT INTO hidden_history_events (shard_id, namespace_id, workflow_id, run_id, "
+            "branch, event_id, data, reapplied) SELECT shard_id, namespace_id, workflow_id, "
+            f"run_id, ?, event_id, data, ? FROM history_events WHERE {run} AND event_id > ?"
+        )
+        self.delete_events_after = q(f"DELETE FROM history_events WHERE {run} AND event_id > ?")
+        hidden = ("namespace_id", "workflow_id", "run_id", "branch", "data", "reapplied")
+        self.hidden_branches = q(
+            _select("hidden_history_events", hidden, run)
+            + f" ORDER BY branch{d.byte_order}, event_id"
+        )
+        self.branches_to_reapply = q(
+            _select("hidden_history_events", hidden, "shard_id = ? AND reapplied = ?")
+            + f" ORDER BY namespace_id, workflow_id, run_id, branch{d.byte_order}, event_id"
+        )
+        self.mark_reapplied = q(
+            f"UPDATE hidden_history_events SET reapplied = ? WHERE {run} AND branch = ?"
+        )
+
         # Deleting a namespace: every row of its, then the namespace itself
         self.delete_namespace_rows = [
             q(f"DELETE FROM {table} WHERE namespace_id = ?")
@@ -290,6 +310,7 @@ class Statements:
                 "current_executions",
                 "executions",
                 "history_events",
+                "hidden_history_events",
                 "timer_tasks",
                 "queue_tasks",
                 "replication_tasks",
@@ -306,6 +327,7 @@ class Statements:
 
         # Deleting a closed run (its retention is over, or DeleteWorkflowExecution)
         self.delete_run_events = q(f"DELETE FROM history_events WHERE {run}")
+        self.delete_run_hidden_events = q(f"DELETE FROM hidden_history_events WHERE {run}")
         self.delete_run_execution = q(f"DELETE FROM executions WHERE {run}")
         self.delete_run_current = q(f"DELETE FROM current_executions WHERE {run}")
         self.delete_run_visibility = q(

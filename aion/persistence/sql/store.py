@@ -34,6 +34,7 @@ from aion.persistence.store import (
     DeploymentRecord,
     ExecutionRecord,
     ExecutionTransaction,
+    HiddenBranch,
     NamespaceRecord,
     NexusEndpointRecord,
     QueueTask,
@@ -251,6 +252,7 @@ class SQLStore(Store):
             await check_range(conn, self.sql, shard_id, range_id)
             for statement in (
                 self.sql.delete_run_events,
+                self.sql.delete_run_hidden_events,
                 self.sql.delete_run_execution,
                 self.sql.delete_run_current,
             ):
@@ -296,6 +298,21 @@ class SQLStore(Store):
         for r in records:
             r.task = bytes(r.task)
         return records
+
+    async def hidden_branches(
+        self, namespace_id: str, workflow_id: str, run_id: str
+    ) -> list[HiddenBranch]:
+        rows = await self._fetch(self.sql.hidden_branches, (namespace_id, workflow_id, run_id))
+        return _branches(rows)
+
+    async def branches_to_reapply(self, shard_id: int) -> list[HiddenBranch]:
+        return _branches(await self._fetch(self.sql.branches_to_reapply, (shard_id, False)))
+
+    async def mark_reapplied(
+        self, namespace_id: str, workflow_id: str, run_id: str, branch: str
+    ) -> None:
+        args = (True, namespace_id, workflow_id, run_id, branch)
+        await self._write(lambda conn: conn.execute(self.sql.mark_reapplied, args))
 
     async def delete_replication_dlq(
         self, source_cluster: str, shard_id: int, task_id: int
@@ -534,3 +551,15 @@ async def _save(
     if expected_version is None:
         return await conn.execute(*insert)
     return await conn.execute(update, (*changes, expected_version))
+
+
+def _branches(rows: Sequence[Sequence[Any]]) -> list[HiddenBranch]:
+    """Hidden branches from their event rows (namespace id, workflow id, run id, branch, data,
+    re-applied), ordered by branch."""
+    branches: dict[tuple[str, str, str, str], HiddenBranch] = {}
+    for namespace_id, workflow_id, run_id, branch, data, reapplied in rows:
+        key = (namespace_id, workflow_id, run_id, branch)
+        if key not in branches:
+            branches[key] = HiddenBranch(*key, [], bool(reapplied))
+        branches[key].events.append(bytes(data))
+    return list(branches.values())
