@@ -229,6 +229,7 @@ class AionServer:
         self.health.add_to(self.grpc)
         self.metrics_port: MetricsPort | None = None
         self._open_executions: dict[str, int] = {}
+        self._dlq_sizes: dict[tuple[str, int], int] = {}
         self._loop_watch: asyncio.Task[None] | None = None
         if config.metrics_port is not None:
             from aion.frontend.metrics_port import MetricsPort  # aiohttp only when needed
@@ -326,6 +327,18 @@ class AionServer:
             lambda: [((cluster, "history"), lag) for cluster, lag in self.replication_acks.lag()],
         )
         metrics.read_gauge(
+            "replication_dlq_non_empty",
+            metrics.REPLICATION_DLQ_LABELS,
+            lambda: [
+                (
+                    (metrics.REPLICATION_DLQ_OPERATION, "history", remote.name),
+                    float(any(source == remote.name for source, _ in self._dlq_sizes)),
+                )
+                for remote in self.clusters.remotes()
+                if remote.replication_enabled
+            ],
+        )
+        metrics.read_gauge(
             "aion_store_connections",
             ("service_name", "state"),
             lambda: zip(
@@ -342,10 +355,13 @@ class AionServer:
         )
 
     async def _refresh_gauges(self) -> None:
-        """Count the running executions per namespace (in the store: every process's)."""
+        """Count the running executions per namespace and the replication DLQ's tasks (in the
+        store: every process's)."""
         if not self.health.serving:  # the store is not open (yet, or any more)
             return
         counts = await self.store.count_open_executions()
+        if self.config.cluster.enable_global_namespace:
+            self._dlq_sizes = await self.store.replication_dlq_sizes()
         self._open_executions = {ns.id: counts.get(ns.id, 0) for ns in self.namespaces.all()}
 
     async def _take_in_changes(self) -> None:

@@ -26,6 +26,7 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.helpers import Storage, fresh_storage, unique
@@ -264,10 +265,14 @@ async def _released_once(client: Client, ids: list[str]) -> None:
         await eventually(signalled, REPLICATED_S)
 
 
-async def _metric(clusters: MeteredClusters, cluster: str, name: str) -> float:
-    """The sum of a metric's samples on `cluster`'s /metrics."""
+async def _metric(clusters: MeteredClusters, cluster: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples on `cluster`'s /metrics (those with `labels`)."""
     found = await scrape(clusters.metrics_ports[cluster])
-    return sum(value for sample, _, value in found if sample == name)
+    return sum(
+        value
+        for sample, sample_labels, value in found
+        if sample == name and labels.items() <= sample_labels.items()
+    )
 
 
 async def test_lag_and_latency_are_metrics(clusters: MeteredClusters) -> None:
@@ -339,6 +344,7 @@ async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredCluste
         return True if any(t["workflow_id"] == faulty for t in listed["tasks"]) else None
 
     await eventually(set_aside, REPLICATED_S)
+    assert await _metric(clusters, "B", "replication_dlq_non_empty", source_cluster="A") == 1
     for workflow_id in others:  # the shard went on
         await eventually(
             lambda w=workflow_id: _described_on_b(clusters, namespace, w), REPLICATED_S
@@ -347,7 +353,29 @@ async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredCluste
     merged = await _dlq(clusters, "merge")
     assert merged["merged"] >= 1 and merged["failing"] == 0
     assert (await _dlq(clusters, "list"))["tasks"] == []
+    assert await _metric(clusters, "B", "replication_dlq_non_empty", source_cluster="A") == 0
     await _histories_equal(clusters, namespace)
+
+
+async def test_writes_refused_on_the_standby_are_counted(clusters: MeteredClusters) -> None:
+    """A start on B, where the namespace is standby, answers NamespaceNotActive and counts in
+    B's `service_errors_namespace_not_active` by namespace and operation."""
+    namespace = await _register_global(clusters)
+    # The exposition spells label values as the reference's Prometheus reporter does.
+    labels = {"namespace": namespace.replace("-", "_"), "operation": "StartWorkflowExecution"}
+    start = rr.StartWorkflowExecutionRequest(
+        namespace=namespace,
+        workflow_id=unique("wf"),
+        workflow_type={"name": "Greet"},
+        task_queue={"name": "q"},
+        request_id=unique("req"),
+    )
+    for _ in range(2):
+        with pytest.raises(RPCError) as refused:
+            await clusters.b.client.workflow_service.start_workflow_execution(start)
+        assert refused.value.status == RPCStatusCode.FAILED_PRECONDITION
+    assert await _metric(clusters, "B", "service_errors_namespace_not_active", **labels) == 2
+    assert await _metric(clusters, "A", "service_errors_namespace_not_active", **labels) == 0
 
 
 async def _described_on_b(

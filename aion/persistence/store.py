@@ -502,6 +502,10 @@ class Store(abc.ABC):
     async def list_replication_dlq(self) -> list[ReplicationDLQRecord]: ...
 
     @abc.abstractmethod
+    async def replication_dlq_sizes(self) -> dict[tuple[str, int], int]:
+        """The DLQ's task count per (source cluster, shard) that has any."""
+
+    @abc.abstractmethod
     async def delete_replication_dlq(
         self, source_cluster: str, shard_id: int, task_id: int
     ) -> None: ...

@@ -356,6 +356,10 @@ class Statements:
             _select("replication_dlq", REPLICATION_DLQ)
             + f" ORDER BY source_cluster{d.byte_order}, shard_id, task_id"
         )
+        self.replication_dlq_sizes = q(
+            "SELECT source_cluster, shard_id, COUNT(*) FROM replication_dlq"
+            " GROUP BY source_cluster, shard_id"
+        )
         self.delete_replication_dlq = q(
             "DELETE FROM replication_dlq WHERE source_cluster = ? AND shard_id = ? AND task_id = ?"
         )

@@ -297,6 +297,10 @@ class SQLStore(Store):
             r.task = bytes(r.task)
         return records
 
+    async def replication_dlq_sizes(self) -> dict[tuple[str, int], int]:
+        rows = await self._fetch(self.sql.replication_dlq_sizes)
+        return {(row[0], int(row[1])): int(row[2]) for row in rows}
+
     async def delete_replication_dlq(
         self, source_cluster: str, shard_id: int, task_id: int
     ) -> None:
