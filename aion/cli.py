@@ -449,7 +449,7 @@ def _admin(args: argparse.Namespace) -> None:
 
 
 def _replication(args: argparse.Namespace) -> None:
-    """`aion replication dlq ...`: the answer as JSON."""
+    """`aion replication dlq ...`, `aion replication status`: the answer as JSON."""
     try:
         response = replication_commands.run(args)
     except grpc.aio.AioRpcError as e:

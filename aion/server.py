@@ -281,7 +281,11 @@ class AionServer:
         self.grpc.add_generic_rpc_handlers(
             (
                 replication_handler(
-                    self.namespaces, self.store, self.replication_acks, self.history_replicator
+                    self.namespaces,
+                    self.store,
+                    self.replication_acks,
+                    self.history_replicator,
+                    self.remote_clusters,
                 ),
             )
         )

@@ -391,12 +391,54 @@ async def _described_on_b(
 
 async def _dlq(clusters: MeteredClusters, action: str) -> Any:
     """`aion replication dlq ACTION` on B: its JSON answer."""
+    return await _replication_command(clusters.b, "dlq", action)
+
+
+async def _replication_command(cluster: Cluster, *args: str) -> Any:
+    """`aion replication ARGS` on `cluster`: its JSON answer."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "aion", "replication", "dlq", action, "--address", clusters.b.server.address),
+        *("-m", "aion", "replication", *args, "--address", cluster.server.address),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     return json.loads(out)
+
+
+async def test_replication_status_per_shard(clusters: MeteredClusters) -> None:
+    """`aion replication status`: on B, per shard of A, the task id applied, when, the DLQ size
+    and A's highest task id with the lag (0 once caught up); on A, per shard, what B has
+    acknowledged, equal to the shard's highest task id once B has pulled again."""
+    namespace = await _register_global(clusters)
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    await _start_mixed(a, unique("status"), [unique("wf") for _ in range(4)])
+    await _histories_equal(clusters, namespace)
+    shards = range(4)  # each cluster's default shard count
+
+    async def caught_up_on_b() -> list[dict[str, Any]] | None:
+        answer = await _replication_command(clusters.b, "status")
+        assert answer["cluster"] == "B"
+        rows = [r for r in answer["receiving"] if r["source_cluster"] == "A"]
+        assert [r["shard_id"] for r in rows] == list(shards)
+        if any(r["lag"] or r["applied_task_id"] != r["source_max_task_id"] for r in rows):
+            return None
+        return rows
+
+    receiving = await eventually(caught_up_on_b, REPLICATED_S)
+    applied = [r for r in receiving if r["applied_task_id"] > 0]
+    assert applied and all(r["applied_time"] for r in applied)
+    assert all(r["dlq_size"] == 0 for r in receiving)
+
+    async def acknowledged_on_a() -> list[dict[str, Any]] | None:
+        answer = await _replication_command(clusters.a, "status")
+        rows = [r for r in answer["sending"] if r["target_cluster"] == "B"]
+        assert [r["shard_id"] for r in rows] == list(shards)
+        if any(r["lag"] or r["acked_task_id"] != r["max_task_id"] for r in rows):
+            return None
+        return rows
+
+    sending = await eventually(acknowledged_on_a, REPLICATED_S)
+    by_shard = {r["shard_id"]: r["acked_task_id"] for r in sending}
+    assert all(by_shard[r["shard_id"]] >= r["applied_task_id"] for r in receiving)

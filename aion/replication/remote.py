@@ -23,6 +23,7 @@ DESCRIBE_METHOD = f"/{SERVICE}/DescribeCluster"
 NAMESPACES_METHOD = f"/{SERVICE}/Namespaces"
 TASKS_METHOD = f"/{SERVICE}/Tasks"
 HISTORY_METHOD = f"/{SERVICE}/History"
+BACKLOG_METHOD = f"/{SERVICE}/Backlog"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 CALL_TIMEOUT_S = 10.0
 # Temporal's headers: `xdc-redirection: false` keeps a call on the cluster it reached; the
@@ -93,6 +94,13 @@ class RemoteClusters:
         request = {"execution": list(key), "first_event_id": first_event_id, "limit": limit}
         answer = await self._call(address, HISTORY_METHOD, request)
         return [_unpack(e) for e in answer["events"]]
+
+    async def backlog(self, address: str, applied: dict[int, int]) -> dict[int, tuple[int, int]]:
+        """Per shard of the cluster at `address`: its highest replication task id and how many
+        of its tasks follow `applied` (shard id -> the task id applied here)."""
+        request = {"applied": {str(shard): task_id for shard, task_id in applied.items()}}
+        answer = await self._call(address, BACKLOG_METHOD, request)
+        return {int(shard): (highest, lag) for shard, (highest, lag) in answer["shards"].items()}
 
     async def _call(self, address: str, method: str, request: dict[str, Any]) -> Any:
         call = self._channel(address).unary_unary(method)

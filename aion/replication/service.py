@@ -11,8 +11,15 @@ import grpc
 from aion.history.replication import ReplicationOutbox
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
+from aion.replication import status
 from aion.replication.history import HistoryReplicator
-from aion.replication.remote import SERVICE, encode_events, encode_namespaces, encode_tasks
+from aion.replication.remote import (
+    SERVICE,
+    RemoteClusters,
+    encode_events,
+    encode_namespaces,
+    encode_tasks,
+)
 
 MAX_TASKS = 200
 
@@ -32,6 +39,7 @@ class ReplicationAcks:
     async def acknowledged(self, cluster: str, shard_id: int, task_id: int) -> None:
         if task_id <= self._acks.get((cluster, shard_id), 0):
             return
+        await self.store.acknowledge_replication(cluster, shard_id, task_id)
         self._acks[(cluster, shard_id)] = task_id
         targets = [r.name for r in self.clusters.remotes() if r.replication_enabled]
         acks = [self._acks.get((name, shard_id)) for name in targets]
@@ -59,12 +67,15 @@ def replication_handler(
     store: Store,
     acks: ReplicationAcks,
     replicator: HistoryReplicator,
+    remotes: RemoteClusters,
 ) -> grpc.GenericRpcHandler:
     """`aion.replication.v1.Replication`: `DescribeCluster` answers this cluster's identity;
     `Namespaces` answers, to the cluster named in the request, every global namespace it is one
     of the clusters of, as stored here; `Tasks` a shard's replication tasks after the task id
     the caller has applied, with their events; `History` an execution's events from an id;
-    `DLQ` lists, purges or merges this cluster's replication DLQ (`aion replication dlq`)."""
+    `Backlog` the highest task id of each shard and the tasks after those the caller applied;
+    `DLQ` lists, purges or merges this cluster's replication DLQ (`aion replication dlq`);
+    `Status` where replication stands here, per shard (`aion replication status`)."""
 
     async def describe(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return json.dumps(dataclasses.asdict(namespaces.clusters.identity())).encode()
@@ -99,6 +110,20 @@ def replication_handler(
         )
         return encode_events(events)
 
+    async def backlog(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        applied = {int(shard): task_id for shard, task_id in json.loads(request)["applied"].items()}
+        found = await status.backlog(store, applied)
+        return json.dumps({"shards": {str(shard): list(v) for shard, v in found.items()}}).encode()
+
+    async def replication_status(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        clusters = namespaces.clusters
+        answer = {
+            "cluster": clusters.current_name,
+            "receiving": await status.receiving(store, clusters, remotes.backlog),
+            "sending": await status.sending(store, clusters),
+        }
+        return json.dumps(answer).encode()
+
     async def dlq(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         args = json.loads(request)
         source = args.get("source_cluster", "")
@@ -122,6 +147,8 @@ def replication_handler(
             "Namespaces": grpc.unary_unary_rpc_method_handler(list_namespaces),
             "Tasks": grpc.unary_unary_rpc_method_handler(tasks),
             "History": grpc.unary_unary_rpc_method_handler(history),
+            "Backlog": grpc.unary_unary_rpc_method_handler(backlog),
             "DLQ": grpc.unary_unary_rpc_method_handler(dlq),
+            "Status": grpc.unary_unary_rpc_method_handler(replication_status),
         },
     )
