@@ -49,8 +49,8 @@ from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
 from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
-from aion.replication.remote import RemoteClusters
-from aion.replication.service import ReplicationAcks, replication_handler
+from aion.replication.remote import RemoteClusters, read_secret
+from aion.replication.service import ReplicationAcks, ReplicationCallers, replication_handler
 from aion.schedules.runtime import ScheduleRuntime
 from aion.tracing import TracingConfig
 from aion.ui import UiConfig
@@ -150,12 +150,21 @@ class AionServer:
             self.store, config.cluster, config.num_shards, config.broadcast_address or self.address
         )
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
-        self.remote_clusters = RemoteClusters(self.clusters)
         self.deployments = DeploymentRegistry(self.store, now_ns)
         self.matching = MatchingEngine(routing=self.deployments, dispatch_rps=self._dispatch_rps)
         self.deployments.on_routing_changed = self.matching.routing_changed
         host_id = str(uuid.uuid4())
         self.certificates = None if config.tls is None else ServerCertificates(config.tls)
+        cluster = config.cluster
+        secret = (
+            read_secret(cluster.replication_secret_file) if cluster.replication_secret_file else ""
+        )
+        self.remote_clusters = RemoteClusters(
+            self.clusters,
+            self._remote_credentials if cluster.remote_tls_ca_file else None,
+            secret,
+        )
+        self.replication_callers = ReplicationCallers(secret, config.auth is not None)
         ssl_context = None if self.certificates is None else self.certificates.ssl_context()
         self.cluster: Cluster | None = None
         if self.store.shared:  # several processes share the database
@@ -286,6 +295,7 @@ class AionServer:
                     self.replication_acks,
                     self.history_replicator,
                     self.remote_clusters,
+                    self.replication_callers,
                 ),
             )
         )
@@ -296,6 +306,15 @@ class AionServer:
         assert self.certificates is not None and self.config.tls is not None
         tls = self.config.tls
         return self.certificates.channel_credentials(tls.peer_ca_file or tls.client_ca_file)
+
+    def _remote_credentials(self) -> grpc.ChannelCredentials:
+        """TLS to another cluster: its certificate checked against the configured CA, this
+        server's own (if it has one) shown as the client certificate."""
+        ca_file = self.config.cluster.remote_tls_ca_file
+        if self.certificates is not None:
+            return self.certificates.channel_credentials(ca_file)
+        with open(ca_file, "rb") as f:
+            return grpc.ssl_channel_credentials(f.read())
 
     def _dispatch_rps(self, namespace_id: str, task_queue: str, kind: str) -> float:
         try:

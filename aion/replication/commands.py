@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from typing import Any
 
-import grpc
-
-from aion.replication.remote import SERVICE
+from aion.auth.commands import add_tls_flags, channel
+from aion.replication.remote import SECRET_HEADER, SERVICE, read_secret
 
 ACTIONS = ("list", "purge", "merge")
+SECRET_FILE_ENV = "AION_REPLICATION_SECRET_FILE"
 
 
 def add_parsers(commands: Any) -> None:
@@ -23,18 +24,27 @@ def add_parsers(commands: Any) -> None:
         "dlq", help="the replication tasks that kept failing on a cluster"
     )
     dlq.add_argument("action", choices=ACTIONS)
-    dlq.add_argument("--address", default="127.0.0.1:7233", help="the cluster's gRPC address")
     dlq.add_argument("--source-cluster", default="", help="only the tasks of this cluster")
     status = replication_commands.add_parser(
         "status",
         help="per shard: what this cluster has applied of each other's tasks, and what each "
         "other cluster has acknowledged of this one's",
     )
-    status.add_argument("--address", default="127.0.0.1:7233", help="the cluster's gRPC address")
+    for command in (dlq, status):
+        command.add_argument(
+            "--address", default="127.0.0.1:7233", help="the cluster's gRPC address"
+        )
+        command.add_argument(
+            "--replication-secret-file",
+            default=os.environ.get(SECRET_FILE_ENV),
+            help=f"the clusters' shared secret, if they have one (${SECRET_FILE_ENV})",
+        )
+        add_tls_flags(command)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Make the call; its answer (gRPC errors raised as grpc.aio.AioRpcError)."""
+    """Make the call; its answer (gRPC errors raised as grpc.aio.AioRpcError, an unreadable
+    secret file as OSError)."""
     return asyncio.run(_call(args))
 
 
@@ -44,7 +54,10 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
     else:
         method = "DLQ"
         request = {"action": args.action, "source_cluster": args.source_cluster}
-    async with grpc.aio.insecure_channel(args.address) as channel:
-        call = channel.unary_unary(f"/{SERVICE}/{method}")
-        answer: dict[str, Any] = json.loads(await call(json.dumps(request).encode(), timeout=60))
+    secret = args.replication_secret_file
+    metadata = ((SECRET_HEADER, read_secret(secret)),) if secret else ()
+    async with channel(args) as connection:
+        call = connection.unary_unary(f"/{SERVICE}/{method}")
+        raw = await call(json.dumps(request).encode(), timeout=60, metadata=metadata)
+    answer: dict[str, Any] = json.loads(raw)
     return answer

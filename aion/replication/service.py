@@ -4,7 +4,9 @@ to them, and the replication tasks and history of its executions in those namesp
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -14,6 +16,7 @@ from aion.persistence import Store
 from aion.replication import status
 from aion.replication.history import HistoryReplicator
 from aion.replication.remote import (
+    SECRET_HEADER,
     SERVICE,
     RemoteClusters,
     encode_events,
@@ -22,6 +25,32 @@ from aion.replication.remote import (
 )
 
 MAX_TASKS = 200
+UNAUTHORIZED = "Request unauthorized."  # Temporal's text for missing or bad credentials
+Method = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+class ReplicationCallers:
+    """Who may call the replication service: with a secret, the callers that send it (the
+    other clusters, and `aion replication` given it); without one, anyone, unless the server
+    has auth on (then no one: connecting clusters needs the secret)."""
+
+    def __init__(self, secret: str, auth_on: bool) -> None:
+        self._secret = secret.encode()
+        self._open = not secret and not auth_on
+
+    def allowed(self, context: grpc.aio.ServicerContext) -> bool:
+        if self._open:
+            return True
+        sent = next((v for k, v in context.invocation_metadata() or () if k == SECRET_HEADER), "")
+        return bool(self._secret) and hmac.compare_digest(str(sent).encode(), self._secret)
+
+    def guard(self, method: Method) -> Method:
+        async def guarded(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            if not self.allowed(context):
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHORIZED)
+            return await method(request, context)
+
+        return guarded
 
 
 class ReplicationAcks:
@@ -68,6 +97,7 @@ def replication_handler(
     acks: ReplicationAcks,
     replicator: HistoryReplicator,
     remotes: RemoteClusters,
+    callers: ReplicationCallers,
 ) -> grpc.GenericRpcHandler:
     """`aion.replication.v1.Replication`: `DescribeCluster` answers this cluster's identity;
     `Namespaces` answers, to the cluster named in the request, every global namespace it is one
@@ -75,7 +105,8 @@ def replication_handler(
     the caller has applied, with their events; `History` an execution's events from an id;
     `Backlog` the highest task id of each shard and the tasks after those the caller applied;
     `DLQ` lists, purges or merges this cluster's replication DLQ (`aion replication dlq`);
-    `Status` where replication stands here, per shard (`aion replication status`)."""
+    `Status` where replication stands here, per shard (`aion replication status`). Each answers
+    only the `callers` allowed."""
 
     async def describe(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return json.dumps(dataclasses.asdict(namespaces.clusters.identity())).encode()
@@ -143,12 +174,12 @@ def replication_handler(
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
-            "DescribeCluster": grpc.unary_unary_rpc_method_handler(describe),
-            "Namespaces": grpc.unary_unary_rpc_method_handler(list_namespaces),
-            "Tasks": grpc.unary_unary_rpc_method_handler(tasks),
-            "History": grpc.unary_unary_rpc_method_handler(history),
-            "Backlog": grpc.unary_unary_rpc_method_handler(backlog),
-            "DLQ": grpc.unary_unary_rpc_method_handler(dlq),
-            "Status": grpc.unary_unary_rpc_method_handler(replication_status),
+            "DescribeCluster": grpc.unary_unary_rpc_method_handler(callers.guard(describe)),
+            "Namespaces": grpc.unary_unary_rpc_method_handler(callers.guard(list_namespaces)),
+            "Tasks": grpc.unary_unary_rpc_method_handler(callers.guard(tasks)),
+            "History": grpc.unary_unary_rpc_method_handler(callers.guard(history)),
+            "Backlog": grpc.unary_unary_rpc_method_handler(callers.guard(backlog)),
+            "DLQ": grpc.unary_unary_rpc_method_handler(callers.guard(dlq)),
+            "Status": grpc.unary_unary_rpc_method_handler(callers.guard(replication_status)),
         },
     )
