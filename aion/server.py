@@ -47,6 +47,7 @@ from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
+from aion.replication import status as replication_status
 from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
 from aion.replication.remote import RemoteClusters, read_secret
@@ -196,9 +197,8 @@ class AionServer:
         self.engine.add_shard_listener(self.batches)
         self.engine.add_operations(self.batches.operations())
         self.history_replicator = HistoryReplicator(self.engine, self.remote_clusters)
-        self.replication_acks = ReplicationAcks(
-            self.namespaces, self.store, self.engine.replication_outbox
-        )
+        self.engine.add_operations(self.history_replicator.operations())
+        self.replication_acks = ReplicationAcks(self.clusters, self.store)
         if config.cluster.enable_global_namespace:
             self.engine.add_shard_listener(self.history_replicator)
         self.namespace_replicator = NamespaceReplicator(
@@ -239,6 +239,7 @@ class AionServer:
         self.metrics_port: MetricsPort | None = None
         self._open_executions: dict[str, int] = {}
         self._dlq_sizes: dict[tuple[str, int], int] = {}
+        self._replication_lag: list[tuple[str, int]] = []
         self._loop_watch: asyncio.Task[None] | None = None
         if config.metrics_port is not None:
             from aion.frontend.metrics_port import MetricsPort  # aiohttp only when needed
@@ -347,7 +348,7 @@ class AionServer:
         metrics.read_gauge(
             "replication_tasks_lag",
             ("target_cluster", "service_name"),
-            lambda: [((cluster, "history"), lag) for cluster, lag in self.replication_acks.lag()],
+            lambda: [((cluster, "history"), lag) for cluster, lag in self._replication_lag],
         )
         metrics.read_gauge(
             "replication_dlq_non_empty",
@@ -378,13 +379,14 @@ class AionServer:
         )
 
     async def _refresh_gauges(self) -> None:
-        """Count the running executions per namespace and the replication DLQ's tasks (in the
-        store: every process's)."""
+        """Count the running executions per namespace, the replication DLQ's tasks and the
+        replication lag (in the store: every process's)."""
         if not self.health.serving:  # the store is not open (yet, or any more)
             return
         counts = await self.store.count_open_executions()
         if self.config.cluster.enable_global_namespace:
             self._dlq_sizes = await self.store.replication_dlq_sizes()
+            self._replication_lag = await replication_status.lag(self.store, self.clusters)
         self._open_executions = {ns.id: counts.get(ns.id, 0) for ns in self.namespaces.all()}
 
     async def _take_in_changes(self) -> None:

@@ -5,7 +5,9 @@ transition, so a restart resumes where it stopped, replaying nothing and skippin
 Missing events (a gap) are fetched from the source's history first.
 
 A source shard is pulled by the process owning the local shard of the same number modulo this
-cluster's shard count (a `ShardListener`)."""
+cluster's shard count (a `ShardListener`); each transition is applied by the process owning its
+execution's shard, here or, among processes sharing the database, through a named operation
+(`replication.apply`)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 import grpc
 
 from aion import errors, metrics
 from aion.history.engine import HistoryEngine
+from aion.history.ports import Op
 from aion.history.replication import ReplicatedTransition, ReplicationGap
 from aion.persistence import (
     RemoteClusterRecord,
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 PULL_INTERVAL_S = 0.2
 BATCH = 100
 MAX_ATTEMPTS = 3  # applies of a task before it goes to the DLQ
+APPLY_OP = "replication.apply"
 
 
 class HistoryReplicator:
@@ -172,7 +177,7 @@ class HistoryReplicator:
                 continue
             task, events = decode_task(json.loads(record.task))
             try:
-                await self.engine.apply_replicated(ReplicatedTransition(task, events, None))
+                await self._apply_on_owner(ReplicatedTransition(task, events, None))
             except Exception as e:
                 log.warning("DLQ task %s of %s still fails: %r", task.task_id, task.workflow_id, e)
                 failing += 1
@@ -198,7 +203,7 @@ class HistoryReplicator:
         self, remote: RemoteClusterRecord, transition: ReplicatedTransition
     ) -> None:
         try:
-            await self.engine.apply_replicated(transition)
+            await self._apply_on_owner(transition)
         except ReplicationGap as gap:
             task = transition.task
             key = (task.namespace_id, task.workflow_id, task.run_id)
@@ -206,10 +211,41 @@ class HistoryReplicator:
             missing = await self.remotes.history(remote.address, key, gap.next_event_id, limit)
             log.info("re-fetched %d missing events of %s", len(missing), task.workflow_id)
             events = missing + transition.events
-            await self.engine.apply_replicated(ReplicatedTransition(task, events, transition.ack))
+            await self._apply_on_owner(ReplicatedTransition(task, events, transition.ack))
+
+    def operations(self) -> dict[str, Op]:
+        """The named operation applying a transition on the process owning its shard."""
+        return {APPLY_OP: _apply_here}
+
+    async def _apply_on_owner(self, transition: ReplicatedTransition) -> None:
+        """`HistoryEngine.apply_replicated` on the process owning the execution's shard."""
+        task = transition.task
+        shard_id = self.engine.shard_id_of(task.namespace_id, task.workflow_id)
+        if shard_id in self.engine.shards:
+            await self.engine.apply_replicated(transition)
+            return
+        ack = transition.ack
+        args = {
+            "transition": encode_task(task, transition.events),
+            "ack": None if ack is None else [ack.source_cluster, ack.shard_id, ack.task_id],
+        }
+        gap = (await self.engine.call(shard_id, APPLY_OP, args)).get("gap")
+        if gap is not None:
+            raise ReplicationGap(*gap)
 
     async def _wait_for_namespace(self, task: ReplicationTaskRecord) -> None:
         """A namespace registered moments ago reaches this cluster by its own pull."""
         namespaces = self.engine.namespaces
         while not namespaces.knows(task.namespace_id):
             await namespaces.wait_for_change(1.0)
+
+
+async def _apply_here(engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+    """`APPLY_OP` on the shard's owner: a gap is answered, for the caller to fill."""
+    task, events = decode_task(args["transition"])
+    ack = None if args["ack"] is None else ReplicationAck(*args["ack"])
+    try:
+        await engine.apply_replicated(ReplicatedTransition(task, events, ack))
+    except ReplicationGap as gap:
+        return {"gap": [gap.next_event_id, gap.until_event_id]}
+    return {}

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from aion.history.replication import ReplicationOutbox
+from aion.cluster_metadata import ClusterMetadata
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.replication import status
@@ -54,41 +54,28 @@ class ReplicationCallers:
 
 
 class ReplicationAcks:
-    """How far each connected cluster has applied each shard's replication tasks (as its last
-    `Tasks` call said); the tasks every replicating cluster has applied are deleted."""
+    """How far each connected cluster has applied each shard's replication tasks, as its last
+    `Tasks` call said, kept in the store (whichever process serves the call); the tasks every
+    cluster replicated to has applied are deleted."""
 
-    def __init__(
-        self, namespaces: NamespaceRegistry, store: Store, outbox: ReplicationOutbox
-    ) -> None:
-        self.clusters = namespaces.clusters
+    def __init__(self, clusters: ClusterMetadata, store: Store) -> None:
+        self.clusters = clusters
         self.store = store
-        self.outbox = outbox
-        self._acks: dict[tuple[str, int], int] = {}  # (cluster, shard id) -> task id
+        self._recorded: dict[tuple[str, int], int] = {}  # (cluster, shard id) -> task id
 
     async def acknowledged(self, cluster: str, shard_id: int, task_id: int) -> None:
-        if task_id <= self._acks.get((cluster, shard_id), 0):
+        if task_id <= self._recorded.get((cluster, shard_id), 0):
             return
         await self.store.acknowledge_replication(cluster, shard_id, task_id)
-        self._acks[(cluster, shard_id)] = task_id
+        self._recorded[(cluster, shard_id)] = task_id
         targets = [r.name for r in self.clusters.remotes() if r.replication_enabled]
-        acks = [self._acks.get((name, shard_id)) for name in targets]
-        if acks and None not in acks:
-            applied = min(a for a in acks if a)
-            await self.store.delete_replication_tasks(shard_id, applied)
-            self.outbox.applied_everywhere(shard_id, applied)
-
-    def lag(self) -> list[tuple[str, int]]:
-        """Per cluster replicated to: the tasks written by this process it has not applied."""
-        return [
-            (
-                remote.name,
-                self.outbox.lag(
-                    {shard: ack for (name, shard), ack in self._acks.items() if name == remote.name}
-                ),
-            )
-            for remote in self.clusters.remotes()
-            if remote.replication_enabled
-        ]
+        acks = {
+            a.cluster: a.task_id
+            for a in await self.store.replication_acks()
+            if a.shard_id == shard_id
+        }
+        if targets and all(name in acks for name in targets):
+            await self.store.delete_replication_tasks(shard_id, min(acks[n] for n in targets))
 
 
 def replication_handler(

@@ -61,6 +61,14 @@ async def sending(store: Store, clusters: ClusterMetadata) -> list[dict[str, Any
     return rows
 
 
+async def lag(store: Store, clusters: ClusterMetadata) -> list[tuple[str, int]]:
+    """Per cluster replicated to: the replication tasks of this cluster it has not applied."""
+    totals: dict[str, int] = {r.name: 0 for r in clusters.remotes() if r.replication_enabled}
+    for row in await sending(store, clusters):
+        totals[row["target_cluster"]] += row["lag"]
+    return list(totals.items())
+
+
 async def receiving(
     store: Store, clusters: ClusterMetadata, ask_source: AskSource
 ) -> list[dict[str, Any]]:
