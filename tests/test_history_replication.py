@@ -40,6 +40,7 @@ from tests.test_global_namespaces import (
     _replicated,
     _start,
     eventually,
+    start_request,
 )
 
 REPLICATED_S = 30.0  # generous: two servers and their workers share two cores with others
@@ -363,13 +364,7 @@ async def test_writes_refused_on_the_standby_are_counted(clusters: MeteredCluste
     namespace = await _register_global(clusters)
     # The exposition spells label values as the reference's Prometheus reporter does.
     labels = {"namespace": namespace.replace("-", "_"), "operation": "StartWorkflowExecution"}
-    start = rr.StartWorkflowExecutionRequest(
-        namespace=namespace,
-        workflow_id=unique("wf"),
-        workflow_type={"name": "Greet"},
-        task_queue={"name": "q"},
-        request_id=unique("req"),
-    )
+    start = start_request(namespace)
     for _ in range(2):
         with pytest.raises(RPCError) as refused:
             await clusters.b.client.workflow_service.start_workflow_execution(start)

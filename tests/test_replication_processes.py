@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from tests.helpers import pg_database, unique
 from tests.metrics_scrape import scrape
+from tests.reliability.faults import shard_owners
 from tests.servers import AionProcess, free_port
 from tests.test_global_namespaces import Cluster, Clusters, _cluster_args, _replicated, eventually
 from tests.test_history_replication import (
@@ -72,20 +73,13 @@ async def clusters() -> AsyncIterator[TwoProcessClusters]:
         b = Cluster("B", b_process, await Client.connect(b_process.address))
 
         async def split() -> bool | None:
-            return True if len(set((await _owners(a_dsn)).values())) == 2 else None
+            owners = {owner for owner, _ in (await shard_owners(a_dsn)).values()}
+            return True if len(owners) == 2 else None
 
         await eventually(split, REPLICATED_S)
         await a.upsert(b)
         await b.upsert(a)
         yield TwoProcessClusters(a, b, a_processes, ports, a_dsn)
-
-
-async def _owners(dsn: str) -> dict[int, str]:
-    connection = await asyncpg.connect(dsn)
-    try:
-        return {r["shard_id"]: r["owner"] for r in await connection.fetch("SELECT * FROM shards")}
-    finally:
-        await connection.close()
 
 
 async def _register(clusters: TwoProcessClusters, active: str) -> str:

@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from tests.auth_support import Pki
 from tests.helpers import fresh_storage, unique
 from tests.servers import AionProcess
-from tests.test_global_namespaces import _cluster_args, eventually
+from tests.test_global_namespaces import _cluster_args, eventually, start_request
 
 REPLICATED_S = 30.0
 TASKS = "/aion.replication.v1.Replication/Tasks"
@@ -167,15 +167,7 @@ async def test_clusters_with_tls_and_the_secret_replicate(secured: SecuredCluste
         return True
 
     await eventually(namespace_on_b, REPLICATED_S)
-    await a.workflow_service.start_workflow_execution(
-        rr.StartWorkflowExecutionRequest(
-            namespace=namespace,
-            workflow_id=workflow_id,
-            workflow_type={"name": "Anything"},
-            task_queue={"name": unique("q")},
-            request_id=unique("req"),
-        )
-    )
+    await a.workflow_service.start_workflow_execution(start_request(namespace, workflow_id))
     described = rr.DescribeWorkflowExecutionRequest(
         namespace=namespace, execution={"workflow_id": workflow_id}
     )
