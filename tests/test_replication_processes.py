@@ -3,7 +3,7 @@ cluster A is two `aion server start` processes sharing a PostgreSQL database, th
 between them, twice as many as B's; cluster B is one process. Both directions replicate event by event: A's
 transitions, written by either process, reach B, and their tasks are deleted once B has applied
 them, with `replication_tasks_lag` back to 0 on both of A's processes; B's transitions are
-applied on A by the process owning each execution's shard."""
+applied on A by the process owning each execution's shard, also across a failover to A."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from tests.test_history_replication import (
     REPLICATED_S,
     Mixed,
     _histories_equal,
+    _released_once,
     _start_mixed,
     _worker,
 )
@@ -145,5 +146,31 @@ async def test_one_process_replicates_to_two(clusters: TwoProcessClusters) -> No
     namespace = await _register(clusters, "B")
     b = await Client.connect(clusters.b.server.address, namespace=namespace)
     results = await _run_mixed(b, 8)
+    assert results == [f"{i}:{2 * i + 1}" for i in range(8)]
+    await _histories_equal(clusters, namespace)
+
+
+async def test_failover_to_the_two_process_cluster(clusters: TwoProcessClusters) -> None:
+    """Workflows running on B, waiting on a signal, failed over to A: A's processes catch up
+    every shard of B before taking over, and each workflow completes on A exactly once."""
+    namespace = await _register(clusters, "B")
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    b = await Client.connect(clusters.b.server.address, namespace=namespace)
+    task_queue = unique("failover")
+    ids = [unique("wf") for _ in range(8)]
+    async with _worker(a, task_queue), _worker(b, task_queue):
+        await _start_mixed(b, task_queue, ids)
+        await _released_once(b, ids[:4])
+        await b.workflow_service.update_namespace(
+            rr.UpdateNamespaceRequest(
+                namespace=namespace,
+                replication_config=replication_pb.NamespaceReplicationConfig(
+                    active_cluster_name="A"
+                ),
+            )
+        )
+        await _replicated(clusters.a, namespace, 11)
+        await _released_once(a, ids[4:])
+        results = [await a.get_workflow_handle(w).result() for w in ids]
     assert results == [f"{i}:{2 * i + 1}" for i in range(8)]
     await _histories_equal(clusters, namespace)

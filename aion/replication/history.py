@@ -38,6 +38,7 @@ PULL_INTERVAL_S = 0.2
 BATCH = 100
 MAX_ATTEMPTS = 3  # applies of a task before it goes to the DLQ
 APPLY_OP = "replication.apply"
+CATCH_UP_OP = "replication.catch_up"
 
 
 class HistoryReplicator:
@@ -97,12 +98,25 @@ class HistoryReplicator:
 
     async def catch_up(self, cluster: str) -> None:
         """Apply what `cluster` has replicated and this one not yet (before this cluster takes
-        over a namespace from it)."""
-        for shard_id in list(self._loops):
-            for remote, source_shard in self._sources(shard_id):
-                if remote.name == cluster:
-                    while await self.pull(remote, source_shard):
-                        pass
+        over a namespace from it): each of its shards on the process pulling it, here or
+        another sharing the database. A shard whose puller cannot be reached is left out."""
+        remote = self.remotes.clusters.remote(cluster)
+        if remote is None or not (remote.connection_enabled and remote.replication_enabled):
+            return
+        for source_shard in range(remote.history_shard_count):
+            args = {"cluster": cluster, "shard_id": source_shard}
+            try:
+                await self.engine.call(source_shard % self.engine.num_shards, CATCH_UP_OP, args)
+            except (errors.ShardNotOwned, errors.Unavailable) as e:
+                log.warning("shard %s of %s not caught up: %s", source_shard, cluster, e)
+
+    async def _catch_up_here(self, engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+        """`CATCH_UP_OP` on the process pulling the source shard."""
+        remote = self.remotes.clusters.remote(args["cluster"])
+        if remote is not None:
+            while await self.pull(remote, args["shard_id"]):
+                pass
+        return {}
 
     async def pull(self, remote: RemoteClusterRecord, source_shard: int) -> bool:
         """Apply the next tasks of the source shard; whether there were any."""
@@ -214,8 +228,9 @@ class HistoryReplicator:
             await self._apply_on_owner(ReplicatedTransition(task, events, transition.ack))
 
     def operations(self) -> dict[str, Op]:
-        """The named operation applying a transition on the process owning its shard."""
-        return {APPLY_OP: _apply_here}
+        """The named operations applying a transition on the process owning its shard, and
+        catching up a source shard on the process pulling it."""
+        return {APPLY_OP: _apply_here, CATCH_UP_OP: self._catch_up_here}
 
     async def _apply_on_owner(self, transition: ReplicatedTransition) -> None:
         """`HistoryEngine.apply_replicated` on the process owning the execution's shard."""
