@@ -163,6 +163,17 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         help="selected-apis-forwarding: a standby forwards Temporal's selected calls to the "
         "active cluster (default: noop)",
     )
+    group.add_argument(
+        "--replication-secret-file",
+        metavar="FILE",
+        help="the secret the connected clusters share: required of calls to the replication "
+        "service, sent on this cluster's calls to the others",
+    )
+    group.add_argument(
+        "--remote-tls-ca-file",
+        metavar="FILE",
+        help="call the other clusters over TLS, checking their certificates against this CA",
+    )
 
 
 def _cluster_table(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -175,6 +186,8 @@ def _cluster_table(args: argparse.Namespace) -> dict[str, Any] | None:
         "master_cluster_name": args.master_cluster_name,
         "address": args.cluster_address,
         "redirection_policy": args.redirection_policy,
+        "replication_secret_file": args.replication_secret_file,
+        "remote_tls_ca_file": args.remote_tls_ca_file,
     }
     return {key: value for key, value in table.items() if value is not None} or None
 
@@ -449,11 +462,13 @@ def _admin(args: argparse.Namespace) -> None:
 
 
 def _replication(args: argparse.Namespace) -> None:
-    """`aion replication dlq ...`: the answer as JSON."""
+    """`aion replication dlq ...`, `aion replication status`: the answer as JSON."""
     try:
         response = replication_commands.run(args)
     except grpc.aio.AioRpcError as e:
         _fail(f"{e.code().name}: {e.details()}")
+    except OSError as e:
+        _fail(str(e))
     print(json.dumps(response, indent=2))
 
 

@@ -34,6 +34,13 @@ class ClusterConfig:
     redirection_policy: str = NOOP
     """`selected-apis-forwarding`: a standby forwards Temporal's selected calls to the active
     cluster; `noop`: it answers NamespaceNotActive."""
+    replication_secret_file: str = ""
+    """A file holding the secret the connected clusters share: the replication service
+    answers only calls carrying it, and this cluster sends it on its calls to the others.
+    "": the service answers anyone, unless the server has auth on (then no one)."""
+    remote_tls_ca_file: str = ""
+    """TLS on the calls to other clusters, their certificates checked against this CA (this
+    server's own certificate, `[tls]`, shown as the client certificate); "": plaintext."""
 
     def problem(self) -> str | None:
         """What is wrong with these settings, in one line; None if nothing."""

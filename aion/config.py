@@ -54,6 +54,8 @@ CLUSTER_KEYS: dict[str, type] = {
     "master_cluster_name": str,
     "address": str,
     "redirection_policy": str,
+    "replication_secret_file": str,
+    "remote_tls_ca_file": str,
 }
 # The keys of the `[tracing]` table (all strings).
 TRACING_KEYS = ("exporter", "endpoint", "service_name")

@@ -47,10 +47,11 @@ from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
+from aion.replication import status as replication_status
 from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
-from aion.replication.remote import RemoteClusters
-from aion.replication.service import ReplicationAcks, replication_handler
+from aion.replication.remote import RemoteClusters, read_secret
+from aion.replication.service import ReplicationAcks, ReplicationCallers, replication_handler
 from aion.schedules.runtime import ScheduleRuntime
 from aion.tracing import TracingConfig
 from aion.ui import UiConfig
@@ -150,12 +151,21 @@ class AionServer:
             self.store, config.cluster, config.num_shards, config.broadcast_address or self.address
         )
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
-        self.remote_clusters = RemoteClusters(self.clusters)
         self.deployments = DeploymentRegistry(self.store, now_ns)
         self.matching = MatchingEngine(routing=self.deployments, dispatch_rps=self._dispatch_rps)
         self.deployments.on_routing_changed = self.matching.routing_changed
         host_id = str(uuid.uuid4())
         self.certificates = None if config.tls is None else ServerCertificates(config.tls)
+        cluster = config.cluster
+        secret = (
+            read_secret(cluster.replication_secret_file) if cluster.replication_secret_file else ""
+        )
+        self.remote_clusters = RemoteClusters(
+            self.clusters,
+            self._remote_credentials if cluster.remote_tls_ca_file else None,
+            secret,
+        )
+        self.replication_callers = ReplicationCallers(secret, config.auth is not None)
         ssl_context = None if self.certificates is None else self.certificates.ssl_context()
         self.cluster: Cluster | None = None
         if self.store.shared:  # several processes share the database
@@ -187,9 +197,8 @@ class AionServer:
         self.engine.add_shard_listener(self.batches)
         self.engine.add_operations(self.batches.operations())
         self.history_replicator = HistoryReplicator(self.engine, self.remote_clusters)
-        self.replication_acks = ReplicationAcks(
-            self.namespaces, self.store, self.engine.replication_outbox
-        )
+        self.engine.add_operations(self.history_replicator.operations())
+        self.replication_acks = ReplicationAcks(self.clusters, self.store)
         if config.cluster.enable_global_namespace:
             self.engine.add_shard_listener(self.history_replicator)
         self.namespace_replicator = NamespaceReplicator(
@@ -229,6 +238,8 @@ class AionServer:
         self.health.add_to(self.grpc)
         self.metrics_port: MetricsPort | None = None
         self._open_executions: dict[str, int] = {}
+        self._dlq_sizes: dict[tuple[str, int], int] = {}
+        self._replication_lag: list[tuple[str, int]] = []
         self._loop_watch: asyncio.Task[None] | None = None
         if config.metrics_port is not None:
             from aion.frontend.metrics_port import MetricsPort  # aiohttp only when needed
@@ -280,7 +291,12 @@ class AionServer:
         self.grpc.add_generic_rpc_handlers(
             (
                 replication_handler(
-                    self.namespaces, self.store, self.replication_acks, self.history_replicator
+                    self.namespaces,
+                    self.store,
+                    self.replication_acks,
+                    self.history_replicator,
+                    self.remote_clusters,
+                    self.replication_callers,
                 ),
             )
         )
@@ -291,6 +307,15 @@ class AionServer:
         assert self.certificates is not None and self.config.tls is not None
         tls = self.config.tls
         return self.certificates.channel_credentials(tls.peer_ca_file or tls.client_ca_file)
+
+    def _remote_credentials(self) -> grpc.ChannelCredentials:
+        """TLS to another cluster: its certificate checked against the configured CA, this
+        server's own (if it has one) shown as the client certificate."""
+        ca_file = self.config.cluster.remote_tls_ca_file
+        if self.certificates is not None:
+            return self.certificates.channel_credentials(ca_file)
+        with open(ca_file, "rb") as f:
+            return grpc.ssl_channel_credentials(f.read())
 
     def _dispatch_rps(self, namespace_id: str, task_queue: str, kind: str) -> float:
         try:
@@ -323,7 +348,19 @@ class AionServer:
         metrics.read_gauge(
             "replication_tasks_lag",
             ("target_cluster", "service_name"),
-            lambda: [((cluster, "history"), lag) for cluster, lag in self.replication_acks.lag()],
+            lambda: [((cluster, "history"), lag) for cluster, lag in self._replication_lag],
+        )
+        metrics.read_gauge(
+            "replication_dlq_non_empty",
+            metrics.REPLICATION_DLQ_LABELS,
+            lambda: [
+                (
+                    (metrics.REPLICATION_DLQ_OPERATION, "history", remote.name),
+                    float(any(source == remote.name for source, _ in self._dlq_sizes)),
+                )
+                for remote in self.clusters.remotes()
+                if remote.replication_enabled
+            ],
         )
         metrics.read_gauge(
             "aion_store_connections",
@@ -342,10 +379,14 @@ class AionServer:
         )
 
     async def _refresh_gauges(self) -> None:
-        """Count the running executions per namespace (in the store: every process's)."""
+        """Count the running executions per namespace, the replication DLQ's tasks and the
+        replication lag (in the store: every process's)."""
         if not self.health.serving:  # the store is not open (yet, or any more)
             return
         counts = await self.store.count_open_executions()
+        if self.config.cluster.enable_global_namespace:
+            self._dlq_sizes = await self.store.replication_dlq_sizes()
+            self._replication_lag = await replication_status.lag(self.store, self.clusters)
         self._open_executions = {ns.id: counts.get(ns.id, 0) for ns in self.namespaces.all()}
 
     async def _take_in_changes(self) -> None:

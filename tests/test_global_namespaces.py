@@ -143,6 +143,19 @@ async def _register_global(clusters: Clusters) -> str:
     return name
 
 
+def start_request(
+    namespace: str, workflow_id: str | None = None
+) -> rr.StartWorkflowExecutionRequest:
+    """A start of a workflow (of a new id unless given) on task queue "q"."""
+    return rr.StartWorkflowExecutionRequest(
+        namespace=namespace,
+        workflow_id=workflow_id or unique("wf"),
+        workflow_type={"name": "Greet"},
+        task_queue={"name": "q"},
+        request_id=unique("req"),
+    )
+
+
 async def _replicated(
     cluster: Cluster, namespace: str, version: int
 ) -> rr.DescribeNamespaceResponse:
@@ -342,13 +355,7 @@ async def test_standby_refuses_writes_and_forwards_selected_calls(clusters: Clus
     """Acceptance 2, second half: a start sent to B with forwarding off for the call answers
     NamespaceNotActive{current B, active A}; with forwarding on it lands on A; a signal too."""
     name = await _register_global(clusters)
-    start = rr.StartWorkflowExecutionRequest(
-        namespace=name,
-        workflow_id=unique("wf"),
-        workflow_type={"name": "Greet"},
-        task_queue={"name": "q"},
-        request_id=unique("req"),
-    )
+    start = start_request(name)
     with pytest.raises(RPCError) as not_active:
         await clusters.b.client.workflow_service.start_workflow_execution(
             start, metadata={"xdc-redirection": "false"}

@@ -26,6 +26,7 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.helpers import Storage, fresh_storage, unique
@@ -39,6 +40,7 @@ from tests.test_global_namespaces import (
     _replicated,
     _start,
     eventually,
+    start_request,
 )
 
 REPLICATED_S = 30.0  # generous: two servers and their workers share two cores with others
@@ -264,10 +266,14 @@ async def _released_once(client: Client, ids: list[str]) -> None:
         await eventually(signalled, REPLICATED_S)
 
 
-async def _metric(clusters: MeteredClusters, cluster: str, name: str) -> float:
-    """The sum of a metric's samples on `cluster`'s /metrics."""
+async def _metric(clusters: MeteredClusters, cluster: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples on `cluster`'s /metrics (those with `labels`)."""
     found = await scrape(clusters.metrics_ports[cluster])
-    return sum(value for sample, _, value in found if sample == name)
+    return sum(
+        value
+        for sample, sample_labels, value in found
+        if sample == name and labels.items() <= sample_labels.items()
+    )
 
 
 async def test_lag_and_latency_are_metrics(clusters: MeteredClusters) -> None:
@@ -339,6 +345,7 @@ async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredCluste
         return True if any(t["workflow_id"] == faulty for t in listed["tasks"]) else None
 
     await eventually(set_aside, REPLICATED_S)
+    assert await _metric(clusters, "B", "replication_dlq_non_empty", source_cluster="A") == 1
     for workflow_id in others:  # the shard went on
         await eventually(
             lambda w=workflow_id: _described_on_b(clusters, namespace, w), REPLICATED_S
@@ -347,7 +354,23 @@ async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredCluste
     merged = await _dlq(clusters, "merge")
     assert merged["merged"] >= 1 and merged["failing"] == 0
     assert (await _dlq(clusters, "list"))["tasks"] == []
+    assert await _metric(clusters, "B", "replication_dlq_non_empty", source_cluster="A") == 0
     await _histories_equal(clusters, namespace)
+
+
+async def test_writes_refused_on_the_standby_are_counted(clusters: MeteredClusters) -> None:
+    """A start on B, where the namespace is standby, answers NamespaceNotActive and counts in
+    B's `service_errors_namespace_not_active` by namespace and operation."""
+    namespace = await _register_global(clusters)
+    # The exposition spells label values as the reference's Prometheus reporter does.
+    labels = {"namespace": namespace.replace("-", "_"), "operation": "StartWorkflowExecution"}
+    start = start_request(namespace)
+    for _ in range(2):
+        with pytest.raises(RPCError) as refused:
+            await clusters.b.client.workflow_service.start_workflow_execution(start)
+        assert refused.value.status == RPCStatusCode.FAILED_PRECONDITION
+    assert await _metric(clusters, "B", "service_errors_namespace_not_active", **labels) == 2
+    assert await _metric(clusters, "A", "service_errors_namespace_not_active", **labels) == 0
 
 
 async def _described_on_b(
@@ -363,12 +386,54 @@ async def _described_on_b(
 
 async def _dlq(clusters: MeteredClusters, action: str) -> Any:
     """`aion replication dlq ACTION` on B: its JSON answer."""
+    return await _replication_command(clusters.b, "dlq", action)
+
+
+async def _replication_command(cluster: Cluster, *args: str) -> Any:
+    """`aion replication ARGS` on `cluster`: its JSON answer."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "aion", "replication", "dlq", action, "--address", clusters.b.server.address),
+        *("-m", "aion", "replication", *args, "--address", cluster.server.address),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     return json.loads(out)
+
+
+async def test_replication_status_per_shard(clusters: MeteredClusters) -> None:
+    """`aion replication status`: on B, per shard of A, the task id applied, when, the DLQ size
+    and A's highest task id with the lag (0 once caught up); on A, per shard, what B has
+    acknowledged, equal to the shard's highest task id once B has pulled again."""
+    namespace = await _register_global(clusters)
+    a = await Client.connect(clusters.a.server.address, namespace=namespace)
+    await _start_mixed(a, unique("status"), [unique("wf") for _ in range(4)])
+    await _histories_equal(clusters, namespace)
+    shards = range(4)  # each cluster's default shard count
+
+    async def caught_up_on_b() -> list[dict[str, Any]] | None:
+        answer = await _replication_command(clusters.b, "status")
+        assert answer["cluster"] == "B"
+        rows = [r for r in answer["receiving"] if r["source_cluster"] == "A"]
+        assert [r["shard_id"] for r in rows] == list(shards)
+        if any(r["lag"] or r["applied_task_id"] != r["source_max_task_id"] for r in rows):
+            return None
+        return rows
+
+    receiving = await eventually(caught_up_on_b, REPLICATED_S)
+    applied = [r for r in receiving if r["applied_task_id"] > 0]
+    assert applied and all(r["applied_time"] for r in applied)
+    assert all(r["dlq_size"] == 0 for r in receiving)
+
+    async def acknowledged_on_a() -> list[dict[str, Any]] | None:
+        answer = await _replication_command(clusters.a, "status")
+        rows = [r for r in answer["sending"] if r["target_cluster"] == "B"]
+        assert [r["shard_id"] for r in rows] == list(shards)
+        if any(r["lag"] or r["acked_task_id"] != r["max_task_id"] for r in rows):
+            return None
+        return rows
+
+    sending = await eventually(acknowledged_on_a, REPLICATED_S)
+    by_shard = {r["shard_id"]: r["acked_task_id"] for r in sending}
+    assert all(by_shard[r["shard_id"]] >= r["applied_task_id"] for r in receiving)

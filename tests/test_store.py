@@ -138,6 +138,23 @@ async def test_cluster_id_and_remote_clusters(store: Store) -> None:
     assert await store.list_namespaces() == [record]
 
 
+async def test_replication_acks_only_move_forward(store: Store) -> None:
+    """Another cluster's acknowledgement of a shard is kept per (cluster, shard) and never moves
+    back (two processes may record the same cluster's pulls)."""
+    await store.acknowledge_replication("B", 0, 7)
+    await store.acknowledge_replication("B", 0, 5)
+    await store.acknowledge_replication("C", 0, 3)
+    await store.acknowledge_replication("B", 1, 2)
+    acks = await store.replication_acks()
+    assert [(a.cluster, a.shard_id, a.task_id) for a in acks] == [
+        ("B", 0, 7),
+        ("B", 1, 2),
+        ("C", 0, 3),
+    ]
+    assert all(a.update_time_ns > 0 for a in acks)
+    assert await store.replication_backlog(0, 7) == (0, 0)
+
+
 async def test_round_trip(store: Store) -> None:
     record = NamespaceRecord("ns", "default", b"info", 1)
     await store.create_namespace(record)

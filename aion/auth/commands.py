@@ -48,13 +48,18 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-key", default=os.environ.get(API_KEY_ENV), help=f"system admin key (${API_KEY_ENV})"
     )
+    add_tls_flags(parser)
+    direct = parser.add_mutually_exclusive_group()
+    direct.add_argument("--db-filename", help="work on this SQLite database instead of a server")
+    direct.add_argument("--dsn", help="work on this PostgreSQL database instead of a server")
+
+
+def add_tls_flags(parser: argparse.ArgumentParser) -> None:
+    """The client's TLS flags, as the `temporal` CLI names them (read by `channel`)."""
     parser.add_argument("--tls-cert-path", help="client certificate (mTLS)")
     parser.add_argument("--tls-key-path", help="client certificate's key (mTLS)")
     parser.add_argument("--tls-ca-path", help="CA of the server's certificate (turns on TLS)")
     parser.add_argument("--tls-server-name", help="name to expect in the server's certificate")
-    direct = parser.add_mutually_exclusive_group()
-    direct.add_argument("--db-filename", help="work on this SQLite database instead of a server")
-    direct.add_argument("--dsn", help="work on this PostgreSQL database instead of a server")
 
 
 def _since_ns(text: str | None) -> int:
@@ -100,8 +105,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             return response
         finally:
             await store.close()
-    async with _channel(args) as channel:
-        call = channel.unary_unary(
+    async with channel(args) as connection:
+        call = connection.unary_unary(
             ADMIN_SERVICE + method,
             request_serializer=lambda r: json.dumps(r).encode(),
             response_deserializer=json.loads,
@@ -122,7 +127,8 @@ def store_of(args: argparse.Namespace) -> Store:
     return SQLiteStore(args.db_filename)
 
 
-def _channel(args: argparse.Namespace) -> grpc.aio.Channel:
+def channel(args: argparse.Namespace) -> grpc.aio.Channel:
+    """A channel to `--address`, with TLS when the `add_tls_flags` flags ask for it."""
     if not (args.tls_ca_path or args.tls_cert_path):
         return grpc.aio.insecure_channel(args.address)
 

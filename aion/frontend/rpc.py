@@ -76,7 +76,10 @@ def _count_error(error: errors.ServiceError, namespace: str, operation: str) -> 
     own failures, not the caller's (bad input, not found…), as the reference counts them."""
     if not metrics.enabled():
         return
-    metrics.service_error(error_type(error), namespace, operation, "frontend").inc()
+    kind = error_type(error)
+    metrics.service_error(kind, namespace, operation, "frontend").inc()
+    if kind == "serviceerror_NamespaceNotActive":
+        metrics.namespace_not_active(namespace, operation)
     if error.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         cause, scope = _exhaustion(error)
         metrics.resource_exhausted(namespace, operation, cause, scope)

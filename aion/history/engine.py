@@ -45,7 +45,6 @@ from aion.history.ports import (
 from aion.history.replication import (
     ReplicatedTransition,
     ReplicationGap,
-    ReplicationOutbox,
     divergence,
     replicated_tasks,
     replication_task,
@@ -152,7 +151,6 @@ class HistoryEngine:
         # Queries of other processes' workflows handed to pollers here: query task id to the
         # address of the process awaiting the answer (the oldest forgotten past a bound).
         self.peer_queries: OrderedDict[str, str] = OrderedDict()
-        self.replication_outbox = ReplicationOutbox()
         self._environment = Environment(
             now=self.clock,
             limits=self.limits,
@@ -605,8 +603,6 @@ class HistoryEngine:
             ms.written_search_attributes = tx.visibility.search_attributes
         if tx.current is not None:
             self._remember_current(tx.current)
-        if tx.replication_task is not None:
-            self.replication_outbox.written(tx.shard_id, tx.replication_task.task_id)
         for task in tx.queue_tasks:
             self.enqueue(task)
         self.timers.add(tx.timer_tasks)

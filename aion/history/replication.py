@@ -11,7 +11,6 @@ active here (`aion.history.tasks.processor`)."""
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -125,27 +124,3 @@ def divergence(
         return None
     branch = f"{ours[-1].event_id}@v{ours[-1].version}"
     return Divergence(common, theirs[-1].version > ours[-1].version, branch)
-
-
-class ReplicationOutbox:
-    """The ids of the replication tasks written by this process and not yet applied by every
-    other cluster, per shard (in id order): what `replication_tasks_lag` counts."""
-
-    def __init__(self) -> None:
-        self._ids: dict[int, list[int]] = {}
-
-    def written(self, shard_id: int, task_id: int) -> None:
-        ids = self._ids.setdefault(shard_id, [])
-        bisect.insort(ids, task_id)
-
-    def applied_everywhere(self, shard_id: int, up_to_task_id: int) -> None:
-        ids = self._ids.get(shard_id)
-        if ids:
-            del ids[: bisect.bisect_right(ids, up_to_task_id)]
-
-    def lag(self, acks: dict[int, int]) -> int:
-        """The tasks after each shard's acknowledged task id (`acks`: shard id -> task id)."""
-        return sum(
-            len(ids) - bisect.bisect_right(ids, acks.get(shard_id, 0))
-            for shard_id, ids in self._ids.items()
-        )

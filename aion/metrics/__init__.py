@@ -131,6 +131,9 @@ service_errors_resource_exhausted = _counter(
         "service_name",
     ),
 )
+service_errors_namespace_not_active = _counter(
+    "service_errors_namespace_not_active", SERVICE_LABELS
+)
 action = _counter("action", ("action_type", "namespace", "operation", "service_name"))
 
 
@@ -175,6 +178,12 @@ def resource_exhausted(namespace: str, operation: str, cause: str, scope: str) -
         service_errors_resource_exhausted.labels(
             namespace, operation, cause, scope, "frontend"
         ).inc()
+
+
+def namespace_not_active(namespace: str, operation: str) -> None:
+    """A write refused on a cluster where its namespace is standby."""
+    if _enabled:
+        service_errors_namespace_not_active.labels(namespace, operation, "frontend").inc()
 
 
 @_cached
@@ -442,6 +451,13 @@ def replication_failed(namespace_id: str, source_cluster: str) -> None:
         replication_tasks_failed.labels(
             namespace_name(namespace_id), "history", source_cluster
         ).inc()
+
+
+# `replication_dlq_non_empty` (a gauge read at each scrape): 1 per source cluster whose tasks
+# wait in this cluster's replication DLQ, else 0. The reference's is a counter bumped by each
+# periodic check that finds a shard's DLQ non-empty; its operation is this one.
+REPLICATION_DLQ_LABELS = ("operation", "service_name", "source_cluster")
+REPLICATION_DLQ_OPERATION = "ReplicationDLQStats"
 
 
 # ---- Aion's own (not in the reference) ---------------------------------------------------

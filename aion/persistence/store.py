@@ -330,6 +330,18 @@ class ReplicationAck:
     task_id: int
 
 
+@dataclass(frozen=True)
+class ReplicationProgress:
+    """How far a cluster has applied a shard's replication tasks, and when that last moved:
+    a watermark here (`cluster`: the source) or another cluster's acknowledgement of this
+    one's shard (`cluster`: the target)."""
+
+    cluster: str
+    shard_id: int
+    task_id: int
+    update_time_ns: int
+
+
 @dataclass
 class HistoryRewind:
     """A replicated branch wins over this cluster's: the events after `after_event_id` are
@@ -518,6 +530,26 @@ class Store(abc.ABC):
         """The last task id of `source_cluster`'s shard applied here (0: none)."""
 
     @abc.abstractmethod
+    async def replication_watermarks(self) -> list[ReplicationProgress]:
+        """Every watermark here, by source cluster and shard."""
+
+    @abc.abstractmethod
+    async def acknowledge_replication(
+        self, target_cluster: str, shard_id: int, task_id: int
+    ) -> None:
+        """Record that `target_cluster` has applied the shard's tasks up to `task_id` (an
+        acknowledgement never moves back)."""
+
+    @abc.abstractmethod
+    async def replication_acks(self) -> list[ReplicationProgress]:
+        """Every other cluster's acknowledgement of this one's shards."""
+
+    @abc.abstractmethod
+    async def replication_backlog(self, shard_id: int, after_task_id: int) -> tuple[int, int]:
+        """(count, highest task id; 0 without any) of the shard's replication tasks after
+        `after_task_id`."""
+
+    @abc.abstractmethod
     async def add_to_replication_dlq(self, record: ReplicationDLQRecord) -> None:
         """Set the task aside and move its shard's watermark past it, in one transaction."""
 
@@ -538,6 +570,10 @@ class Store(abc.ABC):
     async def mark_reapplied(
         self, namespace_id: str, workflow_id: str, run_id: str, branch: str
     ) -> None: ...
+
+    @abc.abstractmethod
+    async def replication_dlq_sizes(self) -> dict[tuple[str, int], int]:
+        """The DLQ's task count per (source cluster, shard) that has any."""
 
     @abc.abstractmethod
     async def delete_replication_dlq(

@@ -9,7 +9,9 @@ or by a `Reapply` call to that cluster); a branch not yet re-applied (that clust
 this process restarted) is tried again by its shard's pull loop.
 
 A source shard is pulled by the process owning the local shard of the same number modulo this
-cluster's shard count (a `ShardListener`)."""
+cluster's shard count (a `ShardListener`); each transition is applied by the process owning its
+execution's shard, here or, among processes sharing the database, through a named operation
+(`replication.apply`)."""
 
 from __future__ import annotations
 
@@ -17,12 +19,14 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 import grpc
 
 from aion import errors, metrics
 from aion.history.api.reapply_events import reapplicable, reapply_events
 from aion.history.engine import HistoryEngine
+from aion.history.ports import Op
 from aion.history.replication import ReplicatedTransition, ReplicationGap
 from aion.persistence import (
     HiddenBranch,
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 PULL_INTERVAL_S = 0.2
 BATCH = 100
 MAX_ATTEMPTS = 3  # applies of a task before it goes to the DLQ
+APPLY_OP = "replication.apply"
+CATCH_UP_OP = "replication.catch_up"
 
 
 class HistoryReplicator:
@@ -102,12 +108,25 @@ class HistoryReplicator:
 
     async def catch_up(self, cluster: str) -> None:
         """Apply what `cluster` has replicated and this one not yet (before this cluster takes
-        over a namespace from it)."""
-        for shard_id in list(self._loops):
-            for remote, source_shard in self._sources(shard_id):
-                if remote.name == cluster:
-                    while await self.pull(remote, source_shard):
-                        pass
+        over a namespace from it): each of its shards on the process pulling it, here or
+        another sharing the database. A shard whose puller cannot be reached is left out."""
+        remote = self.remotes.clusters.remote(cluster)
+        if remote is None or not (remote.connection_enabled and remote.replication_enabled):
+            return
+        for source_shard in range(remote.history_shard_count):
+            args = {"cluster": cluster, "shard_id": source_shard}
+            try:
+                await self.engine.call(source_shard % self.engine.num_shards, CATCH_UP_OP, args)
+            except (errors.ShardNotOwned, errors.Unavailable) as e:
+                log.warning("shard %s of %s not caught up: %s", source_shard, cluster, e)
+
+    async def _catch_up_here(self, engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+        """`CATCH_UP_OP` on the process pulling the source shard."""
+        remote = self.remotes.clusters.remote(args["cluster"])
+        if remote is not None:
+            while await self.pull(remote, args["shard_id"]):
+                pass
+        return {}
 
     async def pull(self, remote: RemoteClusterRecord, source_shard: int) -> bool:
         """Apply the next tasks of the source shard; whether there were any."""
@@ -162,7 +181,7 @@ class HistoryReplicator:
             raise
         except Exception as e:
             log.warning("re-applying branch %s of %s failed: %r", branch.branch, key[1], e)
-            self._reapply_due.add(self.engine.shard_for(key[0], key[1]).shard_id)
+            self._reapply_due.add(self.engine.shard_id_of(key[0], key[1]))
             return False
         log.info("re-applied branch %s of %s on cluster %s", branch.branch, key[1], active)
         return True
@@ -211,9 +230,7 @@ class HistoryReplicator:
                 continue
             task, events = decode_task(json.loads(record.task))
             try:
-                hidden = await self.engine.apply_replicated(
-                    ReplicatedTransition(task, events, None)
-                )
+                await self._apply_on_owner(ReplicatedTransition(task, events, None))
             except Exception as e:
                 log.warning("DLQ task %s of %s still fails: %r", task.task_id, task.workflow_id, e)
                 failing += 1
@@ -221,8 +238,6 @@ class HistoryReplicator:
             await self.store.delete_replication_dlq(
                 record.source_cluster, record.shard_id, record.task_id
             )
-            if hidden is not None:
-                await self.reapply(hidden)
             merged += 1
         return merged, failing
 
@@ -241,7 +256,7 @@ class HistoryReplicator:
         self, remote: RemoteClusterRecord, transition: ReplicatedTransition
     ) -> None:
         try:
-            hidden = await self.engine.apply_replicated(transition)
+            await self._apply_on_owner(transition)
         except ReplicationGap as gap:
             task = transition.task
             key = (task.namespace_id, task.workflow_id, task.run_id)
@@ -249,9 +264,42 @@ class HistoryReplicator:
             missing = await self.remotes.history(remote.address, key, gap.next_event_id, limit)
             log.info("re-fetched %d missing events of %s", len(missing), task.workflow_id)
             events = missing + transition.events
-            hidden = await self.engine.apply_replicated(
-                ReplicatedTransition(task, events, transition.ack)
-            )
+            await self._apply_on_owner(ReplicatedTransition(task, events, transition.ack))
+
+    def operations(self) -> dict[str, Op]:
+        """The named operations applying a transition on the process owning its shard, and
+        catching up a source shard on the process pulling it."""
+        return {APPLY_OP: self._apply_here, CATCH_UP_OP: self._catch_up_here}
+
+    async def _apply_on_owner(self, transition: ReplicatedTransition) -> None:
+        """`HistoryEngine.apply_replicated` on the process owning the execution's shard."""
+        task = transition.task
+        shard_id = self.engine.shard_id_of(task.namespace_id, task.workflow_id)
+        if shard_id in self.engine.shards:
+            await self._apply_and_reapply(transition)
+            return
+        ack = transition.ack
+        args = {
+            "transition": encode_task(task, transition.events),
+            "ack": None if ack is None else [ack.source_cluster, ack.shard_id, ack.task_id],
+        }
+        gap = (await self.engine.call(shard_id, APPLY_OP, args)).get("gap")
+        if gap is not None:
+            raise ReplicationGap(*gap)
+
+    async def _apply_here(self, engine: HistoryEngine, args: dict[str, Any]) -> dict[str, Any]:
+        """`APPLY_OP` on the shard's owner: a gap is answered, for the caller to fill."""
+        task, events = decode_task(args["transition"])
+        ack = None if args["ack"] is None else ReplicationAck(*args["ack"])
+        try:
+            await self._apply_and_reapply(ReplicatedTransition(task, events, ack))
+        except ReplicationGap as gap:
+            return {"gap": [gap.next_event_id, gap.until_event_id]}
+        return {}
+
+    async def _apply_and_reapply(self, transition: ReplicatedTransition) -> None:
+        """Apply here; a branch of this cluster's that lost to it is re-applied."""
+        hidden = await self.engine.apply_replicated(transition)
         if hidden is not None:
             await self.reapply(hidden)
 

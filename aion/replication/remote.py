@@ -1,12 +1,15 @@
 """Calls to other clusters: their identity (`aion.replication.v1.Replication/DescribeCluster`),
-their global namespaces (`.../Namespaces`), and a client's call forwarded to a namespace's active
-cluster (Temporal's WorkflowService call as the client made it)."""
+their global namespaces (`.../Namespaces`), their replication tasks and history, and a client's
+call forwarded to a namespace's active cluster (Temporal's WorkflowService call as the client
+made it). The replication calls carry the connected clusters' shared secret (when configured)
+in the `aion-replication-secret` header; a forwarded call carries the client's credentials."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -24,6 +27,7 @@ NAMESPACES_METHOD = f"/{SERVICE}/Namespaces"
 TASKS_METHOD = f"/{SERVICE}/Tasks"
 HISTORY_METHOD = f"/{SERVICE}/History"
 REAPPLY_METHOD = f"/{SERVICE}/Reapply"
+BACKLOG_METHOD = f"/{SERVICE}/Backlog"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 CALL_TIMEOUT_S = 10.0
 # Temporal's headers: `xdc-redirection: false` keeps a call on the cluster it reached; the
@@ -32,16 +36,35 @@ REDIRECTION = "xdc-redirection"
 REDIRECTED_API = "xdc-redirection-api"
 SOURCE_CLUSTER = "xdc-redirection-source-cell"
 _REDIRECTION_HEADERS = frozenset((REDIRECTION, REDIRECTED_API, SOURCE_CLUSTER))
+SECRET_HEADER = "aion-replication-secret"
+
+
+def read_secret(path: str) -> str:
+    """The shared secret in the file at `path` (surrounding whitespace dropped); OSError when
+    it cannot be read or is empty."""
+    with open(path, encoding="utf-8") as f:
+        secret = f.read().strip()
+    if not secret:
+        raise OSError(f"the replication secret file {path} is empty")
+    return secret
 
 
 class RemoteClusters:
     """The clusters connected to this one (`clusters`), reached over channels opened on first
     use."""
 
-    def __init__(self, clusters: ClusterMetadata) -> None:
+    def __init__(
+        self,
+        clusters: ClusterMetadata,
+        credentials: Callable[[], grpc.ChannelCredentials] | None = None,
+        secret: str = "",
+    ) -> None:
+        """`credentials`: TLS credentials for a new channel (None: plaintext); `secret`: the
+        connected clusters' shared secret ("": none)."""
         self.clusters = clusters
-        self._channels = Channels()
+        self._channels = Channels(credentials)
         self._channel = self._channels.get
+        self._metadata = ((SECRET_HEADER, secret),) if secret else ()
 
     async def close(self) -> None:
         await self._channels.close()
@@ -51,7 +74,7 @@ class RemoteClusters:
         UNAVAILABLE with Temporal's message when it cannot be reached."""
         call = self._channel(address).unary_unary(DESCRIBE_METHOD)
         try:
-            raw = await call(b"", timeout=CALL_TIMEOUT_S)
+            raw = await call(b"", timeout=CALL_TIMEOUT_S, metadata=self._metadata)
         except grpc.aio.AioRpcError as e:
             raise errors.Unavailable(
                 f"Unable connect to remote cluster {address} with error: {e.details()}."
@@ -101,9 +124,19 @@ class RemoteClusters:
         request = {"execution": list(key), "events": [_pack(e) for e in events]}
         await self._call(address, REAPPLY_METHOD, request)
 
+    async def backlog(self, address: str, applied: dict[int, int]) -> dict[int, tuple[int, int]]:
+        """Per shard of the cluster at `address`: its highest replication task id and how many
+        of its tasks follow `applied` (shard id -> the task id applied here)."""
+        request = {"applied": {str(shard): task_id for shard, task_id in applied.items()}}
+        answer = await self._call(address, BACKLOG_METHOD, request)
+        return {int(shard): (highest, lag) for shard, (highest, lag) in answer["shards"].items()}
+
     async def _call(self, address: str, method: str, request: dict[str, Any]) -> Any:
         call = self._channel(address).unary_unary(method)
-        return json.loads(await call(json.dumps(request).encode(), timeout=CALL_TIMEOUT_S))
+        raw = await call(
+            json.dumps(request).encode(), timeout=CALL_TIMEOUT_S, metadata=self._metadata
+        )
+        return json.loads(raw)
 
     async def forward(
         self, address: str, method: str, request: Message, context: grpc.aio.ServicerContext

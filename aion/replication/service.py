@@ -4,20 +4,25 @@ to them, and the replication tasks and history of its executions in those namesp
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
+from collections.abc import Awaitable, Callable
 
 import grpc
 from google.protobuf import json_format
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors
+from aion.cluster_metadata import ClusterMetadata
 from aion.history.api.reapply_events import reapplicable, reapply_events
-from aion.history.replication import ReplicationOutbox
 from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
+from aion.replication import status
 from aion.replication.history import HistoryReplicator
 from aion.replication.remote import (
+    SECRET_HEADER,
     SERVICE,
+    RemoteClusters,
     decode_events,
     encode_events,
     encode_namespaces,
@@ -25,43 +30,57 @@ from aion.replication.remote import (
 )
 
 MAX_TASKS = 200
+UNAUTHORIZED = "Request unauthorized."  # Temporal's text for missing or bad credentials
+Method = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+class ReplicationCallers:
+    """Who may call the replication service: with a secret, the callers that send it (the
+    other clusters, and `aion replication` given it); without one, anyone, unless the server
+    has auth on (then no one: connecting clusters needs the secret)."""
+
+    def __init__(self, secret: str, auth_on: bool) -> None:
+        self._secret = secret.encode()
+        self._open = not secret and not auth_on
+
+    def allowed(self, context: grpc.aio.ServicerContext) -> bool:
+        if self._open:
+            return True
+        sent = next((v for k, v in context.invocation_metadata() or () if k == SECRET_HEADER), "")
+        return bool(self._secret) and hmac.compare_digest(str(sent).encode(), self._secret)
+
+    def guard(self, method: Method) -> Method:
+        async def guarded(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            if not self.allowed(context):
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHORIZED)
+            return await method(request, context)
+
+        return guarded
 
 
 class ReplicationAcks:
-    """How far each connected cluster has applied each shard's replication tasks (as its last
-    `Tasks` call said); the tasks every replicating cluster has applied are deleted."""
+    """How far each connected cluster has applied each shard's replication tasks, as its last
+    `Tasks` call said, kept in the store (whichever process serves the call); the tasks every
+    cluster replicated to has applied are deleted."""
 
-    def __init__(
-        self, namespaces: NamespaceRegistry, store: Store, outbox: ReplicationOutbox
-    ) -> None:
-        self.clusters = namespaces.clusters
+    def __init__(self, clusters: ClusterMetadata, store: Store) -> None:
+        self.clusters = clusters
         self.store = store
-        self.outbox = outbox
-        self._acks: dict[tuple[str, int], int] = {}  # (cluster, shard id) -> task id
+        self._recorded: dict[tuple[str, int], int] = {}  # (cluster, shard id) -> task id
 
     async def acknowledged(self, cluster: str, shard_id: int, task_id: int) -> None:
-        if task_id <= self._acks.get((cluster, shard_id), 0):
+        if task_id <= self._recorded.get((cluster, shard_id), 0):
             return
-        self._acks[(cluster, shard_id)] = task_id
+        await self.store.acknowledge_replication(cluster, shard_id, task_id)
+        self._recorded[(cluster, shard_id)] = task_id
         targets = [r.name for r in self.clusters.remotes() if r.replication_enabled]
-        acks = [self._acks.get((name, shard_id)) for name in targets]
-        if acks and None not in acks:
-            applied = min(a for a in acks if a)
-            await self.store.delete_replication_tasks(shard_id, applied)
-            self.outbox.applied_everywhere(shard_id, applied)
-
-    def lag(self) -> list[tuple[str, int]]:
-        """Per cluster replicated to: the tasks written by this process it has not applied."""
-        return [
-            (
-                remote.name,
-                self.outbox.lag(
-                    {shard: ack for (name, shard), ack in self._acks.items() if name == remote.name}
-                ),
-            )
-            for remote in self.clusters.remotes()
-            if remote.replication_enabled
-        ]
+        acks = {
+            a.cluster: a.task_id
+            for a in await self.store.replication_acks()
+            if a.shard_id == shard_id
+        }
+        if targets and all(name in acks for name in targets):
+            await self.store.delete_replication_tasks(shard_id, min(acks[n] for n in targets))
 
 
 def replication_handler(
@@ -69,15 +88,19 @@ def replication_handler(
     store: Store,
     acks: ReplicationAcks,
     replicator: HistoryReplicator,
+    remotes: RemoteClusters,
+    callers: ReplicationCallers,
 ) -> grpc.GenericRpcHandler:
     """`aion.replication.v1.Replication`: `DescribeCluster` answers this cluster's identity;
     `Namespaces` answers, to the cluster named in the request, every global namespace it is one
     of the clusters of, as stored here; `Tasks` a shard's replication tasks after the task id
     the caller has applied, with their events; `History` an execution's events from an id;
+    `Backlog` the highest task id of each shard and the tasks after those the caller applied;
     `DLQ` lists, purges or merges this cluster's replication DLQ (`aion replication dlq`);
-    `Reapply` re-applies on a run the events of a branch that lost a conflict on the calling
-    cluster (FAILED_PRECONDITION unless the namespace is active here); `Branches` lists a run's
-    hidden branches (`aion replication branches`)."""
+    `Status` where replication stands here, per shard (`aion replication status`); `Reapply`
+    re-applies on a run the events of a branch that lost a conflict on the calling cluster
+    (FAILED_PRECONDITION unless the namespace is active here); `Branches` lists a run's hidden
+    branches (`aion replication branches`). Each answers only the `callers` allowed."""
 
     async def describe(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return json.dumps(dataclasses.asdict(namespaces.clusters.identity())).encode()
@@ -149,6 +172,20 @@ def replication_handler(
             }
         ).encode()
 
+    async def backlog(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        applied = {int(shard): task_id for shard, task_id in json.loads(request)["applied"].items()}
+        found = await status.backlog(store, applied)
+        return json.dumps({"shards": {str(shard): list(v) for shard, v in found.items()}}).encode()
+
+    async def replication_status(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        clusters = namespaces.clusters
+        answer = {
+            "cluster": clusters.current_name,
+            "receiving": await status.receiving(store, clusters, remotes.backlog),
+            "sending": await status.sending(store, clusters),
+        }
+        return json.dumps(answer).encode()
+
     async def dlq(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         args = json.loads(request)
         source = args.get("source_cluster", "")
@@ -168,12 +205,14 @@ def replication_handler(
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
-            "DescribeCluster": grpc.unary_unary_rpc_method_handler(describe),
-            "Namespaces": grpc.unary_unary_rpc_method_handler(list_namespaces),
-            "Tasks": grpc.unary_unary_rpc_method_handler(tasks),
-            "History": grpc.unary_unary_rpc_method_handler(history),
-            "DLQ": grpc.unary_unary_rpc_method_handler(dlq),
-            "Reapply": grpc.unary_unary_rpc_method_handler(reapply),
-            "Branches": grpc.unary_unary_rpc_method_handler(branches),
+            "DescribeCluster": grpc.unary_unary_rpc_method_handler(callers.guard(describe)),
+            "Namespaces": grpc.unary_unary_rpc_method_handler(callers.guard(list_namespaces)),
+            "Tasks": grpc.unary_unary_rpc_method_handler(callers.guard(tasks)),
+            "History": grpc.unary_unary_rpc_method_handler(callers.guard(history)),
+            "Backlog": grpc.unary_unary_rpc_method_handler(callers.guard(backlog)),
+            "DLQ": grpc.unary_unary_rpc_method_handler(callers.guard(dlq)),
+            "Status": grpc.unary_unary_rpc_method_handler(callers.guard(replication_status)),
+            "Reapply": grpc.unary_unary_rpc_method_handler(callers.guard(reapply)),
+            "Branches": grpc.unary_unary_rpc_method_handler(callers.guard(branches)),
         },
     )

@@ -9,6 +9,8 @@ under the old range id and every later commit sees the new one) and the current-
 
 from __future__ import annotations
 
+import time
+
 from aion.persistence.sql.dialect import Connection
 from aion.persistence.sql.statements import (
     Statements,
@@ -101,9 +103,8 @@ async def apply(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> 
         await conn.execute(sql.insert_replication_task, replication_task_row(tx.replication_task))
     if tx.replication_ack is not None:
         ack = tx.replication_ack
-        await conn.execute(
-            sql.upsert_replication_watermark, (ack.source_cluster, ack.shard_id, ack.task_id)
-        )
+        watermark = (ack.source_cluster, ack.shard_id, ack.task_id, time.time_ns())
+        await conn.execute(sql.upsert_replication_watermark, watermark)
     if tx.visibility is not None:
         await conn.execute(sql.upsert_visibility, visibility_row(tx.visibility))
         if tx.search_attributes_changed:

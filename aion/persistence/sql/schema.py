@@ -343,6 +343,20 @@ CREATE TABLE hidden_history_events (
 CREATE INDEX hidden_history_events_pending ON hidden_history_events (shard_id, reapplied);
 """
 
+# Replication status and durable acknowledgements (`aion replication status`): when each
+# watermark last moved, and how far each other cluster has applied this one's shards (as its
+# last pull said), which every process serving the pulls shares.
+REPLICATION_ACKS = """
+ALTER TABLE replication_watermarks ADD COLUMN update_time_ns {bigint} NOT NULL DEFAULT 0;
+CREATE TABLE replication_acks (
+    target_cluster TEXT NOT NULL,
+    shard_id INTEGER NOT NULL,
+    task_id {bigint} NOT NULL,
+    update_time_ns {bigint} NOT NULL,
+    PRIMARY KEY (target_cluster, shard_id)
+);
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -364,7 +378,8 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (NEXUS_ENDPOINTS, 11, 10),
     (HISTORY_EVENT_BATCHES, 11, 10),
     (HISTORY_REPLICATION, 12, 11),
-    (HIDDEN_BRANCHES, 13, 12),
+    (REPLICATION_ACKS, 13, 12),
+    (HIDDEN_BRANCHES, 14, 13),
 ]
 
 TYPES = {

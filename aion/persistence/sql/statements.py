@@ -368,15 +368,38 @@ class Statements:
         self.upsert_replication_watermark = q(
             _upsert(
                 "replication_watermarks",
-                ("source_cluster", "shard_id", "task_id"),
+                ("source_cluster", "shard_id", "task_id", "update_time_ns"),
                 ("source_cluster", "shard_id"),
             )
+        )
+        self.replication_watermarks = q(
+            "SELECT source_cluster, shard_id, task_id, update_time_ns FROM replication_watermarks"
+            f" ORDER BY source_cluster{d.byte_order}, shard_id"
+        )
+        self.upsert_replication_ack = q(
+            _upsert(
+                "replication_acks",
+                ("target_cluster", "shard_id", "task_id", "update_time_ns"),
+                ("target_cluster", "shard_id"),
+            )
+            + " WHERE replication_acks.task_id < excluded.task_id"
+        )
+        self.replication_acks = q(
+            "SELECT target_cluster, shard_id, task_id, update_time_ns FROM replication_acks"
+            f" ORDER BY target_cluster{d.byte_order}, shard_id"
+        )
+        self.replication_backlog = q(
+            "SELECT COUNT(*), MAX(task_id) FROM replication_tasks WHERE shard_id = ? AND task_id > ?"
         )
 
         self.insert_replication_dlq = q(_insert_new("replication_dlq", REPLICATION_DLQ))
         self.list_replication_dlq = q(
             _select("replication_dlq", REPLICATION_DLQ)
             + f" ORDER BY source_cluster{d.byte_order}, shard_id, task_id"
+        )
+        self.replication_dlq_sizes = q(
+            "SELECT source_cluster, shard_id, COUNT(*) FROM replication_dlq"
+            " GROUP BY source_cluster, shard_id"
         )
         self.delete_replication_dlq = q(
             "DELETE FROM replication_dlq WHERE source_cluster = ? AND shard_id = ? AND task_id = ?"

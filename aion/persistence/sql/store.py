@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import secrets
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -40,6 +41,7 @@ from aion.persistence.store import (
     QueueTask,
     RemoteClusterRecord,
     ReplicationDLQRecord,
+    ReplicationProgress,
     ReplicationTaskRecord,
     ScheduleRecord,
     SearchAttributeRecord,
@@ -282,12 +284,30 @@ class SQLStore(Store):
         row = await self._fetchrow(self.sql.replication_watermark, (source_cluster, shard_id))
         return int(row[0]) if row else 0
 
+    async def replication_watermarks(self) -> list[ReplicationProgress]:
+        rows = await self._fetch(self.sql.replication_watermarks)
+        return [ReplicationProgress(*row) for row in rows]
+
+    async def acknowledge_replication(
+        self, target_cluster: str, shard_id: int, task_id: int
+    ) -> None:
+        ack = (target_cluster, shard_id, task_id, time.time_ns())
+        await self._execute(self.sql.upsert_replication_ack, ack)
+
+    async def replication_acks(self) -> list[ReplicationProgress]:
+        rows = await self._fetch(self.sql.replication_acks)
+        return [ReplicationProgress(*row) for row in rows]
+
+    async def replication_backlog(self, shard_id: int, after_task_id: int) -> tuple[int, int]:
+        row = await self._fetchrow(self.sql.replication_backlog, (shard_id, after_task_id))
+        return (int(row[0]), int(row[1] or 0)) if row else (0, 0)
+
     async def add_to_replication_dlq(self, record: ReplicationDLQRecord) -> None:
         r = record
 
         async def add(conn: Connection) -> None:
             await conn.execute(self.sql.insert_replication_dlq, replication_dlq_row(r))
-            watermark = (r.source_cluster, r.shard_id, r.task_id)
+            watermark = (r.source_cluster, r.shard_id, r.task_id, time.time_ns())
             await conn.execute(self.sql.upsert_replication_watermark, watermark)
 
         await self._write(add)
@@ -313,6 +333,10 @@ class SQLStore(Store):
     ) -> None:
         args = (True, namespace_id, workflow_id, run_id, branch)
         await self._write(lambda conn: conn.execute(self.sql.mark_reapplied, args))
+
+    async def replication_dlq_sizes(self) -> dict[tuple[str, int], int]:
+        rows = await self._fetch(self.sql.replication_dlq_sizes)
+        return {(row[0], int(row[1])): int(row[2]) for row in rows}
 
     async def delete_replication_dlq(
         self, source_cluster: str, shard_id: int, task_id: int
