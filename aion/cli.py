@@ -36,6 +36,7 @@ from aion.config import (
 from aion.frontend import quotas
 from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
 from aion.replication import commands as replication_commands
+from aion.replication import controller as failover_controller
 from aion.server import (
     SCHEDULE_RETENTION,
     AionServer,
@@ -285,6 +286,7 @@ def _parser() -> argparse.ArgumentParser:
     auth_commands.add_server_flags(codec, server=False)
     auth_commands.add_parsers(commands)
     replication_commands.add_parsers(commands)
+    failover_controller.add_parsers(commands)
     return parser
 
 
@@ -510,6 +512,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "replication":
         _replication(args)
+        return
+    if args.command == "failover-controller":
+        failover_controller.run(args)
         return
     dev = args.server_command == "start-dev"
     settings = _dev_settings(args) if dev else _start_settings(args)
