@@ -36,6 +36,7 @@ from aion.config import (
 from aion.frontend import quotas
 from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
 from aion.replication import commands as replication_commands
+from aion.replication import failover as failover_commands
 from aion.server import (
     SCHEDULE_RETENTION,
     AionServer,
@@ -272,6 +273,7 @@ def _parser() -> argparse.ArgumentParser:
     auth_commands.add_server_flags(codec, server=False)
     auth_commands.add_parsers(commands)
     replication_commands.add_parsers(commands)
+    failover_commands.add_parsers(commands)
     return parser
 
 
@@ -449,9 +451,10 @@ def _admin(args: argparse.Namespace) -> None:
 
 
 def _replication(args: argparse.Namespace) -> None:
-    """`aion replication dlq ...`: the answer as JSON."""
+    """`aion replication dlq ...`, `aion namespace failover ...`: the answer as JSON."""
+    commands = replication_commands if args.command == "replication" else failover_commands
     try:
-        response = replication_commands.run(args)
+        response = commands.run(args)
     except grpc.aio.AioRpcError as e:
         _fail(f"{e.code().name}: {e.details()}")
     print(json.dumps(response, indent=2))
@@ -493,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in ("apikey", "audit"):
         _admin(args)
         return
-    if args.command == "replication":
+    if args.command in ("replication", "namespace"):
         _replication(args)
         return
     dev = args.server_command == "start-dev"

@@ -47,6 +47,7 @@ from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
+from aion.replication.failover import NamespaceFailovers, failover_handler
 from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
 from aion.replication.remote import RemoteClusters
@@ -284,6 +285,13 @@ class AionServer:
                 ),
             )
         )
+        failovers = NamespaceFailovers(
+            self.namespaces,
+            self.store,
+            self.remote_clusters,
+            self.security.audit if self.security is not None else None,
+        )
+        self.grpc.add_generic_rpc_handlers((failover_handler(failovers, self.store),))
         if config.cluster.enable_global_namespace:
             self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)
 

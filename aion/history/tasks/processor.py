@@ -42,7 +42,8 @@ class TaskProcessor:
         self._loading_until_ns = 0  # while the window moves: where it moves to
         self._mover: asyncio.Task[None] | None = None
         # Due tasks of executions in namespaces active in another cluster, held until the
-        # namespace fails over to this one or their execution closes.
+        # namespace fails over to this one or their execution closes; and those of namespaces
+        # in handover, held until it ends.
         self._standby: dict[tuple[int, int], TimerTask] = {}
         self._standby_watch: asyncio.Task[None] | None = None
 
@@ -148,6 +149,10 @@ class TaskProcessor:
             task.namespace_id
         ):
             await self._stand_by(task)
+            return
+        if self.engine.namespaces.in_handover(task.namespace_id):
+            # Held as it is, until the handover ends: here (it timed out) or with a failover.
+            self._standby[(task.shard_id, task.task_id)] = task
             return
         try:
             await HANDLERS[task.kind](self.engine, task, data)
