@@ -472,14 +472,10 @@ def _check_replication_state(
         )
     if wanted.state == namespace_pb2.REPLICATION_STATE_HANDOVER:
         if not description.is_global_namespace:
-            raise errors.InvalidArgument(
-                "Handover can only be set for global namespace"
-            )
+            raise errors.InvalidArgument("Handover can only be set for global namespace")
         clusters = wanted.clusters or description.replication_config.clusters
         if len(clusters) < 2:
-            raise errors.InvalidArgument(
-                "Handover require more than one replication clusters"
-            )
+            raise errors.InvalidArgument("Handover require more than one replication clusters")
 
 
 def _go_name(enum_name: str) -> str:
