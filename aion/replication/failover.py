@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,9 +87,15 @@ class NamespaceFailovers:
         run = (
             self._graceful(ns, target, timeout_s) if mode == GRACEFUL else self._forced(ns, target)
         )
-        task = asyncio.get_running_loop().create_task(run)
+        task = asyncio.get_running_loop().create_task(self._recorded(ns, mode, target, run))
+        return await asyncio.shield(task)
+
+    async def _recorded(
+        self, ns: Namespace, mode: str, target: str, run: Awaitable[FailoverResult]
+    ) -> FailoverResult:
+        """`run`'s result, its outcome counted and audited."""
         try:
-            result = await asyncio.shield(task)
+            result = await run
         except errors.DeadlineExceeded as e:
             self._record(ns, mode, target, "timed_out", e.message)
             raise
