@@ -179,6 +179,7 @@ async def test_graceful_failover_with_the_standby_stopped(clusters: MeteredClust
             await a.get_workflow_handle(workflow_id).signal(Mixed.release)
         b_process.send_signal(signal.SIGSTOP)
         try:
+            await _signal(a, namespace, ids[4], 10.0)  # a write B cannot have applied
             failover = asyncio.ensure_future(_aion_failover(clusters, namespace, "graceful", "60s"))
             refused_at = None
             while refused_at is None:  # the probe: a signal on A, until held and refused
@@ -199,6 +200,7 @@ async def test_graceful_failover_with_the_standby_stopped(clusters: MeteredClust
         result = json.loads(out)
         assert (result["mode"], result["target_cluster"]) == ("graceful", "B")
         assert result["failover_version"] == 2
+        assert result["watermarks"] and result["handover_s"] > STOPPED_S  # it waited for B
         while True:  # the probe again, on B, until it is served there
             _, error = await _timed(lambda: _signal(b, namespace, ids[4], 1.0))
             if error is None:
