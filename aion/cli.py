@@ -37,6 +37,7 @@ from aion.frontend import quotas
 from aion.persistence import SchemaTooNewError, SchemaTooOldError, ShardCountMismatchError
 from aion.replication import commands as replication_commands
 from aion.replication import controller as failover_controller
+from aion.replication import failover as failover_commands
 from aion.server import (
     SCHEDULE_RETENTION,
     AionServer,
@@ -287,6 +288,7 @@ def _parser() -> argparse.ArgumentParser:
     auth_commands.add_parsers(commands)
     replication_commands.add_parsers(commands)
     failover_controller.add_parsers(commands)
+    failover_commands.add_parsers(commands)
     return parser
 
 
@@ -464,9 +466,11 @@ def _admin(args: argparse.Namespace) -> None:
 
 
 def _replication(args: argparse.Namespace) -> None:
-    """`aion replication dlq ...`, `aion replication status`: the answer as JSON."""
+    """`aion replication dlq|status|branches ...`, `aion namespace failover ...`: the answer as
+    JSON."""
+    commands = replication_commands if args.command == "replication" else failover_commands
     try:
-        response = replication_commands.run(args)
+        response = commands.run(args)
     except grpc.aio.AioRpcError as e:
         _fail(f"{e.code().name}: {e.details()}")
     except OSError as e:
@@ -510,7 +514,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in ("apikey", "audit"):
         _admin(args)
         return
-    if args.command == "replication":
+    if args.command in ("replication", "namespace"):
         _replication(args)
         return
     if args.command == "failover-controller":

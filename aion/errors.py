@@ -66,6 +66,16 @@ def namespace_not_found(name: str) -> NotFound:
     )
 
 
+# Temporal formats the state with Go's enum name ("Handover"), as its other handover messages.
+NAMESPACE_HANDOVER = "Namespace replication in Handover state."
+
+
+def namespace_handover() -> ServiceError:
+    """A call on a namespace in graceful handover, past its wait (UNAVAILABLE, no details:
+    Temporal's ErrNamespaceHandover)."""
+    return Unavailable(NAMESPACE_HANDOVER)
+
+
 def namespace_not_active(namespace: str, current_cluster: str, active_cluster: str) -> ServiceError:
     """A write on a global namespace's standby cluster (FAILED_PRECONDITION)."""
     return FailedPrecondition(

@@ -60,6 +60,12 @@ class Namespace:
         return self.description.replication_config.active_cluster_name
 
     @property
+    def in_handover(self) -> bool:
+        """Whether a graceful failover is draining its replication (REPLICATION_STATE_HANDOVER):
+        calls on it are held, its executions do not change."""
+        return self.description.replication_config.state == namespace_pb2.REPLICATION_STATE_HANDOVER
+
+    @property
     def clusters(self) -> list[str]:
         return [c.cluster_name for c in self.description.replication_config.clusters]
 
@@ -164,12 +170,20 @@ class NamespaceRegistry:
 
     def check_active(self, namespace_id: str) -> None:
         """Refuse, with NamespaceNotActive, a change of an execution in a namespace that is
-        standby here (only replication changes those)."""
+        standby here (only replication changes those), and, with Temporal's handover error, one
+        in a namespace in handover (its replication is being drained to the next active
+        cluster)."""
         if self.is_standby(namespace_id):
             ns = self._by_id[namespace_id]
             raise errors.namespace_not_active(
                 ns.name, self.clusters.current_name, ns.active_cluster
             )
+        if self.in_handover(namespace_id):
+            raise errors.namespace_handover()
+
+    def in_handover(self, namespace_id: str) -> bool:
+        ns = self._by_id.get(namespace_id)
+        return ns is not None and ns.in_handover
 
     def replicates(self, namespace_id: str) -> bool:
         """Whether the namespace is global and active here: its transitions replicate."""
@@ -285,7 +299,9 @@ class NamespaceRegistry:
                     for c in wanted.clusters
                 )
             if wanted.state and wanted.state != replication.state:
-                raise errors.Unimplemented("Aion does not change replication states yet")
+                _check_replication_state(description, wanted)
+                configured = True
+                replication.state = wanted.state
             if wanted.active_cluster_name:
                 failover = True
                 replication.active_cluster_name = wanted.active_cluster_name
@@ -335,6 +351,16 @@ class NamespaceRegistry:
         info = description.namespace_info
         if request.HasField("update_info"):
             u = request.update_info
+            handover = namespace_pb2.REPLICATION_STATE_HANDOVER
+            if (
+                u.state
+                and u.state != info.state
+                and description.replication_config.state == handover
+            ):
+                raise errors.InvalidArgument(
+                    "cannot update namespace state while its replication state in "
+                    "REPLICATION_STATE_HANDOVER"
+                )
             changed = bool(u.description or u.owner_email or u.data or u.state)
             if u.description:
                 info.description = u.description
@@ -411,6 +437,7 @@ class NamespaceRegistry:
             description.replication_config.active_cluster_name = (
                 theirs.replication_config.active_cluster_name
             )
+            description.replication_config.state = theirs.replication_config.state
             del description.failover_history[:]
             description.failover_history.extend(theirs.failover_history)
         if description == ns.description and config_version == ns.record.config_version:
@@ -430,6 +457,30 @@ def _record_failover(description: rr.DescribeNamespaceResponse) -> None:
         entry = history.add(failover_version=description.failover_version)
         entry.failover_time.FromNanoseconds(now_ns())
     del history[: max(0, len(history) - MAX_FAILOVER_HISTORY)]
+
+
+def _check_replication_state(
+    description: rr.DescribeNamespaceResponse, wanted: replication_pb.NamespaceReplicationConfig
+) -> None:
+    """Temporal's rules for a change of replication state: only a registered namespace's, and
+    HANDOVER only for a global namespace of several clusters."""
+    state = description.namespace_info.state
+    if state != namespace_pb2.NAMESPACE_STATE_REGISTERED:
+        raise errors.InvalidArgument(
+            "update ReplicationState is only supported when namespace is in Registered state, "
+            f"current state: {_go_name(namespace_pb2.NamespaceState.Name(state))}"
+        )
+    if wanted.state == namespace_pb2.REPLICATION_STATE_HANDOVER:
+        if not description.is_global_namespace:
+            raise errors.InvalidArgument("Handover can only be set for global namespace")
+        clusters = wanted.clusters or description.replication_config.clusters
+        if len(clusters) < 2:
+            raise errors.InvalidArgument("Handover require more than one replication clusters")
+
+
+def _go_name(enum_name: str) -> str:
+    """An enum value as Temporal's Go messages print it: `NAMESPACE_STATE_DELETED` -> `Deleted`."""
+    return enum_name.removeprefix("NAMESPACE_STATE_").title().replace("_", "")
 
 
 def _check_retention(retention: Duration) -> None:

@@ -48,6 +48,7 @@ from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
 from aion.replication import status as replication_status
+from aion.replication.failover import NamespaceFailovers, failover_handler
 from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
 from aion.replication.remote import RemoteClusters, read_secret
@@ -299,6 +300,15 @@ class AionServer:
                     self.replication_callers,
                 ),
             )
+        )
+        failovers = NamespaceFailovers(
+            self.namespaces,
+            self.store,
+            self.remote_clusters,
+            self.security.audit if self.security is not None else None,
+        )
+        self.grpc.add_generic_rpc_handlers(
+            (failover_handler(failovers, self.store, self.replication_callers),)
         )
         if config.cluster.enable_global_namespace:
             self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)

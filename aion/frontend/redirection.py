@@ -1,5 +1,9 @@
-"""A call on a global namespace at a cluster where it is not active (its standby), as Temporal's
-frontend handles it: Temporal's selected APIs are forwarded to the active cluster when the
+"""A call on a global namespace in handover, or at a cluster where it is not active (its
+standby), as Temporal's frontend handles them. In handover (a graceful failover draining its
+replication) a call waits, up to its deadline, for the namespace to leave that state, and is
+then served (or redirected) as the namespace now stands, or refused with Temporal's handover
+error; Temporal's namespace, cluster, visibility list/count and replication calls are exempt.
+On a standby, Temporal's selected APIs are forwarded to the active cluster when the
 redirection policy is `selected-apis-forwarding` (unless the call says `xdc-redirection: false`);
 other writes answer NamespaceNotActive; polls wait, handed no task, until the namespace becomes
 active here or the poll's time is up; reads are served here."""
@@ -13,7 +17,7 @@ from typing import Any
 import grpc
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
-from aion import errors
+from aion import errors, metrics
 from aion.frontend.rpc import deadline_seconds
 from aion.namespaces import Namespace, NamespaceRegistry
 from aion.replication.remote import REDIRECTION, RemoteClusters
@@ -60,6 +64,33 @@ ACTIVE_ONLY = FORWARDED - {"QueryWorkflow"} | {
     "StartBatchOperation",
     "StopBatchOperation",
 }
+# Temporal's calls served during a handover (`allowedMethodsDuringHandover`; those Aion serves).
+HANDOVER_EXEMPT = frozenset(
+    {
+        "GetSystemInfo",
+        "GetSearchAttributes",
+        "GetClusterInfo",
+        "DeprecateNamespace",
+        "DescribeNamespace",
+        "UpdateNamespace",
+        "ListNamespaces",
+        "RegisterNamespace",
+        "ListTaskQueuePartitions",
+        "ListOpenWorkflowExecutions",
+        "ListClosedWorkflowExecutions",
+        "ListWorkflowExecutions",
+        "ListArchivedWorkflowExecutions",
+        "ScanWorkflowExecutions",
+        "CountWorkflowExecutions",
+        "ListSchedules",
+        "ListBatchOperations",
+        "ShutdownWorker",
+    }
+)
+# A call held by a handover answers this long before its deadline; one without a deadline
+# waits at most HANDOVER_MAX_WAIT_S (Temporal's namespace cache refresh interval).
+HANDOVER_TAIL_S = 0.1
+HANDOVER_MAX_WAIT_S = 10.0
 POLLS = frozenset({"PollWorkflowTaskQueue", "PollActivityTaskQueue", "PollNexusTaskQueue"})
 # A held poll answers empty after this long at most, or this margin before its deadline, as the
 # long polls of matching do.
@@ -90,6 +121,8 @@ class Redirection:
         call: Callable[[], Awaitable[Any]],
     ) -> Any:
         """Serve the call here (`call`), on the active cluster, or refuse it."""
+        if operation not in HANDOVER_EXEMPT:
+            await self._after_handover(operation, request, context)
         ns = self._standby(request)
         if ns is None:
             return await call()
@@ -111,6 +144,26 @@ class Redirection:
             if not await self._until_active(request, held_s):
                 return getattr(rr, f"{operation}Response")()  # no task
         return await call()
+
+    async def _after_handover(
+        self, operation: str, request: Any, context: grpc.aio.ServicerContext
+    ) -> None:
+        """Return once the request's namespace is not in handover; the handover error if its
+        deadline (less a margin) comes first."""
+        ns = self.namespaces.find(getattr(request, "namespace", ""))
+        if ns is None or not ns.in_handover:
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        until = started + max(0.0, deadline_seconds(context, HANDOVER_MAX_WAIT_S) - HANDOVER_TAIL_S)
+        try:
+            while self.namespaces.in_handover(ns.id):
+                remaining = until - loop.time()
+                if remaining <= 0:
+                    raise errors.namespace_handover()
+                await self.namespaces.wait_for_change(remaining)
+        finally:
+            metrics.handover_waited(ns.name, operation, loop.time() - started)
 
     async def _until_active(self, request: Any, timeout: float) -> bool:
         """Wait until the request's namespace is active here; False if `timeout` seconds pass

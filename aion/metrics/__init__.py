@@ -458,6 +458,24 @@ def replication_failed(namespace_id: str, source_cluster: str) -> None:
 # periodic check that finds a shard's DLQ non-empty; its operation is this one.
 REPLICATION_DLQ_LABELS = ("operation", "service_name", "source_cluster")
 REPLICATION_DLQ_OPERATION = "ReplicationDLQStats"
+# ---- namespace failover ------------------------------------------------------------------
+handover_wait_latency = _histogram(
+    "handover_wait_latency", ("namespace", "operation", "service_name")
+)
+namespace_failovers = _counter("namespace_failovers", ("namespace", "mode", "outcome"))
+
+
+def handover_waited(namespace: str, operation: str, seconds: float) -> None:
+    """How long a call (held by the frontend) or a graceful failover (waiting for the target's
+    acknowledgements: operation `NamespaceFailover`) waited on a namespace's handover."""
+    if _enabled:
+        handover_wait_latency.labels(namespace, operation, "frontend").observe(seconds)
+
+
+def namespace_failover(namespace: str, mode: str, outcome: str) -> None:
+    """A failover of `mode` (graceful, forced) ended with `outcome` (done, timed_out, failed)."""
+    if _enabled:
+        namespace_failovers.labels(namespace, mode, outcome).inc()
 
 
 # ---- Aion's own (not in the reference) ---------------------------------------------------

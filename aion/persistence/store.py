@@ -526,6 +526,10 @@ class Store(abc.ABC):
         """Drop the shard's replication tasks every other cluster has applied."""
 
     @abc.abstractmethod
+    async def last_replication_task_ids(self) -> dict[int, int]:
+        """Per shard with replication tasks not yet applied everywhere, its last task id."""
+
+    @abc.abstractmethod
     async def replication_watermark(self, source_cluster: str, shard_id: int) -> int:
         """The last task id of `source_cluster`'s shard applied here (0: none)."""
 

@@ -42,12 +42,31 @@ def add_parsers(commands: Any) -> None:
         command.add_argument(
             "--address", default="127.0.0.1:7233", help="the cluster's gRPC address"
         )
-        command.add_argument(
-            "--replication-secret-file",
-            default=os.environ.get(SECRET_FILE_ENV),
-            help=f"the clusters' shared secret, if they have one (${SECRET_FILE_ENV})",
-        )
-        add_tls_flags(command)
+        add_connection_flags(command)
+
+
+def add_connection_flags(command: argparse.ArgumentParser) -> None:
+    """The shared secret and TLS flags of a command calling the replication service."""
+    command.add_argument(
+        "--replication-secret-file",
+        default=os.environ.get(SECRET_FILE_ENV),
+        help=f"the clusters' shared secret, if they have one (${SECRET_FILE_ENV})",
+    )
+    add_tls_flags(command)
+
+
+async def call(
+    args: argparse.Namespace, method: str, request: dict[str, Any], timeout: float = 60
+) -> dict[str, Any]:
+    """`method` of the replication service at `args.address`, with the command's secret and
+    TLS flags; its JSON answer."""
+    secret = args.replication_secret_file
+    metadata = ((SECRET_HEADER, read_secret(secret)),) if secret else ()
+    async with channel(args) as connection:
+        rpc = connection.unary_unary(f"/{SERVICE}/{method}")
+        raw = await rpc(json.dumps(request).encode(), timeout=timeout, metadata=metadata)
+    answer: dict[str, Any] = json.loads(raw)
+    return answer
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,10 +85,4 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
     else:
         method = "DLQ"
         request = {"action": args.action, "source_cluster": args.source_cluster}
-    secret = args.replication_secret_file
-    metadata = ((SECRET_HEADER, read_secret(secret)),) if secret else ()
-    async with channel(args) as connection:
-        call = connection.unary_unary(f"/{SERVICE}/{method}")
-        raw = await call(json.dumps(request).encode(), timeout=60, metadata=metadata)
-    answer: dict[str, Any] = json.loads(raw)
-    return answer
+    return await call(args, method, request)

@@ -21,6 +21,7 @@ from aion.replication.remote import RemoteClusters
 log = logging.getLogger(__name__)
 
 PULL_INTERVAL_S = 1.0
+HANDOVER_PULL_INTERVAL_S = 0.1  # while a namespace is in handover: its switch is awaited
 CATCH_UP_TIMEOUT_S = 10.0
 
 
@@ -61,7 +62,8 @@ class NamespaceReplicator:
                     await self.pull(remote.name, remote.address)
                 except Exception:  # the next pull tries again
                     log.exception("pulling namespaces from cluster %s failed", remote.name)
-            await asyncio.sleep(PULL_INTERVAL_S)
+            in_handover = any(ns.in_handover for ns in self.namespaces.all())
+            await asyncio.sleep(HANDOVER_PULL_INTERVAL_S if in_handover else PULL_INTERVAL_S)
 
     async def _before_takeover(self, record: NamespaceRecord) -> None:
         """When `record` fails the namespace over to this cluster, first apply what the cluster

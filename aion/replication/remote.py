@@ -28,6 +28,7 @@ TASKS_METHOD = f"/{SERVICE}/Tasks"
 HISTORY_METHOD = f"/{SERVICE}/History"
 REAPPLY_METHOD = f"/{SERVICE}/Reapply"
 BACKLOG_METHOD = f"/{SERVICE}/Backlog"
+WATERMARKS_METHOD = f"/{SERVICE}/Watermarks"
 WORKFLOW_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 CALL_TIMEOUT_S = 10.0
 # Temporal's headers: `xdc-redirection: false` keeps a call on the cluster it reached; the
@@ -131,11 +132,20 @@ class RemoteClusters:
         answer = await self._call(address, BACKLOG_METHOD, request)
         return {int(shard): (highest, lag) for shard, (highest, lag) in answer["shards"].items()}
 
-    async def _call(self, address: str, method: str, request: dict[str, Any]) -> Any:
+    async def watermarks(
+        self, address: str, shard_ids: list[int], timeout: float
+    ) -> dict[int, int]:
+        """How far the cluster at `address` has applied each of this cluster's shards (the last
+        task id applied there, 0: none)."""
+        request = {"cluster": self.clusters.current_name, "shard_ids": shard_ids}
+        answer = await self._call(address, WATERMARKS_METHOD, request, timeout)
+        return {int(shard): task_id for shard, task_id in answer["watermarks"].items()}
+
+    async def _call(
+        self, address: str, method: str, request: dict[str, Any], timeout: float = CALL_TIMEOUT_S
+    ) -> Any:
         call = self._channel(address).unary_unary(method)
-        raw = await call(
-            json.dumps(request).encode(), timeout=CALL_TIMEOUT_S, metadata=self._metadata
-        )
+        raw = await call(json.dumps(request).encode(), timeout=timeout, metadata=self._metadata)
         return json.loads(raw)
 
     async def forward(

@@ -202,6 +202,9 @@ class HistoryBuilder:
         """Write buffered events; ids that pointed at a buffered event get its real id."""
         child_started: dict[int, int] = {}  # initiated event id -> started event id
         for event in self.s.buffered_events:
+            # Buffered on the cluster active before a failover, flushed on the new one: written
+            # at the current version, so the version history never goes back.
+            event.version = max(event.version, self.s.failover_version)
             if event.event_type in CHILD_CLOSED_EVENT_TYPES:
                 attrs = getattr(event, event.WhichOneof("attributes") or "")
                 if attrs.started_event_id == BUFFERED_EVENT_ID:

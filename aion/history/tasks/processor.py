@@ -16,6 +16,7 @@ import time
 
 from aion import errors, metrics, tracing
 from aion.history.engine import HistoryEngine
+from aion.history.mutable_state import MutableState
 from aion.history.state import tasks as kinds
 from aion.history.tasks import timers, transfer
 from aion.history.tasks.timer_queue import RetryLater, TimerQueue
@@ -42,7 +43,8 @@ class TaskProcessor:
         self._loading_until_ns = 0  # while the window moves: where it moves to
         self._mover: asyncio.Task[None] | None = None
         # Due tasks of executions in namespaces active in another cluster, held until the
-        # namespace fails over to this one or their execution closes.
+        # namespace fails over to this one or their execution closes; and those of namespaces
+        # in handover, held until it ends.
         self._standby: dict[tuple[int, int], TimerTask] = {}
         self._standby_watch: asyncio.Task[None] | None = None
 
@@ -91,16 +93,36 @@ class TaskProcessor:
 
     async def _stand_by(self, task: TimerTask) -> None:
         """A standby does not act: a task whose execution has closed (or is gone) is dropped,
-        the others are held until the namespace is active here."""
+        unless it is a closed child's notification its parent has not taken in yet; the others
+        are held until the namespace is active here."""
         key = (task.namespace_id, task.workflow_id, task.run_id)
         try:
-            running = (await self.engine.get_execution(key)).running
+            ms: MutableState | None = await self.engine.get_execution(key)
         except errors.NotFound:
-            running = False
-        if running:
+            ms = None
+        if ms is not None and (
+            ms.running or (task.kind == kinds.NOTIFY_PARENT and await self._parent_waits(ms))
+        ):
             self._standby[(task.shard_id, task.task_id)] = task
         else:
             await self.engine.drop_task(task)
+
+    async def _parent_waits(self, child: MutableState) -> bool:
+        """Whether the closed child's parent still waits for it here: the active cluster may
+        have failed over before notifying it (as Temporal's standby close-execution task
+        verifies the parent before discarding)."""
+        parent = child.s.parent
+        if parent is None:
+            return False
+        try:
+            ms = await self.engine.get_execution(
+                (parent.namespace_id, parent.workflow_id, parent.run_id)
+            )
+        except errors.NotFound:
+            return False
+        except errors.ServiceError:
+            return True  # not readable here now: checked again later
+        return ms.running and parent.initiated_event_id in ms.s.children
 
     async def _watch_standby(self) -> None:
         """Hand the held tasks of a namespace that became active here to the queue at once,
@@ -148,6 +170,10 @@ class TaskProcessor:
             task.namespace_id
         ):
             await self._stand_by(task)
+            return
+        if self.engine.namespaces.in_handover(task.namespace_id):
+            # Held as it is, until the handover ends: here (it timed out) or with a failover.
+            self._standby[(task.shard_id, task.task_id)] = task
             return
         try:
             await HANDLERS[task.kind](self.engine, task, data)

@@ -362,6 +362,9 @@ class Statements:
         self.delete_replication_tasks = q(
             "DELETE FROM replication_tasks WHERE shard_id = ? AND task_id <= ?"
         )
+        self.last_replication_task_ids = q(
+            "SELECT shard_id, MAX(task_id) FROM replication_tasks GROUP BY shard_id"
+        )
         self.replication_watermark = q(
             "SELECT task_id FROM replication_watermarks WHERE source_cluster = ? AND shard_id = ?"
         )

@@ -280,6 +280,9 @@ class SQLStore(Store):
     async def delete_replication_tasks(self, shard_id: int, up_to_task_id: int) -> None:
         await self._execute(self.sql.delete_replication_tasks, (shard_id, up_to_task_id))
 
+    async def last_replication_task_ids(self) -> dict[int, int]:
+        return {int(r[0]): int(r[1]) for r in await self._fetch(self.sql.last_replication_task_ids)}
+
     async def replication_watermark(self, source_cluster: str, shard_id: int) -> int:
         row = await self._fetchrow(self.sql.replication_watermark, (source_cluster, shard_id))
         return int(row[0]) if row else 0
