@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -27,7 +28,8 @@ from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion.common.durations import GoError, parse_duration
-from aion.replication.remote import SERVICE
+from aion.replication.commands import SECRET_FILE_ENV
+from aion.replication.remote import SECRET_HEADER, SERVICE, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class FailoverController:
         interval_s: float = 1.0,
         failures: int = 3,
         graceful_timeout_s: float = 10.0,
+        secret: str = "",
+        api_key: str = "",
     ) -> None:
         self.namespace = namespace
         self.clusters = clusters  # name -> gRPC address
@@ -65,6 +69,8 @@ class FailoverController:
         self.failures = failures
         self.graceful_timeout_s = graceful_timeout_s
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._replication_metadata = ((SECRET_HEADER, secret),) if secret else ()
+        self._api_metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         if address not in self._channels:
@@ -113,7 +119,9 @@ class FailoverController:
             response_deserializer=rr.DescribeNamespaceResponse.FromString,
         )
         response: rr.DescribeNamespaceResponse = await call(
-            rr.DescribeNamespaceRequest(namespace=self.namespace), timeout=self.interval_s
+            rr.DescribeNamespaceRequest(namespace=self.namespace),
+            timeout=self.interval_s,
+            metadata=self._api_metadata,
         )
         return response
 
@@ -165,7 +173,11 @@ class FailoverController:
             "mode": "graceful",
             "timeout_s": self.graceful_timeout_s,
         }
-        raw = await call(json.dumps(request).encode(), timeout=self.graceful_timeout_s + 1)
+        raw = await call(
+            json.dumps(request).encode(),
+            timeout=self.graceful_timeout_s + 1,
+            metadata=self._replication_metadata,
+        )
         version: int = json.loads(raw)["failover_version"]
         return version
 
@@ -181,7 +193,9 @@ class FailoverController:
                 active_cluster_name=target
             ),
         )
-        response: rr.UpdateNamespaceResponse = await call(request, timeout=10)
+        response: rr.UpdateNamespaceResponse = await call(
+            request, timeout=10, metadata=self._api_metadata
+        )
         return response.failover_version
 
 
@@ -206,6 +220,14 @@ def add_parsers(commands: Any) -> None:
     controller.add_argument(
         "--graceful-timeout", default="10s", help="how long the graceful attempt may take"
     )
+    controller.add_argument(
+        "--replication-secret-file",
+        default=os.environ.get(SECRET_FILE_ENV),
+        help=f"the clusters' shared secret, if they have one (${SECRET_FILE_ENV})",
+    )
+    controller.add_argument(
+        "--api-key", default="", help="an admin API key of the clusters, if they have auth on"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -225,7 +247,10 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit("failover-controller: give at least two --cluster")
     if args.failures < 1:
         raise SystemExit("--failures must be at least 1")
-    controller = FailoverController(args.namespace, clusters, interval, args.failures, graceful)
+    secret = read_secret(args.replication_secret_file) if args.replication_secret_file else ""
+    controller = FailoverController(
+        args.namespace, clusters, interval, args.failures, graceful, secret, args.api_key
+    )
     print(f"watching namespace {args.namespace} on {', '.join(clusters)}", flush=True)
     try:
         asyncio.run(_run(controller))
