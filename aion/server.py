@@ -47,6 +47,7 @@ from aion.namespaces import NamespaceRegistry
 from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
+from aion.replication.backfill import ReplicationBackfill
 from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
 from aion.replication.remote import RemoteClusters
@@ -190,8 +191,10 @@ class AionServer:
         self.replication_acks = ReplicationAcks(
             self.namespaces, self.store, self.engine.replication_outbox
         )
+        self.replication_backfill = ReplicationBackfill(self.engine)
         if config.cluster.enable_global_namespace:
             self.engine.add_shard_listener(self.history_replicator)
+            self.namespaces.replication_widened = self.replication_backfill.widened
         self.namespace_replicator = NamespaceReplicator(
             self.namespaces, self.remote_clusters, self.history_replicator.catch_up
         )
@@ -423,6 +426,7 @@ class AionServer:
             await self.http.stop()
         await self.namespace_replicator.stop()
         await self.history_replicator.stop()
+        await self.replication_backfill.stop()
         await self.grpc.stop(grace=1.0)
         await self.remote_clusters.close()
         await self.operator_service.stop()

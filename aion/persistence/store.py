@@ -495,8 +495,11 @@ class Store(abc.ABC):
         """The last task id of `source_cluster`'s shard applied here (0: none)."""
 
     @abc.abstractmethod
-    async def add_to_replication_dlq(self, record: ReplicationDLQRecord) -> None:
-        """Set the task aside and move its shard's watermark past it, in one transaction."""
+    async def add_to_replication_dlq(
+        self, record: ReplicationDLQRecord, watermark: ReplicationAck
+    ) -> None:
+        """Set the task aside and move its shard's watermark to `watermark` (never back), in
+        one transaction."""
 
     @abc.abstractmethod
     async def list_replication_dlq(self) -> list[ReplicationDLQRecord]: ...
