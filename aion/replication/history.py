@@ -84,7 +84,13 @@ class HistoryReplicator:
                 try:
                     pulled |= await self.pull(remote, source_shard)
                 except asyncio.CancelledError:
-                    raise
+                    current = asyncio.current_task()
+                    if current is None or current.cancelling():
+                        raise  # this loop is stopped
+                    # A call inside the pull was cancelled: that must not end the shard's loop.
+                    log.exception(
+                        "replicating shard %s of cluster %s cancelled", source_shard, remote.name
+                    )
                 except Exception:  # the next round tries again
                     log.exception(
                         "replicating shard %s of cluster %s failed", source_shard, remote.name
