@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import namespace_pb2
@@ -86,6 +87,9 @@ class NamespaceRegistry:
         self._by_id: dict[str, Namespace] = {}
         self._changed = asyncio.Event()
         self.search_attributes = SearchAttributeRegistry(store)
+        # Called with a namespace active here that now replicates to more clusters (promoted,
+        # or clusters added): its existing executions are to be back-filled to them.
+        self.replication_widened: Callable[[Namespace], None] = lambda ns: None
 
     async def load(self) -> None:
         await self.search_attributes.load()
@@ -108,6 +112,16 @@ class NamespaceRegistry:
         metrics.name_namespace(ns.id, ns.name)
         self._changed.set()  # wakes those waiting for a change
         self._changed = asyncio.Event()
+        if (
+            known is not None
+            and self.replicates(ns.id)
+            and self._targets(ns) - self._targets(known)
+        ):
+            self.replication_widened(ns)
+
+    def _targets(self, ns: Namespace) -> set[str]:
+        """The other clusters a namespace replicates to (when active here)."""
+        return set(ns.clusters) - {self.clusters.current_name} if ns.is_global else set()
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return when a namespace changes here, or after `timeout` seconds."""

@@ -48,6 +48,7 @@ from aion.persistence import Store
 from aion.persistence.instrumented import instrument
 from aion.persistence.sqlite import SQLiteStore
 from aion.replication import status as replication_status
+from aion.replication.backfill import ReplicationBackfill
 from aion.replication.failover import NamespaceFailovers, failover_handler
 from aion.replication.history import HistoryReplicator
 from aion.replication.namespaces import NamespaceReplicator
@@ -200,8 +201,10 @@ class AionServer:
         self.history_replicator = HistoryReplicator(self.engine, self.remote_clusters)
         self.engine.add_operations(self.history_replicator.operations())
         self.replication_acks = ReplicationAcks(self.clusters, self.store)
+        self.replication_backfill = ReplicationBackfill(self.engine)
         if config.cluster.enable_global_namespace:
             self.engine.add_shard_listener(self.history_replicator)
+            self.namespaces.replication_widened = self.replication_backfill.widened
         self.namespace_replicator = NamespaceReplicator(
             self.namespaces, self.remote_clusters, self.history_replicator.catch_up
         )
@@ -474,6 +477,7 @@ class AionServer:
             await self.http.stop()
         await self.namespace_replicator.stop()
         await self.history_replicator.stop()
+        await self.replication_backfill.stop()
         await self.grpc.stop(grace=1.0)
         await self.remote_clusters.close()
         await self.operator_service.stop()

@@ -305,6 +305,21 @@ async def test_group_commit_refuses_only_the_stale_transition(store: Store) -> N
         assert await store.read_events("ns", f"wf{i}", "run", 1, 10) == [b"e1"]
 
 
+async def test_a_cancelled_wait_for_landed_commits_leaves_them_running(store: Store) -> None:
+    """`commits_landed()` given up by its caller (a peer's call ended) does not stop the
+    commits in flight: each still lands and answers."""
+    range_id = await store.acquire_shard(0, "host")
+    txs = [_tx(0, range_id, f"wf{i}", events=[(1, b"e1")]) for i in range(5)]
+    commits = [asyncio.create_task(store.commit(tx)) for tx in txs]
+    await asyncio.sleep(0)  # the flush is under way
+    waiting = asyncio.create_task(store.commits_landed())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.wait_for(asyncio.gather(*commits), 10)
+    for i in range(5):
+        assert await store.read_events("ns", f"wf{i}", "run", 1, 10) == [b"e1"]
+
+
 async def test_a_queue_task_keeps_its_deployment_version(store: Store) -> None:
     range_id = await store.acquire_shard(0, "host")
     pinned = _queue_task(0, 1, "a")

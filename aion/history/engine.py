@@ -48,6 +48,7 @@ from aion.history.replication import (
     divergence,
     replicated_tasks,
     replication_task,
+    whole_execution_task,
 )
 from aion.history.state.updates import UpdateAborted
 from aion.matching import MatchingEngine, QueryTask
@@ -730,6 +731,47 @@ class HistoryEngine:
                 # The pointer moves only if this run still holds it: read it again when needed.
                 self._current.pop((key[0], key[1]), None)
         return hidden
+
+    async def replicate_whole(self, key: ExecutionKey) -> None:
+        """Write a replication task carrying the execution's whole history, its state and its
+        pending timer and queue tasks: the back-fill of an execution that existed before its
+        namespace replicated to a cluster. Taken under the execution's lock, so it is ordered
+        with the execution's own transitions; nothing when the namespace does not replicate
+        from here."""
+        if not self.namespaces.replicates(key[0]):
+            return
+        entry = self._entry(key)
+        async with entry.lock:
+            if entry.ms is None:
+                entry.ms = await self._load(key)
+            ms = entry.ms
+            shard = self.shards.get(ms.shard_id)
+            if shard is None or shard.next_task_id != ms.next_task_id:
+                raise errors.ShardNotOwned(ms.shard_id)
+
+            def of_execution(t: TimerTask | QueueTask) -> bool:
+                return (t.namespace_id, t.workflow_id, t.run_id) == key
+
+            pending = (
+                list(filter(of_execution, await self.store.load_timer_tasks(ms.shard_id))),
+                list(filter(of_execution, await self.store.load_queue_tasks(ms.shard_id))),
+            )
+            tx = _transaction_of(ms, shard, False)
+            tx.replication_task = whole_execution_task(
+                tx,
+                shard.next_task_id(),
+                ms.s.next_event_id,
+                ms.s.failover_version,
+                self.clock(),
+                pending,
+            )
+            try:
+                with self._shard_write(tx.shard_id):
+                    await self.store.commit(tx)
+            except BaseException:
+                self._drop(entry, ms)
+                raise
+            self._committed(ms, tx)
 
     async def _replicated_transaction(
         self,

@@ -78,6 +78,29 @@ def replication_task(
     )
 
 
+def whole_execution_task(
+    tx: ExecutionTransaction,
+    task_id: int,
+    next_event_id: int,
+    version: int,
+    now_ns: int,
+    pending: tuple[list[TimerTask], list[QueueTask]],
+) -> ReplicationTaskRecord:
+    """The replication task of an execution's back-fill: its whole history (events 1 to
+    `next_event_id` - 1), its state and its `pending` timer and queue tasks, as `tx` (which
+    changes nothing else) commits."""
+    task = replication_task(tx, task_id, version, now_ns)
+    task.first_event_id, task.next_event_id = 1, next_event_id
+    timers, queued = pending
+    task.tasks = json.dumps(
+        {
+            "timer": [dataclasses.asdict(t) for t in timers],
+            "queue": [dataclasses.asdict(t) for t in queued],
+        }
+    )
+    return task
+
+
 def replicated_tasks(task: ReplicationTaskRecord) -> tuple[list[TimerTask], list[QueueTask]]:
     """The timer and queue tasks a replicated transition created, as the source wrote them."""
     tasks = json.loads(task.tasks)

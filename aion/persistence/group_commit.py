@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aion import metrics
-from aion.persistence.store import ExecutionTransaction
+from aion.persistence.store import ExecutionTransaction, StoreUnavailableError
 
 # Writes a batch in one database transaction; one result per transition (None: committed).
 BatchWriter = Callable[[list[ExecutionTransaction]], Awaitable[list[Exception | None]]]
@@ -29,9 +29,10 @@ class GroupCommit:
         await future
 
     async def drain(self) -> None:
-        """Wait for the flush in flight, if any."""
+        """Wait for the flush in flight, if any. A drainer that is cancelled (a caller gone)
+        leaves the flush running: cancelling it would strand its batch's committers."""
         if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+            await asyncio.wait([self._flusher])
 
     async def _flush(self) -> None:
         try:
@@ -42,6 +43,14 @@ class GroupCommit:
                     results = await self._write_batch([tx for tx, _ in batch])
                 except Exception as e:  # the whole batch failed (disk error, lost connection)
                     results = [e] * len(batch)
+                except BaseException:
+                    # Stopped (cancelled at shutdown): no committer may wait for ever.
+                    stopped = StoreUnavailableError("the commit was stopped", outcome_unknown=True)
+                    waiting, self._pending = batch + self._pending, []
+                    for _, future in waiting:
+                        if not future.done():
+                            future.set_exception(stopped)
+                    raise
                 metrics.group_commit(len(batch), time.perf_counter() - started)
                 for (_, future), error in zip(batch, results, strict=False):
                     if future.done():

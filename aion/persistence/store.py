@@ -554,8 +554,11 @@ class Store(abc.ABC):
         `after_task_id`."""
 
     @abc.abstractmethod
-    async def add_to_replication_dlq(self, record: ReplicationDLQRecord) -> None:
-        """Set the task aside and move its shard's watermark past it, in one transaction."""
+    async def add_to_replication_dlq(
+        self, record: ReplicationDLQRecord, watermark: ReplicationAck
+    ) -> None:
+        """Set the task aside and move its shard's watermark to `watermark` (never back), in
+        one transaction."""
 
     @abc.abstractmethod
     async def list_replication_dlq(self) -> list[ReplicationDLQRecord]: ...

@@ -16,6 +16,7 @@ execution's shard, here or, among processes sharing the database, through a name
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import time
@@ -41,7 +42,8 @@ from aion.replication.remote import RemoteClusters, decode_task, encode_task
 log = logging.getLogger(__name__)
 
 PULL_INTERVAL_S = 0.2
-BATCH = 100
+BATCH = 200
+CONCURRENCY = 32  # workflows of one pull applied at a time (their commits share a group commit)
 MAX_ATTEMPTS = 3  # applies of a task before it goes to the DLQ
 APPLY_OP = "replication.apply"
 CATCH_UP_OP = "replication.catch_up"
@@ -98,7 +100,13 @@ class HistoryReplicator:
                 try:
                     pulled |= await self.pull(remote, source_shard)
                 except asyncio.CancelledError:
-                    raise
+                    current = asyncio.current_task()
+                    if current is None or current.cancelling():
+                        raise  # this loop is stopped
+                    # A call inside the pull was cancelled: that must not end the shard's loop.
+                    log.exception(
+                        "replicating shard %s of cluster %s cancelled", source_shard, remote.name
+                    )
                 except Exception:  # the next round tries again
                     log.exception(
                         "replicating shard %s of cluster %s failed", source_shard, remote.name
@@ -149,17 +157,35 @@ class HistoryReplicator:
                 log.warning("cannot reach cluster %s: %s", remote.name, e.details())
             return False
         self._unreachable.discard(remote.name)
+        progress = _Progress(watermark, [task.task_id for task, _ in tasks])
+        by_workflow: dict[tuple[str, str], list[tuple[ReplicationTaskRecord, list[bytes]]]] = {}
         for task, events in tasks:
-            ack = ReplicationAck(remote.name, source_shard, task.task_id)
-            transition = ReplicatedTransition(task, events, ack)
-            try:
-                await self._apply(remote, transition)
-            except (errors.ShardNotOwned, errors.Unavailable, StoreUnavailableError):
-                raise  # not the task's fault: the next round tries it again
-            except Exception as e:
-                if not await self._set_aside(transition, e):
-                    raise
-            self._watermarks[key] = task.task_id
+            by_workflow.setdefault((task.namespace_id, task.workflow_id), []).append((task, events))
+        applying = asyncio.Semaphore(CONCURRENCY)
+
+        async def apply_in_order(workflow: list[tuple[ReplicationTaskRecord, list[bytes]]]) -> None:
+            async with applying:
+                for task, events in workflow:
+                    ack = ReplicationAck(remote.name, source_shard, progress.ack(task.task_id))
+                    transition = ReplicatedTransition(task, events, ack)
+                    try:
+                        await self._apply(remote, transition)
+                    except (errors.ShardNotOwned, errors.Unavailable, StoreUnavailableError):
+                        raise  # not the task's fault: the next round tries it again
+                    except Exception as e:
+                        if not await self._set_aside(transition, e):
+                            raise
+                    progress.done(task.task_id)
+
+        try:
+            outcomes = await asyncio.gather(
+                *(apply_in_order(w) for w in by_workflow.values()), return_exceptions=True
+            )
+        finally:
+            self._watermarks[key] = progress.watermark
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return bool(tasks)
 
     async def reapply(self, branch: HiddenBranch) -> bool:
@@ -196,7 +222,7 @@ class HistoryReplicator:
         watermark past it) so its shard goes on. Whether it was set aside."""
         task, ack = transition.task, transition.ack
         assert ack is not None
-        failure = (ack.source_cluster, ack.shard_id, ack.task_id)
+        failure = (ack.source_cluster, ack.shard_id, task.task_id)
         self._failures[failure] = self._failures.get(failure, 0) + 1
         if self._failures[failure] < MAX_ATTEMPTS:
             return False
@@ -210,10 +236,10 @@ class HistoryReplicator:
             repr(error),
             time.time_ns(),
         )
-        await self.store.add_to_replication_dlq(record)
+        await self.store.add_to_replication_dlq(record, ack)
         log.error(
             "replication task %s of %s (cluster %s, shard %s) moved to the DLQ: %r",
-            ack.task_id,
+            task.task_id,
             task.workflow_id,
             ack.source_cluster,
             ack.shard_id,
@@ -308,3 +334,25 @@ class HistoryReplicator:
         namespaces = self.engine.namespaces
         while not namespaces.knows(task.namespace_id):
             await namespaces.wait_for_change(1.0)
+
+
+class _Progress:
+    """The tasks of one pull (in task id order) and the watermark they have reached: the last
+    task id up to which every task is applied (or set aside)."""
+
+    def __init__(self, watermark: int, task_ids: list[int]) -> None:
+        self.watermark = watermark
+        self._pending = collections.deque(task_ids)
+        self._done: set[int] = set()
+
+    def ack(self, task_id: int) -> int:
+        """The watermark the transition of `task_id` commits with: its own id when every task
+        before it is applied, else the watermark reached (a transition commits no watermark
+        past a task not yet committed)."""
+        return task_id if self._pending and self._pending[0] == task_id else self.watermark
+
+    def done(self, task_id: int) -> None:
+        self._done.add(task_id)
+        while self._pending and self._pending[0] in self._done:
+            self._done.discard(self._pending[0])
+            self.watermark = self._pending.popleft()

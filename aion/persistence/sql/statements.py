@@ -368,12 +368,14 @@ class Statements:
         self.replication_watermark = q(
             "SELECT task_id FROM replication_watermarks WHERE source_cluster = ? AND shard_id = ?"
         )
+        # Never back: transitions applied concurrently may commit out of task id order.
         self.upsert_replication_watermark = q(
             _upsert(
                 "replication_watermarks",
                 ("source_cluster", "shard_id", "task_id", "update_time_ns"),
                 ("source_cluster", "shard_id"),
             )
+            + " WHERE excluded.task_id > replication_watermarks.task_id"
         )
         self.replication_watermarks = q(
             "SELECT source_cluster, shard_id, task_id, update_time_ns FROM replication_watermarks"

@@ -40,6 +40,7 @@ from aion.persistence.store import (
     NexusEndpointRecord,
     QueueTask,
     RemoteClusterRecord,
+    ReplicationAck,
     ReplicationDLQRecord,
     ReplicationProgress,
     ReplicationTaskRecord,
@@ -305,13 +306,15 @@ class SQLStore(Store):
         row = await self._fetchrow(self.sql.replication_backlog, (shard_id, after_task_id))
         return (int(row[0]), int(row[1] or 0)) if row else (0, 0)
 
-    async def add_to_replication_dlq(self, record: ReplicationDLQRecord) -> None:
-        r = record
+    async def add_to_replication_dlq(
+        self, record: ReplicationDLQRecord, watermark: ReplicationAck
+    ) -> None:
+        r, w = record, watermark
 
         async def add(conn: Connection) -> None:
             await conn.execute(self.sql.insert_replication_dlq, replication_dlq_row(r))
-            watermark = (r.source_cluster, r.shard_id, r.task_id, time.time_ns())
-            await conn.execute(self.sql.upsert_replication_watermark, watermark)
+            moved = (w.source_cluster, w.shard_id, w.task_id, time.time_ns())
+            await conn.execute(self.sql.upsert_replication_watermark, moved)
 
         await self._write(add)
 
