@@ -86,17 +86,7 @@ class WorkflowTasks(StateMachine):
             speculative=speculative and attempt == 1,
         )
         if not wt.is_virtual:  # later attempts are transient: no events until one completes
-            attrs = history_pb.WorkflowTaskScheduledEventAttributes(
-                task_queue=self._history.task_queue_pb(queue, sticky),
-                start_to_close_timeout=dur(s.task_timeout_ns),
-                attempt=attempt,
-            )
-            event = self._history.append(
-                ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-                "workflow_task_scheduled_event_attributes",
-                attrs,
-            )
-            wt.scheduled_event_id = event.event_id
+            self._write_scheduled(wt)
         s.workflow_task = wt
         self._tasks.queue("workflow", queue, wt.scheduled_event_id, wt.stamp)
         if sticky and s.sticky_schedule_to_start_ns:
@@ -105,6 +95,28 @@ class WorkflowTasks(StateMachine):
             )
         self._history.mutation.dirty = True
         return wt
+
+    def _write_scheduled(self, wt: WorkflowTaskInfo) -> None:
+        attrs = history_pb.WorkflowTaskScheduledEventAttributes(
+            task_queue=self._history.task_queue_pb(wt.task_queue, wt.sticky),
+            start_to_close_timeout=dur(self.s.task_timeout_ns),
+            attempt=wt.attempt,
+        )
+        event = self._history.append(
+            ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, "workflow_task_scheduled_event_attributes", attrs
+        )
+        wt.scheduled_event_id = event.event_id
+
+    def restart_attempts_after_failover(self) -> None:
+        """A retried task not started yet when the namespace failed over to this cluster becomes
+        a normal one from attempt 1, its scheduled event written at the new version, as Temporal
+        does. It keeps its id (a retry's is the next event's), so its queued task still holds."""
+        wt = self.s.workflow_task
+        if wt is None or wt.started_event_id or wt.speculative or wt.attempt == 1:
+            return
+        wt.attempt = 1
+        wt.timeout_ns = self.s.task_timeout_ns
+        self._write_scheduled(wt)
 
     def set_sticky(self, task_queue: str, schedule_to_start_ns: int) -> None:
         """The worker keeps the workflow cached: its next tasks go to its own queue."""
