@@ -320,6 +320,26 @@ async def _fail_task(
     )
 
 
+async def _complete_task(
+    cluster: Cluster, namespace: str, task: rr.PollWorkflowTaskQueueResponse
+) -> None:
+    """Complete the workflow with the task."""
+    complete = command_type_pb2.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION
+    await cluster.client.workflow_service.respond_workflow_task_completed(
+        rr.RespondWorkflowTaskCompletedRequest(
+            namespace=namespace,
+            task_token=task.task_token,
+            commands=[
+                command_pb.Command(
+                    command_type=complete,
+                    complete_workflow_execution_command_attributes={},  # type: ignore[arg-type]
+                )
+            ],
+            identity=cluster.name,
+        )
+    )
+
+
 async def test_transient_workflow_task_across_failover(clusters: Clusters) -> None:
     """A workflow task that failed twice on A (its attempt 3 pending) is handed out by B after
     the failover as attempt 1, as Temporal does, and completes the workflow there."""
@@ -336,19 +356,7 @@ async def test_transient_workflow_task_across_failover(clusters: Clusters) -> No
     await _fail_over(clusters.a, clusters.b, namespace, 2)
     task = await _poll_task(clusters.b, namespace, queue)
     assert task.attempt == 1
-    await clusters.b.client.workflow_service.respond_workflow_task_completed(
-        rr.RespondWorkflowTaskCompletedRequest(
-            namespace=namespace,
-            task_token=task.task_token,
-            commands=[
-                command_pb.Command(
-                    command_type=command_type_pb2.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
-                    complete_workflow_execution_command_attributes=command_pb.CompleteWorkflowExecutionCommandAttributes(),
-                )
-            ],
-            identity="B",
-        )
-    )
+    await _complete_task(clusters.b, namespace, task)
     await _histories_equal(clusters, namespace)
     events = await _events(handle)
     assert events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
@@ -360,6 +368,40 @@ async def test_transient_workflow_task_across_failover(clusters: Clusters) -> No
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
     ]
     assert scheduled == [(1, 1), (2, 1)]
+
+
+async def test_a_workflow_task_started_on_a_is_failed_on_b(clusters: Clusters) -> None:
+    """A workflow task A's worker started and never answered: B's first transition after the
+    failover (a signal) fails it with FAILOVER_CLOSE_COMMAND and schedules attempt 1, as
+    Temporal does; the worker's late completion to A is refused."""
+    namespace = await _register_global(clusters)
+    queue, workflow_id = unique("dropped"), unique("wf")
+    a, b = _clients(clusters, namespace)
+    handle = await a.start_workflow(
+        "Dropped", id=workflow_id, task_queue=queue, task_timeout=timedelta(seconds=30)
+    )
+    dropped = await _poll_task(clusters.a, namespace, queue)
+    await _fail_over(clusters.a, clusters.b, namespace, 2)
+    await _once_active(lambda: b.get_workflow_handle(workflow_id).signal("wake"))
+    with pytest.raises(RPCError) as late:
+        await _complete_task(clusters.a, namespace, dropped)
+    assert late.value.status == RPCStatusCode.FAILED_PRECONDITION
+    task = await _poll_task(clusters.b, namespace, queue)
+    assert task.attempt == 1
+    await _complete_task(clusters.b, namespace, task)
+    await _histories_equal(clusters, namespace)
+    events = await _events(handle)
+    assert [(EventType.Name(e.event_type), e.version) for e in events[3:7]] == [
+        ("EVENT_TYPE_WORKFLOW_TASK_FAILED", 2),
+        ("EVENT_TYPE_WORKFLOW_TASK_SCHEDULED", 2),
+        ("EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED", 2),
+        ("EVENT_TYPE_WORKFLOW_TASK_STARTED", 2),
+    ]
+    assert events[3].workflow_task_failed_event_attributes.cause == (
+        failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND
+    )
+    assert events[4].workflow_task_scheduled_event_attributes.attempt == 1
+    assert events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
 async def test_a_timer_started_on_a_fires_on_b(clusters: Clusters) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from temporalio.api.enums.v1 import event_type_pb2, workflow_pb2
+from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
@@ -21,6 +22,14 @@ from aion.history.state.versioning import Versioning
 ET = event_type_pb2.EventType
 TimeoutType = workflow_pb2.TimeoutType
 MAX_RESET_POINTS = 20
+# A task failed by the server for a reset or a failover is no failure of the workflow's: the
+# next task starts again at attempt 1, as Temporal does.
+ATTEMPT_CLEARING_CAUSES = frozenset(
+    {
+        cause_pb.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
+        cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND,
+    }
+)
 
 
 def _retry_delay(attempt: int) -> int:
@@ -243,7 +252,11 @@ class WorkflowTasks(StateMachine):
         if failure is not None:
             attrs.failure.CopyFrom(failure)
         self._end_failed(
-            wt, ET.EVENT_TYPE_WORKFLOW_TASK_FAILED, "workflow_task_failed_event_attributes", attrs
+            wt,
+            ET.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+            "workflow_task_failed_event_attributes",
+            attrs,
+            increment_attempt=cause not in ATTEMPT_CLEARING_CAUSES,
         )
 
     def _end_failed(
