@@ -531,54 +531,77 @@ async def _next_run(client: Client, workflow_id: str, run_id: str | None) -> str
     return await eventually(moved_on, REPLICATED_S)
 
 
-async def test_next_cron_run_happens_on_b(clusters: Clusters) -> None:
-    """The first run of a cron workflow completes on A; with A's worker gone and the namespace
-    failed over, the next run completes on B."""
+async def test_cron_runs_on_b(clusters: Clusters) -> None:
+    """One cron workflow's first run completes on A and, with A's worker gone and the namespace
+    failed over, its next run completes on B; another's first run, still waiting for its time
+    (no worker on A) at the failover, runs on B."""
     namespace = await _register_global(clusters)
     a, b = _clients(clusters, namespace)
-    queue, workflow_id = unique("cron"), unique("wf")
+    queue, waiting_queue = unique("cron"), unique("cron")
+    ran_id, waiting_id = unique("wf"), unique("wf")
+    every = "@every 2s"
     async with _worker(a, queue):
-        handle = await a.start_workflow(
-            RunId.run, id=workflow_id, task_queue=queue, cron_schedule="@every 2s"
+        ran = await a.start_workflow(RunId.run, id=ran_id, task_queue=queue, cron_schedule=every)
+        waiting = await a.start_workflow(
+            RunId.run, id=waiting_id, task_queue=waiting_queue, cron_schedule=every
         )
-        first = handle.first_execution_run_id
-        second = await _next_run(a, workflow_id, first)
+        second = await _next_run(a, ran_id, ran.first_execution_run_id)
     await _fail_over(clusters.a, clusters.b, namespace, 2)
-    async with _worker(b, queue):
-        third = await _next_run(b, workflow_id, second)
-    await _once_active(lambda: b.get_workflow_handle(workflow_id).terminate("enough"))
+    async with _worker(b, queue), _worker(b, waiting_queue):
+        await _next_run(b, ran_id, second)
+        await _next_run(b, waiting_id, waiting.first_execution_run_id)
+    for workflow_id in (ran_id, waiting_id):
+        await _once_active(
+            lambda w=workflow_id: b.get_workflow_handle(w).terminate(reason="enough")  # type: ignore[misc]
+        )
     await _histories_equal(clusters, namespace)
-    completed = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
-    assert _of_type(await _events(a.get_workflow_handle(workflow_id, run_id=first)), completed) == [
-        1
-    ]
-    second_events = await _events(b.get_workflow_handle(workflow_id, run_id=second))
-    assert _of_type(second_events, completed) == [2]
-    assert third
+
+    async def completed(workflow_id: str, run_id: str | None) -> list[int]:
+        events = await _events(b.get_workflow_handle(workflow_id, run_id=run_id))
+        return _of_type(events, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+
+    assert await completed(ran_id, ran.first_execution_run_id) == [1]
+    assert await completed(ran_id, second) == [2]
+    assert await completed(waiting_id, waiting.first_execution_run_id) == [2]
 
 
 async def test_workflow_retries_on_b(clusters: Clusters) -> None:
-    """Attempt 1 fails on A; with A's worker gone and the namespace failed over, attempts 2 and
-    3 run on B, where the third succeeds."""
+    """A workflow failing its first two attempts: one whose attempt 1 failed on A runs attempts
+    2 and 3 on B, A's worker gone and the namespace failed over; another, started on A with no
+    worker there, runs all three on B (its second run started at version 2)."""
     namespace = await _register_global(clusters)
     a, b = _clients(clusters, namespace)
-    queue, workflow_id = unique("retry"), unique("wf")
+    queue, waiting_queue = unique("retry"), unique("retry")
     retry = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
     async with _worker(a, queue):
-        handle = await a.start_workflow(
-            FailsUntilThirdAttempt.run, id=workflow_id, task_queue=queue, retry_policy=retry
+        failed_on_a = await a.start_workflow(
+            FailsUntilThirdAttempt.run, id=unique("wf"), task_queue=queue, retry_policy=retry
         )
-        second = await _next_run(a, workflow_id, handle.first_execution_run_id)
+        waiting = await a.start_workflow(
+            FailsUntilThirdAttempt.run,
+            id=unique("wf"),
+            task_queue=waiting_queue,
+            retry_policy=retry,
+        )
+        second = await _next_run(a, failed_on_a.id, failed_on_a.first_execution_run_id)
     await _fail_over(clusters.a, clusters.b, namespace, 2)
-    async with _worker(b, queue):
-        assert await b.get_workflow_handle(workflow_id).result() == 3
+    async with _worker(b, queue), _worker(b, waiting_queue):
+        for handle in (failed_on_a, waiting):
+            assert await b.get_workflow_handle(handle.id).result() == 3
     await _histories_equal(clusters, namespace)
+
+    async def run(workflow_id: str, run_id: str | None) -> list[history_pb.HistoryEvent]:
+        return await _events(b.get_workflow_handle(workflow_id, run_id=run_id))
+
     failed = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
-    first_events = await _events(
-        a.get_workflow_handle(workflow_id, run_id=handle.first_execution_run_id)
-    )
-    assert _of_type(first_events, failed) == [1]
-    assert _of_type(await _events(b.get_workflow_handle(workflow_id, run_id=second)), failed) == [2]
+    assert _of_type(await run(failed_on_a.id, failed_on_a.first_execution_run_id), failed) == [1]
+    assert _of_type(await run(failed_on_a.id, second), failed) == [2]
+    assert _of_type(await run(waiting.id, waiting.first_execution_run_id), failed) == [2]
+    first_failure = (await run(waiting.id, waiting.first_execution_run_id))[-1]
+    next_run_id = first_failure.workflow_execution_failed_event_attributes.new_execution_run_id
+    started = (await run(waiting.id, next_run_id))[0]
+    assert started.version == 2
+    assert started.workflow_execution_started_event_attributes.attempt == 2
 
 
 async def test_heartbeat_details_survive_failover_and_time_out_on_b(clusters: Clusters) -> None:
