@@ -285,7 +285,9 @@ class AionServer:
             )
         )
         if config.cluster.enable_global_namespace:
-            self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)
+            self.workflow_service.redirection = Redirection(
+                self.namespaces, self.remote_clusters, self.matching
+            )
 
     def _peer_credentials(self) -> grpc.ChannelCredentials:
         assert self.certificates is not None and self.config.tls is not None

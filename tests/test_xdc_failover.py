@@ -232,17 +232,21 @@ def _clients(clusters: Clusters, namespace: str) -> tuple[Client, Client]:
 
 
 async def test_simple_workflow_completes_on_b(clusters: Clusters) -> None:
-    """Started and half done on A; after the failover B answers a query, takes the signal and
-    runs the rest: one completion, at version 2."""
+    """Started and half done on A; both clusters answer queries before and after the failover;
+    B takes the signal and runs the rest: one completion, at version 2."""
     namespace = await _register_global(clusters)
     a, b = _clients(clusters, namespace)
     queue, workflow_id = unique("simple"), unique("wf")
     async with _worker(a, queue), _worker(b, queue):
         on_a = await a.start_workflow(Signalled.run, "parcel", id=workflow_id, task_queue=queue)
         await _until_event(on_a, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
-        await _fail_over(clusters.a, clusters.b, namespace, 2)
         on_b = b.get_workflow_handle(workflow_id)
+        await _until_event(on_b, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+        for handle in (on_a, on_b):  # each cluster answers, the standby too
+            assert await handle.query(Signalled.waiting) is True
+        await _fail_over(clusters.a, clusters.b, namespace, 2)
         assert await _once_active(lambda: on_b.query(Signalled.waiting)) is True
+        assert await on_a.query(Signalled.waiting) is True
         await _once_active(lambda: on_b.signal(Signalled.proceed))
         assert await on_b.result() == "parcel left, parcel arrived"
     await _histories_equal(clusters, namespace)

@@ -2,7 +2,8 @@
 frontend handles it: Temporal's selected APIs are forwarded to the active cluster when the
 redirection policy is `selected-apis-forwarding` (unless the call says `xdc-redirection: false`);
 other writes answer NamespaceNotActive; polls wait, handed no task, until the namespace becomes
-active here or the poll's time is up; reads are served here."""
+active here or the poll's time is up (a workflow task poll takes a query meanwhile, as Temporal's
+standby pollers answer queries); reads are served here."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors
 from aion.frontend.rpc import deadline_seconds
+from aion.matching import MatchingEngine
 from aion.namespaces import Namespace, NamespaceRegistry
 from aion.replication.remote import REDIRECTION, RemoteClusters
 
@@ -70,9 +72,12 @@ POLL_MARGIN_S = 1.0
 class Redirection:
     """Decides where a WorkflowService call on a global namespace is served."""
 
-    def __init__(self, namespaces: NamespaceRegistry, remotes: RemoteClusters) -> None:
+    def __init__(
+        self, namespaces: NamespaceRegistry, remotes: RemoteClusters, matching: MatchingEngine
+    ) -> None:
         self.namespaces = namespaces
         self.remotes = remotes
+        self.matching = matching
         self.clusters = remotes.clusters
 
     def _standby(self, request: Any) -> Namespace | None:
@@ -108,20 +113,37 @@ class Redirection:
             )
         if operation in POLLS:
             held_s = min(MAX_POLL_S, deadline_seconds(context) - POLL_MARGIN_S)
-            if not await self._until_active(request, held_s):
+            queries = operation == "PollWorkflowTaskQueue"
+            if not await self._until_active(ns, request, held_s, queries):
                 return getattr(rr, f"{operation}Response")()  # no task
         return await call()
 
-    async def _until_active(self, request: Any, timeout: float) -> bool:
-        """Wait until the request's namespace is active here; False if `timeout` seconds pass
-        first."""
+    async def _until_active(
+        self, ns: Namespace, request: Any, timeout: float, queries: bool
+    ) -> bool:
+        """Wait until the request's namespace is active here, or (`queries`) a query waits on
+        its task queue here, which the poll then takes before any task; False if `timeout`
+        seconds pass first."""
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout
         while self._standby(request) is not None:
             remaining = until - loop.time()
             if remaining <= 0:
                 return False
-            await self.namespaces.wait_for_change(remaining)
+            if not queries:
+                await self.namespaces.wait_for_change(remaining)
+                continue
+            query = loop.create_task(
+                self.matching.wait_for_query(ns.id, request.task_queue.name, remaining)
+            )
+            change = loop.create_task(self.namespaces.wait_for_change(remaining))
+            try:
+                await asyncio.wait((query, change), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                query.cancel()
+                change.cancel()
+            if query.done() and not query.cancelled() and query.result():
+                return True
         return True
 
 
