@@ -211,10 +211,17 @@ async def _events(handle: AnyHandle) -> list[history_pb.HistoryEvent]:
 
 
 async def _until_event(handle: AnyHandle, event_type: EventType.ValueType) -> None:
-    """Wait until the run's history (on the handle's cluster) has an event of `event_type`."""
+    """Wait until the run's history (on the handle's cluster, which may not have the run yet)
+    has an event of `event_type`."""
 
     async def seen() -> bool | None:
-        return True if any(e.event_type == event_type for e in await _events(handle)) else None
+        try:
+            events = await _events(handle)
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return None
+        return True if any(e.event_type == event_type for e in events) else None
 
     await eventually(seen, REPLICATED_S)
 
