@@ -138,7 +138,10 @@ class Redirection:
             )
             change = loop.create_task(self.namespaces.wait_for_change(remaining))
             try:
-                await asyncio.wait((query, change), return_when=asyncio.FIRST_COMPLETED)
+                # Once both have started waiting no change is missed; one made before is seen here.
+                await asyncio.sleep(0)
+                if self._standby(request) is not None:
+                    await asyncio.wait((query, change), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 query.cancel()
                 change.cancel()
