@@ -2,8 +2,7 @@
 frontend handles it: Temporal's selected APIs are forwarded to the active cluster when the
 redirection policy is `selected-apis-forwarding` (unless the call says `xdc-redirection: false`);
 other writes answer NamespaceNotActive; polls wait, handed no task, until the namespace becomes
-active here or the poll's time is up (a workflow task poll takes a query meanwhile, as Temporal's
-standby pollers answer queries); reads are served here."""
+active here or the poll's time is up; reads are served here."""
 
 from __future__ import annotations
 
@@ -113,24 +112,21 @@ class Redirection:
             )
         if operation in POLLS:
             held_s = min(MAX_POLL_S, deadline_seconds(context) - POLL_MARGIN_S)
-            queries = operation == "PollWorkflowTaskQueue"
-            if not await self._until_active(ns, request, held_s, queries):
+            if not await self._until_active(request, held_s):
                 return getattr(rr, f"{operation}Response")()  # no task
         return await call()
 
-    async def _until_active(
-        self, ns: Namespace, request: Any, timeout: float, queries: bool
-    ) -> bool:
-        """Wait until the request's namespace is active here, or (`queries`) a query waits on
-        its task queue here, which the poll then takes before any task; False if `timeout`
-        seconds pass first."""
+    async def _until_active(self, request: Any, timeout: float) -> bool:
+        """Wait until the request's namespace is active here, or (a workflow task poll) a query
+        waits on its task queue here, which the poll then takes before any task; False if
+        `timeout` seconds pass first."""
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout
-        while self._standby(request) is not None:
+        while (ns := self._standby(request)) is not None:
             remaining = until - loop.time()
             if remaining <= 0:
                 return False
-            if not queries:
+            if not isinstance(request, rr.PollWorkflowTaskQueueRequest):
                 await self.namespaces.wait_for_change(remaining)
                 continue
             query = loop.create_task(
