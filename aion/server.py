@@ -314,7 +314,9 @@ class AionServer:
             (failover_handler(failovers, self.store, self.replication_callers),)
         )
         if config.cluster.enable_global_namespace:
-            self.workflow_service.redirection = Redirection(self.namespaces, self.remote_clusters)
+            self.workflow_service.redirection = Redirection(
+                self.namespaces, self.remote_clusters, self.matching
+            )
 
     def _peer_credentials(self) -> grpc.ChannelCredentials:
         assert self.certificates is not None and self.config.tls is not None

@@ -19,6 +19,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
 from aion import errors, metrics
 from aion.frontend.rpc import deadline_seconds
+from aion.matching import MatchingEngine
 from aion.namespaces import Namespace, NamespaceRegistry
 from aion.replication.remote import REDIRECTION, RemoteClusters
 
@@ -101,9 +102,12 @@ POLL_MARGIN_S = 1.0
 class Redirection:
     """Decides where a WorkflowService call on a global namespace is served."""
 
-    def __init__(self, namespaces: NamespaceRegistry, remotes: RemoteClusters) -> None:
+    def __init__(
+        self, namespaces: NamespaceRegistry, remotes: RemoteClusters, matching: MatchingEngine
+    ) -> None:
         self.namespaces = namespaces
         self.remotes = remotes
+        self.matching = matching
         self.clusters = remotes.clusters
 
     def _standby(self, request: Any) -> Namespace | None:
@@ -166,15 +170,32 @@ class Redirection:
             metrics.handover_waited(ns.name, operation, loop.time() - started)
 
     async def _until_active(self, request: Any, timeout: float) -> bool:
-        """Wait until the request's namespace is active here; False if `timeout` seconds pass
-        first."""
+        """Wait until the request's namespace is active here, or (a workflow task poll) a query
+        waits on its task queue here, which the poll then takes before any task; False if
+        `timeout` seconds pass first."""
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout
-        while self._standby(request) is not None:
+        while (ns := self._standby(request)) is not None:
             remaining = until - loop.time()
             if remaining <= 0:
                 return False
-            await self.namespaces.wait_for_change(remaining)
+            if not isinstance(request, rr.PollWorkflowTaskQueueRequest):
+                await self.namespaces.wait_for_change(remaining)
+                continue
+            query = loop.create_task(
+                self.matching.wait_for_query(ns.id, request.task_queue.name, remaining)
+            )
+            change = loop.create_task(self.namespaces.wait_for_change(remaining))
+            try:
+                # Once both have started waiting no change is missed; one made before is seen here.
+                await asyncio.sleep(0)
+                if self._standby(request) is not None:
+                    await asyncio.wait((query, change), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                query.cancel()
+                change.cancel()
+            if query.done() and not query.cancelled() and query.result():
+                return True
         return True
 
 

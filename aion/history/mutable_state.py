@@ -170,13 +170,18 @@ class MutableState:
         """Write this transition at the namespace's current failover `version` (a global
         namespace active here). The first transition after a failover to this cluster fails a
         workflow task started under the older version (its worker answers the old cluster) and
-        schedules another, as Temporal does."""
+        schedules another, and restarts the attempts of a retried one not started, as Temporal
+        does."""
         before, self.s.failover_version = self.s.failover_version, version
-        if before < version and self.running and self.workflow_task.started:
+        if before >= version or not self.running:
+            return
+        if self.workflow_task.started:
             self.workflow_task.fail(
                 cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND, None, HISTORY_SERVICE
             )
             self.workflow_task.schedule()
+        else:
+            self.workflow_task.restart_attempts_after_failover()
 
     # ---- workflow start / close --------------------------------------------------------
     def start(

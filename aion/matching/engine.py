@@ -8,6 +8,7 @@ poller went away before the history engine recorded it as started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -96,6 +97,8 @@ class _TaskQueue:
     # (shard id, task id) of each task in the backlog, with when it was parked (monotonic).
     queued: dict[tuple[int, int], float] = field(default_factory=dict)
     queries: deque[QueryTask] = field(default_factory=deque)
+    # Woken when a query waits here (`MatchingEngine.wait_for_query`).
+    query_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     # Waiting pollers: (future, version, remote); a remote one waits here for another process.
     pollers: deque[tuple[asyncio.Future[Task], str, bool]] = field(default_factory=deque)
     last_poll: float = 0.0
@@ -327,6 +330,24 @@ class MatchingEngine:
         queue = self._queue(namespace_id, task_queue, "workflow")
         if not queue.offer(task):
             queue.queries.append(task)
+            for waiter in queue.query_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def wait_for_query(self, namespace_id: str, task_queue: str, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until a query waits on the workflow queue `task_queue`;
+        whether one does (a poll held on a standby cluster takes queries, as Temporal's do)."""
+        queue = self._queue(namespace_id, task_queue, "workflow")
+        if queue.queries:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.query_waiters.append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, timeout)
+        finally:
+            queue.query_waiters.remove(waiter)
+        return bool(queue.queries)
 
     def remove_query(self, namespace_id: str, task_queue: str, task: QueryTask) -> None:
         queue = self._queue(namespace_id, task_queue, "workflow")

@@ -156,20 +156,44 @@ def test_completing_the_workflow_closes_the_run() -> None:
 
 
 def test_the_first_transition_after_a_failover_fails_a_task_started_before_it() -> None:
-    """A task started under version 1 is failed (FAILOVER_CLOSE_COMMAND) and scheduled again
-    when the execution is first written at version 2; later transitions leave tasks alone."""
+    """A task started under version 1 is failed (FAILOVER_CLOSE_COMMAND) and scheduled again,
+    at attempt 1, when the execution is first written at version 2; later transitions leave
+    tasks alone."""
     wf = Workflow()
     wf.ms.s.failover_version = 1
     wf.commit()
     wf.start_task()
     wf.ms.stamp_version(2)
     failed = wf.commit()
-    assert failed.event_types == ["WORKFLOW_TASK_FAILED"]
+    assert failed.event_types == ["WORKFLOW_TASK_FAILED", "WORKFLOW_TASK_SCHEDULED"]
     assert failed.events[0].workflow_task_failed_event_attributes.cause == (
         failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND
     )
+    assert failed.events[1].workflow_task_scheduled_event_attributes.attempt == 1
     assert {e.version for e in failed.events} == {2}
     assert wf.ms.s.workflow_task is not None and not wf.ms.workflow_task.started
     wf.start_task()
     wf.ms.stamp_version(2)
     assert wf.commit().event_types == []
+
+
+def test_a_retried_task_not_started_at_a_failover_restarts_at_attempt_1() -> None:
+    """A retry (attempt 2, no events) pending when the execution is first written at version 2
+    becomes a normal task: its scheduled event written at attempt 1 with the id its queued task
+    holds."""
+    wf = Workflow()
+    wf.ms.s.failover_version = 1
+    wf.commit()
+    wf.start_task()
+    wf.ms.workflow_task.fail(FAILED, None, IDENTITY)
+    wf.commit()
+    retry = wf.ms.workflow_task.schedule()
+    assert retry.attempt == 2 and retry.is_virtual
+    wf.commit()
+    wf.ms.stamp_version(2)
+    restarted = wf.commit()
+    assert restarted.event_types == ["WORKFLOW_TASK_SCHEDULED"]
+    scheduled = restarted.events[0]
+    assert (scheduled.event_id, scheduled.version) == (retry.scheduled_event_id, 2)
+    assert scheduled.workflow_task_scheduled_event_attributes.attempt == 1
+    assert not wf.ms.workflow_task.transient_events()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from temporalio.api.enums.v1 import event_type_pb2, workflow_pb2
+from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
@@ -21,6 +22,14 @@ from aion.history.state.versioning import Versioning
 ET = event_type_pb2.EventType
 TimeoutType = workflow_pb2.TimeoutType
 MAX_RESET_POINTS = 20
+# A task failed by the server for a reset or a failover is no failure of the workflow's: the
+# next task starts again at attempt 1, as Temporal does.
+ATTEMPT_CLEARING_CAUSES = frozenset(
+    {
+        cause_pb.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
+        cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND,
+    }
+)
 
 
 def _retry_delay(attempt: int) -> int:
@@ -86,17 +95,7 @@ class WorkflowTasks(StateMachine):
             speculative=speculative and attempt == 1,
         )
         if not wt.is_virtual:  # later attempts are transient: no events until one completes
-            attrs = history_pb.WorkflowTaskScheduledEventAttributes(
-                task_queue=self._history.task_queue_pb(queue, sticky),
-                start_to_close_timeout=dur(s.task_timeout_ns),
-                attempt=attempt,
-            )
-            event = self._history.append(
-                ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-                "workflow_task_scheduled_event_attributes",
-                attrs,
-            )
-            wt.scheduled_event_id = event.event_id
+            self._write_scheduled(wt)
         s.workflow_task = wt
         self._tasks.queue("workflow", queue, wt.scheduled_event_id, wt.stamp)
         if sticky and s.sticky_schedule_to_start_ns:
@@ -105,6 +104,28 @@ class WorkflowTasks(StateMachine):
             )
         self._history.mutation.dirty = True
         return wt
+
+    def _write_scheduled(self, wt: WorkflowTaskInfo) -> None:
+        attrs = history_pb.WorkflowTaskScheduledEventAttributes(
+            task_queue=self._history.task_queue_pb(wt.task_queue, wt.sticky),
+            start_to_close_timeout=dur(self.s.task_timeout_ns),
+            attempt=wt.attempt,
+        )
+        event = self._history.append(
+            ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, "workflow_task_scheduled_event_attributes", attrs
+        )
+        wt.scheduled_event_id = event.event_id
+
+    def restart_attempts_after_failover(self) -> None:
+        """A retried task not started yet when the namespace failed over to this cluster becomes
+        a normal one from attempt 1, its scheduled event written at the new version, as Temporal
+        does. It keeps its id (a retry's is the next event's), so its queued task still holds."""
+        wt = self.s.workflow_task
+        if wt is None or wt.started_event_id or wt.speculative or wt.attempt == 1:
+            return
+        wt.attempt = 1
+        wt.timeout_ns = self.s.task_timeout_ns
+        self._write_scheduled(wt)
 
     def set_sticky(self, task_queue: str, schedule_to_start_ns: int) -> None:
         """The worker keeps the workflow cached: its next tasks go to its own queue."""
@@ -231,7 +252,11 @@ class WorkflowTasks(StateMachine):
         if failure is not None:
             attrs.failure.CopyFrom(failure)
         self._end_failed(
-            wt, ET.EVENT_TYPE_WORKFLOW_TASK_FAILED, "workflow_task_failed_event_attributes", attrs
+            wt,
+            ET.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+            "workflow_task_failed_event_attributes",
+            attrs,
+            increment_attempt=cause not in ATTEMPT_CLEARING_CAUSES,
         )
 
     def _end_failed(
