@@ -534,6 +534,12 @@ class Store(abc.ABC):
         """The last task id of `source_cluster`'s shard applied here (0: none)."""
 
     @abc.abstractmethod
+    async def advance_replication_watermark(
+        self, source_cluster: str, shard_id: int, task_id: int
+    ) -> None:
+        """Move the watermark to `task_id` (never back), outside any transition."""
+
+    @abc.abstractmethod
     async def replication_watermarks(self) -> list[ReplicationProgress]:
         """Every watermark here, by source cluster and shard."""
 

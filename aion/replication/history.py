@@ -162,8 +162,10 @@ class HistoryReplicator:
         for task, events in tasks:
             by_workflow.setdefault((task.namespace_id, task.workflow_id), []).append((task, events))
         applying = asyncio.Semaphore(CONCURRENCY)
+        committed = watermark  # the highest watermark a transition committed with
 
         async def apply_in_order(workflow: list[tuple[ReplicationTaskRecord, list[bytes]]]) -> None:
+            nonlocal committed
             async with applying:
                 for task, events in workflow:
                     ack = ReplicationAck(remote.name, source_shard, progress.ack(task.task_id))
@@ -175,6 +177,7 @@ class HistoryReplicator:
                     except Exception as e:
                         if not await self._set_aside(transition, e):
                             raise
+                    committed = max(committed, ack.task_id)
                     progress.done(task.task_id)
 
         try:
@@ -186,6 +189,10 @@ class HistoryReplicator:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
+        if progress.watermark > committed:
+            # The last transitions to commit did so before the ones below them were done: the
+            # durable watermark catches up here, for a graceful failover waiting on it.
+            await self.store.advance_replication_watermark(*key, progress.watermark)
         return bool(tasks)
 
     async def reapply(self, branch: HiddenBranch) -> bool:

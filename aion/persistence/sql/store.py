@@ -288,6 +288,12 @@ class SQLStore(Store):
         row = await self._fetchrow(self.sql.replication_watermark, (source_cluster, shard_id))
         return int(row[0]) if row else 0
 
+    async def advance_replication_watermark(
+        self, source_cluster: str, shard_id: int, task_id: int
+    ) -> None:
+        args = (source_cluster, shard_id, task_id, time.time_ns())
+        await self._execute(self.sql.upsert_replication_watermark, args)
+
     async def replication_watermarks(self) -> list[ReplicationProgress]:
         rows = await self._fetch(self.sql.replication_watermarks)
         return [ReplicationProgress(*row) for row in rows]
