@@ -1,8 +1,9 @@
 """Conflict resolution between two clusters (docs/global-namespaces.md, "Conflict resolution"):
 replication cut, both clusters made active and a workflow signalled on each, then reconnected.
 The branch whose last version is the higher wins on both clusters; the other cluster's branch is
-hidden, still readable with `aion replication branches`, and its signal is re-applied on the
-winner, so that both clusters end with the same history holding both signals."""
+hidden, still readable with `aion replication branches`, and its signals and accepted updates are
+re-applied on the winner (an update whose id the winner knows is not), so that both clusters end
+with the same history."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.api.enums.v1 import event_type_pb2
@@ -31,6 +36,11 @@ from tests.test_global_namespaces import (
 from tests.test_history_replication import REPLICATED_S, _histories_equal, _history
 
 ET = event_type_pb2.EventType
+WORKFLOW_TASK_EVENTS = (
+    ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    ET.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ET.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+)
 
 
 @workflow.defn
@@ -43,6 +53,11 @@ class Collector:
     @workflow.signal
     def add(self, value: str) -> None:
         self.values.append(value)
+
+    @workflow.update
+    def add_by_update(self, value: str) -> list[str]:
+        self.values.append(value)
+        return self.values
 
     @workflow.run
     async def run(self) -> list[str]:
@@ -66,17 +81,21 @@ async def _events(
     return [history_pb.HistoryEvent.FromString(e) for e in await _history(cluster, namespace, run)]
 
 
-async def _settled(cluster: Cluster, namespace: str, run: tuple[str, str], signals: int) -> None:
-    """Wait until the run on `cluster` has `signals` signals and its last event completes a
-    workflow task."""
+async def _settled(
+    cluster: Cluster, namespace: str, run: tuple[str, str], signals: int, updates: int = 0
+) -> None:
+    """Wait until the run on `cluster` has `signals` signals and `updates` completed updates and
+    its last workflow task has completed."""
 
     async def settled() -> bool | None:
         events = await _events(cluster, namespace, run)
-        signalled = [e for e in events if e.event_type == ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
-        last = events[-1].event_type
+        types = [e.event_type for e in events]
+        tasks = [t for t in types if t in WORKFLOW_TASK_EVENTS]
         return (
             True
-            if len(signalled) == signals and last == ET.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+            if types.count(ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) == signals
+            and types.count(ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) == updates
+            and tasks[-1] == ET.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
             else None
         )
 
@@ -119,13 +138,26 @@ def _branches(cluster: Cluster, namespace: str, workflow_id: str) -> dict[str, o
     return answer
 
 
-async def test_split_brain_ends_with_one_history_and_both_signals(
-    clusters: Clusters,  # noqa: F811 (the fixture imported above)
-) -> None:
-    namespace = await _register_global(clusters)
-    a = await Client.connect(clusters.a.server.address, namespace=namespace)
-    b = await Client.connect(clusters.b.server.address, namespace=namespace)
-    task_queue, workflow_id = unique("conflict"), unique("wf")
+@dataclass
+class SplitBrain:
+    """A Collector run started on A, then the split: both clusters active, neither replicating."""
+
+    namespace: str
+    a: Client
+    b: Client
+    run: tuple[str, str]
+
+
+@asynccontextmanager
+async def _split_brain(pair: Clusters) -> AsyncIterator[SplitBrain]:
+    """Start a Collector on A with workers on both clusters, wait until both hold its first
+    workflow task, then cut replication both ways and make B active (version 2) while A still
+    is (version 1). (B fails over while it still knows A: Temporal refuses a namespace naming a
+    cluster whose connection is disabled.)"""
+    namespace = await _register_global(pair)
+    a = await Client.connect(pair.a.server.address, namespace=namespace)
+    b = await Client.connect(pair.b.server.address, namespace=namespace)
+    task_queue = unique("conflict")
     workers = [
         Worker(
             client,
@@ -136,31 +168,54 @@ async def test_split_brain_ends_with_one_history_and_both_signals(
         for client in (a, b)
     ]
     async with workers[0], workers[1]:
+        workflow_id = unique("wf")
         handle = await a.start_workflow(
             Collector.run, id=workflow_id, task_queue=task_queue, task_timeout=timedelta(seconds=4)
         )
         run = (workflow_id, handle.result_run_id or "")
-        await _settled(clusters.a, namespace, run, 0)
-        await _histories_equal(clusters, namespace)
+        await _settled(pair.a, namespace, run, 0)
+        await _histories_equal(pair, namespace)
 
-        # Cut, B made active (version 2) while A still is (version 1), a signal on each. (B
-        # fails over while it still knows A: Temporal refuses a namespace naming a cluster
-        # whose connection is disabled.)
-        await _connect(clusters.a, clusters.b, False)
-        await clusters.b.cli.ok(
+        await _connect(pair.a, pair.b, False)
+        await pair.b.cli.ok(
             "operator", "namespace", "update", "-n", namespace, "--active-cluster", "B"
         )
-        await _replicated(clusters.b, namespace, 2)
-        await _connect(clusters.b, clusters.a, False)
+        await _replicated(pair.b, namespace, 2)
+        await _connect(pair.b, pair.a, False)
+        yield SplitBrain(namespace, a, b, run)
+
+
+async def _reconnect(pair: Clusters, namespace: str) -> None:
+    await _connect(pair.a, pair.b, True)
+    await _connect(pair.b, pair.a, True)
+    await _replicated(pair.a, namespace, 2)
+
+
+async def _hidden_events(
+    cluster: Cluster, namespace: str, workflow_id: str
+) -> list[dict[str, Any]]:
+    """The events of the run's one hidden branch on `cluster`, which was re-applied."""
+    branches = await asyncio.to_thread(_branches, cluster, namespace, workflow_id)
+    [hidden] = branches["branches"]  # type: ignore[misc]
+    assert hidden["reapplied"] is True
+    events: list[dict[str, Any]] = hidden["events"]
+    return events
+
+
+async def test_split_brain_ends_with_one_history_and_both_signals(
+    clusters: Clusters,  # noqa: F811 (the fixture imported above)
+) -> None:
+    async with _split_brain(clusters) as split:
+        namespace, run = split.namespace, split.run
+        workflow_id = run[0]
+        a, b = split.a, split.b
         await a.get_workflow_handle(workflow_id).signal(Collector.add, "from-A")
         await b.get_workflow_handle(workflow_id).signal(Collector.add, "from-B")
         await _settled(clusters.a, namespace, run, 1)
         await _settled(clusters.b, namespace, run, 1)
 
         # Reconnected: B's branch (version 2) wins on both; A's signal is re-applied on B.
-        await _connect(clusters.a, clusters.b, True)
-        await _connect(clusters.b, clusters.a, True)
-        await _replicated(clusters.a, namespace, 2)
+        await _reconnect(clusters, namespace)
         await _settled(clusters.b, namespace, run, 2)
         await b.get_workflow_handle(workflow_id).signal(Collector.add, "finish")
         result = await b.get_workflow_handle(workflow_id).result()
@@ -170,13 +225,52 @@ async def test_split_brain_ends_with_one_history_and_both_signals(
         signals = _signals(await _events(cluster, namespace, run))
         assert signals == [("from-B", 2), ("from-A", 2), ("finish", 2)]
 
-    branches = await asyncio.to_thread(_branches, clusters.a, namespace, workflow_id)
-    [hidden] = branches["branches"]  # type: ignore[misc]
-    assert hidden["reapplied"] is True
+    hidden = await _hidden_events(clusters.a, namespace, workflow_id)
     hidden_signals = [
-        e for e in hidden["events"] if e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED"
+        e for e in hidden if e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED"
     ]
     assert [int(e["version"]) for e in hidden_signals] == [1]
     assert (await asyncio.to_thread(_branches, clusters.b, namespace, workflow_id))[
         "branches"
     ] == []
+
+
+async def test_split_brain_reapplies_updates_whose_id_the_winner_does_not_know(
+    clusters: Clusters,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """Temporal's rule: an update accepted on the losing branch is admitted again on the winner
+    with its request (the worker there runs the handler), unless the winner already has an
+    update with that id."""
+    async with _split_brain(clusters) as split:
+        namespace, run = split.namespace, split.run
+        workflow_id = run[0]
+        a, b = split.a, split.b
+        on_a, on_b = a.get_workflow_handle(workflow_id), b.get_workflow_handle(workflow_id)
+        await on_a.execute_update(Collector.add_by_update, "only-A", id="only-on-A")
+        await on_a.execute_update(Collector.add_by_update, "shared-A", id="shared")
+        await on_b.execute_update(Collector.add_by_update, "shared-B", id="shared")
+        await _settled(clusters.a, namespace, run, 0, updates=2)
+        await _settled(clusters.b, namespace, run, 0, updates=1)
+
+        # Reconnected: B's branch wins; "only-on-A" runs again on B, "shared" does not.
+        await _reconnect(clusters, namespace)
+        await _settled(clusters.b, namespace, run, 0, updates=2)
+        await on_b.signal(Collector.add, "finish")
+        result = await on_b.result()
+    assert result == ["shared-B", "only-A", "finish"]
+    await _histories_equal(clusters, namespace)
+    for cluster in (clusters.a, clusters.b):
+        accepted = [
+            (e.workflow_execution_update_accepted_event_attributes.protocol_instance_id, e.version)
+            for e in await _events(cluster, namespace, run)
+            if e.event_type == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        ]
+        assert accepted == [("shared", 2), ("only-on-A", 2)]
+
+    hidden = await _hidden_events(clusters.a, namespace, workflow_id)
+    hidden_accepted = [
+        (e["workflowExecutionUpdateAcceptedEventAttributes"]["protocolInstanceId"], e["version"])
+        for e in hidden
+        if e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
+    ]
+    assert [(i, int(v)) for i, v in hidden_accepted] == [("only-on-A", 1), ("shared", 1)]

@@ -1,7 +1,12 @@
 """Re-apply the events of a hidden branch (one that lost a conflict between clusters) on the
-winning branch, as Temporal's ReapplyEvents does: its signals, cancel requests and terminations
-happen again on the run, at this (the active) cluster's version. A signal keeps its request id,
-so applying a branch twice signals once."""
+winning branch, as Temporal's ReapplyEvents does: its signals, accepted updates, cancel requests
+and terminations happen again on the run, at this (the active) cluster's version. A signal keeps
+its request id, so applying a branch twice signals once; an update is admitted again with its
+original request unless the run already knows its id (admitted, accepted or completed there).
+
+Aion admits updates in memory only (no WorkflowExecutionUpdateAdmitted event, unlike Temporal's
+re-application): a re-applied update not yet accepted is lost if the run's state is dropped
+(restart, eviction) before a worker accepts it."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from aion.history.mutable_state import MutableState
 ET = event_type_pb2.EventType
 REAPPLIED = (
     ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
     ET.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
 )
@@ -47,6 +53,13 @@ async def reapply_events(
                     signal.identity,
                     signal.request_id or f"reapplied-{event.event_id}@v{event.version}",
                 )
+            elif event.event_type == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                accepted = event.workflow_execution_update_accepted_event_attributes
+                request = accepted.accepted_request
+                if accepted.HasField("accepted_request") and (
+                    ms.updates.find(request.meta.update_id) is None
+                ):
+                    ms.updates.admit_again(request)
             elif event.event_type == ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
                 cancel = event.workflow_execution_cancel_requested_event_attributes
                 deliver_cancel(ms, cancel.cause, cancel.identity)

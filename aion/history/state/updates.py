@@ -214,6 +214,11 @@ class Updates:
     def admit(self, request: update_pb.Request) -> Update:
         """Admit a new update (nothing is written) and make sure a workflow task carries it."""
         self._check_limits(request)
+        return self.admit_again(request)
+
+    def admit_again(self, request: update_pb.Request) -> Update:
+        """Admit an update that was admitted once already (accepted on a branch that lost a
+        conflict between clusters), past the limits: as `admit`, in memory only."""
         update = Update(request.meta.update_id, request)
         self.in_flight[update.update_id] = update
         if not self._workflow_task.pending:
