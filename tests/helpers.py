@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -29,6 +31,19 @@ PG_ADMIN_DSN = os.environ.get("AION_TEST_PG_DSN", "postgresql://postgres@127.0.0
 # Set by scripts/test, which makes sure a PostgreSQL server answers: there an unreachable one is
 # a failure, not a skip.
 REQUIRE_PG = os.environ.get("AION_REQUIRE_PG", "") not in ("", "0")
+
+
+async def aion_command(*args: str) -> tuple[int, str, str]:
+    """`python -m aion ARGS` run to its end: (exit status, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "aion", *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 def unique(prefix: str) -> str:

@@ -7,10 +7,7 @@ with the same history."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,7 +30,12 @@ from tests.test_global_namespaces import (
     clusters,  # noqa: F401 (the fixture: clusters A and B, connected both ways)
     eventually,
 )
-from tests.test_history_replication import REPLICATED_S, _histories_equal, _history
+from tests.test_history_replication import (
+    REPLICATED_S,
+    _histories_equal,
+    _history,
+    _replication_command,
+)
 
 ET = event_type_pb2.EventType
 WORKFLOW_TASK_EVENTS = (
@@ -63,6 +65,19 @@ class Collector:
     async def run(self) -> list[str]:
         await workflow.wait_condition(lambda: "finish" in self.values)
         return self.values
+
+
+def collector_workers(clients: list[Client], task_queue: str) -> list[Worker]:
+    """A worker of `Collector` on each client (one per cluster)."""
+    return [
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[Collector],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        )
+        for client in clients
+    ]
 
 
 async def _connect(cluster: Cluster, other: Cluster, enabled: bool) -> None:
@@ -114,28 +129,9 @@ def _signals(events: list[history_pb.HistoryEvent]) -> list[tuple[str, int]]:
     ]
 
 
-def _branches(cluster: Cluster, namespace: str, workflow_id: str) -> dict[str, object]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aion",
-            "replication",
-            "branches",
-            "--address",
-            cluster.server.address,
-            "-n",
-            namespace,
-            "-w",
-            workflow_id,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    answer: dict[str, object] = json.loads(done.stdout)
-    return answer
+async def _branches(cluster: Cluster, namespace: str, workflow_id: str) -> Any:
+    """`aion replication branches` of the workflow's current run on `cluster`."""
+    return await _replication_command(cluster, "branches", "-n", namespace, "-w", workflow_id)
 
 
 @dataclass
@@ -158,15 +154,7 @@ async def _split_brain(pair: Clusters) -> AsyncIterator[SplitBrain]:
     a = await Client.connect(pair.a.server.address, namespace=namespace)
     b = await Client.connect(pair.b.server.address, namespace=namespace)
     task_queue = unique("conflict")
-    workers = [
-        Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[Collector],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        )
-        for client in (a, b)
-    ]
+    workers = collector_workers([a, b], task_queue)
     async with workers[0], workers[1]:
         workflow_id = unique("wf")
         handle = await a.start_workflow(
@@ -195,7 +183,7 @@ async def _hidden_events(
     cluster: Cluster, namespace: str, workflow_id: str
 ) -> list[dict[str, Any]]:
     """The events of the run's one hidden branch on `cluster`, which was re-applied."""
-    branches = await asyncio.to_thread(_branches, cluster, namespace, workflow_id)
+    branches = await _branches(cluster, namespace, workflow_id)
     [hidden] = branches["branches"]  # type: ignore[misc]
     assert hidden["reapplied"] is True
     events: list[dict[str, Any]] = hidden["events"]
@@ -230,9 +218,7 @@ async def test_split_brain_ends_with_one_history_and_both_signals(
         e for e in hidden if e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED"
     ]
     assert [int(e["version"]) for e in hidden_signals] == [1]
-    assert (await asyncio.to_thread(_branches, clusters.b, namespace, workflow_id))[
-        "branches"
-    ] == []
+    assert (await _branches(clusters.b, namespace, workflow_id))["branches"] == []
 
 
 async def test_split_brain_reapplies_updates_whose_id_the_winner_does_not_know(

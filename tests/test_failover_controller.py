@@ -17,11 +17,10 @@ import time
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.helpers import unique
 from tests.servers import ROOT
-from tests.test_conflict_resolution import Collector, _events, _signals
+from tests.test_conflict_resolution import Collector, _events, _signals, collector_workers
 from tests.test_global_namespaces import (
     Clusters,
     _register_global,
@@ -61,15 +60,7 @@ async def test_a_killed_active_cluster_is_failed_over_and_nothing_acknowledged_i
     b = await Client.connect(clusters.b.server.address, namespace=namespace)
     task_queue = unique("hybrid")
     ids = [unique("wf") for _ in range(WORKFLOWS)]
-    workers = [
-        Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[Collector],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        )
-        for client in (a, b)
-    ]
+    workers = collector_workers([a, b], task_queue)
     controller = _controller(namespace, clusters)
     try:
         async with workers[0], workers[1]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -24,7 +23,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from tests import test_history_replication
-from tests.helpers import unique
+from tests.helpers import aion_command, unique
 from tests.test_global_namespaces import (
     Cluster,
     Clusters,
@@ -88,16 +87,10 @@ async def _aion_failover(
     clusters: Clusters, namespace: str, mode: str, timeout: str
 ) -> tuple[int, str, str]:
     """`aion namespace failover` on A, to B: its exit code, output and errors."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "aion", "namespace", "failover", "-n", namespace, "--to", "B"),
+    return await aion_command(
+        *("namespace", "failover", "-n", namespace, "--to", "B"),
         *("--mode", mode, "--timeout", timeout, "--address", clusters.a.server.address),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_handover_state_holds_calls(clusters: MeteredClusters) -> None:

@@ -11,7 +11,6 @@ import json
 import logging
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
@@ -32,7 +31,7 @@ from temporalio.common import RetryPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.helpers import Storage, fresh_storage, unique
+from tests.helpers import Storage, aion_command, fresh_storage, unique
 from tests.metrics_scrape import scrape
 from tests.servers import free_port
 from tests.test_global_namespaces import (
@@ -493,14 +492,8 @@ async def _dlq(clusters: MeteredClusters, action: str) -> Any:
 
 async def _replication_command(cluster: Cluster, *args: str) -> Any:
     """`aion replication ARGS` on `cluster`: its JSON answer."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "aion", "replication", *args, "--address", cluster.server.address),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
+    code, out, err = await aion_command("replication", *args, "--address", cluster.server.address)
+    assert code == 0, err
     return json.loads(out)
 
 

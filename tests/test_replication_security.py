@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from tests.auth_support import Pki
-from tests.helpers import fresh_storage, unique
+from tests.helpers import aion_command, fresh_storage, unique
 from tests.servers import AionProcess
 from tests.test_global_namespaces import _cluster_args, eventually, start_request
 
@@ -112,17 +111,8 @@ async def _status(clusters: SecuredClusters, name: str, *extra: str) -> tuple[in
     """`aion replication status` on cluster `name` over TLS: (exit status, stdout, stderr)."""
     cert, key = clusters.client_cert
     tls = ("--tls-ca-path", clusters.pki.ca_path, "--tls-cert-path", cert, "--tls-key-path", key)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "aion", "replication", "status", "--address", clusters.servers[name].address),
-        *tls,
-        *extra,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    address = clusters.servers[name].address
+    return await aion_command("replication", "status", "--address", address, *tls, *extra)
 
 
 async def test_the_admin_command_needs_the_secret(secured: SecuredClusters) -> None:
