@@ -85,13 +85,16 @@ def _signal(client: Client, namespace: str, workflow_id: str, timeout_s: float) 
 
 
 async def _aion_failover(
-    clusters: Clusters, namespace: str, mode: str, timeout: str
+    clusters: Clusters, namespace: str, mode: str, timeout: str, on: Cluster | None = None
 ) -> tuple[int, str, str]:
-    """`aion namespace failover` on A, to B: its exit code, output and errors."""
+    """`aion namespace failover` on cluster `on` (A by default), to the other one: its exit
+    code, output and errors."""
+    source = on or clusters.a
+    target = clusters.a if source is clusters.b else clusters.b
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "aion", "namespace", "failover", "-n", namespace, "--to", "B"),
-        *("--mode", mode, "--timeout", timeout, "--address", clusters.a.server.address),
+        *("-m", "aion", "namespace", "failover", "-n", namespace, "--to", target.name),
+        *("--mode", mode, "--timeout", timeout, "--address", source.server.address),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
