@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import namespace_pb2
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -87,14 +89,17 @@ async def test_failback_is_refused_until_reconciled(
     described = await clusters.b.describe(namespace)
     assert described.replication_config.active_cluster_name == "B"
     assert described.failover_version == 2
+    assert described.replication_config.state == namespace_pb2.REPLICATION_STATE_NORMAL
 
     # Replication flows again: once no lag is left either way, the failback succeeds.
     await clusters.a.upsert(clusters.b)
+    enabled_at = time.monotonic()
 
     async def reconciled() -> bool | None:
         return True if _lag(await _replication_command(clusters.b, "status")) == 0 else None
 
     await eventually(reconciled, REPLICATED_S)
+    reconciled_s = time.monotonic() - enabled_at
     code, out, err = await _aion_failover(clusters, namespace, "graceful", "10s", on=clusters.b)
     assert code == 0, err
     result = json.loads(out)
@@ -111,3 +116,4 @@ async def test_failback_is_refused_until_reconciled(
         results = [await a.get_workflow_handle(w).result() for w in ids]
     assert all(sorted(r) == ["during the outage", "finish"] for r in results), results
     await _histories_equal(clusters, namespace)
+    print(f"\nreconciled {reconciled_s:.2f} s after replication resumed; failback {result}")
