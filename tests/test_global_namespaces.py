@@ -58,12 +58,13 @@ class Cluster:
             rr.DescribeNamespaceRequest(namespace=namespace)
         )
 
-    async def upsert(self, other: Cluster) -> None:
+    async def upsert(self, other: Cluster, replication: bool = True) -> None:
+        """Connect `other` here, with history replication to and from it on or off."""
         await self.client.operator_service.add_or_update_remote_cluster(
             operator_rr.AddOrUpdateRemoteClusterRequest(
                 frontend_address=other.server.address,
                 enable_remote_cluster_connection=True,
-                enable_replication=True,
+                enable_replication=replication,
             )
         )
 

@@ -84,12 +84,15 @@ def _signal(client: Client, namespace: str, workflow_id: str, timeout_s: float) 
 
 
 async def _aion_failover(
-    clusters: Clusters, namespace: str, mode: str, timeout: str
+    clusters: Clusters, namespace: str, mode: str, timeout: str, on: Cluster | None = None
 ) -> tuple[int, str, str]:
-    """`aion namespace failover` on A, to B: its exit code, output and errors."""
+    """`aion namespace failover` on cluster `on` (A by default), to the other one: its exit
+    code, output and errors."""
+    source = on or clusters.a
+    target = clusters.a if source is clusters.b else clusters.b
     return await aion_command(
-        *("namespace", "failover", "-n", namespace, "--to", "B"),
-        *("--mode", mode, "--timeout", timeout, "--address", clusters.a.server.address),
+        *("namespace", "failover", "-n", namespace, "--to", target.name),
+        *("--mode", mode, "--timeout", timeout, "--address", source.server.address),
     )
 
 

@@ -27,6 +27,7 @@ from aion.persistence import (
     NexusEndpointRecord,
     QueueTask,
     RemoteClusterRecord,
+    ReplicationTaskRecord,
     ScheduleRecord,
     SchemaTooNewError,
     ShardCountMismatchError,
@@ -153,6 +154,31 @@ async def test_replication_acks_only_move_forward(store: Store) -> None:
     ]
     assert all(a.update_time_ns > 0 for a in acks)
     assert await store.replication_backlog(0, 7) == (0, 0)
+
+
+async def test_replication_backlog_of_one_namespace(store: Store) -> None:
+    """A shard's replication tasks after a task id, all of them or one namespace's (what a
+    failback checks: the target's tail of that namespace only)."""
+    range_id = await store.acquire_shard(0, "host")
+    for task_id, namespace_id, workflow_id in ((5, "ns", "a"), (6, "other", "b"), (7, "ns", "c")):
+        task = ReplicationTaskRecord(
+            0, task_id, namespace_id, workflow_id, "run", 1, 2, 1, b"{}", "[]", 1
+        )
+        await store.commit(
+            _tx(
+                0,
+                range_id,
+                workflow_id,
+                namespace_id=namespace_id,
+                events=[(1, b"e1")],
+                replication_task=task,
+            )
+        )
+    assert await store.replication_backlog(0, 0) == (3, 7)
+    assert await store.replication_backlog(0, 0, "ns") == (2, 7)
+    assert await store.replication_backlog(0, 5, "ns") == (1, 7)
+    assert await store.replication_backlog(0, 0, "other") == (1, 6)
+    assert await store.replication_backlog(0, 6, "other") == (0, 0)
 
 
 async def test_round_trip(store: Store) -> None:

@@ -555,9 +555,11 @@ class Store(abc.ABC):
         """Every other cluster's acknowledgement of this one's shards."""
 
     @abc.abstractmethod
-    async def replication_backlog(self, shard_id: int, after_task_id: int) -> tuple[int, int]:
+    async def replication_backlog(
+        self, shard_id: int, after_task_id: int, namespace_id: str = ""
+    ) -> tuple[int, int]:
         """(count, highest task id; 0 without any) of the shard's replication tasks after
-        `after_task_id`."""
+        `after_task_id` (of the namespace `namespace_id` only, when given)."""
 
     @abc.abstractmethod
     async def add_to_replication_dlq(

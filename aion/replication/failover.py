@@ -4,7 +4,9 @@
 - `forced`: the target cluster becomes active at once (what `UpdateNamespace` with an active
   cluster does); what has not replicated yet meets the target's version when it arrives.
 - `graceful`: the namespace enters REPLICATION_STATE_HANDOVER, so calls on it are held and its
-  executions do not change; every shard's replication watermark (its last replication task
+  executions do not change; if the target has replication tasks of the namespace not applied
+  here (its unreplicated tail: a failback before the clusters reconciled after an outage), the
+  failover is refused with FAILED_PRECONDITION; otherwise every shard's replication watermark (its last replication task
   id) is recorded once the transitions already committing have landed; when the target has
   applied every shard up to its watermark, the target becomes active (and the state NORMAL).
   On timeout or failure the state returns to NORMAL with this cluster still active. No history
@@ -19,9 +21,9 @@ import argparse
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from temporalio.api.enums.v1 import namespace_pb2
@@ -35,6 +37,7 @@ from aion.persistence import Store
 from aion.replication.commands import add_connection_flags, call
 from aion.replication.remote import SERVICE, RemoteClusters
 from aion.replication.service import ReplicationCallers
+from aion.replication.status import Backlog
 
 if TYPE_CHECKING:
     from aion.auth.audit import AuditLog
@@ -47,6 +50,7 @@ DEFAULT_TIMEOUT_S = 10.0
 ACK_CHECK_S = 0.1  # how often the target's watermarks are read during a handover
 ACK_CALL_S = 2.0  # the longest one read of them may take
 OPERATION = "NamespaceFailover"
+T = TypeVar("T")
 
 
 @dataclass
@@ -62,6 +66,29 @@ class FailoverResult:
     """How long the namespace was in handover (graceful)."""
     watermarks: dict[int, int] = field(default_factory=dict)
     """Shard id -> last replication task id the target had to apply (graceful)."""
+
+
+class _TimedOut(Exception):
+    """A graceful failover's wait passed its deadline (`str`: what it was waiting for)."""
+
+
+async def _poll(
+    ask: Callable[[float], Awaitable[T | None]], until: float, waiting_for: Callable[[], str]
+) -> T:
+    """The first answer of `ask(timeout)` that is not None (a gRPC error counts as None), asked
+    every ACK_CHECK_S; `_TimedOut` with `waiting_for()` at `until`."""
+    loop = asyncio.get_running_loop()
+    while True:
+        remaining = until - loop.time()
+        if remaining <= 0:
+            raise _TimedOut(waiting_for())
+        try:
+            answer = await ask(min(remaining, ACK_CALL_S))
+        except grpc.aio.AioRpcError:
+            answer = None
+        if answer is not None:
+            return answer
+        await asyncio.sleep(min(ACK_CHECK_S, max(0.0, until - loop.time())))
 
 
 class NamespaceFailovers:
@@ -150,9 +177,16 @@ class NamespaceFailovers:
         try:
             # Transitions that passed their check before the handover began land first.
             await self.store.commits_landed()
+            await self._reconciled(ns, target, started + timeout_s)
             watermarks = await self.store.last_replication_task_ids()
-            await self._until_applied(ns.name, target, watermarks, started + timeout_s)
+            await self._until_applied(target, watermarks, started + timeout_s)
             switched = await self._switch(ns, target)
+        except _TimedOut as e:
+            await self._set_state(ns.name, namespace_pb2.REPLICATION_STATE_NORMAL)
+            raise errors.DeadlineExceeded(
+                f"Graceful failover of namespace {ns.name} to {target} timed out: {e}; the "
+                f"namespace stays active in {self.clusters.current_name}."
+            ) from None
         except BaseException:
             await self._set_state(ns.name, namespace_pb2.REPLICATION_STATE_NORMAL)
             raise
@@ -168,32 +202,61 @@ class NamespaceFailovers:
             watermarks,
         )
 
-    async def _until_applied(
-        self, namespace: str, target: str, watermarks: dict[int, int], until: float
-    ) -> None:
+    async def _reconciled(self, ns: Namespace, target: str, until: float) -> None:
+        """Refuse (FAILED_PRECONDITION) when `target` has replication tasks of the namespace
+        this cluster has not applied (its tail from when it was active, e.g. before an outage
+        and a forced failover): a failback waits for the clusters to reconcile. A target that
+        does not answer is asked again until `until` (DEADLINE_EXCEEDED then)."""
+        remote = self.clusters.remote(target)
+        assert remote is not None
+        current = self.clusters.current_name
+
+        async def ask(timeout: float) -> Backlog:
+            applied = {
+                w.shard_id: w.task_id
+                for w in await self.store.replication_watermarks()
+                if w.cluster == target
+            }
+            shards = {s: applied.get(s, 0) for s in range(remote.history_shard_count)}
+            return await self.remotes.backlog(remote.address, shards, ns.id, timeout)
+
+        backlog = await _poll(
+            ask,
+            until,
+            lambda: (
+                f"{target} did not answer whether {current} has applied its replication "
+                "of the namespace"
+            ),
+        )
+        pending = sum(lag for _, lag in backlog.values())
+        if pending:
+            raise errors.FailedPrecondition(
+                f"Cluster {target} has {pending} replication tasks of namespace {ns.name} that "
+                f"{current} has not applied yet: the clusters are not reconciled; fail back "
+                "once `aion replication status` shows no lag either way."
+            )
+
+    async def _until_applied(self, target: str, watermarks: dict[int, int], until: float) -> None:
         """Return once `target` has applied every shard up to its watermark; DEADLINE_EXCEEDED
         at `until` (the target unreachable meanwhile counts as not applied)."""
-        loop = asyncio.get_running_loop()
         remote = self.clusters.remote(target)
         assert remote is not None
         behind = dict(watermarks)
-        while behind:
-            remaining = until - loop.time()
-            if remaining <= 0:
-                raise errors.DeadlineExceeded(
-                    f"Graceful failover of namespace {namespace} to {target} timed out: {target} "
-                    f"has not applied the replication of shards {sorted(behind)} up to their "
-                    f"watermarks; the namespace stays active in {self.clusters.current_name}."
-                )
-            try:
-                applied = await self.remotes.watermarks(
-                    remote.address, sorted(behind), min(remaining, ACK_CALL_S)
-                )
-            except grpc.aio.AioRpcError:
-                applied = {}
+
+        async def ask(timeout: float) -> bool | None:
+            nonlocal behind
+            applied = await self.remotes.watermarks(remote.address, sorted(behind), timeout)
             behind = {s: w for s, w in behind.items() if applied.get(s, 0) < w}
-            if behind:
-                await asyncio.sleep(min(ACK_CHECK_S, max(0.0, until - loop.time())))
+            return None if behind else True
+
+        await _poll(
+            ask,
+            until,
+            lambda: (
+                f"{target} has not applied the replication of shards {sorted(behind)} up to "
+                "their watermarks"
+            ),
+        )
 
     async def _set_state(
         self, namespace: str, state: namespace_pb2.ReplicationState.ValueType

@@ -125,11 +125,21 @@ class RemoteClusters:
         request = {"execution": list(key), "events": [_pack(e) for e in events]}
         await self._call(address, REAPPLY_METHOD, request)
 
-    async def backlog(self, address: str, applied: dict[int, int]) -> dict[int, tuple[int, int]]:
+    async def backlog(
+        self,
+        address: str,
+        applied: dict[int, int],
+        namespace_id: str = "",
+        timeout: float = CALL_TIMEOUT_S,
+    ) -> dict[int, tuple[int, int]]:
         """Per shard of the cluster at `address`: its highest replication task id and how many
-        of its tasks follow `applied` (shard id -> the task id applied here)."""
-        request = {"applied": {str(shard): task_id for shard, task_id in applied.items()}}
-        answer = await self._call(address, BACKLOG_METHOD, request)
+        of its tasks follow `applied` (shard id -> the task id applied here), of the namespace
+        `namespace_id` only when given."""
+        request = {
+            "applied": {str(shard): task_id for shard, task_id in applied.items()},
+            "namespace_id": namespace_id,
+        }
+        answer = await self._call(address, BACKLOG_METHOD, request, timeout)
         return {int(shard): (highest, lag) for shard, (highest, lag) in answer["shards"].items()}
 
     async def watermarks(

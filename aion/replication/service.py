@@ -95,7 +95,9 @@ def replication_handler(
     `Namespaces` answers, to the cluster named in the request, every global namespace it is one
     of the clusters of, as stored here; `Tasks` a shard's replication tasks after the task id
     the caller has applied, with their events; `History` an execution's events from an id;
-    `Backlog` the highest task id of each shard and the tasks after those the caller applied;
+    `Backlog` the highest task id of each shard and the tasks after those the caller applied
+    (of one namespace, when the request names its id); `Tasks` is refused to a cluster this one
+    has replication to disabled;
     `DLQ` lists, purges or merges this cluster's replication DLQ (`aion replication dlq`);
     `Status` where replication stands here, per shard (`aion replication status`); `Reapply`
     re-applies on a run the events of a branch that lost a conflict on the calling cluster
@@ -115,6 +117,13 @@ def replication_handler(
     async def tasks(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         args = json.loads(request)
         shard_id, after = args["shard_id"], args["after_task_id"]
+        caller = namespaces.clusters.remote(args["cluster"])
+        if caller is None or not caller.replication_enabled:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Replication to cluster {args['cluster']} is not enabled on cluster "
+                f"{namespaces.clusters.current_name}.",
+            )
         await acks.acknowledged(args["cluster"], shard_id, after)
         found = await store.read_replication_tasks(shard_id, after, min(args["limit"], MAX_TASKS))
         answer = []
@@ -173,8 +182,9 @@ def replication_handler(
         ).encode()
 
     async def backlog(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        applied = {int(shard): task_id for shard, task_id in json.loads(request)["applied"].items()}
-        found = await status.backlog(store, applied)
+        args = json.loads(request)
+        applied = {int(shard): task_id for shard, task_id in args["applied"].items()}
+        found = await status.backlog(store, applied, args.get("namespace_id", ""))
         return json.dumps({"shards": {str(shard): list(v) for shard, v in found.items()}}).encode()
 
     async def replication_status(request: bytes, context: grpc.aio.ServicerContext) -> bytes:

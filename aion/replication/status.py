@@ -28,12 +28,13 @@ def _time(ns: int) -> str | None:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat() if ns else None
 
 
-async def backlog(store: Store, applied: dict[int, int]) -> Backlog:
+async def backlog(store: Store, applied: dict[int, int], namespace_id: str = "") -> Backlog:
     """Per shard of this cluster: its highest replication task id and how many tasks follow
-    the one `applied` says the asking cluster has applied."""
+    the one `applied` says the asking cluster has applied (of namespace `namespace_id` only,
+    when given)."""
     found = {}
     for shard_id, task_id in applied.items():
-        pending, highest = await store.replication_backlog(shard_id, task_id)
+        pending, highest = await store.replication_backlog(shard_id, task_id, namespace_id)
         found[shard_id] = (max(highest, task_id), pending)
     return found
 

@@ -396,6 +396,10 @@ class Statements:
         self.replication_backlog = q(
             "SELECT COUNT(*), MAX(task_id) FROM replication_tasks WHERE shard_id = ? AND task_id > ?"
         )
+        self.replication_backlog_of_namespace = q(
+            "SELECT COUNT(*), MAX(task_id) FROM replication_tasks"
+            " WHERE shard_id = ? AND task_id > ? AND namespace_id = ?"
+        )
 
         self.insert_replication_dlq = q(_insert_new("replication_dlq", REPLICATION_DLQ))
         self.list_replication_dlq = q(

@@ -308,8 +308,14 @@ class SQLStore(Store):
         rows = await self._fetch(self.sql.replication_acks)
         return [ReplicationProgress(*row) for row in rows]
 
-    async def replication_backlog(self, shard_id: int, after_task_id: int) -> tuple[int, int]:
-        row = await self._fetchrow(self.sql.replication_backlog, (shard_id, after_task_id))
+    async def replication_backlog(
+        self, shard_id: int, after_task_id: int, namespace_id: str = ""
+    ) -> tuple[int, int]:
+        if namespace_id:
+            args: tuple[object, ...] = (shard_id, after_task_id, namespace_id)
+            row = await self._fetchrow(self.sql.replication_backlog_of_namespace, args)
+        else:
+            row = await self._fetchrow(self.sql.replication_backlog, (shard_id, after_task_id))
         return (int(row[0]), int(row[1] or 0)) if row else (0, 0)
 
     async def add_to_replication_dlq(
