@@ -46,6 +46,11 @@ class TwoProcessClusters(Clusters):
     a_dsn: str
 
 
+# The second process takes its shards within seconds alone; under a whole suite's load it has
+# taken more than 30 s once.
+SPLIT_S = 90.0
+
+
 @pytest.fixture(scope="module")
 async def clusters() -> AsyncIterator[TwoProcessClusters]:
     async with AsyncExitStack() as stack:
@@ -77,7 +82,15 @@ async def clusters() -> AsyncIterator[TwoProcessClusters]:
             owners = {owner for owner, _ in (await shard_owners(a_dsn)).values()}
             return True if len(owners) == 2 else None
 
-        await eventually(split, REPLICATED_S)
+        try:
+            await eventually(split, SPLIT_S)
+        except AssertionError:
+            outputs = "".join(
+                f"--- A{i}:\n" + "".join(p.output[-40:]) for i, p in enumerate(a_processes)
+            )
+            raise AssertionError(
+                f"A's shards not split between its processes:\n{outputs}"
+            ) from None
         await a.upsert(b)
         await b.upsert(a)
         yield TwoProcessClusters(a, b, a_processes, ports, a_dsn)
