@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 
+from aion.common.channels import Channels
 from aion.common.durations import GoError, parse_duration
 from aion.replication.commands import SECRET_FILE_ENV
 from aion.replication.remote import SECRET_HEADER, SERVICE, read_secret
@@ -68,18 +69,15 @@ class FailoverController:
         self.interval_s = interval_s
         self.failures = failures
         self.graceful_timeout_s = graceful_timeout_s
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels = Channels()
         self._replication_metadata = ((SECRET_HEADER, secret),) if secret else ()
         self._api_metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
     def _channel(self, address: str) -> grpc.aio.Channel:
-        if address not in self._channels:
-            self._channels[address] = grpc.aio.insecure_channel(address)
-        return self._channels[address]
+        return self._channels.get(address)
 
     async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
+        await self._channels.close()
 
     async def run(self) -> None:
         """Check, and fail over when needed, until cancelled."""
