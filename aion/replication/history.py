@@ -199,16 +199,8 @@ class HistoryReplicator:
         """Re-apply the hidden branch's signals, cancel requests and terminations where its
         namespace is active, and mark it done; whether it was (else it is tried again)."""
         key = (branch.namespace_id, branch.workflow_id, branch.run_id)
-        namespaces = self.engine.namespaces
         try:
-            active = namespaces.by_id(branch.namespace_id).active_cluster
-            remote = namespaces.clusters.remote(active)
-            if active == namespaces.clusters.current_name:
-                await reapply_events(self.engine, key, reapplicable(branch.events))
-            elif remote is not None:
-                await self.remotes.reapply(remote.address, key, branch.events)
-            else:
-                raise errors.Unavailable(f"the active cluster {active} is not connected")
+            active = await self._reapply_where_active(key, branch.events)
             await self.store.mark_reapplied(*key, branch.branch)
         except asyncio.CancelledError:
             raise
@@ -218,6 +210,20 @@ class HistoryReplicator:
             return False
         log.info("re-applied branch %s of %s on cluster %s", branch.branch, key[1], active)
         return True
+
+    async def _reapply_where_active(self, key: tuple[str, str, str], events: list[bytes]) -> str:
+        """Re-apply `events` on the run `key` (its workflow id's current run if no run id) on
+        the cluster where its namespace is active, here or by a `Reapply` call; that cluster."""
+        namespaces = self.engine.namespaces
+        active = namespaces.by_id(key[0]).active_cluster
+        remote = namespaces.clusters.remote(active)
+        if active == namespaces.clusters.current_name:
+            await reapply_events(self.engine, key, reapplicable(events))
+        elif remote is not None:
+            await self.remotes.reapply(remote.address, key, events)
+        else:
+            raise errors.Unavailable(f"the active cluster {active} is not connected")
+        return active
 
     async def _reapply_pending(self, shard_id: int) -> None:
         self._reapply_due.discard(shard_id)
@@ -331,10 +337,16 @@ class HistoryReplicator:
         return {}
 
     async def _apply_and_reapply(self, transition: ReplicatedTransition) -> None:
-        """Apply here; a branch of this cluster's that lost to it is re-applied."""
-        hidden = await self.engine.apply_replicated(transition)
-        if hidden is not None:
-            await self.reapply(hidden)
+        """Apply here; a branch of this cluster's that lost to it is re-applied, and so are the
+        events of a run that lost to the current run of its workflow id (a failure to re-apply
+        those fails the transition: applied again, it re-applies them again)."""
+        applied = await self.engine.apply_replicated(transition)
+        if isinstance(applied, HiddenBranch):
+            await self.reapply(applied)
+        elif applied is not None and reapplicable(applied.events):
+            await self._reapply_where_active(
+                (applied.namespace_id, applied.workflow_id, ""), applied.events
+            )
 
     async def _wait_for_namespace(self, task: ReplicationTaskRecord) -> None:
         """A namespace registered moments ago reaches this cluster by its own pull."""
