@@ -721,9 +721,12 @@ class HistoryEngine:
                 raise ReplicationGap(next_id, events[0][0] if events else state.next_event_id)
             else:
                 ms = self.new_mutable_state(state, old.db_version if old is not None else 0)
+            pointer: CurrentExecution | None = None
             rival: MutableState | None = None
             if ms is not old and (old is None or old.s.zombie):
-                rival = await self._current_rival(key, rival_lock)
+                pointer = await self.store.get_current_execution(key[0], key[1])
+                if pointer is not None and pointer.run_id != key[2]:
+                    rival = await self._locked(pointer, rival_lock)
             hidden: HiddenBranch | None = None
             if rewind is not None:
                 hidden = HiddenBranch(
@@ -741,67 +744,62 @@ class HistoryEngine:
                     task.version,
                 )
             suppressed: ExecutionTransaction | None = None
-            if rival is None:
-                current = _current(ms) if old is None or ms.s.status != old.s.status else None
-                expected = None
-                if old is None:
-                    pointer = await self.store.get_current_execution(*key[:2])
-                    expected = pointer.run_id if pointer is not None else None
-            elif last_write_version(ms.s) >= last_write_version(rival.s):
-                ms.s.zombie = False  # revived, as Temporal does with a zombie that wins
-                current, expected = _current(ms), rival.s.run_id
-                suppressed = self._suppress(rival, last_write_version(ms.s))
-            else:
-                ms.s.zombie = ms.s.status == workflow_pb2.WORKFLOW_EXECUTION_STATUS_RUNNING
-                current = expected = None
-                if old is None:
-                    log.warning(
-                        "replicated run %s of %s lost to the current run %s and is a zombie",
-                        key[2],
-                        key[1],
-                        rival.s.run_id,
-                    )
-            lost = rival is not None and current is None
-            tx = await self._replicated_transaction(ms, old, events, t, current, expected)
-            tx.rewind = rewind
-            first = tx
-            if suppressed is not None:
-                suppressed.new_run, first = tx, suppressed
             try:
+                if rival is None:
+                    current = _current(ms) if old is None or ms.s.status != old.s.status else None
+                    expected = pointer.run_id if old is None and pointer is not None else None
+                elif last_write_version(ms.s) >= last_write_version(rival.s):
+                    ms.s.zombie = False  # revived, as Temporal does with a zombie that wins
+                    current, expected = _current(ms), rival.s.run_id
+                    suppressed = self._suppress(rival, last_write_version(ms.s))
+                else:
+                    ms.s.zombie = ms.s.status == workflow_pb2.WORKFLOW_EXECUTION_STATUS_RUNNING
+                    current = expected = None
+                    if old is None:
+                        log.warning(
+                            "replicated run %s of %s lost to the current run %s: a zombie",
+                            key[2],
+                            key[1],
+                            rival.s.run_id,
+                        )
+                tx = await self._replicated_transaction(ms, old, events, t, current, expected)
+                tx.rewind = rewind
+                first = tx
+                if suppressed is not None:
+                    suppressed.new_run, first = tx, suppressed
                 with self._shard_write(tx.shard_id):
                     await self.store.commit(first)
             except BaseException:
                 self._drop(entry, old or ms)
-                if suppressed is not None and rival is not None:
+                if rival is not None:
+                    rival.effects.clear()
                     self._drop(self._entry(_key_of(rival)), rival)
                 raise
             if suppressed is not None and rival is not None:
                 self._committed(rival, suppressed)
+                _run_effects(rival)
             entry.ms = ms
             self._committed(ms, tx)
             if old is not None and current is None:
                 # The pointer moves only if this run still holds it: read it again when needed.
                 self._current.pop((key[0], key[1]), None)
+        lost = rival is not None and current is None
         if hidden is not None:
             return hidden
         if lost or (old is not None and old.s.zombie and ms is old):
             return ZombieEvents(key[0], key[1], _reapplicable_from_zombie(t))
         return None
 
-    async def _current_rival(
-        self, key: ExecutionKey, lock: contextlib.AsyncExitStack
-    ) -> MutableState | None:
-        """The workflow id's current run if it is another run than `key`'s, locked (in
-        `lock`) and loaded."""
-        pointer = await self.store.get_current_execution(key[0], key[1])
-        if pointer is None or pointer.run_id == key[2]:
-            return None
-        rival_key = (key[0], key[1], pointer.run_id)
-        rival_entry = self._entry(rival_key)
-        await lock.enter_async_context(rival_entry.lock)
-        if rival_entry.ms is None:
-            rival_entry.ms = await self._load(rival_key)
-        return rival_entry.ms
+    async def _locked(
+        self, pointer: CurrentExecution, lock: contextlib.AsyncExitStack
+    ) -> MutableState:
+        """The run `pointer` names, locked (until `lock` closes) and loaded."""
+        key = (pointer.namespace_id, pointer.workflow_id, pointer.run_id)
+        entry = self._entry(key)
+        await lock.enter_async_context(entry.lock)
+        if entry.ms is None:
+            entry.ms = await self._load(key)
+        return entry.ms
 
     def _suppress(self, rival: MutableState, winner_version: int) -> ExecutionTransaction | None:
         """The transition closing a running `rival` that lost to a replicated run of its
