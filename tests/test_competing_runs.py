@@ -14,7 +14,6 @@ from datetime import timedelta
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import failed_cause_pb2, workflow_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
-from temporalio.client import Client
 
 from aion.history.engine import VERSION_CONFLICT
 from tests.helpers import unique
@@ -26,13 +25,12 @@ from tests.test_conflict_resolution import (
     _settled,
     _signals,
     _split_brain,
-    collector_workers,
+    collectors,
     partition,
 )
 from tests.test_global_namespaces import (
     Cluster,
     Clusters,
-    _register_global,
     clusters,  # noqa: F401 (the fixture: clusters A and B, connected both ways)
     eventually,
 )
@@ -61,12 +59,7 @@ async def _current_run(cluster: Cluster, namespace: str, workflow_id: str) -> st
 async def test_the_run_written_last_wins_and_the_other_is_terminated(
     clusters: Clusters,  # noqa: F811 (the fixture imported above)
 ) -> None:
-    namespace = await _register_global(clusters)
-    a = await Client.connect(clusters.a.server.address, namespace=namespace)
-    b = await Client.connect(clusters.b.server.address, namespace=namespace)
-    task_queue = unique("competing")
-    workers = collector_workers([a, b], task_queue)
-    async with workers[0], workers[1]:
+    async with collectors(clusters) as (namespace, a, b, task_queue):
         await partition(clusters, namespace)
         workflow_id = unique("wf")
         timeout = timedelta(seconds=4)

@@ -145,15 +145,23 @@ class SplitBrain:
 
 
 @asynccontextmanager
-async def _split_brain(pair: Clusters) -> AsyncIterator[SplitBrain]:
-    """Start a Collector on A with workers on both clusters, wait until both hold its first
-    workflow task, then `partition` the clusters."""
+async def collectors(pair: Clusters) -> AsyncIterator[tuple[str, Client, Client, str]]:
+    """A new global namespace, a client of it on A and one on B, and a Collector worker on each
+    polling one task queue: (namespace, A's client, B's client, task queue)."""
     namespace = await _register_global(pair)
     a = await Client.connect(pair.a.server.address, namespace=namespace)
     b = await Client.connect(pair.b.server.address, namespace=namespace)
     task_queue = unique("conflict")
     workers = collector_workers([a, b], task_queue)
     async with workers[0], workers[1]:
+        yield namespace, a, b, task_queue
+
+
+@asynccontextmanager
+async def _split_brain(pair: Clusters) -> AsyncIterator[SplitBrain]:
+    """Start a Collector on A with workers on both clusters, wait until both hold its first
+    workflow task, then `partition` the clusters."""
+    async with collectors(pair) as (namespace, a, b, task_queue):
         workflow_id = unique("wf")
         handle = await a.start_workflow(
             Collector.run, id=workflow_id, task_queue=task_queue, task_timeout=timedelta(seconds=4)
