@@ -17,6 +17,7 @@ from aion.history.state.execution import restore, snapshot
 from tests.helpers import unique
 from tests.servers import AionProcess
 from tests.test_global_namespaces import (
+    Cluster,
     Clusters,
     _register_global,
     clusters,  # noqa: F401 (the fixture: clusters A and B, connected both ways)
@@ -61,14 +62,14 @@ def _started_at(state: bytes, version: int) -> bytes:
     return snapshot(s)
 
 
-async def _in_dlq(clusters: Clusters, workflow_id: str) -> list[dict[str, Any]]:
-    """The workflow's tasks in B's replication DLQ."""
-    listed = await _replication_command(clusters.b, "dlq", "list")
+async def _in_dlq(cluster: Cluster, workflow_id: str) -> list[dict[str, Any]]:
+    """The workflow's tasks in the cluster's replication DLQ."""
+    listed = await _replication_command(cluster, "dlq", "list")
     return [t for t in listed["tasks"] if t["workflow_id"] == workflow_id]
 
 
-async def _set_aside(clusters: Clusters, workflow_id: str) -> list[dict[str, Any]] | None:
-    return await _in_dlq(clusters, workflow_id) or None
+async def _set_aside(cluster: Cluster, workflow_id: str) -> list[dict[str, Any]] | None:
+    return await _in_dlq(cluster, workflow_id) or None
 
 
 async def test_an_unresolvable_conflict_goes_to_the_dlq_and_merges_once_repaired(
@@ -100,7 +101,7 @@ async def test_an_unresolvable_conflict_goes_to_the_dlq_and_merges_once_repaired
     finally:
         await asyncio.to_thread(b.start)
 
-    [set_aside] = await eventually(lambda: _set_aside(clusters, broken), REPLICATED_S)
+    [set_aside] = await eventually(lambda: _set_aside(clusters.b, broken), REPLICATED_S)
     assert "UnresolvableConflict" in set_aside["error"] and "share no event" in set_aside["error"]
     await a.start_workflow("Idle", id=after, task_queue=task_queue)
     for workflow_id in (before, after):
@@ -115,10 +116,10 @@ async def test_an_unresolvable_conflict_goes_to_the_dlq_and_merges_once_repaired
 
         await eventually(replicated, REPLICATED_S)
     assert len(await _history(clusters.a, namespace, (broken, run_id))) == 3  # the signal is in
-    assert await _in_dlq(clusters, broken) == [set_aside]  # still set aside, nothing else
+    assert await _in_dlq(clusters.b, broken) == [set_aside]  # still set aside, nothing else
 
     await _set_state(b, run_id, original)
     merged = await _replication_command(clusters.b, "dlq", "merge")
     assert merged == {"merged": 1, "failing": 0}
-    assert await _in_dlq(clusters, broken) == []
+    assert await _in_dlq(clusters.b, broken) == []
     await _histories_equal(clusters, namespace)
