@@ -45,6 +45,7 @@ from aion.history.ports import (
 from aion.history.replication import (
     ReplicatedTransition,
     ReplicationGap,
+    UnresolvableConflict,
     divergence,
     replicated_tasks,
     replication_task,
@@ -661,7 +662,8 @@ class HistoryEngine:
         active), the branch whose last event has the higher version wins: an older transition
         commits only its watermark; a newer one replaces this cluster's events after the common
         one, which are kept hidden and returned, for their signals, cancel requests and
-        terminations to be re-applied on the winning branch."""
+        terminations to be re-applied on the winning branch. Histories that share no event
+        raise UnresolvableConflict (nothing is written)."""
         task = t.task
         key = (task.namespace_id, task.workflow_id, task.run_id)
         entry = self._entry(key)
@@ -671,11 +673,16 @@ class HistoryEngine:
                 with contextlib.suppress(errors.NotFound):
                     old = await self._load(key)
             state = MutableState.restore(task.state)
-            branched = (
-                divergence(old.s.version_history, state.version_history)
-                if old is not None
-                else None
-            )
+            try:
+                branched = (
+                    divergence(old.s.version_history, state.version_history)
+                    if old is not None
+                    else None
+                )
+            except UnresolvableConflict:
+                if old is not None:
+                    self._drop(entry, old)  # the next attempt reads this cluster's copy again
+                raise
             next_id = old.s.next_event_id if old is not None else 1
             rewind: HistoryRewind | None = None
             if branched is not None and branched.theirs_wins:
