@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +45,27 @@ async def aion_command(*args: str) -> tuple[int, str, str]:
     out, err = await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+async def run_sql(server: AionProcess, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run a statement (`?` parameters) on the server's database beside it, as a fault
+    injection; the rows it returns."""
+    if server.dsn is not None:
+        import asyncpg
+
+        connection = await asyncpg.connect(server.dsn)
+        try:
+            numbered = sql.replace("?", "${}").format(*range(1, len(args) + 1))
+            return [tuple(row) for row in await connection.fetch(numbered, *args)]
+        finally:
+            await connection.close()
+    assert server.db_filename is not None
+    connection = sqlite3.connect(server.db_filename, timeout=30)
+    try:
+        with connection:  # commits
+            return connection.execute(sql, args).fetchall()
+    finally:
+        connection.close()
 
 
 def unique(prefix: str) -> str:

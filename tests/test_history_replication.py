@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import signal
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
@@ -18,7 +17,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import message_pb2 as common_pb
@@ -31,7 +29,7 @@ from temporalio.common import RetryPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.helpers import Storage, aion_command, fresh_storage, unique
+from tests.helpers import aion_command, fresh_storage, run_sql, unique
 from tests.metrics_scrape import scrape
 from tests.servers import free_port
 from tests.test_global_namespaces import (
@@ -55,7 +53,6 @@ REPLICATED_S = float(
 @dataclass
 class MeteredClusters(Clusters):
     metrics_ports: dict[str, int]  # cluster name -> its /metrics port
-    storage_b: Storage
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +75,7 @@ async def clusters(
         )
         await a.upsert(b)
         await b.upsert(a)
-        yield MeteredClusters(a, b, ports, storage_b)
+        yield MeteredClusters(a, b, ports)
 
 
 @activity.defn
@@ -406,19 +403,7 @@ async def test_lag_and_latency_are_metrics(clusters: MeteredClusters) -> None:
 
 async def _on_b(clusters: MeteredClusters, sql: str, *args: object) -> None:
     """Run a statement on B's database, beside the running server (the injected fault)."""
-    storage = clusters.storage_b
-    if storage.dsn is not None:
-        connection = await asyncpg.connect(storage.dsn)
-        try:
-            await connection.execute(
-                sql.replace("?", "${}").format(*range(1, len(args) + 1)), *args
-            )
-        finally:
-            await connection.close()
-        return
-    assert storage.db_filename is not None
-    with sqlite3.connect(storage.db_filename, timeout=30) as connection:
-        connection.execute(sql, args)
+    await run_sql(clusters.b.server, sql, *args)
 
 
 async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredClusters) -> None:

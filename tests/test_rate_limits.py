@@ -191,7 +191,7 @@ async def test_a_refusal_for_the_namespace_rate_is_held(tenants: Client) -> None
     assert exhaustion(refused.value) == NAMESPACE_LIMIT
     with pytest.raises(RPCError) as hurried:
         await tenants.workflow_service.start_workflow_execution(
-            start_request(CLOSED), retry=False, timeout=timedelta(seconds=HOLD_S / 2)
+            start_request(CLOSED), retry=False, timeout=timedelta(seconds=HOLD_S * 0.75)
         )
     assert exhaustion(hurried.value) == NAMESPACE_LIMIT
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 from temporalio import activity, workflow
+from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import request_response_pb2 as rr
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -171,6 +173,40 @@ async def test_wait_for_accepted_returns_a_handle_whose_result_arrives_later(
         assert await update.result() == 3
         await handle.signal(Counter.finish)
         assert await handle.result() == 3
+
+
+async def test_reset_run_completes_an_update_accepted_before_the_reset_point(
+    client: Client,
+) -> None:
+    """The reset run rebuilds its updates from the events it copies: an update accepted there
+    is known on the new run, whose worker completes it."""
+    task_queue = unique("tq")
+    async with worker(client, task_queue):
+        handle = await start(client, task_queue)
+        await handle.start_update(
+            Counter.add_when_released, 3, id="kept", wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        with pytest.raises(WorkflowUpdateFailedError):  # one more workflow task
+            await handle.execute_update(Counter.fail, "later")
+        events = (await handle.fetch_history()).events
+        last_task = [
+            e.event_id
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        ][-1]
+        reset = await client.workflow_service.reset_workflow_execution(
+            rr.ResetWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=common_pb.WorkflowExecution(workflow_id=handle.id),
+                workflow_task_finish_event_id=last_task,
+                request_id=unique("reset"),
+            )
+        )
+        new_run = client.get_workflow_handle_for(Counter.run, handle.id, run_id=reset.run_id)
+        await new_run.signal(Counter.release_all)
+        assert await new_run.get_update_handle_for(Counter.add_when_released, "kept").result() == 3
+        await new_run.signal(Counter.finish)
+        assert await new_run.result() == 3
 
 
 async def test_many_concurrent_updates_on_one_workflow(client: Client) -> None:

@@ -72,8 +72,9 @@ PROCESS_DEFAULTS: dict[str, int] = {
 # Refusals held at once per namespace; past it (a flood of concurrent calls rather than one of
 # retries) they are answered at once, so that holding them costs a bounded amount of memory.
 MAX_HELD_REFUSALS = 200
-# A held refusal is answered this long before the call's deadline at the latest, so that the
-# caller still sees RESOURCE_EXHAUSTED rather than DEADLINE_EXCEEDED.
+# A held refusal is answered this long before the call's deadline at the latest (or at half the
+# time left, if that is sooner), so that a busy server still answers RESOURCE_EXHAUSTED before
+# the caller's deadline passes.
 HOLD_DEADLINE_MARGIN_S = 0.05
 PROCESS_BURST_RATIO = 2.0
 # What the reference's dev server (`temporal server start-dev`) raises.
@@ -378,7 +379,7 @@ class FrontendQuotas:
             return
         hold = self.dynamic_config.get(REFUSAL_HOLD_MS, PROCESS_DEFAULTS[REFUSAL_HOLD_MS]) / 1000
         if time_remaining is not None:
-            hold = min(hold, time_remaining - HOLD_DEADLINE_MARGIN_S)
+            hold = min(hold, time_remaining - max(HOLD_DEADLINE_MARGIN_S, time_remaining / 2))
         if hold <= 0:
             return
         self._held[namespace] += 1

@@ -48,6 +48,7 @@ from aion.history.ports import (
 from aion.history.replication import (
     ReplicatedTransition,
     ReplicationGap,
+    UnresolvableConflict,
     ZombieEvents,
     divergence,
     last_write_version,
@@ -675,7 +676,8 @@ class HistoryEngine:
         active), the branch whose last event has the higher version wins: an older transition
         commits only its watermark; a newer one replaces this cluster's events after the common
         one, which are kept hidden and returned, for their signals, cancel requests and
-        terminations to be re-applied on the winning branch.
+        terminations to be re-applied on the winning branch. Histories that share no event
+        raise UnresolvableConflict (nothing is written).
 
         Where the run competes with another run of its workflow id that is current here (both
         clusters started one), the run written last wins, as Temporal's transaction manager
@@ -691,11 +693,16 @@ class HistoryEngine:
                 with contextlib.suppress(errors.NotFound):
                     old = await self._load(key)
             state = MutableState.restore(task.state)
-            branched = (
-                divergence(old.s.version_history, state.version_history)
-                if old is not None
-                else None
-            )
+            try:
+                branched = (
+                    divergence(old.s.version_history, state.version_history)
+                    if old is not None
+                    else None
+                )
+            except UnresolvableConflict:
+                if old is not None:
+                    self._drop(entry, old)  # the next attempt reads this cluster's copy again
+                raise
             next_id = old.s.next_event_id if old is not None else 1
             rewind: HistoryRewind | None = None
             if branched is not None and branched.theirs_wins:

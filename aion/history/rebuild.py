@@ -11,6 +11,7 @@ from aion.history.state.execution import (
     ChildInfo,
     ExecutionState,
     TimerInfo,
+    UpdateRecord,
     WorkflowTaskInfo,
     external_request,
 )
@@ -91,6 +92,16 @@ def _apply(s: ExecutionState, e: history_pb.HistoryEvent) -> None:
         s.timers.pop(e.timer_canceled_event_attributes.timer_id, None)
     elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
         s.cancel_requested = True
+    elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+        update_id = e.workflow_execution_update_admitted_event_attributes.request.meta.update_id
+        s.updates[update_id] = UpdateRecord(admitted_event_id=e.event_id)
+    elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        update_id = e.workflow_execution_update_accepted_event_attributes.protocol_instance_id
+        s.updates.setdefault(update_id, UpdateRecord()).accepted_event_id = e.event_id
+    elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+        update_id = e.workflow_execution_update_completed_event_attributes.meta.update_id
+        if update_id in s.updates:
+            s.updates[update_id].completed_event_id = e.event_id
     elif t == ET.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
         fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
         if s.search_attributes is not None:

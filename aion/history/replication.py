@@ -37,6 +37,13 @@ class ReplicationGap(Exception):
         self.until_event_id = until_event_id
 
 
+class UnresolvableConflict(Exception):
+    """Two histories of one run that conflict resolution cannot reconcile: they share no event
+    (their first events already differ), so there is no common ancestor to keep and branch
+    from. Temporal refuses the same ("no joint point found"); the task fails until the local
+    run is repaired, and reaches the replication DLQ."""
+
+
 @dataclass
 class ReplicatedTransition:
     """A transition of another cluster's execution, with its events and this cluster's
@@ -139,12 +146,17 @@ def divergence(
     ours: list[VersionHistoryItem], theirs: list[VersionHistoryItem]
 ) -> Divergence | None:
     """How the two histories of one run have branched, if they have (neither is a prefix of the
-    other)."""
+    other). UnresolvableConflict when they share no event."""
     if not ours or not theirs:
         return None
     common = common_ancestor(ours, theirs)
     if common >= ours[-1].event_id or common >= theirs[-1].event_id:
         return None
+    if common == 0:
+        raise UnresolvableConflict(
+            f"the histories share no event (this cluster's starts at version {ours[0].version}, "
+            f"the replicated one at version {theirs[0].version}): no common ancestor"
+        )
     branch = f"{ours[-1].event_id}@v{ours[-1].version}"
     return Divergence(common, theirs[-1].version > ours[-1].version, branch)
 

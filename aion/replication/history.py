@@ -6,7 +6,8 @@ Missing events (a gap) are fetched from the source's history first. Where the so
 of a run has branched from this cluster's and wins, this cluster's branch is hidden and its
 signals, cancel requests and terminations are re-applied where the namespace is active (here,
 or by a `Reapply` call to that cluster); a branch not yet re-applied (that cluster unreachable,
-this process restarted) is tried again by its shard's pull loop.
+this process restarted) is tried again by its shard's pull loop, with a growing delay
+(`ReapplyBackoff`), and set aside after repeated failures that are not outages.
 
 A source shard is pulled by the process owning the local shard of the same number modulo this
 cluster's shard count (a `ShardListener`); each transition is applied by the process owning its
@@ -20,9 +21,12 @@ import collections
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from temporalio.api.errordetails.v1.message_pb2 import NamespaceNotActiveFailure
 
 from aion import errors, metrics
 from aion.history.api.reapply_events import reapplicable, reapply_events
@@ -47,6 +51,74 @@ CONCURRENCY = 32  # workflows of one pull applied at a time (their commits share
 MAX_ATTEMPTS = 3  # applies of a task before it goes to the DLQ
 APPLY_OP = "replication.apply"
 CATCH_UP_OP = "replication.catch_up"
+RETRY_BRANCHES_OP = "replication.retry_branches"
+REAPPLY_FIRST_DELAY_S = 1.0  # after a branch's first failed re-apply; doubling after each
+REAPPLY_MAX_DELAY_S = 300.0
+REAPPLY_MAX_FAILURES = 10  # failures that are not outages before a branch is set aside
+
+BranchKey = tuple[str, str, str, str]  # namespace id, workflow id, run id, branch
+
+
+def reapply_delay(failures: int) -> float:
+    """Seconds before a branch whose re-apply failed `failures` times in a row is tried again:
+    1 s, doubling, at most 5 minutes."""
+    return min(REAPPLY_FIRST_DELAY_S * 2 ** (failures - 1), REAPPLY_MAX_DELAY_S)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether a failed re-apply is an outage (a cluster, shard or the database unreachable, a
+    namespace moving) that says nothing of the branch itself."""
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    if isinstance(error, errors.ServiceError) and isinstance(
+        error.details, NamespaceNotActiveFailure
+    ):
+        return True
+    return isinstance(
+        error,
+        (errors.Unavailable, errors.DeadlineExceeded, StoreUnavailableError, OSError, TimeoutError),
+    )
+
+
+@dataclass
+class _Retry:
+    failures: int  # in a row, outages included
+    permanent: int  # of them, failures that are not outages
+    due: float  # monotonic time of the next attempt (inf: set aside)
+
+
+class ReapplyBackoff:
+    """When each hidden branch whose re-apply failed is tried again (`reapply_delay` after its
+    last failure); after REAPPLY_MAX_FAILURES failures that are not outages it is set aside:
+    never again until `release`. Kept in memory: a restart tries every branch again."""
+
+    def __init__(self) -> None:
+        self._retries: dict[BranchKey, _Retry] = {}
+
+    def failed(self, branch: BranchKey, outage: bool, now: float) -> float:
+        """Note a failure; when the branch is due again (inf: it is set aside now)."""
+        retry = self._retries.setdefault(branch, _Retry(0, 0, now))
+        retry.failures += 1
+        retry.permanent += not outage
+        if retry.permanent >= REAPPLY_MAX_FAILURES:
+            retry.due = float("inf")
+        else:
+            retry.due = now + reapply_delay(retry.failures)
+        return retry.due
+
+    def due(self, branch: BranchKey) -> float:
+        """When the branch may be tried (0: now, never failed; inf: set aside)."""
+        retry = self._retries.get(branch)
+        return 0.0 if retry is None else retry.due
+
+    def succeeded(self, branch: BranchKey) -> None:
+        self._retries.pop(branch, None)
+
+    def release(self, shard_of: Callable[[str, str], int], shard_id: int) -> None:
+        """Forget the failures of the shard's branches (`shard_of(namespace id, workflow id)`
+        names a branch's shard), set aside or not: they are tried at once."""
+        for branch in [b for b in self._retries if shard_of(b[0], b[1]) == shard_id]:
+            del self._retries[branch]
 
 
 class HistoryReplicator:
@@ -61,11 +133,13 @@ class HistoryReplicator:
         self._unreachable: set[str] = set()
         self._pulling: dict[tuple[str, int], asyncio.Lock] = {}  # one pull of a shard at a time
         self._failures: dict[tuple[str, int, int], int] = {}  # failed applies of a task
-        self._reapply_due: set[int] = set()  # shards that may hold branches to re-apply
+        # Shards that may hold branches to re-apply, and when (monotonic time).
+        self._reapply_due: dict[int, float] = {}
+        self._backoff = ReapplyBackoff()
 
     async def shard_acquired(self, shard_id: int) -> None:
         if shard_id not in self._loops:
-            self._reapply_due.add(shard_id)
+            self._reapply_due[shard_id] = 0.0
             self._loops[shard_id] = asyncio.get_running_loop().create_task(self._run(shard_id))
 
     def shard_released(self, shard_id: int) -> None:
@@ -73,6 +147,8 @@ class HistoryReplicator:
         if loop is not None:
             loop.cancel()
         self._watermarks = {k: v for k, v in self._watermarks.items() if k[1] != shard_id}
+        self._reapply_due.pop(shard_id, None)
+        self._backoff.release(self.engine.shard_id_of, shard_id)
 
     async def stop(self) -> None:
         loops = list(self._loops.values())
@@ -93,7 +169,7 @@ class HistoryReplicator:
 
     async def _run(self, shard_id: int) -> None:
         while True:
-            if shard_id in self._reapply_due:
+            if self._reapply_due.get(shard_id, float("inf")) <= time.monotonic():
                 await self._reapply_pending(shard_id)
             pulled = False
             for remote, source_shard in self._sources(shard_id):
@@ -197,17 +273,31 @@ class HistoryReplicator:
 
     async def reapply(self, branch: HiddenBranch) -> bool:
         """Re-apply the hidden branch's signals, cancel requests and terminations where its
-        namespace is active, and mark it done; whether it was (else it is tried again)."""
+        namespace is active, and mark it done; whether it was (else it is tried again later,
+        or set aside)."""
         key = (branch.namespace_id, branch.workflow_id, branch.run_id)
+        name = (*key, branch.branch)
         try:
             active = await self._reapply_where_active(key, branch.events)
             await self.store.mark_reapplied(*key, branch.branch)
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            log.warning("re-applying branch %s of %s failed: %r", branch.branch, key[1], e)
-            self._reapply_due.add(self.engine.shard_id_of(key[0], key[1]))
+            due = self._backoff.failed(name, is_outage(e), time.monotonic())
+            if due == float("inf"):
+                log.error(
+                    "re-applying branch %s of %s failed %d times; set aside until "
+                    "`aion replication dlq merge` or a restart: %r",
+                    branch.branch,
+                    key[1],
+                    REAPPLY_MAX_FAILURES,
+                    e,
+                )
+            else:
+                log.warning("re-applying branch %s of %s failed: %r", branch.branch, key[1], e)
+                self._reapply_later(self.engine.shard_id_of(key[0], key[1]), due)
             return False
+        self._backoff.succeeded(name)
         log.info("re-applied branch %s of %s on cluster %s", branch.branch, key[1], active)
         return True
 
@@ -225,10 +315,37 @@ class HistoryReplicator:
             raise errors.Unavailable(f"the active cluster {active} is not connected")
         return active
 
+    def _reapply_later(self, shard_id: int, due: float) -> None:
+        self._reapply_due[shard_id] = min(due, self._reapply_due.get(shard_id, float("inf")))
+
     async def _reapply_pending(self, shard_id: int) -> None:
-        self._reapply_due.discard(shard_id)
-        for branch in await self.store.branches_to_reapply(shard_id):
-            await self.reapply(branch)
+        """Re-apply the shard's branches that are due (not backing off, not set aside)."""
+        del self._reapply_due[shard_id]
+        now = time.monotonic()
+        try:
+            branches = await self.store.branches_to_reapply(shard_id)
+        except StoreUnavailableError as e:
+            log.warning("hidden branches of shard %s not read: %s", shard_id, e)
+            self._reapply_later(shard_id, now + REAPPLY_FIRST_DELAY_S)
+            return
+        for branch in branches:
+            due = self._backoff.due(
+                (branch.namespace_id, branch.workflow_id, branch.run_id, branch.branch)
+            )
+            if due <= now:
+                await self.reapply(branch)
+            elif due != float("inf"):
+                self._reapply_later(shard_id, due)
+
+    async def _retry_branches_here(
+        self, engine: HistoryEngine, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`RETRY_BRANCHES_OP` on the shard's owner: its branches, set aside or backing off,
+        are tried again by its pull loop at once."""
+        shard_id = args["shard_id"]
+        self._backoff.release(engine.shard_id_of, shard_id)
+        self._reapply_due[shard_id] = 0.0
+        return {}
 
     async def _set_aside(self, transition: ReplicatedTransition, error: Exception) -> bool:
         """Count a failure of the task; at the MAX_ATTEMPTS-th, move it to the DLQ (and the
@@ -262,7 +379,13 @@ class HistoryReplicator:
 
     async def merge_dlq(self, source_cluster: str = "") -> tuple[int, int]:
         """Apply the DLQ's tasks (of `source_cluster`, or all) again; those applied leave it.
-        (merged, still failing)."""
+        (merged, still failing). The hidden branches not yet re-applied (set aside or backing
+        off) are tried again at once as well, by their shards' owners."""
+        for shard_id in range(self.engine.num_shards):
+            try:
+                await self.engine.call(shard_id, RETRY_BRANCHES_OP, {"shard_id": shard_id})
+            except (errors.ShardNotOwned, errors.Unavailable) as e:
+                log.warning("branches of shard %s not retried: %s", shard_id, e)
         merged = failing = 0
         for record in await self.store.list_replication_dlq():
             if source_cluster and record.source_cluster != source_cluster:
@@ -306,9 +429,13 @@ class HistoryReplicator:
             await self._apply_on_owner(ReplicatedTransition(task, events, transition.ack))
 
     def operations(self) -> dict[str, Op]:
-        """The named operations applying a transition on the process owning its shard, and
-        catching up a source shard on the process pulling it."""
-        return {APPLY_OP: self._apply_here, CATCH_UP_OP: self._catch_up_here}
+        """The named operations applying a transition or retrying hidden branches on the process
+        owning their shard, and catching up a source shard on the process pulling it."""
+        return {
+            APPLY_OP: self._apply_here,
+            CATCH_UP_OP: self._catch_up_here,
+            RETRY_BRANCHES_OP: self._retry_branches_here,
+        }
 
     async def _apply_on_owner(self, transition: ReplicatedTransition) -> None:
         """`HistoryEngine.apply_replicated` on the process owning the execution's shard."""

@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
-from aion.history.replication import Divergence, common_ancestor, divergence
+import pytest
+
+from aion.history.replication import (
+    Divergence,
+    UnresolvableConflict,
+    common_ancestor,
+    divergence,
+)
 from aion.history.state.execution import VersionHistoryItem
 
 
@@ -31,3 +38,10 @@ def test_the_higher_last_version_wins() -> None:
     assert divergence(items((4, 1), (6, 12)), items((4, 1), (9, 2))) == Divergence(
         4, False, "6@v12"
     )
+
+
+def test_histories_sharing_no_event_cannot_be_resolved() -> None:
+    with pytest.raises(UnresolvableConflict, match="share no event"):
+        divergence(items((4, 2)), items((3, 1), (6, 12)))
+    with pytest.raises(UnresolvableConflict):
+        divergence(items((4, 1)), items((4, 2)))

@@ -1,21 +1,24 @@
 """Re-apply the events of a hidden branch (one that lost a conflict between clusters) on the
-winning branch, as Temporal's ReapplyEvents does: its signals, accepted updates, cancel requests
-and terminations happen again on the workflow id's current run (reset first if it is closed),
-at this (the active) cluster's version. A signal keeps its request id, so applying a branch
-twice signals once; an update is admitted again with its original request unless the run
-already knows its id (admitted, accepted or completed there).
+winning branch, as Temporal's ReapplyEvents does: its signals, updates, cancel requests and
+terminations happen again on the workflow id's current run (reset first if it is closed), at
+this (the active) cluster's version. A signal keeps its request id, so applying a branch twice
+signals once.
 
-Aion admits updates in memory only (no WorkflowExecutionUpdateAdmitted event, unlike Temporal's
-re-application): a re-applied update not yet accepted is lost if the run's state is dropped
-(restart, eviction) before a worker accepts it."""
+An update admitted or accepted on the hidden branch is admitted again durably, as Temporal does:
+a WorkflowExecutionUpdateAdmitted event (origin REAPPLY) holds its original request and a
+workflow task is scheduled; the worker finds the request in history and accepts or rejects it
+there, and a restart before it does loses nothing. It is not re-applied when the run already
+knows its id (admitted, accepted or completed there), nor for an accepted event without the
+request (an admitted event before it on the hidden branch carries it)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from temporalio.api.enums.v1 import event_type_pb2
+from temporalio.api.enums.v1 import event_type_pb2, update_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.update.v1 import message_pb2 as update_pb
 
 from aion.history.api.request_cancel_workflow import deliver_cancel
 from aion.history.api.reset_workflow import reset_run
@@ -26,10 +29,12 @@ from aion.history.mutable_state import MutableState
 log = logging.getLogger(__name__)
 
 ET = event_type_pb2.EventType
+REAPPLY = update_pb2.UpdateAdmittedEventOrigin.UPDATE_ADMITTED_EVENT_ORIGIN_REAPPLY
 # Temporal's reason for a reset that re-applies events on a closed run.
 EVENTS_REAPPLICATION = "events-reapplication"
 REAPPLIED = (
     ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
     ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
     ET.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
@@ -63,13 +68,13 @@ async def reapply_events(
                     signal.identity,
                     signal.request_id or f"reapplied-{event.event_id}@v{event.version}",
                 )
+            elif event.event_type == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+                admitted = event.workflow_execution_update_admitted_event_attributes
+                _readmit(ms, admitted.request, admitted.origin)
             elif event.event_type == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
                 accepted = event.workflow_execution_update_accepted_event_attributes
-                request = accepted.accepted_request
-                if accepted.HasField("accepted_request") and (
-                    ms.updates.find(request.meta.update_id) is None
-                ):
-                    ms.updates.admit_again(request)
+                if accepted.HasField("accepted_request"):
+                    _readmit(ms, accepted.accepted_request, REAPPLY)
             elif event.event_type == ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
                 cancel = event.workflow_execution_cancel_requested_event_attributes
                 deliver_cancel(ms, cancel.cause, cancel.identity)
@@ -111,3 +116,12 @@ async def _reset_and_reapply(
         engine, base, current, started + 1, EVENTS_REAPPLICATION, "", True, reapply
     )
     log.info("reset %s to run %s to reapply events", key[1], run_id)
+
+
+def _readmit(
+    ms: MutableState,
+    request: update_pb.Request,
+    origin: update_pb2.UpdateAdmittedEventOrigin.ValueType,
+) -> None:
+    if ms.updates.find(request.meta.update_id) is None:
+        ms.updates.admit_durably(request, origin)

@@ -218,6 +218,11 @@ class HistoryBuilder:
                 child = self.s.children.get(initiated)
                 if child is not None:
                     child.started_event_id = event.event_id
+            elif event.event_type == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+                meta = event.workflow_execution_update_admitted_event_attributes.request.meta
+                record = self.s.updates.get(meta.update_id)
+                if record is not None and record.admitted_event_id == BUFFERED_EVENT_ID:
+                    record.admitted_event_id = event.event_id
         flushed, self.s.buffered_events = self.s.buffered_events, []
         return flushed
 

@@ -160,10 +160,13 @@ class VersionHistoryItem:
 
 @dataclass
 class UpdateRecord:
-    """What the execution state keeps of an accepted update: pointers into history."""
+    """What the execution state keeps of an update in history: pointers to its events. An
+    update admitted durably (re-applied after a conflict between clusters) has its admitted
+    event before it is accepted; any other is recorded once accepted."""
 
-    accepted_event_id: int
+    accepted_event_id: int = 0
     completed_event_id: int = 0
+    admitted_event_id: int = 0
 
 
 @dataclass

@@ -5,6 +5,11 @@ rejected update leaves no trace. Acceptance and completion are history events; t
 `UpdateRecord`s in the execution state point at them, so accepted and completed updates survive a
 restart and duplicate update ids find the first outcome.
 
+An update re-applied from a branch that lost a conflict between clusters is admitted durably, as
+Temporal does: a WorkflowExecutionUpdateAdmitted event holds its request and its record points
+at it. The worker finds the request in history (no task carries it as a message), and its
+accepted event does not repeat it.
+
 The in-flight updates belong to one cached `MutableState`. When that state is dropped (a failed commit,
 eviction) its in-flight updates are aborted with `UpdateAborted`, which callers retry: the retry
 admits the update again, as Temporal's internal retries do.
@@ -17,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from temporalio.api.enums.v1 import event_type_pb2, workflow_pb2
+from temporalio.api.enums.v1 import event_type_pb2, update_pb2, workflow_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as enums_pb
 from temporalio.api.errordetails.v1 import message_pb2 as details_pb
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
@@ -26,7 +31,7 @@ from temporalio.api.protocol.v1 import message_pb2 as protocol_pb
 from temporalio.api.update.v1 import message_pb2 as update_pb
 
 from aion import errors
-from aion.history.state.builder import HistoryBuilder
+from aion.history.state.builder import BUFFERED_EVENT_ID, HistoryBuilder
 from aion.history.state.execution import ExecutionState, UpdateRecord, WorkflowTaskInfo
 from aion.history.state.workflow_task import WorkflowTasks
 
@@ -76,6 +81,7 @@ class Update:
     update_id: str
     request: update_pb.Request | None
     accepted_event_id: int = 0
+    admitted_event_id: int = 0  # admitted durably: the request is in history, not here
     sent_stamp: int = 0  # stamp of the workflow task that carried it to the worker
     accepted: asyncio.Future[failure_pb.Failure | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -151,8 +157,9 @@ class Updates:
         history.admitted_updates = self._admitted_count
 
     def admitted(self) -> list[Update]:
-        """Updates the workflow has not accepted yet, in admission order."""
-        return [u for u in self.in_flight.values() if not u.is_accepted]
+        """Updates admitted in memory the workflow has not accepted yet, in admission order:
+        a workflow task must carry their requests."""
+        return [u for u in self.in_flight.values() if not u.is_accepted and not u.admitted_event_id]
 
     def _check_limits(self, request: update_pb.Request) -> None:
         """history.maxInFlightUpdates, history.maxInFlightUpdatePayloads and
@@ -186,7 +193,7 @@ class Updates:
             )
 
     def _admitted_count(self) -> int:
-        return sum(1 for u in self.in_flight.values() if not u.is_accepted)
+        return len(self.admitted())
 
     def clear(self, error: Exception) -> None:
         """Abort every in-flight update (the state that held them is gone)."""
@@ -195,18 +202,27 @@ class Updates:
         self.in_flight.clear()
 
     def find(self, update_id: str) -> Update | UpdateRecord | None:
-        """The in-flight update, or the record of an accepted one, or None."""
+        """The in-flight update, or the record of a completed one, or None."""
         update = self.in_flight.get(update_id)
         if update is not None:
             return update
         record = self.s.updates.get(update_id)
         if record is None or record.completed_event_id:
             return record
-        # Accepted before this state was loaded: track it again to wait for its outcome.
-        update = Update(update_id, None, accepted_event_id=record.accepted_event_id)
-        update.set_accepted()
+        # Admitted durably or accepted before this state was loaded: track it again.
+        update = Update(
+            update_id,
+            None,
+            accepted_event_id=record.accepted_event_id,
+            admitted_event_id=record.admitted_event_id,
+        )
+        if update.is_accepted:
+            update.set_accepted()
         if self.s.status != RUNNING:  # the run closed first: it never completes
-            update.set_outcome(update_pb.Outcome(failure=workflow_closed_failure()))
+            if update.is_accepted:
+                update.set_outcome(update_pb.Outcome(failure=workflow_closed_failure()))
+            else:
+                update.abort(aborted_by_close())
             return update
         self.in_flight[update_id] = update
         return update
@@ -214,16 +230,31 @@ class Updates:
     def admit(self, request: update_pb.Request) -> Update:
         """Admit a new update (nothing is written) and make sure a workflow task carries it."""
         self._check_limits(request)
-        return self.admit_again(request)
-
-    def admit_again(self, request: update_pb.Request) -> Update:
-        """Admit an update that was admitted once already (accepted on a branch that lost a
-        conflict between clusters), past the limits: as `admit`, in memory only."""
         update = Update(request.meta.update_id, request)
         self.in_flight[update.update_id] = update
         if not self._workflow_task.pending:
             self._workflow_task.schedule(speculative=True)
         return update
+
+    def admit_durably(
+        self,
+        request: update_pb.Request,
+        origin: update_pb2.UpdateAdmittedEventOrigin.ValueType,
+    ) -> None:
+        """Admit an update admitted once already (on a branch that lost a conflict between
+        clusters) with an UpdateAdmitted event, past the limits, and schedule a workflow task
+        (the event waits in the buffer while one is started)."""
+        event = self._history.append(
+            ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
+            "workflow_execution_update_admitted_event_attributes",
+            history_pb.WorkflowExecutionUpdateAdmittedEventAttributes(
+                request=request, origin=origin
+            ),
+        )
+        admitted_event_id = event.event_id or BUFFERED_EVENT_ID  # set when the buffer flushes
+        self.s.updates[request.meta.update_id] = UpdateRecord(admitted_event_id=admitted_event_id)
+        if not self._workflow_task.pending:
+            self._workflow_task.schedule()
 
     def readmit(self, update_id: str, request: update_pb.Request) -> Update:
         """The registry was cleared after a task carried the update: the worker's copy of the
@@ -243,20 +274,24 @@ class Updates:
         return messages
 
     def accept(self, update: Update, acceptance: update_pb.Acceptance) -> None:
-        request = update.request if update.request is not None else acceptance.accepted_request
+        """Write the accepted event: with the request, unless an admitted event holds it (the
+        worker then names that event as the request's sequencing event)."""
         attrs = history_pb.WorkflowExecutionUpdateAcceptedEventAttributes(
             protocol_instance_id=update.update_id,
             accepted_request_message_id=f"{update.update_id}/request",
             accepted_request_sequencing_event_id=acceptance.accepted_request_sequencing_event_id,
-            accepted_request=request,
         )
+        if not update.admitted_event_id:
+            request = update.request if update.request is not None else acceptance.accepted_request
+            attrs.accepted_request.CopyFrom(request)
         event = self._history.append(
             ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
             "workflow_execution_update_accepted_event_attributes",
             attrs,
         )
         update.accepted_event_id = event.event_id
-        self.s.updates[update.update_id] = UpdateRecord(event.event_id)
+        record = self.s.updates.setdefault(update.update_id, UpdateRecord())
+        record.accepted_event_id = event.event_id
         self._effects.append(update.set_accepted)
 
     def complete(self, update: Update, response: update_pb.Response) -> None:
@@ -273,8 +308,11 @@ class Updates:
         self._effects.append(lambda: update.set_outcome(response.outcome))
 
     def reject(self, update: Update, failure: failure_pb.Failure) -> None:
-        """A rejected update disappears: no event, no record; its callers get the failure."""
+        """A rejected update disappears: no event, no record (a durably admitted one keeps its
+        admitted event); its callers get the failure."""
         del self.in_flight[update.update_id]
+        if update.admitted_event_id:
+            del self.s.updates[update.update_id]
         self._history.mutation.dirty = True
         self._effects.append(lambda: update.set_rejected(failure))
 
