@@ -145,17 +145,23 @@ class SplitBrain:
 
 
 @asynccontextmanager
-async def _split_brain(pair: Clusters) -> AsyncIterator[SplitBrain]:
-    """Start a Collector on A with workers on both clusters, wait until both hold its first
-    workflow task, then cut replication both ways and make B active (version 2) while A still
-    is (version 1). (B fails over while it still knows A: Temporal refuses a namespace naming a
-    cluster whose connection is disabled.)"""
+async def collectors(pair: Clusters) -> AsyncIterator[tuple[str, Client, Client, str]]:
+    """A new global namespace, a client of it on A and one on B, and a Collector worker on each
+    polling one task queue: (namespace, A's client, B's client, task queue)."""
     namespace = await _register_global(pair)
     a = await Client.connect(pair.a.server.address, namespace=namespace)
     b = await Client.connect(pair.b.server.address, namespace=namespace)
     task_queue = unique("conflict")
     workers = collector_workers([a, b], task_queue)
     async with workers[0], workers[1]:
+        yield namespace, a, b, task_queue
+
+
+@asynccontextmanager
+async def _split_brain(pair: Clusters) -> AsyncIterator[SplitBrain]:
+    """Start a Collector on A with workers on both clusters, wait until both hold its first
+    workflow task, then `partition` the clusters."""
+    async with collectors(pair) as (namespace, a, b, task_queue):
         workflow_id = unique("wf")
         handle = await a.start_workflow(
             Collector.run, id=workflow_id, task_queue=task_queue, task_timeout=timedelta(seconds=4)
@@ -163,14 +169,18 @@ async def _split_brain(pair: Clusters) -> AsyncIterator[SplitBrain]:
         run = (workflow_id, handle.result_run_id or "")
         await _settled(pair.a, namespace, run, 0)
         await _histories_equal(pair, namespace)
-
-        await _connect(pair.a, pair.b, False)
-        await pair.b.cli.ok(
-            "operator", "namespace", "update", "-n", namespace, "--active-cluster", "B"
-        )
-        await _replicated(pair.b, namespace, 2)
-        await _connect(pair.b, pair.a, False)
+        await partition(pair, namespace)
         yield SplitBrain(namespace, a, b, run)
+
+
+async def partition(pair: Clusters, namespace: str) -> None:
+    """Cut replication both ways and make B active (version 2) while A still is (version 1).
+    (B fails over while it still knows A: Temporal refuses a namespace naming a cluster whose
+    connection is disabled.)"""
+    await _connect(pair.a, pair.b, False)
+    await pair.b.cli.ok("operator", "namespace", "update", "-n", namespace, "--active-cluster", "B")
+    await _replicated(pair.b, namespace, 2)
+    await _connect(pair.b, pair.a, False)
 
 
 async def _reconnect(pair: Clusters, namespace: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -20,7 +21,9 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from temporalio.api.enums.v1 import task_queue_pb2, workflow_pb2
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import event_type_pb2, task_queue_pb2, workflow_pb2
+from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors, metrics, tracing
@@ -46,7 +49,9 @@ from aion.history.replication import (
     ReplicatedTransition,
     ReplicationGap,
     UnresolvableConflict,
+    ZombieEvents,
     divergence,
+    last_write_version,
     replicated_tasks,
     replication_task,
     whole_execution_task,
@@ -81,6 +86,8 @@ CLOSED_CACHE_SIZE = 256
 # Temporal's reasons for terminating an execution past its history limits.
 HISTORY_SIZE_EXCEEDS_LIMIT = "Workflow history size exceeds limit."
 HISTORY_COUNT_EXCEEDS_LIMIT = "Workflow history count exceeds limit."
+# Temporal's reason for terminating a run that lost to a replicated run of its workflow id.
+VERSION_CONFLICT = "Terminate Workflow Due To Version Conflict."
 CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
 RESYNC_RETRY_S = 0.5
 
@@ -564,14 +571,19 @@ class HistoryEngine:
         new: bool,
         status_changed: bool,
         expected_current_run_id: str | None,
+        suppressing: bool = False,
     ) -> ExecutionTransaction:
+        """`suppressing`: the run lost to a replicated one and is closed whether or not the
+        namespace is active here; the transition replicates all the same (Temporal's active
+        policy for it)."""
         s = ms.s
         m = ms.mutation
         current = _current(ms) if new or status_changed else None
         shard = self.shards.get(ms.shard_id)
         if shard is None or shard.next_task_id != ms.next_task_id:
             raise errors.ShardNotOwned(ms.shard_id)  # released (or re-acquired) meanwhile
-        self.namespaces.check_active(s.namespace_id)  # failed over while the transition ran
+        if not suppressing:  # failed over while the transition ran?
+            self.namespaces.check_active(s.namespace_id)
         visibility = self._visibility(ms) if (m.events or new) else None
         tx = _transaction_of(
             ms,
@@ -589,7 +601,9 @@ class HistoryEngine:
             search_attributes_changed=visibility is not None
             and (new or visibility.search_attributes != ms.written_search_attributes),
         )
-        if self.namespaces.replicates(s.namespace_id):
+        if self.namespaces.replicates(s.namespace_id) or (
+            suppressing and self.namespaces.by_id(s.namespace_id).is_global
+        ):
             tx.replication_task = replication_task(
                 tx, shard.next_task_id(), s.failover_version, self.clock()
             )
@@ -652,7 +666,7 @@ class HistoryEngine:
             owner = self.namespaces.clusters.owner_of(history[-1].version)
             raise errors.namespace_not_active(ns.name, self.namespaces.clusters.current_name, owner)
 
-    async def apply_replicated(self, t: ReplicatedTransition) -> HiddenBranch | None:
+    async def apply_replicated(self, t: ReplicatedTransition) -> HiddenBranch | ZombieEvents | None:
         """Append the transition's events and take its state as this execution's, with the
         timer and queue tasks it created, in one commit with the watermark it moves. Raises
         ReplicationGap when events between this cluster's last one and the transition's are
@@ -663,11 +677,17 @@ class HistoryEngine:
         commits only its watermark; a newer one replaces this cluster's events after the common
         one, which are kept hidden and returned, for their signals, cancel requests and
         terminations to be re-applied on the winning branch. Histories that share no event
-        raise UnresolvableConflict (nothing is written)."""
+        raise UnresolvableConflict (nothing is written).
+
+        Where the run competes with another run of its workflow id that is current here (both
+        clusters started one), the run written last wins, as Temporal's transaction manager
+        decides: a winner becomes current and a running loser is suppressed with it
+        (`_suppress`); a losing run is kept as a zombie and its events are returned, to be
+        re-applied on the current run."""
         task = t.task
         key = (task.namespace_id, task.workflow_id, task.run_id)
         entry = self._entry(key)
-        async with entry.lock:
+        async with entry.lock, contextlib.AsyncExitStack() as rival_lock:
             old = entry.ms
             if old is None:
                 with contextlib.suppress(errors.NotFound):
@@ -708,6 +728,12 @@ class HistoryEngine:
                 raise ReplicationGap(next_id, events[0][0] if events else state.next_event_id)
             else:
                 ms = self.new_mutable_state(state, old.db_version if old is not None else 0)
+            pointer: CurrentExecution | None = None
+            rival: MutableState | None = None
+            if ms is not old and (old is None or old.s.zombie):
+                pointer = await self.store.get_current_execution(key[0], key[1])
+                if pointer is not None and pointer.run_id != key[2]:
+                    rival = await self._locked(pointer, rival_lock)
             hidden: HiddenBranch | None = None
             if rewind is not None:
                 hidden = HiddenBranch(
@@ -724,20 +750,92 @@ class HistoryEngine:
                     rewind.branch,
                     task.version,
                 )
-            tx = await self._replicated_transaction(ms, old, events, t)
-            tx.rewind = rewind
+            suppressed: ExecutionTransaction | None = None
             try:
+                if rival is None:
+                    current = _current(ms) if old is None or ms.s.status != old.s.status else None
+                    expected = pointer.run_id if old is None and pointer is not None else None
+                elif last_write_version(ms.s) >= last_write_version(rival.s):
+                    ms.s.zombie = False  # revived, as Temporal does with a zombie that wins
+                    current, expected = _current(ms), rival.s.run_id
+                    suppressed = self._suppress(rival, last_write_version(ms.s))
+                else:
+                    ms.s.zombie = ms.s.status == workflow_pb2.WORKFLOW_EXECUTION_STATUS_RUNNING
+                    current = expected = None
+                    if old is None:
+                        log.warning(
+                            "replicated run %s of %s lost to the current run %s: a zombie",
+                            key[2],
+                            key[1],
+                            rival.s.run_id,
+                        )
+                tx = await self._replicated_transaction(ms, old, events, t, current, expected)
+                tx.rewind = rewind
+                first = tx
+                if suppressed is not None:
+                    suppressed.new_run, first = tx, suppressed
                 with self._shard_write(tx.shard_id):
-                    await self.store.commit(tx)
+                    await self.store.commit(first)
             except BaseException:
                 self._drop(entry, old or ms)
+                if rival is not None:
+                    rival.effects.clear()
+                    self._drop(self._entry(_key_of(rival)), rival)
                 raise
+            if suppressed is not None and rival is not None:
+                self._committed(rival, suppressed)
+                _run_effects(rival)
             entry.ms = ms
             self._committed(ms, tx)
-            if old is not None:
+            if old is not None and current is None:
                 # The pointer moves only if this run still holds it: read it again when needed.
                 self._current.pop((key[0], key[1]), None)
-        return hidden
+        lost = rival is not None and current is None
+        if hidden is not None:
+            return hidden
+        if lost or (old is not None and old.s.zombie and ms is old):
+            return ZombieEvents(key[0], key[1], _reapplicable_from_zombie(t))
+        return None
+
+    async def _locked(
+        self, pointer: CurrentExecution, lock: contextlib.AsyncExitStack
+    ) -> MutableState:
+        """The run `pointer` names, locked (until `lock` closes) and loaded."""
+        key = (pointer.namespace_id, pointer.workflow_id, pointer.run_id)
+        entry = self._entry(key)
+        await lock.enter_async_context(entry.lock)
+        if entry.ms is None:
+            entry.ms = await self._load(key)
+        return entry.ms
+
+    def _suppress(self, rival: MutableState, winner_version: int) -> ExecutionTransaction | None:
+        """The transition closing a running `rival` that lost to a replicated run of its
+        workflow id, as Temporal's SuppressBy: terminated (and replicated) if this cluster
+        wrote its last event, else a zombie; None if it is closed already."""
+        if not rival.running:
+            return None
+        version = last_write_version(rival.s)
+        clusters = self.namespaces.clusters
+        if clusters.owner_of(version) != clusters.current_name:
+            rival.s.zombie = True
+            shard = self.shard_for(rival.s.namespace_id, rival.s.workflow_id)
+            return _transaction_of(rival, shard, False, visibility=self._visibility(rival))
+        rival.s.failover_version = version
+        if rival.workflow_task.started:
+            rival.workflow_task.fail(
+                cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND, None, HISTORY_SERVICE
+            )
+        details = common_pb.Payloads(
+            payloads=[_string_payload(f"terminated by version: {winner_version}")]
+        )
+        rival.terminate(VERSION_CONFLICT, details, HISTORY_SERVICE)
+        log.warning(
+            "run %s of %s lost to a replicated run at version %d and is terminated",
+            rival.s.run_id,
+            rival.s.workflow_id,
+            winner_version,
+        )
+        return self._transaction(rival, False, True, None, suppressing=True)
 
     async def replicate_whole(self, key: ExecutionKey) -> None:
         """Write a replication task carrying the execution's whole history, its state and its
@@ -786,28 +884,28 @@ class HistoryEngine:
         old: MutableState | None,
         events: list[tuple[int, bytes]],
         t: ReplicatedTransition,
+        current: CurrentExecution | None,
+        expected_current_run_id: str | None,
     ) -> ExecutionTransaction:
+        """The commit of a replicated transition; `current`: the pointer it writes, taken
+        over from `expected_current_run_id` (a new run, or one winning over the current)."""
         s = ms.s
         shard = self.shard_for(s.namespace_id, s.workflow_id)
         timer_tasks: list[TimerTask] = []
         queue_tasks: list[QueueTask] = []
-        if ms is not old:
+        if ms is not old and not s.zombie:
             timer_tasks, queue_tasks = replicated_tasks(t.task)
             for timer in timer_tasks:
                 timer.shard_id, timer.task_id = shard.shard_id, shard.next_task_id()
             for queued in queue_tasks:
                 queued.shard_id, queued.task_id = shard.shard_id, shard.next_task_id()
-        expected_current = None
-        if old is None:
-            pointer = await self.store.get_current_execution(s.namespace_id, s.workflow_id)
-            expected_current = pointer.run_id if pointer is not None else None
         return _transaction_of(
             ms,
             shard,
             old is None,
             events=events,
-            current=_current(ms) if old is None or s.status != old.s.status else None,
-            expected_current_run_id=expected_current,
+            current=current,
+            expected_current_run_id=expected_current_run_id,
             timer_tasks=timer_tasks,
             queue_tasks=queue_tasks,
             visibility=self._visibility(ms),
@@ -908,6 +1006,27 @@ def _current(ms: MutableState) -> CurrentExecution:
         start_request_id=s.start_request_id,
         start_time_ns=s.start_time_ns,
     )
+
+
+def _key_of(ms: MutableState) -> ExecutionKey:
+    return (ms.s.namespace_id, ms.s.workflow_id, ms.s.run_id)
+
+
+def _string_payload(value: str) -> common_pb.Payload:
+    return common_pb.Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(value).encode())
+
+
+def _reapplicable_from_zombie(t: ReplicatedTransition) -> list[bytes]:
+    """The events of a losing run's transition to re-apply on the current run: all but the
+    termination that suppressed it on the cluster that wrote it."""
+    return [
+        raw
+        for event, raw in zip(t.parsed, t.events, strict=True)
+        if not (
+            event.event_type == event_type_pb2.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
+            and event.workflow_execution_terminated_event_attributes.reason == VERSION_CONFLICT
+        )
+    ]
 
 
 def _changes(m: Mutation) -> bool:

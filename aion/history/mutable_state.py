@@ -161,7 +161,8 @@ class MutableState:
     # ---- queries on state --------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.s.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+        """Open and not a zombie (a zombie takes no requests and runs no tasks)."""
+        return self.s.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING and not self.s.zombie
 
     def execution(self) -> common_pb.WorkflowExecution:
         return common_pb.WorkflowExecution(workflow_id=self.s.workflow_id, run_id=self.s.run_id)

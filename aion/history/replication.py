@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
-from aion.history.state.execution import VersionHistoryItem
+from aion.history.state.execution import ExecutionState, VersionHistoryItem
 from aion.persistence import (
     ExecutionTransaction,
     QueueTask,
@@ -159,3 +159,21 @@ def divergence(
         )
     branch = f"{ours[-1].event_id}@v{ours[-1].version}"
     return Divergence(common, theirs[-1].version > ours[-1].version, branch)
+
+
+def last_write_version(state: ExecutionState) -> int:
+    """The version of a run's last event: which of two competing runs of a workflow id wins
+    (the higher; Temporal breaks a tie by the runs' update clocks, here the run replicated
+    later wins, as one cluster's transitions replicate in order)."""
+    return state.version_history[-1].version if state.version_history else state.failover_version
+
+
+@dataclass
+class ZombieEvents:
+    """The events of a replicated run that lost to the workflow id's current run (a zombie
+    here, or closed): their signals, updates, cancel requests and terminations are re-applied
+    on the current run."""
+
+    namespace_id: str
+    workflow_id: str
+    events: list[bytes]

@@ -396,6 +396,8 @@ class ExecutionTransaction:
     batch_starts: list[int] = field(default_factory=list)
     current: CurrentExecution | None = None
     # For a new run: the run the current pointer must still name (None: no pointer may exist).
+    # For an existing run (a replicated run winning over the current one): set, the run the
+    # pointer must name for this one to take it over.
     expected_current_run_id: str | None = None
     timer_tasks: list[TimerTask] = field(default_factory=list)
     queue_tasks: list[QueueTask] = field(default_factory=list)

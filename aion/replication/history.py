@@ -277,16 +277,8 @@ class HistoryReplicator:
         or set aside)."""
         key = (branch.namespace_id, branch.workflow_id, branch.run_id)
         name = (*key, branch.branch)
-        namespaces = self.engine.namespaces
         try:
-            active = namespaces.by_id(branch.namespace_id).active_cluster
-            remote = namespaces.clusters.remote(active)
-            if active == namespaces.clusters.current_name:
-                await reapply_events(self.engine, key, reapplicable(branch.events))
-            elif remote is not None:
-                await self.remotes.reapply(remote.address, key, branch.events)
-            else:
-                raise errors.Unavailable(f"the active cluster {active} is not connected")
+            active = await self._reapply_where_active(key, branch.events)
             await self.store.mark_reapplied(*key, branch.branch)
         except asyncio.CancelledError:
             raise
@@ -308,6 +300,20 @@ class HistoryReplicator:
         self._backoff.succeeded(name)
         log.info("re-applied branch %s of %s on cluster %s", branch.branch, key[1], active)
         return True
+
+    async def _reapply_where_active(self, key: tuple[str, str, str], events: list[bytes]) -> str:
+        """Re-apply `events` on the run `key` (its workflow id's current run if no run id) on
+        the cluster where its namespace is active, here or by a `Reapply` call; that cluster."""
+        namespaces = self.engine.namespaces
+        active = namespaces.by_id(key[0]).active_cluster
+        remote = namespaces.clusters.remote(active)
+        if active == namespaces.clusters.current_name:
+            await reapply_events(self.engine, key, reapplicable(events))
+        elif remote is not None:
+            await self.remotes.reapply(remote.address, key, events)
+        else:
+            raise errors.Unavailable(f"the active cluster {active} is not connected")
+        return active
 
     def _reapply_later(self, shard_id: int, due: float) -> None:
         self._reapply_due[shard_id] = min(due, self._reapply_due.get(shard_id, float("inf")))
@@ -458,10 +464,16 @@ class HistoryReplicator:
         return {}
 
     async def _apply_and_reapply(self, transition: ReplicatedTransition) -> None:
-        """Apply here; a branch of this cluster's that lost to it is re-applied."""
-        hidden = await self.engine.apply_replicated(transition)
-        if hidden is not None:
-            await self.reapply(hidden)
+        """Apply here; a branch of this cluster's that lost to it is re-applied, and so are the
+        events of a run that lost to the current run of its workflow id (a failure to re-apply
+        those fails the transition: applied again, it re-applies them again)."""
+        applied = await self.engine.apply_replicated(transition)
+        if isinstance(applied, HiddenBranch):
+            await self.reapply(applied)
+        elif applied is not None and reapplicable(applied.events):
+            await self._reapply_where_active(
+                (applied.namespace_id, applied.workflow_id, ""), applied.events
+            )
 
     async def _wait_for_namespace(self, task: ReplicationTaskRecord) -> None:
         """A namespace registered moments ago reaches this cluster by its own pull."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
 
 from temporalio.api.enums.v1 import event_type_pb2, failed_cause_pb2, reset_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
@@ -15,6 +16,7 @@ from aion.history.mutable_state import HISTORY_SERVICE, ExecutionState, MutableS
 from aion.history.rebuild import replay
 from aion.ids import uuid7
 from aion.namespaces import Namespace
+from aion.persistence import CurrentExecution
 
 ET = event_type_pb2.EventType
 RESETTER = "history-resetter"
@@ -35,7 +37,28 @@ async def reset_workflow(
     current = await engine.current_execution(ns.id, execution.workflow_id)
     if req.request_id and current.start_request_id == req.request_id:
         return rr.ResetWorkflowExecutionResponse(run_id=current.run_id)  # a retried request
+    run_id = await reset_run(
+        engine, base, current, finish, req.reason, req.request_id, _reapplies_signals(req)
+    )
+    return rr.ResetWorkflowExecutionResponse(run_id=run_id)
 
+
+async def reset_run(
+    engine: HistoryEngine,
+    base: MutableState,
+    current: CurrentExecution,
+    finish: int,
+    reason: str,
+    request_id: str,
+    reapply_signals: bool,
+    then: Callable[[MutableState], object] | None = None,
+) -> str:
+    """Reset `base` (a run of the workflow id whose current run is `current`) to the workflow
+    task finished by event `finish`: a new run replaying its history up to there, the task
+    failed with `reason`, the signals after it re-applied if `reapply_signals`, its next task
+    scheduled and `then` applied to it; the current run terminated if it runs. The new run's
+    id."""
+    key = (base.s.namespace_id, base.s.workflow_id, base.s.run_id)
     history = await engine.read_history(key, 1, MAX_EVENTS)
     prefix = [e for e in history if e.event_id < finish]
     if not prefix:  # the run was deleted since it was read
@@ -55,7 +78,7 @@ async def reset_workflow(
             run_timeout_ns=base.s.run_timeout_ns,
             execution_timeout_ns=base.s.execution_timeout_ns,
             task_timeout_ns=base.s.task_timeout_ns,
-            start_request_id=req.request_id or str(uuid.uuid4()),
+            start_request_id=request_id or str(uuid.uuid4()),
             first_run_id=base.s.first_run_id,
             failover_version=base.s.failover_version,
         ),
@@ -83,14 +106,14 @@ async def reset_workflow(
     reset.workflow_task.fail(
         failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
         failure_pb.Failure(
-            message=req.reason, reset_workflow_failure_info=failure_pb.ResetWorkflowFailureInfo()
+            message=reason, reset_workflow_failure_info=failure_pb.ResetWorkflowFailureInfo()
         ),
         HISTORY_SERVICE,
         base_run_id=base.s.run_id,
         new_run_id=run_id,
         fork_event_version=prefix[-1].version,
     )
-    if _reapplies_signals(req):
+    if reapply_signals:
         for event in history[finish - 1 :]:
             if event.event_type == ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
                 a = event.workflow_execution_signaled_event_attributes
@@ -102,20 +125,20 @@ async def reset_workflow(
                 )
     reset.rearm_pending_work()
     reset.workflow_task.schedule_after_reset()
+    if then is not None:
+        then(reset)
 
     if current.running:
 
         def terminate_and_replace(ms: MutableState) -> None:
             if ms.running:
-                ms.terminate(req.reason, None, RESETTER)
+                ms.terminate(reason, None, RESETTER)
             ms.start_next_run(reset)
 
-        await engine.update_execution(
-            (ns.id, execution.workflow_id, current.run_id), terminate_and_replace
-        )
+        await engine.update_execution(key[:2] + (current.run_id,), terminate_and_replace)
     else:
         await engine.create_execution(reset, current.run_id)
-    return rr.ResetWorkflowExecutionResponse(run_id=run_id)
+    return run_id
 
 
 def _reapplies_signals(req: rr.ResetWorkflowExecutionRequest) -> bool:

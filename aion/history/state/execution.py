@@ -187,6 +187,9 @@ class ExecutionState:
     start_request_id: str
     first_run_id: str
     status: int = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+    # A replicated run that lost to the workflow id's current run (Temporal's zombie state):
+    # kept, status running, but not current and running no tasks.
+    zombie: bool = False
     close_time_ns: int = 0
     next_event_id: int = 1
     last_completed_wt_started_event_id: int = 0

@@ -130,8 +130,9 @@ async def _write_current(conn: Connection, sql: Statements, tx: ExecutionTransac
     assert c is not None
     # Locked (where the dialect locks): another process's new run of this id waits for us.
     found = await conn.fetchval(sql.current_run_id, (c.namespace_id, c.workflow_id))
-    if tx.expected_db_version is None:
-        # A new run may only take over the pointer from the run the caller saw.
+    if tx.expected_db_version is None or tx.expected_current_run_id is not None:
+        # A new run (or a replicated run winning over the current one) may only take over the
+        # pointer from the run the caller saw.
         if found != tx.expected_current_run_id:
             raise ConditionFailedError("another run of this workflow id started concurrently")
     elif found != c.run_id:
