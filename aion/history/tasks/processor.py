@@ -181,6 +181,11 @@ class TaskProcessor:
             if e.shard_id != task.shard_id:
                 raise
             log.debug("timer task %s dropped: shard %s moved", task.task_id, task.shard_id)
+        except errors.FailedPrecondition:
+            if not self.engine.namespaces.is_standby(task.namespace_id):
+                raise
+            # Failed over while the task ran (its commit was refused): held as a standby's.
+            await self._stand_by(task)
 
 
 # What each task kind does when it is due.
