@@ -147,6 +147,38 @@ class MemoryWaitWorkflow:
         self._released = True
 
 
+# bench/failover.py: short bounds, so that an activity or workflow task started on the cluster
+# that dies is retried soon on the one that takes over.
+FAILOVER_ACTIVITY_TIMEOUT = timedelta(seconds=5)
+FAILOVER_TIMER_SECONDS = 0.5
+
+
+@workflow.defn(name="BenchFailover")
+class FailoverWorkflow:
+    """Takes the signals `s0`, `s1`, ... in order, each followed by an activity and a timer.
+
+    A signal may arrive twice (a client that retried it elsewhere, or one re-applied after a
+    conflict), so the values are kept as a set in arrival order."""
+
+    def __init__(self) -> None:
+        self._received: list[str] = []
+
+    @workflow.run
+    async def run(self, signals: int) -> list[str]:
+        for i in range(signals):
+            await workflow.wait_condition(lambda i=i: f"s{i}" in self._received)
+            await workflow.execute_activity(
+                echo, i, start_to_close_timeout=FAILOVER_ACTIVITY_TIMEOUT
+            )
+            await workflow.sleep(FAILOVER_TIMER_SECONDS)
+        return self._received
+
+    @workflow.signal
+    def add(self, value: str) -> None:
+        if value not in self._received:
+            self._received.append(value)
+
+
 WORKFLOWS = [
     NoopWorkflow,
     OneActivityWorkflow,
@@ -156,5 +188,6 @@ WORKFLOWS = [
     UpdateWorkflow,
     ChildWorkflow,
     MemoryWaitWorkflow,
+    FailoverWorkflow,
 ]
 ACTIVITIES = [echo]

@@ -85,11 +85,12 @@ class FailoverController:
         while True:
             started = time.monotonic()
             active = await self.active()
+            checked = time.monotonic()  # the health check's own time, not the round's
             if active is None or await self.healthy(active[0]):
                 failed = 0
             else:
                 failed += 1
-                first_failed = first_failed if failed > 1 else started
+                first_failed = first_failed if failed > 1 else checked
                 if failed >= self.failures:
                     done = await self.fail_over(active[0], first_failed)
                     if done is not None:

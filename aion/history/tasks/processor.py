@@ -14,6 +14,8 @@ import json
 import logging
 import time
 
+from temporalio.api.errordetails.v1.message_pb2 import NamespaceNotActiveFailure
+
 from aion import errors, metrics, tracing
 from aion.history.engine import HistoryEngine
 from aion.history.mutable_state import MutableState
@@ -181,6 +183,16 @@ class TaskProcessor:
             if e.shard_id != task.shard_id:
                 raise
             log.debug("timer task %s dropped: shard %s moved", task.task_id, task.shard_id)
+        except errors.FailedPrecondition as e:
+            if not isinstance(e.details, NamespaceNotActiveFailure):
+                raise
+            if self.engine.namespaces.is_standby(task.namespace_id):
+                # Failed over while the task ran (its commit was refused): held as a standby's.
+                await self._stand_by(task)
+                return
+            # The run was last written by a cluster made active since, which this cluster
+            # has not heard of yet: it will, and then hold the task.
+            raise RetryLater(e.message) from None
 
 
 # What each task kind does when it is due.
