@@ -18,6 +18,7 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb
 
 from aion.common.durations import validate_and_cap
+from aion.common.payloads import json_payload
 from aion.common.timeutil import SECOND, dur, ns_of
 from aion.history import continuation, cron, retry
 from aion.history.mutable_state import ActivityInfo, MutableState
@@ -239,14 +240,7 @@ def _request_cancel_activity(ctx: CommandContext, command: command_pb.Command) -
         return
     ms.activities.request_cancel(ctx.completed_event_id, ai.scheduled_event_id)
     if not ai.started_time_ns:
-        details = common_pb.Payloads(
-            payloads=[
-                common_pb.Payload(
-                    metadata={"encoding": b"json/plain"},
-                    data=f'"{ACTIVITY_NOT_STARTED_CANCEL_DETAILS}"'.encode(),
-                )
-            ]
-        )
+        details = common_pb.Payloads(payloads=[json_payload(ACTIVITY_NOT_STARTED_CANCEL_DETAILS)])
         ctx.canceled_before_start.append((ai, details))
 
 

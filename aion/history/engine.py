@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -27,6 +26,7 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as cause_pb
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion import errors, metrics, tracing
+from aion.common.payloads import json_payload
 from aion.common.timeutil import now_ns
 from aion.history.mutable_state import (
     HISTORY_SERVICE,
@@ -826,7 +826,7 @@ class HistoryEngine:
                 cause_pb.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND, None, HISTORY_SERVICE
             )
         details = common_pb.Payloads(
-            payloads=[_string_payload(f"terminated by version: {winner_version}")]
+            payloads=[json_payload(f"terminated by version: {winner_version}")]
         )
         rival.terminate(VERSION_CONFLICT, details, HISTORY_SERVICE)
         log.warning(
@@ -1010,10 +1010,6 @@ def _current(ms: MutableState) -> CurrentExecution:
 
 def _key_of(ms: MutableState) -> ExecutionKey:
     return (ms.s.namespace_id, ms.s.workflow_id, ms.s.run_id)
-
-
-def _string_payload(value: str) -> common_pb.Payload:
-    return common_pb.Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(value).encode())
 
 
 def _reapplicable_from_zombie(t: ReplicatedTransition) -> list[bytes]:

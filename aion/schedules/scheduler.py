@@ -29,7 +29,6 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1.message_pb2 import (
     Memo,
-    Payload,
     Payloads,
     SearchAttributes,
     WorkflowExecution,
@@ -45,6 +44,7 @@ from temporalio.api.schedule.v1.message_pb2 import (
 )
 from temporalio.api.workflowservice.v1.request_response_pb2 import StartWorkflowExecutionRequest
 
+from aion.common.payloads import json_payload
 from aion.schedules.decision import Backfill, BufferedStart, Decision, StartWorkflow
 from aion.schedules.spec import CompiledSpec, InvalidSpec, NextTime, jitter_seed
 
@@ -569,9 +569,9 @@ class Scheduler:
         out = SearchAttributes()
         out.CopyFrom(given)
         out.indexed_fields["TemporalScheduledStartTime"].CopyFrom(
-            _json_payload(format_nominal_time(nominal))
+            json_payload(format_nominal_time(nominal))
         )
-        out.indexed_fields["TemporalScheduledById"].CopyFrom(_json_payload(self.schedule_id))
+        out.indexed_fields["TemporalScheduledById"].CopyFrom(json_payload(self.schedule_id))
         return out
 
     def _forget_running(self, workflow_id: str) -> None:
@@ -585,11 +585,6 @@ def format_nominal_time(t: dt.datetime) -> str:
     """Go's `time.RFC3339` of a UTC time truncated to the second, e.g. 2009-11-10T23:00:00Z:
     what Temporal appends to the workflow id and sets as TemporalScheduledStartTime."""
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _json_payload(value: str) -> Payload:
-    """The Go SDK's default data converter's payload of a string (or of a time, as text)."""
-    return Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(value).encode())
 
 
 def _time(ts: Timestamp) -> dt.datetime:
