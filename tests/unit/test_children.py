@@ -10,6 +10,7 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 from aion.history.state.builder import BUFFERED_EVENT_ID
 from aion.history.state.environment import DAY_NS as DAY
 from aion.history.state.execution import ChildInfo
+from aion.history.tasks.processor import awaits_child
 from tests.unit.harness import CT, IDENTITY, Workflow, command
 
 
@@ -56,6 +57,26 @@ def test_initiated_started_completed() -> None:
     assert (attrs.initiated_event_id, attrs.started_event_id) == (5, 6)
     assert attrs.workflow_execution.run_id == "child-run"
     assert not wf.ms.s.children
+
+
+def test_a_standby_holds_a_child_close_until_the_parent_took_it_in() -> None:
+    """A standby's check of a closed child's notification: the parent's replication may lag
+    behind the child's (another shard), so a parent not here, or not up to the initiation,
+    still waits for it; one that recorded the close, or closed, does not."""
+    wf = Workflow()
+    assert awaits_child(None, 5)
+    assert awaits_child(wf.ms, 5)
+    child = initiated(wf)
+    assert awaits_child(wf.ms, 5)
+    wf.ms.children.started(child, "child-run", None)
+    wf.commit()
+    wf.ms.children.closed(child, completed_event())
+    wf.commit()
+    assert not awaits_child(wf.ms, 5)
+    assert awaits_child(wf.ms, 9)  # a later child, not replicated yet
+    wf.ms.terminate("done", None, IDENTITY)
+    wf.commit()
+    assert not awaits_child(wf.ms, 9)
 
 
 def test_start_and_close_during_a_task_are_linked_when_flushed() -> None:

@@ -121,10 +121,10 @@ class TaskProcessor:
                 (parent.namespace_id, parent.workflow_id, parent.run_id)
             )
         except errors.NotFound:
-            return False
+            return awaits_child(None, parent.initiated_event_id)
         except errors.ServiceError:
             return True  # not readable here now: checked again later
-        return ms.running and parent.initiated_event_id in ms.s.children
+        return awaits_child(ms, parent.initiated_event_id)
 
     async def _watch_standby(self) -> None:
         """Hand the held tasks of a namespace that became active here to the queue at once,
@@ -193,6 +193,20 @@ class TaskProcessor:
             # The run was last written by a cluster made active since, which this cluster
             # has not heard of yet: it will, and then hold the task.
             raise RetryLater(e.message) from None
+
+
+def awaits_child(parent: MutableState | None, initiated_event_id: int) -> bool:
+    """Whether a parent run as replicated here (None: not here) may still take in the close
+    of the child it initiated at `initiated_event_id`. The parent's shard is pulled apart from
+    the child's and may lag behind it: a parent not replicated up to the initiation yet (or
+    not at all) waits, as Temporal's verification answers "not ready" then (or fetches the
+    parent); a task held so is dropped at the latest with the child's deletion at the end of
+    its retention."""
+    if parent is None:
+        return True
+    if not parent.running:
+        return False
+    return initiated_event_id >= parent.s.next_event_id or initiated_event_id in parent.s.children
 
 
 # What each task kind does when it is due.
