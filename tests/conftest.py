@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -29,42 +28,18 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-class SessionServers:
-    """The session's dev server on each backend, started when first asked for and stopped when
-    the session ends. Kept across switches of backend: under pytest-xdist (.ci/run) a worker
-    runs whole test files, each on SQLite then PostgreSQL, so it switches at every file."""
-
-    def __init__(self) -> None:
-        self._stack = AsyncExitStack()
-        self._servers: dict[str, AionProcess] = {}
-
-    async def on(self, backend: str) -> AionProcess:
-        if backend not in self._servers:
-            storage = await self._stack.enter_async_context(fresh_storage(backend))
-            server = storage.server(namespaces=["other"])
-            await asyncio.to_thread(server.start)
-            self._stack.push_async_callback(asyncio.to_thread, server.stop)
-            self._servers[backend] = server
-        return self._servers[backend]
-
-    async def stop(self) -> None:
-        await self._stack.aclose()
-
-
 @pytest.fixture(scope="session")
-async def session_servers() -> AsyncIterator[SessionServers]:
-    servers = SessionServers()
-    try:
-        yield servers
-    finally:
-        await servers.stop()
-
-
-@pytest.fixture(scope="session")
-async def aion_server(backend: str, session_servers: SessionServers) -> AionProcess:
+async def aion_server(backend: str) -> AsyncIterator[AionProcess]:
     """One Aion dev server shared by the session's tests on `backend`: in-memory SQLite, or one
-    fresh PostgreSQL database for the session."""
-    return await session_servers.on(backend)
+    fresh PostgreSQL database for the session. (Under pytest-xdist a worker switches backend at
+    every file, and each switch starts a fresh server: no state leaks from file to file.)"""
+    async with fresh_storage(backend) as storage:
+        server = storage.server(namespaces=["other"])
+        await asyncio.to_thread(server.start)
+        try:
+            yield server
+        finally:
+            await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +56,7 @@ async def storage(backend: str, tmp_path: Path) -> AsyncIterator[Storage]:
 
 
 # The slowest test files (`.ci/run` prints the slowest tests) come first, so that the two
-# pytest-xdist workers of .ci/run start them early rather than end the run on them. (Not
-# test_schedules.py: it adds a search attribute to the session server's default namespace, which
-# the HTTP API conformance test, run before it, compares with the reference's.)
+# pytest-xdist workers of .ci/run start them early rather than end the run on them.
 SLOWEST_FIRST = (
     "test_history_replication.py",
     "test_durability.py",
