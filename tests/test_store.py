@@ -346,6 +346,25 @@ async def test_a_cancelled_wait_for_landed_commits_leaves_them_running(store: St
         assert await store.read_events("ns", f"wf{i}", "run", 1, 10) == [b"e1"]
 
 
+async def test_a_commit_stands_when_its_connection_cannot_be_reset(pg_dsn: str) -> None:
+    """The database goes away just after a commit, while the pool resets the connection: the
+    commit is reported done (it is), not passed off as never applied, which would leave the
+    tasks it made durable unseen until the shard is next loaded."""
+    store = PostgresStore(pg_dsn)
+    await store.open()
+    try:
+
+        async def reset_fails(conn: asyncpg.Connection) -> None:
+            raise ConnectionResetError("connection reset by peer")
+
+        store._pool._reset = reset_fails  # type: ignore[union-attr]  # asyncpg's reset hook
+        range_id = await store.acquire_shard(0, "host")
+        await store.commit(_tx(0, range_id, "wf", events=[(1, b"e1")]))
+        assert await store.read_events("ns", "wf", "run", 1, 10) == [b"e1"]
+    finally:
+        await store.close()
+
+
 async def test_a_queue_task_keeps_its_deployment_version(store: Store) -> None:
     range_id = await store.acquire_shard(0, "host")
     pinned = _queue_task(0, 1, "a")

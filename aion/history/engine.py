@@ -16,7 +16,7 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -90,6 +90,10 @@ HISTORY_COUNT_EXCEEDS_LIMIT = "Workflow history count exceeds limit."
 VERSION_CONFLICT = "Terminate Workflow Due To Version Conflict."
 CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
 RESYNC_RETRY_S = 0.5
+# How long a replicated transition, holding its run's lock, waits for the lock of a competing
+# run of its workflow id: bounded, so that two transitions each holding one of the two runs
+# cannot wait on each other for ever (the one that gives up is retried with its next pull).
+RIVAL_LOCK_WAIT_S = 2.0
 
 
 class HistoryLimitError(errors.InvalidArgument):
@@ -535,8 +539,7 @@ class HistoryEngine:
         if new_run is not None:
             tx.new_run = self._transaction(new_run, True, True, ms.s.run_id)
         try:
-            with self._shard_write(tx.shard_id):
-                await self.store.commit(tx)
+            cancelled = await self._commit_through(tx)
         except ConditionFailedError:
             if new:
                 raise  # the caller decides: another run of the workflow id came first
@@ -548,6 +551,26 @@ class HistoryEngine:
             self._committed(new_run, tx.new_run)
             key = (new_run.s.namespace_id, new_run.s.workflow_id, new_run.s.run_id)
             self._entry(key).ms = new_run
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _commit_through(self, tx: ExecutionTransaction) -> bool:
+        """Commit `tx` (its errors mapped by `_shard_write`); whether the caller was cancelled
+        meanwhile. A cancelled caller still waits for the commit, which lands all the same
+        (group commit writes it with its batch), so that the tasks it made durable are handed
+        on before the cancellation goes on: dropped, they would wait unseen until the shard
+        is next loaded."""
+        commit = asyncio.ensure_future(self.store.commit(tx))
+        cancelled = False
+        while True:
+            try:
+                with self._shard_write(tx.shard_id):
+                    await asyncio.shield(commit)
+                return cancelled
+            except asyncio.CancelledError:
+                if commit.cancelled():
+                    raise
+                cancelled = True
 
     @contextlib.contextmanager
     def _shard_write(self, shard_id: int) -> Iterator[None]:
@@ -774,8 +797,7 @@ class HistoryEngine:
                 first = tx
                 if suppressed is not None:
                     suppressed.new_run, first = tx, suppressed
-                with self._shard_write(tx.shard_id):
-                    await self.store.commit(first)
+                cancelled = await self._commit_through(first)
             except BaseException:
                 self._drop(entry, old or ms)
                 if rival is not None:
@@ -790,6 +812,8 @@ class HistoryEngine:
             if old is not None and current is None:
                 # The pointer moves only if this run still holds it: read it again when needed.
                 self._current.pop((key[0], key[1]), None)
+            if cancelled:
+                raise asyncio.CancelledError
         lost = rival is not None and current is None
         if hidden is not None:
             return hidden
@@ -800,10 +824,12 @@ class HistoryEngine:
     async def _locked(
         self, pointer: CurrentExecution, lock: contextlib.AsyncExitStack
     ) -> MutableState:
-        """The run `pointer` names, locked (until `lock` closes) and loaded."""
+        """The run `pointer` names, locked (until `lock` closes) and loaded; Unavailable when
+        its lock is not free within RIVAL_LOCK_WAIT_S."""
         key = (pointer.namespace_id, pointer.workflow_id, pointer.run_id)
         entry = self._entry(key)
-        await lock.enter_async_context(entry.lock)
+        busy = f"run {pointer.run_id} of {pointer.workflow_id} is busy; retry"
+        await lock.enter_async_context(locked_within(entry.lock, RIVAL_LOCK_WAIT_S, busy))
         if entry.ms is None:
             entry.ms = await self._load(key)
         return entry.ms
@@ -871,12 +897,13 @@ class HistoryEngine:
                 pending,
             )
             try:
-                with self._shard_write(tx.shard_id):
-                    await self.store.commit(tx)
+                cancelled = await self._commit_through(tx)
             except BaseException:
                 self._drop(entry, ms)
                 raise
             self._committed(ms, tx)
+            if cancelled:
+                raise asyncio.CancelledError
 
     async def _replicated_transaction(
         self,
@@ -992,6 +1019,20 @@ def _transaction_of(
         expected_db_version=None if new else ms.db_version,
         **parts,
     )
+
+
+@contextlib.asynccontextmanager
+async def locked_within(lock: asyncio.Lock, seconds: float, busy: str) -> AsyncIterator[None]:
+    """Hold `lock`, waiting at most `seconds` for it (then Unavailable with `busy`): for a
+    second lock taken while holding one, so that no two holders wait on each other for ever."""
+    try:
+        await asyncio.wait_for(lock.acquire(), seconds)
+    except TimeoutError:
+        raise errors.Unavailable(busy) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _current(ms: MutableState) -> CurrentExecution:

@@ -8,8 +8,8 @@ database, the checks SQLite gets for free from its single writer are made explic
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import asyncpg
@@ -174,7 +174,7 @@ class PostgresStore(SQLStore):
 
     async def _read(self, work: Work[T]) -> T:
         try:
-            async with self._db().acquire() as conn:
+            async with self._connection() as conn:
                 return await work(PostgresConnection(conn))
         except UNAVAILABLE_ERRORS as e:
             raise StoreUnavailableError(f"{type(e).__name__}: {e}") from e
@@ -183,7 +183,7 @@ class PostgresStore(SQLStore):
         # The pool replaces a connection the server closed on its next acquire: once the
         # database is back, the next call gets through.
         try:
-            async with self._db().acquire() as conn:
+            async with self._connection() as conn:
                 try:
                     async with conn.transaction():
                         return await work(PostgresConnection(conn))
@@ -192,6 +192,24 @@ class PostgresStore(SQLStore):
                     raise StoreUnavailableError(message, outcome_unknown=True) from e
         except UNAVAILABLE_ERRORS as e:
             raise StoreUnavailableError(f"{type(e).__name__}: {e}") from e
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection. The pool resets it when it comes back; a reset that fails (the
+        database went away once the work was done) only closes it: the work's outcome stands.
+        Raised from here, it would pass a committed write off as one never applied, and the
+        tasks it made durable would wait unseen until the shard is next loaded."""
+        pool = self._db()
+        conn = await pool.acquire()
+        try:
+            yield conn
+        finally:
+            try:
+                await pool.release(conn)
+            except UNAVAILABLE_ERRORS as e:
+                log.info(
+                    "a connection could not be reset and was closed: %s: %s", type(e).__name__, e
+                )
 
     async def _write_or_unavailable(self, work: Work[T]) -> T:
         try:

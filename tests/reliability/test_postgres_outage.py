@@ -152,18 +152,31 @@ async def test_postgres_restarted_twice_under_load_loses_nothing(
 
     for probe in probes:
         probe.start()
-    async with workers[0], workers[1]:
-        runs = [asyncio.ensure_future(run_one(i)) for i in range(WORKFLOWS)]
-        await wait_for(lambda: completed >= OUTAGES_AT[0], "the run to get going", 120)
-        leases = await shard_owners(postgres.dsn)
-        await restart(OUTAGES_AT[0])
-        await long_outage(OUTAGES_AT[1])
-        results = await asyncio.gather(*runs)
+    runs = [asyncio.ensure_future(run_one(i)) for i in range(WORKFLOWS)]
+    try:
+        async with workers[0], workers[1]:
+            await wait_for(lambda: completed >= OUTAGES_AT[0], "the run to get going", 120)
+            leases = await shard_owners(postgres.dsn)
+            await restart(OUTAGES_AT[0])
+            await long_outage(OUTAGES_AT[1])
+            results = await asyncio.gather(*runs)
+            for probe in probes:
+                await probe.stop()
+            for sink in sinks:
+                await sink.signal(Sink.finish)
+            received = [await sink.result() for sink in sinks]
+    except BaseException:
+        failed = [r.exception() for r in runs if r.done() and not r.cancelled() and r.exception()]
+        log(
+            f"failed after {completed} workflows completed; outages: {outages}; SDK calls given up on: {dict(sdk_errors)}; {len(failed)} runs failed, e.g. {failed[:3]}"
+        )
+        raise
+    finally:
         for probe in probes:
             await probe.stop()
-        for sink in sinks:
-            await sink.signal(Sink.finish)
-        received = [await sink.result() for sink in sinks]
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
 
     assert results == [2 * i for i in range(WORKFLOWS)]
     statuses = sum((p.statuses for p in probes), Counter[str]())
