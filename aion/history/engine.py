@@ -90,6 +90,11 @@ HISTORY_COUNT_EXCEEDS_LIMIT = "Workflow history count exceeds limit."
 VERSION_CONFLICT = "Terminate Workflow Due To Version Conflict."
 CURRENT_CACHE_SIZE = 4 * CACHE_SIZE
 RESYNC_RETRY_S = 0.5
+# Every SWEEP_S the shards' tasks are read again, and those older than SWEEP_GRACE_NS that this
+# process does not hold are handed on: whatever lost a task on its way from a commit to the
+# queues, it is not lost for longer than this.
+SWEEP_S = 60.0
+SWEEP_GRACE_NS = 30 * 1_000_000_000
 # How long a replicated transition, holding its run's lock, waits for the lock of a competing
 # run of its workflow id: bounded, so that two transitions each holding one of the two runs
 # cannot wait on each other for ever (the one that gives up is retried with its next pull).
@@ -160,6 +165,7 @@ class HistoryEngine:
         self._current: OrderedDict[tuple[str, str], CurrentExecution] = OrderedDict()
         self._watchers: dict[ExecutionKey, list[asyncio.Future[None]]] = {}
         self._resyncs: dict[int, asyncio.Task[None]] = {}  # shards whose tasks load again
+        self._sweeper: asyncio.Task[None] | None = None
         self.pending_queries: dict[str, QueryTask] = {}
         # Queries of other processes' workflows handed to pollers here: query task id to the
         # address of the process awaiting the answer (the oldest forgotten past a bound).
@@ -186,11 +192,42 @@ class HistoryEngine:
     async def start(self) -> None:
         """Start firing timer tasks (of the shards acquired already and to come)."""
         self.timers.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_every(SWEEP_S))
 
     async def stop(self) -> None:
-        for resync in list(self._resyncs.values()):
-            resync.cancel()
+        for background in [*self._resyncs.values(), self._sweeper]:
+            if background is not None:
+                background.cancel()
         await self.timers.stop()
+
+    async def _sweep_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            for shard_id in list(self.shards):
+                try:
+                    await self.sweep_shard(shard_id)
+                except StoreUnavailableError:
+                    break  # the next round
+                except Exception:
+                    log.exception("sweeping the tasks of shard %s failed", shard_id)
+
+    async def sweep_shard(self, shard_id: int) -> int:
+        """Hand on the shard's timer tasks overdue by SWEEP_GRACE_NS and its queue tasks older
+        than that which this process does not hold (none should be: a lost one is logged);
+        how many."""
+        shard = self.shards.get(shard_id)
+        cutoff = self.clock() - SWEEP_GRACE_NS
+        timers = await self.store.load_timer_tasks(shard_id, -1, cutoff)
+        queued = await self.store.load_queue_tasks(shard_id)
+        if shard is None or self.shards.get(shard_id) is not shard:
+            return 0
+        missing = [t for t in queued if t.create_time_ns < cutoff and not self.matching.holds(t)]
+        for task in missing:
+            self.enqueue(task)
+        found = len(missing) + self.timers.add(timers)
+        if found:
+            log.warning("shard %s: %d tasks were not handed on; handed on now", shard_id, found)
+        return found
 
     def owned_shards(self) -> dict[int, int]:
         """The shards this process holds: shard id to range id."""

@@ -93,8 +93,9 @@ class NoDeployments:
 class TimerTasks(Protocol):
     """Fires durable timer tasks at their time (`aion.history.tasks.processor`)."""
 
-    def add(self, tasks: list[TimerTask]) -> None:
-        """Take in tasks just committed."""
+    def add(self, tasks: list[TimerTask]) -> int:
+        """Take in tasks just committed (or found by a sweep); how many it did not hold
+        already."""
         ...
 
     async def load_shard(self, shard_id: int) -> None:

@@ -306,6 +306,11 @@ class MatchingEngine:
         queue.park(task)
         return False
 
+    def holds(self, task: QueueTask) -> bool:
+        """Whether the task waits in its queue's backlog here."""
+        queue = self._queues.get((task.namespace_id, task.task_queue, task.kind))
+        return queue is not None and (task.shard_id, task.task_id) in queue.queued
+
     def requeue(self, task: QueueTask) -> None:
         """Put back a task whose poller vanished before it was recorded as started."""
         queue = self._queue(task.namespace_id, task.task_queue, task.kind)

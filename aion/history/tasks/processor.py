@@ -53,9 +53,15 @@ class TaskProcessor:
     def _reach_ns(self) -> int:
         return max(self._horizon_ns, self._loading_until_ns)
 
-    def add(self, tasks: list[TimerTask]) -> None:
+    def add(self, tasks: list[TimerTask]) -> int:
         reach = self._reach_ns()
-        self.queue.add([task for task in tasks if task.fire_time_ns <= reach])
+        return self.queue.add(
+            [
+                task
+                for task in tasks
+                if task.fire_time_ns <= reach and (task.shard_id, task.task_id) not in self._standby
+            ]
+        )
 
     async def load_shard(self, shard_id: int) -> None:
         self.queue.add(await self.engine.load_timer_tasks(shard_id, -1, self._reach_ns()))

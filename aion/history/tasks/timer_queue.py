@@ -30,20 +30,25 @@ class TimerQueue:
         self._handler = handler
         self._heap: list[tuple[int, int, TimerTask]] = []
         self._held: set[tuple[int, int]] = set()  # (shard id, task id) of the tasks in the heap
+        self._running: set[tuple[int, int]] = set()  # and of those being processed
         self._wakeup = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)
 
-    def add(self, tasks: list[TimerTask]) -> None:
-        """Queue tasks; one the heap holds already is left out."""
+    def add(self, tasks: list[TimerTask]) -> int:
+        """Queue tasks; one queued or being processed already is left out. How many were
+        queued."""
+        added = 0
         for task in tasks:
             key = (task.shard_id, task.task_id)
-            if key not in self._held:
+            if key not in self._held and key not in self._running:
                 self._held.add(key)
                 heapq.heappush(self._heap, (task.fire_time_ns, task.task_id, task))
-        if tasks:
+                added += 1
+        if added:
             self._wakeup.set()
+        return added
 
     def discard(self, predicate: Callable[[TimerTask], bool]) -> None:
         """Forget the pending tasks `predicate` selects (a shard that moved to another process)."""
@@ -68,6 +73,7 @@ class TimerQueue:
             while self._heap and self._heap[0][0] <= now:
                 _, _, task = heapq.heappop(self._heap)
                 self._held.discard((task.shard_id, task.task_id))
+                self._running.add((task.shard_id, task.task_id))
                 await self._slots.acquire()
                 job = asyncio.get_running_loop().create_task(self._process(task))
                 self._inflight.add(job)
@@ -78,21 +84,23 @@ class TimerQueue:
 
     async def _process(self, task: TimerTask) -> None:
         log.debug("timer %s %s for %s", task.task_id, task.kind, task.workflow_id)
+        delay_ns: int | None = None
         try:
             await self._handler(task)
         except asyncio.CancelledError:
             raise
         except RetryLater as e:
             log.debug("timer task %s (%s) deferred: %s", task.task_id, task.kind, e)
-            task.fire_time_ns = time.time_ns() + DEFER_DELAY_NS
-            self.add([task])
+            delay_ns = DEFER_DELAY_NS
         except (StoreUnavailableError, errors.Unavailable) as e:  # the database is down
             log.warning("timer task %s (%s) failed (%s); retrying", task.task_id, task.kind, e)
-            task.fire_time_ns = time.time_ns() + RETRY_DELAY_NS
-            self.add([task])
+            delay_ns = RETRY_DELAY_NS
         except Exception:
             log.exception("timer task %s (%s) failed; retrying", task.task_id, task.kind)
-            task.fire_time_ns = time.time_ns() + RETRY_DELAY_NS
-            self.add([task])
+            delay_ns = RETRY_DELAY_NS
         finally:
+            self._running.discard((task.shard_id, task.task_id))
             self._slots.release()
+        if delay_ns is not None:
+            task.fire_time_ns = time.time_ns() + delay_ns
+            self.add([task])
