@@ -10,7 +10,7 @@ from temporalio.api.history.v1 import message_pb2 as history_pb
 from aion.history.state.builder import BUFFERED_EVENT_ID
 from aion.history.state.environment import DAY_NS as DAY
 from aion.history.state.execution import ChildInfo
-from aion.history.tasks.processor import awaits_child
+from aion.history.tasks.processor import awaits_child, awaits_policy
 from tests.unit.harness import CT, IDENTITY, Workflow, command
 
 
@@ -147,3 +147,22 @@ def test_abandoned_children_are_left_alone() -> None:
     wf.commit()
     wf.ms.terminate("enough", None, IDENTITY)
     assert wf.commit().timers == [("delete_execution", DAY, {})]  # nothing for the child
+
+
+def test_a_standby_holds_a_parent_close_policy_until_the_child_got_it() -> None:
+    """A standby's check of a closed parent's close-policy task: held while the child (as
+    replicated here) has yet to be terminated, or to get its cancel request, so that the
+    policy is applied here should the namespace fail over before the active cluster did."""
+    terminate = workflow_pb2.PARENT_CLOSE_POLICY_TERMINATE
+    cancel = workflow_pb2.PARENT_CLOSE_POLICY_REQUEST_CANCEL
+    assert awaits_policy(None, terminate)  # the child's shard lags behind the parent's
+    child = Workflow()
+    assert awaits_policy(child.ms, terminate)
+    assert awaits_policy(child.ms, cancel)
+    child.ms.request_cancel("", IDENTITY)
+    child.commit()
+    assert awaits_policy(child.ms, terminate)
+    assert not awaits_policy(child.ms, cancel)
+    child.ms.terminate("by parent close policy", None, IDENTITY)
+    child.commit()
+    assert not awaits_policy(child.ms, terminate)

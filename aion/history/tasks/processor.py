@@ -14,6 +14,7 @@ import json
 import logging
 import time
 
+from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.errordetails.v1.message_pb2 import NamespaceNotActiveFailure
 
 from aion import errors, metrics, tracing
@@ -109,7 +110,9 @@ class TaskProcessor:
         except errors.NotFound:
             ms = None
         if ms is not None and (
-            ms.running or (task.kind == kinds.NOTIFY_PARENT and await self._parent_waits(ms))
+            ms.running
+            or (task.kind == kinds.NOTIFY_PARENT and await self._parent_waits(ms))
+            or (task.kind == kinds.APPLY_PARENT_CLOSE_POLICY and await self._child_waits(ms, task))
         ):
             self._standby[(task.shard_id, task.task_id)] = task
         else:
@@ -131,6 +134,23 @@ class TaskProcessor:
         except errors.ServiceError:
             return True  # not readable here now: checked again later
         return awaits_child(ms, parent.initiated_event_id)
+
+    async def _child_waits(self, parent: MutableState, task: TimerTask) -> bool:
+        """Whether the child a closed parent's close policy applies to has yet to be
+        terminated or cancelled here: the active cluster may have failed over before applying
+        it, and then this cluster does once the namespace is active here."""
+        child = parent.s.children.get(int(json.loads(task.data)["id"]))
+        if child is None or not child.run_id:
+            return False
+        try:
+            ms = await self.engine.get_execution(
+                (child.namespace_id, child.workflow_id, child.run_id)
+            )
+        except errors.NotFound:
+            return awaits_policy(None, child.parent_close_policy)
+        except errors.ServiceError:
+            return True  # not readable here now: checked again later
+        return awaits_policy(ms, child.parent_close_policy)
 
     async def _watch_standby(self) -> None:
         """Hand the held tasks of a namespace that became active here to the queue at once,
@@ -199,6 +219,17 @@ class TaskProcessor:
             # The run was last written by a cluster made active since, which this cluster
             # has not heard of yet: it will, and then hold the task.
             raise RetryLater(e.message) from None
+
+
+def awaits_policy(child: MutableState | None, policy: int) -> bool:
+    """Whether a child run as replicated here (None: not here yet, its shard lagging
+    behind its parent's) has yet to get what its parent's close `policy` asks: to be
+    terminated (closed), or a cancel request (or closed)."""
+    if child is None:
+        return True
+    if not child.running:
+        return False
+    return policy == workflow_pb2.PARENT_CLOSE_POLICY_TERMINATE or not child.s.cancel_requested
 
 
 def awaits_child(parent: MutableState | None, initiated_event_id: int) -> bool:
