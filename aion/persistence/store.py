@@ -364,6 +364,16 @@ class HiddenBranch:
 
 
 @dataclass
+class PendingReapply:
+    """Events a transition writes that are still to be re-applied on the workflow id's current
+    run (a zombie's signals and the like): kept in its commit as the run's hidden `branch`, not
+    yet re-applied, so a crash before the re-apply loses nothing."""
+
+    branch: str
+    events: list[tuple[int, bytes]]  # (event id, event bytes)
+
+
+@dataclass
 class ReplicationDLQRecord:
     """A replicated task that kept failing here, set aside so its shard goes on: the task as
     received (`task`, Aion's wire encoding with its events) and the last error."""
@@ -415,6 +425,8 @@ class ExecutionTransaction:
     replication_ack: ReplicationAck | None = None
     # A replicated branch that wins: this cluster's events after the common one are hidden.
     rewind: HistoryRewind | None = None
+    # A replicated run that lost to the current run: its events to re-apply there.
+    reapply: PendingReapply | None = None
 
 
 class Store(abc.ABC):

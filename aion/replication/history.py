@@ -29,6 +29,7 @@ import grpc
 from temporalio.api.errordetails.v1.message_pb2 import NamespaceNotActiveFailure
 
 from aion import errors, metrics
+from aion.common.faults import fault_point
 from aion.history.api.reapply_events import reapplicable, reapply_events
 from aion.history.engine import HistoryEngine
 from aion.history.ports import Op
@@ -55,6 +56,8 @@ RETRY_BRANCHES_OP = "replication.retry_branches"
 REAPPLY_FIRST_DELAY_S = 1.0  # after a branch's first failed re-apply; doubling after each
 REAPPLY_MAX_DELAY_S = 300.0
 REAPPLY_MAX_FAILURES = 10  # failures that are not outages before a branch is set aside
+# Test fault point: the process exits once a transition leaving branches to re-apply commits.
+REAPPLY_PENDING_FAULT = "reapply-pending"
 
 BranchKey = tuple[str, str, str, str]  # namespace id, workflow id, run id, branch
 
@@ -464,16 +467,15 @@ class HistoryReplicator:
         return {}
 
     async def _apply_and_reapply(self, transition: ReplicatedTransition) -> None:
-        """Apply here; a branch of this cluster's that lost to it is re-applied, and so are the
-        events of a run that lost to the current run of its workflow id (a failure to re-apply
-        those fails the transition: applied again, it re-applies them again)."""
-        applied = await self.engine.apply_replicated(transition)
-        if isinstance(applied, HiddenBranch):
-            await self.reapply(applied)
-        elif applied is not None and reapplicable(applied.events):
-            await self._reapply_where_active(
-                (applied.namespace_id, applied.workflow_id, ""), applied.events
-            )
+        """Apply here, then re-apply what the commit left to re-apply: a branch of this
+        cluster's that lost to it, the events of a run that lost to the current run of its
+        workflow id (both kept as hidden branches, so a failure or a crash before they are
+        re-applied leaves them to the shard's pull loop)."""
+        branches = await self.engine.apply_replicated(transition)
+        if branches:
+            fault_point(REAPPLY_PENDING_FAULT)
+        for branch in branches:
+            await self.reapply(branch)
 
     async def _wait_for_namespace(self, task: ReplicationTaskRecord) -> None:
         """A namespace registered moments ago reaches this cluster by its own pull."""

@@ -68,6 +68,16 @@ CURRENT_EXECUTION = (
     "start_time_ns",
 )
 EXECUTION = ("shard_id", "namespace_id", "workflow_id", "run_id", "state", "db_version")
+HIDDEN_EVENT = (
+    "shard_id",
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "branch",
+    "event_id",
+    "data",
+    "reapplied",
+)
 EVENT = (
     "shard_id",
     "namespace_id",
@@ -290,6 +300,7 @@ class Statements:
             f"run_id, ?, event_id, data, ? FROM history_events WHERE {run} AND event_id > ?"
         )
         self.delete_events_after = q(f"DELETE FROM history_events WHERE {run} AND event_id > ?")
+        self.insert_hidden_event = q(_insert("hidden_history_events", HIDDEN_EVENT))
         hidden = ("namespace_id", "workflow_id", "run_id", "branch", "data", "reapplied")
         self.hidden_branches = q(
             _select("hidden_history_events", hidden, run)
