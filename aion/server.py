@@ -244,6 +244,7 @@ class AionServer:
         self._open_executions: dict[str, int] = {}
         self._dlq_sizes: dict[tuple[str, int], int] = {}
         self._replication_lag: list[tuple[str, int]] = []
+        self._set_aside_branches: dict[str, int] = {}  # per global namespace id
         self._loop_watch: asyncio.Task[None] | None = None
         if config.metrics_port is not None:
             from aion.frontend.metrics_port import MetricsPort  # aiohttp only when needed
@@ -378,6 +379,14 @@ class AionServer:
             ],
         )
         metrics.read_gauge(
+            "aion_replication_branches_set_aside",
+            ("namespace", "service_name"),
+            lambda: [
+                ((metrics.namespace_name(ns_id), "history"), count)
+                for ns_id, count in self._set_aside_branches.items()
+            ],
+        )
+        metrics.read_gauge(
             "aion_store_connections",
             ("service_name", "state"),
             lambda: zip(
@@ -394,14 +403,18 @@ class AionServer:
         )
 
     async def _refresh_gauges(self) -> None:
-        """Count the running executions per namespace, the replication DLQ's tasks and the
-        replication lag (in the store: every process's)."""
+        """Count the running executions per namespace, the replication DLQ's tasks, the
+        replication lag and the hidden branches set aside (in the store: every process's)."""
         if not self.health.serving:  # the store is not open (yet, or any more)
             return
         counts = await self.store.count_open_executions()
         if self.config.cluster.enable_global_namespace:
             self._dlq_sizes = await self.store.replication_dlq_sizes()
             self._replication_lag = await replication_status.lag(self.store, self.clusters)
+            set_aside = await self.store.set_aside_branch_counts()
+            self._set_aside_branches = {
+                ns.id: set_aside.get(ns.id, 0) for ns in self.namespaces.all() if ns.is_global
+            }
         self._open_executions = {ns.id: counts.get(ns.id, 0) for ns in self.namespaces.all()}
 
     async def _take_in_changes(self) -> None:

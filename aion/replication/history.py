@@ -5,9 +5,11 @@ transition, so a restart resumes where it stopped, replaying nothing and skippin
 Missing events (a gap) are fetched from the source's history first. Where the source's history
 of a run has branched from this cluster's and wins, this cluster's branch is hidden and its
 signals, cancel requests and terminations are re-applied where the namespace is active (here,
-or by a `Reapply` call to that cluster); a branch not yet re-applied (that cluster unreachable,
+or by a `Reapply` call to that cluster), as are those of a run that lost to the current run of
+its workflow id (a zombie: kept as a hidden branch of its own); a branch not yet re-applied (that cluster unreachable,
 this process restarted) is tried again by its shard's pull loop, with a growing delay
-(`ReapplyBackoff`), and set aside after repeated failures that are not outages.
+(`ReapplyBackoff`), and set aside after repeated failures that are not outages (marked in the
+store, until `aion replication dlq merge`).
 
 A source shard is pulled by the process owning the local shard of the same number modulo this
 cluster's shard count (a `ShardListener`); each transition is applied by the process owning its
@@ -93,7 +95,8 @@ class _Retry:
 class ReapplyBackoff:
     """When each hidden branch whose re-apply failed is tried again (`reapply_delay` after its
     last failure); after REAPPLY_MAX_FAILURES failures that are not outages it is set aside:
-    never again until `release`. Kept in memory: a restart tries every branch again."""
+    never again until `release`. Kept in memory (a restart counts failures afresh); the
+    set-aside mark is kept in the store as well (`HistoryReplicator._mark_set_aside`)."""
 
     def __init__(self) -> None:
         self._retries: dict[BranchKey, _Retry] = {}
@@ -290,12 +293,13 @@ class HistoryReplicator:
             if due == float("inf"):
                 log.error(
                     "re-applying branch %s of %s failed %d times; set aside until "
-                    "`aion replication dlq merge` or a restart: %r",
+                    "`aion replication dlq merge`: %r",
                     branch.branch,
                     key[1],
                     REAPPLY_MAX_FAILURES,
                     e,
                 )
+                await self._mark_set_aside(branch)
             else:
                 log.warning("re-applying branch %s of %s failed: %r", branch.branch, key[1], e)
                 self._reapply_later(self.engine.shard_id_of(key[0], key[1]), due)
@@ -317,6 +321,15 @@ class HistoryReplicator:
         else:
             raise errors.Unavailable(f"the active cluster {active} is not connected")
         return active
+
+    async def _mark_set_aside(self, branch: HiddenBranch) -> None:
+        """Keep the set-aside mark in the store too, so a restart does not try the branch again
+        (and the gauge counts it); without the store, the mark in memory holds until then."""
+        key = (branch.namespace_id, branch.workflow_id, branch.run_id, branch.branch)
+        try:
+            await self.store.set_aside_branch(*key, time.time_ns())
+        except StoreUnavailableError as e:
+            log.warning("branch %s of %s not marked set aside: %s", key[3], key[1], e)
 
     def _reapply_later(self, shard_id: int, due: float) -> None:
         self._reapply_due[shard_id] = min(due, self._reapply_due.get(shard_id, float("inf")))
@@ -346,6 +359,7 @@ class HistoryReplicator:
         """`RETRY_BRANCHES_OP` on the shard's owner: its branches, set aside or backing off,
         are tried again by its pull loop at once."""
         shard_id = args["shard_id"]
+        await self.store.release_set_aside_branches(shard_id)
         self._backoff.release(engine.shard_id_of, shard_id)
         self._reapply_due[shard_id] = 0.0
         return {}
