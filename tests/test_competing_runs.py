@@ -38,7 +38,6 @@ from tests.test_conflict_resolution import (
 from tests.test_global_namespaces import (
     Cluster,
     Clusters,
-    _replicated,
     clusters,  # noqa: F401 (the fixture: clusters A and B, connected both ways)
     eventually,
 )
@@ -180,7 +179,7 @@ async def test_a_zombies_signal_survives_a_crash_after_its_commit(
         await _settled(clusters.b, namespace, run_b, 1)
 
     server = clusters.b.server
-    server.stop()
+    await asyncio.to_thread(server.stop)
     server.env[FAULT_ENV] = REAPPLY_PENDING_FAULT
     await asyncio.to_thread(server.start)
     await _connect(clusters.a, clusters.b, True)
@@ -191,7 +190,6 @@ async def test_a_zombies_signal_survives_a_crash_after_its_commit(
     del server.env[FAULT_ENV]
     await asyncio.to_thread(server.start)
     clusters.b.client = await Client.connect(server.address)
-    await _replicated(clusters.a, namespace, 2)
     b = Client(clusters.b.client.service_client, namespace=namespace)
     async with collector_workers([b], task_queue)[0]:
         await _settled(clusters.b, namespace, run_b, 2)
