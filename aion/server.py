@@ -132,6 +132,11 @@ def _timer_window_ns(config: ServerConfig) -> int:
     return processor.WINDOW_NS if value is None else parse_duration(value)
 
 
+def _by_namespace(counts: dict[str, int]) -> list[tuple[tuple[str, str], float]]:
+    """A per-namespace gauge's samples: (namespace name, service) and the count."""
+    return [((metrics.namespace_name(ns_id), "history"), n) for ns_id, n in counts.items()]
+
+
 class AionServer:
     """One running server: `start()`, then `stop()`."""
 
@@ -381,10 +386,7 @@ class AionServer:
         metrics.read_gauge(
             "aion_replication_branches_set_aside",
             ("namespace", "service_name"),
-            lambda: [
-                ((metrics.namespace_name(ns_id), "history"), count)
-                for ns_id, count in self._set_aside_branches.items()
-            ],
+            lambda: _by_namespace(self._set_aside_branches),
         )
         metrics.read_gauge(
             "aion_store_connections",
@@ -396,10 +398,7 @@ class AionServer:
         metrics.read_gauge(
             "aion_open_workflow_executions",
             ("namespace", "service_name"),
-            lambda: [
-                ((metrics.namespace_name(ns_id), "history"), count)
-                for ns_id, count in self._open_executions.items()
-            ],
+            lambda: _by_namespace(self._open_executions),
         )
 
     async def _refresh_gauges(self) -> None:

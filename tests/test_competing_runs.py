@@ -67,26 +67,36 @@ async def _current_run(cluster: Cluster, namespace: str, workflow_id: str) -> st
     ).workflow_execution_info.execution.run_id
 
 
+async def _competing_runs(
+    pair: Clusters, namespace: str, a: Client, b: Client, task_queue: str
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Split the clusters, start a Collector of one workflow id on each and signal it there
+    ("from-A", "from-B"); A's run and B's, once each has taken its signal."""
+    await partition(pair, namespace)
+    workflow_id = unique("wf")
+    timeout = timedelta(seconds=4)
+    on_a = await a.start_workflow(
+        Collector.run, id=workflow_id, task_queue=task_queue, task_timeout=timeout
+    )
+    on_b = await b.start_workflow(
+        Collector.run, id=workflow_id, task_queue=task_queue, task_timeout=timeout
+    )
+    await on_a.signal(Collector.add, "from-A")
+    await on_b.signal(Collector.add, "from-B")
+    run_a = (workflow_id, on_a.result_run_id or "")
+    run_b = (workflow_id, on_b.result_run_id or "")
+    assert run_a[1] != run_b[1]
+    await _settled(pair.a, namespace, run_a, 1)
+    await _settled(pair.b, namespace, run_b, 1)
+    return run_a, run_b
+
+
 async def test_the_run_written_last_wins_and_the_other_is_terminated(
     clusters: Clusters,  # noqa: F811 (the fixture imported above)
 ) -> None:
     async with collectors(clusters) as (namespace, a, b, task_queue):
-        await partition(clusters, namespace)
-        workflow_id = unique("wf")
-        timeout = timedelta(seconds=4)
-        on_a = await a.start_workflow(
-            Collector.run, id=workflow_id, task_queue=task_queue, task_timeout=timeout
-        )
-        on_b = await b.start_workflow(
-            Collector.run, id=workflow_id, task_queue=task_queue, task_timeout=timeout
-        )
-        await on_a.signal(Collector.add, "from-A")
-        await on_b.signal(Collector.add, "from-B")
-        run_a = (workflow_id, on_a.result_run_id or "")
-        run_b = (workflow_id, on_b.result_run_id or "")
-        assert run_a[1] != run_b[1]
-        await _settled(clusters.a, namespace, run_a, 1)
-        await _settled(clusters.b, namespace, run_b, 1)
+        run_a, run_b = await _competing_runs(clusters, namespace, a, b, task_queue)
+        workflow_id = run_a[0]
 
         # Reconnected: B's run (version 2) is current on both; A's signal is re-applied on it.
         await _reconnect(clusters, namespace)
@@ -162,21 +172,8 @@ async def test_a_zombies_signal_survives_a_crash_after_its_commit(
     fault point); restarted, B re-applies it on its current run from what that commit kept.
     (Last in the module: it restarts B.)"""
     async with collectors(clusters) as (namespace, a, b, task_queue):
-        await partition(clusters, namespace)
-        workflow_id = unique("wf")
-        timeout = timedelta(seconds=4)
-        on_a = await a.start_workflow(
-            Collector.run, id=workflow_id, task_queue=task_queue, task_timeout=timeout
-        )
-        on_b = await b.start_workflow(
-            Collector.run, id=workflow_id, task_queue=task_queue, task_timeout=timeout
-        )
-        await on_a.signal(Collector.add, "from-A")
-        await on_b.signal(Collector.add, "from-B")
-        run_a = (workflow_id, on_a.result_run_id or "")
-        run_b = (workflow_id, on_b.result_run_id or "")
-        await _settled(clusters.a, namespace, run_a, 1)
-        await _settled(clusters.b, namespace, run_b, 1)
+        run_a, run_b = await _competing_runs(clusters, namespace, a, b, task_queue)
+        workflow_id = run_a[0]
 
     server = clusters.b.server
     await asyncio.to_thread(server.stop)
