@@ -6,10 +6,10 @@ Missing events (a gap) are fetched from the source's history first. Where the so
 of a run has branched from this cluster's and wins, this cluster's branch is hidden and its
 signals, cancel requests and terminations are re-applied where the namespace is active (here,
 or by a `Reapply` call to that cluster), as are those of a run that lost to the current run of
-its workflow id (a zombie: kept as a hidden branch of its own); a branch not yet re-applied (that cluster unreachable,
-this process restarted) is tried again by its shard's pull loop, with a growing delay
-(`ReapplyBackoff`), and set aside after repeated failures that are not outages (marked in the
-store, until `aion replication dlq merge`).
+its workflow id (a zombie: kept as a hidden branch of its own); a branch not yet re-applied
+(that cluster unreachable, this process restarted) is tried again by its shard's pull loop,
+with a growing delay (`ReapplyBackoff`), and set aside after repeated failures that are not
+outages (marked in the store, until `aion replication dlq merge`).
 
 A source shard is pulled by the process owning the local shard of the same number modulo this
 cluster's shard count (a `ShardListener`); each transition is applied by the process owning its
@@ -328,8 +328,8 @@ class HistoryReplicator:
         key = (branch.namespace_id, branch.workflow_id, branch.run_id, branch.branch)
         try:
             await self.store.set_aside_branch(*key, time.time_ns())
-        except StoreUnavailableError as e:
-            log.warning("branch %s of %s not marked set aside: %s", key[3], key[1], e)
+        except Exception as e:  # never fails the re-apply, nor the shard's pull loop
+            log.warning("branch %s of %s not marked set aside: %r", key[3], key[1], e)
 
     def _reapply_later(self, shard_id: int, due: float) -> None:
         self._reapply_due[shard_id] = min(due, self._reapply_due.get(shard_id, float("inf")))
