@@ -132,6 +132,11 @@ def _timer_window_ns(config: ServerConfig) -> int:
     return processor.WINDOW_NS if value is None else parse_duration(value)
 
 
+def _by_namespace(counts: dict[str, int]) -> list[tuple[tuple[str, str], float]]:
+    """A per-namespace gauge's samples: (namespace name, service) and the count."""
+    return [((metrics.namespace_name(ns_id), "history"), n) for ns_id, n in counts.items()]
+
+
 class AionServer:
     """One running server: `start()`, then `stop()`."""
 
@@ -244,6 +249,7 @@ class AionServer:
         self._open_executions: dict[str, int] = {}
         self._dlq_sizes: dict[tuple[str, int], int] = {}
         self._replication_lag: list[tuple[str, int]] = []
+        self._set_aside_branches: dict[str, int] = {}  # per global namespace id
         self._loop_watch: asyncio.Task[None] | None = None
         if config.metrics_port is not None:
             from aion.frontend.metrics_port import MetricsPort  # aiohttp only when needed
@@ -378,6 +384,11 @@ class AionServer:
             ],
         )
         metrics.read_gauge(
+            "aion_replication_branches_set_aside",
+            ("namespace", "service_name"),
+            lambda: _by_namespace(self._set_aside_branches),
+        )
+        metrics.read_gauge(
             "aion_store_connections",
             ("service_name", "state"),
             lambda: zip(
@@ -387,21 +398,22 @@ class AionServer:
         metrics.read_gauge(
             "aion_open_workflow_executions",
             ("namespace", "service_name"),
-            lambda: [
-                ((metrics.namespace_name(ns_id), "history"), count)
-                for ns_id, count in self._open_executions.items()
-            ],
+            lambda: _by_namespace(self._open_executions),
         )
 
     async def _refresh_gauges(self) -> None:
-        """Count the running executions per namespace, the replication DLQ's tasks and the
-        replication lag (in the store: every process's)."""
+        """Count the running executions per namespace, the replication DLQ's tasks, the
+        replication lag and the hidden branches set aside (in the store: every process's)."""
         if not self.health.serving:  # the store is not open (yet, or any more)
             return
         counts = await self.store.count_open_executions()
         if self.config.cluster.enable_global_namespace:
             self._dlq_sizes = await self.store.replication_dlq_sizes()
             self._replication_lag = await replication_status.lag(self.store, self.clusters)
+            set_aside = await self.store.set_aside_branch_counts()
+            self._set_aside_branches = {
+                ns.id: set_aside.get(ns.id, 0) for ns in self.namespaces.all() if ns.is_global
+            }
         self._open_executions = {ns.id: counts.get(ns.id, 0) for ns in self.namespaces.all()}
 
     async def _take_in_changes(self) -> None:

@@ -409,7 +409,8 @@ async def _on_b(clusters: MeteredClusters, sql: str, *args: object) -> None:
 async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredClusters) -> None:
     """An unreadable execution row planted on B (while B is stopped) makes one workflow's tasks
     fail there: they go to the DLQ while the others replicate; with the row removed, merging
-    the DLQ (`aion replication dlq merge`) makes every history equal."""
+    the DLQ (`aion replication dlq merge`) makes every history equal. A hidden branch planted
+    as set aside (as after 10 failed re-applies) is counted until the merge retries it."""
     namespace = await _register_global(clusters)
     namespace_id = (await clusters.a.describe(namespace)).namespace_info.id
     a = await Client.connect(clusters.a.server.address, namespace=namespace)
@@ -432,6 +433,19 @@ async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredCluste
 
     await eventually(set_aside, REPLICATED_S)
     assert await _metric(clusters, "B", "replication_dlq_non_empty", source_cluster="A") == 1
+    hidden = (
+        "INSERT INTO hidden_history_events (shard_id, namespace_id, workflow_id, run_id, branch, "
+        "event_id, data, reapplied, set_aside_time_ns) VALUES (0, ?, ?, ?, '2@v1', 2, ?, ?, 1)"
+    )
+    scheduled = history_pb.HistoryEvent(
+        event_id=2, event_type=EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
+    )
+    await _on_b(
+        clusters, hidden, namespace_id, faulty, run_id, scheduled.SerializeToString(), False
+    )
+    set_aside_gauge = ("B", "aion_replication_branches_set_aside")
+    label = namespace.replace("-", "_")  # as the exposition spells it
+    assert await _metric(clusters, *set_aside_gauge, namespace=label) == 1
     for workflow_id in others:  # the shard went on
         await eventually(
             lambda w=workflow_id: _described_on_b(clusters, namespace, w), REPLICATED_S
@@ -441,6 +455,14 @@ async def test_a_failing_task_goes_to_the_dlq_and_merges(clusters: MeteredCluste
     assert merged["merged"] >= 1 and merged["failing"] == 0
     assert (await _dlq(clusters, "list"))["tasks"] == []
     assert await _metric(clusters, "B", "replication_dlq_non_empty", source_cluster="A") == 0
+    assert await _metric(clusters, *set_aside_gauge, namespace=label) == 0
+
+    async def reapplied() -> bool | None:
+        branches = "branches", "-n", namespace, "-w", faulty, "-r", run_id
+        [branch] = (await _replication_command(clusters.b, *branches))["branches"]
+        return True if branch["reapplied"] and not branch["set_aside"] else None
+
+    await eventually(reapplied, REPLICATED_S)
     await _histories_equal(clusters, namespace)
 
 

@@ -25,6 +25,7 @@ from aion.persistence import (
     HostRecord,
     NamespaceRecord,
     NexusEndpointRecord,
+    PendingReapply,
     QueueTask,
     RemoteClusterRecord,
     ReplicationTaskRecord,
@@ -437,6 +438,40 @@ async def test_migrating_twice_is_a_no_op_and_a_newer_schema_is_refused(db: Back
     await _set_schema_version(db, _code_schema_version(db) + 1)
     with pytest.raises(SchemaTooNewError, match="newer than this Aion supports"):
         await db.make().open()
+
+
+async def test_a_set_aside_branch_stays_so_until_released(db: Backend) -> None:
+    """A branch to re-apply, written with its transition, set aside: reopened, the store still
+    leaves it out of the branches to re-apply and counts it, until its shard's are released."""
+    store = db.make()
+    await store.open()
+    range_id = await store.acquire_shard(0, "host")
+    for workflow_id in ("wf", "other"):
+        pending = PendingReapply("zombie@5", [(5, b"signal"), (7, b"cancel")])
+        await store.commit(_tx(0, range_id, workflow_id, reapply=pending))
+    assert [b.workflow_id for b in await store.branches_to_reapply(0)] == ["other", "wf"]
+    await store.set_aside_branch("ns", "wf", "run", "zombie@5", 123)
+    await store.close()
+
+    store = db.make()
+    await store.open()
+    try:
+        [left] = await store.branches_to_reapply(0)
+        assert (left.workflow_id, left.events, left.set_aside) == (
+            "other",
+            [b"signal", b"cancel"],
+            False,
+        )
+        [aside] = await store.hidden_branches("ns", "wf", "run")
+        assert (aside.branch, aside.reapplied, aside.set_aside) == ("zombie@5", False, True)
+        assert await store.set_aside_branch_counts() == {"ns": 1}
+        await store.release_set_aside_branches(1)  # another shard's
+        assert await store.set_aside_branch_counts() == {"ns": 1}
+        await store.release_set_aside_branches(0)
+        assert len(await store.branches_to_reapply(0)) == 2
+        assert await store.set_aside_branch_counts() == {}
+    finally:
+        await store.close()
 
 
 async def test_db_migrate_command(pg_dsn: str) -> None:

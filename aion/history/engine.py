@@ -46,10 +46,10 @@ from aion.history.ports import (
     TimerTasks,
 )
 from aion.history.replication import (
+    REAPPLIED,
     ReplicatedTransition,
     ReplicationGap,
     UnresolvableConflict,
-    ZombieEvents,
     divergence,
     last_write_version,
     replicated_tasks,
@@ -65,6 +65,7 @@ from aion.persistence import (
     ExecutionTransaction,
     HiddenBranch,
     HistoryRewind,
+    PendingReapply,
     QueueTask,
     ShardOwnershipLostError,
     Store,
@@ -726,7 +727,7 @@ class HistoryEngine:
             owner = self.namespaces.clusters.owner_of(history[-1].version)
             raise errors.namespace_not_active(ns.name, self.namespaces.clusters.current_name, owner)
 
-    async def apply_replicated(self, t: ReplicatedTransition) -> HiddenBranch | ZombieEvents | None:
+    async def apply_replicated(self, t: ReplicatedTransition) -> list[HiddenBranch]:
         """Append the transition's events and take its state as this execution's, with the
         timer and queue tasks it created, in one commit with the watermark it moves. Raises
         ReplicationGap when events between this cluster's last one and the transition's are
@@ -735,15 +736,19 @@ class HistoryEngine:
         Where the transition's history has branched from this cluster's (both clusters were
         active), the branch whose last event has the higher version wins: an older transition
         commits only its watermark; a newer one replaces this cluster's events after the common
-        one, which are kept hidden and returned, for their signals, cancel requests and
-        terminations to be re-applied on the winning branch. Histories that share no event
-        raise UnresolvableConflict (nothing is written).
+        one, which are kept hidden, for their signals, cancel requests and terminations to be
+        re-applied on the winning branch. Histories that share no event raise
+        UnresolvableConflict (nothing is written).
 
         Where the run competes with another run of its workflow id that is current here (both
         clusters started one), the run written last wins, as Temporal's transaction manager
         decides: a winner becomes current and a running loser is suppressed with it
-        (`_suppress`); a losing run is kept as a zombie and its events are returned, to be
-        re-applied on the current run."""
+        (`_suppress`); a losing run is kept as a zombie and the events of the transition to
+        re-apply on the current run are kept with it, as a hidden branch not yet re-applied
+        (`_zombie_reapply`), in the same commit.
+
+        Returns the branches this commit left to re-apply (`branches_to_reapply` finds them
+        again after a restart)."""
         task = t.task
         key = (task.namespace_id, task.workflow_id, task.run_id)
         entry = self._entry(key)
@@ -831,6 +836,8 @@ class HistoryEngine:
                         )
                 tx = await self._replicated_transaction(ms, old, events, t, current, expected)
                 tx.rewind = rewind
+                if rival is not None and current is None:
+                    tx.reapply = _zombie_reapply(t, next_id)
                 first = tx
                 if suppressed is not None:
                     suppressed.new_run, first = tx, suppressed
@@ -851,12 +858,11 @@ class HistoryEngine:
                 self._current.pop((key[0], key[1]), None)
             if cancelled:
                 raise asyncio.CancelledError
-        lost = rival is not None and current is None
-        if hidden is not None:
-            return hidden
-        if lost or (old is not None and old.s.zombie and ms is old):
-            return ZombieEvents(key[0], key[1], _reapplicable_from_zombie(t))
-        return None
+        branches = [hidden] if hidden is not None else []
+        if tx.reapply is not None:
+            events_of = [raw for _, raw in tx.reapply.events]
+            branches.append(HiddenBranch(*key, tx.reapply.branch, events_of, False))
+        return branches
 
     async def _locked(
         self, pointer: CurrentExecution, lock: contextlib.AsyncExitStack
@@ -1090,17 +1096,21 @@ def _key_of(ms: MutableState) -> ExecutionKey:
     return (ms.s.namespace_id, ms.s.workflow_id, ms.s.run_id)
 
 
-def _reapplicable_from_zombie(t: ReplicatedTransition) -> list[bytes]:
-    """The events of a losing run's transition to re-apply on the current run: all but the
-    termination that suppressed it on the cluster that wrote it."""
-    return [
-        raw
+def _zombie_reapply(t: ReplicatedTransition, next_id: int) -> PendingReapply | None:
+    """The events a losing run's transition writes (from `next_id`) to re-apply on the current
+    run, kept as the hidden branch `zombie@<first event id>`: its signals and the like, not the
+    termination that suppressed it on the cluster that wrote it. None when there are none."""
+    events = [
+        (event.event_id, raw)
         for event, raw in zip(t.parsed, t.events, strict=True)
-        if not (
+        if event.event_id >= next_id
+        and event.event_type in REAPPLIED
+        and not (
             event.event_type == event_type_pb2.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
             and event.workflow_execution_terminated_event_attributes.reason == VERSION_CONFLICT
         )
     ]
+    return PendingReapply(f"zombie@{events[0][0]}", events) if events else None
 
 
 def _changes(m: Mutation) -> bool:

@@ -15,6 +15,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from aion.history.state.execution import ExecutionState, VersionHistoryItem
@@ -24,6 +25,16 @@ from aion.persistence import (
     ReplicationAck,
     ReplicationTaskRecord,
     TimerTask,
+)
+
+ET = event_type_pb2.EventType
+# The events of a losing branch or run that are applied again on the winner.
+REAPPLIED = (
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+    ET.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
 )
 
 
@@ -166,14 +177,3 @@ def last_write_version(state: ExecutionState) -> int:
     (the higher; Temporal breaks a tie by the runs' update clocks, here the run replicated
     later wins, as one cluster's transitions replicate in order)."""
     return state.version_history[-1].version if state.version_history else state.failover_version
-
-
-@dataclass
-class ZombieEvents:
-    """The events of a replicated run that lost to the workflow id's current run (a zombie
-    here, or closed): their signals, updates, cancel requests and terminations are re-applied
-    on the current run."""
-
-    namespace_id: str
-    workflow_id: str
-    events: list[bytes]

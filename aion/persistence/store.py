@@ -361,6 +361,17 @@ class HiddenBranch:
     branch: str
     events: list[bytes]
     reapplied: bool
+    set_aside: bool = False  # after repeated failures to re-apply it, until a DLQ merge
+
+
+@dataclass
+class PendingReapply:
+    """Events a transition writes that are still to be re-applied on the workflow id's current
+    run (a zombie's signals and the like): kept in its commit as the run's hidden `branch`, not
+    yet re-applied, so a crash before the re-apply loses nothing."""
+
+    branch: str
+    events: list[tuple[int, bytes]]  # (event id, event bytes)
 
 
 @dataclass
@@ -415,6 +426,8 @@ class ExecutionTransaction:
     replication_ack: ReplicationAck | None = None
     # A replicated branch that wins: this cluster's events after the common one are hidden.
     rewind: HistoryRewind | None = None
+    # A replicated run that lost to the current run: its events to re-apply there.
+    reapply: PendingReapply | None = None
 
 
 class Store(abc.ABC):
@@ -581,12 +594,27 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def branches_to_reapply(self, shard_id: int) -> list[HiddenBranch]:
-        """The shard's hidden branches whose events are not yet re-applied."""
+        """The shard's hidden branches whose events are not yet re-applied, but those set
+        aside."""
 
     @abc.abstractmethod
     async def mark_reapplied(
         self, namespace_id: str, workflow_id: str, run_id: str, branch: str
     ) -> None: ...
+
+    @abc.abstractmethod
+    async def set_aside_branch(
+        self, namespace_id: str, workflow_id: str, run_id: str, branch: str, time_ns: int
+    ) -> None:
+        """Mark the branch set aside (at `time_ns`): no longer among `branches_to_reapply`."""
+
+    @abc.abstractmethod
+    async def release_set_aside_branches(self, shard_id: int) -> None:
+        """Clear the set-aside mark of the shard's hidden branches."""
+
+    @abc.abstractmethod
+    async def set_aside_branch_counts(self) -> dict[str, int]:
+        """How many hidden branches are set aside, per namespace id that has any."""
 
     @abc.abstractmethod
     async def replication_dlq_sizes(self) -> dict[tuple[str, int], int]:

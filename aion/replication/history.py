@@ -5,9 +5,11 @@ transition, so a restart resumes where it stopped, replaying nothing and skippin
 Missing events (a gap) are fetched from the source's history first. Where the source's history
 of a run has branched from this cluster's and wins, this cluster's branch is hidden and its
 signals, cancel requests and terminations are re-applied where the namespace is active (here,
-or by a `Reapply` call to that cluster); a branch not yet re-applied (that cluster unreachable,
-this process restarted) is tried again by its shard's pull loop, with a growing delay
-(`ReapplyBackoff`), and set aside after repeated failures that are not outages.
+or by a `Reapply` call to that cluster), as are those of a run that lost to the current run of
+its workflow id (a zombie: kept as a hidden branch of its own); a branch not yet re-applied
+(that cluster unreachable, this process restarted) is tried again by its shard's pull loop,
+with a growing delay (`ReapplyBackoff`), and set aside after repeated failures that are not
+outages (marked in the store, until `aion replication dlq merge`).
 
 A source shard is pulled by the process owning the local shard of the same number modulo this
 cluster's shard count (a `ShardListener`); each transition is applied by the process owning its
@@ -29,6 +31,7 @@ import grpc
 from temporalio.api.errordetails.v1.message_pb2 import NamespaceNotActiveFailure
 
 from aion import errors, metrics
+from aion.common.faults import fault_point
 from aion.history.api.reapply_events import reapplicable, reapply_events
 from aion.history.engine import HistoryEngine
 from aion.history.ports import Op
@@ -55,6 +58,8 @@ RETRY_BRANCHES_OP = "replication.retry_branches"
 REAPPLY_FIRST_DELAY_S = 1.0  # after a branch's first failed re-apply; doubling after each
 REAPPLY_MAX_DELAY_S = 300.0
 REAPPLY_MAX_FAILURES = 10  # failures that are not outages before a branch is set aside
+# Test fault point: the process exits once a transition leaving branches to re-apply commits.
+REAPPLY_PENDING_FAULT = "reapply-pending"
 
 BranchKey = tuple[str, str, str, str]  # namespace id, workflow id, run id, branch
 
@@ -90,7 +95,8 @@ class _Retry:
 class ReapplyBackoff:
     """When each hidden branch whose re-apply failed is tried again (`reapply_delay` after its
     last failure); after REAPPLY_MAX_FAILURES failures that are not outages it is set aside:
-    never again until `release`. Kept in memory: a restart tries every branch again."""
+    never again until `release`. Kept in memory (a restart counts failures afresh); the
+    set-aside mark is kept in the store as well (`HistoryReplicator._mark_set_aside`)."""
 
     def __init__(self) -> None:
         self._retries: dict[BranchKey, _Retry] = {}
@@ -287,12 +293,13 @@ class HistoryReplicator:
             if due == float("inf"):
                 log.error(
                     "re-applying branch %s of %s failed %d times; set aside until "
-                    "`aion replication dlq merge` or a restart: %r",
+                    "`aion replication dlq merge`: %r",
                     branch.branch,
                     key[1],
                     REAPPLY_MAX_FAILURES,
                     e,
                 )
+                await self._mark_set_aside(branch)
             else:
                 log.warning("re-applying branch %s of %s failed: %r", branch.branch, key[1], e)
                 self._reapply_later(self.engine.shard_id_of(key[0], key[1]), due)
@@ -314,6 +321,15 @@ class HistoryReplicator:
         else:
             raise errors.Unavailable(f"the active cluster {active} is not connected")
         return active
+
+    async def _mark_set_aside(self, branch: HiddenBranch) -> None:
+        """Keep the set-aside mark in the store too, so a restart does not try the branch again
+        (and the gauge counts it); without the store, the mark in memory holds until then."""
+        key = (branch.namespace_id, branch.workflow_id, branch.run_id, branch.branch)
+        try:
+            await self.store.set_aside_branch(*key, time.time_ns())
+        except Exception as e:  # never fails the re-apply, nor the shard's pull loop
+            log.warning("branch %s of %s not marked set aside: %r", key[3], key[1], e)
 
     def _reapply_later(self, shard_id: int, due: float) -> None:
         self._reapply_due[shard_id] = min(due, self._reapply_due.get(shard_id, float("inf")))
@@ -343,6 +359,7 @@ class HistoryReplicator:
         """`RETRY_BRANCHES_OP` on the shard's owner: its branches, set aside or backing off,
         are tried again by its pull loop at once."""
         shard_id = args["shard_id"]
+        await self.store.release_set_aside_branches(shard_id)
         self._backoff.release(engine.shard_id_of, shard_id)
         self._reapply_due[shard_id] = 0.0
         return {}
@@ -464,16 +481,15 @@ class HistoryReplicator:
         return {}
 
     async def _apply_and_reapply(self, transition: ReplicatedTransition) -> None:
-        """Apply here; a branch of this cluster's that lost to it is re-applied, and so are the
-        events of a run that lost to the current run of its workflow id (a failure to re-apply
-        those fails the transition: applied again, it re-applies them again)."""
-        applied = await self.engine.apply_replicated(transition)
-        if isinstance(applied, HiddenBranch):
-            await self.reapply(applied)
-        elif applied is not None and reapplicable(applied.events):
-            await self._reapply_where_active(
-                (applied.namespace_id, applied.workflow_id, ""), applied.events
-            )
+        """Apply here, then re-apply what the commit left to re-apply: a branch of this
+        cluster's that lost to it, the events of a run that lost to the current run of its
+        workflow id (both kept as hidden branches, so a failure or a crash before they are
+        re-applied leaves them to the shard's pull loop)."""
+        branches = await self.engine.apply_replicated(transition)
+        if branches:
+            fault_point(REAPPLY_PENDING_FAULT)
+        for branch in branches:
+            await self.reapply(branch)
 
     async def _wait_for_namespace(self, task: ReplicationTaskRecord) -> None:
         """A namespace registered moments ago reaches this cluster by its own pull."""

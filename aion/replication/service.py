@@ -171,6 +171,7 @@ def replication_handler(
                     {
                         "branch": b.branch,
                         "reapplied": b.reapplied,
+                        "set_aside": b.set_aside,
                         "events": [
                             json_format.MessageToDict(history_pb.HistoryEvent.FromString(e))
                             for e in b.events

@@ -25,6 +25,7 @@ from aion.history.api.reset_workflow import reset_run
 from aion.history.api.signal_workflow import deliver_signal
 from aion.history.engine import ExecutionKey, HistoryEngine
 from aion.history.mutable_state import MutableState
+from aion.history.replication import REAPPLIED
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,6 @@ ET = event_type_pb2.EventType
 REAPPLY = update_pb2.UpdateAdmittedEventOrigin.UPDATE_ADMITTED_EVENT_ORIGIN_REAPPLY
 # Temporal's reason for a reset that re-applies events on a closed run.
 EVENTS_REAPPLICATION = "events-reapplication"
-REAPPLIED = (
-    ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-    ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
-    ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-    ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
-    ET.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
-)
 
 
 def reapplicable(events: list[bytes]) -> list[history_pb.HistoryEvent]:

@@ -91,6 +91,10 @@ async def apply(conn: Connection, sql: Statements, tx: ExecutionTransaction) -> 
                 batch = event_id
             rows.append((tx.shard_id, *key, event_id, data, batch))
         await conn.executemany(sql.insert_event, rows)
+    if tx.reapply is not None:
+        branch = tx.reapply.branch
+        pending = [(tx.shard_id, *key, branch, i, data, False) for i, data in tx.reapply.events]
+        await conn.executemany(sql.insert_hidden_event, pending)
     if tx.timer_tasks:
         await conn.executemany(sql.insert_timer_task, list(map(timer_task_row, tx.timer_tasks)))
     if tx.queue_tasks:

@@ -357,6 +357,14 @@ CREATE TABLE replication_acks (
 );
 """
 
+# Re-applies set aside (`aion.replication.history`): when a hidden branch was set aside after
+# repeated failures (0: it is not), so that a restart does not try it again and a gauge counts
+# it; `aion replication dlq merge` clears the mark.
+HIDDEN_BRANCHES_SET_ASIDE = """
+ALTER TABLE hidden_history_events ADD COLUMN set_aside_time_ns {bigint} NOT NULL DEFAULT 0;
+CREATE INDEX hidden_history_events_set_aside ON hidden_history_events (set_aside_time_ns);
+"""
+
 CLOSE_ORDER = "(CASE WHEN close_time_ns = 0 THEN 9223372036854775807 ELSE close_time_ns END)"
 """The first key of the default list order: open runs (no close time) first."""
 
@@ -380,6 +388,7 @@ RELEASES: list[tuple[str, int | None, int | None]] = [
     (HISTORY_REPLICATION, 12, 11),
     (REPLICATION_ACKS, 13, 12),
     (HIDDEN_BRANCHES, 14, 13),
+    (HIDDEN_BRANCHES_SET_ASIDE, 15, 14),
 ]
 
 TYPES = {

@@ -68,6 +68,16 @@ CURRENT_EXECUTION = (
     "start_time_ns",
 )
 EXECUTION = ("shard_id", "namespace_id", "workflow_id", "run_id", "state", "db_version")
+HIDDEN_EVENT = (
+    "shard_id",
+    "namespace_id",
+    "workflow_id",
+    "run_id",
+    "branch",
+    "event_id",
+    "data",
+    "reapplied",
+)
 EVENT = (
     "shard_id",
     "namespace_id",
@@ -290,17 +300,42 @@ class Statements:
             f"run_id, ?, event_id, data, ? FROM history_events WHERE {run} AND event_id > ?"
         )
         self.delete_events_after = q(f"DELETE FROM history_events WHERE {run} AND event_id > ?")
-        hidden = ("namespace_id", "workflow_id", "run_id", "branch", "data", "reapplied")
+        self.insert_hidden_event = q(_insert("hidden_history_events", HIDDEN_EVENT))
+        hidden = (
+            "namespace_id",
+            "workflow_id",
+            "run_id",
+            "branch",
+            "data",
+            "reapplied",
+            "set_aside_time_ns",
+        )
         self.hidden_branches = q(
             _select("hidden_history_events", hidden, run)
             + f" ORDER BY branch{d.byte_order}, event_id"
         )
         self.branches_to_reapply = q(
-            _select("hidden_history_events", hidden, "shard_id = ? AND reapplied = ?")
+            _select(
+                "hidden_history_events",
+                hidden,
+                "shard_id = ? AND reapplied = ? AND set_aside_time_ns = 0",
+            )
             + f" ORDER BY namespace_id, workflow_id, run_id, branch{d.byte_order}, event_id"
         )
         self.mark_reapplied = q(
             f"UPDATE hidden_history_events SET reapplied = ? WHERE {run} AND branch = ?"
+        )
+        self.set_aside_branch = q(
+            f"UPDATE hidden_history_events SET set_aside_time_ns = ? WHERE {run} AND branch = ?"
+        )
+        self.release_set_aside_branches = q(
+            "UPDATE hidden_history_events SET set_aside_time_ns = 0 "
+            "WHERE shard_id = ? AND set_aside_time_ns > 0"
+        )
+        self.set_aside_branch_counts = q(
+            "SELECT namespace_id, COUNT(*) FROM (SELECT DISTINCT namespace_id, workflow_id, "
+            "run_id, branch FROM hidden_history_events WHERE set_aside_time_ns > 0) AS b "
+            "GROUP BY namespace_id"
         )
 
         # Deleting a namespace: every row of its, then the namespace itself

@@ -352,6 +352,20 @@ class SQLStore(Store):
         args = (True, namespace_id, workflow_id, run_id, branch)
         await self._write(lambda conn: conn.execute(self.sql.mark_reapplied, args))
 
+    async def set_aside_branch(
+        self, namespace_id: str, workflow_id: str, run_id: str, branch: str, time_ns: int
+    ) -> None:
+        args = (time_ns, namespace_id, workflow_id, run_id, branch)
+        await self._write(lambda conn: conn.execute(self.sql.set_aside_branch, args))
+
+    async def release_set_aside_branches(self, shard_id: int) -> None:
+        statement = self.sql.release_set_aside_branches
+        await self._write(lambda conn: conn.execute(statement, (shard_id,)))
+
+    async def set_aside_branch_counts(self) -> dict[str, int]:
+        rows = await self._fetch(self.sql.set_aside_branch_counts)
+        return {row[0]: int(row[1]) for row in rows}
+
     async def replication_dlq_sizes(self) -> dict[tuple[str, int], int]:
         rows = await self._fetch(self.sql.replication_dlq_sizes)
         return {(row[0], int(row[1])): int(row[2]) for row in rows}
@@ -597,11 +611,11 @@ async def _save(
 
 def _branches(rows: Sequence[Sequence[Any]]) -> list[HiddenBranch]:
     """Hidden branches from their event rows (namespace id, workflow id, run id, branch, data,
-    re-applied), ordered by branch."""
+    re-applied, set-aside time), ordered by branch."""
     branches: dict[tuple[str, str, str, str], HiddenBranch] = {}
-    for namespace_id, workflow_id, run_id, branch, data, reapplied in rows:
+    for namespace_id, workflow_id, run_id, branch, data, reapplied, set_aside in rows:
         key = (namespace_id, workflow_id, run_id, branch)
         if key not in branches:
-            branches[key] = HiddenBranch(*key, [], bool(reapplied))
+            branches[key] = HiddenBranch(*key, [], bool(reapplied), bool(set_aside))
         branches[key].events.append(bytes(data))
     return list(branches.values())
