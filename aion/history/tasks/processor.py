@@ -18,7 +18,7 @@ from temporalio.api.enums.v1 import workflow_pb2
 from temporalio.api.errordetails.v1.message_pb2 import NamespaceNotActiveFailure
 
 from aion import errors, metrics, tracing
-from aion.history.engine import HistoryEngine
+from aion.history.engine import ExecutionKey, HistoryEngine
 from aion.history.mutable_state import MutableState
 from aion.history.state import tasks as kinds
 from aion.history.tasks import timers, transfer
@@ -125,15 +125,10 @@ class TaskProcessor:
         parent = child.s.parent
         if parent is None:
             return False
-        try:
-            ms = await self.engine.get_execution(
-                (parent.namespace_id, parent.workflow_id, parent.run_id)
-            )
-        except errors.NotFound:
-            return awaits_child(None, parent.initiated_event_id)
-        except errors.ServiceError:
-            return True  # not readable here now: checked again later
-        return awaits_child(ms, parent.initiated_event_id)
+        readable, ms = await self._copy_here(
+            (parent.namespace_id, parent.workflow_id, parent.run_id)
+        )
+        return not readable or awaits_child(ms, parent.initiated_event_id)
 
     async def _child_waits(self, parent: MutableState, task: TimerTask) -> bool:
         """Whether the child a closed parent's close policy applies to has yet to be
@@ -142,15 +137,18 @@ class TaskProcessor:
         child = parent.s.children.get(int(json.loads(task.data)["id"]))
         if child is None or not child.run_id:
             return False
+        readable, ms = await self._copy_here((child.namespace_id, child.workflow_id, child.run_id))
+        return not readable or awaits_policy(ms, child.parent_close_policy)
+
+    async def _copy_here(self, key: ExecutionKey) -> tuple[bool, MutableState | None]:
+        """Whether the run could be read here now (if not, a held task is checked again
+        later), and its replicated copy (None: not here)."""
         try:
-            ms = await self.engine.get_execution(
-                (child.namespace_id, child.workflow_id, child.run_id)
-            )
+            return True, await self.engine.get_execution(key)
         except errors.NotFound:
-            return awaits_policy(None, child.parent_close_policy)
+            return True, None
         except errors.ServiceError:
-            return True  # not readable here now: checked again later
-        return awaits_policy(ms, child.parent_close_policy)
+            return False, None
 
     async def _watch_standby(self) -> None:
         """Hand the held tasks of a namespace that became active here to the queue at once,
