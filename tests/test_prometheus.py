@@ -122,6 +122,16 @@ class Prometheus:
             proc.kill()
             await proc.wait()
 
+    async def targets(self) -> list[dict[str, Any]]:
+        """The scrape targets' health and last error (to explain a target never scraped)."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.url}/api/v1/targets") as response,
+        ):
+            body = await response.json()
+        keys = ("scrapeUrl", "health", "lastError", "lastScrapeDuration")
+        return [{k: t.get(k) for k in keys} for t in body["data"]["activeTargets"]]
+
     async def query(self, promql: str) -> list[Row]:
         """An instant query through the HTTP API: each series' labels and value."""
         async with (
@@ -230,7 +240,12 @@ async def test_prometheus_scrapes_aion(storage: Storage, tmp_path: Path) -> None
         async def scraped() -> bool | None:
             return any(value == 1 for _, value in await prometheus.query('up{job="aion"}')) or None
 
-        assert await poll(scraped, QUERY_TIMEOUT_S), f"no scrape of Aion:\n{prometheus.log()}"
+        if not await poll(scraped, QUERY_TIMEOUT_S):
+            raise AssertionError(
+                f"no scrape of Aion: targets {await prometheus.targets()}\n"
+                f"Aion's output:\n{''.join(server.output[-40:])}\n"
+                f"Prometheus's log:\n{prometheus.log()}"
+            )
 
         # Letters, digits and `_` only: Aion writes any other character of a label value as `_`.
         task_queue = f"prom_{uuid.uuid4().hex}"
