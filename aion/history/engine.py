@@ -228,6 +228,7 @@ class HistoryEngine:
         found = len(missing) + self.timers.add(timers)
         if found:
             log.warning("shard %s: %d tasks were not handed on; handed on now", shard_id, found)
+            metrics.swept(found)
         return found
 
     def owned_shards(self) -> dict[int, int]:

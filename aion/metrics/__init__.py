@@ -431,6 +431,15 @@ def shard_released() -> None:
         sharditem_removed_count.labels("ShardController", "history").inc()
 
 
+# Tasks a shard's sweep found in the store but not in this process's queues (none expected).
+tasks_swept = _counter("aion_tasks_swept", ("service_name",))
+
+
+def swept(count: int) -> None:
+    if _enabled:
+        tasks_swept.labels("history").inc(count)
+
+
 # ---- history: replication between clusters (the receiver's side) ------------------------
 REPLICATION_LABELS = ("namespace", "service_name", "source_cluster")
 replication_tasks_applied = _counter("replication_tasks_applied", REPLICATION_LABELS)
