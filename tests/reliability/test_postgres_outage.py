@@ -168,7 +168,9 @@ async def test_postgres_restarted_twice_under_load_loses_nothing(
     except BaseException:
         failed = [r.exception() for r in runs if r.done() and not r.cancelled() and r.exception()]
         log(
-            f"failed after {completed} workflows completed; outages: {outages}; SDK calls given up on: {dict(sdk_errors)}; {len(failed)} runs failed, e.g. {failed[:3]}"
+            f"failed after {completed} workflows completed; outages: {outages}; "
+            f"SDK calls given up on: {dict(sdk_errors)}; {len(failed)} runs failed, "
+            f"e.g. {failed[:3]}"
         )
         raise
     finally:

@@ -294,13 +294,13 @@ class Statements:
         )
 
         # Branches that lost a conflict: hidden (moved out of history), read, re-applied
+        self.insert_hidden_event = q(_insert("hidden_history_events", HIDDEN_EVENT))
         self.hide_events = q(
-            "INSERT INTO hidden_history_events (shard_id, namespace_id, workflow_id, run_id, "
-            "branch, event_id, data, reapplied) SELECT shard_id, namespace_id, workflow_id, "
-            f"run_id, ?, event_id, data, ? FROM history_events WHERE {run} AND event_id > ?"
+            f"INSERT INTO hidden_history_events ({', '.join(HIDDEN_EVENT)}) SELECT shard_id, "
+            "namespace_id, workflow_id, run_id, ?, event_id, data, ? FROM history_events "
+            f"WHERE {run} AND event_id > ?"
         )
         self.delete_events_after = q(f"DELETE FROM history_events WHERE {run} AND event_id > ?")
-        self.insert_hidden_event = q(_insert("hidden_history_events", HIDDEN_EVENT))
         hidden = (
             "namespace_id",
             "workflow_id",
